@@ -1,0 +1,41 @@
+# spectralign_fast — the two commands that matter: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.spectralign-installed
+BUILD_REQUIREMENTS := "scikit-build-core>=0.10" "pybind11>=2.13" "pylib-fftw3f>=0.0.5" "cmeel-eigen>=3.4"
+SOURCES := pyproject.toml CMakeLists.txt $(shell find cpp python -type f -not -name '*.pyc' 2>/dev/null)
+
+.PHONY: all install demo test bench system-deps clean
+
+all: install
+
+system-deps:
+	@bash tools/install-system-deps.sh $(PYTHON)
+
+$(PY):
+	@bash tools/install-system-deps.sh $(PYTHON)
+	$(PYTHON) -m venv $(VENV)
+
+# Built without isolation into a persistent build/ folder, so a rebuild after
+# a change recompiles only what changed.
+$(STAMP): $(PY) $(SOURCES)
+	@bash tools/install-system-deps.sh $(PYTHON)
+	$(PIP) install -q --disable-pip-version-check $(BUILD_REQUIREMENTS)
+	$(PIP) install -q --disable-pip-version-check --no-build-isolation ".[test,demo]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) -m spectralign_fast.demo --output demo-output
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/bench_match.py
+
+clean:
+	rm -rf build $(VENV) demo-output

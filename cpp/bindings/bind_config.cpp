@@ -1,0 +1,88 @@
+#include <chrono>
+
+#include <Eigen/Core>
+
+#include "pybind.hpp"
+#include "spectralign_fast/fft.hpp"
+#include "spectralign_fast/swim.hpp"
+
+#ifndef SPECTRALIGN_FFTW_SOURCE
+#define SPECTRALIGN_FFTW_SOURCE "unknown"
+#endif
+
+namespace spectralign_fast::bindings {
+
+namespace {
+
+PlanRigor parse_rigor(const std::string& name) {
+    if (name == "estimate") return PlanRigor::estimate;
+    if (name == "measure") return PlanRigor::measure;
+    if (name == "patient") return PlanRigor::patient;
+    throw std::invalid_argument("FFT planning must be 'estimate', 'measure' or 'patient', got '" +
+                                name + "'");
+}
+
+const char* rigor_name(PlanRigor r) {
+    switch (r) {
+        case PlanRigor::estimate: return "estimate";
+        case PlanRigor::patient: return "patient";
+        case PlanRigor::measure: break;
+    }
+    return "measure";
+}
+
+std::string compiler() {
+#if defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__;
+#else
+    return "unknown";
+#endif
+}
+
+}  // namespace
+
+void bind_config(py::module_& m) {
+    m.def("fftw_version", &fftw_version, "FFTW's version string (includes its SIMD flavours).");
+    m.attr("fftw_source") = SPECTRALIGN_FFTW_SOURCE;
+    m.attr("eigen_version") = std::to_string(EIGEN_WORLD_VERSION) + "." +
+                              std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                              std::to_string(EIGEN_MINOR_VERSION);
+    m.attr("compiler") = compiler();
+    m.def("default_threads", []() { return resolve_threads(0); },
+          "Threads used for threads=0 (all cores).");
+    m.def("set_fft_planning", [](const std::string& name) { set_plan_rigor(parse_rigor(name)); },
+          py::arg("rigor"));
+    m.def("fft_planning", []() { return std::string(rigor_name(plan_rigor())); });
+    m.def("cached_plan_count", &cached_plan_count);
+    m.def("fft_floor",
+          [](int rows, int cols, int repeats) {
+              // The FFT work of one swim iteration (two r2c, one c2r), for
+              // benchmarks: returns seconds per repetition.
+              if (rows < 1 || cols < 1 || repeats < 1)
+                  throw std::invalid_argument("rows, cols and repeats must be positive");
+              const R2CPlan& f = R2CPlan::get(rows, cols);
+              const C2RPlan& b = C2RPlan::get(rows, cols);
+              const std::size_t n = static_cast<std::size_t>(rows) * cols;
+              const std::size_t ns = static_cast<std::size_t>(rows) * (cols / 2 + 1);
+              RealBuffer x(n), y(n), z(n);
+              ComplexBuffer fx(ns), fy(ns);
+              for (std::size_t k = 0; k < n; ++k) {
+                  x[k] = static_cast<float>((k * 7919) % 1000) * 1e-3f;
+                  y[k] = static_cast<float>((k * 104729) % 1000) * 1e-3f;
+              }
+              py::gil_scoped_release release;
+              const auto t0 = std::chrono::steady_clock::now();
+              for (int r = 0; r < repeats; ++r) {
+                  f.execute(x.data(), fx.data());
+                  f.execute(y.data(), fy.data());
+                  b.execute(fx.data(), z.data());
+              }
+              const auto t1 = std::chrono::steady_clock::now();
+              return std::chrono::duration<double>(t1 - t0).count() / repeats;
+          },
+          py::arg("rows"), py::arg("cols"), py::arg("repeats"));
+}
+
+}  // namespace spectralign_fast::bindings

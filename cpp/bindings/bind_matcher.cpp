@@ -1,0 +1,120 @@
+#include <array>
+#include <memory>
+#include <mutex>
+
+#include "pybind.hpp"
+#include "spectralign_fast/swim.hpp"
+
+namespace spectralign_fast::bindings {
+
+namespace {
+
+// Holds both images (keeping the arrays alive while the GIL is released)
+// and a reusable workspace, so repeated refine() calls allocate nothing.
+class MatcherCore {
+public:
+    MatcherCore(FloatImage image1, FloatImage image2)
+        : image1_(std::move(image1)),
+          image2_(std::move(image2)),
+          view1_(image_view(image1_, "image 1")),
+          view2_(image_view(image2_, "image 2")) {}
+
+    py::tuple refine(std::array<double, 2> p1, std::array<double, 2> p2, int width, int height,
+                     int iters, double tolerance, float whiten, int peak_radius) {
+        const RefineParams params = make_params(width, height, iters, tolerance, whiten, peak_radius);
+        check_refine_params(view1_, view2_, params);
+        check_refine_point(view1_, p1.data(), params, "point 1", 0);
+        check_refine_point(view2_, p2.data(), params, "point 2", 0);
+        RefineResult r;
+        {
+            py::gil_scoped_release release;
+            std::unique_lock<std::mutex> lock(workspace_mutex_, std::try_to_lock);
+            if (lock.owns_lock()) {
+                if (!workspace_ || workspace_->width() != width || workspace_->height() != height)
+                    workspace_ = std::make_unique<SwimWorkspace>(width, height);
+                r = spectralign_fast::refine(view1_, view2_, p1.data(), p2.data(), params, *workspace_);
+            } else {  // another thread is using the cached workspace
+                SwimWorkspace ws(width, height);
+                r = spectralign_fast::refine(view1_, view2_, p1.data(), p2.data(), params, ws);
+            }
+        }
+        py::array_t<double> its({static_cast<py::ssize_t>(r.iterations.size()), py::ssize_t{6}});
+        double* o = its.mutable_data();
+        for (const SwimResult& s : r.iterations) {
+            *o++ = s.dx;
+            *o++ = s.dy;
+            *o++ = s.sx;
+            *o++ = s.sy;
+            *o++ = s.snr;
+            *o++ = s.contrast ? 1.0 : 0.0;
+        }
+        return py::make_tuple(py::make_tuple(r.p1[0], r.p1[1]), py::make_tuple(r.p2[0], r.p2[1]), its);
+    }
+
+    py::dict refine_many(const DoubleArray& P1, const DoubleArray& P2, int width, int height,
+                         int iters, double tolerance, float whiten, int peak_radius, int threads) {
+        if (P1.ndim() != 2 || P1.shape(1) != 2 || P2.ndim() != 2 || P2.shape(1) != 2)
+            throw std::invalid_argument("point arrays must have shape (N, 2)");
+        if (P1.shape(0) != P2.shape(0))
+            throw std::invalid_argument("point arrays must have the same length");
+        const RefineParams params = make_params(width, height, iters, tolerance, whiten, peak_radius);
+        resolve_threads(threads);  // validates
+        const auto n = static_cast<py::ssize_t>(P1.shape(0));
+        py::array_t<double> p1_out({n, py::ssize_t{2}}), p2_out({n, py::ssize_t{2}});
+        py::array_t<double> shift({n, py::ssize_t{2}}), peakwidth({n, py::ssize_t{2}});
+        py::array_t<double> snr(n);
+        py::array_t<int> niters(n);
+        const RefineManyOutput out{p1_out.mutable_data(), p2_out.mutable_data(), shift.mutable_data(),
+                                   peakwidth.mutable_data(), snr.mutable_data(), niters.mutable_data()};
+        const double* a = P1.data();
+        const double* b = P2.data();
+        {
+            py::gil_scoped_release release;
+            spectralign_fast::refine_many(view1_, view2_, a, b, static_cast<std::size_t>(n), params,
+                                          threads, out);
+        }
+        py::dict d;
+        d["p1"] = p1_out;
+        d["p2"] = p2_out;
+        d["shift"] = shift;
+        d["peakwidth"] = peakwidth;
+        d["snr"] = snr;
+        d["niters"] = niters;
+        return d;
+    }
+
+private:
+    static RefineParams make_params(int width, int height, int iters, double tolerance, float whiten,
+                                    int peak_radius) {
+        RefineParams p;
+        p.width = width;
+        p.height = height;
+        p.iterations = iters;
+        p.tolerance = tolerance;
+        p.swim.whiten = whiten;
+        p.swim.peak_radius = peak_radius;
+        return p;
+    }
+
+    FloatImage image1_, image2_;
+    ImageView view1_, view2_;
+    std::mutex workspace_mutex_;
+    std::unique_ptr<SwimWorkspace> workspace_;
+};
+
+}  // namespace
+
+void bind_matcher(py::module_& m) {
+    py::class_<MatcherCore>(m, "MatcherCore")
+        .def(py::init<FloatImage, FloatImage>(), py::arg("image1"), py::arg("image2"))
+        .def("refine", &MatcherCore::refine, py::arg("p1"), py::arg("p2"), py::arg("width"),
+             py::arg("height"), py::arg("iters"), py::arg("tolerance"), py::arg("whiten"),
+             py::arg("peak_radius"),
+             "Returns ((x1, y1), (x2, y2), iterations) with one row (dx, dy, sx, sy, snr, "
+             "contrast) per iteration.")
+        .def("refine_many", &MatcherCore::refine_many, py::arg("P1"), py::arg("P2"), py::arg("width"),
+             py::arg("height"), py::arg("iters"), py::arg("tolerance"), py::arg("whiten"),
+             py::arg("peak_radius"), py::arg("threads"));
+}
+
+}  // namespace spectralign_fast::bindings

@@ -1,0 +1,83 @@
+// FFTW single-precision plans and SIMD-aligned buffers.
+//
+// FFTW's planner is not thread-safe, its executor is: plans are created once
+// per (rows, cols, kind) under a mutex, cached for the life of the process,
+// and executed with the new-array functions (fftwf_execute_dft_r2c/c2r) on
+// per-thread buffers from fftwf_malloc, so every buffer has the alignment the
+// plan was made for.
+#pragma once
+
+#include <complex>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <fftw3.h>
+
+namespace spectralign_fast {
+
+// Owning, fftwf_malloc-aligned array of T (float or std::complex<float>).
+template <typename T>
+class AlignedBuffer {
+public:
+    AlignedBuffer() = default;
+    explicit AlignedBuffer(std::size_t count) { resize(count); }
+
+    void resize(std::size_t count);
+    T* data() noexcept { return data_.get(); }
+    const T* data() const noexcept { return data_.get(); }
+    std::size_t size() const noexcept { return size_; }
+    T& operator[](std::size_t i) noexcept { return data_[i]; }
+    const T& operator[](std::size_t i) const noexcept { return data_[i]; }
+
+private:
+    struct Free {
+        void operator()(T* p) const noexcept { fftwf_free(p); }
+    };
+    std::unique_ptr<T[], Free> data_;
+    std::size_t size_ = 0;
+};
+
+using RealBuffer = AlignedBuffer<float>;
+using ComplexBuffer = AlignedBuffer<std::complex<float>>;
+
+enum class PlanRigor { estimate, measure, patient };
+
+// Sets how hard FFTW searches for fast plans that are created from now on.
+// Plans already cached keep their rigor.
+void set_plan_rigor(PlanRigor rigor);
+PlanRigor plan_rigor();
+
+// Forward real-to-complex 2-D transform of a rows x cols real array into
+// rows x (cols/2+1) complex values; unnormalized (FFTW convention).
+class R2CPlan {
+public:
+    static const R2CPlan& get(int rows, int cols);
+    void execute(float* in, std::complex<float>* out) const noexcept;
+
+private:
+    explicit R2CPlan(fftwf_plan plan) : plan_(plan) {}
+    fftwf_plan plan_;
+    friend class PlanCache;
+};
+
+// Inverse complex-to-real 2-D transform; destroys its input (FFTW c2r
+// semantics), unnormalized: c2r(r2c(x)) == rows*cols*x.
+class C2RPlan {
+public:
+    static const C2RPlan& get(int rows, int cols);
+    void execute(std::complex<float>* in, float* out) const noexcept;
+
+private:
+    explicit C2RPlan(fftwf_plan plan) : plan_(plan) {}
+    fftwf_plan plan_;
+    friend class PlanCache;
+};
+
+// Number of plans in the cache (for tests and diagnostics).
+std::size_t cached_plan_count();
+
+// FFTW's own version string, e.g. "fftw-3.3.10-sse2-avx".
+std::string fftw_version();
+
+}  // namespace spectralign_fast

@@ -1,0 +1,115 @@
+// SWiFT-IR "swim" matching: whitened cross-power spectrum of an apodized
+// window and a plain window, integer peak plus centre of mass, and the
+// iterative refinement of spectralign's Matcher.refine.
+//
+// Windows are cut at the integer pixel below their origin (x - w/2,
+// y - h/2); the fractional remainder is applied in the frequency domain
+// (band-limited subpixel windows), which avoids the shift bias of bilinear
+// resampling that spectralign has.
+//
+// Conventions: points are (x, y) = (column, row). A shift (dx, dy) is
+// positive when the features of the second ("moving") window lie to the
+// right of / below those of the first ("stationary") window. Refinement moves
+// the first point by -shift/2 and the second by +shift/2.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "spectralign_fast/fft.hpp"
+#include "spectralign_fast/image_ops.hpp"
+
+namespace spectralign_fast {
+
+struct SwimOptions {
+    float whiten = -0.65f;  // exponent applied to |cross-power spectrum|
+    int peak_radius = 5;    // centre of mass over (2r+1)^2 pixels around the peak
+};
+
+struct SwimResult {
+    double dx = 0, dy = 0;  // shift of the moving window's content
+    double sx = 0, sy = 0;  // peak width (sqrt of second moments), pixels
+    double snr = 0;         // (peak - mean) / std of the correlation image
+    bool contrast = true;   // false: a window had no contrast; result is zero
+};
+
+// Buffers and plans for one window size, reused across calls. Not shared
+// between threads: make one per thread.
+class SwimWorkspace {
+public:
+    SwimWorkspace(int width, int height);
+
+    int width() const noexcept { return width_; }
+    int height() const noexcept { return height_; }
+
+    // The two windows, width*height floats each, row-major. Fill them, then
+    // call align(); align() overwrites them.
+    float* stationary() noexcept { return sta_.data(); }
+    float* moving() noexcept { return mov_.data(); }
+
+    // Apodizes the stationary window (fade to its own mean), subtracts each
+    // window's mean, and measures the shift of the moving window.
+    // (offset_x, offset_y) is the subpixel position of the stationary
+    // window's origin minus the moving window's, applied exactly as a phase
+    // ramp on the cross-power spectrum: the windows themselves are cut at
+    // integer positions, so no interpolation blurs them or biases the shift.
+    SwimResult align(const SwimOptions& options, double offset_x = 0, double offset_y = 0);
+
+private:
+    int width_, height_;
+    std::size_t spectrum_size_;
+    const R2CPlan* r2c_;
+    const C2RPlan* c2r_;
+    RealBuffer sta_, mov_, corr_;
+    ComplexBuffer sta_spec_, mov_spec_;
+    std::vector<float> apo_x_, apo_y_;
+    ComplexBuffer ramp_x_, ramp_y_;
+};
+
+struct RefineResult {
+    double p1[2] = {0, 0};
+    double p2[2] = {0, 0};
+    std::vector<SwimResult> iterations;  // one per iteration performed
+};
+
+struct RefineParams {
+    int width = 0, height = 0;  // window size, pixels
+    int iterations = 1;
+    double tolerance = 0;  // stop once |shift| < tolerance (0: never early)
+    SwimOptions swim;
+};
+
+// Validates the window size against both images and the options; throws
+// std::invalid_argument with a message naming the problem.
+void check_refine_params(const ImageView& img1, const ImageView& img2, const RefineParams& params);
+
+// Throws std::invalid_argument when p is not finite or its window does not
+// overlap the image at all; `which` and `index` name it in the message.
+void check_refine_point(const ImageView& img, const double p[2], const RefineParams& params,
+                        const char* which, std::size_t index);
+
+// Refines one point pair. Both images must outlive the call.
+RefineResult refine(const ImageView& img1, const ImageView& img2, const double p1[2],
+                    const double p2[2], const RefineParams& params, SwimWorkspace& workspace);
+
+// Per-pair outputs of refine_many, each an array the caller owns:
+// p1_out, p2_out, shift, peakwidth: n x 2; snr: n; niters: n.
+struct RefineManyOutput {
+    double* p1_out;
+    double* p2_out;
+    double* shift;
+    double* peakwidth;
+    double* snr;
+    int* niters;
+};
+
+// Refines n pairs (P1[k], P2[k]) (row-major n x 2, (x, y)) spread over
+// `threads` threads (0: all cores). Results equal n calls of refine().
+void refine_many(const ImageView& img1, const ImageView& img2, const double* P1, const double* P2,
+                 std::size_t n, const RefineParams& params, int threads,
+                 const RefineManyOutput& out);
+
+// Number of threads that `threads` (0 = all cores) resolves to.
+int resolve_threads(int threads);
+
+}  // namespace spectralign_fast

@@ -1,0 +1,28 @@
+"""spectralign_fast: fast, dependable image alignment for microscopy.
+
+spectralign's API (Image, Affine, Matcher, ...) on a C++17 core: FFTW for the
+whitened cross-correlation, multithreaded batches with the GIL released.
+
+Conventions: points are (x, y) = (column, row); a shift is positive when the
+second image's content lies right of / below the first's.
+"""
+from __future__ import annotations
+
+from ._config import config, set_fft_planning, show_config
+from .affine import Affine
+from .image import Image
+from .matcher import BatchRefinementStats, Matcher, RefinementStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Affine",
+    "BatchRefinementStats",
+    "Image",
+    "Matcher",
+    "RefinementStats",
+    "config",
+    "set_fft_planning",
+    "show_config",
+    "__version__",
+]
