@@ -3,6 +3,7 @@
 // more than the FFTs it follows.
 #pragma once
 
+#include <algorithm>
 #include <cfloat>
 #include <cstdint>
 #include <cstring>
@@ -10,27 +11,35 @@
 namespace spectralign_fast {
 namespace fastmath {
 
+#if defined(__GNUC__) || defined(__clang__)
+inline float bits_to_float(std::int32_t i) { return __builtin_bit_cast(float, i); }
+inline std::int32_t float_to_bits(float f) { return __builtin_bit_cast(std::int32_t, f); }
+#else
 inline float bits_to_float(std::int32_t i) {
     float f;
     std::memcpy(&f, &i, sizeof f);
     return f;
 }
-
 inline std::int32_t float_to_bits(float f) {
     std::int32_t i;
     std::memcpy(&i, &f, sizeof i);
     return i;
 }
+#endif
+
+// Everything below is straight-line arithmetic (selects are written as
+// arithmetic on 0/1 values, clamps as min/max) so loops calling it vectorise.
+inline float clampf(float x, float lo, float hi) { return std::min(std::max(x, lo), hi); }
 
 // Natural log for x in [FLT_MIN, FLT_MAX].
 inline float log_positive(float x) {
     const std::int32_t bits = float_to_bits(x);
     float e = static_cast<float>(((bits >> 23) & 0xff) - 126);
     float m = bits_to_float((bits & 0x007fffff) | 0x3f000000);  // [0.5, 1)
-    // Map mantissa to [sqrt(0.5), sqrt(2)) for accuracy.
-    const bool small = m < 0.70710678f;
-    e -= small ? 1.0f : 0.0f;
-    m = small ? m + m - 1.0f : m - 1.0f;
+    // Map the mantissa to [sqrt(0.5), sqrt(2)) for accuracy.
+    const float small = static_cast<float>(m < 0.70710678f);  // 0 or 1
+    e -= small;
+    m = m + small * m - 1.0f;
     const float z = m * m;
     float y = 7.0376836292e-2f;
     y = y * m - 1.1514610310e-1f;
@@ -47,11 +56,12 @@ inline float log_positive(float x) {
     return m + y + 0.693359375f * e;
 }
 
-// exp(x) for x in about [-87, 88].
+// exp(x) for x in about [-87, 88] (clamped).
 inline float exp_bounded(float x) {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    const float fn = static_cast<float>(static_cast<std::int32_t>(x * 1.44269504088896341f +
-                                                                  (x < 0 ? -0.5f : 0.5f)));
+    x = clampf(x, -87.0f, 88.0f);
+    // Round x / ln 2 to the nearest integer by the 1.5 * 2^23 trick.
+    const float magic = 12582912.0f;
+    const float fn = (x * 1.44269504088896341f + magic) - magic;
     x -= fn * 0.693359375f;
     x -= fn * -2.12194440e-4f;
     const float z = x * x;
@@ -63,16 +73,13 @@ inline float exp_bounded(float x) {
     p = p * x + 5.0000001201e-1f;
     p = p * z + x + 1.0f;
     const std::int32_t n = static_cast<std::int32_t>(fn);
-    // Split 2^n into two factors so n up to +-127 stays representable.
-    const std::int32_t n1 = n / 2, n2 = n - n1;
+    // 2^n as two factors so that n up to +-127 stays representable.
+    const std::int32_t n1 = n >> 1, n2 = n - n1;
     return p * bits_to_float((n1 + 127) << 23) * bits_to_float((n2 + 127) << 23);
 }
 
 // x^a for x > 0 (x is clamped to [FLT_MIN, FLT_MAX]).
-inline float pow_positive(float x, float a) {
-    x = x < FLT_MIN ? FLT_MIN : (x > FLT_MAX ? FLT_MAX : x);
-    return exp_bounded(a * log_positive(x));
-}
+inline float pow_positive(float x, float a) { return exp_bounded(a * log_positive(clampf(x, FLT_MIN, FLT_MAX))); }
 
 }  // namespace fastmath
 }  // namespace spectralign_fast

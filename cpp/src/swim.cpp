@@ -10,18 +10,12 @@
 #include <string>
 #include <thread>
 
-#include "fastmath.hpp"
+#include "swim_kernels.hpp"
 
 namespace spectralign_fast {
 
 namespace {
 
-struct WindowMoments {
-    double mean = 0;
-    double std = 0;
-    double apodized_sum = 0;  // sum of pixel * apodization weight
-    bool contrast = true;
-};
 
 // A window whose spread is below float32 resolution of its level carries no
 // position information; correlating it would only amplify rounding noise.
@@ -43,7 +37,12 @@ SwimWorkspace::SwimWorkspace(int width, int height)
       apo_x_(apodization_profile(width)),
       apo_y_(apodization_profile(height)),
       ramp_x_(static_cast<std::size_t>(width / 2 + 1)),
-      ramp_y_(static_cast<std::size_t>(height)) {}
+      ramp_y_(static_cast<std::size_t>(height)) {
+    double ax = 0, ay = 0;
+    for (float v : apo_x_) ax += v;
+    for (float v : apo_y_) ay += v;
+    apo_total_ = ax * ay;
+}
 
 namespace {
 
@@ -71,70 +70,80 @@ void fill_phase_ramp(std::complex<float>* ramp, int n, int count, double delta) 
 
 }  // namespace
 
-SwimResult SwimWorkspace::align(const SwimOptions& options, double offset_x, double offset_y) {
+// Moments of a window given by its rows (row i at src + i * stride), and the
+// normalized window written to dst (which may be src itself). The stationary
+// window is apodized towards its mean, then the mean of the result removed;
+// the moving window only loses its mean. Both are scaled to unit spread: the
+// outcome is scale-invariant, and the cross-power spectrum cannot overflow.
+bool SwimWorkspace::normalize(const float* src, std::ptrdiff_t stride, float* dst, bool apodize) {
     const int w = width_, h = height_;
     const double npix = static_cast<double>(w) * h;
-    SwimResult result;
-
-    // Moments of both windows, row by row while the row is in L1.
-    WindowMoments ms, mm;
-    {
-        double s = 0, ss = 0, sa = 0, m = 0, mq = 0;
-        for (int i = 0; i < h; ++i) {
-            const float* a = sta_.data() + static_cast<std::size_t>(i) * w;
-            const float* b = mov_.data() + static_cast<std::size_t>(i) * w;
-            float rs = 0, rss = 0, rsa = 0, rm = 0, rmq = 0;
-            for (int j = 0; j < w; ++j) {
-                rs += a[j];
-                rss += a[j] * a[j];
-                rsa += a[j] * apo_x_[j];
-                rm += b[j];
-                rmq += b[j] * b[j];
-            }
-            s += rs;
-            ss += rss;
-            sa += static_cast<double>(rsa) * apo_y_[i];
-            m += rm;
-            mq += rmq;
-        }
-        ms.mean = s / npix;
-        ms.std = std::sqrt(std::max(0.0, ss / npix - ms.mean * ms.mean));
-        ms.apodized_sum = sa;
-        ms.contrast = has_contrast(ms.mean, ms.std);
-        mm.mean = m / npix;
-        mm.std = std::sqrt(std::max(0.0, mq / npix - mm.mean * mm.mean));
-        mm.contrast = has_contrast(mm.mean, mm.std);
+    double s = 0, ss = 0, sa = 0;
+    for (int i = 0; i < h; ++i) {
+        const kernels::RowSums r = kernels::row_sums(src + i * stride, apo_x_.data(), w);
+        s += r.sum;
+        ss += r.sum_sq;
+        sa += static_cast<double>(r.sum_apo) * apo_y_[i];
     }
-    if (!ms.contrast || !mm.contrast) {
+    const double mean = s / npix;
+    const double spread = std::sqrt(std::max(0.0, ss / npix - mean * mean));
+    if (!has_contrast(mean, spread)) return false;
+    const float scale = static_cast<float>(1.0 / spread);
+    if (apodize) {
+        const float gray = static_cast<float>(mean);
+        const float offset = static_cast<float>((sa - mean * apo_total_) / npix);
+        for (int i = 0; i < h; ++i)
+            kernels::row_apodize_normalize(src + i * stride, dst + static_cast<std::size_t>(i) * w,
+                                           apo_x_.data(), apo_y_[i], gray, offset, scale, w);
+    } else {
+        for (int i = 0; i < h; ++i)
+            kernels::row_normalize(src + i * stride, dst + static_cast<std::size_t>(i) * w,
+                                   static_cast<float>(mean), scale, w);
+    }
+    return true;
+}
+
+SwimResult SwimWorkspace::align(const SwimOptions& options, double offset_x, double offset_y) {
+    const bool ok_s = normalize(sta_.data(), width_, sta_.data(), true);
+    const bool ok_m = normalize(mov_.data(), width_, mov_.data(), false);
+    return correlate(options, offset_x, offset_y, ok_s && ok_m);
+}
+
+SwimResult SwimWorkspace::match(const ImageView& img1, const double p1[2], const ImageView& img2,
+                                const double p2[2], const SwimOptions& options) {
+    double frac[2][2];
+    bool ok[2];
+    const ImageView* imgs[2] = {&img1, &img2};
+    const double* pts[2] = {p1, p2};
+    float* bufs[2] = {sta_.data(), mov_.data()};
+    for (int k = 0; k < 2; ++k) {
+        const ImageView& img = *imgs[k];
+        const double x0 = pts[k][0] - width_ / 2.0, y0 = pts[k][1] - height_ / 2.0;
+        const double fx0 = std::floor(x0), fy0 = std::floor(y0);
+        frac[k][0] = x0 - fx0;
+        frac[k][1] = y0 - fy0;
+        const bool inside = fx0 >= 0 && fy0 >= 0 && fx0 + width_ <= img.cols && fy0 + height_ <= img.rows;
+        if (inside) {
+            // Read straight from the image: no copy before normalizing.
+            const float* src = img.row(static_cast<int>(fy0)) + static_cast<std::ptrdiff_t>(fx0);
+            ok[k] = normalize(src, img.row_stride, bufs[k], k == 0);
+        } else {
+            const double m = covered_mean(img, x0, y0, width_, height_);
+            extract_integer_window(img, static_cast<long long>(fx0), static_cast<long long>(fy0), width_,
+                                   height_, std::isnan(m) ? 0.0f : static_cast<float>(m), bufs[k]);
+            ok[k] = normalize(bufs[k], width_, bufs[k], k == 0);
+        }
+    }
+    return correlate(options, frac[0][0] - frac[1][0], frac[0][1] - frac[1][1], ok[0] && ok[1]);
+}
+
+SwimResult SwimWorkspace::correlate(const SwimOptions& options, double offset_x, double offset_y,
+                                    bool contrast) {
+    const int w = width_, h = height_;
+    SwimResult result;
+    if (!contrast) {
         result.contrast = false;
         return result;
-    }
-
-    // Stationary: apodize towards its mean, subtract the mean of the result.
-    // Both windows are scaled to unit spread: the outcome is scale-invariant
-    // and the cross-power spectrum then cannot overflow float32.
-    {
-        double apo_total = 0;
-        {
-            double ax = 0, ay = 0;
-            for (float v : apo_x_) ax += v;
-            for (float v : apo_y_) ay += v;
-            apo_total = ax * ay;
-        }
-        const float gray = static_cast<float>(ms.mean);
-        const float offset = static_cast<float>((ms.apodized_sum - ms.mean * apo_total) / npix);
-        const float scale_s = static_cast<float>(1.0 / ms.std);
-        const float mean_m = static_cast<float>(mm.mean);
-        const float scale_m = static_cast<float>(1.0 / mm.std);
-        for (int i = 0; i < h; ++i) {
-            float* a = sta_.data() + static_cast<std::size_t>(i) * w;
-            float* b = mov_.data() + static_cast<std::size_t>(i) * w;
-            const float ay = apo_y_[i];
-            for (int j = 0; j < w; ++j) {
-                a[j] = ((a[j] - gray) * (ay * apo_x_[j]) - offset) * scale_s;
-                b[j] = (b[j] - mean_m) * scale_m;
-            }
-        }
     }
 
     r2c_->execute(sta_.data(), sta_spec_.data());
@@ -144,47 +153,27 @@ SwimResult SwimWorkspace::align(const SwimOptions& options, double offset_x, dou
     // its energy, which by Parseval gives the correlation image's moments
     // without another pass over it.
     const int hw = w / 2 + 1;
-    const float half_exponent = 0.5f * options.whiten;
     fill_phase_ramp(ramp_x_.data(), w, hw, offset_x);
     fill_phase_ramp(ramp_y_.data(), h, h, offset_y);
     double energy = 0;
     {
-        float* s = reinterpret_cast<float*>(sta_spec_.data());
-        const float* m = reinterpret_cast<const float*>(mov_spec_.data());
+        float* sp = reinterpret_cast<float*>(sta_spec_.data());
+        const float* mp = reinterpret_cast<const float*>(mov_spec_.data());
         const float* rx = reinterpret_cast<const float*>(ramp_x_.data());
         const bool even = (w % 2) == 0;
         for (int r = 0; r < h; ++r) {
-            float* sr = s + static_cast<std::size_t>(r) * hw * 2;
-            const float* mr = m + static_cast<std::size_t>(r) * hw * 2;
-            const float ryr = ramp_y_[r].real(), ryi = ramp_y_[r].imag();
-            float row_energy = 0, edge_energy = 0;
-            for (int k = 0; k < hw; ++k) {
-                const float ar = sr[2 * k], ai = sr[2 * k + 1];
-                const float br = mr[2 * k], bi = mr[2 * k + 1];
-                // S conj(M), then the subpixel phase ramp ry * rx.
-                const float qr = ar * br + ai * bi;
-                const float qi = ai * br - ar * bi;
-                const float tr = ryr * rx[2 * k] - ryi * rx[2 * k + 1];
-                const float ti = ryr * rx[2 * k + 1] + ryi * rx[2 * k];
-                const float pr = qr * tr - qi * ti;
-                const float pi = qr * ti + qi * tr;
-                const float pw = pr * pr + pi * pi;
-                const float f = fastmath::pow_positive(pw, half_exponent);
-                sr[2 * k] = pr * f;
-                sr[2 * k + 1] = pi * f;
-                row_energy += pw * f * f;
-            }
+            float* sr = sp + static_cast<std::size_t>(r) * hw * 2;
+            const float* mr = mp + static_cast<std::size_t>(r) * hw * 2;
+            const float row_energy = kernels::row_whiten(sr, mr, rx, ramp_y_[r].real(), ramp_y_[r].imag(),
+                                                         0.5f * options.whiten, hw);
             // Columns 0 and (for even w) w/2 are their own Hermitian partners;
             // every other column stands for two entries of the full spectrum.
-            {
-                const float e0 = sr[0] * sr[0] + sr[1] * sr[1];
-                edge_energy += e0;
-                if (even && hw > 1) {
-                    const float* last = sr + 2 * (hw - 1);
-                    edge_energy += last[0] * last[0] + last[1] * last[1];
-                }
+            double edge = static_cast<double>(sr[0]) * sr[0] + static_cast<double>(sr[1]) * sr[1];
+            if (even && hw > 1) {
+                const float* last = sr + 2 * (hw - 1);
+                edge += static_cast<double>(last[0]) * last[0] + static_cast<double>(last[1]) * last[1];
             }
-            energy += 2.0 * row_energy - edge_energy;
+            energy += 2.0 * row_energy - edge;
         }
     }
     const double mean_c = static_cast<double>(sta_spec_[0].real());
@@ -193,16 +182,19 @@ SwimResult SwimWorkspace::align(const SwimOptions& options, double offset_x, dou
     c2r_->execute(sta_spec_.data(), corr_.data());
 
     // Integer peak: first maximum in row-major order, as numpy.argmax.
+    // A vectorised max per row, then one scalar scan of the winning row.
     const float* c = corr_.data();
-    const std::size_t n = static_cast<std::size_t>(w) * h;
-    std::size_t best = 0;
+    int best_row = 0;
     float best_value = c[0];
-    for (std::size_t k = 1; k < n; ++k) {
-        if (c[k] > best_value) {
-            best_value = c[k];
-            best = k;
+    for (int r = 0; r < h; ++r) {
+        const float row_max = kernels::row_max(c + static_cast<std::size_t>(r) * w, w);
+        if (row_max > best_value) {
+            best_value = row_max;
+            best_row = r;
         }
     }
+    std::size_t best = static_cast<std::size_t>(best_row) * w;
+    while (c[best] != best_value) ++best;
     int px = static_cast<int>(best % w), py = static_cast<int>(best / w);
     if (px >= w / 2.0) px -= w;
     if (py >= h / 2.0) py -= h;
@@ -290,23 +282,6 @@ void check_refine_point(const ImageView& img, const double p[2], const RefinePar
                                     "overlap it");
 }
 
-namespace {
-
-// Cuts the window at the integer pixel below its origin p - size/2 and
-// returns the fractional part of that origin, (fx, fy).
-std::array<double, 2> cut_window(const ImageView& img, const double p[2], const RefineParams& params,
-                                 float* out) {
-    const double x0 = p[0] - params.width / 2.0, y0 = p[1] - params.height / 2.0;
-    const double fx0 = std::floor(x0), fy0 = std::floor(y0);
-    const double m = covered_mean(img, x0, y0, params.width, params.height);
-    const float fill = std::isnan(m) ? 0.0f : static_cast<float>(m);
-    extract_integer_window(img, static_cast<long long>(fx0), static_cast<long long>(fy0), params.width,
-                           params.height, fill, out);
-    return {x0 - fx0, y0 - fy0};
-}
-
-}  // namespace
-
 RefineResult refine(const ImageView& img1, const ImageView& img2, const double p1[2],
                     const double p2[2], const RefineParams& params, SwimWorkspace& ws) {
     if (ws.width() != params.width || ws.height() != params.height)
@@ -319,9 +294,7 @@ RefineResult refine(const ImageView& img1, const ImageView& img2, const double p
     out.iterations.reserve(static_cast<std::size_t>(params.iterations));
     const double tol2 = params.tolerance * params.tolerance;
     for (int k = 0; k < params.iterations; ++k) {
-        const auto f1 = cut_window(img1, out.p1, params, ws.stationary());
-        const auto f2 = cut_window(img2, out.p2, params, ws.moving());
-        const SwimResult r = ws.align(params.swim, f1[0] - f2[0], f1[1] - f2[1]);
+        const SwimResult r = ws.match(img1, out.p1, img2, out.p2, params.swim);
         out.iterations.push_back(r);
         out.p1[0] -= r.dx / 2;
         out.p1[1] -= r.dy / 2;

@@ -55,7 +55,17 @@ public:
     // integer positions, so no interpolation blurs them or biases the shift.
     SwimResult align(const SwimOptions& options, double offset_x = 0, double offset_y = 0);
 
+    // The same for windows centred on p1 in img1 and p2 in img2, read
+    // straight from the images where they lie inside (cut at the integer
+    // pixel below the origin p - size/2; the remainder goes into the ramp).
+    // Out-of-image pixels take the mean of the image under the window.
+    SwimResult match(const ImageView& img1, const double p1[2], const ImageView& img2,
+                     const double p2[2], const SwimOptions& options);
+
 private:
+    bool normalize(const float* src, std::ptrdiff_t stride, float* dst, bool apodize);
+    SwimResult correlate(const SwimOptions& options, double offset_x, double offset_y, bool contrast);
+
     int width_, height_;
     std::size_t spectrum_size_;
     const R2CPlan* r2c_;
@@ -64,6 +74,7 @@ private:
     ComplexBuffer sta_spec_, mov_spec_;
     std::vector<float> apo_x_, apo_y_;
     ComplexBuffer ramp_x_, ramp_y_;
+    double apo_total_ = 0;  // sum of the 2-D apodization weights
 };
 
 struct RefineResult {

@@ -1,0 +1,68 @@
+#include "swim_kernels.hpp"
+
+#include "fastmath.hpp"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
+    !defined(SPECTRALIGN_NO_CLONES)
+#define SPECTRALIGN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SPECTRALIGN_CLONES
+#endif
+
+namespace spectralign_fast {
+namespace kernels {
+
+SPECTRALIGN_CLONES RowSums row_sums(const float* x, const float* apo_x, int n) {
+    float s = 0, ss = 0, sa = 0;
+#pragma omp simd reduction(+ : s, ss, sa)
+    for (int j = 0; j < n; ++j) {
+        s += x[j];
+        ss += x[j] * x[j];
+        sa += x[j] * apo_x[j];
+    }
+    return {s, ss, sa};
+}
+
+SPECTRALIGN_CLONES void row_apodize_normalize(const float* x, float* out, const float* apo_x,
+                                              float ay, float gray, float offset, float scale,
+                                              int n) {
+#pragma omp simd
+    for (int j = 0; j < n; ++j) out[j] = ((x[j] - gray) * (ay * apo_x[j]) - offset) * scale;
+}
+
+SPECTRALIGN_CLONES void row_normalize(const float* x, float* out, float mean, float scale, int n) {
+#pragma omp simd
+    for (int j = 0; j < n; ++j) out[j] = (x[j] - mean) * scale;
+}
+
+SPECTRALIGN_CLONES float row_whiten(float* s, const float* m, const float* rx, float ry_re,
+                                    float ry_im, float half_exponent, int n) {
+    float energy = 0;
+#pragma omp simd reduction(+ : energy)
+    for (int k = 0; k < n; ++k) {
+        const float ar = s[2 * k], ai = s[2 * k + 1];
+        const float br = m[2 * k], bi = m[2 * k + 1];
+        const float qr = ar * br + ai * bi;  // S conj(M)
+        const float qi = ai * br - ar * bi;
+        const float tr = ry_re * rx[2 * k] - ry_im * rx[2 * k + 1];  // subpixel ramp
+        const float ti = ry_re * rx[2 * k + 1] + ry_im * rx[2 * k];
+        const float pr = qr * tr - qi * ti;
+        const float pi = qr * ti + qi * tr;
+        const float pw = pr * pr + pi * pi;
+        const float f = fastmath::pow_positive(pw, half_exponent);
+        s[2 * k] = pr * f;
+        s[2 * k + 1] = pi * f;
+        energy += pw * f * f;
+    }
+    return energy;
+}
+
+SPECTRALIGN_CLONES float row_max(const float* x, int n) {
+    float best = x[0];
+#pragma omp simd reduction(max : best)
+    for (int k = 0; k < n; ++k) best = x[k] > best ? x[k] : best;
+    return best;
+}
+
+}  // namespace kernels
+}  // namespace spectralign_fast
