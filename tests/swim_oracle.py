@@ -8,8 +8,9 @@ without any code shared with the C++ core:
   method) cuts the window at the integer origin floor(x - w/2) and applies
   the fractional remainder as a phase ramp on the cross-power spectrum;
   ``subpixel="bilinear"`` (spectralign's) resamples the window bilinearly.
-* window 1 apodized towards its mean (raised-cosine outer quarter), both
-  windows mean-subtracted;
+* window 1 (and window 2 with ``apodize="both"``, the engine's default)
+  apodized towards its mean (raised-cosine outer quarter), both windows
+  mean-subtracted;
 * cross-power spectrum S1 conj(S2) scaled by |.|^wht, inverse FFT;
 * argmax peak folded to signed offsets, centre of mass of the mean-subtracted,
   clipped (2 rad + 1)^2 neighbourhood; shift = -(peak + com);
@@ -73,21 +74,27 @@ def _phase_ramp(n: int, delta: float) -> np.ndarray:
     return ramp
 
 
+def _apodize(win: np.ndarray) -> np.ndarray:
+    h, w = win.shape
+    apo = apodization_profile(h)[:, None] * apodization_profile(w)[None, :]
+    return win * apo + (1 - apo) * win.mean()
+
+
 def swim(win1: np.ndarray, win2: np.ndarray, wht: float = -0.65, rad: int = 5,
-         frac_delta: tuple[float, float] = (0.0, 0.0)):
+         frac_delta: tuple[float, float] = (0.0, 0.0), apodize: str = "both"):
     """(dx, dy, sx, sy, snr) for two windows; frac_delta = (fx1 - fx2, fy1 - fy2)
     is the subpixel offset still to apply (Fourier windows)."""
     a = np.asarray(win1, dtype=np.float64)
     b = np.asarray(win2, dtype=np.float64)
     h, w = a.shape
-    apo = apodization_profile(h)[:, None] * apodization_profile(w)[None, :]
-    gray = a.mean()
-    a = a * apo + (1 - apo) * gray
+    for win in (a, b):  # no contrast: no information
+        if win.std() <= 1e-6 * abs(win.mean()) or win.std() == 0:
+            return 0.0, 0.0, 0.0, 0.0, 0.0
+    a = _apodize(a)
+    if apodize == "both":
+        b = _apodize(b)
     a = a - a.mean()
     b = b - b.mean()
-    if a.std() <= 1e-6 * abs(gray) or b.std() <= 1e-6 * abs(np.asarray(win2).mean()) \
-            or a.std() == 0 or b.std() == 0:
-        return 0.0, 0.0, 0.0, 0.0, 0.0
     prd = np.fft.fft2(a) * np.conj(np.fft.fft2(b))
     prd = prd * (np.abs(prd) ** 2 + 1e-300) ** (wht / 2)
     if frac_delta != (0.0, 0.0):
@@ -131,7 +138,7 @@ def windows(img1, img2, p1, p2, w, h, subpixel):
 
 
 def refine(img1, img2, p1, p2, size, iters=1, tolerance=0.0, wht=-0.65, rad=5,
-           subpixel="fourier"):
+           subpixel="fourier", apodize="both"):
     """Returns (p1, p2, list of (dx, dy, sx, sy, snr) per iteration)."""
     w, h = (size, size) if np.ndim(size) == 0 else (int(size[0]), int(size[1]))
     p1 = np.array(p1, dtype=np.float64)
@@ -139,7 +146,7 @@ def refine(img1, img2, p1, p2, size, iters=1, tolerance=0.0, wht=-0.65, rad=5,
     history = []
     for _ in range(iters):
         a, b, delta = windows(img1, img2, p1, p2, w, h, subpixel)
-        r = swim(a, b, wht, rad, delta)
+        r = swim(a, b, wht, rad, delta, apodize)
         history.append(r)
         d = np.array(r[:2]) / 2
         p1 -= d

@@ -20,8 +20,9 @@ public:
           view2_(image_view(image2_, "image 2")) {}
 
     py::tuple refine(std::array<double, 2> p1, std::array<double, 2> p2, int width, int height,
-                     int iters, double tolerance, float whiten, int peak_radius) {
-        const RefineParams params = make_params(width, height, iters, tolerance, whiten, peak_radius);
+                     int iters, double tolerance, float whiten, int peak_radius, bool apodize_both) {
+        const RefineParams params =
+            make_params(width, height, iters, tolerance, whiten, peak_radius, apodize_both);
         check_refine_params(view1_, view2_, params);
         check_refine_point(view1_, p1.data(), params, "point 1", 0);
         check_refine_point(view2_, p2.data(), params, "point 2", 0);
@@ -52,12 +53,14 @@ public:
     }
 
     py::dict refine_many(const DoubleArray& P1, const DoubleArray& P2, int width, int height,
-                         int iters, double tolerance, float whiten, int peak_radius, int threads) {
+                         int iters, double tolerance, float whiten, int peak_radius, bool apodize_both,
+                         int threads) {
         if (P1.ndim() != 2 || P1.shape(1) != 2 || P2.ndim() != 2 || P2.shape(1) != 2)
             throw std::invalid_argument("point arrays must have shape (N, 2)");
         if (P1.shape(0) != P2.shape(0))
             throw std::invalid_argument("point arrays must have the same length");
-        const RefineParams params = make_params(width, height, iters, tolerance, whiten, peak_radius);
+        const RefineParams params =
+            make_params(width, height, iters, tolerance, whiten, peak_radius, apodize_both);
         resolve_threads(threads);  // validates
         const auto n = static_cast<py::ssize_t>(P1.shape(0));
         py::array_t<double> p1_out({n, py::ssize_t{2}}), p2_out({n, py::ssize_t{2}});
@@ -85,7 +88,7 @@ public:
 
 private:
     static RefineParams make_params(int width, int height, int iters, double tolerance, float whiten,
-                                    int peak_radius) {
+                                    int peak_radius, bool apodize_both) {
         RefineParams p;
         p.width = width;
         p.height = height;
@@ -93,6 +96,7 @@ private:
         p.tolerance = tolerance;
         p.swim.whiten = whiten;
         p.swim.peak_radius = peak_radius;
+        p.swim.apodize_both = apodize_both;
         return p;
     }
 
@@ -109,12 +113,12 @@ void bind_matcher(py::module_& m) {
         .def(py::init<FloatImage, FloatImage>(), py::arg("image1"), py::arg("image2"))
         .def("refine", &MatcherCore::refine, py::arg("p1"), py::arg("p2"), py::arg("width"),
              py::arg("height"), py::arg("iters"), py::arg("tolerance"), py::arg("whiten"),
-             py::arg("peak_radius"),
+             py::arg("peak_radius"), py::arg("apodize_both"),
              "Returns ((x1, y1), (x2, y2), iterations) with one row (dx, dy, sx, sy, snr, "
              "contrast) per iteration.")
         .def("refine_many", &MatcherCore::refine_many, py::arg("P1"), py::arg("P2"), py::arg("width"),
              py::arg("height"), py::arg("iters"), py::arg("tolerance"), py::arg("whiten"),
-             py::arg("peak_radius"), py::arg("threads"));
+             py::arg("peak_radius"), py::arg("apodize_both"), py::arg("threads"));
 }
 
 }  // namespace spectralign_fast::bindings

@@ -71,9 +71,9 @@ void fill_phase_ramp(std::complex<float>* ramp, int n, int count, double delta) 
 }  // namespace
 
 // Moments of a window given by its rows (row i at src + i * stride), and the
-// normalized window written to dst (which may be src itself). The stationary
-// window is apodized towards its mean, then the mean of the result removed;
-// the moving window only loses its mean. Both are scaled to unit spread: the
+// normalized window written to dst (which may be src itself). An apodized
+// window fades towards its mean, then the mean of the result is removed;
+// otherwise the window only loses its mean. Both are scaled to unit spread: the
 // outcome is scale-invariant, and the cross-power spectrum cannot overflow.
 bool SwimWorkspace::normalize(const float* src, std::ptrdiff_t stride, float* dst, bool apodize) {
     const int w = width_, h = height_;
@@ -105,7 +105,7 @@ bool SwimWorkspace::normalize(const float* src, std::ptrdiff_t stride, float* ds
 
 SwimResult SwimWorkspace::align(const SwimOptions& options, double offset_x, double offset_y) {
     const bool ok_s = normalize(sta_.data(), width_, sta_.data(), true);
-    const bool ok_m = normalize(mov_.data(), width_, mov_.data(), false);
+    const bool ok_m = normalize(mov_.data(), width_, mov_.data(), options.apodize_both);
     return correlate(options, offset_x, offset_y, ok_s && ok_m);
 }
 
@@ -126,12 +126,12 @@ SwimResult SwimWorkspace::match(const ImageView& img1, const double p1[2], const
         if (inside) {
             // Read straight from the image: no copy before normalizing.
             const float* src = img.row(static_cast<int>(fy0)) + static_cast<std::ptrdiff_t>(fx0);
-            ok[k] = normalize(src, img.row_stride, bufs[k], k == 0);
+            ok[k] = normalize(src, img.row_stride, bufs[k], k == 0 || options.apodize_both);
         } else {
             const double m = covered_mean(img, x0, y0, width_, height_);
             extract_integer_window(img, static_cast<long long>(fx0), static_cast<long long>(fy0), width_,
                                    height_, std::isnan(m) ? 0.0f : static_cast<float>(m), bufs[k]);
-            ok[k] = normalize(bufs[k], width_, bufs[k], k == 0);
+            ok[k] = normalize(bufs[k], width_, bufs[k], k == 0 || options.apodize_both);
         }
     }
     return correlate(options, frac[0][0] - frac[1][0], frac[0][1] - frac[1][1], ok[0] && ok[1]);

@@ -1,5 +1,11 @@
 """Matcher: SWiFT-IR "swim" refinement of matching points, as spectralign's.
 
+Two deliberate differences from spectralign, both for accuracy (measured in
+bench/RESULTS.md): windows are cut at integer pixels and their subpixel
+remainder is applied as a phase ramp on the cross-power spectrum (no
+bilinear blur), and both windows are apodized by default
+(``setapodization("first")`` restores spectralign's choice).
+
 Conventions
 -----------
 Points are (x, y) = (column, row) in each image's own pixel coordinates.
@@ -146,6 +152,7 @@ class Matcher:
         self._core = _core.MatcherCore(self.img1.view(np.ndarray), self.img2.view(np.ndarray))
         self.wht = -0.65
         self.rad = 5
+        self.apodization = "both"
 
     def setpeakradius(self, rad: int = 5) -> None:
         """Radius of the neighbourhood of the correlation peak whose centre of
@@ -159,6 +166,19 @@ class Matcher:
         pure phase correlation.
         """
         self.wht = as_float(wht, "wht")
+
+    def setapodization(self, mode: str = "both") -> None:
+        """Which windows fade to their mean at the edges before correlation.
+
+        ``"both"`` (default) apodizes both windows. ``"first"`` apodizes only
+        the window in img1, as SWiFT-IR and spectralign do; that leaves the
+        correlation peak of aligned windows slightly asymmetric, a
+        content-dependent bias of up to about 0.1 px at 512 px windows on
+        real images (see bench/RESULTS.md), which ``"both"`` removes.
+        """
+        if mode not in ("both", "first"):
+            raise ValueError(f"apodization must be 'both' or 'first', got {mode!r}")
+        self.apodization = mode
 
     def refine(self, p1: Any, p2: Any, size: Any, iters: int = 1,
                tolerance: float = 0) -> Tuple[np.ndarray, ...]:
@@ -189,7 +209,8 @@ class Matcher:
         tol = as_float(tolerance, "tolerance")
         if tol < 0:
             raise ValueError(f"tolerance must be >= 0, got {tol}")
-        q1, q2, its = self._core.refine(tuple(a), tuple(b), w, h, iters, tol, self.wht, self.rad)
+        q1, q2, its = self._core.refine(tuple(a), tuple(b), w, h, iters, tol, self.wht, self.rad,
+                                        self.apodization == "both")
         q1 = np.array(q1)
         q2 = np.array(q2)
         if not self.stats:
@@ -238,11 +259,12 @@ class Matcher:
                "peakwidth": np.empty((n, 2)), "snr": np.empty(n), "niters": np.empty(n, dtype=np.int32)}
         if n == 0:
             # Still validate the window against the images.
-            self._core.refine_many(A, B, w, h, iters, tol, self.wht, self.rad, threads)
+            self._core.refine_many(A, B, w, h, iters, tol, self.wht, self.rad,
+                                   self.apodization == "both", threads)
         for start in range(0, n, _BATCH):
             stop = min(n, start + _BATCH)
-            r = self._core.refine_many(A[start:stop], B[start:stop], w, h, iters, tol,
-                                       self.wht, self.rad, threads)
+            r = self._core.refine_many(A[start:stop], B[start:stop], w, h, iters, tol, self.wht,
+                                       self.rad, self.apodization == "both", threads)
             for key, arr in out.items():
                 arr[start:stop] = r[key]
         stats = BatchRefinementStats(out["shift"], out["peakwidth"], out["snr"], out["niters"])
