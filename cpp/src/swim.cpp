@@ -83,7 +83,7 @@ bool SwimWorkspace::normalize(const float* src, std::ptrdiff_t stride, float* ds
         const kernels::RowSums r = kernels::row_sums(src + i * stride, apo_x_.data(), w);
         s += r.sum;
         ss += r.sum_sq;
-        sa += static_cast<double>(r.sum_apo) * apo_y_[i];
+        sa += r.sum_apo * apo_y_[i];
     }
     const double mean = s / npix;
     const double spread = std::sqrt(std::max(0.0, ss / npix - mean * mean));

@@ -13,12 +13,13 @@ namespace spectralign_fast {
 namespace kernels {
 
 SPECTRALIGN_CLONES RowSums row_sums(const float* x, const float* apo_x, int n) {
-    float s = 0, ss = 0, sa = 0;
+    double s = 0, ss = 0, sa = 0;
 #pragma omp simd reduction(+ : s, ss, sa)
     for (int j = 0; j < n; ++j) {
-        s += x[j];
-        ss += x[j] * x[j];
-        sa += x[j] * apo_x[j];
+        const double v = x[j];
+        s += v;
+        ss += v * v;
+        sa += v * apo_x[j];
     }
     return {s, ss, sa};
 }

@@ -6,10 +6,12 @@
 namespace spectralign_fast {
 namespace kernels {
 
+// Accumulated in double: squares of float32 pixels overflow float beyond
+// |x| ~ 1e19, which would silently look like a window without contrast.
 struct RowSums {
-    float sum = 0;       // sum of x
-    float sum_sq = 0;    // sum of x^2
-    float sum_apo = 0;   // sum of x * apo_x
+    double sum = 0;      // sum of x
+    double sum_sq = 0;   // sum of x^2
+    double sum_apo = 0;  // sum of x * apo_x
 };
 
 RowSums row_sums(const float* x, const float* apo_x, int n);
