@@ -10,7 +10,7 @@ namespace spectralign_fast::bindings {
 namespace {
 
 // Holds both images (keeping the arrays alive while the GIL is released)
-// and a reusable workspace, so repeated refine() calls allocate nothing.
+// and a pool of workspaces, so repeated calls allocate nothing.
 class MatcherCore {
 public:
     MatcherCore(FloatImage image1, FloatImage image2)
@@ -29,15 +29,9 @@ public:
         RefineResult r;
         {
             py::gil_scoped_release release;
-            std::unique_lock<std::mutex> lock(workspace_mutex_, std::try_to_lock);
-            if (lock.owns_lock()) {
-                if (!workspace_ || workspace_->width() != width || workspace_->height() != height)
-                    workspace_ = std::make_unique<SwimWorkspace>(width, height);
-                r = spectralign_fast::refine(view1_, view2_, p1.data(), p2.data(), params, *workspace_);
-            } else {  // another thread is using the cached workspace
-                SwimWorkspace ws(width, height);
-                r = spectralign_fast::refine(view1_, view2_, p1.data(), p2.data(), params, ws);
-            }
+            std::unique_ptr<SwimWorkspace> ws = pool_.acquire(width, height);
+            r = spectralign_fast::refine(view1_, view2_, p1.data(), p2.data(), params, *ws);
+            pool_.release(std::move(ws));
         }
         py::array_t<double> its({static_cast<py::ssize_t>(r.iterations.size()), py::ssize_t{6}});
         double* o = its.mutable_data();
@@ -74,7 +68,7 @@ public:
         {
             py::gil_scoped_release release;
             spectralign_fast::refine_many(view1_, view2_, a, b, static_cast<std::size_t>(n), params,
-                                          threads, out);
+                                          threads, out, &pool_);
         }
         py::dict d;
         d["p1"] = p1_out;
@@ -102,8 +96,7 @@ private:
 
     FloatImage image1_, image2_;
     ImageView view1_, view2_;
-    std::mutex workspace_mutex_;
-    std::unique_ptr<SwimWorkspace> workspace_;
+    WorkspacePool pool_{static_cast<std::size_t>(resolve_threads(0))};
 };
 
 }  // namespace

@@ -305,6 +305,31 @@ RefineResult refine(const ImageView& img1, const ImageView& img2, const double p
     return out;
 }
 
+WorkspacePool::WorkspacePool(std::size_t max_kept) : max_kept_(max_kept) {}
+
+std::unique_ptr<SwimWorkspace> WorkspacePool::acquire(int width, int height) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+            if ((*it)->width() == width && (*it)->height() == height) {
+                std::unique_ptr<SwimWorkspace> ws = std::move(*it);
+                idle_.erase(it);
+                return ws;
+            }
+        }
+    }
+    return std::make_unique<SwimWorkspace>(width, height);
+}
+
+void WorkspacePool::release(std::unique_ptr<SwimWorkspace> ws) {
+    if (!ws) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Keep one window size only: a new size makes the old ones dead weight.
+    if (!idle_.empty() && (idle_.front()->width() != ws->width() || idle_.front()->height() != ws->height()))
+        idle_.clear();
+    if (idle_.size() < max_kept_) idle_.push_back(std::move(ws));
+}
+
 int resolve_threads(int threads) {
     if (threads < 0) throw std::invalid_argument("threads must be >= 0 (0 means all cores)");
     if (threads > 0) return threads;
@@ -313,8 +338,8 @@ int resolve_threads(int threads) {
 }
 
 void refine_many(const ImageView& img1, const ImageView& img2, const double* P1, const double* P2,
-                 std::size_t n, const RefineParams& params, int threads,
-                 const RefineManyOutput& out) {
+                 std::size_t n, const RefineParams& params, int threads, const RefineManyOutput& out,
+                 WorkspacePool* pool) {
     check_refine_params(img1, img2, params);
     for (std::size_t k = 0; k < n; ++k) {
         check_refine_point(img1, P1 + 2 * k, params, "point 1", k);
@@ -328,7 +353,10 @@ void refine_many(const ImageView& img1, const ImageView& img2, const double* P1,
     std::mutex failure_mutex;
     auto worker = [&]() {
         try {
-            SwimWorkspace ws(params.width, params.height);
+            std::unique_ptr<SwimWorkspace> owned =
+                pool ? pool->acquire(params.width, params.height)
+                     : std::make_unique<SwimWorkspace>(params.width, params.height);
+            SwimWorkspace& ws = *owned;
             for (std::size_t k = next++; k < n; k = next++) {
                 const RefineResult r = refine(img1, img2, P1 + 2 * k, P2 + 2 * k, params, ws);
                 const SwimResult& last = r.iterations.back();
@@ -343,6 +371,7 @@ void refine_many(const ImageView& img1, const ImageView& img2, const double* P1,
                 out.snr[k] = last.snr;
                 out.niters[k] = static_cast<int>(r.iterations.size());
             }
+            if (pool) pool->release(std::move(owned));
         } catch (...) {
             std::lock_guard<std::mutex> lock(failure_mutex);
             if (!failure) failure = std::current_exception();

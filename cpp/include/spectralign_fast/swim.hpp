@@ -14,6 +14,8 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "spectralign_fast/fft.hpp"
@@ -83,6 +85,21 @@ private:
     double apo_total_ = 0;  // sum of the 2-D apodization weights
 };
 
+// Reuses workspaces across calls (fresh ones cost page faults on every
+// call: several MB per window size). Thread-safe; keeps at most
+// `max_kept` idle workspaces, all of one window size.
+class WorkspacePool {
+public:
+    explicit WorkspacePool(std::size_t max_kept);
+    std::unique_ptr<SwimWorkspace> acquire(int width, int height);
+    void release(std::unique_ptr<SwimWorkspace> workspace);
+
+private:
+    std::mutex mutex_;
+    std::size_t max_kept_;
+    std::vector<std::unique_ptr<SwimWorkspace>> idle_;
+};
+
 struct RefineResult {
     double p1[2] = {0, 0};
     double p2[2] = {0, 0};
@@ -122,9 +139,10 @@ struct RefineManyOutput {
 
 // Refines n pairs (P1[k], P2[k]) (row-major n x 2, (x, y)) spread over
 // `threads` threads (0: all cores). Results equal n calls of refine().
+// Workspaces come from `pool` when given.
 void refine_many(const ImageView& img1, const ImageView& img2, const double* P1, const double* P2,
-                 std::size_t n, const RefineParams& params, int threads,
-                 const RefineManyOutput& out);
+                 std::size_t n, const RefineParams& params, int threads, const RefineManyOutput& out,
+                 WorkspacePool* pool = nullptr);
 
 // Number of threads that `threads` (0 = all cores) resolves to.
 int resolve_threads(int threads);

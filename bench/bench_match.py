@@ -1,0 +1,142 @@
+"""Matching benchmark: one refine iteration against the FFT floor and the
+NumPy oracle, and refine_many throughput, all measured side by side in one
+run (medians of several repeats). Prints Markdown for bench/RESULTS.md.
+
+    python bench/bench_match.py [--quick]
+"""
+from __future__ import annotations
+
+import os
+
+# BLAS worker threads spin on this 2-core machine and steal time from the
+# single-threaded measurements; numpy's FFT needs none.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import swim_oracle  # noqa: E402
+
+import spectralign_fast as sf  # noqa: E402
+from spectralign_fast import _core  # noqa: E402
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def test_image(size: int) -> np.ndarray:
+    from skimage import data
+
+    img = data.retina()[..., :3].mean(axis=-1).astype(np.float32) / 255
+    reps = -(-size // img.shape[0])
+    return np.tile(img, (reps, reps))[:size, :size].copy()
+
+
+def speed(sizes, repeats: int) -> list[str]:
+    rows = ["| window | FFT floor (2 r2c + 1 c2r) | refine, 1 iteration, 1 call | ratio to floor "
+            "| refine_many per iteration (threads=1) | ratio to floor | NumPy oracle, 1 iteration "
+            "| speed-up vs NumPy | refine_many pairs/s, threads=1 | threads=2 | 2-thread scaling |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    img = test_image(2600)
+    rng = np.random.default_rng(0)
+    m = sf.Matcher(img, np.roll(img, (3, -2), axis=(0, 1)))
+    for n in sizes:
+        floor_reps = max(3, int(2e8 // (n * n * 20)))
+        floor = statistics.median(_core.fft_floor(n, n, floor_reps) for _ in range(repeats))
+        lo, hi = n / 2 + 8, img.shape[0] - n / 2 - 8
+        pairs = 24 if n <= 512 else 8
+        P = rng.uniform(lo, hi, (pairs, 2))
+        m.refine_many(P[:2], P[:2], n, threads=1)  # plans, warm caches
+        one_call = median_time(lambda: m.refine(P[0], P[0], n), repeats * 3)
+        per_iter = median_time(lambda: m.refine_many(P, P, n, iters=1, threads=1), repeats) / pairs
+        numpy_t = median_time(lambda: swim_oracle.refine(img, img, P[0], P[0], n, iters=1),
+                              max(3, repeats // 2))
+        thr = {}
+        for t in (1, 2):
+            thr[t] = pairs / median_time(lambda: m.refine_many(P, P, n, iters=1, threads=t), repeats)
+        rows.append(
+            f"| {n} | {floor * 1e3:.3f} ms | {one_call * 1e3:.3f} ms | {one_call / floor:.2f}x "
+            f"| {per_iter * 1e3:.3f} ms | {per_iter / floor:.2f}x | {numpy_t * 1e3:.1f} ms "
+            f"| {numpy_t / one_call:.1f}x | {thr[1]:.0f} | {thr[2]:.0f} | {thr[2] / thr[1]:.2f}x |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def accuracy() -> list[str]:
+    """Known band-limited shifts of real photographs, window 512, 3 iterations."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import SHARED_DATA, YFP_TILES, fourier_shift, grey
+    from skimage import data
+
+    images = {"retina (skimage)": grey(data.retina()), "hubble (skimage)": grey(data.hubble_deep_field())}
+    yfp = SHARED_DATA / YFP_TILES[0]
+    if yfp.is_file():
+        images["YFP tile 02"] = np.asarray(sf.Image(yfp))
+    rows = ["| image | apodization | subpixel windows | RMS error (px) | max error (px) |",
+            "|---|---|---|---|---|"]
+    for name, base in images.items():
+        rng = np.random.default_rng(7)
+        h, w = base.shape
+        cases = [(rng.uniform(-6, 6, 2), np.array([rng.uniform(264, w - 264), rng.uniform(264, h - 264)]))
+                 for _ in range(8)]
+        shifted = [(d, p, fourier_shift(base, *d)) for d, p in cases]
+        for mode, sub in (("both (default)", "phase ramp (engine)"), ("first (spectralign)", "phase ramp (engine)"),
+                          ("first (spectralign)", "bilinear (spectralign)")):
+            errs = []
+            for d, p, b in shifted:
+                if sub.startswith("bilinear"):
+                    q1, q2, _ = swim_oracle.refine(base, b, p, p, 512, iters=3, subpixel="bilinear",
+                                                   apodize="first")
+                else:
+                    m = sf.Matcher(base, b)
+                    m.setapodization(mode.split()[0])
+                    q1, q2 = m.refine(p, p, 512, iters=3)
+                errs.append(q2 - q1 - d)
+            e = np.array(errs)
+            rows.append(f"| {name} | {mode} | {sub} | {np.sqrt(np.mean(np.sum(e**2, 1))):.4f} "
+                        f"| {np.abs(e).max():.4f} |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--no-accuracy", action="store_true")
+    args = ap.parse_args()
+    repeats = 3 if args.quick else 7
+    cfg = sf.config()
+    print(f"Hardware: {cpu_model()}, {os.cpu_count()} logical cores; {cfg['fftw_version']} "
+          f"({cfg['fftw_source']}), FFT planning '{cfg['fft_planning']}', {cfg['compiler']}, "
+          f"Python {cfg['python']}; medians of {repeats} repeats\n")
+    speed([256, 512, 1024], repeats)
+    if not args.no_accuracy:
+        print()
+        accuracy()
+
+
+if __name__ == "__main__":
+    main()
