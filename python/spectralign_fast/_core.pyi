@@ -1,0 +1,67 @@
+"""Type stubs for the private C++ extension (use the public classes instead)."""
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import numpy.typing as npt
+
+fftw_source: str
+eigen_version: str
+compiler: str
+
+def fftw_version() -> str: ...
+def default_threads() -> int: ...
+def set_fft_planning(rigor: str) -> None: ...
+def fft_planning() -> str: ...
+def cached_plan_count() -> int: ...
+def fft_floor(rows: int, cols: int, repeats: int) -> float: ...
+def straight_window(
+    image: npt.ArrayLike, cx: float, cy: float, width: int, height: int, border: Optional[float] = None
+) -> npt.NDArray[np.float32]: ...
+def transformed_window(
+    image: npt.ArrayLike,
+    cx: float,
+    cy: float,
+    linear: Sequence[float],
+    width: int,
+    height: int,
+    border: Optional[float] = None,
+) -> npt.NDArray[np.float32]: ...
+def apodized(image: npt.ArrayLike, gray: Optional[float] = None) -> npt.NDArray[np.float32]: ...
+def warp_affine(
+    image: npt.ArrayLike,
+    inverse: Sequence[float],
+    x0: float,
+    y0: float,
+    width: int,
+    height: int,
+    border: float = 0.0,
+) -> npt.NDArray[np.float32]: ...
+def all_finite(image: npt.ArrayLike) -> bool: ...
+
+class MatcherCore:
+    def __init__(self, image1: npt.ArrayLike, image2: npt.ArrayLike) -> None: ...
+    def refine(
+        self,
+        p1: Tuple[float, float],
+        p2: Tuple[float, float],
+        width: int,
+        height: int,
+        iters: int,
+        tolerance: float,
+        whiten: float,
+        peak_radius: int,
+        apodize_both: bool,
+    ) -> Tuple[Tuple[float, float], Tuple[float, float], npt.NDArray[np.float64]]: ...
+    def refine_many(
+        self,
+        P1: npt.ArrayLike,
+        P2: npt.ArrayLike,
+        width: int,
+        height: int,
+        iters: int,
+        tolerance: float,
+        whiten: float,
+        peak_radius: int,
+        apodize_both: bool,
+        threads: int,
+    ) -> dict[str, np.ndarray]: ...
