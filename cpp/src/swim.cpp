@@ -37,7 +37,8 @@ SwimWorkspace::SwimWorkspace(int width, int height)
       apo_x_(apodization_profile(width)),
       apo_y_(apodization_profile(height)),
       ramp_x_(static_cast<std::size_t>(width / 2 + 1)),
-      ramp_y_(static_cast<std::size_t>(height)) {
+      ramp_y_(static_cast<std::size_t>(height)),
+      scratch_(static_cast<std::size_t>(width / 2 + 1)) {
     double ax = 0, ay = 0;
     for (float v : apo_x_) ax += v;
     for (float v : apo_y_) ay += v;
@@ -165,7 +166,7 @@ SwimResult SwimWorkspace::correlate(const SwimOptions& options, double offset_x,
             float* sr = sp + static_cast<std::size_t>(r) * hw * 2;
             const float* mr = mp + static_cast<std::size_t>(r) * hw * 2;
             const float row_energy = kernels::row_whiten(sr, mr, rx, ramp_y_[r].real(), ramp_y_[r].imag(),
-                                                         0.5f * options.whiten, hw);
+                                                         0.5f * options.whiten, hw, scratch_.data());
             // Columns 0 and (for even w) w/2 are their own Hermitian partners;
             // every other column stands for two entries of the full spectrum.
             double edge = static_cast<double>(sr[0]) * sr[0] + static_cast<double>(sr[1]) * sr[1];

@@ -37,9 +37,10 @@ SPECTRALIGN_CLONES void row_normalize(const float* x, float* out, float mean, fl
 }
 
 SPECTRALIGN_CLONES float row_whiten(float* s, const float* m, const float* rx, float ry_re,
-                                    float ry_im, float half_exponent, int n) {
-    float energy = 0;
-#pragma omp simd reduction(+ : energy)
+                                    float ry_im, float half_exponent, int n, float* scratch) {
+    // Three passes so the costly power runs over a contiguous float array
+    // (full vector width) instead of interleaved complex values.
+#pragma omp simd
     for (int k = 0; k < n; ++k) {
         const float ar = s[2 * k], ai = s[2 * k + 1];
         const float br = m[2 * k], bi = m[2 * k + 1];
@@ -49,11 +50,19 @@ SPECTRALIGN_CLONES float row_whiten(float* s, const float* m, const float* rx, f
         const float ti = ry_re * rx[2 * k + 1] + ry_im * rx[2 * k];
         const float pr = qr * tr - qi * ti;
         const float pi = qr * ti + qi * tr;
-        const float pw = pr * pr + pi * pi;
-        const float f = fastmath::pow_positive(pw, half_exponent);
-        s[2 * k] = pr * f;
-        s[2 * k + 1] = pi * f;
-        energy += pw * f * f;
+        s[2 * k] = pr;
+        s[2 * k + 1] = pi;
+        scratch[k] = pr * pr + pi * pi;
+    }
+#pragma omp simd
+    for (int k = 0; k < n; ++k) scratch[k] = fastmath::pow_positive(scratch[k], half_exponent);
+    float energy = 0;
+#pragma omp simd reduction(+ : energy)
+    for (int k = 0; k < n; ++k) {
+        const float re = s[2 * k] * scratch[k], im = s[2 * k + 1] * scratch[k];
+        s[2 * k] = re;
+        s[2 * k + 1] = im;
+        energy += re * re + im * im;
     }
     return energy;
 }

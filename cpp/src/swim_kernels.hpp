@@ -24,9 +24,10 @@ void row_apodize_normalize(const float* x, float* out, const float* apo_x, float
 void row_normalize(const float* x, float* out, float mean, float scale, int n);
 
 // One spectrum row: s[k] <- whitened S[k] conj(M[k]) * (ry * rx[k]), complex
-// values interleaved (re, im). Returns the sum of |result|^2 over the row.
+// values interleaved (re, im); scratch holds n floats. Returns the sum of
+// |result|^2 over the row.
 float row_whiten(float* s, const float* m, const float* rx, float ry_re, float ry_im,
-                 float half_exponent, int n);
+                 float half_exponent, int n, float* scratch);
 
 float row_max(const float* x, int n);
 

@@ -82,6 +82,7 @@ private:
     ComplexBuffer sta_spec_, mov_spec_;
     std::vector<float> apo_x_, apo_y_;
     ComplexBuffer ramp_x_, ramp_y_;
+    RealBuffer scratch_;  // one spectrum row of floats
     double apo_total_ = 0;  // sum of the 2-D apodization weights
 };
 
