@@ -17,7 +17,21 @@ public:
         : image1_(std::move(image1)),
           image2_(std::move(image2)),
           view1_(image_view(image1_, "image 1")),
-          view2_(image_view(image2_, "image 2")) {}
+          view2_(image_view(image2_, "image 2")) {
+        const ImageView* views[2] = {&view1_, &view2_};
+        for (int k = 0; k < 2; ++k) {
+            bool finite = true;
+            {
+                py::gil_scoped_release release;
+                finite = all_finite(*views[k]);
+            }
+            if (!finite)
+                throw std::invalid_argument(
+                    "img" + std::to_string(k + 1) +
+                    " contains NaN or inf pixels; replace them first (e.g. "
+                    "numpy.nan_to_num(img, nan=img[numpy.isfinite(img)].mean()))");
+        }
+    }
 
     py::tuple refine(std::array<double, 2> p1, std::array<double, 2> p2, int width, int height,
                      int iters, double tolerance, float whiten, int peak_radius, bool apodize_both) {

@@ -32,11 +32,8 @@ def _match_image(img: Any, name: str) -> Image:
     im = img if isinstance(img, Image) else Image(img)
     if im.ndim != 2 or im.size == 0:
         raise ValueError(f"{name} must be a non-empty 2-D image, got shape {im.shape}")
-    plain = np.ascontiguousarray(im.view(np.ndarray), dtype=np.float32)
-    if not _core.all_finite(plain):
-        raise ValueError(f"{name} contains NaN or inf pixels; replace them first "
-                         f"(e.g. numpy.nan_to_num(img, nan=img[np.isfinite(img)].mean()))")
-    return plain.view(Image)
+    # NaN/inf are rejected by the C++ core (MatcherCore), in one pass.
+    return np.ascontiguousarray(im.view(np.ndarray), dtype=np.float32).view(Image)
 
 
 class RefinementStats:
