@@ -101,15 +101,6 @@ void bind_image(py::module_& m) {
         },
         py::arg("image"), py::arg("inverse"), py::arg("x0"), py::arg("y0"), py::arg("width"),
         py::arg("height"), py::arg("border") = 0.0);
-
-    m.def(
-        "all_finite",
-        [](const FloatImage& img) {
-            const ImageView v = image_view(img, "image");
-            py::gil_scoped_release release;
-            return all_finite(v);
-        },
-        py::arg("image"));
 }
 
 }  // namespace spectralign_fast::bindings

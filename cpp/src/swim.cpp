@@ -104,12 +104,6 @@ bool SwimWorkspace::normalize(const float* src, std::ptrdiff_t stride, float* ds
     return true;
 }
 
-SwimResult SwimWorkspace::align(const SwimOptions& options, double offset_x, double offset_y) {
-    const bool ok_s = normalize(sta_.data(), width_, sta_.data(), true);
-    const bool ok_m = normalize(mov_.data(), width_, mov_.data(), options.apodize_both);
-    return correlate(options, offset_x, offset_y, ok_s && ok_m);
-}
-
 SwimResult SwimWorkspace::match(const ImageView& img1, const double p1[2], const ImageView& img2,
                                 const double p2[2], const SwimOptions& options) {
     double frac[2][2];

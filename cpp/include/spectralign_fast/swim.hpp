@@ -49,24 +49,14 @@ public:
     int width() const noexcept { return width_; }
     int height() const noexcept { return height_; }
 
-    // The two windows, width*height floats each, row-major. Fill them, then
-    // call align(); align() overwrites them.
-    float* stationary() noexcept { return sta_.data(); }
-    float* moving() noexcept { return mov_.data(); }
-
-    // Apodizes the stationary window (fade to its own mean; the moving one
-    // too when options.apodize_both), subtracts each window's mean, and
-    // measures the shift of the moving window.
-    // (offset_x, offset_y) is the subpixel position of the stationary
-    // window's origin minus the moving window's, applied exactly as a phase
-    // ramp on the cross-power spectrum: the windows themselves are cut at
-    // integer positions, so no interpolation blurs them or biases the shift.
-    SwimResult align(const SwimOptions& options, double offset_x = 0, double offset_y = 0);
-
-    // The same for windows centred on p1 in img1 and p2 in img2, read
-    // straight from the images where they lie inside (cut at the integer
-    // pixel below the origin p - size/2; the remainder goes into the ramp).
-    // Out-of-image pixels take the mean of the image under the window.
+    // Measures the shift between windows centred on p1 in img1 and p2 in
+    // img2. Windows are cut at the integer pixel below their origin
+    // p - size/2 (read straight from the image where they lie inside it;
+    // out-of-image pixels take the mean of the image under the window), the
+    // stationary one apodized (fade to its own mean; the moving one too when
+    // options.apodize_both), both mean-subtracted, and the fractional part of
+    // the origins applied exactly as a phase ramp on the cross-power
+    // spectrum, so no interpolation blurs the windows or biases the shift.
     SwimResult match(const ImageView& img1, const double p1[2], const ImageView& img2,
                      const double p2[2], const SwimOptions& options);
 
