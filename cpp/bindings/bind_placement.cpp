@@ -99,6 +99,9 @@ void bind_placement(py::module_& m) {
             d["solver"] = r.solver;
             d["cg_iterations"] = r.cg_iterations;
             d["cg_error"] = r.cg_error;
+            d["pivot_ratio"] = r.pivot_ratio;
+            d["timings"] = py::dict(py::arg("assemble") = r.assemble_s, py::arg("analyze") = r.analyze_s,
+                                    py::arg("factor") = r.factor_s, py::arg("solve") = r.solve_s);
             return d;
         },
         py::arg("n_tiles"), py::arg("t1"), py::arg("t2"), py::arg("p1"), py::arg("p2"), py::arg("w"),

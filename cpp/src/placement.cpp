@@ -24,6 +24,7 @@
 #include <Eigen/SparseCore>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -56,13 +57,20 @@ void check_indices(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2) {
     }
 }
 
-// Homogeneous coordinates of a point for the k unknowns of one tile row.
-inline void qvec(int k, const double* p, double* q) {
+// Coordinates of a point for the k unknowns of one tile row. Affine
+// unknowns are solved in a centred, scaled basis (an exact change of
+// variables that keeps the system well conditioned):
+//   T(p) = A p + X = A' (p - c0) / L + X',  A' = L A,  X' = X + A c0.
+struct Frame {
+    double cx = 0, cy = 0, L = 1;
+};
+
+inline void qvec(int k, const double* p, double* q, const Frame& f) {
     if (k == 1) {
         q[0] = 1.0;
     } else {
-        q[0] = p[0];
-        q[1] = p[1];
+        q[0] = (p[0] - f.cx) / f.L;
+        q[1] = (p[1] - f.cy) / f.L;
         q[2] = 1.0;
     }
 }
@@ -72,7 +80,13 @@ struct Solved {
     std::string solver;
     int iterations = 0;
     double error = 0;
+    double pivot_ratio = 0;
+    double analyze_s = 0, factor_s = 0, solve_s = 0;
 };
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
 
 template <class Precond>
 Solved solve_cg(const SpMat& A, const Dense& rhs, const PlacementOptions& opt) {
@@ -81,11 +95,15 @@ Solved solve_cg(const SpMat& A, const Dense& rhs, const PlacementOptions& opt) {
     I64 maxit = opt.cg_max_iterations > 0 ? opt.cg_max_iterations
                                           : std::min<I64>(10 * A.rows() + 100, 1000000);
     cg.setMaxIterations(static_cast<Eigen::Index>(maxit));
+    auto t0 = std::chrono::steady_clock::now();
     cg.compute(A);
+    const double t_fa = seconds_since(t0);
+    t0 = std::chrono::steady_clock::now();
     if (cg.info() != Eigen::Success)
         throw std::invalid_argument("the placement system could not be preconditioned (is it ill-posed?)");
     Solved s;
     s.solver = "cg";
+    s.factor_s = t_fa;
     s.x.resize(rhs.rows(), rhs.cols());
     for (Eigen::Index j = 0; j < rhs.cols(); ++j) {
         if (rhs.col(j).squaredNorm() == 0.0) {
@@ -100,24 +118,35 @@ Solved solve_cg(const SpMat& A, const Dense& rhs, const PlacementOptions& opt) {
                                      " iterations (relative residual " + std::to_string(cg.error()) +
                                      "); use solver='cholesky' or a looser tolerance");
     }
+    s.solve_s = seconds_since(t0);
     return s;
 }
 
 Solved solve_cholesky(const SpMat& A, const Dense& rhs) {
     Eigen::SimplicialLDLT<SpMat, Eigen::Lower, Eigen::AMDOrdering<I64>> ldlt;
-    ldlt.compute(A);
+    auto t0 = std::chrono::steady_clock::now();
+    ldlt.analyzePattern(A);
+    const double t_an = seconds_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    ldlt.factorize(A);
+    const double t_fa = seconds_since(t0);
     if (ldlt.info() != Eigen::Success)
         throw std::invalid_argument("the placement system is singular: the matches do not determine the placement "
                                     "(too few or collinear points between some tiles?)");
     const auto& D = ldlt.vectorD();
     const double dmax = D.size() ? D.maxCoeff() : 0.0;
     const double dmin = D.size() ? D.minCoeff() : 0.0;
-    if (D.size() && !(dmin > 1e-13 * dmax))
+    if (D.size() && !(dmin > 1e-15 * dmax))
         throw std::invalid_argument("the placement system is singular or nearly so: the matches do not determine the "
                                     "placement (too few or collinear points between some tiles?)");
     Solved s;
     s.solver = "cholesky";
+    s.pivot_ratio = D.size() ? dmin / dmax : 1.0;
+    s.analyze_s = t_an;
+    s.factor_s = t_fa;
+    t0 = std::chrono::steady_clock::now();
     s.x = ldlt.solve(rhs);
+    s.solve_s = seconds_since(t0);
     return s;
 }
 
@@ -164,6 +193,7 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
             throw std::invalid_argument("tile " + std::to_string(t) + " has no match to another tile");
     if (opt.fix >= n_tiles) throw std::invalid_argument("the fixed tile index is out of range");
 
+    const auto t_start = std::chrono::steady_clock::now();
     PlacementResult res;
     res.component = placement_components(n_tiles, n_matches, t1, t2, &res.n_components);
     const I64 nc = res.n_components;
@@ -189,6 +219,25 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
     const I64 nu = nf * k;  // unknowns of the sparse system
     res.unknowns = nu;
 
+    Frame fr;
+    if (k == 3) {
+        double sx = 0, sy = 0;
+        for (I64 m = 0; m < 2 * n_matches; ++m) {
+            const double* p = m < n_matches ? p1 + 2 * m : p2 + 2 * (m - n_matches);
+            sx += p[0];
+            sy += p[1];
+        }
+        fr.cx = sx / double(2 * n_matches);
+        fr.cy = sy / double(2 * n_matches);
+        double ss = 0;
+        for (I64 m = 0; m < 2 * n_matches; ++m) {
+            const double* p = m < n_matches ? p1 + 2 * m : p2 + 2 * (m - n_matches);
+            ss += (p[0] - fr.cx) * (p[0] - fr.cx) + (p[1] - fr.cy) * (p[1] - fr.cy);
+        }
+        fr.L = std::sqrt(ss / double(2 * n_matches));
+        if (!(fr.L > 1e-9)) fr.L = 1.0;  // all points equal: the problem is ill-posed anyway
+    }
+
     // Accumulate diagonal blocks, reference couplings and (rigid) b.
     std::vector<double> diag(static_cast<std::size_t>(nf * k * k), 0.0);
     std::vector<double> qrr(static_cast<std::size_t>(nc * k * k), 0.0);
@@ -199,8 +248,8 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
     for (I64 m = 0; m < n_matches; ++m) {
         const I64 a = t1[m], bb = t2[m];
         const double wm = w[m];
-        qvec(k, p1 + 2 * m, q1);
-        qvec(k, p2 + 2 * m, q2);
+        qvec(k, p1 + 2 * m, q1, fr);
+        qvec(k, p2 + 2 * m, q2, fr);
         const I64 fa = freeidx[a], fb = freeidx[bb];
         double* da = fa >= 0 ? &diag[fa * k * k] : &qrr[refslot[a] * k * k];
         double* db = fb >= 0 ? &diag[fb * k * k] : &qrr[refslot[bb] * k * k];
@@ -284,8 +333,8 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
                 for (; s0 < s1 && upper(order[s0]) == h; ++s0) {
                     const I64 m = order[s0];
                     const bool first_is_h = freeidx[t1[m]] == h;
-                    qvec(k, first_is_h ? p1 + 2 * m : p2 + 2 * m, q1);  // q_h
-                    qvec(k, first_is_h ? p2 + 2 * m : p1 + 2 * m, q2);  // q_i
+                    qvec(k, first_is_h ? p1 + 2 * m : p2 + 2 * m, q1, fr);  // q_h
+                    qvec(k, first_is_h ? p2 + 2 * m : p1 + 2 * m, q2, fr);  // q_i
                     for (int r = 0; r < k; ++r)
                         for (int c = 0; c < k; ++c) acc[r * k + c] -= w[m] * q1[r] * q2[c];
                 }
@@ -301,6 +350,7 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
         }
     }
     res.nonzeros = Q.nonZeros();
+    res.assemble_s = seconds_since(t_start);
     std::vector<double>().swap(diag);
     std::vector<I64>().swap(order);
 
@@ -335,6 +385,10 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
     res.solver = sol.solver;
     res.cg_iterations = sol.iterations;
     res.cg_error = sol.error;
+    res.pivot_ratio = sol.pivot_ratio;
+    res.analyze_s = sol.analyze_s;
+    res.factor_s = sol.factor_s;
+    res.solve_s = sol.solve_s;
     SpMat().swap(Q);
 
     if (k == 1) {
@@ -379,7 +433,7 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
     // Reference-tile parameters Tr[c](s, :) and multipliers per component.
     std::vector<Eigen::Matrix<double, 2, 3>> Tr(nc), Lam(nc);
     for (I64 c = 0; c < nc; ++c) {
-        Tr[c] << 1, 0, 0, 0, 1, 0;
+        Tr[c] << fr.L, 0, fr.cx, 0, fr.L, fr.cy;  // the identity in the centred basis
         Lam[c].setZero();
         if (c == fixed_comp) continue;
         Eigen::Matrix<double, 6, 6> K;
@@ -404,7 +458,9 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
         const double n = double(comp_size[c]);
         for (int s = 0; s < 2; ++s) {
             Eigen::Matrix<double, 6, 1> r = Eigen::Matrix<double, 6, 1>::Zero();
-            r(3 + s) = n;  // sum_t A_t = n I, sum_t X_t = 0
+            // sum_t A_t = n I and sum_t X_t = 0  <=>  sum_t A'_t = n L I, sum_t X'_t = n c0
+            r(3 + s) = n * fr.L;
+            r(5) = n * (s == 0 ? fr.cx : fr.cy);
             Eigen::Matrix<double, 6, 1> z = cs.asDiagonal() * lu.solve(rs.asDiagonal() * r);
             Tr[c].row(s) = z.head<3>().transpose();
             Lam[c].row(s) = z.tail<3>().transpose();
@@ -415,17 +471,22 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
         const I64 c = comp[t];
         double* out = &res.params[t * 6];
         const I64 f = freeidx[t];
-        for (int s = 0; s < 2; ++s)
+        for (int s = 0; s < 2; ++s) {
+            double v[3];
             for (int a = 0; a < k; ++a) {
                 if (f < 0) {
-                    out[s * 3 + a] = Tr[c](s, a);
+                    v[a] = Tr[c](s, a);
                 } else {
                     const I64 u = f * k + a;
-                    double v = 0;
-                    for (int j = 0; j < k; ++j) v -= Y1(u, j) * Tr[c](s, j) + Y2(u, j) * Lam[c](s, j);
-                    out[s * 3 + a] = v;
+                    v[a] = 0;
+                    for (int j = 0; j < k; ++j) v[a] -= Y1(u, j) * Tr[c](s, j) + Y2(u, j) * Lam[c](s, j);
                 }
             }
+            // back from the centred basis: A = A' / L, X = X' - A c0
+            out[s * 3 + 0] = v[0] / fr.L;
+            out[s * 3 + 1] = v[1] / fr.L;
+            out[s * 3 + 2] = v[2] - out[s * 3 + 0] * fr.cx - out[s * 3 + 1] * fr.cy;
+        }
     }
     return res;
 }

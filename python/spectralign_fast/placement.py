@@ -374,7 +374,7 @@ class Placement:
             kept &= ~drop
         self._result = dict(params=params, affine=affine, kept=kept, residuals=res, rounds=rounds,
                             solver=out["solver"], cg_iterations=out["cg_iterations"],
-                            cg_error=out["cg_error"], unknowns=out["unknowns"], nonzeros=out["nonzeros"],
+                            cg_error=out["cg_error"], pivot_ratio=out["pivot_ratio"], timings=out["timings"], unknowns=out["unknowns"], nonzeros=out["nonzeros"],
                             n_components=out["n_components"])
         return params
 
@@ -422,10 +422,12 @@ class Placement:
 
     @property
     def solve_info(self) -> Dict[str, Any]:
-        """How the last solve went: solver, unknowns, nonzeros, cg_iterations, cg_error, rounds, n_components."""
+        """How the last solve went: solver, unknowns, nonzeros, cg_iterations, cg_error,
+        pivot_ratio (smallest / largest LDL^T pivot), timings (seconds of the last C++ call:
+        assemble, analyze, factor, solve), rounds (of ``reject``), n_components."""
         r = self._need_result()
-        return {k: r[k] for k in ("solver", "unknowns", "nonzeros", "cg_iterations", "cg_error", "rounds",
-                                  "n_components")}
+        return {k: r[k] for k in ("solver", "unknowns", "nonzeros", "cg_iterations", "cg_error", "pivot_ratio",
+                                  "timings", "rounds", "n_components")}
 
     def residuals(self) -> PlacementResiduals:
         """Per-match residual vectors of the last solve, in model space, with a summary.

@@ -47,6 +47,10 @@ struct PlacementResult {
     std::string solver;                   // "cholesky" or "cg"
     int cg_iterations = 0;                // largest over the right-hand sides (cg only)
     double cg_error = 0;                  // largest relative residual (cg only)
+    double pivot_ratio = 0;               // smallest / largest LDL^T pivot (cholesky only)
+    // wall-clock seconds: assembly (incl. checks), ordering, factorisation
+    // (cg: preconditioner), solves
+    double assemble_s = 0, analyze_s = 0, factor_s = 0, solve_s = 0;
 };
 
 // Connected components of the match graph: label per tile (0-based, in
