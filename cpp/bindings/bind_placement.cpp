@@ -106,7 +106,7 @@ void bind_placement(py::module_& m) {
         },
         py::arg("n_tiles"), py::arg("t1"), py::arg("t2"), py::arg("p1"), py::arg("p2"), py::arg("w"),
         py::arg("affine"), py::arg("fix") = -1, py::arg("separate") = false, py::arg("solver") = "auto",
-        py::arg("preconditioner") = "ic", py::arg("tol") = 1e-12, py::arg("maxiter") = 0,
+        py::arg("preconditioner") = "jacobi", py::arg("tol") = 1e-12, py::arg("maxiter") = 0,
         py::arg("auto_limit") = 0,
         "Sparse least-squares placement (see spectralign_fast.Placement). Releases the GIL while solving.");
 }

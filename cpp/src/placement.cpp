@@ -368,7 +368,7 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
 
     PlacementSolver which = opt.solver;
     if (which == PlacementSolver::Auto) {
-        const I64 limit = opt.auto_cholesky_limit > 0 ? opt.auto_cholesky_limit : I64{1500000};
+        const I64 limit = opt.auto_cholesky_limit > 0 ? opt.auto_cholesky_limit : I64{4000000};
         which = nu <= limit ? PlacementSolver::Cholesky : PlacementSolver::CG;
     }
     Solved sol;

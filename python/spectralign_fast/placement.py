@@ -289,8 +289,12 @@ class Placement:
             components, unless "separate": then each component gets its own
             gauge (mean zero; ``fix`` applies to its own component).
         solver : {"auto", "cholesky", "cg"}
-            Sparse LDL^T (AMD ordering) or conjugate gradients with an
-            incomplete-Cholesky preconditioner; "auto" picks by size.
+            Sparse LDL^T (Eigen SimplicialLDLT, AMD ordering) or conjugate
+            gradients with a Jacobi preconditioner; "auto" uses LDL^T up to
+            4 million unknowns (one per tile for rigid, three for affine)
+            and CG beyond, where the factor would not fit in memory. CG is
+            slower on tile grids (affine especially: its system is badly
+            conditioned), so prefer "cholesky" whenever memory allows.
         tol : float
             Relative residual of each CG solve (ignored by cholesky).
         maxiter : int, optional

@@ -31,10 +31,10 @@ struct PlacementOptions {
     std::int64_t fix = -1;            // tile index fixed to the identity, or -1
     bool separate_components = false; // false: a disconnected graph is an error
     PlacementSolver solver = PlacementSolver::Auto;
-    PlacementPreconditioner preconditioner = PlacementPreconditioner::IncompleteCholesky;  // cg only
+    PlacementPreconditioner preconditioner = PlacementPreconditioner::Jacobi;  // cg only (measured faster than IC)
     double cg_tolerance = 1e-12;      // relative residual |r| / |b| of each CG solve
     int cg_max_iterations = 0;        // 0: 10 * unknowns (capped)
-    std::int64_t auto_cholesky_limit = 0;  // unknowns above which Auto uses CG; 0: built-in
+    std::int64_t auto_cholesky_limit = 0;  // unknowns above which Auto uses CG; 0: built-in (4M)
 };
 
 struct PlacementResult {
