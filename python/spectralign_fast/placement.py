@@ -474,12 +474,13 @@ class Placement:
 def _residual_vectors(params: np.ndarray, affine: bool, t1: np.ndarray, t2: np.ndarray,
                       P1: np.ndarray, P2: np.ndarray) -> np.ndarray:
     """``T_t1(p1) - T_t2(p2)`` per match, shape (M, 2)."""
-    if not affine:
-        return (P1 + params[t1]) - (P2 + params[t2])
     out = np.empty_like(P1)
     step = 1 << 20  # bounded temporaries for millions of matches
     for s in range(0, len(P1), step):
         sl = slice(s, s + step)
+        if not affine:
+            np.subtract(P1[sl] + params[t1[sl]], P2[sl] + params[t2[sl]], out=out[sl])
+            continue
         T1, T2 = params[t1[sl]], params[t2[sl]]
         out[sl] = (np.einsum("mij,mj->mi", T1[:, :, :2], P1[sl]) + T1[:, :, 2]
                    - np.einsum("mij,mj->mi", T2[:, :, :2], P2[sl]) - T2[:, :, 2])
