@@ -410,3 +410,34 @@ def test_nothing_printed(capfd):
     plc.residuals()
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_per_point_array_with_one_tuple_id():
+    plc = Placement()
+    P = np.array([[900.0, 100.0], [950.0, 500.0]])
+    plc.addmatches(np.array(["a", "b"]), ("t", 1), P, P - [800.0, 0.0])
+    plc.addmatches(("t", 1), np.array(["a", "b"]), P, P + [800.0, 0.0])
+    assert plc.tiles == ["a", ("t", 1), "b"]
+    res = plc.rigid(fix=("t", 1))
+    assert res[("t", 1)] == (0.0, 0.0)
+
+
+def test_gil_released_during_solve():
+    import threading
+    import time
+
+    _, edges = grid(14, 14, affine=True, noise=0.2, per_edge=4)
+    plc = build(edges)
+    ticks = []
+    done = threading.Event()
+    th = threading.Thread(target=lambda: (plc.affine(solver="cg", tol=1e-10), done.set()))
+    th.start()
+    while not done.is_set():
+        ticks.append(time.perf_counter())
+        time.sleep(0.001)
+    th.join()
+    t = plc.solve_info["timings"]
+    cpp = t["assemble"] + t["factor"] + t["solve"]
+    assert cpp > 0.05
+    # with the GIL held, this thread would stall for the whole C++ call
+    assert len(ticks) > 0.3 * cpp / 0.0015

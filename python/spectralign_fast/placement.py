@@ -209,8 +209,13 @@ class Placement:
             i2 = np.full(n, self._index(t2), dtype=np.int64)
         else:
             # Check self-matches before registering any id.
-            a = t1 if per_point[0] else np.full(n, t1, dtype=object)
-            b = t2 if per_point[1] else np.full(n, t2, dtype=object)
+            a, b = t1, t2
+            if not per_point[0]:
+                a = np.empty(n, dtype=object)
+                a.fill(t1)  # fill() stores a tuple id as one object
+            if not per_point[1]:
+                b = np.empty(n, dtype=object)
+                b.fill(t2)
             same = np.asarray(a == b, dtype=bool).reshape(-1) if a.shape == b.shape else np.zeros(n, bool)
             if same.any():
                 k = int(np.flatnonzero(same)[0])
