@@ -5,4 +5,5 @@ PYBIND11_MODULE(_core, m) {
     spectralign_fast::bindings::bind_config(m);
     spectralign_fast::bindings::bind_image(m);
     spectralign_fast::bindings::bind_matcher(m);
+    spectralign_fast::bindings::bind_placement(m);
 }

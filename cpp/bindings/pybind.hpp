@@ -30,5 +30,6 @@ inline ImageView image_view(const FloatImage& img, const char* what) {
 void bind_config(py::module_& m);
 void bind_image(py::module_& m);
 void bind_matcher(py::module_& m);
+void bind_placement(py::module_& m);
 
 }  // namespace spectralign_fast::bindings

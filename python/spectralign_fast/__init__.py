@@ -12,6 +12,7 @@ from ._config import config, set_fft_planning, show_config
 from .affine import Affine
 from .image import Image
 from .matcher import BatchRefinementStats, Matcher, RefinementStats
+from .placement import Match, Placement, PlacementResiduals
 
 __version__ = "0.1.0"
 
@@ -19,7 +20,10 @@ __all__ = [
     "Affine",
     "BatchRefinementStats",
     "Image",
+    "Match",
     "Matcher",
+    "Placement",
+    "PlacementResiduals",
     "RefinementStats",
     "config",
     "set_fft_planning",
