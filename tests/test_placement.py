@@ -64,7 +64,7 @@ def as_list(edges):
 
 
 # -- noise-free recovery -----------------------------------------------------------
-@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+@pytest.mark.parametrize("solver", ["cholesky", "ldlt", "cg"])
 def test_rigid_noise_free_recovers_truth(solver):
     truth, edges = grid(5, 6, affine=False)
     res = build(edges).rigid(solver=solver)
@@ -76,7 +76,7 @@ def test_rigid_noise_free_recovers_truth(solver):
         np.testing.assert_allclose(res[t], ref[t], atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+@pytest.mark.parametrize("solver", ["cholesky", "ldlt", "cg"])
 def test_affine_noise_free_recovers_truth(solver):
     truth, edges = grid(5, 6, affine=True)
     res = build(edges).affine(solver=solver)
@@ -192,7 +192,22 @@ def test_cholesky_and_cg_agree(affine):
     for t in a:
         np.testing.assert_allclose(np.asarray(a[t]), np.asarray(b[t]), atol=1e-6, rtol=0)
     f(solver="auto")
-    assert plc.solve_info["solver"] == "cholesky"
+    assert plc.solve_info["solver"] == ("cholmod" if sf.config()["cholmod"] else "ldlt")
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_cholmod_and_simplicial_ldlt_agree(affine):
+    if not sf.config()["cholmod"]:
+        pytest.skip("this build has no CHOLMOD (install libsuitesparse-dev and rebuild)")
+    _, edges = grid(7, 6, affine=affine, noise=0.2, seed=3)
+    plc = build(edges)
+    f = plc.affine if affine else plc.rigid
+    a = f(solver="cholesky")
+    assert plc.solve_info["solver"] == "cholmod" and plc.solve_info["pivot_ratio"] > 0
+    b = f(solver="ldlt")
+    assert plc.solve_info["solver"] == "ldlt"
+    for t in a:
+        np.testing.assert_allclose(np.asarray(a[t]), np.asarray(b[t]), atol=1e-8, rtol=0)
 
 
 # -- outliers -------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 
 #include "pybind.hpp"
 #include "spectralign_fast/fft.hpp"
+#include "spectralign_fast/placement.hpp"
 #include "spectralign_fast/swim.hpp"
 
 #ifndef SPECTRALIGN_FFTW_SOURCE
@@ -50,6 +51,7 @@ void bind_config(py::module_& m) {
                               std::to_string(EIGEN_MAJOR_VERSION) + "." +
                               std::to_string(EIGEN_MINOR_VERSION);
     m.attr("compiler") = compiler();
+    m.attr("has_cholmod") = placement_has_cholmod();
     m.def("default_threads", []() { return resolve_threads(0); },
           "Threads used for threads=0 (all cores).");
     m.def("set_fft_planning", [](const std::string& name) { set_plan_rigor(parse_rigor(name)); },

@@ -23,8 +23,9 @@ void check_points(const DoubleArray& a, const char* what, py::ssize_t n) {
 PlacementSolver parse_solver(const std::string& s) {
     if (s == "auto") return PlacementSolver::Auto;
     if (s == "cholesky") return PlacementSolver::Cholesky;
+    if (s == "ldlt") return PlacementSolver::SimplicialLDLT;
     if (s == "cg") return PlacementSolver::CG;
-    throw std::invalid_argument("solver must be 'auto', 'cholesky' or 'cg', got '" + s + "'");
+    throw std::invalid_argument("solver must be 'auto', 'cholesky', 'ldlt' or 'cg', got '" + s + "'");
 }
 
 PlacementPreconditioner parse_preconditioner(const std::string& s) {

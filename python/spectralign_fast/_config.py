@@ -13,6 +13,7 @@ def config() -> dict:
         "fftw_version": _core.fftw_version(),
         "fft_planning": _core.fft_planning(),
         "eigen_version": _core.eigen_version,
+        "cholmod": _core.has_cholmod,
         "compiler": _core.compiler,
         "default_threads": _core.default_threads(),
         "python": sys.version.split()[0],

@@ -7,6 +7,7 @@ import numpy.typing as npt
 fftw_source: str
 eigen_version: str
 compiler: str
+has_cholmod: bool
 
 def fftw_version() -> str: ...
 def default_threads() -> int: ...

@@ -20,7 +20,7 @@ Match = namedtuple("Match", ("tile1", "tile2", "p1", "p2", "weight"))
 Match.__doc__ = """One pair of matching points: point ``p1`` = (x, y) of ``tile1`` and
 point ``p2`` of ``tile2`` should lie at the same place in model space."""
 
-_SOLVERS = ("auto", "cholesky", "cg")
+_SOLVERS = ("auto", "cholesky", "ldlt", "cg")
 _COMPONENTS = ("error", "separate")
 # MAD -> standard deviation for normally distributed values.
 _MAD_TO_SIGMA = 1.482602218505602
@@ -293,13 +293,16 @@ class Placement:
             A disconnected match graph raises ValueError naming the
             components, unless "separate": then each component gets its own
             gauge (mean zero; ``fix`` applies to its own component).
-        solver : {"auto", "cholesky", "cg"}
-            Sparse LDL^T (Eigen SimplicialLDLT, AMD ordering) or conjugate
-            gradients with a Jacobi preconditioner; "auto" uses LDL^T up to
-            4 million unknowns (one per tile for rigid, three for affine)
-            and CG beyond, where the factor would not fit in memory. CG is
-            slower on tile grids (affine especially: its system is badly
-            conditioned), so prefer "cholesky" whenever memory allows.
+        solver : {"auto", "cholesky", "ldlt", "cg"}
+            "cholesky": sparse Cholesky, SuiteSparse CHOLMOD's supernodal
+            factorisation when the build has it (``config()["cholmod"]``),
+            else Eigen's simplicial LDL^T; "ldlt": always Eigen's simplicial
+            LDL^T (AMD ordering); "cg": conjugate gradients with a Jacobi
+            preconditioner. "auto" uses "cholesky" up to 40 million unknowns
+            with CHOLMOD (4 million without), one per tile for rigid, three
+            for affine, and CG beyond, where a factor would not fit in
+            memory. CG is slower on tile grids (affine especially: its system
+            is badly conditioned), so prefer "cholesky" whenever memory allows.
         tol : float
             Relative residual of each CG solve (ignored by cholesky).
         maxiter : int, optional

@@ -23,7 +23,12 @@
 
 namespace spectralign_fast {
 
-enum class PlacementSolver { Auto, Cholesky, CG };
+// Cholesky: CHOLMOD's supernodal factorisation when built with it, else
+// Eigen's SimplicialLDLT. SimplicialLDLT: always Eigen's.
+enum class PlacementSolver { Auto, Cholesky, SimplicialLDLT, CG };
+
+// True when this build has SuiteSparse CHOLMOD for PlacementSolver::Cholesky.
+bool placement_has_cholmod();
 enum class PlacementPreconditioner { IncompleteCholesky, Jacobi };
 
 struct PlacementOptions {
@@ -44,7 +49,7 @@ struct PlacementResult {
     std::int64_t n_components = 0;
     std::int64_t unknowns = 0;            // size of the sparse system that was solved
     std::int64_t nonzeros = 0;            // stored (lower-triangle) nonzeros of that system
-    std::string solver;                   // "cholesky" or "cg"
+    std::string solver;                   // "cholmod", "ldlt" or "cg"
     int cg_iterations = 0;                // largest over the right-hand sides (cg only)
     double cg_error = 0;                  // largest relative residual (cg only)
     double pivot_ratio = 0;               // smallest / largest LDL^T pivot (cholesky only)
