@@ -34,8 +34,10 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+# Several minutes (the million-tile placement cases); results go to bench/RESULTS.md by hand.
 bench: install
 	$(PY) bench/bench_match.py
+	$(PY) bench/bench_place.py
 
 clean:
 	rm -rf build $(VENV) demo-output
