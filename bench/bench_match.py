@@ -65,28 +65,39 @@ def speed(sizes, repeats: int) -> list[str]:
     m = sf.Matcher(img, np.roll(img, (3, -2), axis=(0, 1)))
     for n in sizes:
         floor_reps = max(3, int(2e8 // (n * n * 20)))
-        floor = statistics.median(_core.fft_floor(n, n, floor_reps) for _ in range(repeats))
         lo, hi = n / 2 + 8, img.shape[0] - n / 2 - 8
         pairs = 24 if n <= 512 else 8
         P = rng.uniform(lo, hi, (pairs, 2))
-        m.refine_many(P[:2], P[:2], n, threads=1)  # plans, warm caches
-        # Single calls walk through the same fresh points as refine_many, so
-        # neither measurement enjoys windows still hot in the cache.
+        # Throughput over a bigger batch, so thread start-up averages out.
+        many = 96 if n <= 512 else 16
+        Q = rng.uniform(lo, hi, (many, 2))
+        m.refine_many(Q[:4], Q[:4], n, threads=2)  # plans, workspaces
+
         def one_pass():
+            # Single calls walk through fresh points, as refine_many does, so
+            # neither measurement enjoys windows still hot in the cache.
             for p in P:
                 m.refine(p, p, n)
 
-        one_call = median_time(one_pass, repeats) / pairs
-        per_iter = median_time(lambda: m.refine_many(P, P, n, iters=1, threads=1), repeats) / pairs
-        numpy_t = median_time(lambda: [swim_oracle.refine(img, img, p, p, n, iters=1) for p in P[:4]],
-                              max(3, repeats // 2)) / 4
-        thr = {}
-        for t in (1, 2):
-            thr[t] = pairs / median_time(lambda: m.refine_many(P, P, n, iters=1, threads=t), repeats)
+        # Every repeat measures everything back to back; ratios are taken
+        # within a repeat, then the median over repeats (the machine is shared).
+        samples = {k: [] for k in ("floor", "one", "batch", "numpy", "t1", "t2")}
+        for _ in range(repeats):
+            samples["floor"].append(_core.fft_floor(n, n, floor_reps))
+            samples["one"].append(median_time(one_pass, 1) / pairs)
+            samples["batch"].append(median_time(lambda: m.refine_many(P, P, n, iters=1, threads=1), 1) / pairs)
+            samples["t1"].append(median_time(lambda: m.refine_many(Q, Q, n, iters=1, threads=1), 1) / many)
+            samples["t2"].append(median_time(lambda: m.refine_many(Q, Q, n, iters=1, threads=2), 1) / many)
+        for _ in range(max(3, repeats // 2)):
+            samples["numpy"].append(median_time(lambda: swim_oracle.refine(img, img, P[0], P[0], n, iters=1), 1))
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        r_one = statistics.median(o / f for o, f in zip(samples["one"], samples["floor"]))
+        r_batch = statistics.median(o / f for o, f in zip(samples["batch"], samples["floor"]))
+        scaling = statistics.median(a / b for a, b in zip(samples["t1"], samples["t2"]))
         rows.append(
-            f"| {n} | {floor * 1e3:.3f} ms | {one_call * 1e3:.3f} ms | {one_call / floor:.2f}x "
-            f"| {per_iter * 1e3:.3f} ms | {per_iter / floor:.2f}x | {numpy_t * 1e3:.1f} ms "
-            f"| {numpy_t / one_call:.1f}x | {thr[1]:.0f} | {thr[2]:.0f} | {thr[2] / thr[1]:.2f}x |")
+            f"| {n} | {med['floor'] * 1e3:.3f} ms | {med['one'] * 1e3:.3f} ms | {r_one:.2f}x "
+            f"| {med['batch'] * 1e3:.3f} ms | {r_batch:.2f}x | {med['numpy'] * 1e3:.1f} ms "
+            f"| {med['numpy'] / med['one']:.1f}x | {1 / med['t1']:.0f} | {1 / med['t2']:.0f} | {scaling:.2f}x |")
         print(rows[-1], flush=True)
     return rows
 
