@@ -456,3 +456,20 @@ def test_gil_released_during_solve():
     assert cpp > 0.05
     # with the GIL held, this thread would stall for the whole C++ call
     assert len(ticks) > 0.3 * cpp / 0.0015
+
+
+def test_mixed_addmatch_and_addmatches_keep_insertion_order():
+    plc = Placement()
+    plc.addmatch("a", "b", (1.0, 2.0), (3.0, 4.0))
+    plc.addmatches("b", "c", [[5.0, 6.0], [7.0, 8.0]], [[9.0, 10.0], [11.0, 12.0]])
+    plc.addmatch("c", "a", (13.0, 14.0), (15.0, 16.0))
+    plc.rigid()
+    res = plc.residuals()
+    assert len(res.vectors) == 4
+    # rigid: residual = p1 + X_t1 - p2 - X_t2; recover p1 - p2 in insertion order
+    pos = plc.rigid()
+    order = [("a", "b"), ("b", "c"), ("b", "c"), ("c", "a")]
+    p1 = np.array([[1, 2], [5, 6], [7, 8], [13, 14]], float)
+    p2 = np.array([[3, 4], [9, 10], [11, 12], [15, 16]], float)
+    expect = np.array([p1[k] + np.array(pos[t1]) - p2[k] - np.array(pos[t2]) for k, (t1, t2) in enumerate(order)])
+    np.testing.assert_allclose(res.vectors, expect, atol=1e-9)

@@ -132,6 +132,15 @@ class Placement:
         self._arrays = None
         self._result = None
 
+    def _flush_single(self) -> None:
+        """Turn the pending addmatch() points into a chunk, so that chunks
+        stay in insertion order."""
+        if self._single:
+            s = np.array(self._single, dtype=np.float64).reshape(-1, 7)
+            self._chunks.append((s[:, 0].astype(np.int64), s[:, 1].astype(np.int64),
+                                 s[:, 2:4].copy(), s[:, 4:6].copy(), s[:, 6].copy()))
+            self._single = []
+
     def addmatch(self, tile1: Hashable, tile2: Hashable, p1: Any, p2: Any, weight: float = 1) -> None:
         """Add one pair of matching points connecting two tiles.
 
@@ -227,19 +236,15 @@ class Placement:
             both[1::2] = b
             idx = self._indices(both)
             i1, i2 = idx[0::2].copy(), idx[1::2].copy()
+        self._flush_single()
         self._chunks.append((i1, i2, P1, P2, w))
         self._changed()
 
     # -- stored matches -----------------------------------------------------
     def _match_arrays(self) -> Tuple[np.ndarray, ...]:
         if self._arrays is None:
+            self._flush_single()
             parts = list(self._chunks)
-            if self._single:
-                s = np.array(self._single, dtype=np.float64).reshape(-1, 7)
-                parts.append((s[:, 0].astype(np.int64), s[:, 1].astype(np.int64),
-                              s[:, 2:4].copy(), s[:, 4:6].copy(), s[:, 6].copy()))
-                self._chunks = parts  # consolidate; keeps insertion order across both paths
-                self._single = []
             if not parts:
                 empty = np.zeros(0, np.int64)
                 self._arrays = (empty, empty, np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0))
