@@ -4,7 +4,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
     !defined(SPECTRALIGN_NO_CLONES)
-#define SPECTRALIGN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define SPECTRALIGN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define SPECTRALIGN_CLONES
 #endif
