@@ -1,9 +1,10 @@
-"""Matching demo on real image content (``make demo``).
+"""Matching and placement demo on real image content (``make demo``).
 
 1. The two overlapping YFP microscopy tiles (``../shared/data`` next to the
    project, or ``--data DIR``): a coarse match in the middle of the overlap,
    then a grid of fine matches along it with ``refine_many``; prints offsets
-   and SNRs, fits the tile-to-tile transform, writes a red/green overlay.
+   and SNRs, places the tiles (rigid and affine ``Placement``), writes a
+   red/green overlay.
 2. Known subpixel shifts of a scikit-image photograph: recovered vs true.
 
     python -m spectralign_fast.demo [--data DIR] [--output DIR]
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Affine, Image, Matcher, show_config
+from . import Image, Matcher, Placement, show_config
 from ._io import write_atomically
 
 TILES = ("C2-20250523_montage_YFP_ideal_02.jpg", "C2-20250523_montage_YFP_ideal_03.jpg")
@@ -37,7 +38,7 @@ def find_data(explicit: str | None) -> Path | None:
     return None
 
 
-def overlay_png(left: np.ndarray, right: np.ndarray, to_left: Affine, path: Path) -> None:
+def overlay_png(left: np.ndarray, right: np.ndarray, to_left, path: Path) -> None:
     """Red: left tile; green: right tile rendered into left's frame; yellow
     where they agree."""
     from PIL import Image as PILImage
@@ -86,18 +87,23 @@ def yfp_demo(data: Path, out: Path) -> None:
     print(f"  offsets of good matches: x {offs[:, 0].min():.2f}..{offs[:, 0].max():.2f}, "
           f"y {offs[:, 1].min():.2f}..{offs[:, 1].max():.2f} px")
 
-    # Affine transform mapping tile-03 points to tile-02 points (least squares).
-    A = np.column_stack([Q2[good], np.ones(good.sum())])
-    coef, *_ = np.linalg.lstsq(A, Q1[good], rcond=None)
-    to_left = Affine(coef.T)
-    resid = A @ coef - Q1[good]
-    print(f"  affine fit: rotation {np.degrees(to_left.angle()) * 60:.2f} arcmin, "
-          f"scale {to_left.magnification():.5f}, RMS residual "
-          f"{np.sqrt(np.mean(np.sum(resid**2, axis=1))):.3f} px")
+    # Placement: tile 02 fixed, tile 03 placed by an affine least-squares fit.
+    placement = Placement()
+    placement.addmatches("02", "03", Q1[good], Q2[good])
+    to_left = placement.affine(fix="02")["03"]
+    rigid = placement.rigid(fix="02")["03"]
+    res = placement.residuals()
+    print(f"  placement of tile 03 (tile 02 fixed): rigid at ({rigid[0]:.2f}, {rigid[1]:.2f}); "
+          f"affine rotation {np.degrees(to_left.angle()) * 60:.2f} arcmin, "
+          f"scale {to_left.magnification():.5f}")
+    print(f"  rigid residuals: RMS {res.rms:.3f} px, max {res.max:.3f} px")
+    placement.affine(fix="02")
+    res = placement.residuals()
+    print(f"  affine residuals: RMS {res.rms:.3f} px, max {res.max:.3f} px")
     overlay_png(np.asarray(left), np.asarray(right), to_left, out / "yfp_overlay.png")
     matches = {"tile1": TILES[0], "tile2": TILES[1], "convention": "points are (x, y) = (column, row)",
                "p1": Q1.tolist(), "p2": Q2.tolist(), "snr": bst.snr.tolist(),
-               "affine_tile2_to_tile1": to_left.tolist()}
+               "affine_tile2_to_tile1": np.asarray(to_left).tolist()}
     write_atomically(out / "yfp_matches.json",
                      lambda tmp: Path(tmp).write_text(json.dumps(matches, indent=1)))
     print(f"  wrote {out / 'yfp_overlay.png'} (red: tile 02, green: tile 03, yellow: agreement) "
