@@ -96,11 +96,14 @@ def test_affine_true_transforms_reproduce_photo(photo, interpolation, min_db):
 
 
 def test_affine_unsmoothed_photo_cubic(photo):
-    afms, tiles = affine_tiles(photo.astype(np.float32), seed=1)
+    # The raw photograph: cutting the tiles (cubic spline) and rendering them
+    # back resamples it twice; Catmull-Rom keeps that above 40 dB
+    # (linear gives about 37 dB here, see bench/RESULTS_render.md).
+    afms, tiles = affine_tiles(photo.astype(np.float32))
     out = Renderer(affine=afms, tilesize=(220, 220), clip=(0, 0, 512, 512),
                    interpolation="cubic").render_all(tiles)
     inner = (slice(24, -24), slice(24, -24))
-    assert psnr(out[inner], photo[inner]) >= 30.0
+    assert psnr(out[inner], photo[inner]) >= 40.0
 
 
 def test_subpixel_rigid_position_is_kept():
