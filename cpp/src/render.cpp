@@ -62,8 +62,8 @@ SA_INLINE int floor_int(float x) {
 
 SA_INLINE int clampi(int x, int lo, int hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
-template <class T, Interp I>
-SA_INLINE float sample(const T* base, std::ptrdiff_t s, int wmax, int hmax, float u, float v) {
+template <class T, Interp I, class Idx = std::ptrdiff_t>
+SA_INLINE float sample(const T* base, Idx s, int wmax, int hmax, float u, float v) {
     if constexpr (I == Interp::Nearest) {
         const int x = clampi(floor_int(u + 0.5f), 0, wmax);
         const int y = clampi(floor_int(v + 0.5f), 0, hmax);
@@ -121,10 +121,10 @@ SA_INLINE void combine(float e, float inv_r, float val, float d2, float& num, fl
 }
 
 // Any transform: every pixel computes its own tile coordinates.
-template <class T, Interp I, bool Hard>
+template <class T, Interp I, bool Hard, class Idx = std::ptrdiff_t>
 SA_INLINE void row_general(const TileCtx& t, const RowGeom& g, int n, float* num, float* den) {
     const T* base = static_cast<const T*>(t.data);
-    const std::ptrdiff_t s = t.stride;
+    const Idx s = static_cast<Idx>(t.stride);
     const int wmax = t.w - 1, hmax = t.h - 1;
     const float wm = static_cast<float>(t.w) - 0.5f, hm = static_cast<float>(t.h) - 0.5f;
     const float inv_r = t.inv_r, dy2 = g.dy * g.dy;
@@ -133,7 +133,7 @@ SA_INLINE void row_general(const TileCtx& t, const RowGeom& g, int n, float* num
         const float kf = static_cast<float>(k);
         const float u = g.u0 + kf * g.du, v = g.v0 + kf * g.dv;
         const float e = std::min(std::min(u + 0.5f, wm - u), std::min(v + 0.5f, hm - v));
-        const float val = sample<T, I>(base, s, wmax, hmax, u, v);
+        const float val = sample<T, I, Idx>(base, s, wmax, hmax, u, v);
         const float dx = g.dx0 + kf;
         combine<Hard>(e, inv_r, val, dx * dx + dy2, num[k], den[k]);
     }
@@ -186,6 +186,10 @@ SA_INLINE void row_translate(const TileCtx& t, const RowGeom& g, int n, float* n
     SPECTRALIGN_CLONES void general_##TN##_##IN##_##HN(const TileCtx& t, const RowGeom& g, int n, \
                                                        float* num, float* den) {                 \
         row_general<T, Interp::I, H>(t, g, n, num, den);                                          \
+    }                                                                                             \
+    SPECTRALIGN_CLONES void general32_##TN##_##IN##_##HN(const TileCtx& t, const RowGeom& g,      \
+                                                         int n, float* num, float* den) {         \
+        row_general<T, Interp::I, H, int>(t, g, n, num, den);                                     \
     }                                                                                             \
     SPECTRALIGN_CLONES void translate_##TN##_##IN##_##HN(const TileCtx& t, const RowGeom& g,      \
                                                          int n, float* num, float* den) {         \
@@ -252,6 +256,7 @@ using FinalizeFn = void (*)(const float*, const float*, int, bool, float, void*,
 
 struct Kernels {
     RowFn general;
+    RowFn general32;  // 32-bit pixel indices (faster gathers); tiles under 2^31 elements
     RowFn translate;  // null when there is no translation fast path
     FinalizeFn finalize;
 };
@@ -260,14 +265,14 @@ Kernels pick_kernels(PixelType type, Interp interp, bool hard) {
 #define SA_PICK(TN)                                                                               \
     switch (interp) {                                                                             \
         case Interp::Nearest:                                                                     \
-            return hard ? Kernels{general_##TN##_n_h, translate_##TN##_n_h, finalize_##TN}        \
-                        : Kernels{general_##TN##_n_f, translate_##TN##_n_f, finalize_##TN};       \
+            return hard ? Kernels{general_##TN##_n_h, general32_##TN##_n_h, translate_##TN##_n_h, finalize_##TN}        \
+                        : Kernels{general_##TN##_n_f, general32_##TN##_n_f, translate_##TN##_n_f, finalize_##TN};       \
         case Interp::Linear:                                                                      \
-            return hard ? Kernels{general_##TN##_l_h, translate_##TN##_l_h, finalize_##TN}        \
-                        : Kernels{general_##TN##_l_f, translate_##TN##_l_f, finalize_##TN};       \
+            return hard ? Kernels{general_##TN##_l_h, general32_##TN##_l_h, translate_##TN##_l_h, finalize_##TN}        \
+                        : Kernels{general_##TN##_l_f, general32_##TN##_l_f, translate_##TN##_l_f, finalize_##TN};       \
         case Interp::Cubic:                                                                       \
-            return hard ? Kernels{general_##TN##_c_h, nullptr, finalize_##TN}                     \
-                        : Kernels{general_##TN##_c_f, nullptr, finalize_##TN};                    \
+            return hard ? Kernels{general_##TN##_c_h, general32_##TN##_c_h, nullptr, finalize_##TN}                     \
+                        : Kernels{general_##TN##_c_f, general32_##TN##_c_f, nullptr, finalize_##TN};                    \
     }                                                                                             \
     break;
     switch (type) {
@@ -285,6 +290,7 @@ struct Prepared {
     double inv[6];
     double cx, cy;  // centre in model space
     bool translate;  // inverse linear part is exactly the identity
+    bool small_index;  // every pixel index fits in an int
     double bx0, by0, bx1, by1;  // model bounding box of the tile area, 2 px margin
 };
 
@@ -297,6 +303,7 @@ Prepared prepare(const RenderTile& t, std::size_t index, double blend) {
     const double hx = (t.width - 1) / 2.0, hy = (t.height - 1) / 2.0;
     p.cx = f[0] * hx + f[1] * hy + f[2];
     p.cy = f[3] * hx + f[4] * hy + f[5];
+    p.small_index = static_cast<double>(t.row_stride) * t.height < 2147483647.0;
     p.translate = p.inv[0] == 1.0 && p.inv[1] == 0.0 && p.inv[3] == 0.0 && p.inv[4] == 1.0;
     const double cu[4] = {-0.5, t.width - 0.5, -0.5, t.width - 0.5};
     const double cv[4] = {-0.5, -0.5, t.height - 0.5, t.height - 0.5};
@@ -380,6 +387,8 @@ void process_row(const Prepared& p, const Kernels& kern, double X0, double Y, in
                 ge.dx0 = static_cast<float>(X0 + c0 + hi - p.cx);
                 kern.general(p.ctx, ge, m - hi, nm + hi, dn + hi);
             }
+        } else if (p.small_index) {
+            kern.general32(p.ctx, g, m, nm, dn);
         } else {
             kern.general(p.ctx, g, m, nm, dn);
         }
