@@ -38,6 +38,7 @@ test: install
 bench: install
 	$(PY) bench/bench_match.py
 	$(PY) bench/bench_place.py
+	$(PY) bench/bench_render.py
 
 clean:
 	rm -rf build $(VENV) demo-output

@@ -13,6 +13,7 @@ from .affine import Affine
 from .image import Image
 from .matcher import BatchRefinementStats, Matcher, RefinementStats
 from .placement import Match, Placement, PlacementResiduals
+from .renderer import Renderer
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "Placement",
     "PlacementResiduals",
     "RefinementStats",
+    "Renderer",
     "config",
     "set_fft_planning",
     "show_config",

@@ -65,3 +65,50 @@ class MatcherCore:
         apodize_both: bool,
         threads: int,
     ) -> dict[str, np.ndarray]: ...
+
+def render_canvas(
+    images: Sequence[npt.NDArray],
+    transforms: npt.ArrayLike,
+    x0: float,
+    y0: float,
+    width: int,
+    height: int,
+    interpolation: str,
+    blend: float,
+    fill: float,
+    threads: int,
+    coverage: bool,
+    dtype: str,
+) -> Tuple[npt.NDArray, Optional[npt.NDArray[np.bool_]]]: ...
+def render_accumulate(
+    image: npt.NDArray,
+    transform: npt.ArrayLike,
+    x0: float,
+    y0: float,
+    width: int,
+    height: int,
+    interpolation: str,
+    blend: float,
+    num: npt.NDArray[np.float32],
+    den: npt.NDArray[np.float32],
+    threads: int,
+) -> None: ...
+def render_finalize(
+    num: npt.NDArray[np.float32],
+    den: npt.NDArray[np.float32],
+    hard: bool,
+    fill: float,
+    dtype: str,
+    threads: int,
+    coverage: bool,
+) -> Tuple[npt.NDArray, Optional[npt.NDArray[np.bool_]]]: ...
+def tile_coverage(
+    transforms: npt.ArrayLike,
+    sizes: npt.ArrayLike,
+    x0: float,
+    y0: float,
+    width: int,
+    height: int,
+    all_tiles: bool,
+    threads: int,
+) -> npt.NDArray[np.bool_]: ...

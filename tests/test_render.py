@@ -1,0 +1,306 @@
+"""Renderer: accuracy on a real photograph, blending semantics, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spectralign_fast import Affine, Renderer
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    from skimage import data
+    from skimage.color import rgb2gray
+
+    return (rgb2gray(data.astronaut()) * 255).round().astype(np.uint8)  # 512 x 512
+
+
+def cut_rigid(img, tile, step, n):
+    pos, tiles = {}, {}
+    for r in range(n):
+        for c in range(n):
+            pos[(r, c)] = (c * step, r * step)
+            tiles[(r, c)] = img[r * step:r * step + tile, c * step:c * step + tile]
+    return pos, tiles
+
+
+def psnr(a, b, peak=255.0):
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return 10 * np.log10(peak ** 2 / mse)
+
+
+# --- accuracy ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("blend", [0, 10])
+def test_rigid_integer_nearest_is_exact(photo, blend):
+    pos, tiles = cut_rigid(photo, 200, 156, 3)  # 3 x 3 tiles covering 512 x 512
+    r = Renderer(rigid=pos, tilesize=(200, 200), blend=blend, interpolation="nearest")
+    assert r.shape == photo.shape and r.origin == (0.0, 0.0)
+    out = r.render_all(tiles)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, photo)
+    assert r.coverage.all()
+    # Incremental rendering agrees, in any order.
+    r2 = Renderer(rigid=pos, tilesize=(200, 200), blend=blend, interpolation="nearest")
+    for t in reversed(list(tiles)):
+        r2.render(t, tiles[t])
+    np.testing.assert_array_equal(r2.image, photo)
+
+
+def test_rigid_integer_linear_float_is_exact_with_hard_seams(photo):
+    img = photo.astype(np.float32)
+    pos, tiles = cut_rigid(img, 200, 156, 3)
+    out = Renderer(rigid=pos, tilesize=(200, 200), blend=0).render_all(tiles)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, img)
+
+
+def affine_tiles(img, n=3, tile=220, seed=0):
+    """Tiles sampled from img through known transforms (tile -> model = img)."""
+    from scipy.ndimage import map_coordinates
+
+    rng = np.random.default_rng(seed)
+    src = img.astype(np.float64)
+    step = (img.shape[0] - tile) / (n - 1)
+    afms, tiles = {}, {}
+    yy, xx = np.mgrid[0:tile, 0:tile].astype(np.float64)
+    for r in range(n):
+        for c in range(n):
+            ang = np.deg2rad(rng.uniform(-2, 2))
+            s = rng.uniform(0.98, 1.02)
+            A = s * np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
+            centre_model = np.array([c * step + tile / 2, r * step + tile / 2])
+            b = centre_model - A @ np.array([tile / 2, tile / 2])
+            T = Affine(np.hstack([A, b[:, None]]))
+            X = A[0, 0] * xx + A[0, 1] * yy + b[0]
+            Y = A[1, 0] * xx + A[1, 1] * yy + b[1]
+            tiles[(r, c)] = map_coordinates(src, [Y, X], order=3, mode="reflect").astype(np.float32)
+            afms[(r, c)] = T
+    return afms, tiles
+
+
+@pytest.mark.parametrize("interpolation, min_db", [("cubic", 40.0), ("linear", 40.0)])
+def test_affine_true_transforms_reproduce_photo(photo, interpolation, min_db):
+    from scipy.ndimage import gaussian_filter
+
+    # The photograph, slightly low-passed (sigma 0.7 px) so that resampling it
+    # twice (cutting the tiles, then rendering) is not dominated by aliasing.
+    img = gaussian_filter(photo.astype(np.float64), 0.7).astype(np.float32)
+    afms, tiles = affine_tiles(img)
+    r = Renderer(affine=afms, tilesize=(220, 220), clip=(0, 0, 512, 512), blend=10,
+                 interpolation=interpolation)
+    out = r.render_all(tiles)
+    inner = (slice(24, -24), slice(24, -24))  # covered interior
+    assert r.coverage[inner].all()
+    assert psnr(out[inner], img[inner]) >= min_db
+
+
+def test_affine_unsmoothed_photo_cubic(photo):
+    # The raw photograph: cutting the tiles (cubic spline) and rendering them
+    # back resamples it twice; Catmull-Rom keeps that above 40 dB
+    # (linear gives about 37 dB here, see bench/RESULTS_render.md).
+    afms, tiles = affine_tiles(photo.astype(np.float32))
+    out = Renderer(affine=afms, tilesize=(220, 220), clip=(0, 0, 512, 512),
+                   interpolation="cubic").render_all(tiles)
+    inner = (slice(24, -24), slice(24, -24))
+    assert psnr(out[inner], photo[inner]) >= 40.0
+
+
+def test_subpixel_rigid_position_is_kept():
+    img = np.arange(40, dtype=np.float32).reshape(4, 10) * 2
+    r = Renderer(rigid={"a": (0.0, 0.0), "b": (0.5, 0.0)}, tilesize=(10, 4), blend=0)
+    assert r.shape == (4, 11)  # union of [-0.5, 9.5) and [0, 10)
+    out = r.render_region((0.5, 1, 9, 1), {"b": img})
+    # Model x = 0.5 + j is tile b's pixel j exactly.
+    np.testing.assert_allclose(out[0], img[1, :9])
+    out = r.render_region((1.0, 1, 8, 1), {"b": img})
+    np.testing.assert_allclose(out[0], (img[1, :8] + img[1, 1:9]) / 2)
+
+
+# --- blending -------------------------------------------------------------------
+
+def two_flat_tiles(dtype=np.float32):
+    pos = {"left": (0, 0), "right": (60, 0)}
+    tiles = {"left": np.full((50, 100), 0, dtype), "right": np.full((50, 100), 100, dtype)}
+    return pos, tiles
+
+
+def test_feathering_is_a_monotone_ramp_and_order_free():
+    pos, tiles = two_flat_tiles()
+    r = Renderer(rigid=pos, tilesize=(100, 50), blend=10)
+    out = r.render_all(tiles)
+    row = out[25]
+    assert np.all(row[:50] == 0)
+    np.testing.assert_allclose(row[110:], 100, rtol=1e-6)
+    assert np.all(np.diff(row) >= -1e-4)
+    np.testing.assert_allclose(row[79] + row[80], 100, atol=1e-3)  # symmetric
+    for order in (["left", "right"], ["right", "left"]):
+        r.clear()
+        for t in order:
+            r.render(t, tiles[t])
+        np.testing.assert_allclose(r.image, out, atol=1e-4)
+
+
+def test_hard_seams_nearest_centre_wins():
+    pos, tiles = two_flat_tiles()
+    out = Renderer(rigid=pos, tilesize=(100, 50), blend=0).render_all(tiles)
+    # Centres at x = 49.5 and 109.5: the seam is at x = 79.5.
+    assert np.all(out[:, :80] == 0) and np.all(out[:, 80:] == 100)
+
+
+def test_threads_give_identical_results(photo):
+    afms, tiles = affine_tiles(photo.astype(np.float32))
+    r = Renderer(affine=afms, tilesize=(220, 220))
+    a = r.render_all(tiles, threads=1)
+    b = r.render_all(tiles, threads=2)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_output_dtype_follows_input(dtype):
+    pos = {0: (0, 0), 1: (30.25, 10.5)}
+    tiles = {k: np.full((40, 50), 200, dtype) for k in pos}
+    r = Renderer(rigid=pos, tilesize=(50, 40), interpolation="cubic")
+    out = r.render_all(tiles)
+    assert out.dtype == (np.float32 if dtype == np.float64 else dtype)
+    np.testing.assert_allclose(out[r.coverage], 200, rtol=1e-6)
+    assert np.all(out[~r.coverage] == 0)
+
+
+def test_fill_coverage_and_masks():
+    afms = {0: Affine(), 1: Affine([[np.cos(0.3), -np.sin(0.3), 30], [np.sin(0.3), np.cos(0.3), 5]])}
+    r = Renderer(affine=afms, tilesize=(40, 30), fill=7)
+    tiles = {k: np.ones((30, 40), np.float32) for k in afms}
+    out = r.render_all(tiles)
+    union, inter = r.unionmask(), r.intersectionmask()
+    np.testing.assert_array_equal(r.coverage, union)
+    assert inter.sum() < union.sum() and not (inter & ~union).any()
+    assert np.all(out[~union] == 7) and np.allclose(out[union], 1)
+    r.clear()
+    r.render(0, tiles[0])
+    assert np.all(r.image[~r.coverage] == 7)
+
+
+def test_clip_true_is_the_intersection():
+    pos = {0: (0, 0), 1: (30, 10), 2: (10, 25)}
+    r = Renderer(rigid=pos, tilesize=(60, 50), clip=True)
+    assert r.rect == (30.0, 25.0, 30, 25)
+    assert r.intersectionmask().all()
+    r = Renderer(rigid=pos, tilesize=(60, 50), clip=(5, 6, 20, 10))
+    assert r.rect == (5.0, 6.0, 20, 10)
+
+
+def test_render_region_chunks_match_whole_and_load_only_overlapping(photo):
+    pos, tiles = cut_rigid(photo, 200, 156, 3)
+    r = Renderer(rigid=pos, tilesize=(200, 200), blend=10)
+    whole = r.render_all(tiles)
+    loaded = []
+
+    def loader(t):
+        def load():
+            loaded.append(t)
+            return tiles[t]
+        return load
+
+    lazy = {t: loader(t) for t in tiles}
+    chunk = r.render_region((0, 0, 150, 150), lazy)
+    np.testing.assert_array_equal(chunk, whole[:150, :150])
+    assert loaded == [(0, 0)]
+    pieces = [[r.render_region((x, y, 128, 128), lazy) for x in range(0, 512, 128)]
+              for y in range(0, 512, 128)]
+    np.testing.assert_array_equal(np.block(pieces), whole)
+
+
+def test_affine_region_matches_whole(photo):
+    afms, tiles = affine_tiles(photo.astype(np.float32))
+    r = Renderer(affine=afms, tilesize=(220, 220))
+    whole = r.render_all(tiles)
+    x0, y0 = r.origin
+    part, mask = r.render_region((x0 + 100, y0 + 50, 300, 200), tiles, coverage=True)
+    np.testing.assert_allclose(part, whole[50:250, 100:400], atol=0.02)
+    np.testing.assert_array_equal(mask, r.coverage[50:250, 100:400])
+
+
+# --- bad input ---------------------------------------------------------------------
+
+def test_bad_construction():
+    with pytest.raises(ValueError, match="exactly one"):
+        Renderer(tilesize=(10, 10))
+    with pytest.raises(ValueError, match="exactly one"):
+        Renderer(rigid={0: (0, 0)}, affine={0: Affine()}, tilesize=(10, 10))
+    with pytest.raises(ValueError, match="tilesize is required"):
+        Renderer(rigid={0: (0, 0)})
+    with pytest.raises(ValueError, match="no entry for tile 1"):
+        Renderer(rigid={0: (0, 0), 1: (5, 0)}, tilesize={0: (10, 10)})
+    with pytest.raises(ValueError, match="finite"):
+        Renderer(rigid={0: (np.nan, 0)}, tilesize=(10, 10))
+    with pytest.raises(ValueError, match="finite"):
+        Renderer(affine={0: [[1, 0, 0], [0, np.nan, 0]]}, tilesize=(10, 10))
+    with pytest.raises(ValueError, match="singular"):
+        Renderer(affine={0: [[1, 2, 0], [2, 4, 0]]}, tilesize=(10, 10))
+    with pytest.raises(ValueError, match="absurdly large"):
+        Renderer(rigid={0: (0, 0), 1: (1e12, 0)}, tilesize=(10, 10))
+    with pytest.raises(ValueError, match="empty"):
+        Renderer(rigid={0: (0, 0)}, tilesize=(10, 10), clip=(0, 0, 0, 5))
+    with pytest.raises(ValueError, match="no common intersection"):
+        Renderer(rigid={0: (0, 0), 1: (50, 0)}, tilesize=(10, 10), clip=True)
+    with pytest.raises(ValueError, match="interpolation"):
+        Renderer(rigid={0: (0, 0)}, tilesize=(10, 10), interpolation="lanczos")
+    with pytest.raises(ValueError, match="blend"):
+        Renderer(rigid={0: (0, 0)}, tilesize=(10, 10), blend=-1)
+
+
+def test_bad_render_input():
+    r = Renderer(rigid={0: (0, 0), 1: (5, 0)}, tilesize=(10, 8))
+    with pytest.raises(KeyError, match="no transform"):
+        r.render(2, np.zeros((8, 10), np.float32))
+    with pytest.raises(ValueError, match="tilesize"):
+        r.render(0, np.zeros((10, 8), np.float32))
+    for dt in (np.int32, bool, np.complex64, np.int16):
+        with pytest.raises(TypeError, match="uint8, uint16 or"):
+            r.render(0, np.zeros((8, 10), dt))
+    r.render(0, np.zeros((8, 10), np.uint8))
+    with pytest.raises(ValueError, match="one dtype"):
+        r.render(1, np.zeros((8, 10), np.uint16))
+    with pytest.raises(ValueError, match="one dtype"):
+        r.render_all({0: np.zeros((8, 10), np.uint8), 1: np.zeros((8, 10), np.float32)})
+    with pytest.raises(ValueError, match="whole number|>= 1"):
+        r.render_region((0, 0, 0, 5), {0: np.zeros((8, 10), np.uint8)})
+
+
+def test_absurd_canvas_refused_before_allocating():
+    r = Renderer(rigid={0: (0, 0), 1: (3e6, 3e6)}, tilesize=(10, 10))
+    with pytest.raises(ValueError, match="GB.*render_region"):
+        r.render(0, np.zeros((10, 10), np.float32))
+    with pytest.raises(ValueError, match="GB"):
+        r.render_all({0: np.zeros((10, 10), np.float32)})
+    with pytest.raises(ValueError, match="GB"):
+        r.unionmask()
+    # A chunk of the same canvas is fine.
+    out = r.render_region((0, 0, 16, 16), {0: np.ones((10, 10), np.float32)})
+    assert out.shape == (16, 16) and out[:10, :10].min() == 1
+
+
+def test_inputs_never_modified(photo):
+    pos, tiles = cut_rigid(photo, 200, 156, 3)
+    copies = {t: a.copy() for t, a in tiles.items()}
+    pos_copy = dict(pos)
+    r = Renderer(rigid=pos, tilesize=(200, 200))
+    r.render_all(tiles)
+    for t in tiles:
+        r.render(t, tiles[t]) if False else None
+    r.clear()
+    for t in tiles:
+        r.render(t, tiles[t])
+    _ = r.image
+    for t in tiles:
+        np.testing.assert_array_equal(tiles[t], copies[t])
+    assert pos == pos_copy
+
+
+def test_noncontiguous_views_are_accepted(photo):
+    pos, tiles = cut_rigid(photo, 200, 156, 3)  # tiles are strided views
+    flipped = {t: a[:, ::-1] for t, a in tiles.items()}
+    r = Renderer(rigid=pos, tilesize=(200, 200), interpolation="nearest", blend=0)
+    out = r.render_all({t: np.ascontiguousarray(a) for t, a in flipped.items()})
+    np.testing.assert_array_equal(r.render_all(flipped), out)
