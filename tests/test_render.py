@@ -345,3 +345,18 @@ def test_affine_linear_samples_equal_numpy_bilinear(photo, dtype, angle_deg, sca
         # float32 coordinates: worst seen 0.0018 on this 0..255 photo
         np.testing.assert_allclose(out[yy, xx], ref, atol=0.005, rtol=0)
     assert cov.sum() > 0.9 * tile.size * scale**2 * 0.9
+
+
+def test_affine_linear_default_on_unfiltered_retina_photo():
+    """Default (linear) interpolation on a raw real photograph: scikit-image's
+    retina, 512 x 512 crop. How close a twice-resampled image comes to the
+    original depends on its sharpness (see bench/RESULTS.md): about 59 dB
+    here, 35-37 dB on the sharpest bundled photos (camera, coffee, astronaut)."""
+    from skimage import data
+    from skimage.color import rgb2gray
+
+    img = (rgb2gray(data.retina()[300:812, 300:812]) * 255).astype(np.float32)
+    afms, tiles = affine_tiles(img)
+    out = Renderer(affine=afms, tilesize=(220, 220), clip=(0, 0, 512, 512)).render_all(tiles)
+    inner = (slice(24, -24), slice(24, -24))
+    assert psnr(out[inner], img[inner]) >= 40.0
