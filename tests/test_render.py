@@ -360,3 +360,21 @@ def test_affine_linear_default_on_unfiltered_retina_photo():
     out = Renderer(affine=afms, tilesize=(220, 220), clip=(0, 0, 512, 512)).render_all(tiles)
     inner = (slice(24, -24), slice(24, -24))
     assert psnr(out[inner], img[inner]) >= 40.0
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_nonfinite_tiles_are_refused(value):
+    tile = np.ones((20, 30), np.float32)
+    bad = tile.copy()
+    bad[3, 4] = value
+    r = Renderer(rigid={"a": (0, 0), "b": (25, 0)}, tilesize=(30, 20))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        r.render_all({"a": tile, "b": bad})
+    with pytest.raises(ValueError, match="NaN or inf"):
+        r.render("b", bad[:, :])
+    strided = np.ones((20, 60), np.float32)[:, ::2]  # a view with strided columns is copied first
+    strided_bad = strided.copy()
+    strided_bad[0, 0] = value
+    with pytest.raises(ValueError, match="NaN or inf"):
+        Renderer(rigid={"a": (0, 0)}, tilesize=(30, 20)).render_all({"a": strided_bad})
+    assert np.isfinite(Renderer(rigid={"a": (0, 0)}, tilesize=(30, 20)).render_all({"a": strided})).all()

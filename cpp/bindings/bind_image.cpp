@@ -101,6 +101,24 @@ void bind_image(py::module_& m) {
         },
         py::arg("image"), py::arg("inverse"), py::arg("x0"), py::arg("y0"), py::arg("width"),
         py::arg("height"), py::arg("border") = 0.0);
+
+    m.def(
+        "all_finite",
+        [](const py::array_t<float, py::array::forcecast>& img) {
+            // Any row stride (no copy of strided views); columns must be contiguous.
+            if (img.ndim() != 2) throw std::invalid_argument("image must be 2-D");
+            if (img.shape(1) > 1 && img.strides(1) != static_cast<py::ssize_t>(sizeof(float)))
+                throw std::invalid_argument("image columns must be contiguous");
+            if (img.shape(0) < 1 || img.shape(1) < 1) return true;
+            if (img.strides(0) < 0 || img.strides(0) % static_cast<py::ssize_t>(sizeof(float)) != 0)
+                throw std::invalid_argument("image rows must have a positive float-aligned stride");
+            const ImageView v(img.data(), static_cast<int>(img.shape(0)), static_cast<int>(img.shape(1)),
+                              std::max<std::ptrdiff_t>(img.strides(0) / static_cast<py::ssize_t>(sizeof(float)),
+                                                       img.shape(1)));
+            py::gil_scoped_release release;
+            return all_finite(v);
+        },
+        py::arg("image"), "True when every pixel is finite (one vectorised pass, GIL released).");
 }
 
 }  // namespace spectralign_fast::bindings

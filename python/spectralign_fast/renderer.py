@@ -66,6 +66,9 @@ def _as_render_image(img: Any, what: str) -> np.ndarray:
     if ((arr.shape[1] > 1 and arr.strides[1] != itemsize) or arr.strides[0] < 0
             or arr.strides[0] % itemsize != 0):
         arr = np.ascontiguousarray(arr)
+    if arr.dtype == np.float32 and not _core.all_finite(arr):
+        raise ValueError(f"{what} contains NaN or inf pixels, which would spread into the output; "
+                         f"replace them first (e.g. numpy.nan_to_num)")
     return arr
 
 
