@@ -422,18 +422,35 @@ void span_1d(double p0, double dp, double lo, double hi, int n, int& k0, int& k1
 
 constexpr int kChunk = 256;  // columns per kernel call (keeps float steps accurate)
 
+// Tile coordinates (u0, v0) of output pixel (X0, Y), and the columns
+// [k0, k1) of the n pixels (X0 + k, Y) that may fall on tile p: a margin of
+// half a pixel beyond the tile area; the kernels decide coverage exactly
+// (e > 0) and clamp their reads.
+struct RowCover {
+    double u0, v0;
+    int k0, k1;
+};
+
+RowCover row_cover(const Prepared& p, double X0, double Y, int n) {
+    const double* inv = p.inv;
+    RowCover c;
+    c.u0 = inv[0] * X0 + inv[1] * Y + inv[2];
+    c.v0 = inv[3] * X0 + inv[4] * Y + inv[5];
+    int a0, a1, b0, b1;
+    span_1d(c.u0, inv[0], -1.0, p.ctx.w, n, a0, a1);
+    span_1d(c.v0, inv[3], -1.0, p.ctx.h, n, b0, b1);
+    c.k0 = std::max(a0, b0);
+    c.k1 = std::min(a1, b1);
+    return c;
+}
+
 // Adds tile p's samples for the output pixels (X0 + k, Y), k in [0, n).
 void process_row(const Prepared& p, const Kernels& kern, double X0, double Y, int n, float* num,
                  float* den) {
     const double* inv = p.inv;
-    const double u0 = inv[0] * X0 + inv[1] * Y + inv[2];
-    const double v0 = inv[3] * X0 + inv[4] * Y + inv[5];
-    int a0, a1, b0, b1;
-    // A margin of half a pixel beyond the tile area; the kernels decide
-    // coverage exactly and clamp their reads.
-    span_1d(u0, inv[0], -1.0, p.ctx.w, n, a0, a1);
-    span_1d(v0, inv[3], -1.0, p.ctx.h, n, b0, b1);
-    const int k0 = std::max(a0, b0), k1 = std::min(a1, b1);
+    const RowCover cover = row_cover(p, X0, Y, n);
+    const double u0 = cover.u0, v0 = cover.v0;
+    const int k0 = cover.k0, k1 = cover.k1;
     for (int c0 = k0; c0 < k1; c0 += kChunk) {
         const int m = std::min(kChunk, k1 - c0);
         const double u = u0 + inv[0] * c0, v = v0 + inv[3] * c0;
@@ -728,14 +745,11 @@ void tile_coverage(const std::vector<RenderTile>& tiles, const Canvas& canvas, b
                 for (int t : grid.bins[b]) {
                     const Prepared& p = prep[static_cast<std::size_t>(t)];
                     const double* inv = p.inv;
-                    const double u0 = inv[0] * X0 + inv[1] * Y + inv[2];
-                    const double v0 = inv[3] * X0 + inv[4] * Y + inv[5];
-                    int a0, a1, b0, b1;
-                    span_1d(u0, inv[0], -1.0, p.ctx.w, cols, a0, a1);
-                    span_1d(v0, inv[3], -1.0, p.ctx.h, cols, b0, b1);
+                    const RowCover cover = row_cover(p, X0, Y, cols);
+                    const double u0 = cover.u0, v0 = cover.v0;
                     const float wm = static_cast<float>(p.ctx.w) - 0.5f;
                     const float hm = static_cast<float>(p.ctx.h) - 0.5f;
-                    for (int k = std::max(a0, b0); k < std::min(a1, b1); ++k) {
+                    for (int k = cover.k0; k < cover.k1; ++k) {
                         // Same float arithmetic as the kernels (chunks of kChunk).
                         const int c0 = k - k % kChunk;
                         const float uc = static_cast<float>(u0 + inv[0] * c0);
