@@ -551,6 +551,21 @@ struct BlockGrid {
     std::vector<std::vector<int>> bins;  // tiles overlapping each block
 };
 
+// Output rows [i0, i0 + rows) and columns [j0, j0 + cols) of block b.
+struct Block {
+    long long i0, j0;
+    int rows, cols;
+};
+
+Block block_at(const BlockGrid& grid, const Canvas& canvas, std::size_t b) {
+    Block blk;
+    blk.i0 = static_cast<long long>(b) / grid.nbx * kBlockRows;
+    blk.j0 = static_cast<long long>(b) % grid.nbx * kBlockCols;
+    blk.rows = static_cast<int>(std::min<long long>(kBlockRows, canvas.height - blk.i0));
+    blk.cols = static_cast<int>(std::min<long long>(kBlockCols, canvas.width - blk.j0));
+    return blk;
+}
+
 BlockGrid bin_tiles(const std::vector<Prepared>& tiles, const Canvas& c) {
     BlockGrid g;
     g.nbx = (c.width + kBlockCols - 1) / kBlockCols;
@@ -633,11 +648,9 @@ void render_canvas(const std::vector<RenderTile>& tiles, PixelType type, const C
         std::vector<float> num(static_cast<std::size_t>(kBlockRows) * kBlockCols);
         std::vector<float> den(num.size());
         for (std::size_t b = next(); b < grid.bins.size(); b = next()) {
-            const long long by = static_cast<long long>(b) / grid.nbx;
-            const long long bx = static_cast<long long>(b) % grid.nbx;
-            const long long i0 = by * kBlockRows, j0 = bx * kBlockCols;
-            const int rows = static_cast<int>(std::min<long long>(kBlockRows, canvas.height - i0));
-            const int cols = static_cast<int>(std::min<long long>(kBlockCols, canvas.width - j0));
+            const Block blk = block_at(grid, canvas, b);
+            const long long i0 = blk.i0, j0 = blk.j0;
+            const int rows = blk.rows, cols = blk.cols;
             for (int i = 0; i < rows; ++i) {
                 std::fill_n(num.data() + i * kBlockCols, cols, 0.0f);
                 std::fill_n(den.data() + i * kBlockCols, cols, den0);
@@ -733,11 +746,9 @@ void tile_coverage(const std::vector<RenderTile>& tiles, const Canvas& canvas, b
     run_parallel(grid.bins.size(), threads, [&](auto next) {
         std::vector<int> count(static_cast<std::size_t>(kBlockCols));
         for (std::size_t b = next(); b < grid.bins.size(); b = next()) {
-            const long long by = static_cast<long long>(b) / grid.nbx;
-            const long long bx = static_cast<long long>(b) % grid.nbx;
-            const long long i0 = by * kBlockRows, j0 = bx * kBlockCols;
-            const int rows = static_cast<int>(std::min<long long>(kBlockRows, canvas.height - i0));
-            const int cols = static_cast<int>(std::min<long long>(kBlockCols, canvas.width - j0));
+            const Block blk = block_at(grid, canvas, b);
+            const long long i0 = blk.i0, j0 = blk.j0;
+            const int rows = blk.rows, cols = blk.cols;
             const double X0 = canvas.x0 + static_cast<double>(j0);
             for (int i = 0; i < rows; ++i) {
                 std::fill(count.begin(), count.end(), 0);
