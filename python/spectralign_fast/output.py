@@ -106,13 +106,13 @@ def _to_dtype(data: Any, dtype: np.dtype, shape: Tuple[int, int], what: str) -> 
     arr = np.asarray(data)
     if arr.shape != shape:
         raise ValueError(f"{what} has shape {arr.shape}, expected {shape} (rows, columns)")
-    if arr.dtype == dtype:
-        return arr
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all():
             raise ValueError(f"{what} contains NaN or inf values; replace them first "
                              f"(e.g. numpy.nan_to_num)")
         return _cast(arr, dtype)
+    if arr.dtype == dtype:
+        return arr
     if arr.dtype.kind in "iub":
         if dtype.kind != "f" and arr.size:
             info = np.iinfo(dtype)
