@@ -8,6 +8,15 @@ from pathlib import Path
 import numpy as np
 
 _TIFF_SUFFIXES = {".tif", ".tiff"}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: os.umask can only be read by setting it
 _PILLOW_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
@@ -66,6 +75,7 @@ def write_atomically(path: str | os.PathLike, write, *, overwrite: bool = True) 
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; outputs get the usual mode
         if overwrite:
             os.replace(tmp, p)
         else:

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _core
-from ._io import check_output_path, write_atomically
+from ._io import _UMASK, check_output_path, write_atomically
 from ._validate import as_float, as_int
 
 _DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
@@ -45,13 +45,6 @@ _CLASSIC_TIFF_LIMIT = 2**32 - 2**25
 Region = Tuple[int, int, int, int]
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
 
 
 # --- shared helpers -------------------------------------------------------------------
@@ -132,6 +125,19 @@ def _disk_full(exc: BaseException, path: Path) -> Optional[OSError]:
         err.__cause__ = exc
         return err
     return None
+
+
+def write_file_atomically(path: Path, write: Callable[[str], None], *, overwrite: bool) -> Path:
+    """``write(tmp)`` then rename to ``path`` (see ``_io.write_atomically``); a full disk
+    is reported as such."""
+    try:
+        write_atomically(path, write, overwrite=overwrite)
+    except BaseException as exc:
+        full = _disk_full(exc, path)
+        if full is not None:
+            raise full from exc
+        raise
+    return path
 
 
 def chunk_grid(shape: Any, chunk: Any) -> List[Region]:
@@ -849,16 +855,8 @@ def write_tiff(path: str | os.PathLike, image_or_shape: Any, dtype: Any = None,
                          tile=(th, tw), bigtiff=big, compression=compression,
                          photometric="minisblack", ome=ome,
                          metadata={"axes": "YX"} if ome else {})
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private
 
-    try:
-        write_atomically(p, write, overwrite=overwrite)
-    except BaseException as exc:
-        full = _disk_full(exc, p)
-        if full is not None:
-            raise full from exc
-        raise
-    return p
+    return write_file_atomically(p, write, overwrite=overwrite)
 
 
 # --- JSON ---------------------------------------------------------------------------------
@@ -899,13 +897,5 @@ def write_json(path: str | os.PathLike, obj: Any, *, overwrite: bool = False,
             f.write(text + "\n")
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
 
-    try:
-        write_atomically(p, write, overwrite=overwrite)
-    except BaseException as exc:
-        full = _disk_full(exc, p)
-        if full is not None:
-            raise full from exc
-        raise
-    return p
+    return write_file_atomically(p, write, overwrite=overwrite)
