@@ -96,6 +96,8 @@ def test_downsample_integer_rounding_and_no_overflow():
     assert downsample(b, 2)[0, 0] == 2
     c = np.array([[1, 2, 5]], np.uint8)  # odd edge: [1, 2] -> 1.5 -> 2 (half to even), [5] -> 5
     np.testing.assert_array_equal(downsample(c, 2), [[2, 5]])
+    np.testing.assert_array_equal(downsample(np.array([[7]], np.uint8), 2), [[7]])  # smaller than a block
+    np.testing.assert_array_equal(downsample(c.T, 3), [[3]])
     with pytest.raises(TypeError, match="uint8, uint16 or float32"):
         downsample(np.zeros((4, 4)), 2)
     with pytest.raises(ValueError, match="2-D"):
