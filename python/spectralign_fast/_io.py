@@ -8,6 +8,15 @@ from pathlib import Path
 import numpy as np
 
 _TIFF_SUFFIXES = {".tif", ".tiff"}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: os.umask can only be read by setting it
 _PILLOW_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
@@ -34,16 +43,44 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"cannot read image {p}: {exc}") from exc
 
 
-def write_atomically(path: str | os.PathLike, write) -> None:
-    """Call write(tmp_path) and rename the result to path once it succeeded."""
+def check_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
+    """The output path, after checking that it can be written (clear errors otherwise).
+
+    Raises FileNotFoundError when the folder is missing, PermissionError when
+    it is not writable, and FileExistsError when the path exists and
+    ``overwrite`` is false.
+    """
     p = Path(path)
-    if not p.parent.exists():
-        raise FileNotFoundError(f"output folder does not exist: {p.parent}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {parent}; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"output folder is not writable: {parent}; choose another output path")
+    if (p.exists() or p.is_symlink()) and not overwrite:
+        raise FileExistsError(f"output already exists: {p}; delete it, choose another path, "
+                              f"or pass overwrite=True to replace it")
+    return p
+
+
+def write_atomically(path: str | os.PathLike, write, *, overwrite: bool = True) -> None:
+    """Call write(tmp_path) and rename the result to path once it succeeded.
+
+    The temporary file is a hidden sibling, so the rename stays on one file
+    system. With ``overwrite=False`` an existing path is refused up front and
+    the final step is a hard link, which fails rather than replace a file
+    that appeared in the meantime.
+    """
+    p = check_output_path(path, overwrite=overwrite)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part" + p.suffix, dir=p.parent)
     os.close(fd)
     try:
         write(tmp)
-        os.replace(tmp, p)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; outputs get the usual mode
+        if overwrite:
+            os.replace(tmp, p)
+        else:
+            os.link(tmp, p)
+            os.unlink(tmp)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -1,0 +1,911 @@
+"""Writing montages: OME-Zarr (chunk by chunk, with a pyramid), TIFF and JSON.
+
+Every writer follows the same rules: the output is built under a temporary
+name next to the final path and renamed only once it is complete, so an
+interrupted or failed run (an exception, Ctrl-C, a full disk) never leaves a
+half-written file or store under the final name. An existing output is
+refused unless ``overwrite=True``, and even then it is replaced only after
+the new one is complete.
+
+Coordinates: arrays are indexed (row, col) = (y, x); chunk rectangles are
+``(y0, x0, h, w)`` in output pixels, and ``region_fn(y0, x0, h, w)`` must
+return the ``(h, w)`` block of rows ``y0:y0+h`` and columns ``x0:x0+w``.
+For a :class:`Renderer` canvas with origin ``(ox, oy)`` that is
+``renderer.render_region((ox + x0, oy + y0, w, h), tiles)`` (note the
+(x, y, width, height) order there).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import math
+import numbers
+import os
+import shutil
+import tempfile
+import uuid
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import _core
+from ._io import _UMASK, check_output_path, write_atomically
+from ._validate import as_float, as_int
+
+_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+_ZARR_SUFFIXES = (".ome.zarr", ".zarr")
+_TIFF_SUFFIXES = (".ome.tif", ".ome.tiff", ".tif", ".tiff")
+_STATE_FILE = ".spectralign-writer.json"  # writer state inside the temporary store only
+_NGFF_VERSION = "0.4"
+# tifffile's own rule: classic TIFF offsets are 32-bit; keep 32 MB for tags and metadata.
+_CLASSIC_TIFF_LIMIT = 2**32 - 2**25
+
+Region = Tuple[int, int, int, int]
+
+
+
+
+# --- shared helpers -------------------------------------------------------------------
+
+def _as_dtype(dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be uint8, uint16 or float32, got {dtype!r}") from None
+    if dt not in _DTYPES:
+        raise TypeError(f"dtype {dt} is not supported for output: use uint8, uint16 or float32 "
+                        f"(convert with array.astype(...))")
+    return dt
+
+
+def _as_shape(shape: Any) -> Tuple[int, int]:
+    if np.ndim(shape) != 1 or len(shape) != 2:
+        raise ValueError(f"shape must be a (height, width) pair, got {shape!r}")
+    return as_int(shape[0], "height", minimum=1), as_int(shape[1], "width", minimum=1)
+
+
+def _threads(threads: Any) -> int:
+    n = as_int(threads, "threads", minimum=0)
+    return n if n > 0 else int(_core.default_threads())
+
+
+def _suffix(path: Path, allowed: Sequence[str], what: str) -> str:
+    name = path.name.lower()
+    for s in allowed:
+        if name.endswith(s) and len(name) > len(s):
+            return s
+    raise ValueError(f"unsupported {what} file name {path.name!r}: it must end with "
+                     f"{', '.join(allowed)}")
+
+
+def _cast(acc: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float values to dtype: rounded half to even and clipped for integer dtypes."""
+    if dtype.kind == "f":
+        return acc.astype(dtype, copy=False)
+    info = np.iinfo(dtype)
+    out = np.rint(acc)
+    np.clip(out, info.min, info.max, out=out)
+    return out.astype(dtype)
+
+
+def _to_dtype(data: Any, dtype: np.dtype, shape: Tuple[int, int], what: str) -> np.ndarray:
+    """A block for the output: right shape, finite, converted to dtype.
+
+    Floats written to an integer output are rounded and clipped to its range
+    (the renderer returns float32 fill for regions that no tile covers).
+    """
+    arr = np.asarray(data)
+    if arr.shape != shape:
+        raise ValueError(f"{what} has shape {arr.shape}, expected {shape} (rows, columns)")
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{what} contains NaN or inf values; replace them first "
+                             f"(e.g. numpy.nan_to_num)")
+        return _cast(arr, dtype)
+    if arr.dtype == dtype:
+        return arr
+    if arr.dtype.kind in "iub":
+        if dtype.kind != "f" and arr.size:
+            info = np.iinfo(dtype)
+            lo, hi = arr.min(), arr.max()
+            if lo < info.min or hi > info.max:
+                raise ValueError(f"{what} has values {lo}..{hi} outside the range of the "
+                                 f"output dtype {dtype}")
+        return arr.astype(dtype)
+    raise TypeError(f"{what} has dtype {arr.dtype}; give numbers (uint8, uint16 or float32)")
+
+
+def _disk_full(exc: BaseException, path: Path) -> Optional[OSError]:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        err = OSError(errno.ENOSPC, f"no space left on the device while writing {path}; "
+                                    f"nothing was left under that name: free some space and "
+                                    f"run again")
+        err.__cause__ = exc
+        return err
+    return None
+
+
+def write_file_atomically(path: Path, write: Callable[[str], None], *, overwrite: bool) -> Path:
+    """``write(tmp)`` then rename to ``path`` (see ``_io.write_atomically``); a full disk
+    is reported as such."""
+    try:
+        write_atomically(path, write, overwrite=overwrite)
+    except BaseException as exc:
+        full = _disk_full(exc, path)
+        if full is not None:
+            raise full from exc
+        raise
+    return path
+
+
+def chunk_grid(shape: Any, chunk: Any) -> List[Region]:
+    """The chunks of a (height, width) array as ``(y0, x0, h, w)``, row-major.
+
+    Parameters
+    ----------
+    shape : (height, width)
+        Array shape in pixels (rows, columns).
+    chunk : int or (ch, cw)
+        Chunk height and width (one integer: square chunks). Edge chunks are
+        cut short by the array's edge.
+
+    Returns
+    -------
+    list of (y0, x0, h, w)
+        Row ``y0`` and column ``x0`` of each chunk's first pixel and its
+        size, chunk rows first: chunk ``(iy, ix)`` is item
+        ``iy * ceil(width / cw) + ix``.
+    """
+    height, width = _as_shape(shape)
+    ch, cw = _as_chunk(chunk)
+    return [(y, x, min(ch, height - y), min(cw, width - x))
+            for y in range(0, height, ch) for x in range(0, width, cw)]
+
+
+def _as_chunk(chunk: Any) -> Tuple[int, int]:
+    if np.ndim(chunk) == 0:
+        side = as_int(chunk, "chunk", minimum=1)
+        return side, side
+    values = list(np.asarray(chunk, dtype=object).ravel())
+    if len(values) != 2:
+        raise ValueError(f"chunk must be one integer or a (height, width) pair, got {chunk!r}")
+    return as_int(values[0], "chunk height", minimum=1), as_int(values[1], "chunk width", minimum=1)
+
+
+def downsample(image: Any, factor: Any) -> np.ndarray:
+    """Block mean over ``factor x factor`` pixels, in the image's own dtype.
+
+    Parameters
+    ----------
+    image : (H, W) array, uint8, uint16 or float32
+        Indexed (row, col) = (y, x).
+    factor : int
+        Block side; output pixel (i, j) is the mean of input rows
+        ``factor*i : factor*(i+1)`` and columns ``factor*j : factor*(j+1)``.
+        Blocks cut short by the image's edge (odd sizes) are averaged over
+        the pixels they contain, so the output is
+        ``(ceil(H / factor), ceil(W / factor))``.
+
+    Returns
+    -------
+    ndarray
+        Same dtype as ``image``. Sums are taken in floating point (float32
+        where that is exact for the integer dtype, float64 otherwise) and
+        integer outputs are rounded half to even, so there is no overflow and
+        no truncation bias. Output pixel (i, j) sits at input position
+        ``(factor*i + (factor-1)/2, factor*j + (factor-1)/2)`` (y, x) for
+        full blocks.
+    """
+    arr = np.asarray(image)
+    if arr.ndim != 2:
+        raise ValueError(f"image must be 2-D (height, width), got shape {arr.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"image is empty (shape {arr.shape})")
+    dtype = _as_dtype(arr.dtype)
+    f = as_int(factor, "factor", minimum=1)
+    if f == 1:
+        return arr.copy()
+    if dtype.kind == "u" and f * f * np.iinfo(dtype).max < 2**24:
+        acc_t = np.float32  # every block sum is an integer below 2**24: exact in float32
+    else:
+        acc_t = np.float64
+    h, w = arr.shape
+    hf, wf = h - h % f, w - w % f
+    # Strided adds (f vector passes per axis) beat reductions over a short inner axis.
+    rows = arr[0:hf:f].astype(acc_t)
+    for k in range(1, f):
+        rows += arr[k:hf:f]
+    if hf < h:
+        rows = np.vstack([rows, arr[hf:].sum(axis=0, dtype=acc_t)[None]])
+    sums = rows[:, 0:wf:f].copy()
+    for k in range(1, f):
+        sums += rows[:, k:wf:f]
+    if wf < w:
+        sums = np.hstack([sums, rows[:, wf:].sum(axis=1)[:, None]])
+    ny = np.minimum(f, h - np.arange(0, h, f)).astype(acc_t)
+    nx = np.minimum(f, w - np.arange(0, w, f)).astype(acc_t)
+    sums /= ny[:, None] * nx[None, :]
+    return _cast(sums, dtype)
+
+
+# --- OME-Zarr ---------------------------------------------------------------------------
+
+def _level_shapes(shape: Tuple[int, int], levels: int) -> List[Tuple[int, int]]:
+    out = [shape]
+    for _ in range(levels - 1):
+        h, w = out[-1]
+        out.append(((h + 1) // 2, (w + 1) // 2))
+    return out
+
+
+def _auto_levels(shape: Tuple[int, int], chunk: Tuple[int, int]) -> int:
+    levels, (h, w) = 1, shape
+    while h > chunk[0] or w > chunk[1]:
+        h, w = (h + 1) // 2, (w + 1) // 2
+        levels += 1
+    return levels
+
+
+def _max_levels(shape: Tuple[int, int]) -> int:
+    # Halving stops changing anything once both sides are 1.
+    return 1 + max(math.ceil(math.log2(s)) for s in shape)
+
+
+def _as_pixel_size(pixel_size: Any) -> Tuple[float, float]:
+    if np.ndim(pixel_size) == 0:
+        v = as_float(pixel_size, "pixel_size")
+        sy = sx = v
+    else:
+        values = list(np.asarray(pixel_size, dtype=object).ravel())
+        if len(values) != 2:
+            raise ValueError(f"pixel_size must be one number or a (y, x) pair, got {pixel_size!r}")
+        sy, sx = as_float(values[0], "pixel_size y"), as_float(values[1], "pixel_size x")
+    if sy <= 0 or sx <= 0:
+        raise ValueError(f"pixel_size must be positive, got {(sy, sx)}")
+    return sy, sx
+
+
+def _multiscales(name: str, level_shapes: List[Tuple[int, int]], pixel_size: Tuple[float, float],
+                 unit: Optional[str]) -> dict:
+    axes = []
+    for ax in ("y", "x"):
+        entry = {"name": ax, "type": "space"}
+        if unit is not None:
+            entry["unit"] = unit
+        axes.append(entry)
+    datasets = []
+    for level in range(len(level_shapes)):
+        k = 2 ** level
+        # Level-l pixel i is the mean of level-0 pixels k*i .. k*i + k - 1: its centre
+        # lies (k - 1) / 2 level-0 pixels on from k*i.
+        datasets.append({
+            "path": str(level),
+            "coordinateTransformations": [
+                {"type": "scale", "scale": [pixel_size[0] * k, pixel_size[1] * k]},
+                {"type": "translation",
+                 "translation": [pixel_size[0] * (k - 1) / 2, pixel_size[1] * (k - 1) / 2]},
+            ],
+        })
+    return {"multiscales": [{
+        "version": _NGFF_VERSION,
+        "name": name,
+        "axes": axes,
+        "datasets": datasets,
+        "type": "mean",
+        "metadata": {"description": "each level is the 2x2 mean of the one before; blocks cut "
+                                    "short by an odd edge are averaged over the pixels present",
+                     "method": "spectralign_fast.output.downsample"},
+    }]}
+
+
+def _final_from_tmp(tmp: Path) -> Path:
+    name = tmp.name
+    cut = name.rfind(".partial-")
+    if cut <= 0:
+        raise ValueError(f"{tmp} is not a temporary OME-Zarr store made by OmeZarrWriter.create "
+                         f"(its name should look like '<name>.partial-<random>')")
+    return tmp.with_name(name[:cut])
+
+
+class OmeZarrWriter:
+    """An OME-Zarr image written chunk by chunk, possibly from several processes.
+
+    Create one with :meth:`create`; write every level-0 chunk with
+    :meth:`write_chunk`, then every chunk of levels 1, 2, ... with
+    :meth:`build_chunk`; finally :meth:`commit` (or :meth:`abort`). Until the
+    commit everything lives in a temporary sibling directory
+    ``<name>.partial-<random>``, so the final path only ever holds a complete
+    store.
+
+    The format is OME-NGFF 0.4 on Zarr format 2 (``.zgroup``/``.zattrs``,
+    Blosc-LZ4 chunks): the version that every current reader opens
+    (napari-ome-zarr, ome-zarr-py, Fiji/MoBIE, neuroglancer, vizarr), while
+    NGFF 0.5 on Zarr format 3 needs the newest ones. Axes are ``y, x``
+    (rows, columns); level ``l`` is stored at path ``"l"`` with a ``scale``
+    of ``2**l`` times the pixel size and a ``translation`` of
+    ``(2**l - 1) / 2`` pixels, which puts each downsampled pixel at the centre
+    of the level-0 pixels it averages.
+
+    One chunk is one zarr chunk file (chunks are aligned, and zarr writes each
+    file under a temporary name and renames it), so a task that is re-run
+    after a worker died simply overwrites its chunk whole. The writer pickles
+    as its temporary path: send it to other processes, or re-open the store
+    there with :meth:`open`.
+    """
+
+    def __init__(self, tmp_path: Path, state: dict) -> None:
+        self._tmp = Path(tmp_path)
+        self._path = Path(state["path"])
+        self._shape = (int(state["shape"][0]), int(state["shape"][1]))
+        self._dtype = np.dtype(state["dtype"])
+        self._chunk = (int(state["chunk"][0]), int(state["chunk"][1]))
+        self._levels = int(state["levels"])
+        self._overwrite = bool(state["overwrite"])
+        self._level_shapes = _level_shapes(self._shape, self._levels)
+        self._arrays: dict = {}
+
+    # -- construction ---------------------------------------------------------------
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, shape: Any, dtype: Any, *, chunk: Any = 1024,
+               levels: Optional[int] = None, overwrite: bool = False, name: Optional[str] = None,
+               pixel_size: Any = 1.0, unit: Optional[str] = None) -> "OmeZarrWriter":
+        """Create the temporary store for an image of ``shape`` and ``dtype``.
+
+        Parameters
+        ----------
+        path : path ending in ``.ome.zarr`` or ``.zarr``
+            The final path, which must not exist unless ``overwrite``.
+        shape : (height, width)
+            Level-0 size in pixels (rows, columns).
+        dtype : uint8, uint16 or float32
+        chunk : int or (ch, cw)
+            Chunk size in pixels, the same at every level (cut to the level's
+            size when that is smaller). Default 1024.
+        levels : int, optional
+            Number of pyramid levels including level 0. Default: halve until
+            the largest side fits in one chunk (at least 1 level).
+        overwrite : bool
+            Replace an existing output at ``path`` on :meth:`commit`.
+        name : str, optional
+            The image name in the metadata (default: the file name without
+            its suffix).
+        pixel_size : float or (y, x)
+            Physical size of a level-0 pixel (default 1), in ``unit``.
+        unit : str, optional
+            An OME-NGFF space unit such as ``"micrometer"`` or ``"nanometer"``.
+        """
+        final = Path(path)
+        suffix = _suffix(final, _ZARR_SUFFIXES, "OME-Zarr")
+        check_output_path(final, overwrite=overwrite)
+        shp = _as_shape(shape)
+        dt = _as_dtype(dtype)
+        ch = _as_chunk(chunk)
+        if levels is None:
+            nlev = _auto_levels(shp, ch)
+        else:
+            nlev = as_int(levels, "levels", minimum=1)
+            if nlev > _max_levels(shp):
+                raise ValueError(f"levels={nlev} is too many for a {shp[0]} x {shp[1]} image: "
+                                 f"level {_max_levels(shp) - 1} is already 1 x 1; use at most "
+                                 f"{_max_levels(shp)}")
+        psize = _as_pixel_size(pixel_size)
+        if unit is not None and not isinstance(unit, str):
+            raise TypeError(f"unit must be a string such as 'micrometer', got {type(unit).__name__}")
+        if name is None:
+            name = final.name[:-len(suffix)]
+        elif not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {type(name).__name__}")
+
+        import numcodecs
+        import zarr
+
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}.partial-", dir=final.parent))
+        except PermissionError:
+            raise PermissionError(f"cannot create a folder next to {final}: the output folder "
+                                  f"is not writable; choose another output path") from None
+        state = {"path": str(final.absolute()), "shape": list(shp), "dtype": dt.name,
+                 "chunk": list(ch), "levels": nlev, "overwrite": bool(overwrite)}
+        try:
+            os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it private
+            group = zarr.open_group(tmp, mode="w", zarr_format=2)
+            shapes = _level_shapes(shp, nlev)
+            for level, lshape in enumerate(shapes):
+                group.create_array(
+                    str(level), shape=lshape, dtype=dt,
+                    chunks=(min(ch[0], lshape[0]), min(ch[1], lshape[1])),
+                    fill_value=0,
+                    compressors=numcodecs.Blosc(cname="lz4", clevel=5,
+                                                shuffle=numcodecs.Blosc.SHUFFLE),
+                    config={"write_empty_chunks": True})
+            group.attrs.update(_multiscales(name, shapes, psize, unit))
+            with open(tmp / _STATE_FILE, "w") as f:
+                json.dump(state, f)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            full = _disk_full(exc, final)
+            if full is not None:
+                raise full from exc
+            raise
+        return cls(tmp, state)
+
+    @classmethod
+    def open(cls, tmp_path: str | os.PathLike) -> "OmeZarrWriter":
+        """Re-open a temporary store (``writer.tmp_path``), e.g. in another process."""
+        tmp = Path(tmp_path)
+        _final_from_tmp(tmp)
+        state_file = tmp / _STATE_FILE
+        if not state_file.is_file():
+            raise FileNotFoundError(f"{tmp} is not an open OmeZarrWriter store (missing, or "
+                                    f"already committed or aborted)")
+        with open(state_file) as f:
+            state = json.load(f)
+        return cls(tmp, state)
+
+    def __reduce__(self):
+        return (OmeZarrWriter.open, (str(self._tmp),))
+
+    def __repr__(self) -> str:
+        return (f"OmeZarrWriter({str(self._path)!r}, shape={self._shape}, dtype={self._dtype.name}, "
+                f"chunk={self._chunk}, levels={self._levels})")
+
+    # -- properties -----------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The final path (written by :meth:`commit`)."""
+        return self._path
+
+    @property
+    def tmp_path(self) -> Path:
+        """The temporary store that chunks are written into."""
+        return self._tmp
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    @property
+    def chunk(self) -> Tuple[int, int]:
+        return self._chunk
+
+    @property
+    def levels(self) -> int:
+        return self._levels
+
+    @property
+    def level_shapes(self) -> List[Tuple[int, int]]:
+        """(height, width) of every level; each is the ceiling half of the one before."""
+        return list(self._level_shapes)
+
+    def level_chunk(self, level: int) -> Tuple[int, int]:
+        """Chunk (height, width) of ``level``: ``chunk``, cut to the level's size."""
+        h, w = self._level_shapes[self._check_level(level)]
+        return min(self._chunk[0], h), min(self._chunk[1], w)
+
+    def grid(self, level: int = 0) -> List[Region]:
+        """The chunks ``(y0, x0, h, w)`` of ``level``, row-major (see :func:`chunk_grid`)."""
+        return chunk_grid(self._level_shapes[self._check_level(level)], self.level_chunk(level))
+
+    def grid_shape(self, level: int = 0) -> Tuple[int, int]:
+        """Number of chunk rows and columns of ``level``."""
+        (h, w), (ch, cw) = self._level_shapes[self._check_level(level)], self.level_chunk(level)
+        return -(-h // ch), -(-w // cw)
+
+    # -- writing --------------------------------------------------------------------
+
+    def _check_level(self, level: Any) -> int:
+        lv = as_int(level, "level", minimum=0)
+        if lv >= self._levels:
+            raise ValueError(f"level {lv} does not exist: this store has levels 0..{self._levels - 1}")
+        return lv
+
+    def _array(self, level: int):
+        arr = self._arrays.get(level)
+        if arr is None:
+            import zarr
+
+            if not (self._tmp / _STATE_FILE).is_file():
+                raise FileNotFoundError(f"the temporary store {self._tmp} is gone (committed or "
+                                        f"aborted); no more chunks can be written")
+            arr = zarr.open_array(self._tmp / str(level), mode="r+", zarr_format=2,
+                                  config={"write_empty_chunks": True})
+            self._arrays[level] = arr
+        return arr
+
+    def _region(self, level: int, iy: Any, ix: Any) -> Region:
+        gy, gx = self.grid_shape(level)
+        cy, cx = as_int(iy, "iy", minimum=0), as_int(ix, "ix", minimum=0)
+        if cy >= gy or cx >= gx:
+            raise ValueError(f"chunk ({cy}, {cx}) is outside level {level}'s grid of "
+                             f"{gy} x {gx} chunks (rows, columns)")
+        (h, w), (ch, cw) = self._level_shapes[level], self.level_chunk(level)
+        y0, x0 = cy * ch, cx * cw
+        return y0, x0, min(ch, h - y0), min(cw, w - x0)
+
+    def _chunk_file(self, level: int, cy: int, cx: int) -> Path:
+        return self._tmp / str(level) / f"{cy}.{cx}"
+
+    def write_chunk(self, iy: int, ix: int, data: Any) -> None:
+        """Write level-0 chunk (iy, ix), i.e. rows ``iy*ch : iy*ch + h``, columns ``ix*cw : ...``.
+
+        ``data`` must have exactly the chunk's shape ``(h, w)`` (edge chunks
+        are smaller; see :meth:`grid`). Floats written to an integer store are
+        rounded and clipped; NaN or inf is refused.
+        """
+        y0, x0, h, w = self._region(0, iy, ix)
+        block = _to_dtype(data, self._dtype, (h, w), f"chunk ({iy}, {ix})")
+        self._array(0)[y0:y0 + h, x0:x0 + w] = block
+
+    def build_chunk(self, level: int, iy: int, ix: int) -> None:
+        """Compute chunk (iy, ix) of ``level`` >= 1 from ``level - 1`` (2x2 mean, see
+        :func:`downsample`); the source chunks must have been written."""
+        lv = self._check_level(level)
+        if lv == 0:
+            raise ValueError("level 0 is written with write_chunk(); build_chunk makes levels >= 1")
+        y0, x0, h, w = self._region(lv, iy, ix)
+        sh, sw = self._level_shapes[lv - 1]
+        sy0, sx0 = 2 * y0, 2 * x0
+        sy1, sx1 = min(2 * (y0 + h), sh), min(2 * (x0 + w), sw)
+        sch, scw = self.level_chunk(lv - 1)
+        missing = [(cy, cx) for cy in range(sy0 // sch, -(-sy1 // sch))
+                   for cx in range(sx0 // scw, -(-sx1 // scw))
+                   if not self._chunk_file(lv - 1, cy, cx).is_file()]
+        if missing:
+            raise RuntimeError(f"level {lv} chunk ({iy}, {ix}) needs level {lv - 1} chunks "
+                               f"{missing[:4]} which have not been written yet; write every "
+                               f"chunk of a level before building the next")
+        src = self._array(lv - 1)[sy0:sy1, sx0:sx1]
+        self._array(lv)[y0:y0 + h, x0:x0 + w] = downsample(src, 2)
+
+    def missing_chunks(self) -> List[Tuple[int, int, int]]:
+        """``(level, iy, ix)`` of every chunk not written yet."""
+        out = []
+        for level in range(self._levels):
+            gy, gx = self.grid_shape(level)
+            have = set(os.listdir(self._tmp / str(level)))
+            out.extend((level, cy, cx) for cy in range(gy) for cx in range(gx)
+                       if f"{cy}.{cx}" not in have)
+        return out
+
+    # -- finishing ------------------------------------------------------------------
+
+    def commit(self) -> Path:
+        """Move the finished store to the final path and return that path.
+
+        Refused (nothing moved) while chunks are missing. An existing output
+        is replaced only when the writer was created with ``overwrite=True``,
+        and only now that the new store is complete; if the move fails the old
+        output is put back.
+        """
+        if not (self._tmp / _STATE_FILE).is_file():
+            raise FileNotFoundError(f"the temporary store {self._tmp} is gone (already committed "
+                                    f"or aborted)")
+        missing = self.missing_chunks()
+        if missing:
+            raise RuntimeError(f"cannot commit {self._path}: {len(missing)} chunks are not "
+                               f"written yet (first: level, iy, ix = {missing[0]})")
+        final = self._path
+        old = None
+        if final.exists() or final.is_symlink():
+            if not self._overwrite:
+                raise FileExistsError(f"output already exists: {final}; delete it, choose "
+                                      f"another path, or create the writer with overwrite=True")
+            old = final.with_name(f"{final.name}.old-{uuid.uuid4().hex[:12]}")
+            os.rename(final, old)
+        try:
+            os.rename(self._tmp, final)
+        except BaseException:
+            if old is not None:
+                os.rename(old, final)
+            raise
+        self._arrays.clear()
+        os.unlink(final / _STATE_FILE)
+        if old is not None:
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink()
+        return final
+
+    def abort(self) -> None:
+        """Remove the temporary store (nothing else is touched)."""
+        self._arrays.clear()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _run_tasks(tasks: List[Callable[[], None]], threads: int, bar) -> None:
+    """Run tasks on a pool; the first failure cancels the rest and is raised once all
+    running tasks have stopped (so nothing writes into a store being removed)."""
+    if threads <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            task()
+            bar.update(1)
+        return
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spectralign-output")
+    try:
+        pending = {pool.submit(task) for task in tasks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in done:
+                fut.result()
+                bar.update(1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def write_ome_zarr(path: str | os.PathLike, shape: Any, dtype: Any,
+                   region_fn: Callable[[int, int, int, int], Any], *, chunk: Any = 1024,
+                   levels: Optional[int] = None, overwrite: bool = False, threads: int = 0,
+                   progress: bool = False, name: Optional[str] = None, pixel_size: Any = 1.0,
+                   unit: Optional[str] = None) -> Path:
+    """Render an image chunk by chunk into an OME-Zarr store with a pyramid.
+
+    Parameters
+    ----------
+    path : path ending in ``.ome.zarr`` or ``.zarr``
+    shape : (height, width)
+        Level-0 size (rows, columns).
+    dtype : uint8, uint16 or float32
+    region_fn : callable
+        ``region_fn(y0, x0, h, w)`` returns the ``(h, w)`` block of rows
+        ``y0:y0+h`` and columns ``x0:x0+w`` (note: (row, col) order, unlike
+        ``Renderer.render_region``'s (x, y, w, h) rectangle). Called once per
+        level-0 chunk, from several threads at once: it must be thread-safe,
+        and it runs in parallel when it releases the GIL (the renderer does).
+        Floats are rounded and clipped for integer dtypes; NaN is refused.
+    chunk, levels, name, pixel_size, unit
+        As in :meth:`OmeZarrWriter.create`.
+    overwrite : bool
+        Replace an existing output, only once the new one is complete.
+    threads : int
+        Chunks rendered and written at once; 0 (default) means all cores.
+    progress : bool
+        Show a tqdm progress bar (one step per chunk, all levels).
+
+    Returns
+    -------
+    Path
+        The final path. On any exception (including KeyboardInterrupt) the
+        temporary store is removed and the exception re-raised, so nothing
+        ever appears under ``path``; a full disk is reported as an OSError
+        that says so.
+    """
+    if not callable(region_fn):
+        raise TypeError(f"region_fn must be a function region_fn(y0, x0, h, w) -> (h, w) array, "
+                        f"got {type(region_fn).__name__}")
+    nthreads = _threads(threads)
+    writer = OmeZarrWriter.create(path, shape, dtype, chunk=chunk, levels=levels,
+                                  overwrite=overwrite, name=name, pixel_size=pixel_size, unit=unit)
+    from tqdm.auto import tqdm
+
+    total = sum(len(writer.grid(lv)) for lv in range(writer.levels))
+    try:
+        with tqdm(total=total, disable=not progress, unit="chunk",
+                  desc=f"writing {writer.path.name}") as bar:
+            gx0 = writer.grid_shape(0)[1]
+
+            def level0(k: int, region: Region) -> Callable[[], None]:
+                def task() -> None:
+                    writer.write_chunk(k // gx0, k % gx0, region_fn(*region))
+                return task
+
+            _run_tasks([level0(k, r) for k, r in enumerate(writer.grid(0))], nthreads, bar)
+            for lv in range(1, writer.levels):
+                gy, gx = writer.grid_shape(lv)
+                _run_tasks([(lambda lv=lv, cy=cy, cx=cx: writer.build_chunk(lv, cy, cx))
+                            for cy in range(gy) for cx in range(gx)], nthreads, bar)
+        return writer.commit()
+    except BaseException as exc:
+        writer.abort()
+        full = _disk_full(exc, writer.path)
+        if full is not None:
+            raise full from exc
+        raise
+
+
+def read_ome_zarr(path: str | os.PathLike, level: int = 0) -> np.ndarray:
+    """Read one pyramid level of an OME-Zarr image as a NumPy array (rows, columns).
+
+    ``path`` is a store written by :func:`write_ome_zarr` or
+    :class:`OmeZarrWriter` (or any 2-D OME-NGFF 0.4 image); ``level`` counts
+    from 0 (full resolution), following the ``multiscales`` dataset order.
+    """
+    import zarr
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"OME-Zarr store not found: {p}")
+    try:
+        group = zarr.open_group(p, mode="r")
+        multiscales = group.attrs.get("multiscales")
+        if "ome" in group.attrs:  # NGFF 0.5 nests the metadata under "ome"
+            multiscales = group.attrs["ome"].get("multiscales")
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"cannot read OME-Zarr store {p}: {exc}") from exc
+    if not multiscales:
+        raise ValueError(f"{p} has no OME-NGFF 'multiscales' metadata; is it an OME-Zarr image?")
+    datasets = multiscales[0]["datasets"]
+    lv = as_int(level, "level", minimum=0)
+    if lv >= len(datasets):
+        raise ValueError(f"level {lv} does not exist: {p} has levels 0..{len(datasets) - 1}")
+    return np.asarray(group[datasets[lv]["path"]][...])
+
+
+# --- TIFF ---------------------------------------------------------------------------------
+
+def tiff_needs_bigtiff(shape: Any, dtype: Any, *, tile: Any = 256) -> bool:
+    """Whether a tiled TIFF of this size needs BigTIFF (64-bit offsets).
+
+    Classic TIFF addresses at most 4 GiB. The estimate counts the edge tiles
+    padded to full tiles (as stored), the tile offset and byte-count tables,
+    and keeps 32 MiB for tags and metadata, like tifffile's own rule; it
+    assumes no compression, so a compressed file may get BigTIFF when it
+    would have fit.
+    """
+    h, w = _as_shape(shape)
+    dt = _as_dtype(dtype)
+    th, tw = _as_tile(tile)
+    ntiles = -(-h // th) * -(-w // tw)
+    nbytes = ntiles * th * tw * dt.itemsize + ntiles * 8
+    return nbytes > _CLASSIC_TIFF_LIMIT
+
+
+def _as_tile(tile: Any) -> Tuple[int, int]:
+    th, tw = _as_chunk(tile)
+    if th % 16 or tw % 16:
+        raise ValueError(f"TIFF tile sides must be multiples of 16, got {(th, tw)}")
+    return th, tw
+
+
+def write_tiff(path: str | os.PathLike, image_or_shape: Any, dtype: Any = None,
+               region_fn: Optional[Callable[[int, int, int, int], Any]] = None, *,
+               tile: Any = 256, overwrite: bool = False, bigtiff: Optional[bool] = None,
+               compression: Optional[str] = None, band_bytes: int = 256 << 20,
+               progress: bool = False) -> Path:
+    """Write a 2-D image as a tiled (Big)TIFF, from an array or region by region.
+
+    Parameters
+    ----------
+    path : path ending in ``.tif``, ``.tiff``, ``.ome.tif`` or ``.ome.tiff``
+        ``.ome.tif(f)`` gets OME-XML metadata (axes ``YX``).
+    image_or_shape : (H, W) array or (height, width)
+        The image (uint8, uint16 or float32), or the shape of one to be
+        rendered by ``region_fn``.
+    dtype : uint8, uint16 or float32
+        Required with a shape.
+    region_fn : callable
+        With a shape: ``region_fn(y0, x0, h, w)`` returns the ``(h, w)``
+        block of rows ``y0:y0+h``, columns ``x0:x0+w`` (row, col order). It
+        is called for bands one tile row high and at most ``band_bytes``
+        wide, in row-major order, and the tiles are streamed to tifffile, so
+        the whole image is never in memory.
+    tile : int or (th, tw)
+        TIFF tile size, multiples of 16 (default 256).
+    overwrite : bool
+        Replace an existing file (only once the new one is complete).
+    bigtiff : bool, optional
+        Default: BigTIFF exactly when :func:`tiff_needs_bigtiff` says so.
+    compression : str, optional
+        tifffile compression, e.g. ``"zlib"`` or ``"zstd"`` (default none).
+
+    Returns
+    -------
+    Path
+        The final path; the file is written under a hidden temporary name and
+        renamed when complete.
+    """
+    import tifffile
+
+    p = Path(path)
+    suffix = _suffix(p, _TIFF_SUFFIXES, "TIFF")
+    th, tw = _as_tile(tile)
+    if isinstance(image_or_shape, np.ndarray) or region_fn is None:
+        if region_fn is not None or dtype is not None:
+            raise TypeError("give either an image array, or a shape, a dtype and region_fn")
+        image = np.asarray(image_or_shape)
+        if image.ndim != 2:
+            raise ValueError(f"image must be 2-D (height, width), got shape {image.shape}; for "
+                             f"region-by-region writing pass (shape, dtype, region_fn)")
+        if image.shape[0] < 1 or image.shape[1] < 1:
+            raise ValueError(f"image is empty (shape {image.shape})")
+        dt = _as_dtype(image.dtype)
+        if dt.kind == "f" and not np.isfinite(image).all():
+            raise ValueError("image contains NaN or inf values; replace them first "
+                             "(e.g. numpy.nan_to_num)")
+        shp = image.shape
+        data: Any = image
+    else:
+        if not callable(region_fn):
+            raise TypeError(f"region_fn must be a function region_fn(y0, x0, h, w) -> (h, w) "
+                            f"array, got {type(region_fn).__name__}")
+        if dtype is None:
+            raise TypeError("a dtype (uint8, uint16 or float32) is required with a shape")
+        shp = _as_shape(image_or_shape)
+        dt = _as_dtype(dtype)
+        data = None
+    if bigtiff is None:
+        big = tiff_needs_bigtiff(shp, dt, tile=(th, tw))
+    elif isinstance(bigtiff, (bool, np.bool_)):
+        big = bool(bigtiff)
+        if not big and tiff_needs_bigtiff(shp, dt, tile=(th, tw)):
+            raise ValueError(f"a {shp[0]} x {shp[1]} {dt} image does not fit in a classic TIFF "
+                             f"(4 GB); leave bigtiff=None or pass bigtiff=True")
+    else:
+        raise TypeError(f"bigtiff must be True, False or None, got {bigtiff!r}")
+    bytes_limit = as_int(band_bytes, "band_bytes", minimum=1)
+    ome = suffix.startswith(".ome")
+
+    from tqdm.auto import tqdm
+
+    def tiles() -> Iterator[np.ndarray]:
+        h, w = shp
+        band_w = max(tw, (bytes_limit // max(1, th * dt.itemsize)) // tw * tw)
+        with tqdm(total=-(-h // th), disable=not progress, unit="tile row",
+                  desc=f"writing {p.name}") as bar:
+            for y0 in range(0, h, th):
+                bh = min(th, h - y0)
+                for bx in range(0, w, band_w):
+                    bw = min(band_w, w - bx)
+                    band = _to_dtype(region_fn(y0, bx, bh, bw), dt, (bh, bw),
+                                     f"region ({y0}, {bx}, {bh}, {bw})")
+                    for x0 in range(0, bw, tw):
+                        yield band[:, x0:x0 + tw]
+                bar.update(1)
+
+    def write(tmp: str) -> None:
+        tifffile.imwrite(tmp, data if data is not None else tiles(), shape=shp, dtype=dt,
+                         tile=(th, tw), bigtiff=big, compression=compression,
+                         photometric="minisblack", ome=ome,
+                         metadata={"axes": "YX"} if ome else {})
+
+    return write_file_atomically(p, write, overwrite=overwrite)
+
+
+# --- JSON ---------------------------------------------------------------------------------
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"cannot write a {type(obj).__name__} to JSON; convert it to lists, "
+                    f"numbers and strings first")
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, overwrite: bool = False,
+               indent: Optional[int] = None) -> Path:
+    """Write ``obj`` as JSON atomically (temporary name, then rename).
+
+    NumPy arrays and scalars become lists and numbers, an ``Affine`` its 2x3
+    matrix (it is an array). NaN and infinity are refused (JSON has no such numbers), as is an
+    existing file unless ``overwrite``.
+    """
+    p = Path(path)
+    _suffix(p, (".json",), "JSON")
+    if indent is not None:
+        indent = as_int(indent, "indent", minimum=0)
+    try:
+        text = json.dumps(obj, default=_json_default, allow_nan=False, indent=indent)
+    except ValueError as exc:
+        raise ValueError(f"cannot write {p}: the data contain NaN or infinity, which JSON "
+                         f"cannot represent; replace them (e.g. with None) first") from exc
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    return write_file_atomically(p, write, overwrite=overwrite)
