@@ -17,13 +17,16 @@ YFP_TILES = ("C2-20250523_montage_YFP_ideal_02.jpg", "C2-20250523_montage_YFP_id
 
 
 def find_yfp(explicit: str | None = None) -> Path | None:
-    """The folder with the two shared YFP tiles: --data, $SPECTRALIGN_SHARED_DATA, or
-    ../shared/data beside the project (as tests/conftest.py finds it); None if absent."""
+    """The folder with the two shared YFP tiles: ``explicit`` (--data) if given, else
+    $SPECTRALIGN_SHARED_DATA or ../shared/data beside the project (as tests/conftest.py finds
+    it); None if the tiles are not there."""
     here = Path(__file__).resolve().parents[1]
-    candidates = [Path(explicit)] if explicit else []
-    if os.environ.get("SPECTRALIGN_SHARED_DATA"):
-        candidates.append(Path(os.environ["SPECTRALIGN_SHARED_DATA"]))
-    candidates += [here.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    if explicit:
+        candidates = [Path(explicit)]
+    elif os.environ.get("SPECTRALIGN_SHARED_DATA"):
+        candidates = [Path(os.environ["SPECTRALIGN_SHARED_DATA"])]
+    else:
+        candidates = [here.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
     for c in candidates:
         if all((c / t).is_file() for t in YFP_TILES):
             return c
