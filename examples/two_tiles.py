@@ -74,19 +74,19 @@ def align_pair(left, right, overlap: float, *, coarse_size, fine_size: int, fine
                 affine_max=affine_res.max)
 
 
-def overlay_figure(left, right, result, title: str, path: Path) -> None:
+def overlay_figure(left, right, result, title: str, path: Path, zoom_y: int | None = None) -> None:
     """Red/green overlays of the overlap zone under the three placements, and a magnified
     corner of it, where a rotation that rigid placement cannot follow shows most."""
     H, W = left.shape
     x0 = int(np.floor(min(result["guess"]["R"][0], result["rigid"]["R"][0]))) - 24
     strip = (x0, 0, W + 24 - x0, H)
-    # Magnify the part of the overlap with the most detail, favouring its ends, far from the
-    # coarse match, where rigid placement cannot follow a rotation.
+    # Magnify a part of the overlap with detail, favouring its ends: far from the coarse match,
+    # rigid placement cannot follow a rotation. (zoom_y overrides the choice.)
     zx = int(round((x0 + 24 + W) / 2)) - 40
     cy = result["coarse"][0][1]
     ys = np.arange(8, H - 88, 16)
     score = [left[y:y + 80, zx:zx + 80].std() * (0.5 + abs(y + 40 - cy) / H) for y in ys]
-    zoom = (zx, int(ys[int(np.argmax(score))]), 80, 80)
+    zoom = (zx, int(ys[int(np.argmax(score))]) if zoom_y is None else zoom_y, 80, 80)
     limits = stretch_limits(left, right)
     zoom_limits = stretch_limits(left[zoom[1]:zoom[1] + zoom[3], zoom[0]:zoom[0] + zoom[2]])
     stages = [("stage guess", dict(rigid=result["guess"])),
@@ -159,7 +159,7 @@ def photo_example(out: Path) -> dict:
           f"{guess_rms:.2f} px RMS; rigid {rigid_rms:.3f} px RMS (max {rigid_max:.3f}); "
           f"affine {affine_rms:.3f} px RMS (max {affine_max:.3f})")
     overlay_figure(left, right, res, "photograph, two tiles: red = L, green = R, yellow = agreement",
-                   out / "two_tiles_overlay.png")
+                   out / "two_tiles_overlay.png", zoom_y=H - 100)
     montage_figure(left, right, res, "affine montage with the fine matches (+ = coarse match)",
                    out / "two_tiles_montage.png")
     return dict(photo_guess_error_px=guess_rms, photo_rigid_error_px=rigid_rms,
