@@ -1,13 +1,14 @@
-# spectralign_fast — the two commands that matter: `make demo` and `make test`.
+# spectralign_fast — the two commands that matter: `make demo` and `make test` (and `make docs`).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.spectralign-installed
+DOCS_STAMP := $(VENV)/.spectralign-docs-installed
 BUILD_REQUIREMENTS := "scikit-build-core>=0.10" "pybind11>=2.13" "pylib-fftw3f>=0.0.5" "cmeel-eigen>=3.4"
 SOURCES := pyproject.toml CMakeLists.txt $(shell find cpp python -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: all install demo test bench system-deps clean
+.PHONY: all install demo test docs bench system-deps clean
 
 all: install
 
@@ -34,6 +35,15 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+$(DOCS_STAMP): $(STAMP)
+	$(PIP) install -q --disable-pip-version-check --no-build-isolation ".[docs]"
+	@touch $(DOCS_STAMP)
+
+# The site goes to site/ (open site/index.html); --strict turns every warning
+# (a broken link, a docstring griffe cannot parse) into a failure.
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
+
 # Several minutes (the million-tile placement cases); results go to bench/RESULTS.md by hand.
 bench: install
 	$(PY) bench/bench_match.py
@@ -41,4 +51,4 @@ bench: install
 	$(PY) bench/bench_render.py
 
 clean:
-	rm -rf build $(VENV) demo-output
+	rm -rf build $(VENV) demo-output site

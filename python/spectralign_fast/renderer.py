@@ -356,6 +356,8 @@ class Renderer:
     def render_all(self, images: Mapping[Hashable, Any], *, threads: Optional[int] = None) -> np.ndarray:
         """Render all given tiles in one parallel call; returns (and keeps) the image.
 
+        Replaces whatever was rendered before (as ``clear()`` would).
+
         Parameters
         ----------
         images : dict
@@ -366,7 +368,10 @@ class Renderer:
         threads : int, optional
             Overrides the renderer's ``threads`` (0 = all cores).
 
-        Replaces whatever was rendered before (as ``clear()`` would).
+        Returns
+        -------
+        numpy.ndarray
+            The canvas (height, width), dtype that of the tiles; also kept as ``image``.
         """
         self.clear()
         h, w = self.shape

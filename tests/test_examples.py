@@ -1,0 +1,95 @@
+"""Every worked example in examples/ runs end to end, and its printed claims hold.
+
+Each runs in a subprocess (as a user would run it) with warnings as errors; the numbers it
+prints on its RESULT line are checked against the bounds the docs state, and its figures must
+exist and show something.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from conftest import SHARED_DATA, YFP_TILES
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_example(name: str, out: Path, *args: str) -> dict:
+    env = dict(os.environ, SPECTRALIGN_SHARED_DATA=str(SHARED_DATA), MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, "-W", "error", str(EXAMPLES / name), "--output", str(out), *args],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert len(lines) == 1, proc.stdout
+    assert not list(out.glob(".*.part*")), "temporary files left behind"
+    return json.loads(lines[0][len("RESULT "):])
+
+
+def assert_figure(path: Path, min_size=(400, 300)) -> None:
+    """The PNG exists, has a sensible size, and is not blank (real contrast and colour)."""
+    from PIL import Image
+
+    assert path.is_file(), f"{path.name} was not written"
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        assert im.size[0] >= min_size[0] and im.size[1] >= min_size[1], im.size
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float64)
+    assert rgb.std() > 20, f"{path.name} looks blank"
+    # Most of the figure is image content, not white background.
+    assert np.mean(rgb.min(axis=-1) < 200) > 0.3, f"{path.name} is mostly empty"
+
+
+def test_two_tiles_example(tmp_path):
+    claims = run_example("two_tiles.py", tmp_path)
+    # Photograph with a known offset and a 0.8 degree rotation (docs/examples.md states these).
+    assert claims["photo_guess_error_px"] > 10             # the stage guess is visibly off
+    assert claims["photo_rigid_error_px"] < 6              # one coarse match: near, not exact
+    assert claims["photo_affine_error_px"] < 0.4           # fine grid + affine: subpixel everywhere
+    assert claims["photo_affine_max_error_px"] < 0.8
+    assert claims["photo_affine_error_px"] < claims["photo_rigid_error_px"] / 5
+    assert claims["photo_affine_residual_rms_px"] < 0.25
+    assert claims["photo_matches"] >= 20
+    for name in ("two_tiles_overlay.png", "two_tiles_montage.png"):
+        assert_figure(tmp_path / name)
+    if all((SHARED_DATA / t).is_file() for t in YFP_TILES):
+        # Real microscopy: no truth, but the matches must agree after placement.
+        assert claims["yfp_matches"] >= 6
+        assert claims["yfp_affine_residual_rms_px"] < 1.0
+        assert claims["yfp_affine_residual_rms_px"] <= claims["yfp_rigid_residual_rms_px"]
+        for name in ("yfp_two_tiles_overlay.png", "yfp_two_tiles_montage.png"):
+            assert_figure(tmp_path / name)
+    else:
+        assert "yfp_matches" not in claims
+
+
+def test_two_tiles_example_without_the_yfp_tiles(tmp_path):
+    """With no YFP data, the photograph part still runs and the microscopy part is skipped cleanly."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    env = dict(os.environ, SPECTRALIGN_SHARED_DATA=str(empty))
+    proc = subprocess.run([sys.executable, "-W", "error", str(EXAMPLES / "two_tiles.py"), "--output",
+                           str(tmp_path / "out"), "--data", str(empty)],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=empty)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped" in proc.stdout
+    assert "yfp_matches" not in proc.stdout
+    assert (tmp_path / "out" / "two_tiles_overlay.png").is_file()
+    assert not (tmp_path / "out" / "yfp_two_tiles_overlay.png").exists()
+
+
+def test_grid_example(tmp_path):
+    claims = run_example("grid.py", tmp_path)
+    assert claims["matches"] >= 100                        # 7 neighbour pairs, most fine matches kept
+    assert claims["rigid_error_px"] > 0.5                  # rotations that rigid cannot follow
+    assert claims["affine_error_px"] < 0.4
+    assert claims["affine_max_error_px"] < 1.0
+    assert claims["affine_error_px"] < claims["rigid_error_px"] / 3
+    assert claims["affine_residual_rms_px"] < 0.25
+    assert claims["affine_residual_rms_px"] < claims["rigid_residual_rms_px"] / 5
+    for name in ("grid_residuals.png", "grid_overlay.png"):
+        assert_figure(tmp_path / name)
