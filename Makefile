@@ -30,7 +30,7 @@ $(STAMP): $(PY) $(SOURCES)
 install: $(STAMP)
 
 demo: install
-	$(PY) -m spectralign_fast.demo --output demo-output
+	$(VENV)/bin/spectralign-fast demo --output demo-output
 
 test: install
 	$(PY) -m pytest

@@ -12,8 +12,11 @@ from ._config import config, set_fft_planning, show_config
 from .affine import Affine
 from .image import Image
 from .matcher import BatchRefinementStats, Matcher, RefinementStats
+from .montage import MontageResult, montage
 from .placement import Match, Placement, PlacementResiduals
 from .renderer import Renderer
+from .stack import align_stack
+from ._pairs import PairMatches
 
 __version__ = "0.1.0"
 
@@ -23,11 +26,15 @@ __all__ = [
     "Image",
     "Match",
     "Matcher",
+    "MontageResult",
+    "PairMatches",
     "Placement",
     "PlacementResiduals",
     "RefinementStats",
     "Renderer",
+    "align_stack",
     "config",
+    "montage",
     "set_fft_planning",
     "show_config",
     "__version__",

@@ -283,7 +283,7 @@ class MontageResult:
         return cls(transforms, matches, res, d["model"], sizes, canvas=canvas, sources=sources, levels=levels)
 
     def __repr__(self) -> str:
-        where = (f", image {self.image.shape[1]}x{self.image.shape[0]} {self.image.dtype}" if self.image is not None
+        where = (f", image {'x'.join(map(str, self.image.shape[::-1]))} {self.image.dtype}" if self.image is not None
                  else f", written to {self.output}" if self.output is not None else "")
         return (f"<MontageResult {len(self.transforms)} tiles, {self.model}, {self.n_matches} matches, "
                 f"residual RMS {self.residuals.rms:.3f} px{where}>")
@@ -416,3 +416,57 @@ def render_result(result: MontageResult, store: TileStore, *, output, overwrite:
     write_rendered(Path(output), r, loaders, dtype, levels=levels, overwrite=overwrite, chunk=chunk,
                    threads=threads, progress=progress)
     result.output = Path(output)
+
+
+def overview(result: MontageResult, tiles: Mapping[Hashable, Any], *, max_side: int = 1600,
+             factor: Optional[int] = None, threads: int = 0) -> Tuple[np.ndarray, float, Tuple[float, float]]:
+    """A downsampled rendering of the whole montage (or of a stack's first level) for reports.
+
+    Each tile is block-averaged by an integer factor k before rendering (no
+    aliasing), so memory stays near the output size.
+
+    Returns
+    -------
+    image, scale, origin
+        ``scale`` model pixels per image pixel; ``origin`` the model (x, y)
+        of image pixel (0, 0)'s centre.
+    """
+    from .output import downsample
+
+    full = Renderer(affine={t: result.transforms[t] for t in tiles_of(result)},
+                    tilesize=result.tile_sizes, threads=threads)
+    k = factor if factor is not None else max(1, int(math.ceil(max(full.shape) / max_side)))
+    tiles = {t: tiles[t] for t in tiles_of(result)}
+    down = Affine.scaler(1.0 / k)
+    block = Affine([[k, 0.0, (k - 1) / 2], [0.0, k, (k - 1) / 2]])
+    tf, sizes = {}, {}
+    for t in tiles:
+        w, h = result.tile_sizes[t]
+        tf[t] = down @ Affine(result.transforms[t]) @ block
+        sizes[t] = (-(-w // k), -(-h // k))
+    r = Renderer(affine=tf, tilesize=sizes, blend=max(1.0, 10.0 / k), threads=threads)
+    img = r.render_all({t: (lambda src=tiles[t]: downsample(_as_array(src), k)) for t in tiles})
+    return img, float(k), (r.origin[0] * k, r.origin[1] * k)
+
+
+def tiles_of(result: MontageResult) -> List[Hashable]:
+    return list(result.levels[0] if result.levels else result.transforms)
+
+
+def _as_array(src: Any) -> np.ndarray:
+    from ._tiles import read_raw, render_array
+
+    return render_array(read_raw(src, "overview"))
+
+
+def write_report(result: MontageResult, tiles: Mapping[Hashable, Any], path: str | os.PathLike, *,
+                 title: Optional[str] = None, threads: int = 0) -> Path:
+    """PNG report: tile outlines over a downsampled montage, residual vectors, SNR map."""
+    from .report import montage_report
+
+    img, scale, origin = overview(result, tiles, threads=threads)
+    table = result.match_table()
+    return montage_report(path, image=img, scale=scale, origin=origin, tile_outlines=result.tile_outlines(),
+                          points=table["points"], residuals=table["residuals"], snr=table["snr"],
+                          title=title or f"{len(result.transforms)} tiles, {result.model}, "
+                                         f"{result.n_matches} matches, residual RMS {result.residuals.rms:.3f} px")

@@ -1,0 +1,152 @@
+"""Rendering a placed tile set straight into an output file (montages and stacks).
+
+Montages go through ``output.write_ome_zarr`` / ``output.write_tiff`` chunk by
+chunk (``Renderer.render_region``), so the whole canvas is never in memory.
+Stacks (z, y, x) go to a multi-page TIFF or an OME-Zarr with axes z, y, x,
+rendered one level and one chunk at a time; both are built under a
+temporary name and renamed when complete.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Dict, Hashable, List, Optional
+
+import numpy as np
+
+from ._io import check_output_path, write_atomically
+from .output import _NGFF_VERSION, chunk_grid, downsample, write_ome_zarr, write_tiff
+from .renderer import Renderer
+
+_ZARR = (".ome.zarr", ".zarr")
+_TIFF = (".ome.tif", ".ome.tiff", ".tif", ".tiff")
+
+
+def output_kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(_ZARR):
+        return "zarr"
+    if name.endswith(_TIFF):
+        return "tiff"
+    raise ValueError(f"cannot tell the output format from {path.name!r}: name it *.ome.zarr (chunked, with "
+                     f"a pyramid) or *.tif")
+
+
+def _region_fn(r: Renderer, tiles: Dict[Hashable, Any], dtype: np.dtype) -> Callable:
+    x0, y0 = r.origin
+
+    def region(y: int, x: int, h: int, w: int) -> np.ndarray:
+        img = r.render_region((x0 + x, y0 + y, w, h), tiles, threads=1)
+        return img if img.dtype == dtype else img.astype(dtype)  # an empty region comes back as float32
+
+    return region
+
+
+def write_rendered(path: Path, r: Renderer, loaders: Dict[Hashable, Callable], dtype: np.dtype, *,
+                   levels: Optional[List[List[Hashable]]], overwrite: bool, chunk: int, threads: int,
+                   progress: bool) -> Path:
+    """Render the canvas of ``r`` (one image, or one per entry of ``levels``) into ``path``."""
+    kind = output_kind(path)
+    check_output_path(path, overwrite=overwrite)
+    tiles = _CachedLoaders(loaders)
+    h, w = r.shape
+    if levels is None:
+        fn = _region_fn(r, tiles, dtype)
+        if kind == "zarr":
+            return write_ome_zarr(path, (h, w), dtype, fn, chunk=chunk, overwrite=overwrite,
+                                  threads=threads, progress=progress)
+        return write_tiff(path, (h, w), dtype, fn, overwrite=overwrite, progress=progress)
+    if kind == "tiff":
+        import tifffile
+
+        stack = np.empty((len(levels), h, w), dtype)
+        for z, lv in enumerate(levels):
+            stack[z] = _region_fn(r, {t: tiles[t] for t in lv}, dtype)(0, 0, h, w)
+        write_atomically(path, lambda tmp: tifffile.imwrite(tmp, stack, bigtiff=stack.nbytes > 2**32 - 2**25,
+                                                            photometric="minisblack"), overwrite=overwrite)
+        return path
+    return _write_zarr_stack(path, r, tiles, dtype, levels, chunk=chunk, overwrite=overwrite,
+                             progress=progress)
+
+
+class _CachedLoaders(dict):
+    """``{tile: loader}`` whose loaders run once per tile while the cache has room."""
+
+    def __init__(self, loaders: Dict[Hashable, Callable], capacity: int = 32) -> None:
+        import threading
+        from collections import OrderedDict
+
+        super().__init__({t: self._make(t, f) for t, f in loaders.items()})
+        self._cache: "OrderedDict[Hashable, np.ndarray]" = OrderedDict()
+        self._lock = threading.Lock()
+        self._capacity = capacity
+
+    def _make(self, tile: Hashable, load: Callable) -> Callable:
+        def cached() -> np.ndarray:
+            with self._lock:
+                if tile in self._cache:
+                    self._cache.move_to_end(tile)
+                    return self._cache[tile]
+            arr = load()
+            with self._lock:
+                self._cache[tile] = arr
+                while len(self._cache) > self._capacity:
+                    self._cache.popitem(last=False)
+            return arr
+
+        return cached
+
+
+def _write_zarr_stack(path: Path, r: Renderer, tiles, dtype: np.dtype, levels: List[List[Hashable]], *,
+                      chunk: int, overwrite: bool, progress: bool) -> Path:
+    import numcodecs
+    import zarr
+    from tqdm.auto import tqdm
+
+    h, w = r.shape
+    nz = len(levels)
+    shapes = [(h, w)]
+    while max(shapes[-1]) > chunk:
+        shapes.append(((shapes[-1][0] + 1) // 2, (shapes[-1][1] + 1) // 2))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.partial-", dir=path.parent))
+    try:
+        group = zarr.open_group(tmp, mode="w", zarr_format=2)
+        arrays = [group.create_array(str(k), shape=(nz,) + s, dtype=dtype,
+                                     chunks=(1, min(chunk, s[0]), min(chunk, s[1])), fill_value=0,
+                                     compressors=numcodecs.Blosc(cname="lz4", clevel=5,
+                                                                 shuffle=numcodecs.Blosc.SHUFFLE))
+                  for k, s in enumerate(shapes)]
+        group.attrs.update({"multiscales": [{
+            "version": _NGFF_VERSION, "name": path.name.split(".")[0],
+            "axes": [{"name": "z", "type": "space"}, {"name": "y", "type": "space"},
+                     {"name": "x", "type": "space"}],
+            "datasets": [{"path": str(k), "coordinateTransformations": [
+                {"type": "scale", "scale": [1.0, 2.0 ** k, 2.0 ** k]},
+                {"type": "translation", "translation": [0.0, (2.0 ** k - 1) / 2, (2.0 ** k - 1) / 2]}]}
+                for k in range(len(shapes))],
+            "type": "mean"}]})
+        grid = chunk_grid((h, w), chunk)
+        with tqdm(total=nz * len(grid), disable=not progress, unit="chunk", desc=f"writing {path.name}") as bar:
+            for z, lv in enumerate(levels):
+                fn = _region_fn(r, {t: tiles[t] for t in lv}, dtype)
+                for (y, x, ch, cw) in grid:
+                    arrays[0][z, y:y + ch, x:x + cw] = fn(y, x, ch, cw)
+                    bar.update(1)
+                level = arrays[0][z]
+                for k in range(1, len(shapes)):
+                    level = downsample(level, 2)
+                    arrays[k][z] = level
+        if path.exists() and overwrite:
+            old = path.with_name(path.name + ".old-" + tmp.name.rsplit("-", 1)[-1])
+            os.rename(path, old)
+            os.rename(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            check_output_path(path, overwrite=False)
+            os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
