@@ -9,8 +9,9 @@ without any code shared with the C++ core:
   the fractional remainder as a phase ramp on the cross-power spectrum;
   ``subpixel="bilinear"`` (spectralign's) resamples the window bilinearly.
 * window 1 (and window 2 with ``apodize="both"``, the engine's default)
-  apodized towards its mean (raised-cosine outer quarter), both windows
-  mean-subtracted;
+  apodized towards its mean (raised-cosine outer quarter) with the profile
+  centred on the point itself (for cut windows: evaluated at j - frac), both
+  windows mean-subtracted;
 * cross-power spectrum S1 conj(S2) scaled by |.|^wht, inverse FFT;
 * argmax peak folded to signed offsets, centre of mass of the mean-subtracted,
   clipped (2 rad + 1)^2 neighbourhood; shift = -(peak + com);
@@ -22,11 +23,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def apodization_profile(n: int) -> np.ndarray:
-    xx = np.linspace(-1, 1, n)
+def apodization_profile(n: int, frac: float = 0.0) -> np.ndarray:
+    """spectralign's profile; pixel j sits at window coordinate j - frac."""
+    xx = -1 + 2 * (np.arange(n) - frac) / max(n - 1, 1)
     prof = np.ones(n)
     edge = np.abs(xx) > 0.5
     prof[edge] = 0.5 - 0.5 * np.cos(2 * np.pi * xx[edge])
+    prof[np.abs(xx) >= 1] = 0.0
     return prof
 
 
@@ -74,25 +77,27 @@ def _phase_ramp(n: int, delta: float) -> np.ndarray:
     return ramp
 
 
-def _apodize(win: np.ndarray) -> np.ndarray:
+def _apodize(win: np.ndarray, frac: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     h, w = win.shape
-    apo = apodization_profile(h)[:, None] * apodization_profile(w)[None, :]
+    apo = apodization_profile(h, frac[1])[:, None] * apodization_profile(w, frac[0])[None, :]
     return win * apo + (1 - apo) * win.mean()
 
 
 def swim(win1: np.ndarray, win2: np.ndarray, wht: float = -0.65, rad: int = 5,
-         frac_delta: tuple[float, float] = (0.0, 0.0), apodize: str = "both"):
+         frac_delta: tuple[float, float] = (0.0, 0.0), apodize: str = "both",
+         fracs: tuple = ((0.0, 0.0), (0.0, 0.0))):
     """(dx, dy, sx, sy, snr) for two windows; frac_delta = (fx1 - fx2, fy1 - fy2)
-    is the subpixel offset still to apply (Fourier windows)."""
+    is the subpixel offset still to apply (Fourier windows), fracs each
+    window's own (fx, fy), where its apodization profile is centred."""
     a = np.asarray(win1, dtype=np.float64)
     b = np.asarray(win2, dtype=np.float64)
     h, w = a.shape
     for win in (a, b):  # no contrast: no information
         if win.std() <= 1e-6 * abs(win.mean()) or win.std() == 0:
             return 0.0, 0.0, 0.0, 0.0, 0.0
-    a = _apodize(a)
+    a = _apodize(a, fracs[0])
     if apodize == "both":
-        b = _apodize(b)
+        b = _apodize(b, fracs[1])
     a = a - a.mean()
     b = b - b.mean()
     prd = np.fft.fft2(a) * np.conj(np.fft.fft2(b))
@@ -127,14 +132,14 @@ def windows(img1, img2, p1, p2, w, h, subpixel):
     """The two windows and the subpixel offset swim() must still apply."""
     if subpixel == "bilinear":
         return (bilinear_window(img1, p1[0], p1[1], w, h),
-                bilinear_window(img2, p2[0], p2[1], w, h), (0.0, 0.0))
+                bilinear_window(img2, p2[0], p2[1], w, h), (0.0, 0.0), ((0.0, 0.0), (0.0, 0.0)))
     out, fracs = [], []
     for img, p in ((img1, p1), (img2, p2)):
         x0, y0 = p[0] - w / 2, p[1] - h / 2
         ix, iy = int(np.floor(x0)), int(np.floor(y0))
         out.append(integer_window(img, ix, iy, w, h, _covered_mean(img, x0, y0, w, h)))
         fracs.append((x0 - ix, y0 - iy))
-    return out[0], out[1], (fracs[0][0] - fracs[1][0], fracs[0][1] - fracs[1][1])
+    return out[0], out[1], (fracs[0][0] - fracs[1][0], fracs[0][1] - fracs[1][1]), tuple(fracs)
 
 
 def refine(img1, img2, p1, p2, size, iters=1, tolerance=0.0, wht=-0.65, rad=5,
@@ -145,8 +150,8 @@ def refine(img1, img2, p1, p2, size, iters=1, tolerance=0.0, wht=-0.65, rad=5,
     p2 = np.array(p2, dtype=np.float64)
     history = []
     for _ in range(iters):
-        a, b, delta = windows(img1, img2, p1, p2, w, h, subpixel)
-        r = swim(a, b, wht, rad, delta, apodize)
+        a, b, delta, fracs = windows(img1, img2, p1, p2, w, h, subpixel)
+        r = swim(a, b, wht, rad, delta, apodize, fracs)
         history.append(r)
         d = np.array(r[:2]) / 2
         p1 -= d

@@ -34,15 +34,40 @@ SwimWorkspace::SwimWorkspace(int width, int height)
       corr_(static_cast<std::size_t>(width) * height),
       sta_spec_(spectrum_size_),
       mov_spec_(spectrum_size_),
-      apo_x_(apodization_profile(width)),
-      apo_y_(apodization_profile(height)),
       ramp_x_(static_cast<std::size_t>(width / 2 + 1)),
       ramp_y_(static_cast<std::size_t>(height)),
       scratch_(static_cast<std::size_t>(width / 2 + 1)) {
-    double ax = 0, ay = 0;
-    for (float v : apo_x_) ax += v;
-    for (float v : apo_y_) ay += v;
-    apo_total_ = ax * ay;
+    for (int k = 0; k < 2; ++k) {
+        apo_x_[k].resize(static_cast<std::size_t>(width));
+        apo_y_[k].resize(static_cast<std::size_t>(height));
+    }
+}
+
+namespace {
+
+// spectralign's profile (image_ops apodization_profile) of an n-pixel window
+// whose true origin lies `frac` pixels past its first pixel: pixel j sits at
+// window coordinate j - frac. Returns the sum of the weights.
+double shifted_profile(float* out, int n, double frac) {
+    const double pi = 3.14159265358979323846;
+    const double step = n > 1 ? 2.0 / (n - 1) : 0.0;
+    double total = 0;
+    for (int j = 0; j < n; ++j) {
+        const double u = -1.0 + step * (j - frac);
+        double v = 1.0;
+        if (std::fabs(u) > 0.5) v = std::fabs(u) >= 1.0 ? 0.0 : 0.5 - 0.5 * std::cos(2 * pi * u);
+        out[j] = static_cast<float>(v);
+        total += out[j];
+    }
+    return total;
+}
+
+}  // namespace
+
+void SwimWorkspace::shift_apodization(int which, double frac_x, double frac_y) {
+    const double ax = shifted_profile(apo_x_[which].data(), width_, frac_x);
+    const double ay = shifted_profile(apo_y_[which].data(), height_, frac_y);
+    apo_total_[which] = ax * ay;
 }
 
 namespace {
@@ -76,15 +101,17 @@ void fill_phase_ramp(std::complex<float>* ramp, int n, int count, double delta) 
 // window fades towards its mean, then the mean of the result is removed;
 // otherwise the window only loses its mean. Both are scaled to unit spread: the
 // outcome is scale-invariant, and the cross-power spectrum cannot overflow.
-bool SwimWorkspace::normalize(const float* src, std::ptrdiff_t stride, float* dst, bool apodize) {
+bool SwimWorkspace::normalize(const float* src, std::ptrdiff_t stride, float* dst, bool apodize, int which) {
     const int w = width_, h = height_;
     const double npix = static_cast<double>(w) * h;
+    const float* apo_x = apo_x_[which].data();
+    const float* apo_y = apo_y_[which].data();
     double s = 0, ss = 0, sa = 0;
     for (int i = 0; i < h; ++i) {
-        const kernels::RowSums r = kernels::row_sums(src + i * stride, apo_x_.data(), w);
+        const kernels::RowSums r = kernels::row_sums(src + i * stride, apo_x, w);
         s += r.sum;
         ss += r.sum_sq;
-        sa += r.sum_apo * apo_y_[i];
+        sa += r.sum_apo * apo_y[i];
     }
     const double mean = s / npix;
     const double spread = std::sqrt(std::max(0.0, ss / npix - mean * mean));
@@ -92,10 +119,10 @@ bool SwimWorkspace::normalize(const float* src, std::ptrdiff_t stride, float* ds
     const float scale = static_cast<float>(1.0 / spread);
     if (apodize) {
         const float gray = static_cast<float>(mean);
-        const float offset = static_cast<float>((sa - mean * apo_total_) / npix);
+        const float offset = static_cast<float>((sa - mean * apo_total_[which]) / npix);
         for (int i = 0; i < h; ++i)
             kernels::row_apodize_normalize(src + i * stride, dst + static_cast<std::size_t>(i) * w,
-                                           apo_x_.data(), apo_y_[i], gray, offset, scale, w);
+                                           apo_x, apo_y[i], gray, offset, scale, w);
     } else {
         for (int i = 0; i < h; ++i)
             kernels::row_normalize(src + i * stride, dst + static_cast<std::size_t>(i) * w,
@@ -117,16 +144,18 @@ SwimResult SwimWorkspace::match(const ImageView& img1, const double p1[2], const
         const double fx0 = std::floor(x0), fy0 = std::floor(y0);
         frac[k][0] = x0 - fx0;
         frac[k][1] = y0 - fy0;
+        const bool apodize = k == 0 || options.apodize_both;
+        if (apodize) shift_apodization(k, frac[k][0], frac[k][1]);
         const bool inside = fx0 >= 0 && fy0 >= 0 && fx0 + width_ <= img.cols && fy0 + height_ <= img.rows;
         if (inside) {
             // Read straight from the image: no copy before normalizing.
             const float* src = img.row(static_cast<int>(fy0)) + static_cast<std::ptrdiff_t>(fx0);
-            ok[k] = normalize(src, img.row_stride, bufs[k], k == 0 || options.apodize_both);
+            ok[k] = normalize(src, img.row_stride, bufs[k], apodize, k);
         } else {
             const double m = covered_mean(img, x0, y0, width_, height_);
             extract_integer_window(img, static_cast<long long>(fx0), static_cast<long long>(fy0), width_,
                                    height_, std::isnan(m) ? 0.0f : static_cast<float>(m), bufs[k]);
-            ok[k] = normalize(bufs[k], width_, bufs[k], k == 0 || options.apodize_both);
+            ok[k] = normalize(bufs[k], width_, bufs[k], apodize, k);
         }
     }
     return correlate(options, frac[0][0] - frac[1][0], frac[0][1] - frac[1][1], ok[0] && ok[1]);

@@ -54,14 +54,16 @@ public:
     // p - size/2 (read straight from the image where they lie inside it;
     // out-of-image pixels take the mean of the image under the window), the
     // stationary one apodized (fade to its own mean; the moving one too when
-    // options.apodize_both), both mean-subtracted, and the fractional part of
-    // the origins applied exactly as a phase ramp on the cross-power
-    // spectrum, so no interpolation blurs the windows or biases the shift.
+    // options.apodize_both) with the profile centred on p itself, both
+    // mean-subtracted, and the fractional part of the origins applied exactly
+    // as a phase ramp on the cross-power spectrum, so no interpolation blurs
+    // the windows and neither the cut nor the envelope biases the shift.
     SwimResult match(const ImageView& img1, const double p1[2], const ImageView& img2,
                      const double p2[2], const SwimOptions& options);
 
 private:
-    bool normalize(const float* src, std::ptrdiff_t stride, float* dst, bool apodize);
+    bool normalize(const float* src, std::ptrdiff_t stride, float* dst, bool apodize, int which);
+    void shift_apodization(int which, double frac_x, double frac_y);
     SwimResult correlate(const SwimOptions& options, double offset_x, double offset_y, bool contrast);
 
     int width_, height_;
@@ -70,10 +72,13 @@ private:
     const C2RPlan* c2r_;
     RealBuffer sta_, mov_, corr_;
     ComplexBuffer sta_spec_, mov_spec_;
-    std::vector<float> apo_x_, apo_y_;
+    // Apodization of each window (0: stationary, 1: moving), its profile
+    // evaluated at the window's subpixel position, so the envelope sits on
+    // the same content in both windows whatever their integer cuts.
+    std::vector<float> apo_x_[2], apo_y_[2];
+    double apo_total_[2] = {0, 0};  // sum of each window's 2-D apodization weights
     ComplexBuffer ramp_x_, ramp_y_;
     RealBuffer scratch_;  // one spectrum row of floats
-    double apo_total_ = 0;  // sum of the 2-D apodization weights
 };
 
 // Reuses workspaces across calls (fresh ones cost page faults on every
