@@ -226,13 +226,29 @@ def test_yfp_tiles_offset_and_seam(yfp_tiles):
                      overlap=0.25, model="rigid", progress=False)
     found = np.asarray(res.transforms[(0, 1)])[:, 2]
     assert np.all(np.abs(found - truth) < 0.5), (found, truth)
-    # No seam: inside the overlap, each tile rendered alone agrees with the other.
-    r = res.renderer(blend=0)
-    x0, y0, w, h = r.rect
-    only_left = r.render_region(r.rect, {(0, 0): left}, coverage=True)
-    only_right = r.render_region(r.rect, {(0, 1): right}, coverage=True)
-    both = only_left[1] & only_right[1]
-    both[:, :5] = both[:, -5:] = False
-    diff = only_left[0][both] - only_right[0][both]
-    contrast = np.percentile(only_left[0][both], 99) - np.percentile(only_left[0][both], 1)
-    assert np.sqrt(np.mean(diff ** 2)) < 0.05 * contrast
+    # No seam: inside the overlap each tile, rendered alone, predicts the other
+    # up to the tiles' own gain difference (fitted out), to a few % of the
+    # contrast, and better than with the tiles misplaced by 2 px.
+    def misfit(shift_x: float) -> float:
+        tf = dict(res.transforms)
+        tf[(0, 1)] = sf.Affine(tf[(0, 1)]).shifted((shift_x, 0))
+        r = sf.Renderer(affine=tf, tilesize=res.tile_sizes, blend=0)
+        img_l, cov_l = r.render_region(r.rect, {(0, 0): left}, coverage=True)
+        img_r, cov_r = r.render_region(r.rect, {(0, 1): right}, coverage=True)
+        both = cov_l & cov_r
+        both[:, :5] = both[:, -5:] = False
+        lv, rv = img_l[both].astype(float), img_r[both].astype(float)
+        gain = np.polyfit(rv, lv, 1)
+        contrast = np.percentile(lv, 99) - np.percentile(lv, 1)
+        return float(np.sqrt(np.mean((lv - np.polyval(gain, rv)) ** 2)) / contrast)
+
+    aligned = misfit(0.0)
+    assert aligned < 0.06
+    assert aligned < misfit(2.0)
+    # The blended montage itself is continuous across the overlap's edges.
+    img = res.image
+    cols = np.flatnonzero(res.renderer().render_region(res.canvas, {(0, 1): right}, coverage=True)[1].any(0))
+    edge = cols.min()
+    step = np.abs(img[:, edge + 1].astype(float) - img[:, edge - 1]).mean()
+    typical = np.abs(img[:, edge - 20].astype(float) - img[:, edge - 22]).mean()
+    assert step < 2 * typical

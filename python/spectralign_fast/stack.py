@@ -76,15 +76,24 @@ def _match_levels(store: TileStore, lo: List[Hashable], hi: List[Hashable], tf: 
         raise ValueError(f"levels {z} and {z + 1} could not be matched coarsely (SNR {st.snr:.1f} < min_snr "
                          f"{settings.min_snr:g}); are they images of the same tissue?")
     shift = np.asarray(org_lo) + k_lo * p - (np.asarray(org_hi) + k_hi * q)  # hi frame -> lo frame
-    # Grid of points over level z's area.
-    corners = np.concatenate([(Affine(tf[t]) * np.array([[0, sizes[t][0], sizes[t][0], 0],
-                                                          [0, 0, sizes[t][1], sizes[t][1]]])).T for t in lo])
-    (x0, y0), (x1, y1) = corners.min(0), corners.max(0)
+    # Grid of points over the part of level z that level z + 1 covers too.
+    def bounds(tiles, offset):
+        c = np.concatenate([(Affine(tf[t]) * np.array([[0, sizes[t][0] - 1, sizes[t][0] - 1, 0],
+                                                         [0, 0, sizes[t][1] - 1, sizes[t][1] - 1]])).T
+                            for t in tiles]) + offset
+        return c.min(0), c.max(0)
+
+    (ax0, ay0), (ax1, ay1) = bounds(lo, 0.0)
+    (bx0, by0), (bx1, by1) = bounds(hi, shift)
+    x0, y0, x1, y1 = max(ax0, bx0), max(ay0, by0), min(ax1, bx1), min(ay1, by1)
     step, half = settings.fine_step, settings.fine_size / 2
-    xs = np.arange(x0 + half, x1 - half + 1e-9, step)
-    ys = np.arange(y0 + half, y1 - half + 1e-9, step)
-    if len(xs) < 2 or len(ys) < 2:
-        xs, ys = np.linspace(x0 + half, x1 - half, 3), np.linspace(y0 + half, y1 - half, 3)
+
+    def axis(a: float, b: float) -> np.ndarray:
+        a, b = a + half, b - half
+        n = max(3, int(np.floor((b - a) / step)) + 1)
+        return np.linspace(a, b, n) if b > a else np.array([(a + b) / 2])
+
+    xs, ys = axis(x0, x1), axis(y0, y1)
     M = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
     a = _assign(lo, tf, sizes, M, half)
     b = _assign(hi, tf, sizes, M - shift, half)
