@@ -71,24 +71,26 @@ ShiftInterpolation parse_interpolation(const std::string& name) {
     throw std::invalid_argument("interpolation must be 'linear' or 'cubic', got '" + name + "'");
 }
 
-py::array_t<float> stack_shift(const FloatImage& frames, const DoubleArray& deltas,
-                               const std::string& interpolation, int threads,
-                               std::optional<py::array_t<float>> out) {
+// `out` is taken as a plain array and checked, never converted: a converted
+// copy would receive the result and be thrown away.
+py::array stack_shift(const FloatImage& frames, const DoubleArray& deltas, const std::string& interpolation,
+                      int threads, std::optional<py::array> out) {
     const std::vector<int> shape = frame_shape(frames, "frames");
     const ShiftInterpolation interp = parse_interpolation(interpolation);
     const auto n = static_cast<py::ssize_t>(frames.shape(0));
     if (deltas.ndim() != 2 || deltas.shape(0) != n || deltas.shape(1) != static_cast<py::ssize_t>(shape.size()))
         throw std::invalid_argument("deltas must have shape (frames, frame dimensions)");
     resolve_threads(threads);  // validates
-    py::array_t<float> result;
+    py::array result;
     if (out) {
         result = *out;
         bool same = result.ndim() == frames.ndim();
         for (py::ssize_t a = 0; same && a < frames.ndim(); ++a) same = result.shape(a) == frames.shape(a);
         if (!same) throw std::invalid_argument("out must have the shape of frames");
-        if (!(result.flags() & py::array::c_style) || !result.writeable())
+        if (!result.dtype().is(py::dtype::of<float>()) || !(result.flags() & py::array::c_style) ||
+            !result.writeable())
             throw std::invalid_argument("out must be a writeable C-contiguous float32 array");
-        if (static_cast<const void*>(result.data()) == static_cast<const void*>(frames.data()))
+        if (result.data() == static_cast<const void*>(frames.data()))
             throw std::invalid_argument("out must not be the input array");
     } else {
         std::vector<py::ssize_t> dims(frames.shape(), frames.shape() + frames.ndim());
@@ -96,7 +98,7 @@ py::array_t<float> stack_shift(const FloatImage& frames, const DoubleArray& delt
     }
     const float* f = frames.data();
     const double* d = deltas.data();
-    float* o = result.mutable_data();
+    float* o = static_cast<float*>(result.mutable_data());
     {
         py::gil_scoped_release release;
         shift_frames(f, static_cast<std::size_t>(n), shape, d, interp, threads, o);

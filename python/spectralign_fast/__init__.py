@@ -4,7 +4,10 @@ spectralign's API (Image, Affine, Matcher, ...) on a C++17 core: FFTW for the
 whitened cross-correlation, multithreaded batches with the GIL released.
 
 Conventions: points are (x, y) = (column, row); a shift is positive when the
-second image's content lies right of / below the first's.
+second image's content lies right of / below the first's. Stack registration
+(CrossCorr) keeps thunder-registration's convention instead: displacements in
+array axis order, positive when a frame's content lies further along the axis
+than the reference's.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from .affine import Affine
 from .image import Image
 from .matcher import BatchRefinementStats, Matcher, RefinementStats
 from .placement import Match, Placement, PlacementResiduals
+from .registration import CrossCorr, Displacement, LocalDisplacement, RegistrationModel
 from .renderer import Renderer
 
 __version__ = "0.1.0"
@@ -20,12 +24,16 @@ __version__ = "0.1.0"
 __all__ = [
     "Affine",
     "BatchRefinementStats",
+    "CrossCorr",
+    "Displacement",
     "Image",
+    "LocalDisplacement",
     "Match",
     "Matcher",
     "Placement",
     "PlacementResiduals",
     "RefinementStats",
+    "RegistrationModel",
     "Renderer",
     "config",
     "set_fft_planning",
