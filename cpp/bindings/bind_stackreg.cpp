@@ -40,7 +40,8 @@ public:
         core_ = std::make_unique<StackRegistrar>(data, planes, shape, opt);
     }
 
-    py::tuple fit(const FloatImage& frames, std::size_t first_plane, int threads) const {
+    py::tuple fit(const FloatImage& frames, std::size_t first_plane, int threads, double self_weight,
+                  std::optional<DoubleArray> self_deltas) const {
         const std::vector<int> shape = frame_shape(frames, "frames");
         if (shape != core_->shape())
             throw std::invalid_argument("frame shape does not match the reference shape");
@@ -50,10 +51,16 @@ public:
         py::array_t<std::int8_t> status(n);
         double* d = deltas.mutable_data();
         std::int8_t* s = status.mutable_data();
+        const double* sd = nullptr;
+        if (self_deltas) {
+            if (self_deltas->ndim() != 2 || self_deltas->shape(0) != n || self_deltas->shape(1) != rank)
+                throw std::invalid_argument("self_deltas must have shape (frames, frame dimensions)");
+            sd = self_deltas->data();
+        }
         const float* f = frames.data();
         {
             py::gil_scoped_release release;
-            core_->fit(f, static_cast<std::size_t>(n), first_plane, threads, d, s);
+            core_->fit(f, static_cast<std::size_t>(n), first_plane, threads, d, s, self_weight, sd);
         }
         return py::make_tuple(deltas, status);
     }
@@ -114,6 +121,7 @@ void bind_stackreg(py::module_& m) {
              py::arg("whiten"), py::arg("subpixel"), py::arg("max_shift"),
              "references: (planes, *frame_shape); spectra are computed once here.")
         .def("fit", &StackRegCore::fit, py::arg("frames"), py::arg("first_plane"), py::arg("threads"),
+             py::arg("self_weight") = 0.0, py::arg("self_deltas") = py::none(),
              "Returns (deltas (n, ndim) float64 in array axis order, status (n,) int8: 0 ok, "
              "1 not finite (NaN deltas), 2 constant frame (zero deltas)).")
         .def_property_readonly("shape", &StackRegCore::shape)

@@ -84,6 +84,40 @@ SPECTRALIGN_CLONES void cross_power(const float* f, const float* r, float* p, fl
     }
 }
 
+// One spectrum row of the leave-one-out cross-power: p = f conj(r) -
+// coef |f|^2 conj(t_row tx) removes the frame's own share of a mean
+// reference (its own noise would otherwise correlate into a peak at the
+// lag it was averaged in with). p may alias f.
+SPECTRALIGN_CLONES void cross_self_row(const float* f, const float* r, const float* tx, float t_re, float t_im,
+                                       float coef, float* p, int n) {
+#pragma omp simd
+    for (int k = 0; k < n; ++k) {
+        const float fr = f[2 * k], fi = f[2 * k + 1], rr = r[2 * k], ri = r[2 * k + 1];
+        const float tr = t_re * tx[2 * k] - t_im * tx[2 * k + 1];
+        const float ti = t_re * tx[2 * k + 1] + t_im * tx[2 * k];
+        const float m = coef * (fr * fr + fi * fi);
+        p[2 * k] = fr * rr - fi * ri - m * tr;
+        p[2 * k + 1] = fr * ri + fi * rr + m * ti;
+    }
+}
+
+// p *= |p|^(2 half_exponent) (unless half_exponent is 0), copied to copy.
+SPECTRALIGN_CLONES void whiten_copy(float* p, float* copy, float half_exponent, std::size_t n, float* scratch) {
+    if (half_exponent != 0.0f) {
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k) scratch[k] = p[2 * k] * p[2 * k] + p[2 * k + 1] * p[2 * k + 1];
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k) scratch[k] = fastmath::pow_positive(scratch[k], half_exponent);
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k) {
+            p[2 * k] *= scratch[k];
+            p[2 * k + 1] *= scratch[k];
+        }
+    }
+#pragma omp simd
+    for (std::size_t k = 0; k < 2 * n; ++k) copy[k] = p[k];
+}
+
 SPECTRALIGN_CLONES float max_of(const float* x, int n) {
     float best = x[0];
 #pragma omp simd reduction(max : best)
@@ -195,13 +229,15 @@ void parallel_frames(std::size_t n, int threads, MakeState make_state, Body body
 // position information (as swim's has_contrast).
 bool has_contrast(double mean, double spread) { return spread > 1e-6 * std::fabs(mean) && spread > 0; }
 
-// Writes (x - mean) / spread to out; returns the frame's status.
-FrameStatus normalize_frame(const float* x, float* out, std::size_t n) {
+// Writes (x - mean) / spread to out; returns the frame's status (and the
+// spread through *spread_out when given).
+FrameStatus normalize_frame(const float* x, float* out, std::size_t n, double* spread_out = nullptr) {
     const Moments m = moments(x, n);
     if (!std::isfinite(m.sum) || !std::isfinite(m.sum_sq)) return kFrameNotFinite;
     const double mean = m.sum / static_cast<double>(n);
     const double spread = std::sqrt(std::max(0.0, m.sum_sq / static_cast<double>(n) - mean * mean));
     if (!has_contrast(mean, spread)) return kFrameNoContrast;
+    if (spread_out != nullptr) *spread_out = spread;
     normalize(x, out, static_cast<float>(mean), static_cast<float>(1.0 / spread), n);
     return kFrameOk;
 }
@@ -297,10 +333,14 @@ public:
     }
 
     // Registers one frame; returns its status and writes rank displacements.
+    // self_coef > 0: the reference is a mean that contains this frame with
+    // that weight (relative to the normalised frame), shifted by self_delta
+    // (linear interpolation; null: unshifted); its share is left out.
     FrameStatus fit(const float* frame, const std::complex<float>* ref, const StackRegOptions& opt,
-                    double* delta) {
+                    double self_coef, const double* self_delta, double* delta) {
         const std::size_t n = frame_.size(), ns = spec_.size();
-        const FrameStatus st = normalize_frame(frame, frame_.data(), n);
+        double spread = 1;
+        const FrameStatus st = normalize_frame(frame, frame_.data(), n, &spread);
         if (st != kFrameOk) {
             const double v = st == kFrameNotFinite ? std::numeric_limits<double>::quiet_NaN() : 0.0;
             for (int a = 0; a < rank_; ++a) delta[a] = v;
@@ -310,10 +350,18 @@ public:
         const float* rp = reinterpret_cast<const float*>(ref);
         float* sp = reinterpret_cast<float*>(spec_.data());
         float* wp = reinterpret_cast<float*>(work_.data());
-        for (std::size_t k0 = 0; k0 < ns; k0 += kWhitenBlock) {
-            const std::size_t len = std::min(kWhitenBlock, ns - k0);
-            cross_power(sp + 2 * k0, rp + 2 * k0, sp + 2 * k0, wp + 2 * k0, 0.5f * opt.whiten, len,
-                        scratch_.data());
+        if (self_coef > 0) {
+            leave_self_out(rp, static_cast<float>(self_coef * spread), self_delta);
+            for (std::size_t k0 = 0; k0 < ns; k0 += kWhitenBlock) {
+                const std::size_t len = std::min(kWhitenBlock, ns - k0);
+                whiten_copy(sp + 2 * k0, wp + 2 * k0, 0.5f * opt.whiten, len, scratch_.data());
+            }
+        } else {
+            for (std::size_t k0 = 0; k0 < ns; k0 += kWhitenBlock) {
+                const std::size_t len = std::min(kWhitenBlock, ns - k0);
+                cross_power(sp + 2 * k0, rp + 2 * k0, sp + 2 * k0, wp + 2 * k0, 0.5f * opt.whiten, len,
+                            scratch_.data());
+            }
         }
         // The DC term only adds a constant to every lag.
         spec_[0] = work_[0] = 0.0f;
@@ -332,6 +380,39 @@ public:
     }
 
 private:
+    // Spectrum of a linear-interpolation shift sampling at x + d along an
+    // axis of n, bins 0..count-1: e^{i w i0} ((1 - f) + f e^{i w}).
+    static void shift_transfer(double d, int n, int count, std::complex<double>* out) {
+        const double i0 = std::floor(d), f = d - i0;
+        for (int k = 0; k < count; ++k) {
+            const double w = kTwoPi * k / n;
+            out[k] = std::polar(1.0, w * i0) * ((1.0 - f) + f * std::polar(1.0, w));
+        }
+    }
+
+    // spec_ <- F conj(R) - coef |F|^2 conj(T), T the transfer of self_delta.
+    void leave_self_out(const float* rp, float coef, const double* self_delta) {
+        const int last = rank_ - 1;
+        std::vector<std::complex<double>> t[3];
+        for (int a = 0; a < rank_; ++a) {
+            const int count = a == last ? half_ : shape_[a];
+            t[a].assign(static_cast<std::size_t>(count), 1.0);
+            if (self_delta != nullptr && std::isfinite(self_delta[a])) shift_transfer(self_delta[a], shape_[a], count, t[a].data());
+        }
+        for (int k = 0; k < half_; ++k) {
+            ex_[2 * k] = static_cast<float>(t[last][k].real());
+            ex_[2 * k + 1] = static_cast<float>(t[last][k].imag());
+        }
+        float* sp = reinterpret_cast<float*>(spec_.data());
+        const std::size_t row = 2 * static_cast<std::size_t>(half_);
+        const std::size_t rows = spec_.size() / static_cast<std::size_t>(half_);
+        for (std::size_t r = 0; r < rows; ++r) {
+            std::complex<double> tr = rank_ == 2 ? t[0][r] : t[0][r / shape_[1]] * t[1][r % shape_[1]];
+            cross_self_row(sp + r * row, rp + r * row, ex_.data(), static_cast<float>(tr.real()),
+                           static_cast<float>(tr.imag()), coef, sp + r * row, half_);
+        }
+    }
+
     // Integer peak of the correlation within the allowed displacements:
     // the first maximum in row-major order, as numpy.argmax.
     void find_peak(const StackRegOptions& opt, int peak[3]) const {
@@ -511,7 +592,8 @@ StackRegistrar::StackRegistrar(const float* references, std::size_t planes, std:
     const R2CPlan& r2c = R2CPlan::get(shape_);
     RealBuffer buf(frame_size_);
     for (std::size_t p = 0; p < planes; ++p) {
-        const FrameStatus st = normalize_frame(references + p * frame_size_, buf.data(), frame_size_);
+        double spread = 1;
+        const FrameStatus st = normalize_frame(references + p * frame_size_, buf.data(), frame_size_, &spread);
         if (st == kFrameNotFinite)
             throw std::invalid_argument("reference " + std::to_string(p) + " contains NaN or inf pixels");
         if (st == kFrameNoContrast)
@@ -521,20 +603,27 @@ StackRegistrar::StackRegistrar(const float* references, std::size_t planes, std:
         r2c.execute(buf.data(), spec.data());
         for (std::size_t k = 0; k < spectrum_size_; ++k) spec[k] = std::conj(spec[k]);
         refs_.push_back(std::move(spec));
+        ref_spread_.push_back(spread);
     }
     C2RPlan::get(shape_);  // plan now, not in the first worker
 }
 
 void StackRegistrar::fit(const float* frames, std::size_t n, std::size_t first_plane, int threads,
-                         double* deltas, std::int8_t* status) const {
+                         double* deltas, std::int8_t* status, double self_weight,
+                         const double* self_deltas) const {
     resolve_threads(threads);  // validates
+    if (!(self_weight >= 0 && self_weight <= 1)) throw std::invalid_argument("self_weight must be in [0, 1]");
     const std::size_t planes = refs_.size();
     const std::size_t rank = shape_.size();
     parallel_frames(
         n, threads, [&]() { return FitWorkspace(shape_); },
         [&](FitWorkspace& ws, std::size_t k) {
-            const std::complex<float>* ref = refs_[(first_plane + k) % planes].data();
-            status[k] = ws.fit(frames + k * frame_size_, ref, options_, deltas + k * rank);
+            const std::size_t plane = (first_plane + k) % planes;
+            // The frame entered the mean reference as frame * weight; in the
+            // normalised units of both: weight * spread_frame / spread_ref.
+            const double coef = self_weight / ref_spread_[plane];
+            status[k] = ws.fit(frames + k * frame_size_, refs_[plane].data(), options_, coef,
+                               self_deltas != nullptr ? self_deltas + k * rank : nullptr, deltas + k * rank);
         });
 }
 

@@ -344,11 +344,13 @@ class CrossCorr:
             arrays are processed per block.
         reference : array_like, optional
             One frame-shaped reference. Default: the mean of the frames
-            (frames with NaN or inf pixels left out).
+            (frames with NaN or inf pixels left out). Each frame's own share
+            of a mean reference is left out of its correlation (otherwise its
+            own noise, whitened, would pull its peak towards zero).
         iterations : int
             Re-estimate the reference this many times as the mean of the
-            registered frames, refitting each time (0: once, no
-            re-estimation).
+            registered frames (linear interpolation), refitting each time (0:
+            no re-estimation). Sharpens a mean reference blurred by drift.
         batch : int, optional
             Frames per batch for NumPy input (default: about 64 MiB).
 
@@ -364,12 +366,16 @@ class CrossCorr:
         self._check_stack(stack)
         iterations = as_int(iterations, "iterations", minimum=0)
         batch = _check_batch(batch)
-        ref = _reference(stack, reference)
+        ref, count = _reference(stack, reference)
+        # A mean reference contains each frame; its share is left out of that
+        # frame's correlation (see StackRegCore.fit's self_weight).
+        self_weight = 1.0 / count if count else 0.0
         deltas = status = None
         for it in range(iterations + 1):
             if it > 0:
-                ref = _registered_mean(stack, deltas, self.axis, self.threads, batch)
-            deltas, status = self._fit_once(stack, ref, batch)
+                ref, count = _registered_mean(stack, deltas, self.axis, self.threads, batch)
+                self_weight = 1.0 / count
+            deltas, status = self._fit_once(stack, ref, batch, self_weight, deltas)
         bad = np.flatnonzero(np.any(status.reshape(len(status), -1) == 1, axis=1))
         if bad.size:
             warnings.warn(f"{bad.size} frame(s) contain NaN or inf pixels (frames "
@@ -407,15 +413,18 @@ class CrossCorr:
             return []
         return list(self.max_shift) * rank if len(self.max_shift) == 1 else list(self.max_shift)
 
-    def _fit_once(self, stack: "_Stack", ref: np.ndarray, batch: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
+    def _fit_once(self, stack: "_Stack", ref: np.ndarray, batch: Optional[int], self_weight: float,
+                  self_deltas: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
         params = dict(whiten=self.whiten, subpixel=self.subpixel, axis=self.axis,
                       max_shift=self._core_max_shift(2 if self.axis is not None else stack.ndim - 1))
         if stack.dask is not None:
-            return _dask_fit(stack.dask, ref, params, _block_threads(None, self.threads))
+            return _dask_fit(stack.dask, ref, params, _block_threads(None, self.threads), self_weight,
+                             self_deltas)
         core = _make_core(ref, **params)
         deltas, status = [], []
-        for _, block in stack.batches(batch):
-            d, s = _fit_frames(core, block, self.axis, self.threads)
+        for start, block in stack.batches(batch):
+            sd = None if self_deltas is None else self_deltas[start:start + len(block)]
+            d, s = _fit_frames(core, block, self.axis, self.threads, self_weight, sd)
             deltas.append(d)
             status.append(s)
         return np.concatenate(deltas), np.concatenate(status)
@@ -537,7 +546,8 @@ def _as_frame(image: Any, name: str, rank: int) -> np.ndarray:
     return arr
 
 
-def _reference(stack: _Stack, reference: Any) -> np.ndarray:
+def _reference(stack: _Stack, reference: Any) -> Tuple[np.ndarray, int]:
+    """The reference, and how many frames it averages (0: given by the caller)."""
     if reference is None:
         if stack.dask is not None:
             return _dask_mean(stack.dask)
@@ -550,7 +560,7 @@ def _reference(stack: _Stack, reference: Any) -> np.ndarray:
         if count == 0:
             raise ValueError("every frame contains NaN or inf pixels: there is nothing to build a "
                              "reference from; clean the frames (e.g. numpy.nan_to_num) or pass one")
-        return (total / count).astype(np.float32)
+        return (total / count).astype(np.float32), count
     if _is_dask(reference):
         reference = reference.compute()
     try:
@@ -565,7 +575,7 @@ def _reference(stack: _Stack, reference: Any) -> np.ndarray:
     if not np.all(np.isfinite(ref)):
         raise ValueError("reference contains NaN or inf pixels; replace them first (e.g. "
                          "numpy.nan_to_num(ref, nan=numpy.nanmean(ref)))")
-    return ref
+    return ref, 0
 
 
 def _finite_frames(block: np.ndarray) -> np.ndarray:
@@ -600,8 +610,12 @@ def _core_frames(block: np.ndarray, axis: Optional[int]) -> np.ndarray:
     return np.ascontiguousarray(block, dtype=np.float32)
 
 
-def _fit_frames(core: Any, block: np.ndarray, axis: Optional[int], threads: int) -> Tuple[np.ndarray, np.ndarray]:
-    deltas, status = core.fit(_core_frames(block, axis), 0, threads)
+def _fit_frames(core: Any, block: np.ndarray, axis: Optional[int], threads: int, self_weight: float = 0.0,
+                self_deltas: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+    frames = _core_frames(block, axis)
+    if self_deltas is not None:
+        self_deltas = np.ascontiguousarray(self_deltas.reshape(len(frames), -1), dtype=np.float64)
+    deltas, status = core.fit(frames, 0, threads, self_weight, self_deltas)
     if axis is not None:
         deltas = deltas.reshape(len(block), -1, 2)
         status = status.reshape(len(block), -1)
@@ -659,7 +673,7 @@ def _numpy_transform(stack: _Stack, deltas: np.ndarray, axis: Optional[int], int
 
 
 def _registered_mean(stack: _Stack, deltas: np.ndarray, axis: Optional[int], threads: int,
-                     batch: Optional[int]) -> np.ndarray:
+                     batch: Optional[int]) -> Tuple[np.ndarray, int]:
     """Mean of the registered frames (frames with NaN displacements left out)."""
     good = np.all(np.isfinite(deltas.reshape(len(deltas), -1)), axis=1)
     if not good.any():
@@ -674,7 +688,7 @@ def _registered_mean(stack: _Stack, deltas: np.ndarray, axis: Optional[int], thr
             continue
         reg = _shift_frames(block[keep], deltas[start:start + len(block)][keep], axis, "linear", threads)
         total += reg.sum(axis=0, dtype=np.float64)
-    return (total / good.sum()).astype(np.float32)
+    return (total / good.sum()).astype(np.float32), int(good.sum())
 
 
 def _warn_unshifted(bad: np.ndarray, what: str = "frame") -> None:
@@ -700,7 +714,7 @@ def _whole_frames(images: Any) -> Any:
     return images.rechunk({i: -1 for i in range(1, images.ndim)})
 
 
-def _dask_mean(images: Any) -> np.ndarray:
+def _dask_mean(images: Any) -> Tuple[np.ndarray, int]:
     import dask.array as da
 
     frames = images.reshape(images.shape[0], -1) if images.ndim > 1 else images
@@ -715,18 +729,23 @@ def _dask_mean(images: Any) -> np.ndarray:
     if count == 0:
         raise ValueError("every frame contains NaN or inf pixels: there is nothing to build a "
                          "reference from; clean the frames (e.g. numpy.nan_to_num) or pass one")
-    return (np.asarray(total) / count).astype(np.float32)
+    return (np.asarray(total) / count).astype(np.float32), int(count)
 
 
-def _fit_block(block: np.ndarray, *, reference: np.ndarray, params: dict, threads: int) -> np.ndarray:
+def _fit_block(block: np.ndarray, *, reference: np.ndarray, params: dict, threads: int, self_weight: float,
+               self_deltas: Optional[np.ndarray], block_info: Any = None) -> np.ndarray:
     """Per-block fit for Dask: (frames, D + planes) float64 of deltas then statuses."""
     core = _make_core(reference, **params)
-    deltas, status = _fit_frames(core, np.asarray(block), params["axis"], threads)
+    if self_deltas is not None:
+        start, stop = block_info[0]["array-location"][0]
+        self_deltas = self_deltas[start:stop]
+    deltas, status = _fit_frames(core, np.asarray(block), params["axis"], threads, self_weight, self_deltas)
     n = len(block)
     return np.concatenate([deltas.reshape(n, -1), status.reshape(n, -1).astype(np.float64)], axis=1)
 
 
-def _dask_fit(images: Any, reference: np.ndarray, params: dict, threads: int) -> Tuple[np.ndarray, np.ndarray]:
+def _dask_fit(images: Any, reference: np.ndarray, params: dict, threads: int, self_weight: float,
+              self_deltas: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     images = _whole_frames(images)
     axis = params["axis"]
     if axis is None:
@@ -741,7 +760,8 @@ def _dask_fit(images: Any, reference: np.ndarray, params: dict, threads: int) ->
         drop = [2, 3]
     res = images.map_blocks(_fit_block, drop_axis=drop, chunks=(images.chunks[0], (width,)),
                             dtype=np.float64, meta=np.empty((0, 0), np.float64),
-                            reference=reference, params=params, threads=threads)
+                            reference=reference, params=params, threads=threads, self_weight=self_weight,
+                            self_deltas=self_deltas)
     out = np.asarray(res.compute())
     deltas = out[:, :d]
     status = out[:, d:].astype(np.int8)

@@ -56,14 +56,24 @@ public:
     // frames: n contiguous frames of shape(). Writes n x rank displacements
     // (array order) and n statuses. Frames are spread over `threads` threads
     // (0: all cores), one workspace each; results do not depend on threads.
+    //
+    // self_weight > 0 says the reference is a mean to which each frame
+    // contributed frame * self_weight (1 / number of frames averaged),
+    // shifted by self_deltas[k] (n x rank, linear interpolation, as
+    // shift_frames; null: unshifted). That share is left out of the
+    // cross-power spectrum (leave-one-out), because the frame's own noise,
+    // once whitened, would otherwise pull its peak to the lag it was
+    // averaged in at.
     void fit(const float* frames, std::size_t n, std::size_t first_plane, int threads,
-             double* deltas, std::int8_t* status) const;
+             double* deltas, std::int8_t* status, double self_weight = 0,
+             const double* self_deltas = nullptr) const;
 
 private:
     std::vector<int> shape_;
     std::size_t frame_size_ = 0, spectrum_size_ = 0;
     StackRegOptions options_;
     std::vector<ComplexBuffer> refs_;  // conj(R) of each normalised reference
+    std::vector<double> ref_spread_;   // its standard deviation before normalising
 };
 
 enum class ShiftInterpolation { linear, cubic };
