@@ -18,7 +18,7 @@ def displacement(image: np.ndarray, reference: np.ndarray) -> list[int]:
     s = a.shape
     f = np.fft.rfftn(a)
     f *= np.fft.rfftn(b).conjugate()
-    c = np.abs(np.fft.irfftn(f, s))
+    c = np.abs(np.fft.irfftn(f, s, axes=range(len(s))))
     inds = np.unravel_index(np.argmax(c), s)
     return [int(d - n) if d > n // 2 else int(d) for d, n in zip(inds, s)]
 
