@@ -79,6 +79,7 @@ def main() -> None:
     model = sf.CrossCorr(threads=1).fit(frames, ref)  # plans, warm-up
     out = np.empty_like(frames)
     model.transform(frames, out=out)
+    _core.stack_shift(frames[:2], model.toarray()[:2], "fourier", 1)  # plans
 
     def thunder_fit():
         for f in frames[:n_other]:
@@ -97,7 +98,7 @@ def main() -> None:
         for f, d in zip(frames[:n_other], deltas):
             nd_shift(f, -d, mode="nearest")
 
-    keys = ("floor", "fit1", "fit2", "fit_int1", "tr1", "tr2", "cubic1", "thunder", "skimage", "scipy")
+    keys = ("floor", "fit1", "fit2", "fit_int1", "tr1", "tr2", "cubic1", "fourier1", "thunder", "skimage", "scipy")
     fps = {k: [] for k in keys}
     floor_reps = 20 if args.quick else 60
     for _ in range(repeats):
@@ -108,6 +109,7 @@ def main() -> None:
         fps["tr1"].append(n / seconds(lambda: model.transform(frames, threads=1, out=out)))
         fps["tr2"].append(n / seconds(lambda: model.transform(frames, threads=2, out=out)))
         fps["cubic1"].append(n / seconds(lambda: model.transform(frames, interpolation="cubic", threads=1, out=out)))
+        fps["fourier1"].append(n / seconds(lambda: model.transform(frames, interpolation="fourier", threads=1, out=out)))
         fps["thunder"].append(n_other / seconds(thunder_fit))
         fps["skimage"].append(n_other / seconds(skimage_fit))
         fps["scipy"].append(n_other / seconds(scipy_transform))
@@ -127,6 +129,7 @@ def main() -> None:
     print(f"| `CrossCorr(subpixel=False).fit` | {med['fit_int1']:.0f} | | |")
     print(f"| `transform` (linear) | {med['tr1']:.0f} | {med['tr2']:.0f} | {ratio('tr2', 'tr1'):.2f}x |")
     print(f"| `transform` (cubic) | {med['cubic1']:.0f} | | |")
+    print(f"| `transform` (fourier) | {med['fourier1']:.0f} | | |")
     print(f"| (a) thunder-registration's algorithm (NumPy rfftn, integer peak) | {med['thunder']:.0f} | | |")
     print(f"| (b) `skimage.registration.phase_cross_correlation(upsample_factor=10)` | {med['skimage']:.0f} | | |")
     print(f"| thunder's `apply` (`scipy.ndimage.shift`, cubic spline, nearest) | {med['scipy']:.0f} | | |")

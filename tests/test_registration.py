@@ -269,6 +269,28 @@ def test_cubic_transform_equals_numpy_oracle(camera):
         np.testing.assert_allclose(out3, expect, atol=2e-6)
 
 
+def test_fourier_transform_is_band_limited(camera):
+    smooth = gaussian_filter(camera[100:300, 50:290], 1.0)
+    m = 20  # interior: away from the edge filling
+    for d in ([0.3, -0.7], [2.5, 3.25], [-7.4, 0.1]):
+        truth = fourier_shift(smooth, -d[1], -d[0])[m:-m, m:-m]
+        got = _core.stack_shift(smooth[None], np.array([d]), "fourier", 1)[0][m:-m, m:-m]
+        lin = _core.stack_shift(smooth[None], np.array([d]), "linear", 1)[0][m:-m, m:-m]
+        assert np.abs(got - truth).max() < 0.25 * np.abs(lin - truth).max()
+        assert np.abs(got - truth).max() < 0.01
+    # Integer displacements copy pixels; volumes work; threads agree.
+    frames = np.stack([camera[:120, :130], camera[120:240, 100:230]])
+    np.testing.assert_array_equal(_core.stack_shift(frames, np.array([[3.0, -2.0], [0.0, 5.0]]), "fourier", 1),
+                                  _core.stack_shift(frames, np.array([[3.0, -2.0], [0.0, 5.0]]), "linear", 1))
+    deltas = np.array([[0.5, -1.25], [2.75, 0.4]])
+    np.testing.assert_array_equal(_core.stack_shift(frames, deltas, "fourier", 1),
+                                  _core.stack_shift(frames, deltas, "fourier", 2))
+    vol = gaussian_filter(np.stack([camera[k * 30:k * 30 + 60, :70] for k in range(10)]), 1.0)
+    got3 = _core.stack_shift(vol[None], np.array([[0.5, -1.5, 2.0]]), "fourier", 1)[0]
+    truth3 = shift_nd(vol, [-0.5, 1.5, -2.0], pad=16)
+    assert np.abs(got3 - truth3)[3:-3, 10:-10, 10:-10].max() < 0.02
+
+
 def test_integer_dtypes_rounded_and_clamped(camera):
     # A hard edge: cubic overshoots beyond 0..255, the output is clamped.
     img = np.zeros((64, 64), np.uint8)
@@ -433,6 +455,8 @@ def test_bad_inputs_have_clear_errors(camera):
         model.transform(np.concatenate([frames, frames]))
     with pytest.raises(ValueError, match="interpolation"):
         model.transform(frames, interpolation="quintic")
+    with pytest.raises(ValueError, match="interpolation"):
+        _core.stack_shift(frames.astype(np.float32), np.zeros((2, 2)), "spline", 1)
     with pytest.raises(ValueError, match="overlap"):
         f32 = frames.astype(np.float32)
         model.transform(f32, out=f32)

@@ -75,7 +75,8 @@ private:
 ShiftInterpolation parse_interpolation(const std::string& name) {
     if (name == "linear") return ShiftInterpolation::linear;
     if (name == "cubic") return ShiftInterpolation::cubic;
-    throw std::invalid_argument("interpolation must be 'linear' or 'cubic', got '" + name + "'");
+    if (name == "fourier") return ShiftInterpolation::fourier;
+    throw std::invalid_argument("interpolation must be 'linear', 'cubic' or 'fourier', got '" + name + "'");
 }
 
 // `out` is taken as a plain array and checked, never converted: a converted

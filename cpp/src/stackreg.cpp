@@ -679,14 +679,70 @@ void shift_row(const float* row, const Taps& taps, int n, float* out) {
     for (int x = hi; x < n; ++x) edge(x);
 }
 
+// Edge-replicated margin (at least this much on each side) around a frame
+// before a Fourier shift, so the cyclic transform wraps nothing but edge
+// pixels into the frame.
+constexpr int kFourierPad = 8;
+
+// Smallest n' >= n whose only prime factors are 2, 3, 5 and 7: FFTW is
+// several times slower on sizes with a large prime factor (544 = 32 x 17
+// ran at a quarter of 512's speed).
+int fft_friendly_size(int n) {
+    for (int m = n;; ++m) {
+        int r = m;
+        for (int p : {2, 3, 5, 7})
+            while (r % p == 0) r /= p;
+        if (r == 1) return m;
+    }
+}
+
+// exp(i w_k f) for the bins of an n-point axis (first `count`), w_k = 2 pi k'
+// / n with k' the signed bin; the Nyquist bin of an even axis gets the real
+// cos(pi f) so the spectrum stays Hermitian. Times `scale`.
+void fill_shift_phase(int n, int count, double f, double scale, std::complex<float>* out) {
+    for (int k = 0; k < count; ++k) {
+        if (n % 2 == 0 && k == n / 2) {
+            out[k] = std::complex<float>(static_cast<float>(scale * std::cos(kTwoPi * f / 2)), 0.0f);
+            continue;
+        }
+        const int ks = k <= (n - 1) / 2 ? k : k - n;
+        out[k] = std::complex<float>(std::polar(scale, kTwoPi * ks * f / n));
+    }
+}
+
 class ShiftWorkspace {
 public:
-    explicit ShiftWorkspace(const std::vector<int>& shape)
+    ShiftWorkspace(const std::vector<int>& shape, ShiftInterpolation interp)
         : shape_(shape), row_(static_cast<std::size_t>(shape.back())) {
         if (shape.size() == 3) plane_.resize(static_cast<std::size_t>(shape[1]) * shape[2]);
+        if (interp == ShiftInterpolation::fourier) {
+            padded_ = shape;
+            std::size_t n = 1, ns = 1;
+            for (std::size_t a = 0; a < shape.size(); ++a) {
+                padded_[a] = fft_friendly_size(shape[a] + 2 * kFourierPad);
+                pad_lo_[a] = (padded_[a] - shape[a]) / 2;
+                n *= static_cast<std::size_t>(padded_[a]);
+                ns *= static_cast<std::size_t>(a + 1 == shape.size() ? padded_[a] / 2 + 1 : padded_[a]);
+                phase_[a].resize(static_cast<std::size_t>(a + 1 == shape.size() ? padded_[a] / 2 + 1 : padded_[a]));
+            }
+            r2c_ = &R2CPlan::get(padded_);
+            c2r_ = &C2RPlan::get(padded_);
+            pad_.resize(n);
+            spec_.resize(ns);
+        }
     }
 
     void shift(const float* in, const double* delta, ShiftInterpolation interp, float* out) {
+        if (interp == ShiftInterpolation::fourier) {
+            bool integer = true;
+            for (std::size_t a = 0; a < shape_.size(); ++a) integer = integer && delta[a] == std::floor(delta[a]);
+            // Integer shifts copy pixels exactly (no FFT round-off).
+            if (!integer) {
+                fourier(in, delta, out);
+                return;
+            }
+            interp = ShiftInterpolation::linear;
+        }
         if (shape_.size() == 2) {
             shift2d(in, shape_[0], shape_[1], delta, interp, out);
             return;
@@ -717,8 +773,79 @@ private:
         }
     }
 
+    // The frame, edge-replicated by kFourierPad, shifted by the fractional
+    // parts f (|f| <= 0.5) as a phase ramp; the integer parts i then pick
+    // out[x] = shifted[clamp(x + i)] (nearest-edge filling).
+    void fourier(const float* in, const double* delta, float* out) {
+        const int rank = static_cast<int>(shape_.size());
+        long long whole[3] = {0, 0, 0};
+        double frac[3] = {0, 0, 0};
+        std::size_t total = 1;
+        for (int a = 0; a < rank; ++a) total *= static_cast<std::size_t>(padded_[a]);
+        for (int a = 0; a < rank; ++a) {
+            const double d = std::clamp(delta[a], -static_cast<double>(shape_[a]) - 4.0,
+                                        static_cast<double>(shape_[a]) + 4.0);
+            whole[a] = std::llround(d);
+            frac[a] = d - static_cast<double>(whole[a]);
+            fill_shift_phase(padded_[a], static_cast<int>(phase_[a].size()), frac[a],
+                             a == rank - 1 ? 1.0 / static_cast<double>(total) : 1.0, phase_[a].data());
+        }
+        // Edge-replicated copy into the padded buffer.
+        const int pc = padded_[rank - 1], nc = shape_[rank - 1];
+        const int outer_rows = rank == 2 ? padded_[0] : padded_[0] * padded_[1];
+        for (int r = 0; r < outer_rows; ++r) {
+            std::size_t src_row;
+            if (rank == 2) {
+                src_row = static_cast<std::size_t>(std::clamp(r - pad_lo_[0], 0, shape_[0] - 1));
+            } else {
+                const int z = std::clamp(r / padded_[1] - pad_lo_[0], 0, shape_[0] - 1);
+                const int y = std::clamp(r % padded_[1] - pad_lo_[1], 0, shape_[1] - 1);
+                src_row = static_cast<std::size_t>(z) * shape_[1] + y;
+            }
+            const int lo = pad_lo_[rank - 1];
+            const float* s = in + src_row * nc;
+            float* d = pad_.data() + static_cast<std::size_t>(r) * pc;
+            std::fill(d, d + lo, s[0]);
+            std::copy(s, s + nc, d + lo);
+            std::fill(d + lo + nc, d + pc, s[nc - 1]);
+        }
+        r2c_->execute(pad_.data(), spec_.data());
+        const int half = pc / 2 + 1;
+        const int spec_rows = static_cast<int>(spec_.size() / static_cast<std::size_t>(half));
+        for (int r = 0; r < spec_rows; ++r) {
+            const std::complex<float> t =
+                rank == 2 ? phase_[0][r] : phase_[0][r / padded_[1]] * phase_[1][r % padded_[1]];
+            std::complex<float>* row = spec_.data() + static_cast<std::size_t>(r) * half;
+            for (int k = 0; k < half; ++k) row[k] *= t * phase_[rank - 1][k];
+        }
+        c2r_->execute(spec_.data(), pad_.data());
+        // Integer part: clamped indices into the shifted, padded frame.
+        auto src_index = [&](int a, long long x) {
+            return static_cast<std::size_t>(pad_lo_[a] + std::clamp<long long>(x + whole[a], 0, shape_[a] - 1));
+        };
+        const int out_rows = rank == 2 ? shape_[0] : shape_[0] * shape_[1];
+        for (int r = 0; r < out_rows; ++r) {
+            std::size_t prow;
+            if (rank == 2) {
+                prow = src_index(0, r);
+            } else {
+                prow = src_index(0, r / shape_[1]) * padded_[1] + src_index(1, r % shape_[1]);
+            }
+            const float* g = pad_.data() + prow * pc;
+            float* o = out + static_cast<std::size_t>(r) * nc;
+            for (int x = 0; x < nc; ++x) o[x] = g[src_index(rank - 1, x)];
+        }
+    }
+
     std::vector<int> shape_;
     std::vector<float> row_, plane_;
+    std::vector<int> padded_;
+    int pad_lo_[3] = {0, 0, 0};
+    const R2CPlan* r2c_ = nullptr;
+    const C2RPlan* c2r_ = nullptr;
+    RealBuffer pad_;
+    ComplexBuffer spec_;
+    std::vector<std::complex<float>> phase_[3];
 };
 
 }  // namespace
@@ -730,7 +857,7 @@ void shift_frames(const float* frames, std::size_t n, const std::vector<int>& sh
     const std::size_t size = count(shape);
     const std::size_t rank = shape.size();
     parallel_frames(
-        n, threads, [&]() { return ShiftWorkspace(shape); },
+        n, threads, [&]() { return ShiftWorkspace(shape, interpolation); },
         [&](ShiftWorkspace& ws, std::size_t k) {
             const double* d = deltas + k * rank;
             bool finite = true;

@@ -37,7 +37,7 @@ import numpy as np
 from . import _core
 from ._validate import as_float, as_int
 
-_INTERPOLATIONS = ("linear", "cubic")
+_INTERPOLATIONS = ("linear", "cubic", "fourier")
 # Frames per call into C++ are chosen to stay near this many bytes of
 # float32, so memmaps and huge stacks are never loaded whole.
 _BATCH_BYTES = 64 << 20
@@ -223,9 +223,13 @@ class RegistrationModel:
             (T, Y, X) or (T, Z, Y, X), one frame per transformation. Never
             modified. NumPy arrays (memmaps too) are processed in batches of
             frames; Dask arrays per block, lazily.
-        interpolation : {"linear", "cubic"}
-            Separable linear, or cubic convolution (Catmull-Rom, as the
-            Renderer). Integer displacements copy pixels exactly either way.
+        interpolation : {"linear", "cubic", "fourier"}
+            Separable linear, cubic convolution (Catmull-Rom, as the
+            Renderer), or a Fourier shift (band-limited, no blur: the frame
+            is edge-replicated by 8 or more pixels, the fractional part is a
+            phase ramp, the integer part clamped indexing; about 15x slower
+            than linear). Integer displacements copy pixels exactly in every
+            mode.
         threads : int, optional
             Threads (0: all cores); default: the model's.
         batch : int, optional

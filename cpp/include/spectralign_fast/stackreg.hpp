@@ -76,11 +76,16 @@ private:
     std::vector<double> ref_spread_;   // its standard deviation before normalising
 };
 
-enum class ShiftInterpolation { linear, cubic };
+enum class ShiftInterpolation { linear, cubic, fourier };
 
 // out frame k (x) = frame k (x + delta_k), each coordinate clamped into the
 // frame (nearest-edge filling), sampled with separable linear or cubic
-// (Catmull-Rom, as the Renderer) interpolation. frames, out: n contiguous
+// (Catmull-Rom, as the Renderer) interpolation, or shifted in the Fourier
+// domain: the frame is edge-replicated by 8 or more pixels (to a size
+// FFTW is fast at), shifted by the
+// fractional part of delta as a phase ramp (band-limited, no blur), and the
+// integer part is applied by clamped indexing, so the edges are filled with
+// (shifted) edge pixels. frames, out: n contiguous
 // frames of `shape` (rank 2 or 3; out must not overlap frames); deltas:
 // n x rank in array order. A frame whose delta is not finite is copied
 // unchanged. Integer deltas copy pixels exactly.
