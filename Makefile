@@ -49,6 +49,7 @@ bench: install
 	$(PY) bench/bench_match.py
 	$(PY) bench/bench_place.py
 	$(PY) bench/bench_render.py
+	$(PY) bench/bench_stack.py
 
 clean:
 	rm -rf build $(VENV) demo-output site

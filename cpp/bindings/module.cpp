@@ -7,4 +7,5 @@ PYBIND11_MODULE(_core, m) {
     spectralign_fast::bindings::bind_matcher(m);
     spectralign_fast::bindings::bind_placement(m);
     spectralign_fast::bindings::bind_render(m);
+    spectralign_fast::bindings::bind_stackreg(m);
 }

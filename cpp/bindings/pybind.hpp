@@ -32,5 +32,6 @@ void bind_image(py::module_& m);
 void bind_matcher(py::module_& m);
 void bind_placement(py::module_& m);
 void bind_render(py::module_& m);
+void bind_stackreg(py::module_& m);
 
 }  // namespace spectralign_fast::bindings

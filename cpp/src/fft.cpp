@@ -4,7 +4,8 @@
 #include <mutex>
 #include <new>
 #include <stdexcept>
-#include <tuple>
+#include <utility>
+#include <vector>
 
 namespace spectralign_fast {
 
@@ -43,8 +44,21 @@ unsigned rigor_flag(PlanRigor rigor) {
     return FFTW_MEASURE;
 }
 
-void check_shape(int rows, int cols) {
-    if (rows < 1 || cols < 1) throw std::invalid_argument("FFT shape must be positive");
+void check_shape(const std::vector<int>& shape) {
+    if (shape.empty() || shape.size() > 3)
+        throw std::invalid_argument("FFT rank must be 1, 2 or 3");
+    for (int n : shape)
+        if (n < 1) throw std::invalid_argument("FFT shape must be positive");
+}
+
+// Real and half-spectrum element counts of a row-major shape.
+std::pair<std::size_t, std::size_t> plan_sizes(const std::vector<int>& shape) {
+    std::size_t real = 1, spectrum = 1;
+    for (std::size_t a = 0; a < shape.size(); ++a) {
+        real *= static_cast<std::size_t>(shape[a]);
+        spectrum *= static_cast<std::size_t>(a + 1 == shape.size() ? shape[a] / 2 + 1 : shape[a]);
+    }
+    return {real, spectrum};
 }
 
 }  // namespace
@@ -58,31 +72,34 @@ public:
         return *cache;
     }
 
-    const R2CPlan& r2c(int rows, int cols) {
+    const R2CPlan& r2c(const std::vector<int>& shape) {
         std::lock_guard<std::mutex> lock(planner_mutex());
-        auto key = std::make_tuple(rows, cols, Kind::r2c);
+        Key key{shape, Kind::r2c};
         auto it = r2c_.find(key);
         if (it != r2c_.end()) return *it->second;
-        RealBuffer in(static_cast<std::size_t>(rows) * cols);
-        ComplexBuffer out(static_cast<std::size_t>(rows) * (cols / 2 + 1));
-        fftwf_plan p = fftwf_plan_dft_r2c_2d(rows, cols, in.data(),
-                                             reinterpret_cast<fftwf_complex*>(out.data()),
-                                             rigor_flag(g_rigor));
+        const auto [real, spectrum] = plan_sizes(shape);
+        RealBuffer in(real);
+        ComplexBuffer out(spectrum);
+        fftwf_plan p = fftwf_plan_dft_r2c(static_cast<int>(shape.size()), shape.data(), in.data(),
+                                          reinterpret_cast<fftwf_complex*>(out.data()),
+                                          rigor_flag(g_rigor));
         if (p == nullptr) throw std::runtime_error("FFTW could not create an r2c plan");
         auto& slot = r2c_[key];
         slot.reset(new R2CPlan(p));
         return *slot;
     }
 
-    const C2RPlan& c2r(int rows, int cols) {
+    const C2RPlan& c2r(const std::vector<int>& shape) {
         std::lock_guard<std::mutex> lock(planner_mutex());
-        auto key = std::make_tuple(rows, cols, Kind::c2r);
+        Key key{shape, Kind::c2r};
         auto it = c2r_.find(key);
         if (it != c2r_.end()) return *it->second;
-        ComplexBuffer in(static_cast<std::size_t>(rows) * (cols / 2 + 1));
-        RealBuffer out(static_cast<std::size_t>(rows) * cols);
-        fftwf_plan p = fftwf_plan_dft_c2r_2d(rows, cols, reinterpret_cast<fftwf_complex*>(in.data()),
-                                             out.data(), rigor_flag(g_rigor));
+        const auto [real, spectrum] = plan_sizes(shape);
+        ComplexBuffer in(spectrum);
+        RealBuffer out(real);
+        fftwf_plan p = fftwf_plan_dft_c2r(static_cast<int>(shape.size()), shape.data(),
+                                          reinterpret_cast<fftwf_complex*>(in.data()), out.data(),
+                                          rigor_flag(g_rigor));
         if (p == nullptr) throw std::runtime_error("FFTW could not create a c2r plan");
         auto& slot = c2r_[key];
         slot.reset(new C2RPlan(p));
@@ -95,7 +112,9 @@ public:
     }
 
 private:
-    using Key = std::tuple<int, int, Kind>;
+    // The shape (any rank) is part of the key: a 2-D 64 x 64 plan and a
+    // 3-D 1 x 64 x 64 plan are different plans.
+    using Key = std::pair<std::vector<int>, Kind>;
     std::map<Key, std::unique_ptr<R2CPlan>> r2c_;
     std::map<Key, std::unique_ptr<C2RPlan>> c2r_;
 };
@@ -110,18 +129,22 @@ PlanRigor plan_rigor() {
     return g_rigor;
 }
 
-const R2CPlan& R2CPlan::get(int rows, int cols) {
-    check_shape(rows, cols);
-    return PlanCache::instance().r2c(rows, cols);
+const R2CPlan& R2CPlan::get(int rows, int cols) { return get(std::vector<int>{rows, cols}); }
+
+const R2CPlan& R2CPlan::get(const std::vector<int>& shape) {
+    check_shape(shape);
+    return PlanCache::instance().r2c(shape);
 }
 
 void R2CPlan::execute(float* in, std::complex<float>* out) const noexcept {
     fftwf_execute_dft_r2c(plan_, in, reinterpret_cast<fftwf_complex*>(out));
 }
 
-const C2RPlan& C2RPlan::get(int rows, int cols) {
-    check_shape(rows, cols);
-    return PlanCache::instance().c2r(rows, cols);
+const C2RPlan& C2RPlan::get(int rows, int cols) { return get(std::vector<int>{rows, cols}); }
+
+const C2RPlan& C2RPlan::get(const std::vector<int>& shape) {
+    check_shape(shape);
+    return PlanCache::instance().c2r(shape);
 }
 
 void C2RPlan::execute(std::complex<float>* in, float* out) const noexcept {

@@ -1,13 +1,7 @@
 #include "swim_kernels.hpp"
 
 #include "fastmath.hpp"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
-    !defined(SPECTRALIGN_NO_CLONES)
-#define SPECTRALIGN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define SPECTRALIGN_CLONES
-#endif
+#include "simd_clones.hpp"
 
 namespace spectralign_fast {
 namespace kernels {

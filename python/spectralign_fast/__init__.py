@@ -4,7 +4,10 @@ spectralign's API (Image, Affine, Matcher, ...) on a C++17 core: FFTW for the
 whitened cross-correlation, multithreaded batches with the GIL released.
 
 Conventions: points are (x, y) = (column, row); a shift is positive when the
-second image's content lies right of / below the first's.
+second image's content lies right of / below the first's. Stack registration
+(CrossCorr) keeps thunder-registration's convention instead: displacements in
+array axis order, positive when a frame's content lies further along the axis
+than the reference's.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from .image import Image
 from .matcher import BatchRefinementStats, Matcher, RefinementStats
 from .montage import MontageResult, montage
 from .placement import Match, Placement, PlacementResiduals
+from .registration import CrossCorr, Displacement, LocalDisplacement, RegistrationModel
 from .renderer import Renderer
 from .stack import align_stack
 from ._pairs import PairMatches
@@ -23,7 +27,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Affine",
     "BatchRefinementStats",
+    "CrossCorr",
+    "Displacement",
     "Image",
+    "LocalDisplacement",
     "Match",
     "Matcher",
     "MontageResult",
@@ -31,6 +38,7 @@ __all__ = [
     "Placement",
     "PlacementResiduals",
     "RefinementStats",
+    "RegistrationModel",
     "Renderer",
     "align_stack",
     "config",

@@ -1,7 +1,7 @@
 // FFTW single-precision plans and SIMD-aligned buffers.
 //
 // FFTW's planner is not thread-safe, its executor is: plans are created once
-// per (rows, cols, kind) under a mutex, cached for the life of the process,
+// per (shape, kind) under a mutex (any rank from 1 to 3), cached for the life of the process,
 // and executed with the new-array functions (fftwf_execute_dft_r2c/c2r) on
 // per-thread buffers from fftwf_malloc, so every buffer has the alignment the
 // plan was made for.
@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <fftw3.h>
 
@@ -53,6 +54,9 @@ PlanRigor plan_rigor();
 class R2CPlan {
 public:
     static const R2CPlan& get(int rows, int cols);
+    // Any rank 1..3, row-major: shape[0] x ... x shape[r-1] real values into
+    // shape[0] x ... x (shape[r-1]/2+1) complex values.
+    static const R2CPlan& get(const std::vector<int>& shape);
     void execute(float* in, std::complex<float>* out) const noexcept;
 
 private:
@@ -66,6 +70,7 @@ private:
 class C2RPlan {
 public:
     static const C2RPlan& get(int rows, int cols);
+    static const C2RPlan& get(const std::vector<int>& shape);
     void execute(std::complex<float>* in, float* out) const noexcept;
 
 private:

@@ -1,0 +1,135 @@
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pybind.hpp"
+#include "spectralign_fast/stackreg.hpp"
+#include "spectralign_fast/swim.hpp"
+
+namespace spectralign_fast::bindings {
+
+namespace {
+
+// Frame shape of an array whose first axis counts frames (or planes).
+std::vector<int> frame_shape(const FloatImage& a, const char* what) {
+    if (a.ndim() != 3 && a.ndim() != 4)
+        throw std::invalid_argument(std::string(what) + " must have 3 or 4 dimensions (a stack of 2-D "
+                                    "frames or of 3-D volumes), got " + std::to_string(a.ndim()));
+    std::vector<int> shape;
+    for (py::ssize_t a_ = 1; a_ < a.ndim(); ++a_) {
+        if (a.shape(a_) < 1) throw std::invalid_argument(std::string(what) + " has empty frames");
+        if (a.shape(a_) > INT32_MAX) throw std::invalid_argument(std::string(what) + " frames are too large");
+        shape.push_back(static_cast<int>(a.shape(a_)));
+    }
+    return shape;
+}
+
+class StackRegCore {
+public:
+    StackRegCore(const FloatImage& references, float whiten, bool subpixel, std::vector<int> max_shift) {
+        const std::vector<int> shape = frame_shape(references, "references");
+        if (references.shape(0) < 1) throw std::invalid_argument("at least one reference is needed");
+        StackRegOptions opt;
+        opt.whiten = whiten;
+        opt.subpixel = subpixel;
+        opt.max_shift = std::move(max_shift);
+        const float* data = references.data();
+        const auto planes = static_cast<std::size_t>(references.shape(0));
+        py::gil_scoped_release release;
+        core_ = std::make_unique<StackRegistrar>(data, planes, shape, opt);
+    }
+
+    py::tuple fit(const FloatImage& frames, std::size_t first_plane, int threads, double self_weight,
+                  std::optional<DoubleArray> self_deltas) const {
+        const std::vector<int> shape = frame_shape(frames, "frames");
+        if (shape != core_->shape())
+            throw std::invalid_argument("frame shape does not match the reference shape");
+        const auto n = static_cast<py::ssize_t>(frames.shape(0));
+        const auto rank = static_cast<py::ssize_t>(shape.size());
+        py::array_t<double> deltas({n, rank});
+        py::array_t<std::int8_t> status(n);
+        double* d = deltas.mutable_data();
+        std::int8_t* s = status.mutable_data();
+        const double* sd = nullptr;
+        if (self_deltas) {
+            if (self_deltas->ndim() != 2 || self_deltas->shape(0) != n || self_deltas->shape(1) != rank)
+                throw std::invalid_argument("self_deltas must have shape (frames, frame dimensions)");
+            sd = self_deltas->data();
+        }
+        const float* f = frames.data();
+        {
+            py::gil_scoped_release release;
+            core_->fit(f, static_cast<std::size_t>(n), first_plane, threads, d, s, self_weight, sd);
+        }
+        return py::make_tuple(deltas, status);
+    }
+
+    std::vector<int> shape() const { return core_->shape(); }
+    std::size_t planes() const { return core_->planes(); }
+
+private:
+    std::unique_ptr<StackRegistrar> core_;
+};
+
+ShiftInterpolation parse_interpolation(const std::string& name) {
+    if (name == "linear") return ShiftInterpolation::linear;
+    if (name == "cubic") return ShiftInterpolation::cubic;
+    if (name == "fourier") return ShiftInterpolation::fourier;
+    throw std::invalid_argument("interpolation must be 'linear', 'cubic' or 'fourier', got '" + name + "'");
+}
+
+// `out` is taken as a plain array and checked, never converted: a converted
+// copy would receive the result and be thrown away.
+py::array stack_shift(const FloatImage& frames, const DoubleArray& deltas, const std::string& interpolation,
+                      int threads, std::optional<py::array> out) {
+    const std::vector<int> shape = frame_shape(frames, "frames");
+    const ShiftInterpolation interp = parse_interpolation(interpolation);
+    const auto n = static_cast<py::ssize_t>(frames.shape(0));
+    if (deltas.ndim() != 2 || deltas.shape(0) != n || deltas.shape(1) != static_cast<py::ssize_t>(shape.size()))
+        throw std::invalid_argument("deltas must have shape (frames, frame dimensions)");
+    resolve_threads(threads);  // validates
+    py::array result;
+    if (out) {
+        result = *out;
+        bool same = result.ndim() == frames.ndim();
+        for (py::ssize_t a = 0; same && a < frames.ndim(); ++a) same = result.shape(a) == frames.shape(a);
+        if (!same) throw std::invalid_argument("out must have the shape of frames");
+        if (!result.dtype().is(py::dtype::of<float>()) || !(result.flags() & py::array::c_style) ||
+            !result.writeable())
+            throw std::invalid_argument("out must be a writeable C-contiguous float32 array");
+        if (result.data() == static_cast<const void*>(frames.data()))
+            throw std::invalid_argument("out must not be the input array");
+    } else {
+        std::vector<py::ssize_t> dims(frames.shape(), frames.shape() + frames.ndim());
+        result = py::array_t<float>(dims);
+    }
+    const float* f = frames.data();
+    const double* d = deltas.data();
+    float* o = static_cast<float*>(result.mutable_data());
+    {
+        py::gil_scoped_release release;
+        shift_frames(f, static_cast<std::size_t>(n), shape, d, interp, threads, o);
+    }
+    return result;
+}
+
+}  // namespace
+
+void bind_stackreg(py::module_& m) {
+    py::class_<StackRegCore>(m, "StackRegCore")
+        .def(py::init<const FloatImage&, float, bool, std::vector<int>>(), py::arg("references"),
+             py::arg("whiten"), py::arg("subpixel"), py::arg("max_shift"),
+             "references: (planes, *frame_shape); spectra are computed once here.")
+        .def("fit", &StackRegCore::fit, py::arg("frames"), py::arg("first_plane"), py::arg("threads"),
+             py::arg("self_weight") = 0.0, py::arg("self_deltas") = py::none(),
+             "Returns (deltas (n, ndim) float64 in array axis order, status (n,) int8: 0 ok, "
+             "1 not finite (NaN deltas), 2 constant frame (zero deltas)).")
+        .def_property_readonly("shape", &StackRegCore::shape)
+        .def_property_readonly("planes", &StackRegCore::planes);
+    m.def("stack_shift", &stack_shift, py::arg("frames"), py::arg("deltas"), py::arg("interpolation"),
+          py::arg("threads"), py::arg("out") = py::none(),
+          "Frame k sampled at x + deltas[k] (nearest-edge fill); NaN deltas copy the frame.");
+}
+
+}  // namespace spectralign_fast::bindings
