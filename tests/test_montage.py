@@ -215,8 +215,19 @@ def _phase_correlation_offset(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     w = a.shape[1] - dx
     sub_a = a[ya0:ya0 + h, dx:dx + w]
     sub_b = b[yb0:yb0 + h, :w]
+    # skimage's shift s registers sub_b onto sub_a: sub_a(x) = sub_b(x - s), and
+    # sub_b(x) = sub_a(x + e) for the residual e of the integer offset, so e = s.
     shift, _, _ = phase_cross_correlation(sub_a, sub_b, upsample_factor=100)
-    return np.array([dx - shift[1], dy - shift[0]])
+    return np.array([dx + shift[1], dy + shift[0]])
+
+
+def test_phase_correlation_oracle_itself(photo):
+    from conftest import fourier_shift
+
+    moved = fourier_shift(photo, -0.3, 0.4)       # moved(x, y) = photo(x + 0.3, y - 0.4)
+    a = photo[400:1000, 300:900]
+    b = moved[406:1006, 600:1200]                  # b's (u, v) shows a's (u + 300.3, v + 5.6)
+    np.testing.assert_allclose(_phase_correlation_offset(a, b), (300.3, 5.6), atol=0.02)
 
 
 def test_yfp_tiles_offset_and_seam(yfp_tiles):

@@ -28,6 +28,7 @@ class MatchSettings:
     iters: int = 3
     min_snr: float = 8.0
     whiten: float = -0.65
+    peak_radius: int = 3
     threads: int = 0
 
 
@@ -95,8 +96,41 @@ def _key_from_json(v: Any) -> Hashable:
     return tuple(v) if isinstance(v, list) else v
 
 
+def _matcher(img_a, img_b, settings: MatchSettings, stats: bool = False) -> Matcher:
+    m = Matcher(img_a, img_b, stats=stats)
+    m.setprewhiten(settings.whiten)
+    m.setpeakradius(settings.peak_radius)
+    return m
+
+
+def _smooth_sizes(limit: int = 4096) -> np.ndarray:
+    out = set()
+    for a in range(13):
+        for b in range(8):
+            for c in range(6):
+                n = 2 ** a * 3 ** b * 5 ** c
+                if 12 <= n <= limit and n % 4 == 0:
+                    out.add(n)
+    return np.array(sorted(out))
+
+
+_SIZES = _smooth_sizes()
+
+
+def fft_size(v: float, lo: int = 12, hi: int = 4096) -> int:
+    """The largest FFT-friendly size (2^a 3^b 5^c, a multiple of 4) <= v, within [lo, hi].
+
+    Window sizes that follow the data (overlap widths vary with jitter) would
+    each need FFTW plans of their own, and planning costs far more than the
+    transform; a few hundred sizes serve every window.
+    """
+    v = min(float(hi), max(float(lo), v))
+    ok = _SIZES[_SIZES <= v]
+    return int(ok[-1]) if len(ok) else int(lo)
+
+
 def _even(v: float, lo: int, hi: int) -> int:
-    return int(min(hi, max(lo, 2 * int(v // 2))))
+    return fft_size(v, lo, hi)
 
 
 def guess_offset(size_a: Tuple[int, int], size_b: Tuple[int, int], direction: Tuple[int, int],
@@ -150,7 +184,7 @@ def _fine_grid(size_a, size_b, offset: np.ndarray, settings: MatchSettings):
             n = int(np.floor((extent - settings.fine_size) / settings.fine_step)) + 1
             start = (lo + hi) / 2 - (n - 1) * settings.fine_step / 2
             return start + settings.fine_step * np.arange(n), settings.fine_size
-        window = max(12, min(settings.fine_size, 2 * int(extent / 4)))
+        window = fft_size(min(settings.fine_size, extent / 2))
         return lo + extent * np.array([0.25, 0.75]), window
 
     xs, wx = axis(x0, x1)
@@ -188,13 +222,13 @@ def match_pair(img_a, img_b, tile_a: Hashable, tile_b: Hashable, kind: str,
                settings: MatchSettings) -> PairMatches:
     """Coarse match in the guessed overlap, then a grid of fine matches around it.
 
-    The coarse match tries the guessed overlap first and, if its SNR is below
-    ``min_snr``, half and twice the guess, keeping the best.
+    The coarse match tries the guessed overlap, half and twice the guess
+    (a window only sees shifts up to half its size, so a guess off by 2x
+    needs the window that fits the truth), and keeps the one with the best SNR.
     """
     size_a = (img_a.shape[1], img_a.shape[0])
     size_b = (img_b.shape[1], img_b.shape[0])
-    m = Matcher(img_a, img_b, stats=True)
-    m.setprewhiten(settings.whiten)
+    m = _matcher(img_a, img_b, settings, stats=True)
     direction = DIRECTIONS[kind]
     best = None
     for factor in (1.0, 0.5, 2.0):
@@ -202,8 +236,6 @@ def match_pair(img_a, img_b, tile_a: Hashable, tile_b: Hashable, kind: str,
         found = _coarse(m, size_a, size_b, guess_offset(size_a, size_b, direction, ov), settings)
         if found is not None and np.isfinite(found[1]) and (best is None or found[1] > best[1]):
             best = found
-        if best is not None and best[1] >= settings.min_snr:
-            break
     empty = np.empty((0, 2))
     if best is None:
         return PairMatches(tile_a, tile_b, kind, empty, empty, np.empty(0), empty, np.empty(0, bool),
@@ -268,8 +300,7 @@ def rematch_pair(img_a, img_b, pm: PairMatches, ta: np.ndarray, tb: np.ndarray,
         return pm
     a_crop = np.asarray(img_a)[y0:y1, x0:x1]
     P, window = _fine_grid((w, h), (w, h), np.zeros(2), settings)
-    m = Matcher(a_crop, b_in_a)
-    m.setprewhiten(settings.whiten)
+    m = _matcher(a_crop, b_in_a, settings)
     q1, q2, st = m.refine_many(P, P, window, iters=settings.iters, threads=settings.threads)
     origin = np.array([x0, y0], float)
     p1 = q1 + origin

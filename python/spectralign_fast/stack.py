@@ -14,11 +14,10 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._pairs import MatchSettings, PairMatches, consistent, rematch_pair
+from ._pairs import MatchSettings, PairMatches, _matcher, consistent, rematch_pair
 from ._tiles import TileStore, describe, output_dtype
 from ._validate import as_float, as_int
 from .affine import Affine
-from .matcher import Matcher
 from .montage import (MontageResult, _progress, check_grid, check_settings, match_grid, overview,
                       render_result, solve)
 
@@ -67,8 +66,7 @@ def _match_levels(store: TileStore, lo: List[Hashable], hi: List[Hashable], tf: 
     k_hi, img_hi, org_hi = ov_cache[z + 1]
     # Coarse: the overviews (same scale) matched at the centre of the lower one.
     size = (2 * (min(img_lo.shape[1], img_hi.shape[1]) // 2), 2 * (min(img_lo.shape[0], img_hi.shape[0]) // 2))
-    m = Matcher(img_lo, img_hi, stats=True)
-    m.setprewhiten(settings.whiten)
+    m = _matcher(img_lo, img_hi, settings, stats=True)
     c_lo = np.array([img_lo.shape[1] / 2, img_lo.shape[0] / 2])
     c_hi = c_lo + (np.asarray(org_lo) - np.asarray(org_hi)) / k_lo
     p, q, st = m.refine(c_lo, c_hi, size, iters=5, tolerance=0.05)
@@ -106,8 +104,7 @@ def _match_levels(store: TileStore, lo: List[Hashable], hi: List[Hashable], tf: 
             ta, tb = lo[ia], hi[ib]
             P1 = (Affine(tf[ta]).inverse() * M[sel].T).T
             P2 = (Affine(tf[tb]).inverse() * (M[sel] - shift).T).T
-            mm = Matcher(store.image(ta), store.image(tb))
-            mm.setprewhiten(settings.whiten)
+            mm = _matcher(store.image(ta), store.image(tb), settings)
             q1, q2, st = mm.refine_many(P1, P2, settings.fine_size, iters=settings.iters, threads=settings.threads)
             ok = np.isfinite(st.snr) & (st.snr >= settings.min_snr)
             out.append(PairMatches(ta, tb, "z", q1, q2, st.snr.copy(), st.peakwidth.copy(), ok, float(st.snr.max())))
@@ -128,7 +125,8 @@ def _match_levels(store: TileStore, lo: List[Hashable], hi: List[Hashable], tf: 
 
 def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coarse_size: Any = None,
                 fine_size: int = 128, fine_step: float = 100, iters: int = 3, min_snr: float = 8.0,
-                whiten: float = -0.65, diagonals: bool = False, z_size: int = 256, z_step: float = 200,
+                whiten: float = -0.65, peak_radius: int = 3, diagonals: bool = False, z_size: int = 256,
+                z_step: float = 200,
                 threads: int = 0, progress: bool = True, render: bool = True,
                 output: str | os.PathLike | None = None, overwrite: bool = False, blend: float = 10,
                 interpolation: str = "linear", chunk: int = 1024) -> MontageResult:
@@ -142,7 +140,7 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
         A (z, y, x) array gives one image per level.
     model : {"affine", "rigid"}
         Placement model for every tile.
-    overlap, coarse_size, fine_size, fine_step, iters, min_snr, whiten, diagonals
+    overlap, coarse_size, fine_size, fine_step, iters, min_snr, whiten, peak_radius, diagonals
         Matching within tiled levels, as in ``montage``.
     z_size, z_step : int, float
         Window size and spacing (model pixels) of the grid of matches between
@@ -161,7 +159,8 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
     """
     levels = _levels(slices)
     settings = check_settings(overlap=overlap, model=model, coarse_size=coarse_size, fine_size=fine_size,
-                              fine_step=fine_step, iters=iters, min_snr=min_snr, threads=threads, whiten=whiten)
+                              fine_step=fine_step, iters=iters, min_snr=min_snr, threads=threads, whiten=whiten,
+                              peak_radius=peak_radius)
     zset = dataclasses.replace(settings, fine_size=as_int(z_size, "z_size", minimum=16),
                                fine_step=as_float(z_step, "z_step"))
     if not zset.fine_step > 0:
