@@ -30,8 +30,12 @@ def run_example(name: str, out: Path, *args: str) -> dict:
     return json.loads(lines[0][len("RESULT "):])
 
 
-def assert_figure(path: Path, min_size=(400, 300)) -> None:
-    """The PNG exists, has a sensible size, and is not blank (real contrast and colour)."""
+def assert_figure(path: Path, min_size=(400, 300), *, chart: bool = False) -> None:
+    """The PNG exists, has a sensible size, and is not blank (real contrast and colour).
+
+    A chart (plotted lines and bars) is mostly white background by design: it must hold some
+    coloured marks instead of mostly image content.
+    """
     from PIL import Image
 
     assert path.is_file(), f"{path.name} was not written"
@@ -40,6 +44,10 @@ def assert_figure(path: Path, min_size=(400, 300)) -> None:
         assert im.size[0] >= min_size[0] and im.size[1] >= min_size[1], im.size
         rgb = np.asarray(im.convert("RGB"), dtype=np.float64)
     assert rgb.std() > 20, f"{path.name} looks blank"
+    if chart:
+        colourful = rgb.max(axis=-1) - rgb.min(axis=-1) > 60
+        assert np.mean(colourful) > 0.02, f"{path.name} has no coloured marks"
+        return
     # Most of the figure is image content, not white background.
     assert np.mean(rgb.min(axis=-1) < 200) > 0.3, f"{path.name} is mostly empty"
 
@@ -93,3 +101,22 @@ def test_grid_example(tmp_path):
     assert claims["affine_residual_rms_px"] < claims["rigid_residual_rms_px"] / 5
     for name in ("grid_residuals.png", "grid_overlay.png"):
         assert_figure(tmp_path / name)
+
+
+def test_serial_sections_example(tmp_path):
+    claims = run_example("serial_sections.py", tmp_path)
+    # 5 sections with known drift, rotation and stretch; section 2 as 2 x 2 tiles (docs/examples.md).
+    assert claims["levels"] == 5 and claims["tiles"] == 8
+    assert claims["stack_shape"][0] == 5 and min(claims["stack_shape"][1:]) >= 512
+    assert claims["matches"] >= 50
+    before, after, worst = claims["before_error_px"], claims["error_px"], claims["max_error_px"]
+    assert after[0] < 1e-6                                  # section 0 is the frame
+    for z in range(1, 5):
+        assert before[z] > 3                                # the drift is visible as imaged
+        assert after[z] < 0.3 and worst[z] < 0.6            # aligned to a fraction of a pixel
+        assert after[z] < before[z] / 20
+    assert claims["registration_rms_px"] < 0.3
+    assert claims["registration_max_px"] < 0.6
+    assert claims["residual_rms_px"] < 0.2
+    assert_figure(tmp_path / "serial_sections_stack.png")
+    assert_figure(tmp_path / "serial_sections_error.png", chart=True)
