@@ -120,3 +120,32 @@ def test_serial_sections_example(tmp_path):
     assert claims["residual_rms_px"] < 0.2
     assert_figure(tmp_path / "serial_sections_stack.png")
     assert_figure(tmp_path / "serial_sections_error.png", chart=True)
+
+
+def test_large_montage_example(tmp_path):
+    claims = run_example("large_montage.py", tmp_path)
+    # 4 x 4 uint16 tiles with known jitter and rotation, written to OME-Zarr (docs/examples.md).
+    assert claims["tiles"] == 16 and claims["matches"] >= 100
+    assert claims["registration_rms_px"] < 0.5 and claims["registration_max_px"] < 1.0
+    assert claims["residual_rms_px"] < 0.2
+    assert claims["dtype"] == "uint16" and min(claims["shape"]) >= 1300
+    assert claims["levels"] >= 3 and claims["cli_levels"] == claims["levels"]
+    assert claims["level0_vs_memory"] == 0                  # chunked writing = rendering in memory
+    assert claims["cli_vs_python"] <= 1                     # same montage from the command line
+    assert claims["cli_transform_diff"] < 1e-3
+    assert claims["pyramid_vs_block_mean"] <= 0.5           # every level is the 2x2 mean, rounded
+    assert (tmp_path / "montage.ome.zarr" / ".zattrs").is_file()
+    assert (tmp_path / "cli_montage.json").is_file() and (tmp_path / "montage.json").is_file()
+    assert not list(tmp_path.glob("*.partial-*")), "temporary stores left behind"
+    assert_figure(tmp_path / "large_montage_pyramid.png")
+    assert_figure(tmp_path / "large_montage_report.png")
+
+
+def test_large_montage_scheduler_hook_refuses_clearly(tmp_path):
+    """--scheduler (Dask) is not implemented yet: a clear message and exit code 2, no work done."""
+    proc = subprocess.run([sys.executable, "-W", "error", str(EXAMPLES / "large_montage.py"), "--output",
+                           str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:8786"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "not implemented yet" in proc.stderr and "--scheduler" in proc.stderr
+    assert not (tmp_path / "out").exists()
