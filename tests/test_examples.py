@@ -30,8 +30,12 @@ def run_example(name: str, out: Path, *args: str) -> dict:
     return json.loads(lines[0][len("RESULT "):])
 
 
-def assert_figure(path: Path, min_size=(400, 300)) -> None:
-    """The PNG exists, has a sensible size, and is not blank (real contrast and colour)."""
+def assert_figure(path: Path, min_size=(400, 300), *, chart: bool = False) -> None:
+    """The PNG exists, has a sensible size, and is not blank (real contrast and colour).
+
+    A chart (plotted lines and bars) is mostly white background by design: it must hold some
+    coloured marks instead of mostly image content.
+    """
     from PIL import Image
 
     assert path.is_file(), f"{path.name} was not written"
@@ -40,6 +44,10 @@ def assert_figure(path: Path, min_size=(400, 300)) -> None:
         assert im.size[0] >= min_size[0] and im.size[1] >= min_size[1], im.size
         rgb = np.asarray(im.convert("RGB"), dtype=np.float64)
     assert rgb.std() > 20, f"{path.name} looks blank"
+    if chart:
+        colourful = rgb.max(axis=-1) - rgb.min(axis=-1) > 60
+        assert np.mean(colourful) > 0.02, f"{path.name} has no coloured marks"
+        return
     # Most of the figure is image content, not white background.
     assert np.mean(rgb.min(axis=-1) < 200) > 0.3, f"{path.name} is mostly empty"
 
@@ -93,3 +101,51 @@ def test_grid_example(tmp_path):
     assert claims["affine_residual_rms_px"] < claims["rigid_residual_rms_px"] / 5
     for name in ("grid_residuals.png", "grid_overlay.png"):
         assert_figure(tmp_path / name)
+
+
+def test_serial_sections_example(tmp_path):
+    claims = run_example("serial_sections.py", tmp_path)
+    # 5 sections with known drift, rotation and stretch; section 2 as 2 x 2 tiles (docs/examples.md).
+    assert claims["levels"] == 5 and claims["tiles"] == 8
+    assert claims["stack_shape"][0] == 5 and min(claims["stack_shape"][1:]) >= 512
+    assert claims["matches"] >= 50
+    before, after, worst = claims["before_error_px"], claims["error_px"], claims["max_error_px"]
+    assert after[0] < 1e-6                                  # section 0 is the frame
+    for z in range(1, 5):
+        assert before[z] > 3                                # the drift is visible as imaged
+        assert after[z] < 0.3 and worst[z] < 0.6            # aligned to a fraction of a pixel
+        assert after[z] < before[z] / 20
+    assert claims["registration_rms_px"] < 0.3
+    assert claims["registration_max_px"] < 0.6
+    assert claims["residual_rms_px"] < 0.2
+    assert_figure(tmp_path / "serial_sections_stack.png")
+    assert_figure(tmp_path / "serial_sections_error.png", chart=True)
+
+
+def test_large_montage_example(tmp_path):
+    claims = run_example("large_montage.py", tmp_path)
+    # 4 x 4 uint16 tiles with known jitter and rotation, written to OME-Zarr (docs/examples.md).
+    assert claims["tiles"] == 16 and claims["matches"] >= 100
+    assert claims["registration_rms_px"] < 0.5 and claims["registration_max_px"] < 1.0
+    assert claims["residual_rms_px"] < 0.2
+    assert claims["dtype"] == "uint16" and min(claims["shape"]) >= 1300
+    assert claims["levels"] >= 3 and claims["cli_levels"] == claims["levels"]
+    assert claims["level0_vs_memory"] == 0                  # chunked writing = rendering in memory
+    assert claims["cli_vs_python"] <= 1                     # same montage from the command line
+    assert claims["cli_transform_diff"] < 1e-3
+    assert claims["pyramid_vs_block_mean"] <= 0.5           # every level is the 2x2 mean, rounded
+    assert (tmp_path / "montage.ome.zarr" / ".zattrs").is_file()
+    assert (tmp_path / "cli_montage.json").is_file() and (tmp_path / "montage.json").is_file()
+    assert not list(tmp_path.glob("*.partial-*")), "temporary stores left behind"
+    assert_figure(tmp_path / "large_montage_pyramid.png")
+    assert_figure(tmp_path / "large_montage_report.png")
+
+
+def test_large_montage_scheduler_hook_refuses_clearly(tmp_path):
+    """--scheduler (Dask) is not implemented yet: a clear message and exit code 2, no work done."""
+    proc = subprocess.run([sys.executable, "-W", "error", str(EXAMPLES / "large_montage.py"), "--output",
+                           str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:8786"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "not implemented yet" in proc.stderr and "--scheduler" in proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -355,8 +355,10 @@ def montage(tiles: Mapping[Tuple[int, int], Any], *, overlap: float = 0.1, model
         Placement model: an affine transform per tile, or a translation.
     coarse_size : int or (width, height), optional
         Window of the coarse match; default: the whole guessed overlap, capped at 1024.
-    fine_size, fine_step : int, float
-        Window size and spacing (pixels) of the grid of fine matches in each overlap.
+    fine_size : int
+        Window size (pixels) of the fine matches in each overlap.
+    fine_step : float
+        Spacing (pixels) of the grid of fine matches in each overlap.
     iters : int
         Refinement iterations per fine match.
     min_snr : float
@@ -385,8 +387,10 @@ def montage(tiles: Mapping[Tuple[int, int], Any], *, overlap: float = 0.1, model
         left under this name if writing fails.
     overwrite : bool
         Replace an existing ``output``.
-    blend, interpolation
-        As in ``Renderer``.
+    blend : float
+        Feathering radius in tile pixels (0: hard seams), as in ``Renderer``.
+    interpolation : {"linear", "nearest", "cubic"}
+        Sampling of the tiles, as in ``Renderer``.
     chunk : int
         Chunk size (pixels) of the written output.
 
@@ -460,9 +464,12 @@ def overview(result: MontageResult, tiles: Mapping[Hashable, Any], *, max_side: 
 
     Returns
     -------
-    image, scale, origin
-        ``scale`` model pixels per image pixel; ``origin`` the model (x, y)
-        of image pixel (0, 0)'s centre.
+    image : ndarray
+        The downsampled montage, indexed (row, col).
+    scale : float
+        Model pixels per image pixel.
+    origin : (x, y)
+        The model point of image pixel (0, 0)'s centre.
     """
     from .output import downsample
 

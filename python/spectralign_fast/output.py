@@ -10,7 +10,7 @@ the new one is complete.
 Coordinates: arrays are indexed (row, col) = (y, x); chunk rectangles are
 ``(y0, x0, h, w)`` in output pixels, and ``region_fn(y0, x0, h, w)`` must
 return the ``(h, w)`` block of rows ``y0:y0+h`` and columns ``x0:x0+w``.
-For a :class:`Renderer` canvas with origin ``(ox, oy)`` that is
+For a ``Renderer`` canvas with origin ``(ox, oy)`` that is
 ``renderer.render_region((ox + x0, oy + y0, w, h), tiles)`` (note the
 (x, y, width, height) order there).
 """
@@ -312,9 +312,9 @@ def _final_from_tmp(tmp: Path) -> Path:
 class OmeZarrWriter:
     """An OME-Zarr image written chunk by chunk, possibly from several processes.
 
-    Create one with :meth:`create`; write every level-0 chunk with
-    :meth:`write_chunk`, then every chunk of levels 1, 2, ... with
-    :meth:`build_chunk`; finally :meth:`commit` (or :meth:`abort`). Until the
+    Create one with ``create``; write every level-0 chunk with
+    ``write_chunk``, then every chunk of levels 1, 2, ... with
+    ``build_chunk``; finally ``commit`` (or ``abort``). Until the
     commit everything lives in a temporary sibling directory
     ``<name>.partial-<random>``, so the final path only ever holds a complete
     store.
@@ -332,7 +332,7 @@ class OmeZarrWriter:
     file under a temporary name and renames it), so a task that is re-run
     after a worker died simply overwrites its chunk whole. The writer pickles
     as its temporary path: send it to other processes, or re-open the store
-    there with :meth:`open`.
+    there with ``open``.
     """
 
     def __init__(self, tmp_path: Path, state: dict) -> None:
@@ -356,8 +356,9 @@ class OmeZarrWriter:
 
         Parameters
         ----------
-        path : path ending in ``.ome.zarr`` or ``.zarr``
-            The final path, which must not exist unless ``overwrite``.
+        path : str or PathLike
+            The final path, ending in ``.ome.zarr`` or ``.zarr``; it must not
+            exist unless ``overwrite``.
         shape : (height, width)
             Level-0 size in pixels (rows, columns).
         dtype : uint8, uint16 or float32
@@ -368,7 +369,7 @@ class OmeZarrWriter:
             Number of pyramid levels including level 0. Default: halve until
             the largest side fits in one chunk (at least 1 level).
         overwrite : bool
-            Replace an existing output at ``path`` on :meth:`commit`.
+            Replace an existing output at ``path`` on ``commit``.
         name : str, optional
             The image name in the metadata (default: the file name without
             its suffix).
@@ -456,7 +457,7 @@ class OmeZarrWriter:
 
     @property
     def path(self) -> Path:
-        """The final path (written by :meth:`commit`)."""
+        """The final path (written by ``commit``)."""
         return self._path
 
     @property
@@ -491,7 +492,7 @@ class OmeZarrWriter:
         return min(self._chunk[0], h), min(self._chunk[1], w)
 
     def grid(self, level: int = 0) -> List[Region]:
-        """The chunks ``(y0, x0, h, w)`` of ``level``, row-major (see :func:`chunk_grid`)."""
+        """The chunks ``(y0, x0, h, w)`` of ``level``, row-major (see ``chunk_grid``)."""
         return chunk_grid(self._level_shapes[self._check_level(level)], self.level_chunk(level))
 
     def grid_shape(self, level: int = 0) -> Tuple[int, int]:
@@ -537,7 +538,7 @@ class OmeZarrWriter:
         """Write level-0 chunk (iy, ix), i.e. rows ``iy*ch : iy*ch + h``, columns ``ix*cw : ...``.
 
         ``data`` must have exactly the chunk's shape ``(h, w)`` (edge chunks
-        are smaller; see :meth:`grid`). Floats written to an integer store are
+        are smaller; see ``grid``). Floats written to an integer store are
         rounded and clipped; NaN or inf is refused.
         """
         y0, x0, h, w = self._region(0, iy, ix)
@@ -546,7 +547,7 @@ class OmeZarrWriter:
 
     def build_chunk(self, level: int, iy: int, ix: int) -> None:
         """Compute chunk (iy, ix) of ``level`` >= 1 from ``level - 1`` (2x2 mean, see
-        :func:`downsample`); the source chunks must have been written."""
+        ``downsample``); the source chunks must have been written."""
         lv = self._check_level(level)
         if lv == 0:
             raise ValueError("level 0 is written with write_chunk(); build_chunk makes levels >= 1")
@@ -650,7 +651,8 @@ def write_ome_zarr(path: str | os.PathLike, shape: Any, dtype: Any,
 
     Parameters
     ----------
-    path : path ending in ``.ome.zarr`` or ``.zarr``
+    path : str or PathLike
+        Ends in ``.ome.zarr`` or ``.zarr``.
     shape : (height, width)
         Level-0 size (rows, columns).
     dtype : uint8, uint16 or float32
@@ -661,8 +663,17 @@ def write_ome_zarr(path: str | os.PathLike, shape: Any, dtype: Any,
         level-0 chunk, from several threads at once: it must be thread-safe,
         and it runs in parallel when it releases the GIL (the renderer does).
         Floats are rounded and clipped for integer dtypes; NaN is refused.
-    chunk, levels, name, pixel_size, unit
-        As in :meth:`OmeZarrWriter.create`.
+    chunk : int or (ch, cw)
+        Chunk size in pixels (default 1024), as in ``OmeZarrWriter.create``.
+    levels : int, optional
+        Pyramid levels including level 0 (default: halve until one chunk holds
+        the largest side).
+    name : str, optional
+        Image name in the metadata (default: the file name without its suffix).
+    pixel_size : float or (y, x)
+        Physical size of a level-0 pixel (default 1), in ``unit``.
+    unit : str, optional
+        An OME-NGFF space unit such as ``"micrometer"``.
     overwrite : bool
         Replace an existing output, only once the new one is complete.
     threads : int
@@ -714,8 +725,8 @@ def write_ome_zarr(path: str | os.PathLike, shape: Any, dtype: Any,
 def read_ome_zarr(path: str | os.PathLike, level: int = 0) -> np.ndarray:
     """Read one pyramid level of an OME-Zarr image as a NumPy array (rows, columns).
 
-    ``path`` is a store written by :func:`write_ome_zarr` or
-    :class:`OmeZarrWriter` (or any 2-D OME-NGFF 0.4 image); ``level`` counts
+    ``path`` is a store written by ``write_ome_zarr`` or
+    ``OmeZarrWriter`` (or any 2-D OME-NGFF 0.4 image); ``level`` counts
     from 0 (full resolution), following the ``multiscales`` dataset order.
     """
     import zarr
@@ -774,7 +785,8 @@ def write_tiff(path: str | os.PathLike, image_or_shape: Any, dtype: Any = None,
 
     Parameters
     ----------
-    path : path ending in ``.tif``, ``.tiff``, ``.ome.tif`` or ``.ome.tiff``
+    path : str or PathLike
+        Ends in ``.tif``, ``.tiff``, ``.ome.tif`` or ``.ome.tiff``;
         ``.ome.tif(f)`` gets OME-XML metadata (axes ``YX``).
     image_or_shape : (H, W) array or (height, width)
         The image (uint8, uint16 or float32), or the shape of one to be
@@ -792,7 +804,7 @@ def write_tiff(path: str | os.PathLike, image_or_shape: Any, dtype: Any = None,
     overwrite : bool
         Replace an existing file (only once the new one is complete).
     bigtiff : bool, optional
-        Default: BigTIFF exactly when :func:`tiff_needs_bigtiff` says so.
+        Default: BigTIFF exactly when ``tiff_needs_bigtiff`` says so.
     compression : str, optional
         tifffile compression, e.g. ``"zlib"`` or ``"zstd"`` (default none).
 

@@ -56,7 +56,8 @@ def montage_report(path: str | os.PathLike, *, image: Any, scale: Any, origin: A
 
     Parameters
     ----------
-    path : path ending in ``.png``
+    path : str or PathLike
+        Ends in ``.png``.
     image : (h, w) array
         The montage, downsampled (any real dtype; shown in grey with a 0.5 -
         99.5 percentile stretch), indexed (row, col).
@@ -73,15 +74,18 @@ def montage_report(path: str | os.PathLike, *, image: Any, scale: Any, origin: A
     residuals : (N, 2)
         Residual (dx, dy) of each match in model pixels (e.g. from
         ``Placement.residuals``): drawn as arrows from the point, magnified by
-        :func:`residual_factor`; the legend gives the factor.
+        ``residual_factor``; the legend gives the factor.
     snr : (N,)
         Signal-to-noise ratio of each match: the second panel colours the
         points by it.
     title : str, optional
     overwrite : bool
         Replace an existing file (default True; the report is cheap to redo).
-    figsize : (width, height) in inches, dpi : int
-        The PNG is ``figsize * dpi`` pixels (default 1600 x 800).
+    figsize : (width, height)
+        Figure size in inches; the PNG is ``figsize * dpi`` pixels (default
+        1600 x 800).
+    dpi : int
+        Pixels per inch.
 
     Returns
     -------

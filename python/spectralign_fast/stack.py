@@ -140,15 +140,47 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
         A (z, y, x) array gives one image per level.
     model : {"affine", "rigid"}
         Placement model for every tile.
-    overlap, coarse_size, fine_size, fine_step, iters, min_snr, whiten, peak_radius, diagonals
-        Matching within tiled levels, as in ``montage``.
-    z_size, z_step : int, float
-        Window size and spacing (model pixels) of the grid of matches between
-        neighbouring levels.
-    threads, progress, render, output, overwrite, blend, interpolation, chunk
-        As in ``montage``; the output is a (z, y, x) stack (``.ome.zarr`` with
-        axes z, y, x, or a multi-page ``.tif``), or ``result.image`` of shape
+    overlap : float
+        Guessed overlap between neighbouring tiles of a tiled level, as in ``montage``.
+    coarse_size : int or (width, height), optional
+        Coarse match window within tiled levels, as in ``montage``.
+    fine_size : int
+        Fine match window (pixels) within tiled levels, as in ``montage``.
+    fine_step : float
+        Fine match spacing (pixels) within tiled levels, as in ``montage``.
+    iters : int
+        Refinement iterations per match, within and between levels.
+    min_snr : float
+        Matches with a lower SNR are dropped, within and between levels.
+    whiten : float
+        Whitening exponent of every match, as in ``montage``.
+    peak_radius : int
+        Radius of the correlation peak's neighbourhood for the subpixel
+        centre of mass, as in ``montage`` (default 3).
+    diagonals : bool
+        Also match diagonal neighbours within tiled levels.
+    z_size : int
+        Window size (model pixels) of the matches between neighbouring levels.
+    z_step : float
+        Spacing (model pixels) of the grid of matches between neighbouring levels.
+    threads : int
+        Threads for matching and rendering; 0 (default) = all cores.
+    progress : bool
+        tqdm progress bars.
+    render : bool
+        Render every level (default). False: only match and place.
+    output : path, optional
+        Write the (z, y, x) stack to ``.ome.zarr`` (axes z, y, x) or a
+        multi-page ``.tif`` instead of returning ``result.image`` of shape
         (levels, height, width) in memory.
+    overwrite : bool
+        Replace an existing ``output``.
+    blend : float
+        Feathering radius in tile pixels, as in ``Renderer``.
+    interpolation : {"linear", "nearest", "cubic"}
+        Sampling of the tiles, as in ``Renderer``.
+    chunk : int
+        Chunk size (pixels) of the written output.
 
     Returns
     -------
