@@ -51,12 +51,9 @@ def _inside(tf: Affine, size: Tuple[int, int], m: np.ndarray, margin: float) -> 
                               h - 1 - margin - p[:, 1]])
 
 
-def _assign(tiles: List[Hashable], transforms, sizes, m: np.ndarray, margin: float) -> np.ndarray:
-    """For each point the index of the tile that holds it deepest inside (-1: none)."""
-    depth = np.stack([_inside(transforms[t], sizes[t], m, margin) for t in tiles])
-    best = depth.argmax(axis=0)
-    best[depth.max(axis=0) < 0] = -1
-    return best
+def _holders(tiles: List[Hashable], transforms, sizes, m: np.ndarray, margin: float) -> np.ndarray:
+    """(tiles, points) bool: which tiles hold each point at least ``margin`` inside."""
+    return np.stack([_inside(transforms[t], sizes[t], m, margin) >= 0 for t in tiles])
 
 
 def _match_levels(store: TileStore, lo: List[Hashable], hi: List[Hashable], tf: Mapping, sizes: Mapping,
@@ -93,12 +90,15 @@ def _match_levels(store: TileStore, lo: List[Hashable], hi: List[Hashable], tf: 
 
     xs, ys = axis(x0, x1), axis(y0, y1)
     M = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
-    a = _assign(lo, tf, sizes, M, half)
-    b = _assign(hi, tf, sizes, M - shift, half)
+    # Every pair of tiles that both hold a point gets the match: each tile of a
+    # tiled level is tied to the next level directly, not only through its
+    # neighbours (a point in a seam serves both tiles).
+    a = _holders(lo, tf, sizes, M, half)
+    b = _holders(hi, tf, sizes, M - shift, half)
     out = []
     for ia in range(len(lo)):
         for ib in range(len(hi)):
-            sel = (a == ia) & (b == ib)
+            sel = a[ia] & b[ib]
             if sel.sum() < 3:
                 continue
             ta, tb = lo[ia], hi[ib]
