@@ -533,3 +533,15 @@ def test_renderer_regions_into_ome_zarr_and_tiff_equal_render_all(tmp_path, came
     np.testing.assert_allclose(read_ome_zarr(out), whole, rtol=0, atol=1e-5)
     t = write_tiff(tmp_path / "m.tif", (h, w), "float32", region, tile=128)
     np.testing.assert_allclose(tifffile.imread(t), whole, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_chunks_equal_to_the_fill_value_still_count_as_written(tmp_path, threads):
+    """A montage's empty corners render as all-zero chunks; zarr skips such chunks unless told
+    otherwise, and then the pyramid and commit() would find them missing."""
+    data = np.zeros((700, 900), np.uint16)
+    data[300:, 200:] = 1234  # the top rows and the left columns stay empty
+    path = write_ome_zarr(tmp_path / "sparse.ome.zarr", data.shape, np.uint16,
+                          lambda y, x, h, w: data[y:y + h, x:x + w], chunk=128, threads=threads)
+    np.testing.assert_array_equal(read_ome_zarr(path), data)
+    np.testing.assert_array_equal(read_ome_zarr(path, 1), downsample(data, 2))

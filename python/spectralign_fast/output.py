@@ -516,8 +516,11 @@ class OmeZarrWriter:
             if not (self._tmp / _STATE_FILE).is_file():
                 raise FileNotFoundError(f"the temporary store {self._tmp} is gone (committed or "
                                         f"aborted); no more chunks can be written")
-            arr = zarr.open_array(self._tmp / str(level), mode="r+", zarr_format=2,
-                                  config={"write_empty_chunks": True})
+            # Every chunk must exist as a file, even one that is all fill value: commit()
+            # and build_chunk() check completeness by the files. (zarr 3.1 ignores a
+            # config= passed to open_array, so it is set on the opened array.)
+            arr = zarr.open_array(self._tmp / str(level), mode="r+", zarr_format=2).with_config(
+                {"write_empty_chunks": True})
             self._arrays[level] = arr
         return arr
 

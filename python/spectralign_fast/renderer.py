@@ -362,9 +362,9 @@ class Renderer:
         ----------
         images : dict
             ``{tile: image}``, where an image is an array, a path, or a loader
-            (a callable with no arguments returning the array). Loaders are
-            called one after the other before rendering starts, so all
-            images are in memory together. Tiles left out are not rendered.
+            (a callable with no arguments returning the array). Loaders run
+            on the renderer's threads (so they must be thread-safe) before
+            rendering starts, so all images are in memory together. Tiles left out are not rendered.
         threads : int, optional
             Overrides the renderer's ``threads`` (0 = all cores).
 
@@ -376,7 +376,7 @@ class Renderer:
         self.clear()
         h, w = self.shape
         keys = self._check_keys(images)
-        arrays = [self._checked_image(t, self._load(images[t], t)) for t in keys]
+        arrays = self._load_all(images, keys, threads)
         dtype = self._common_dtype(keys, arrays)
         _check_bytes(float(h) * w * (dtype.itemsize + 1), f"a canvas of {w} x {h} pixels")
         idx = [self._index[t] for t in keys]
@@ -420,7 +420,7 @@ class Renderer:
             _check_bytes(float(h) * w * 5, f"a region of {w} x {h} pixels")
             img = np.full((h, w), self.fill, np.float32)
             return (img, np.zeros((h, w), bool)) if coverage else img
-        arrays = [self._checked_image(t, self._load(tiles[t], t)) for t in keys]
+        arrays = self._load_all(tiles, keys, threads)
         dtype = self._common_dtype(keys, arrays)
         _check_bytes(float(h) * w * (dtype.itemsize + 1), f"a region of {w} x {h} pixels")
         idx = [self._index[t] for t in keys]
@@ -462,6 +462,23 @@ class Renderer:
         for t in images:
             self._tile_index(t)
         return list(images.keys())
+
+    def _load_all(self, sources: Mapping[Hashable, Any], keys: List[Hashable],
+                  threads: Optional[int]) -> List[np.ndarray]:
+        """Load (paths, loaders) and check every tile, in order; in parallel when
+        there is reading to do (file decoding and the finiteness check release the GIL)."""
+        def one(t: Hashable) -> np.ndarray:
+            return self._checked_image(t, self._load(sources[t], t))
+
+        nthreads = self._threads(threads) or (os.cpu_count() or 1)
+        slow = sum(1 for t in keys if not isinstance(sources[t], np.ndarray))
+        if nthreads <= 1 or len(keys) < 2 or slow == 0:
+            return [one(t) for t in keys]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(nthreads, len(keys)),
+                                thread_name_prefix="spectralign-load") as pool:
+            return list(pool.map(one, keys))
 
     @staticmethod
     def _load(src: Any, tile: Hashable) -> Any:
