@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Hashable, List, Optional
 import numpy as np
 
 from ._io import check_output_path, write_atomically
-from .output import _NGFF_VERSION, chunk_grid, downsample, write_ome_zarr, write_tiff
+from .output import _NGFF_VERSION, chunk_grid, downsample, drop_partial_files, write_ome_zarr, write_tiff
 from .renderer import Renderer
 
 _ZARR = (".ome.zarr", ".zarr")
@@ -133,6 +133,7 @@ def create_stack_store(path: Path, shape, nz: int, dtype: np.dtype, chunk: int):
 
 def commit_store(tmp: Path, path: Path, *, overwrite: bool) -> None:
     """Rename the finished store ``tmp`` to ``path`` (an old output is replaced only now)."""
+    drop_partial_files(tmp)
     if path.exists() and overwrite:
         old = path.with_name(path.name + ".old-" + tmp.name.rsplit("-", 1)[-1])
         os.rename(path, old)
