@@ -25,6 +25,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Dict, Hashable, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -92,7 +94,7 @@ def _tile_info(store: TileStore) -> Dict[Hashable, Tuple[Tuple[int, int], str]]:
 
 def _match_task(pairs: List[Tuple[Hashable, Hashable, str]], sources: Dict[Hashable, Any],
                 settings: MatchSettings):
-    store = TileStore(sources, capacity=len(sources))
+    store = TileStore(sources, capacity=min(len(sources), 8))  # pairs come row-major: neighbours reuse tiles
     out = [match_pair(store.image(a), store.image(b), a, b, kind, settings) for a, b, kind in pairs]
     return out, _tile_info(store)
 
@@ -125,6 +127,33 @@ def _match_levels_task(sources, lo, hi, transforms, sizes, z, settings, ov_pair)
     return _match_levels(store, lo, hi, transforms, sizes, z, settings, ov_pair)
 
 
+_TILE_CACHE: "OrderedDict[Tuple[str, int, int], np.ndarray]" = OrderedDict()
+_TILE_CACHE_LOCK = threading.Lock()
+_TILE_CACHE_SIZE = 6  # neighbouring chunks share tiles; a few per worker process keep memory near chunk + tiles
+
+
+def _cached_tile(src: Any, tile: Hashable) -> np.ndarray:
+    """A tile for rendering; files are kept in a small per-process cache keyed by path, size and mtime."""
+    if not isinstance(src, str):
+        return render_array(read_raw(src, tile))
+    try:
+        st = os.stat(src)
+        key = (src, st.st_size, st.st_mtime_ns)
+    except OSError:
+        return render_array(read_raw(src, tile))  # read_raw says what is wrong, naming the tile
+    with _TILE_CACHE_LOCK:
+        if key in _TILE_CACHE:
+            _TILE_CACHE.move_to_end(key)
+            return _TILE_CACHE[key]
+    arr = render_array(read_raw(src, tile))
+    arr.flags.writeable = False
+    with _TILE_CACHE_LOCK:
+        _TILE_CACHE[key] = arr
+        while len(_TILE_CACHE) > _TILE_CACHE_SIZE:
+            _TILE_CACHE.popitem(last=False)
+    return arr
+
+
 def _render_block(transforms, sizes, blend, interpolation, rect, sources, dtype, threads) -> np.ndarray:
     """The output block of model rectangle ``rect = (x, y, w, h)``, as the local writer renders it."""
     x0, y0, w, h = rect
@@ -133,7 +162,7 @@ def _render_block(transforms, sizes, blend, interpolation, rect, sources, dtype,
     from .renderer import Renderer
 
     r = Renderer(affine=transforms, tilesize=sizes, blend=blend, interpolation=interpolation, threads=threads)
-    loaders = {t: (lambda src=src, t=t: render_array(read_raw(src, t))) for t, src in sources.items()}
+    loaders = {t: (lambda src=src, t=t: _cached_tile(src, t)) for t, src in sources.items()}
     img = r.render_region(rect, loaders, threads=threads)
     return img if img.dtype == dtype else img.astype(dtype)
 
