@@ -378,3 +378,15 @@ def test_nonfinite_tiles_are_refused(value):
     with pytest.raises(ValueError, match="NaN or inf"):
         Renderer(rigid={"a": (0, 0)}, tilesize=(30, 20)).render_all({"a": strided_bad})
     assert np.isfinite(Renderer(rigid={"a": (0, 0)}, tilesize=(30, 20)).render_all({"a": strided})).all()
+
+
+def test_unpickled_arrays_render():
+    # An unpickled array has its own dtype object (as on a Dask worker); it must still be recognised.
+    import pickle
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.uint8, np.uint16, np.float32):
+        a = (rng.random((40, 50)) * 200).astype(dtype)
+        b = pickle.loads(pickle.dumps(a))
+        r = Renderer(rigid={0: (0.25, 0.5)}, tilesize=(50, 40), threads=1)
+        np.testing.assert_array_equal(r.render_all({0: b}), r.render_all({0: a}))

@@ -17,9 +17,10 @@ Interp parse_interp(const std::string& s) {
 }
 
 PixelType pixel_type_of(const py::dtype& dt, const std::string& what) {
-    if (dt.is(py::dtype::of<std::uint8_t>())) return PixelType::U8;
-    if (dt.is(py::dtype::of<std::uint16_t>())) return PixelType::U16;
-    if (dt.is(py::dtype::of<float>())) return PixelType::F32;
+    // equal(), not is(): an unpickled array (e.g. one sent to a Dask worker) has its own dtype object.
+    if (dt.equal(py::dtype::of<std::uint8_t>())) return PixelType::U8;
+    if (dt.equal(py::dtype::of<std::uint16_t>())) return PixelType::U16;
+    if (dt.equal(py::dtype::of<float>())) return PixelType::F32;
     throw std::invalid_argument(what + " has unsupported dtype " + std::string(py::str(dt)) +
                                 " (use uint8, uint16 or float32)");
 }

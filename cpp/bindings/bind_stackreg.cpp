@@ -95,7 +95,7 @@ py::array stack_shift(const FloatImage& frames, const DoubleArray& deltas, const
         bool same = result.ndim() == frames.ndim();
         for (py::ssize_t a = 0; same && a < frames.ndim(); ++a) same = result.shape(a) == frames.shape(a);
         if (!same) throw std::invalid_argument("out must have the shape of frames");
-        if (!result.dtype().is(py::dtype::of<float>()) || !(result.flags() & py::array::c_style) ||
+        if (!result.dtype().equal(py::dtype::of<float>()) || !(result.flags() & py::array::c_style) ||
             !result.writeable())
             throw std::invalid_argument("out must be a writeable C-contiguous float32 array");
         if (result.data() == static_cast<const void*>(frames.data()))

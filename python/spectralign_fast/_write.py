@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, Hashable, List, Optional
 import numpy as np
 
 from ._io import check_output_path, write_atomically
-from .output import _NGFF_VERSION, chunk_grid, downsample, write_ome_zarr, write_tiff
+from .output import _NGFF_VERSION, chunk_grid, downsample, drop_partial_files, write_ome_zarr, write_tiff
 from .renderer import Renderer
 
 _ZARR = (".ome.zarr", ".zarr")
@@ -99,25 +99,23 @@ class _CachedLoaders(dict):
         return cached
 
 
-def _write_zarr_stack(path: Path, r: Renderer, tiles, dtype: np.dtype, levels: List[List[Hashable]], *,
-                      chunk: int, overwrite: bool, progress: bool) -> Path:
+def create_stack_store(path: Path, shape, nz: int, dtype: np.dtype, chunk: int):
+    """The temporary (z, y, x) OME-Zarr store ``<name>.partial-<random>`` and its level shapes."""
     import numcodecs
     import zarr
-    from tqdm.auto import tqdm
 
-    h, w = r.shape
-    nz = len(levels)
+    h, w = shape
     shapes = [(h, w)]
     while max(shapes[-1]) > chunk:
         shapes.append(((shapes[-1][0] + 1) // 2, (shapes[-1][1] + 1) // 2))
     tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.partial-", dir=path.parent))
     try:
         group = zarr.open_group(tmp, mode="w", zarr_format=2)
-        arrays = [group.create_array(str(k), shape=(nz,) + s, dtype=dtype,
-                                     chunks=(1, min(chunk, s[0]), min(chunk, s[1])), fill_value=0,
-                                     compressors=numcodecs.Blosc(cname="lz4", clevel=5,
-                                                                 shuffle=numcodecs.Blosc.SHUFFLE))
-                  for k, s in enumerate(shapes)]
+        for k, s in enumerate(shapes):
+            group.create_array(str(k), shape=(nz,) + s, dtype=dtype,
+                               chunks=(1, min(chunk, s[0]), min(chunk, s[1])), fill_value=0,
+                               compressors=numcodecs.Blosc(cname="lz4", clevel=5,
+                                                           shuffle=numcodecs.Blosc.SHUFFLE))
         group.attrs.update({"multiscales": [{
             "version": _NGFF_VERSION, "name": path.name.split(".")[0],
             "axes": [{"name": "z", "type": "space"}, {"name": "y", "type": "space"},
@@ -127,6 +125,36 @@ def _write_zarr_stack(path: Path, r: Renderer, tiles, dtype: np.dtype, levels: L
                 {"type": "translation", "translation": [0.0, (2.0 ** k - 1) / 2, (2.0 ** k - 1) / 2]}]}
                 for k in range(len(shapes))],
             "type": "mean"}]})
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp, shapes
+
+
+def commit_store(tmp: Path, path: Path, *, overwrite: bool) -> None:
+    """Rename the finished store ``tmp`` to ``path`` (an old output is replaced only now)."""
+    drop_partial_files(tmp)
+    if path.exists() and overwrite:
+        old = path.with_name(path.name + ".old-" + tmp.name.rsplit("-", 1)[-1])
+        os.rename(path, old)
+        os.rename(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        check_output_path(path, overwrite=False)
+        os.rename(tmp, path)
+
+
+def _write_zarr_stack(path: Path, r: Renderer, tiles, dtype: np.dtype, levels: List[List[Hashable]], *,
+                      chunk: int, overwrite: bool, progress: bool) -> Path:
+    import zarr
+    from tqdm.auto import tqdm
+
+    h, w = r.shape
+    nz = len(levels)
+    tmp, shapes = create_stack_store(path, (h, w), nz, dtype, chunk)
+    try:
+        group = zarr.open_group(tmp, mode="r+", zarr_format=2)
+        arrays = [group[str(k)] for k in range(len(shapes))]
         grid = chunk_grid((h, w), chunk)
         with tqdm(total=nz * len(grid), disable=not progress, unit="chunk", desc=f"writing {path.name}") as bar:
             for z, lv in enumerate(levels):
@@ -138,14 +166,7 @@ def _write_zarr_stack(path: Path, r: Renderer, tiles, dtype: np.dtype, levels: L
                 for k in range(1, len(shapes)):
                     level = downsample(level, 2)
                     arrays[k][z] = level
-        if path.exists() and overwrite:
-            old = path.with_name(path.name + ".old-" + tmp.name.rsplit("-", 1)[-1])
-            os.rename(path, old)
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            check_output_path(path, overwrite=False)
-            os.rename(tmp, path)
+        commit_store(tmp, path, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

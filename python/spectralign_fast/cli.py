@@ -12,6 +12,7 @@ ends with exit code 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import re
 import sys
@@ -101,6 +102,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", help="also write a PNG report (tile outlines, residuals, SNR map)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on the Dask cluster at ADDRESS (e.g. tcp://host:8786); tiles and output must be "
+                        "on storage every worker sees, and the output must be *.ome.zarr")
+    p.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="give up connecting to the scheduler after this long (10)")
 
 
 def _summary(result, out: Path, seconds: float) -> str:
@@ -109,16 +115,42 @@ def _summary(result, out: Path, seconds: float) -> str:
             f"{_json_path(out)} in {seconds:.1f} s")
 
 
+@contextlib.contextmanager
+def _client(args, out: Path):
+    """The Dask client of --scheduler (closed afterwards), or None."""
+    if args.scheduler is None:
+        yield None
+        return
+    if args.scheduler_timeout <= 0:
+        raise UsageError(f"--scheduler-timeout must be positive, got {args.scheduler_timeout:g}")
+    if not out.name.lower().endswith((".ome.zarr", ".zarr")):
+        raise UsageError(f"with --scheduler the output must be *.ome.zarr (the workers write its chunks), "
+                         f"got {out.name!r}")
+    try:
+        from ._distributed import connect
+    except ImportError:
+        raise UsageError("--scheduler needs Dask: pip install 'spectralign-fast[dask]'") from None
+    try:
+        client = connect(args.scheduler, timeout=args.scheduler_timeout)
+    except (ConnectionError, ImportError) as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def cmd_montage(args) -> int:
     from .montage import montage, write_report
 
     out = _check_outputs(args)
     files = expand_pattern(args.pattern, ("row", "col"))
     t0 = time.perf_counter()
-    result = montage(files, overlap=args.overlap, model=args.model, fine_size=args.fine_size,
-                     fine_step=args.fine_step, min_snr=args.min_snr, diagonals=args.diagonals,
-                     threads=args.threads, progress=not args.quiet, output=out, overwrite=args.overwrite,
-                     chunk=args.chunk)
+    with _client(args, out) as client:
+        result = montage(files, overlap=args.overlap, model=args.model, fine_size=args.fine_size,
+                         fine_step=args.fine_step, min_snr=args.min_snr, diagonals=args.diagonals,
+                         threads=args.threads, progress=not args.quiet, output=out, overwrite=args.overwrite,
+                         chunk=args.chunk, client=client)
     result.save(_json_path(out), overwrite=args.overwrite)
     if args.report:
         write_report(result, files, args.report, threads=args.threads)
@@ -144,10 +176,11 @@ def cmd_stack(args) -> int:
     else:
         slices = [files[(z,)] for z in zs]
     t0 = time.perf_counter()
-    result = align_stack(slices, overlap=args.overlap, model=args.model, fine_size=args.fine_size,
-                         fine_step=args.fine_step, min_snr=args.min_snr, diagonals=args.diagonals,
-                         threads=args.threads, progress=not args.quiet, output=out, overwrite=args.overwrite,
-                         chunk=args.chunk)
+    with _client(args, out) as client:
+        result = align_stack(slices, overlap=args.overlap, model=args.model, fine_size=args.fine_size,
+                             fine_step=args.fine_step, min_snr=args.min_snr, diagonals=args.diagonals,
+                             threads=args.threads, progress=not args.quiet, output=out,
+                             overwrite=args.overwrite, chunk=args.chunk, client=client)
     result.save(_json_path(out), overwrite=args.overwrite)
     if args.report:
         tiles = {}

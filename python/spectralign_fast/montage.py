@@ -207,6 +207,56 @@ class MontageResult:
         return Renderer(affine=self.transforms, tilesize=self.tile_sizes, blend=blend,
                         interpolation=interpolation, threads=threads)
 
+    def write(self, output: str | os.PathLike, tiles: Optional[Mapping[Hashable, Any]] = None, *,
+              overwrite: bool = False, blend: float = 10, interpolation: str = "linear", chunk: int = 1024,
+              threads: int = 0, progress: bool = False, client: Any = None) -> Path:
+        """Render the tiles with the solved transforms into ``output`` (e.g. after ``load``).
+
+        Parameters
+        ----------
+        output : path
+            ``.ome.zarr`` (chunked, with a pyramid) or ``.tif``; a stack result
+            gives a (z, y, x) stack. Built under a temporary name and renamed
+            when complete.
+        tiles : dict, optional
+            ``{tile: image, path or loader}``; default ``sources`` (the paths
+            the tiles were read from).
+        overwrite, blend, interpolation, chunk, threads, progress, client
+            As in ``montage`` (with a client, one task per output chunk).
+
+        Returns
+        -------
+        Path
+            ``output``; ``canvas`` and ``output`` are set on this result.
+        """
+        sources = dict(self.sources if tiles is None else tiles)
+        missing = [t for t in self.transforms if t not in sources]
+        if missing:
+            raise ValueError(f"{describe(missing[0])} has no image{' stored path' if tiles is None else ''}: "
+                             f"pass tiles={{tile: image or path}} covering all {len(self.transforms)} tiles")
+        keys = list(self.transforms)
+        path = Path(output)
+        if client is not None:
+            from ._distributed import Cluster, check_client, check_output
+
+            check_client(client)
+            check_output(path, overwrite)
+            cluster = Cluster(client, {t: sources[t] for t in keys}, as_int(threads, "threads", minimum=0))
+            cluster.probe(keys)
+            dtype = output_dtype({t: cluster.dtypes[t] for t in keys})
+            r = self.renderer(blend=blend, interpolation=interpolation, threads=cluster.threads)
+            self.canvas = r.rect
+            cluster.render(self, r, dtype, output=path, overwrite=overwrite, chunk=chunk, progress=progress,
+                           levels=self.levels)
+            return path
+        from ._tiles import read_raw
+
+        store = TileStore({t: sources[t] for t in keys})
+        store.dtypes = {t: read_raw(store.sources[t], t).dtype for t in keys}
+        render_result(self, store, output=path, overwrite=overwrite, blend=blend, interpolation=interpolation,
+                      threads=threads, progress=progress, chunk=chunk, levels=self.levels)
+        return path
+
     def tile_outlines(self) -> Dict[Hashable, np.ndarray]:
         """``{tile: (4, 2)}`` model-space corners (x, y) of each tile's area."""
         out = {}
@@ -338,7 +388,8 @@ def montage(tiles: Mapping[Tuple[int, int], Any], *, overlap: float = 0.1, model
             min_snr: float = 8.0, whiten: float = -0.65, peak_radius: int = 3, diagonals: bool = False,
             threads: int = 0, progress: bool = True,
             render: bool = True, output: str | os.PathLike | None = None, overwrite: bool = False,
-            blend: float = 10, interpolation: str = "linear", chunk: int = 1024) -> MontageResult:
+            blend: float = 10, interpolation: str = "linear", chunk: int = 1024,
+            client: Any = None) -> MontageResult:
     """Stitch a grid of overlapping tiles: match neighbours, place, render.
 
     Parameters
@@ -393,6 +444,18 @@ def montage(tiles: Mapping[Tuple[int, int], Any], *, overlap: float = 0.1, model
         Sampling of the tiles, as in ``Renderer``.
     chunk : int
         Chunk size (pixels) of the written output.
+    client : dask.distributed.Client, optional
+        Run on a Dask cluster instead of this machine's threads (see
+        ``_distributed``): matching and the affine second pass as tasks over
+        batches of neighbour pairs, each opening its own tiles; placement
+        here; rendering one task per output chunk written straight into the
+        OME-Zarr store, then the pyramid. Tiles given as paths are read by the
+        workers (they must see the same paths: shared storage); arrays are
+        scattered to the cluster once; callables are pickled with the tasks.
+        ``output`` must then be OME-Zarr (a TIFF is refused) or None (the
+        chunks are rendered on the cluster and assembled here). ``threads``
+        is per task, and 0 means 1: Dask's worker threads fill the cores.
+        The result is bit for bit that of a local run.
 
     Returns
     -------
@@ -405,6 +468,10 @@ def montage(tiles: Mapping[Tuple[int, int], Any], *, overlap: float = 0.1, model
     settings = check_settings(overlap=overlap, model=model, coarse_size=coarse_size, fine_size=fine_size,
                               fine_step=fine_step, iters=iters, min_snr=min_snr, threads=threads, whiten=whiten,
                               peak_radius=peak_radius)
+    if client is not None:
+        return _montage_on_cluster(client, grid, settings, model=model, diagonals=bool(diagonals),
+                                   progress=progress, render=render, output=output, overwrite=overwrite,
+                                   blend=blend, interpolation=interpolation, chunk=chunk)
     keys = sorted(grid)
     ncols = max(c for _, c in keys) - min(c for _, c in keys) + 1
     store = TileStore(grid, capacity=2 * ncols + 4)
@@ -425,6 +492,41 @@ def montage(tiles: Mapping[Tuple[int, int], Any], *, overlap: float = 0.1, model
     if render:
         render_result(result, store, output=output, overwrite=overwrite, blend=blend,
                       interpolation=interpolation, threads=settings.threads, progress=progress, chunk=chunk)
+        clock.lap("render")
+    result.timings = clock.laps
+    return result
+
+
+def _montage_on_cluster(client: Any, grid: Dict[Tuple[int, int], Any], settings: MatchSettings, *, model: str,
+                        diagonals: bool, progress: bool, render: bool, output: Any, overwrite: bool, blend: float,
+                        interpolation: str, chunk: int) -> MontageResult:
+    """``montage`` with the per-pair and per-chunk work as Dask tasks (same steps, same results)."""
+    from ._distributed import Cluster, check_client, check_output
+
+    check_client(client)
+    out = check_output(output, overwrite) if render else None
+    keys = sorted(grid)
+    cluster = Cluster(client, grid, settings.threads)
+    clock = _Clock()
+    matches = cluster.match(neighbour_pairs(keys, diagonals), settings, progress=progress)
+    cluster.probe(keys)
+    dtype = output_dtype({t: cluster.dtypes[t] for t in keys})
+    clock.lap("match")
+    transforms, residuals = solve(keys, matches, model, keys[0], _grid_hint(settings))
+    clock.lap("place")
+    if model == "affine" and len(keys) > 1:
+        matches = cluster.rematch([(pm, settings) for pm in matches], transforms, progress=progress)
+        clock.lap("match (pass 2)")
+        transforms, residuals = solve(keys, matches, model, keys[0], _grid_hint(settings))
+        clock.lap("place (pass 2)")
+    store = TileStore(grid)
+    result = MontageResult(transforms, matches, residuals, model, {t: cluster.sizes[t] for t in keys},
+                           sources={t: s for t in keys if (s := store.source_name(t))})
+    if render:
+        r = result.renderer(blend=blend, interpolation=interpolation, threads=cluster.threads)
+        result.canvas = r.rect
+        cluster.render(result, r, dtype, output=out, overwrite=overwrite, chunk=chunk, progress=progress,
+                       levels=None)
         clock.lap("render")
     result.timings = clock.laps
     return result

@@ -596,6 +596,7 @@ class OmeZarrWriter:
         if missing:
             raise RuntimeError(f"cannot commit {self._path}: {len(missing)} chunks are not "
                                f"written yet (first: level, iy, ix = {missing[0]})")
+        drop_partial_files(self._tmp)
         final = self._path
         old = None
         if final.exists() or final.is_symlink():
@@ -623,6 +624,13 @@ class OmeZarrWriter:
         """Remove the temporary store (nothing else is touched)."""
         self._arrays.clear()
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def drop_partial_files(store: Path) -> None:
+    """Remove zarr's ``*.partial`` files (a chunk write cut short when its process died;
+    the chunk itself is written again whole by the re-run task)."""
+    for p in store.rglob("*.partial"):
+        p.unlink(missing_ok=True)
 
 
 def _run_tasks(tasks: List[Callable[[], None]], threads: int, bar) -> None:

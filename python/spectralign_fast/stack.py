@@ -14,7 +14,7 @@ from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._pairs import MatchSettings, PairMatches, _matcher, consistent, rematch_pair
+from ._pairs import MatchSettings, PairMatches, _matcher, consistent, neighbour_pairs, rematch_pair
 from ._tiles import TileStore, describe, output_dtype
 from ._validate import as_float, as_int
 from .affine import Affine
@@ -129,7 +129,7 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
                 z_step: float = 200,
                 threads: int = 0, progress: bool = True, render: bool = True,
                 output: str | os.PathLike | None = None, overwrite: bool = False, blend: float = 10,
-                interpolation: str = "linear", chunk: int = 1024) -> MontageResult:
+                interpolation: str = "linear", chunk: int = 1024, client: Any = None) -> MontageResult:
     """Align serial sections or a z-stack and render every level into one shared canvas.
 
     Parameters
@@ -181,6 +181,12 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
         Sampling of the tiles, as in ``Renderer``.
     chunk : int
         Chunk size (pixels) of the written output.
+    client : dask.distributed.Client, optional
+        Run on a Dask cluster, as in ``montage``: matching within levels in
+        batches of neighbour pairs, each level's overview and each pair of
+        neighbouring levels as tasks, the second pass per pair, placement
+        here, and one task per (level, chunk) of the OME-Zarr output (a TIFF
+        is refused). The result is bit for bit that of a local run.
 
     Returns
     -------
@@ -201,53 +207,90 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
     level_keys = [sorted((z,) + key for key in lv) for z, lv in enumerate(levels)]
     widest = max(max(c for _, c in lv) - min(c for _, c in lv) + 1 for lv in levels)
     store = TileStore(sources, capacity=4 * widest + 8)
+    cluster = None
+    if client is not None:
+        from ._distributed import Cluster, check_client, check_output
+
+        check_client(client)
+        output = check_output(output, overwrite) if render else None
+        cluster = Cluster(client, sources, settings.threads)
 
     # 1. Within each level: neighbour matches and a placement of the level alone.
     within: List[PairMatches] = []
     tf: Dict[Hashable, Affine] = {}
+    if cluster is not None:
+        pairs = [((z,) + a, (z,) + b, kind) for z, keys in enumerate(level_keys)
+                 for a, b, kind in neighbour_pairs([k[1:] for k in keys], bool(diagonals))]
+        found = cluster.match(pairs, settings, progress=False)
     for z, keys in enumerate(level_keys):
-        pairs = match_grid(store, [k[1:] for k in keys], settings, diagonals=bool(diagonals), progress=False,
-                           key_of=lambda k, z=z: (z,) + tuple(k))
-        for t in keys:
-            store.image(t)
+        if cluster is not None:
+            pairs = [pm for pm in found if pm.tile1[0] == z]
+        else:
+            pairs = match_grid(store, [k[1:] for k in keys], settings, diagonals=bool(diagonals), progress=False,
+                               key_of=lambda k, z=z: (z,) + tuple(k))
+            for t in keys:
+                store.image(t)
         t_z, _ = solve(keys, pairs, model, keys[0],
                        f"Level {z}: check the overlap guess (overlap={settings.overlap:g}) or lower min_snr.")
         tf.update(t_z)
         within.extend(pairs)
-    store.probe_all()
-    output_dtype(store.dtypes)
-    sizes = dict(store.sizes)
+    if cluster is not None:
+        cluster.probe([t for keys in level_keys for t in keys])
+        dtype = output_dtype({t: cluster.dtypes[t] for keys in level_keys for t in keys})
+        sizes = {t: cluster.sizes[t] for keys in level_keys for t in keys}
+    else:
+        store.probe_all()
+        output_dtype(store.dtypes)
+        sizes = dict(store.sizes)
 
     # 2. Between neighbouring levels, each still in its own frame.
-    ov_cache = {}
-    for z, keys in enumerate(level_keys):
-        part = MontageResult({t: tf[t] for t in keys}, [], None, model, {t: sizes[t] for t in keys})
-        img, k, org = overview(part, sources, max_side=1024, threads=settings.threads)
-        ov_cache[z] = (k, np.asarray(img, np.float32), org)
+    def overviews(zs, **how):
+        parts = [({t: tf[t] for t in level_keys[z]}, {t: sizes[t] for t in level_keys[z]}) for z in zs]
+        if cluster is not None:
+            return cluster.overviews(parts, model, **how)
+        out = []
+        for part_tf, part_sizes in parts:
+            part = MontageResult(part_tf, [], None, model, part_sizes)
+            img, k, org = overview(part, sources, threads=settings.threads, **how)
+            out.append((k, np.asarray(img, np.float32), org))
+        return out
+
+    ov_cache = dict(enumerate(overviews(range(len(level_keys)), max_side=1024)))
     # One scale for all overviews, so their content matches in size.
     kmax = max(v[0] for v in ov_cache.values())
-    for z, keys in enumerate(level_keys):
-        if ov_cache[z][0] != kmax:
-            part = MontageResult({t: tf[t] for t in keys}, [], None, model, {t: sizes[t] for t in keys})
-            img, k, org = overview(part, sources, factor=int(kmax), threads=settings.threads)
-            ov_cache[z] = (k, np.asarray(img, np.float32), org)
+    redo = [z for z in range(len(level_keys)) if ov_cache[z][0] != kmax]
+    ov_cache.update(zip(redo, overviews(redo, factor=int(kmax))))
     between: List[PairMatches] = []
-    for z in _progress(range(len(levels) - 1), total=len(levels) - 1, desc="matching levels", enabled=progress):
-        between.extend(_match_levels(store, level_keys[z], level_keys[z + 1], tf, sizes, z, zset, ov_cache))
+    if cluster is not None:
+        between = cluster.match_levels(level_keys, tf, sizes, zset, ov_cache, progress=progress)
+    else:
+        for z in _progress(range(len(levels) - 1), total=len(levels) - 1, desc="matching levels",
+                           enabled=progress):
+            between.extend(_match_levels(store, level_keys[z], level_keys[z + 1], tf, sizes, z, zset, ov_cache))
 
     # 3. All levels placed jointly; for affine, a second pass through that placement.
     all_keys = [t for keys in level_keys for t in keys]
     hint = "Check the overlap guess and min_snr, or the z_size / z_step of the matches between levels."
     transforms, residuals = solve(all_keys, within + between, model, all_keys[0], hint)
     if model == "affine":
-        within = [rematch_pair(store.image(pm.tile1), store.image(pm.tile2), pm, transforms[pm.tile1],
-                               transforms[pm.tile2], settings) if pm.kept.any() else pm for pm in within]
-        between = [rematch_pair(store.image(pm.tile1), store.image(pm.tile2), pm, transforms[pm.tile1],
-                                transforms[pm.tile2], zset) if pm.kept.any() else pm for pm in between]
+        if cluster is not None:
+            both = cluster.rematch([(pm, settings) for pm in within] + [(pm, zset) for pm in between],
+                                   transforms, progress=progress)
+            within, between = both[:len(within)], both[len(within):]
+        else:
+            within = [rematch_pair(store.image(pm.tile1), store.image(pm.tile2), pm, transforms[pm.tile1],
+                                   transforms[pm.tile2], settings) if pm.kept.any() else pm for pm in within]
+            between = [rematch_pair(store.image(pm.tile1), store.image(pm.tile2), pm, transforms[pm.tile1],
+                                    transforms[pm.tile2], zset) if pm.kept.any() else pm for pm in between]
         transforms, residuals = solve(all_keys, within + between, model, all_keys[0], hint)
     result = MontageResult(transforms, within + between, residuals, model, sizes,
                            sources={t: s for t in all_keys if (s := store.source_name(t))}, levels=level_keys)
-    if render:
+    if render and cluster is not None:
+        r = result.renderer(blend=blend, interpolation=interpolation, threads=cluster.threads)
+        result.canvas = r.rect
+        cluster.render(result, r, dtype, output=output, overwrite=overwrite, chunk=chunk, progress=progress,
+                       levels=level_keys)
+    elif render:
         render_result(result, store, output=output, overwrite=overwrite, blend=blend, interpolation=interpolation,
                       threads=settings.threads, progress=progress, chunk=chunk, levels=level_keys)
     return result
