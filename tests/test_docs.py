@@ -1,4 +1,5 @@
-"""The command-line page documents every option the command line has (docs/cli.md)."""
+"""The docs say what the code does: the command-line page documents every option the command
+line has (docs/cli.md), and the thunder-registration migration page's recipes and claims hold."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,3 +21,37 @@ def test_cli_page_lists_every_subcommand_and_option():
                     assert f"`{flag}" in text, f"{name} {flag} is not documented in docs/cli.md"
     for placeholder in ("{row}", "{col}", "{z}"):
         assert placeholder in text
+
+
+def test_thunder_migration_page_recipes(tmp_path, camera):
+    """The recipes and claims of docs/migration-thunder.md hold (thunder's side via tests/thunder_oracle.py)."""
+    import numpy as np
+
+    import spectralign_fast as sf
+    import thunder_oracle
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "migration-thunder.md").read_text()
+    for name in ("CrossCorr", "RegistrationModel", "Displacement", "LocalDisplacement", "toarray", "transform"):
+        assert f"`{name}" in text or f"{name}`" in text, name
+    ref = camera[100:228, 100:228]
+    frame = camera[97:225, 104:232]                  # content moved by (+3, -4): frame[i] == ref[i - d]
+    # Displacement.compute(a, b) -> CrossCorr().fit(a[None], b)[0], thunder's answer with its options.
+    d = sf.CrossCorr(subpixel=False, whiten=0).fit(frame[None], ref)[0]
+    assert isinstance(d, sf.Displacement)
+    assert d.delta == thunder_oracle.displacement(frame, ref) == [3, -4]
+    # Saving a model as an array and rebuilding it transforms the same.
+    frames = np.stack([frame, camera[101:229, 98:226]])
+    model = sf.CrossCorr().fit(frames, ref)
+    np.save(tmp_path / "d.npy", model.toarray())
+    rebuilt = sf.RegistrationModel({(i,): sf.Displacement(v) for i, v in enumerate(np.load(tmp_path / "d.npy"))})
+    np.testing.assert_array_equal(rebuilt.transform(frames), model.transform(frames))
+    # LocalDisplacement.apply leaves the caller's volume alone (thunder's shifted it in place).
+    vol = np.stack([ref, frame, ref])
+    copy = vol.copy()
+    sf.LocalDisplacement([[1, 2], [0.5, -1], [0, 0]], axis=0).apply(vol)
+    np.testing.assert_array_equal(vol, copy)
+    # thunder's algorithm on a frame with a NaN pixel: silently (0, 0).
+    bad = frame.astype(np.float64)
+    bad[5, 5] = np.nan
+    with np.errstate(invalid="ignore"):
+        assert thunder_oracle.displacement(bad, ref) == [0, 0]

@@ -122,6 +122,22 @@ def test_serial_sections_example(tmp_path):
     assert_figure(tmp_path / "serial_sections_error.png", chart=True)
 
 
+def test_motion_correction_example(tmp_path):
+    claims = run_example("motion_correction.py", tmp_path)
+    # 300 frames of 256 x 256 px drifting smoothly by up to 10 px, with noise (docs/examples.md).
+    assert claims["frames"] == 300 and claims["shape"] == [300, 256, 256] and claims["dtype"] == "float32"
+    assert claims["drift_max_px"] >= 9.9
+    assert claims["true_error_rms_px"] < 0.25 and claims["true_error_max_px"] < 1.0
+    assert claims["mean_iter_error_rms_px"] < 0.45 and claims["mean_iter_error_max_px"] < 1.5
+    assert claims["mean_error_rms_px"] > 3 * claims["mean_iter_error_rms_px"]     # why iterations= is there
+    assert claims["thunder_error_rms_px"] > 2 * claims["true_error_rms_px"]       # integer peaks, plain correlation
+    assert claims["sharpness_before"] < 0.5                                       # drift blurs the mean
+    assert claims["sharpness_after"] > 2.5 * claims["sharpness_before"]
+    assert claims["sharpness_after"] > 0.9 * claims["sharpness_true_drift"]       # as sharp as the truth makes it
+    assert_figure(tmp_path / "motion_correction_shifts.png", chart=True)
+    assert_figure(tmp_path / "motion_correction_mean.png")
+
+
 def test_large_montage_example(tmp_path):
     claims = run_example("large_montage.py", tmp_path)
     # 4 x 4 uint16 tiles with known jitter and rotation, written to OME-Zarr (docs/examples.md).
