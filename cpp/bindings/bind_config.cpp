@@ -58,6 +58,22 @@ void bind_config(py::module_& m) {
           py::arg("rigor"));
     m.def("fft_planning", []() { return std::string(rigor_name(plan_rigor())); });
     m.def("cached_plan_count", &cached_plan_count);
+    m.def("export_fft_wisdom", []() {
+        std::string text;
+        {
+            py::gil_scoped_release release;
+            text = export_wisdom();
+        }
+        return text;
+    }, "FFTW's accumulated wisdom as text.");
+    m.def("import_fft_wisdom", [](const std::string& text) {
+        py::gil_scoped_release release;
+        return import_wisdom(text);
+    }, py::arg("text"), "Merge FFTW wisdom text; False when FFTW rejects it.");
+    m.def("forget_fft_wisdom", []() {
+        py::gil_scoped_release release;
+        forget_wisdom();
+    }, "Drop all FFTW wisdom (plans already made are kept).");
     m.def("fft_floor",
           [](int rows, int cols, int repeats, int r2c) {
               // The FFT work of one swim iteration (two r2c, one c2r; one

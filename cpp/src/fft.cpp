@@ -1,6 +1,7 @@
 #include "spectralign_fast/fft.hpp"
 
 #include <map>
+#include <cstdlib>
 #include <mutex>
 #include <new>
 #include <stdexcept>
@@ -127,6 +128,25 @@ void set_plan_rigor(PlanRigor rigor) {
 PlanRigor plan_rigor() {
     std::lock_guard<std::mutex> lock(planner_mutex());
     return g_rigor;
+}
+
+std::string export_wisdom() {
+    std::lock_guard<std::mutex> lock(planner_mutex());
+    char* text = fftwf_export_wisdom_to_string();
+    if (text == nullptr) return std::string();
+    std::string out(text);
+    std::free(text);  // FFTW allocates it with malloc
+    return out;
+}
+
+bool import_wisdom(const std::string& text) {
+    std::lock_guard<std::mutex> lock(planner_mutex());
+    return fftwf_import_wisdom_from_string(text.c_str()) != 0;
+}
+
+void forget_wisdom() {
+    std::lock_guard<std::mutex> lock(planner_mutex());
+    fftwf_forget_wisdom();
 }
 
 const R2CPlan& R2CPlan::get(int rows, int cols) { return get(std::vector<int>{rows, cols}); }

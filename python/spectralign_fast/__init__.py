@@ -11,7 +11,7 @@ than the reference's.
 """
 from __future__ import annotations
 
-from ._config import config, set_fft_planning, show_config
+from ._config import config, load_wisdom as _load_wisdom, set_fft_planning, show_config
 from .affine import Affine
 from .image import Image
 from .matcher import BatchRefinementStats, Matcher, RefinementStats
@@ -23,6 +23,8 @@ from .stack import align_stack
 from ._pairs import PairMatches
 
 __version__ = "0.1.0"
+
+_load_wisdom()
 
 __all__ = [
     "Affine",

@@ -1,9 +1,77 @@
 """Build and runtime configuration."""
 from __future__ import annotations
 
+import atexit
+import os
+import platform
 import sys
+from pathlib import Path
+from typing import Optional
 
 from . import _core
+
+# FFTW wisdom cache: the planner's measured choices, kept between processes.
+_wisdom = {"path": None, "loaded": False, "forgotten": False}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def wisdom_path() -> Optional[Path]:
+    """Where FFTW wisdom is cached: ``$SPECTRALIGN_FFTW_WISDOM`` (empty: no cache), else
+    ``$XDG_CACHE_HOME`` or ``~/.cache``, per FFTW version and CPU model."""
+    env = os.environ.get("SPECTRALIGN_FFTW_WISDOM")
+    if env is not None:
+        return Path(env) if env else None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    tag = "".join(c if c.isalnum() else "-" for c in f"{_core.fftw_version()}-{_cpu_name()}")
+    return base / "spectralign-fast" / f"fftwf-wisdom-{tag}.txt"
+
+
+def load_wisdom() -> bool:
+    """Import the cached FFTW wisdom, if any (called on import; an unreadable or foreign
+    file is ignored: wisdom only saves planning time, it never changes what is computed)."""
+    path = wisdom_path()
+    _wisdom["path"] = path
+    if path is None or not path.is_file():
+        return False
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
+    _wisdom["loaded"] = _core.import_fft_wisdom(text)
+    return _wisdom["loaded"]
+
+
+def _save_wisdom() -> None:
+    path = _wisdom["path"]
+    if path is None or _wisdom["forgotten"] or _core.cached_plan_count() == 0:
+        return
+    if _core.fft_planning() == "estimate":
+        return
+    try:
+        from ._io import write_atomically
+
+        text = _core.export_fft_wisdom()
+        if not text:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file() and path.read_text() == text:
+            return
+        write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+    except OSError:
+        pass  # a read-only home only costs the next process its planning time
+
+
+atexit.register(_save_wisdom)
 
 
 def config() -> dict:
@@ -12,6 +80,8 @@ def config() -> dict:
         "fftw_source": _core.fftw_source,
         "fftw_version": _core.fftw_version(),
         "fft_planning": _core.fft_planning(),
+        "fft_wisdom": (str(_wisdom["path"]) + (" (loaded)" if _wisdom["loaded"] else "")
+                       if _wisdom["path"] is not None else "off"),
         "eigen_version": _core.eigen_version,
         "cholmod": _core.has_cholmod,
         "compiler": _core.compiler,
@@ -39,8 +109,19 @@ def set_fft_planning(rigor: str) -> None:
     ``"measure"`` (default) times candidate algorithms once per window shape
     (a fraction of a second for typical sizes); ``"estimate"`` plans instantly
     with a heuristic (slower transforms); ``"patient"`` searches longer.
-    Plans are cached per shape for the life of the process.
+    Plans are cached per shape for the life of the process, and measured
+    choices are kept between processes in an FFTW wisdom file (see
+    ``config()["fft_wisdom"]``; ``SPECTRALIGN_FFTW_WISDOM=`` empty turns it off).
+
+    Different FFT algorithms round differently (about 1e-6 px in a match),
+    and measuring picks them by timing, so two processes may differ in the
+    last bits. ``"estimate"`` also drops the loaded wisdom, so every process
+    plans the same way: use it where results must be bit for bit identical
+    across processes (e.g. a Dask cluster against a local run).
     """
     if not isinstance(rigor, str):
         raise TypeError("rigor must be 'estimate', 'measure' or 'patient'")
     _core.set_fft_planning(rigor)
+    if rigor == "estimate":
+        _core.forget_fft_wisdom()
+        _wisdom["forgotten"] = True

@@ -82,9 +82,10 @@ def _task(rigor: str, fn: Callable, *args: Any) -> Any:
     """Run fn with the client's FFT planning: FFTW_MEASURE picks algorithms by timing, so plans (and
     the last bits of results) differ between processes; "estimate" plans are the same everywhere."""
     from . import _core
+    from ._config import set_fft_planning
 
     if _core.fft_planning() != rigor:
-        _core.set_fft_planning(rigor)
+        set_fft_planning(rigor)  # "estimate" also drops cached wisdom, as on the client
     return fn(*args)
 
 

@@ -79,6 +79,15 @@ private:
     friend class PlanCache;
 };
 
+// FFTW wisdom: the algorithm choices its planner has measured, as text, so
+// that later processes skip the measuring (planning a window size with
+// FFTW_MEASURE costs far more than transforming it). Importing merges with
+// what is known; returns false for text FFTW does not accept. Forgetting
+// makes plans created afterwards depend on the planning rigor alone.
+std::string export_wisdom();
+bool import_wisdom(const std::string& text);
+void forget_wisdom();
+
 // Number of plans in the cache (for tests and diagnostics).
 std::size_t cached_plan_count();
 
