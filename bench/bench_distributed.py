@@ -143,7 +143,7 @@ def main() -> None:
             t_local, r_local = run_local(paths, work / f"local{rep}.ome.zarr")
             rows["local"].append(t_local)
             # A fresh cluster per repeat: peak RSS is per process lifetime.
-            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                               host="127.0.0.1", silence_logs=logging.CRITICAL) as lc, Client(lc) as client:
                 client.run(sf.set_fft_planning, "estimate")
                 client.run(lambda: __import__("spectralign_fast._distributed"))

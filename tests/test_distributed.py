@@ -65,7 +65,7 @@ def client():
     before = _core.fft_planning()
     sf.set_fft_planning("estimate")
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=logging.CRITICAL)
+                           dashboard_address=":0", silence_logs=logging.CRITICAL)  # any free port: 8787 may be taken
     c = Client(cluster)
     c.run(sf.set_fft_planning, "estimate")
     try:

@@ -89,6 +89,14 @@ def _task(rigor: str, fn: Callable, *args: Any) -> Any:
     return fn(*args)
 
 
+def _run_batch(fn: Callable, items: List[Tuple]) -> List[Any]:
+    """fn(*args) for each args of a batch, in order: a few tasks per worker thread instead of one
+    per chunk keeps Dask's per-task cost (scheduling, pickling, reopening the store) small, and
+    consecutive chunks share their tiles in the worker's cache. Every call writes whole chunks, so a
+    batch re-run after a lost worker rewrites them identically."""
+    return [fn(*args) for args in items]
+
+
 def _tile_info(store: TileStore) -> Dict[Hashable, Tuple[Tuple[int, int], str]]:
     return {t: (store.sizes[t], store.dtypes[t].str) for t in store.sizes}
 
@@ -261,6 +269,16 @@ class Cluster:
     def _submit(self, fn: Callable, *args) -> Any:
         return self.client.submit(_task, self.rigor, fn, *args, pure=False)
 
+    def _map(self, fn: Callable, items: List[Tuple], *, desc: str, progress: bool, unit: str,
+             side_effects: bool = False) -> List[Any]:
+        """fn(*args) for every args in items, as batched tasks; results in order."""
+        batches = self._batches(items)
+        futures = [self._submit(_run_batch, fn, list(b)) for b in batches]
+        out: List[Any] = []
+        for res in self._collect(futures, desc=desc, progress=progress, unit="batch", side_effects=side_effects):
+            out.extend(res)
+        return out
+
     def _collect(self, futures: List[Any], *, desc: str, progress: bool, unit: str,
                  side_effects: bool = False) -> List[Any]:
         """Results in order; on the first failure the rest are cancelled (or, for tasks that write,
@@ -363,9 +381,8 @@ class Cluster:
 
             grid = chunk_grid((h, w), chunk)
             zs = [all_tiles] if levels is None else levels
-            futures = [self._submit(_render_block, *self._block_args(r, lv, (x0 + x, y0 + y, cw, ch), dtype))
-                       for lv in zs for (y, x, ch, cw) in grid]
-            blocks = iter(self._collect(futures, desc="rendering", progress=progress, unit="chunk"))
+            items = [self._block_args(r, lv, (x0 + x, y0 + y, cw, ch), dtype) for lv in zs for (y, x, ch, cw) in grid]
+            blocks = iter(self._map(_render_block, items, desc="rendering", progress=progress, unit="chunk"))
             image = np.empty((len(zs), h, w), dtype)
             for z in range(len(zs)):
                 for (y, x, ch, cw) in grid:
@@ -385,15 +402,14 @@ class Cluster:
         writer = OmeZarrWriter.create(path, r.shape, dtype, chunk=chunk, overwrite=overwrite)
         try:
             gx = writer.grid_shape(0)[1]
-            futures = [self._submit(_zarr_chunk_task, writer, k // gx, k % gx,
-                                    self._block_args(r, tiles, (x0 + x, y0 + y, cw, ch), dtype))
-                       for k, (y, x, ch, cw) in enumerate(writer.grid(0))]
-            self._collect(futures, desc=f"writing {path.name}", progress=progress, unit="chunk", side_effects=True)
+            items = [(writer, k // gx, k % gx, self._block_args(r, tiles, (x0 + x, y0 + y, cw, ch), dtype))
+                     for k, (y, x, ch, cw) in enumerate(writer.grid(0))]
+            self._map(_zarr_chunk_task, items, desc=f"writing {path.name}", progress=progress, unit="chunk",
+                      side_effects=True)
             for lv in range(1, writer.levels):
                 gy, gx = writer.grid_shape(lv)
-                futures = [self._submit(_zarr_build_task, writer, lv, cy, cx) for cy in range(gy) for cx in range(gx)]
-                self._collect(futures, desc=f"pyramid level {lv}", progress=progress, unit="chunk",
-                              side_effects=True)
+                self._map(_zarr_build_task, [(writer, lv, cy, cx) for cy in range(gy) for cx in range(gx)],
+                          desc=f"pyramid level {lv}", progress=progress, unit="chunk", side_effects=True)
             writer.commit()
         except BaseException as exc:
             writer.abort()
@@ -410,15 +426,15 @@ class Cluster:
         x0, y0 = r.origin
         tmp, shapes = create_stack_store(path, r.shape, len(levels), dtype, chunk)
         try:
-            futures = [self._submit(_stack_chunk_task, str(tmp), z, (y, x, ch, cw),
-                                    self._block_args(r, lv, (x0 + x, y0 + y, cw, ch), dtype))
-                       for z, lv in enumerate(levels) for (y, x, ch, cw) in chunk_grid(r.shape, chunk)]
-            self._collect(futures, desc=f"writing {path.name}", progress=progress, unit="chunk", side_effects=True)
+            items = [(str(tmp), z, (y, x, ch, cw), self._block_args(r, lv, (x0 + x, y0 + y, cw, ch), dtype))
+                     for z, lv in enumerate(levels) for (y, x, ch, cw) in chunk_grid(r.shape, chunk)]
+            self._map(_stack_chunk_task, items, desc=f"writing {path.name}", progress=progress, unit="chunk",
+                      side_effects=True)
             for k in range(1, len(shapes)):
-                futures = [self._submit(_stack_build_task, str(tmp), k, z, region, shapes[k - 1])
-                           for z in range(len(levels)) for region in chunk_grid(shapes[k], chunk)]
-                self._collect(futures, desc=f"pyramid level {k}", progress=progress, unit="chunk",
-                              side_effects=True)
+                items = [(str(tmp), k, z, region, shapes[k - 1])
+                         for z in range(len(levels)) for region in chunk_grid(shapes[k], chunk)]
+                self._map(_stack_build_task, items, desc=f"pyramid level {k}", progress=progress, unit="chunk",
+                          side_effects=True)
             commit_store(tmp, path, overwrite=overwrite)
         except BaseException:
             import shutil
