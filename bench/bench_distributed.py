@@ -1,13 +1,13 @@
 """Dask cluster vs local threads: a montage's stages timed side by side, and peak memory per worker.
 
-An 8 x 8 grid of 2048 x 2048 uint16 tiles (15 % overlap, jittered by up to
-20 px) cut from scikit-image's retina photograph, upsampled 2.5x and mirrored
-to 14 000 px square, with noise; written as TIFF files to a temporary folder.
+An 8 x 8 grid of 2048 x 2048 uint16 tiles: bench_montage.py's set (the fundus
+disc of scikit-image's retina upsampled 2x and mirrored, 10 % overlap, jitter
+up to 20 px, rotation up to 0.2 degrees, vignetting, noise), cached as TIFF files.
 Each repeat runs the montage stages (match, place, second pass, place,
 render + write OME-Zarr with chunk 1024) once with local threads (threads=0)
 and once on a LocalCluster of 2 worker processes x 1 thread, interleaved, with
 the same FFT planning; the table gives medians. Peak memory per worker is
-the worker process's peak RSS (getrusage) minus its RSS before the run.
+the worker process's RSS sampled every 10 ms minus its RSS before the run.
 
     python bench/bench_distributed.py [--repeats 2] [--grid 8] [--tile 2048]
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import shutil
 import statistics
 import tempfile
@@ -26,27 +25,17 @@ from pathlib import Path
 import numpy as np
 
 
-def make_tiles(folder: Path, n: int, tile: int, seed: int = 0):
-    import tifffile
-    from scipy.ndimage import zoom
+def make_tiles(folder: Path, n: int, tile: int) -> dict:
+    """bench_montage.py's tile set (cached there): the retina's fundus disc, 10% overlap."""
+    import sys
 
-    from spectralign_fast.synthetic import photograph
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_montage
 
-    rng = np.random.default_rng(seed)
-    step = int(tile * 0.85)
-    need = step * (n - 1) + tile + 64
-    photo = zoom(photograph("retina"), 2.5, order=1)
-    reps = -(-need // photo.shape[0])
-    row = np.concatenate([photo if k % 2 == 0 else photo[:, ::-1] for k in range(reps)], axis=1)
-    big = np.concatenate([row if k % 2 == 0 else row[::-1] for k in range(reps)], axis=0)[:need, :need]
-    paths = {}
-    for r in range(n):
-        for c in range(n):
-            y, x = (np.array([r, c]) * step + 32 + rng.integers(-20, 21, 2))
-            img = big[y:y + tile, x:x + tile] + rng.normal(0, 0.01, (tile, tile))
-            paths[(r, c)] = folder / f"r{r}_c{c}.tif"
-            tifffile.imwrite(paths[(r, c)], np.rint(np.clip(img, 0, 1) * 65535).astype(np.uint16))
-    return paths
+    if not (folder / "truth.json").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        bench_montage.make_tiles(folder, n, tile, 0.1)
+    return {(int(p.stem[1:].split("_c")[0]), int(p.stem.split("_c")[1])): p for p in folder.glob("r*_c*.tif")}
 
 
 def run_local(paths, out: Path) -> dict:
@@ -55,7 +44,7 @@ def run_local(paths, out: Path) -> dict:
     from spectralign_fast.montage import MontageResult, _grid_hint, match_grid, rematch, render_result, solve
     from spectralign_fast.montage import check_settings
 
-    s = check_settings(overlap=0.15, model="affine", coarse_size=None, fine_size=128, fine_step=100, iters=3,
+    s = check_settings(overlap=0.1, model="affine", coarse_size=None, fine_size=128, fine_step=100, iters=3,
                        min_snr=8.0, threads=0)
     keys = sorted(paths)
     t = {}
@@ -85,7 +74,7 @@ def run_cluster(client, paths, out: Path) -> dict:
     from spectralign_fast._tiles import output_dtype
     from spectralign_fast.montage import MontageResult, _grid_hint, check_settings, solve
 
-    s = check_settings(overlap=0.15, model="affine", coarse_size=None, fine_size=128, fine_step=100, iters=3,
+    s = check_settings(overlap=0.1, model="affine", coarse_size=None, fine_size=128, fine_step=100, iters=3,
                        min_snr=8.0, threads=0)
     keys = sorted(paths)
     t0 = time.perf_counter()
@@ -113,8 +102,32 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
+def _start_sampler() -> None:
+    """Sample this worker's RSS every 10 ms. (getrusage's ru_maxrss is no use here: a spawned
+    worker starts with its parent's peak, fork and exec keep it, so it reported the client's
+    memory at cluster start, not the worker's.)"""
+    import sys
+    import threading
+
+    import psutil
+
+    proc = psutil.Process()
+    sys._spectralign_peak_rss = 0  # on the worker's own sys module (this function travels by value)
+
+    def run() -> None:
+        import time as _time
+
+        while True:
+            sys._spectralign_peak_rss = max(sys._spectralign_peak_rss, proc.memory_info().rss)
+            _time.sleep(0.01)
+
+    threading.Thread(target=run, daemon=True).start()
+
+
 def _peak() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    import sys
+
+    return sys._spectralign_peak_rss
 
 
 def main() -> None:
@@ -134,7 +147,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-distributed-"))
     try:
         t0 = time.perf_counter()
-        paths = make_tiles(work, args.grid, args.tile)
+        paths = make_tiles(Path(tempfile.gettempdir()) / "spectralign-bench-montage" / f"grid{args.grid}x{args.tile}-v2",
+                           args.grid, args.tile)
         print(f"{len(paths)} tiles of {args.tile}^2 written in {time.perf_counter() - t0:.0f} s")
         rows = {"local": [], "cluster": []}
         peaks = []
@@ -148,6 +162,7 @@ def main() -> None:
                 client.run(sf.set_fft_planning, "estimate")
                 client.run(lambda: __import__("spectralign_fast._distributed"))
                 base = client.run(_rss)
+                client.run(_start_sampler)
                 t_cl, r_cl = run_cluster(client, paths, work / f"cluster{rep}.ome.zarr")
                 peak = client.run(_peak)
                 peaks.append({w: (peak[w] - base[w]) / 2**20 for w in peak})
