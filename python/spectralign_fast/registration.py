@@ -49,6 +49,9 @@ _BATCH_BYTES = 64 << 20
 # Transformations
 
 
+# Re-estimates of a mean reference by default (see CrossCorr.fit).
+_DEFAULT_MEAN_ITERATIONS = 3
+
 class Displacement:
     """A shift of a whole frame (thunder-registration's ``Displacement``).
 
@@ -338,7 +341,7 @@ class CrossCorr:
         self.max_shift = _check_max_shift(max_shift)
         self.threads = as_int(threads, "threads", minimum=0)
 
-    def fit(self, images: Any, reference: Any = None, *, iterations: int = 0,
+    def fit(self, images: Any, reference: Any = None, *, iterations: Optional[int] = None,
             batch: Optional[int] = None) -> RegistrationModel:
         """Estimate each frame's displacement relative to ``reference``.
 
@@ -353,10 +356,15 @@ class CrossCorr:
             (frames with NaN or inf pixels left out). Each frame's own share
             of a mean reference is left out of its correlation (otherwise its
             own noise, whitened, would pull its peak towards zero).
-        iterations : int
+        iterations : int, optional
             Re-estimate the reference this many times as the mean of the
             registered frames (linear interpolation), refitting each time (0:
-            no re-estimation). Sharpens a mean reference blurred by drift.
+            no re-estimation). Default: 3 when the reference is the mean of
+            the frames, 0 when one is given. The mean of a drifting movie is
+            blurred, and whitened correlation against it finds where most
+            frames sit rather than where each one is (6.7 px RMS on a movie
+            drifting by 10 px, examples/motion_correction.py); three
+            re-estimates bring that to 0.3 px.
         batch : int, optional
             Frames per batch for NumPy input (default: about 64 MiB).
 
@@ -370,6 +378,8 @@ class CrossCorr:
         """
         stack = _Stack(images)
         self._check_stack(stack)
+        if iterations is None:
+            iterations = _DEFAULT_MEAN_ITERATIONS if reference is None else 0
         iterations = as_int(iterations, "iterations", minimum=0)
         batch = _check_batch(batch)
         ref, count = _reference(stack, reference)
@@ -389,7 +399,7 @@ class CrossCorr:
                           f"unshifted", RuntimeWarning, stacklevel=2)
         return RegistrationModel._from_arrays(deltas, self.axis, type(self).__name__, self.threads)
 
-    def fit_and_transform(self, images: Any, reference: Any = None, *, iterations: int = 0,
+    def fit_and_transform(self, images: Any, reference: Any = None, *, iterations: Optional[int] = None,
                           interpolation: str = "linear", batch: Optional[int] = None,
                           out: Optional[np.ndarray] = None) -> Any:
         """``fit(images, reference)`` then ``transform(images)``: the registered
