@@ -812,11 +812,23 @@ private:
         r2c_->execute(pad_.data(), spec_.data());
         const int half = pc / 2 + 1;
         const int spec_rows = static_cast<int>(spec_.size() / static_cast<std::size_t>(half));
+        const std::complex<float>* px = phase_[rank - 1].data();
         for (int r = 0; r < spec_rows; ++r) {
             const std::complex<float> t =
                 rank == 2 ? phase_[0][r] : phase_[0][r / padded_[1]] * phase_[1][r % padded_[1]];
             std::complex<float>* row = spec_.data() + static_cast<std::size_t>(r) * half;
-            for (int k = 0; k < half; ++k) row[k] *= t * phase_[rank - 1][k];
+            // Plain float arithmetic (std::complex's operator* checks for NaN/inf and
+            // does not vectorise).
+            float* rf = reinterpret_cast<float*>(row);
+            const float* pf = reinterpret_cast<const float*>(px);
+            const float tr = t.real(), ti = t.imag();
+            for (int k = 0; k < half; ++k) {
+                const float pr = pf[2 * k] * tr - pf[2 * k + 1] * ti;
+                const float pi = pf[2 * k] * ti + pf[2 * k + 1] * tr;
+                const float a = rf[2 * k], b = rf[2 * k + 1];
+                rf[2 * k] = a * pr - b * pi;
+                rf[2 * k + 1] = a * pi + b * pr;
+            }
         }
         c2r_->execute(spec_.data(), pad_.data());
         // Integer part: clamped indices into the shifted, padded frame.
@@ -833,7 +845,15 @@ private:
             }
             const float* g = pad_.data() + prow * pc;
             float* o = out + static_cast<std::size_t>(r) * nc;
-            for (int x = 0; x < nc; ++x) o[x] = g[src_index(rank - 1, x)];
+            // Columns whose source x + whole lies inside the frame are one contiguous
+            // run; only the edges need clamping.
+            const long long wx = whole[rank - 1];
+            const int x0 = static_cast<int>(std::clamp<long long>(-wx, 0, nc));
+            const int x1 = static_cast<int>(std::clamp<long long>(nc - wx, x0, nc));
+            const float lo = g[src_index(rank - 1, 0 - wx)], hi = g[src_index(rank - 1, nc - 1 - wx)];
+            std::fill(o, o + x0, lo);
+            std::copy(g + pad_lo_[rank - 1] + x0 + wx, g + pad_lo_[rank - 1] + x1 + wx, o + x0);
+            std::fill(o + x1, o + nc, hi);
         }
     }
 
