@@ -12,12 +12,7 @@
 
 #include "spectralign_fast/swim.hpp"  // resolve_threads
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
-    !defined(SPECTRALIGN_NO_CLONES)
-#define SPECTRALIGN_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define SPECTRALIGN_CLONES
-#endif
+#include "simd_clones.hpp"  // AVX-512 / AVX2 / baseline clones of the row kernels
 
 #if defined(__GNUC__)
 #define SA_INLINE __attribute__((always_inline)) inline
