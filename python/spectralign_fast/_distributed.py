@@ -381,7 +381,8 @@ class Cluster:
         from .output import OmeZarrWriter, _disk_full
 
         x0, y0 = r.origin
-        writer = OmeZarrWriter.create(path, r.shape, dtype, chunk=chunk, overwrite=overwrite)
+        # Absolute: the workers open the temporary store by name, and their working folder is not ours.
+        writer = OmeZarrWriter.create(path.absolute(), r.shape, dtype, chunk=chunk, overwrite=overwrite)
         try:
             gx = writer.grid_shape(0)[1]
             futures = [self._submit(_zarr_chunk_task, writer, k // gx, k % gx,
@@ -407,7 +408,7 @@ class Cluster:
         from .output import chunk_grid
 
         x0, y0 = r.origin
-        tmp, shapes = create_stack_store(path, r.shape, len(levels), dtype, chunk)
+        tmp, shapes = create_stack_store(path.absolute(), r.shape, len(levels), dtype, chunk)
         try:
             futures = [self._submit(_stack_chunk_task, str(tmp), z, (y, x, ch, cw),
                                     self._block_args(r, lv, (x0 + x, y0 + y, cw, ch), dtype))
