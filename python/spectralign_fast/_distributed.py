@@ -264,20 +264,26 @@ class Cluster:
                  side_effects: bool = False) -> List[Any]:
         """Results in order; on the first failure the rest are cancelled (or, for tasks that write,
         waited for, so nothing writes into a store being removed) and the error raised."""
-        from distributed import as_completed, wait
+        from distributed import as_completed
         from tqdm.auto import tqdm
 
         try:
             with tqdm(total=len(futures), desc=desc, unit=unit, disable=not progress, leave=False,
                       dynamic_ncols=True) as bar:
-                for fut in as_completed(futures):
+                # This client's loop: without it Dask looks for a default client, and the command
+                # line's is not one (set_as_default=False).
+                for fut in as_completed(futures, loop=self.client.loop):
                     if fut.status == "error":
                         fut.result()
                     bar.update(1)
             return [f.result() for f in futures]
         except BaseException as exc:
             if side_effects and not isinstance(exc, KeyboardInterrupt):
-                wait(futures)
+                for fut in futures:  # distributed.wait would look for a default client too
+                    try:
+                        fut.result()
+                    except Exception:
+                        pass
             else:
                 self.client.cancel(futures)
             raise
