@@ -14,18 +14,24 @@ vignetting and noise (``spectralign_fast.synthetic.grid_tiles``, so the truth is
    command line and Python give the same image, level 0 equals the montage rendered in memory,
    and every level is the 2 x 2 block mean of the one above it.
 
+With ``--local-cluster N`` (a ``dask.distributed.LocalCluster`` of N worker processes started for
+the run) or ``--scheduler ADDRESS`` (a running Dask scheduler; ``--output`` must then be on storage
+every worker sees), the montage is also made on the cluster, from the TIFF files:
+``montage(paths, output="cluster_montage.ome.zarr", client=client)``, and the command line gets
+``--scheduler`` as well. FFTs are then planned with ``set_fft_planning("estimate")`` in this process
+(and, through the tasks, on the workers), so the cluster's store must equal the local one bit for bit.
+
 Figures (PNG, in ``--output``): ``large_montage_pyramid.png`` (every pyramid level as read back,
 each at its own pixel size, and a full-resolution detail) and ``large_montage_report.png`` (tile
 outlines, residual arrows and the SNR of every match).
 
-    python examples/large_montage.py --output large-montage-output
-
-Running on a Dask cluster (``--scheduler``) is not implemented yet: the montage writer renders
-chunks on a thread pool in this process.
+    python examples/large_montage.py --output large-montage-output [--local-cluster 2]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import shutil
 import subprocess
 import sys
@@ -105,27 +111,59 @@ def pyramid_figure(levels: list[np.ndarray], path: Path) -> None:
     save_figure(fig, path)
 
 
+@contextlib.contextmanager
+def dask_client(scheduler: str | None, local_workers: int | None):
+    """(client, scheduler address) for the run, or (None, None) without a cluster."""
+    if scheduler is None and local_workers is None:
+        yield None, None
+        return
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        with Client(scheduler, timeout=30) as client:
+            yield client, scheduler
+        return
+    with LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        # (the client closes before the cluster: the other order makes Dask log errors)
+        yield client, cluster.scheduler_address
+
+
+def max_level_difference(a: list[np.ndarray], b: list[np.ndarray]) -> int:
+    assert len(a) == len(b) and all(x.shape == y.shape for x, y in zip(a, b))
+    return max(int(np.abs(x.astype(np.int64) - y.astype(np.int64)).max()) for x, y in zip(a, b))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--output", default="large-montage-output", help="folder for the outputs and figures")
     ap.add_argument("--seed", type=int, default=5, help="seed of the jitter, rotations and noise")
-    ap.add_argument("--scheduler", metavar="ADDRESS",
-                    help="Dask scheduler to render on (NOT IMPLEMENTED YET: exits with a message)")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="also run on the Dask cluster at ADDRESS (e.g. tcp://host:8786); --output must be "
+                            "on storage that every worker sees")
+    where.add_argument("--local-cluster", type=int, metavar="N",
+                       help="also run on a LocalCluster of N worker processes (1 thread each) started for the run")
     args = ap.parse_args(argv)
-    if args.scheduler:
-        # Hook for a Dask LocalCluster / distributed run: neither montage() nor the command line
-        # has a Dask option yet, so refuse clearly instead of silently running locally.
-        print(f"large_montage.py: error: --scheduler {args.scheduler}: rendering on a Dask cluster is not "
-              f"implemented yet (spectralign-fast renders chunks on a thread pool in this process); "
-              f"run without --scheduler", file=sys.stderr)
-        return 2
-    out = Path(args.output)
+    if args.local_cluster is not None and args.local_cluster < 1:
+        ap.error(f"--local-cluster needs at least 1 worker, got {args.local_cluster}")
+    cluster = args.scheduler is not None or args.local_cluster is not None
+    if cluster:
+        # Before the first FFT: plans are cached per shape, and "measure" ones differ between processes.
+        sf.set_fft_planning("estimate")
+    out = Path(args.output).absolute()  # absolute: the command line runs in it, workers may run elsewhere
     out.mkdir(parents=True, exist_ok=True)
 
     tiles, truth = make_tiles(args.seed)
     side = tiles[0, 0].shape[1]
     print(f"== A {ROWS} x {COLS} grid of {side}x{side} uint16 tiles cut from a photograph: {OVERLAP:.0%} overlap, "
           f"jitter up to {GRID['jitter']:g} px, rotations up to {GRID['max_rotation']:g} degrees")
+
+    tile_dir = out / "tiles"
+    shutil.rmtree(tile_dir, ignore_errors=True)
+    tile_dir.mkdir()
+    for (r, c), tile in tiles.items():
+        write_tiff(tile_dir / f"r{r}_c{c}.tif", tile)
 
     # 1. Python: straight into OME-Zarr, chunk by chunk.
     store = out / "montage.ome.zarr"
@@ -139,21 +177,43 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  registration error of the tile corners against the truth: RMS {err['rms']:.3f} px, "
           f"max {err['max']:.3f} px")
 
-    # 2. The command line, on the same tiles written as TIFF files.
-    tile_dir = out / "tiles"
-    shutil.rmtree(tile_dir, ignore_errors=True)
-    tile_dir.mkdir()
-    for (r, c), tile in tiles.items():
-        write_tiff(tile_dir / f"r{r}_c{c}.tif", tile)
-    cli_store = out / "cli_montage.ome.zarr"
-    # (add --report cli_report.png for the report; write_report above drew the same figure)
-    args_ = ["montage", "tiles/r{row}_c{col}.tif", "-o", cli_store.name, "--overlap", str(OVERLAP),
-             "--chunk", str(CHUNK), "--overwrite", "--quiet"]
-    print("  $ cd " + str(out) + "; spectralign-fast " + " ".join(f"'{a}'" if "{" in a else a for a in args_))
-    proc = subprocess.run(cli_command() + args_, capture_output=True, text=True, cwd=out)
-    if proc.returncode != 0:
-        print(proc.stderr, file=sys.stderr)
-        return 1
+    claims = {}
+    with dask_client(args.scheduler, args.local_cluster) as (client, address):
+        if client is not None:
+            # 1b. The same montage on the cluster, from the TIFF files (the workers open them).
+            paths = {(r, c): tile_dir / f"r{r}_c{c}.tif" for (r, c) in tiles}
+            cluster_store = out / "cluster_montage.ome.zarr"
+            workers = len(client.scheduler_info()["workers"])
+            t0 = time.perf_counter()
+            on_cluster = sf.montage(paths, overlap=OVERLAP, output=cluster_store, chunk=CHUNK, overwrite=True,
+                                    progress=False, client=client)
+            cluster_seconds = time.perf_counter() - t0
+            on_cluster.save(out / "cluster_montage.json")
+            same_matches = (len(on_cluster.matches) == len(result.matches) and all(
+                np.array_equal(a.p1, b.p1) and np.array_equal(a.p2, b.p2) and np.array_equal(a.kept, b.kept)
+                for a, b in zip(on_cluster.matches, result.matches)))
+            cluster_tf_diff = max(float(np.abs(np.asarray(on_cluster.transforms[t])
+                                               - np.asarray(result.transforms[t])).max()) for t in result.transforms)
+            vs_cluster = max_level_difference(pyramid_levels(store), pyramid_levels(cluster_store))
+            print(f"  on the Dask cluster at {address} ({workers} workers): {on_cluster} ({cluster_seconds:.2f} s)")
+            print(f"  cluster vs this process: matches {'identical' if same_matches else 'DIFFERENT'}, transforms "
+                  f"differ by at most {cluster_tf_diff:.2g} px, pyramid levels by at most {vs_cluster}"
+                  + ("" if vs_cluster == 0 and cluster_tf_diff == 0 else
+                     " (not bit-identical: workers that planned FFTs with 'measure' before keep those plans)"))
+            claims.update(cluster_workers=workers, cluster_matches_identical=same_matches,
+                          cluster_transform_diff=cluster_tf_diff, cluster_vs_local=vs_cluster,
+                          cluster_levels=len(pyramid_levels(cluster_store)))
+
+        # 2. The command line, on the same tiles written as TIFF files (on the cluster too, if there is one).
+        cli_store = out / "cli_montage.ome.zarr"
+        # (add --report cli_report.png for the report; write_report above drew the same figure)
+        args_ = ["montage", "tiles/r{row}_c{col}.tif", "-o", cli_store.name, "--overlap", str(OVERLAP),
+                 "--chunk", str(CHUNK), "--overwrite", "--quiet"] + (["--scheduler", address] if address else [])
+        print("  $ cd " + str(out) + "; spectralign-fast " + " ".join(f"'{a}'" if "{" in a else a for a in args_))
+        proc = subprocess.run(cli_command() + args_, capture_output=True, text=True, cwd=out)
+        if proc.returncode != 0:
+            print(proc.stderr, file=sys.stderr)
+            return 1
     cli = sf.MontageResult.load(out / "cli_montage.json")   # the JSON the command line writes next to the image
     tf_diff = max(float(np.abs(np.asarray(cli.transforms[t]) - np.asarray(result.transforms[t])).max())
                   for t in result.transforms)
@@ -165,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_levels = pyramid_levels(cli_store)
     in_memory = result.renderer().render_all(tiles)
     vs_memory = int(np.abs(levels[0].astype(np.int64) - in_memory.astype(np.int64)).max())
-    vs_cli = max(int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max()) for a, b in zip(levels, cli_levels))
+    vs_cli = max_level_difference(levels, cli_levels)
     vs_oracle = max(float(np.abs(levels[k].astype(np.float64) - block_mean_oracle(levels[k - 1])).max())
                     for k in range(1, len(levels)))
     for k, lv in enumerate(levels):
@@ -177,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
            registration_rms_px=err["rms"], registration_max_px=err["max"], levels=len(levels),
            shape=list(levels[0].shape), dtype=str(levels[0].dtype), level0_vs_memory=vs_memory,
            cli_vs_python=vs_cli, cli_transform_diff=tf_diff, pyramid_vs_block_mean=vs_oracle,
-           cli_levels=len(cli_levels))
+           cli_levels=len(cli_levels), **claims)
     return 0
 
 

@@ -315,3 +315,20 @@ def test_cli_unreachable_scheduler(grid, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'" in err[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_relative_output_path_with_workers_elsewhere(client, grid, local_montage, sections, tmp_path,
+                                                     monkeypatch):
+    """The workers' working folder is not the client's: a relative output must still land here."""
+    _, paths = grid
+    here = tmp_path / "client-cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    # the workers were started in the test session's folder
+    assert all(cwd != str(here) for cwd in client.run(os.getcwd).values())
+    sf.montage(paths, overlap=0.15, progress=False, output="m.ome.zarr", chunk=256, client=client)
+    _same_store(local_montage[1], here / "m.ome.zarr")
+    assert sorted(p.name for p in here.iterdir()) == ["m.ome.zarr"]
+    sf.align_stack(sections, progress=False, output="s.ome.zarr", chunk=128, client=client)
+    assert read_ome_zarr(here / "s.ome.zarr").shape[0] == len(sections)
+    assert sorted(p.name for p in here.iterdir()) == ["m.ome.zarr", "s.ome.zarr"]

@@ -55,3 +55,19 @@ def test_thunder_migration_page_recipes(tmp_path, camera):
     bad[5, 5] = np.nan
     with np.errstate(invalid="ignore"):
         assert thunder_oracle.displacement(bad, ref) == [0, 0]
+
+
+def test_distributed_page_includes_the_measured_overhead():
+    """docs/distributed.md takes its numbers from bench/RESULTS.md's marked Dask section, never by hand."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "docs" / "distributed.md").read_text()
+    results = (root / "bench" / "RESULTS.md").read_text()
+    assert '--8<-- "bench/RESULTS.md:dask"' in page
+    start, end = results.index("--8<-- [start:dask]"), results.index("--8<-- [end:dask]")
+    assert start < end and "LocalCluster" in results[start:end] and "| total |" in results[start:end]
+    prose = page[: page.index("--8<--")]
+    assert not re.search(r"\d+(\.\d+)? s\b|[+-]\d+ ?%", prose), "a timing copied by hand into distributed.md"
+    for name in ("client=", "--scheduler", "LocalCluster", "set_fft_planning", "MontageResult.write", "CrossCorr"):
+        assert name in page, name

@@ -157,11 +157,18 @@ def test_large_montage_example(tmp_path):
     assert_figure(tmp_path / "large_montage_report.png")
 
 
-def test_large_montage_scheduler_hook_refuses_clearly(tmp_path):
-    """--scheduler (Dask) is not implemented yet: a clear message and exit code 2, no work done."""
-    proc = subprocess.run([sys.executable, "-W", "error", str(EXAMPLES / "large_montage.py"), "--output",
-                           str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:8786"],
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2
-    assert "not implemented yet" in proc.stderr and "--scheduler" in proc.stderr
-    assert not (tmp_path / "out").exists()
+def test_large_montage_example_on_a_local_cluster(tmp_path):
+    """--local-cluster 2: the montage again on a Dask LocalCluster (Python and the command line's --scheduler),
+    bit for bit the local one with "estimate" FFT planning (docs/examples.md, docs/distributed.md)."""
+    claims = run_example("large_montage.py", tmp_path, "--local-cluster", "2")
+    assert claims["cluster_workers"] == 2
+    assert claims["cluster_matches_identical"] is True
+    assert claims["cluster_transform_diff"] == 0.0
+    assert claims["cluster_vs_local"] == 0 and claims["cluster_levels"] == claims["levels"] >= 3
+    # The CLI (on the cluster too) keeps its process's default "measure" planning: the plain run's bounds.
+    assert claims["cli_vs_python"] <= 1 and claims["cli_transform_diff"] < 1e-3
+    assert claims["level0_vs_memory"] == 0 and claims["registration_rms_px"] < 0.5
+    assert (tmp_path / "cluster_montage.ome.zarr" / ".zattrs").is_file()
+    assert (tmp_path / "cluster_montage.json").is_file() and (tmp_path / "cli_montage.json").is_file()
+    assert not list(tmp_path.glob("*.partial-*")), "temporary stores left behind"
+    assert_figure(tmp_path / "large_montage_pyramid.png")

@@ -283,20 +283,26 @@ class Cluster:
                  side_effects: bool = False) -> List[Any]:
         """Results in order; on the first failure the rest are cancelled (or, for tasks that write,
         waited for, so nothing writes into a store being removed) and the error raised."""
-        from distributed import as_completed, wait
+        from distributed import as_completed
         from tqdm.auto import tqdm
 
         try:
             with tqdm(total=len(futures), desc=desc, unit=unit, disable=not progress, leave=False,
                       dynamic_ncols=True) as bar:
-                for fut in as_completed(futures):
+                # This client's loop: without it Dask looks for a default client, and the command
+                # line's is not one (set_as_default=False).
+                for fut in as_completed(futures, loop=self.client.loop):
                     if fut.status == "error":
                         fut.result()
                     bar.update(1)
             return [f.result() for f in futures]
         except BaseException as exc:
             if side_effects and not isinstance(exc, KeyboardInterrupt):
-                wait(futures)
+                for fut in futures:  # distributed.wait would look for a default client too
+                    try:
+                        fut.result()
+                    except Exception:
+                        pass
             else:
                 self.client.cancel(futures)
             raise
@@ -399,7 +405,8 @@ class Cluster:
         from .output import OmeZarrWriter, _disk_full
 
         x0, y0 = r.origin
-        writer = OmeZarrWriter.create(path, r.shape, dtype, chunk=chunk, overwrite=overwrite)
+        # Absolute: the workers open the temporary store by name, and their working folder is not ours.
+        writer = OmeZarrWriter.create(path.absolute(), r.shape, dtype, chunk=chunk, overwrite=overwrite)
         try:
             gx = writer.grid_shape(0)[1]
             items = [(writer, k // gx, k % gx, self._block_args(r, tiles, (x0 + x, y0 + y, cw, ch), dtype))
@@ -424,7 +431,7 @@ class Cluster:
         from .output import chunk_grid
 
         x0, y0 = r.origin
-        tmp, shapes = create_stack_store(path, r.shape, len(levels), dtype, chunk)
+        tmp, shapes = create_stack_store(path.absolute(), r.shape, len(levels), dtype, chunk)
         try:
             items = [(str(tmp), z, (y, x, ch, cw), self._block_args(r, lv, (x0 + x, y0 + y, cw, ch), dtype))
                      for z, lv in enumerate(levels) for (y, x, ch, cw) in chunk_grid(r.shape, chunk)]

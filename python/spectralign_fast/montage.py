@@ -455,7 +455,10 @@ def montage(tiles: Mapping[Tuple[int, int], Any], *, overlap: float = 0.1, model
         ``output`` must then be OME-Zarr (a TIFF is refused) or None (the
         chunks are rendered on the cluster and assembled here). ``threads``
         is per task, and 0 means 1: Dask's worker threads fill the cores.
-        The result is bit for bit that of a local run.
+        The result is bit for bit that of a local run when every process
+        plans its FFTs with ``set_fft_planning("estimate")`` (the tasks take
+        this process's setting); with the default ``"measure"`` it may differ
+        in the last bits.
 
     Returns
     -------

@@ -186,7 +186,9 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
         batches of neighbour pairs, each level's overview and each pair of
         neighbouring levels as tasks, the second pass per pair, placement
         here, and one task per (level, chunk) of the OME-Zarr output (a TIFF
-        is refused). The result is bit for bit that of a local run.
+        is refused). The result is bit for bit that of a local run when
+        FFTs are planned with ``set_fft_planning("estimate")`` (as in
+        ``montage``).
 
     Returns
     -------
