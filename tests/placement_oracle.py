@@ -115,3 +115,34 @@ def dense_affine(matches, fix=None):
         v = x[6 * i: 6 * i + 6]
         res[t] = np.array([[v[0], v[1], v[4]], [v[2], v[3], v[5]]])
     return res
+
+
+def dense_similarity(matches, fix):
+    """Similarity per tile, T(p) = [[a, -b], [b, a]] p + (tx, ty): minimise
+    sum w |T_t1(p1) - T_t2(p2)|^2 with tile ``fix`` the identity, as one dense
+    weighted least-squares problem in the other tiles' (a, b, tx, ty) (NumPy
+    lstsq, no normal equations). Returns {tile: 2x3}."""
+    ids = tile_order(matches)
+    free = [t for t in ids if t != fix]
+    col = {t: 4 * k for k, t in enumerate(free)}
+    rows, rhs = [], []
+    for t1, t2, p1, p2, w in matches:
+        sw = np.sqrt(w)
+        for coord in range(2):
+            r = np.zeros(4 * len(free))
+            c = 0.0
+            for t, p, sign in ((t1, p1, 1.0), (t2, p2, -1.0)):
+                x, y = p
+                coef = [x, -y, 1.0, 0.0] if coord == 0 else [y, x, 0.0, 1.0]
+                if t == fix:  # identity: a = 1, b = 0, t = 0
+                    c += sign * (x if coord == 0 else y)
+                else:
+                    r[col[t]:col[t] + 4] += sign * np.array(coef)
+            rows.append(sw * r)
+            rhs.append(-sw * c)
+    sol, *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
+    out = {fix: np.array([[1.0, 0, 0], [0, 1.0, 0]])}
+    for t in free:
+        a, b, tx, ty = sol[col[t]:col[t] + 4]
+        out[t] = np.array([[a, -b, tx], [b, a, ty]])
+    return out

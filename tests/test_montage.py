@@ -38,6 +38,15 @@ def test_demo_set_affine_error_against_truth(demo_set):
     assert all(pm.kept.sum() >= 4 for pm in res.matches)
 
 
+def test_demo_set_similarity_against_truth(demo_set):
+    tiles, truth = demo_set
+    res = sf.montage(tiles, overlap=0.15, model="similarity", progress=False, render=False)
+    assert registration_error(res.transforms, truth, res.tile_sizes)["rms"] <= 0.15
+    for tf in res.transforms.values():
+        a = np.asarray(tf)[:, :2]
+        assert a[0, 0] == pytest.approx(a[1, 1]) and a[0, 1] == pytest.approx(-a[1, 0])
+
+
 def test_rigid_placement_of_translated_tiles(flat_grid):
     tiles, truth = flat_grid
     res = sf.montage(tiles, overlap=0.2, model="rigid", progress=False, render=False)
@@ -178,7 +187,7 @@ def test_bad_input(flat_grid, tmp_path):
     with pytest.raises(ValueError, match="between 0 and 1"):
         sf.montage({(0, 0): a, (0, 1): a}, overlap=15)
     with pytest.raises(ValueError, match="model"):
-        sf.montage({(0, 0): a, (0, 1): a}, model="similarity")
+        sf.montage({(0, 0): a, (0, 1): a}, model="projective")
     with pytest.raises(ValueError, match="mixed dtypes"):
         sf.montage({(0, 0): a, (0, 1): (tiles[(0, 1)] * 1000).astype(np.uint16)}, overlap=0.2, progress=False)
     with pytest.raises(FileNotFoundError, match=r"tile \(0, 1\)"):

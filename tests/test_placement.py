@@ -7,7 +7,7 @@ import pytest
 import spectralign_fast as sf
 from spectralign_fast import Affine, Placement
 
-from placement_oracle import dense_affine, dense_rigid
+from placement_oracle import dense_affine, dense_rigid, dense_similarity
 
 PITCH = 900.0
 
@@ -473,3 +473,75 @@ def test_mixed_addmatch_and_addmatches_keep_insertion_order():
     p2 = np.array([[3, 4], [9, 10], [11, 12], [15, 16]], float)
     expect = np.array([p1[k] + np.array(pos[t1]) - p2[k] - np.array(pos[t2]) for k, (t1, t2) in enumerate(order)])
     np.testing.assert_allclose(res.vectors, expect, atol=1e-9)
+
+
+# -- similarity (not in spectralign) -----------------------------------------------------------
+
+def _similarity_grid(rows, cols, noise, seed):
+    """Tiles rotated by up to 1 degree and scaled by up to 0.5 %, matched along their overlaps."""
+    rng = np.random.default_rng(seed)
+    truth, edges = grid(rows, cols, affine=False, seed=seed)
+    for t, T in truth.items():
+        phi, s = rng.uniform(-np.pi / 180, np.pi / 180), rng.uniform(0.995, 1.005)
+        T[:, :2] = s * np.array([[np.cos(phi), -np.sin(phi)], [np.sin(phi), np.cos(phi)]])
+    out = []
+    for a, b, P1, _ in edges:
+        q = P1 @ truth[a][:, :2].T + truth[a][:, 2]
+        P2 = np.linalg.solve(truth[b][:, :2], (q - truth[b][:, 2]).T).T
+        out.append((a, b, P1, P2 + rng.normal(0, noise, P2.shape) if noise else P2))
+    return truth, out
+
+
+def test_similarity_noise_free_recovers_truth():
+    truth, edges = _similarity_grid(4, 5, 0.0, seed=7)
+    first = next(iter(truth))
+    res = build(edges).similarity()
+    inv = np.linalg.inv(np.vstack([truth[first], [0, 0, 1]]))
+    for t, T in truth.items():
+        expected = (inv @ np.vstack([T, [0, 0, 1]]))[:2]   # the first tile is the identity
+        np.testing.assert_allclose(np.asarray(res[t]), expected, atol=1e-7, rtol=0)
+        A = np.asarray(res[t])[:, :2]
+        assert A[0, 0] == pytest.approx(A[1, 1], abs=1e-12) and A[0, 1] == pytest.approx(-A[1, 0], abs=1e-12)
+
+
+@pytest.mark.parametrize("fix", [None, (1, 2)])
+def test_similarity_matches_dense_oracle(fix):
+    truth, edges = _similarity_grid(3, 4, 0.4, seed=8)
+    rng = np.random.default_rng(9)
+    w = [rng.uniform(0.5, 2.0, len(e[2])) for e in edges]
+    plc = build(edges, w)
+    res = plc.similarity(fix)
+    ref = dense_similarity([(a, b, p, q, ww) for (a, b, P1, P2), W in zip(edges, w)
+                            for p, q, ww in zip(P1, P2, W)], fix if fix is not None else next(iter(truth)))
+    for t in ref:
+        np.testing.assert_allclose(np.asarray(res[t]), ref[t], atol=1e-6, rtol=0)
+    # residuals() describes this solve
+    r = plc.residuals()
+    assert r.rms < 1.0 and r.kept.all()
+
+
+def test_similarity_is_between_rigid_and_affine():
+    """On rotated tiles a similarity fits as well as affine (the truth is one), rigid cannot."""
+    _, edges = _similarity_grid(3, 3, 0.2, seed=10)
+    plc = build(edges)
+    plc.rigid()
+    rigid = plc.residuals().rms
+    plc.similarity()
+    sim = plc.residuals().rms
+    plc.affine()
+    aff = plc.residuals().rms
+    assert aff <= sim * 1.01 and sim < 0.5 < rigid
+
+
+def test_similarity_bad_input():
+    truth, edges = _similarity_grid(2, 2, 0.0, seed=11)
+    with pytest.raises(ValueError, match="not in the match graph"):
+        build(edges).similarity(fix="nope")
+    plc = build(edges)
+    plc.addmatches("x", "y", np.array([[0.0, 0.0]]), np.array([[1.0, 1.0]]))
+    with pytest.raises(ValueError, match="disconnected"):
+        plc.similarity()
+    one = Placement()
+    one.addmatches("a", "b", np.array([[0.0, 0.0]]), np.array([[1.0, 1.0]]))
+    with pytest.raises(ValueError, match="singular"):
+        one.similarity()   # one point cannot fix a rotation and scale

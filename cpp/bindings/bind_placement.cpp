@@ -110,6 +110,38 @@ void bind_placement(py::module_& m) {
         py::arg("preconditioner") = "jacobi", py::arg("tol") = 1e-12, py::arg("maxiter") = 0,
         py::arg("auto_limit") = 0,
         "Sparse least-squares placement (see spectralign_fast.Placement). Releases the GIL while solving.");
+
+    m.def(
+        "place_similarity",
+        [](std::int64_t n_tiles, const IndexArray& t1, const IndexArray& t2, const DoubleArray& p1,
+           const DoubleArray& p2, const DoubleArray& w, std::int64_t fix) {
+            const py::ssize_t n = t1.ndim() == 1 ? t1.shape(0) : -1;
+            check_1d(t1, "t1", n);
+            check_1d(t2, "t2", n);
+            check_points(p1, "p1", n);
+            check_points(p2, "p2", n);
+            if (w.ndim() != 1 || w.shape(0) != n)
+                throw std::invalid_argument("weights must be a 1-D array of length " + std::to_string(n));
+            SimilarityResult r;
+            {
+                py::gil_scoped_release release;
+                r = place_similarity(n_tiles, n, t1.data(), t2.data(), p1.data(), p2.data(), w.data(), fix);
+            }
+            py::array_t<double> params(std::vector<py::ssize_t>{n_tiles, 2, 3});
+            std::copy(r.params.begin(), r.params.end(), params.mutable_data());
+            py::dict d;
+            d["params"] = params;
+            d["unknowns"] = r.unknowns;
+            d["nonzeros"] = r.nonzeros;
+            d["pivot_ratio"] = r.pivot_ratio;
+            d["timings"] = py::dict(py::arg("assemble") = r.assemble_s, py::arg("analyze") = 0.0,
+                                    py::arg("factor") = r.factor_s, py::arg("solve") = r.solve_s);
+            return d;
+        },
+        py::arg("n_tiles"), py::arg("t1"), py::arg("t2"), py::arg("p1"), py::arg("p2"), py::arg("w"),
+        py::arg("fix"),
+        "Similarity placement (rotation, uniform scale, translation per tile; tile `fix` the identity) "
+        "as one sparse least-squares solve. Releases the GIL while solving.");
 }
 
 }  // namespace spectralign_fast::bindings

@@ -613,4 +613,125 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
     return res;
 }
 
+constexpr const char* kSimilaritySingular =
+    "the similarity placement system is singular: the matches do not determine the placement "
+    "(too few points between some tiles, or a single point per tile pair?)";
+
+SimilarityResult place_similarity(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, const double* p1,
+                                  const double* p2, const double* w, I64 fix) {
+    check_indices(n_tiles, n_matches, t1, t2);
+    if (fix < 0 || fix >= n_tiles) throw std::invalid_argument("the fixed tile index is out of range");
+    std::vector<I64> degree(static_cast<std::size_t>(n_tiles), 0);
+    for (I64 m = 0; m < n_matches; ++m) {
+        if (t1[m] == t2[m])
+            throw std::invalid_argument("match " + std::to_string(m) + " connects tile " + std::to_string(t1[m]) +
+                                        " to itself");
+        if (!(std::isfinite(p1[2 * m]) && std::isfinite(p1[2 * m + 1]) && std::isfinite(p2[2 * m]) &&
+              std::isfinite(p2[2 * m + 1])))
+            throw std::invalid_argument("match " + std::to_string(m) + " has a non-finite point");
+        if (!(std::isfinite(w[m]) && w[m] > 0))
+            throw std::invalid_argument("match " + std::to_string(m) + " has a weight that is not finite and > 0");
+        ++degree[t1[m]];
+        ++degree[t2[m]];
+    }
+    for (I64 t = 0; t < n_tiles; ++t)
+        if (degree[t] == 0)
+            throw std::invalid_argument("tile " + std::to_string(t) + " has no match to another tile");
+    I64 nc = 0;
+    placement_components(n_tiles, n_matches, t1, t2, &nc);
+    if (nc > 1) throw std::invalid_argument("the match graph has " + std::to_string(nc) + " disconnected components");
+
+    const auto t_start = std::chrono::steady_clock::now();
+    SimilarityResult res;
+    // Normalised coordinates q = (p - c) / L keep the system well scaled; with
+    // them tile t is q -> A'_t q + X'_t, A' = L s R, X' = s R c + X.
+    double cx = 0, cy = 0;
+    for (I64 m = 0; m < n_matches; ++m) {
+        cx += p1[2 * m] + p2[2 * m];
+        cy += p1[2 * m + 1] + p2[2 * m + 1];
+    }
+    cx /= double(2 * n_matches);
+    cy /= double(2 * n_matches);
+    double ss = 0;
+    for (I64 m = 0; m < n_matches; ++m)
+        for (const double* p : {p1 + 2 * m, p2 + 2 * m}) ss += (p[0] - cx) * (p[0] - cx) + (p[1] - cy) * (p[1] - cy);
+    double L = std::sqrt(ss / double(2 * n_matches));
+    if (!(L > 1e-9)) L = 1.0;
+    const double fixed_u[4] = {L, 0.0, cx, cy};  // the identity in normalised form
+
+    std::vector<I64> freeidx(static_cast<std::size_t>(n_tiles), -1);
+    I64 nf = 0;
+    for (I64 t = 0; t < n_tiles; ++t)
+        if (t != fix) freeidx[t] = nf++;
+    const I64 nu = 4 * nf;
+    res.unknowns = nu;
+    std::vector<Eigen::Triplet<double, I64>> trip;
+    trip.reserve(static_cast<std::size_t>(n_matches) * 64);
+    Eigen::VectorXd rhs = Eigen::VectorXd::Zero(nu);
+    for (I64 m = 0; m < n_matches; ++m) {
+        const double q1x = (p1[2 * m] - cx) / L, q1y = (p1[2 * m + 1] - cy) / L;
+        const double q2x = (p2[2 * m] - cx) / L, q2y = (p2[2 * m + 1] - cy) / L;
+        // Residual rows (x, then y) over (a, b, tx, ty) of tile 1, then tile 2.
+        const double rows[2][8] = {{q1x, -q1y, 1, 0, -q2x, q2y, -1, 0}, {q1y, q1x, 0, 1, -q2y, -q2x, 0, -1}};
+        const I64 base[2] = {freeidx[t1[m]], freeidx[t2[m]]};
+        for (const auto& r : rows) {
+            double fixed_part = 0;  // the fixed tile's share of the residual, a constant
+            for (int side = 0; side < 2; ++side)
+                if (base[side] < 0)
+                    for (int k = 0; k < 4; ++k) fixed_part += r[4 * side + k] * fixed_u[k];
+            for (int si = 0; si < 2; ++si) {
+                if (base[si] < 0) continue;
+                for (int i = 0; i < 4; ++i) {
+                    const I64 row = 4 * base[si] + i;
+                    rhs[row] -= w[m] * r[4 * si + i] * fixed_part;
+                    for (int sj = 0; sj < 2; ++sj) {
+                        if (base[sj] < 0) continue;
+                        for (int j = 0; j < 4; ++j) {
+                            const I64 col = 4 * base[sj] + j;
+                            if (col <= row) trip.emplace_back(row, col, w[m] * r[4 * si + i] * r[4 * sj + j]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    SpMat Q(nu, nu);
+    Q.setFromTriplets(trip.begin(), trip.end());
+    std::vector<Eigen::Triplet<double, I64>>().swap(trip);
+    res.nonzeros = Q.nonZeros();
+    res.assemble_s = seconds_since(t_start);
+    Eigen::VectorXd u;
+    if (nu > 0) {
+        const auto t_factor = std::chrono::steady_clock::now();
+        Eigen::SimplicialLDLT<SpMat, Eigen::Lower, Eigen::AMDOrdering<I64>> ldlt(Q);
+        if (ldlt.info() != Eigen::Success)
+            throw std::invalid_argument(kSimilaritySingular);
+        const Eigen::VectorXd d = ldlt.vectorD();
+        const double dmax = d.cwiseAbs().maxCoeff(), dmin = d.minCoeff();
+        res.pivot_ratio = dmax > 0 ? dmin / dmax : 0.0;
+        if (!(dmin > 1e-12 * dmax)) throw std::invalid_argument(kSimilaritySingular);
+        res.factor_s = seconds_since(t_factor);
+        const auto t_solve = std::chrono::steady_clock::now();
+        u = ldlt.solve(rhs);
+        res.solve_s = seconds_since(t_solve);
+    }
+    res.params.resize(static_cast<std::size_t>(n_tiles) * 6);
+    for (I64 t = 0; t < n_tiles; ++t) {
+        const double* un = freeidx[t] >= 0 ? u.data() + 4 * freeidx[t] : fixed_u;
+        const double a = un[0] / L, b = un[1] / L;
+        double* o = res.params.data() + 6 * t;
+        o[0] = a;
+        o[1] = -b;
+        o[2] = un[2] - (a * cx - b * cy);
+        o[3] = b;
+        o[4] = a;
+        o[5] = un[3] - (b * cx + a * cy);
+        if (t == fix) {  // exactly the identity, not its round trip
+            o[0] = o[4] = 1.0;
+            o[1] = o[2] = o[3] = o[5] = 0.0;
+        }
+    }
+    return res;
+}
+
 }  // namespace spectralign_fast

@@ -1,5 +1,5 @@
 """Type stubs for the private C++ extension (use the public classes instead)."""
-from typing import Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -70,6 +70,17 @@ class MatcherCore:
         apodize_both: bool,
         threads: int,
     ) -> dict[str, np.ndarray]: ...
+
+def placement_components(n_tiles: int, t1: npt.ArrayLike, t2: npt.ArrayLike) -> Tuple[npt.NDArray[np.int64], int]: ...
+def place(
+    n_tiles: int, t1: npt.ArrayLike, t2: npt.ArrayLike, p1: npt.ArrayLike, p2: npt.ArrayLike,
+    w: npt.ArrayLike, affine: bool, fix: int = -1, separate: bool = False, solver: str = "auto",
+    preconditioner: str = "jacobi", tol: float = 1e-12, maxiter: int = 0, auto_limit: int = 0,
+) -> dict[str, Any]: ...
+def place_similarity(
+    n_tiles: int, t1: npt.ArrayLike, t2: npt.ArrayLike, p1: npt.ArrayLike, p2: npt.ArrayLike,
+    w: npt.ArrayLike, fix: int,
+) -> dict[str, Any]: ...
 
 def render_canvas(
     images: Sequence[npt.NDArray],

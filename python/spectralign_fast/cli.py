@@ -91,7 +91,8 @@ def _check_outputs(args) -> Path:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output image: *.ome.zarr (chunked, pyramid) or *.tif")
-    p.add_argument("--model", choices=("affine", "rigid"), default="affine", help="placement model (affine)")
+    p.add_argument("--model", choices=("affine", "similarity", "rigid"), default="affine",
+                   help="placement model (affine); similarity = rotation + scale + shift")
     p.add_argument("--overlap", type=float, default=0.1, help="guessed overlap between neighbours (0.1)")
     p.add_argument("--fine-size", type=int, default=128, help="window of the fine matches, pixels (128)")
     p.add_argument("--fine-step", type=float, default=100, help="spacing of the fine matches, pixels (100)")

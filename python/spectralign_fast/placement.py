@@ -343,8 +343,39 @@ class Placement:
         views = params.view(np.ndarray)
         return {t: views[i].view(Affine) for i, t in enumerate(self._tiles)}
 
-    def _solve(self, affine: bool, fix: Optional[Hashable], reject: Optional[float], components: str,
+    def similarity(self, fix: Optional[Hashable] = None, *, reject: Optional[float] = None
+                   ) -> Dict[Hashable, Affine]:
+        """Similarity placement: ``{tile: Affine}`` of rotation, uniform scale and translation.
+
+        Not in spectralign. Tile t's pixel p = (x, y) lands at
+        ``s_t R_t p + X_t``. Between rigid (translation only) and affine:
+        it follows small stage rotations and magnification changes but
+        cannot shear or stretch one axis, which an overlap strip a tenth of
+        a tile wide determines poorly (an affine fit must extrapolate them
+        across the tile). Solved as one sparse least-squares system (Eigen's
+        simplicial LDL^T) with ``fix`` (default: the first tile) the identity.
+
+        Parameters
+        ----------
+        fix : hashable, optional
+            The tile that is the identity (the gauge); default the first tile.
+        reject : float, optional
+            Outlier rejection, as in ``rigid()``.
+
+        Returns
+        -------
+        dict
+            ``{tile: Affine}`` with linear parts ``[[a, -b], [b, a]]``, in order
+            of first appearance. ``residuals()`` and ``dropped`` describe this solve.
+        """
+        params = self._solve("similarity", fix, reject, "error", "ldlt", 1e-12, None)
+        views = params.view(np.ndarray)
+        return {t: views[i].view(Affine) for i, t in enumerate(self._tiles)}
+
+    def _solve(self, affine: Any, fix: Optional[Hashable], reject: Optional[float], components: str,
                solver: str, tol: float, maxiter: Optional[int]) -> np.ndarray:
+        similarity = affine == "similarity"
+        affine = bool(affine)
         if solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}, got {solver!r}")
         if components not in _COMPONENTS:
@@ -376,8 +407,12 @@ class Placement:
                 args = (t1, t2, P1, P2, w)
             else:
                 args = (k1, k2, P1[kept], P2[kept], w[kept])
-            out = _core.place(n, *args, affine=affine, fix=fixidx, separate=components == "separate",
-                              solver=solver, tol=tol, maxiter=maxit)
+            if similarity:
+                out = _core.place_similarity(n, *args, fix=max(fixidx, 0))
+                out.update(solver="ldlt", cg_iterations=0, cg_error=0.0, n_components=1)
+            else:
+                out = _core.place(n, *args, affine=affine, fix=fixidx, separate=components == "separate",
+                                  solver=solver, tol=tol, maxiter=maxit)
             params = out["params"]
             res = _residual_vectors(params, affine, t1, t2, P1, P2)
             rounds += 1

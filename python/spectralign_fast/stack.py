@@ -138,7 +138,7 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
         One entry per z-level, in order: a 2-D image (array, ``Image`` or
         path), or a grid ``{(row, col): tile}`` montaged as in ``montage``.
         A (z, y, x) array gives one image per level.
-    model : {"affine", "rigid"}
+    model : {"affine", "similarity", "rigid"}
         Placement model for every tile.
     overlap : float
         Guessed overlap between neighbouring tiles of a tiled level, as in ``montage``.
@@ -270,11 +270,11 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
                            enabled=progress):
             between.extend(_match_levels(store, level_keys[z], level_keys[z + 1], tf, sizes, z, zset, ov_cache))
 
-    # 3. All levels placed jointly; for affine, a second pass through that placement.
+    # 3. All levels placed jointly; unless rigid, a second pass through that placement.
     all_keys = [t for keys in level_keys for t in keys]
     hint = "Check the overlap guess and min_snr, or the z_size / z_step of the matches between levels."
     transforms, residuals = solve(all_keys, within + between, model, all_keys[0], hint)
-    if model == "affine":
+    if model != "rigid":
         if cluster is not None:
             both = cluster.rematch([(pm, settings) for pm in within] + [(pm, zset) for pm in between],
                                    transforms, progress=progress)

@@ -73,4 +73,22 @@ PlacementResult place(std::int64_t n_tiles, std::int64_t n_matches, const std::i
                       const std::int64_t* t2, const double* p1, const double* p2, const double* w,
                       const PlacementOptions& options);
 
+// Similarity placement: tile t maps p to s_t R_t p + X_t (rotation, uniform
+// scale, translation; 4 unknowns (a, b, tx, ty) with s R = [[a, -b], [b, a]]),
+// the weighted least-squares fit of all matches, with tile `fix` the
+// identity (the gauge). Unlike an affine placement it cannot shear or scale
+// one axis, which narrow overlaps determine poorly. Solved as one sparse
+// system (Eigen's simplicial LDL^T). Returns n_tiles x 2 x 3 row-major
+// [[a, -b, tx], [b, a, ty]]. Throws std::invalid_argument for bad input, a
+// tile without matches, a disconnected graph or an ill-posed system.
+struct SimilarityResult {
+    std::vector<double> params;
+    std::int64_t unknowns = 0, nonzeros = 0;
+    double pivot_ratio = 0;
+    double assemble_s = 0, factor_s = 0, solve_s = 0;
+};
+SimilarityResult place_similarity(std::int64_t n_tiles, std::int64_t n_matches, const std::int64_t* t1,
+                                  const std::int64_t* t2, const double* p1, const double* p2, const double* w,
+                                  std::int64_t fix);
+
 }  // namespace spectralign_fast
