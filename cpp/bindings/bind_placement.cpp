@@ -20,6 +20,19 @@ void check_points(const DoubleArray& a, const char* what, py::ssize_t n) {
         throw std::invalid_argument(std::string(what) + " must have shape (" + std::to_string(n) + ", 2)");
 }
 
+// The match arrays agree in length; returns it.
+py::ssize_t check_match_arrays(const IndexArray& t1, const IndexArray& t2, const DoubleArray& p1,
+                               const DoubleArray& p2, const DoubleArray& w) {
+    const py::ssize_t n = t1.ndim() == 1 ? t1.shape(0) : -1;
+    check_1d(t1, "t1", n);
+    check_1d(t2, "t2", n);
+    check_points(p1, "p1", n);
+    check_points(p2, "p2", n);
+    if (w.ndim() != 1 || w.shape(0) != n)
+        throw std::invalid_argument("weights must be a 1-D array of length " + std::to_string(n));
+    return n;
+}
+
 PlacementSolver parse_solver(const std::string& s) {
     if (s == "auto") return PlacementSolver::Auto;
     if (s == "cholesky") return PlacementSolver::Cholesky;
@@ -62,13 +75,7 @@ void bind_placement(py::module_& m) {
            const DoubleArray& p2, const DoubleArray& w, bool affine, std::int64_t fix, bool separate,
            const std::string& solver, const std::string& preconditioner, double tol, int maxiter,
            std::int64_t auto_limit) {
-            const py::ssize_t n = t1.ndim() == 1 ? t1.shape(0) : -1;
-            check_1d(t1, "t1", n);
-            check_1d(t2, "t2", n);
-            check_points(p1, "p1", n);
-            check_points(p2, "p2", n);
-            if (w.ndim() != 1 || w.shape(0) != n)
-                throw std::invalid_argument("weights must be a 1-D array of length " + std::to_string(n));
+            const py::ssize_t n = check_match_arrays(t1, t2, p1, p2, w);
             if (!(tol > 0 && tol < 1)) throw std::invalid_argument("tol must be in (0, 1)");
             if (maxiter < 0) throw std::invalid_argument("maxiter must be >= 0");
             PlacementOptions opt;
@@ -115,13 +122,7 @@ void bind_placement(py::module_& m) {
         "place_similarity",
         [](std::int64_t n_tiles, const IndexArray& t1, const IndexArray& t2, const DoubleArray& p1,
            const DoubleArray& p2, const DoubleArray& w, std::int64_t fix) {
-            const py::ssize_t n = t1.ndim() == 1 ? t1.shape(0) : -1;
-            check_1d(t1, "t1", n);
-            check_1d(t2, "t2", n);
-            check_points(p1, "p1", n);
-            check_points(p2, "p2", n);
-            if (w.ndim() != 1 || w.shape(0) != n)
-                throw std::invalid_argument("weights must be a 1-D array of length " + std::to_string(n));
+            const py::ssize_t n = check_match_arrays(t1, t2, p1, p2, w);
             SimilarityResult r;
             {
                 py::gil_scoped_release release;

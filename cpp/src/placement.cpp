@@ -88,6 +88,29 @@ struct Solved {
     double analyze_s = 0, factor_s = 0, solve_s = 0;
 };
 
+// Indices in range, no self-match, finite points, positive weights, and every
+// tile in some match (its placement is undetermined otherwise).
+void check_matches(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, const double* p1,
+                   const double* p2, const double* w) {
+    check_indices(n_tiles, n_matches, t1, t2);
+    std::vector<I64> degree(static_cast<std::size_t>(n_tiles), 0);
+    for (I64 m = 0; m < n_matches; ++m) {
+        if (t1[m] == t2[m])
+            throw std::invalid_argument("match " + std::to_string(m) + " connects tile " + std::to_string(t1[m]) +
+                                        " to itself");
+        if (!(std::isfinite(p1[2 * m]) && std::isfinite(p1[2 * m + 1]) && std::isfinite(p2[2 * m]) &&
+              std::isfinite(p2[2 * m + 1])))
+            throw std::invalid_argument("match " + std::to_string(m) + " has a non-finite point");
+        if (!(std::isfinite(w[m]) && w[m] > 0))
+            throw std::invalid_argument("match " + std::to_string(m) + " has a weight that is not finite and > 0");
+        ++degree[t1[m]];
+        ++degree[t2[m]];
+    }
+    for (I64 t = 0; t < n_tiles; ++t)
+        if (degree[t] == 0)
+            throw std::invalid_argument("tile " + std::to_string(t) + " has no match to another tile");
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -278,23 +301,7 @@ std::vector<I64> placement_components(I64 n_tiles, I64 n_matches, const I64* t1,
 
 PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, const double* p1,
                       const double* p2, const double* w, const PlacementOptions& opt) {
-    check_indices(n_tiles, n_matches, t1, t2);
-    std::vector<I64> degree(static_cast<std::size_t>(n_tiles), 0);
-    for (I64 m = 0; m < n_matches; ++m) {
-        if (t1[m] == t2[m])
-            throw std::invalid_argument("match " + std::to_string(m) + " connects tile " + std::to_string(t1[m]) +
-                                        " to itself");
-        if (!(std::isfinite(p1[2 * m]) && std::isfinite(p1[2 * m + 1]) && std::isfinite(p2[2 * m]) &&
-              std::isfinite(p2[2 * m + 1])))
-            throw std::invalid_argument("match " + std::to_string(m) + " has a non-finite point");
-        if (!(std::isfinite(w[m]) && w[m] > 0))
-            throw std::invalid_argument("match " + std::to_string(m) + " has a weight that is not finite and > 0");
-        ++degree[t1[m]];
-        ++degree[t2[m]];
-    }
-    for (I64 t = 0; t < n_tiles; ++t)
-        if (degree[t] == 0)
-            throw std::invalid_argument("tile " + std::to_string(t) + " has no match to another tile");
+    check_matches(n_tiles, n_matches, t1, t2, p1, p2, w);
     if (opt.fix >= n_tiles) throw std::invalid_argument("the fixed tile index is out of range");
 
     const auto t_start = std::chrono::steady_clock::now();
@@ -619,24 +626,8 @@ constexpr const char* kSimilaritySingular =
 
 SimilarityResult place_similarity(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, const double* p1,
                                   const double* p2, const double* w, I64 fix) {
-    check_indices(n_tiles, n_matches, t1, t2);
+    check_matches(n_tiles, n_matches, t1, t2, p1, p2, w);
     if (fix < 0 || fix >= n_tiles) throw std::invalid_argument("the fixed tile index is out of range");
-    std::vector<I64> degree(static_cast<std::size_t>(n_tiles), 0);
-    for (I64 m = 0; m < n_matches; ++m) {
-        if (t1[m] == t2[m])
-            throw std::invalid_argument("match " + std::to_string(m) + " connects tile " + std::to_string(t1[m]) +
-                                        " to itself");
-        if (!(std::isfinite(p1[2 * m]) && std::isfinite(p1[2 * m + 1]) && std::isfinite(p2[2 * m]) &&
-              std::isfinite(p2[2 * m + 1])))
-            throw std::invalid_argument("match " + std::to_string(m) + " has a non-finite point");
-        if (!(std::isfinite(w[m]) && w[m] > 0))
-            throw std::invalid_argument("match " + std::to_string(m) + " has a weight that is not finite and > 0");
-        ++degree[t1[m]];
-        ++degree[t2[m]];
-    }
-    for (I64 t = 0; t < n_tiles; ++t)
-        if (degree[t] == 0)
-            throw std::invalid_argument("tile " + std::to_string(t) + " has no match to another tile");
     I64 nc = 0;
     placement_components(n_tiles, n_matches, t1, t2, &nc);
     if (nc > 1) throw std::invalid_argument("the match graph has " + std::to_string(nc) + " disconnected components");
