@@ -50,6 +50,10 @@ bench: install
 	$(PY) bench/bench_place.py
 	$(PY) bench/bench_render.py
 	$(PY) bench/bench_stack.py
+	$(PY) bench/bench_output.py
+	$(PY) bench/bench_montage.py
+	$(PY) bench/bench_montage.py --model similarity
+	$(PY) bench/bench_distributed.py
 
 clean:
 	rm -rf build $(VENV) demo-output site
