@@ -31,7 +31,10 @@ def wisdom_path() -> Optional[Path]:
     env = os.environ.get("SPECTRALIGN_FFTW_WISDOM")
     if env is not None:
         return Path(env) if env else None
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except (RuntimeError, KeyError, OSError):  # no home directory: no cache
+        return None
     tag = "".join(c if c.isalnum() else "-" for c in f"{_core.fftw_version()}-{_cpu_name()}")
     return base / "spectralign-fast" / f"fftwf-wisdom-{tag}.txt"
 
@@ -39,7 +42,10 @@ def wisdom_path() -> Optional[Path]:
 def load_wisdom() -> bool:
     """Import the cached FFTW wisdom, if any (called on import; an unreadable or foreign
     file is ignored: wisdom only saves planning time, it never changes what is computed)."""
-    path = wisdom_path()
+    try:
+        path = wisdom_path()
+    except OSError:  # e.g. /proc unreadable in a sandbox
+        path = None
     _wisdom["path"] = path
     if path is None or not path.is_file():
         return False
