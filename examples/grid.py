@@ -150,12 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     placement = match_neighbours(tiles)
     rigid = placement.rigid(fix=(0, 0))
     rigid_res = placement.residuals()
+    similarity = placement.similarity(fix=(0, 0))     # rotation + scale + shift (not in spectralign)
+    similarity_res = placement.residuals()
     affine = placement.affine(fix=(0, 0))
     affine_res = placement.residuals()
     rigid_err, rigid_max = errors_against_truth(rigid, truth)
+    similarity_err, similarity_max = errors_against_truth(similarity, truth)
     affine_err, affine_max = errors_against_truth(affine, truth)
     print(f"  rigid:  residual RMS {rigid_res.rms:.3f} px; error against the truth "
           f"{rigid_err:.3f} px RMS, {rigid_max:.3f} px max")
+    print(f"  similarity: residual RMS {similarity_res.rms:.3f} px; error against the truth "
+          f"{similarity_err:.3f} px RMS, {similarity_max:.3f} px max")
     print(f"  affine: residual RMS {affine_res.rms:.3f} px; error against the truth "
           f"{affine_err:.3f} px RMS, {affine_max:.3f} px max")
     solutions = [("rigid", "rigid", rigid, rigid_res), ("affine", "affine", affine, affine_res)]
@@ -168,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     overlay_figure(tiles, solutions, np.asarray(worst.p1) + rigid[worst.tile1], out / "grid_overlay.png")
     report(matches=len(placement), rigid_residual_rms_px=rigid_res.rms,
            affine_residual_rms_px=affine_res.rms, rigid_error_px=rigid_err,
-           rigid_max_error_px=rigid_max, affine_error_px=affine_err, affine_max_error_px=affine_max)
+           rigid_max_error_px=rigid_max, affine_error_px=affine_err, affine_max_error_px=affine_max,
+           similarity_residual_rms_px=similarity_res.rms, similarity_error_px=similarity_err,
+           similarity_max_error_px=similarity_max)
     return 0
 
 
