@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "fastmath.hpp"
+#include "parallel.hpp"
 #include "simd_clones.hpp"
 #include "spectralign_fast/swim.hpp"  // resolve_threads
 
@@ -187,41 +188,6 @@ SPECTRALIGN_CLONES void combine_shifted(const float* row, const float* weight, i
 }
 
 // ---- threads ---------------------------------------------------------------------
-
-// Calls body(state, k) for k in [0, n) over `threads` threads, each with its
-// own state from make_state(); the first exception is rethrown.
-template <class MakeState, class Body>
-void parallel_frames(std::size_t n, int threads, MakeState make_state, Body body) {
-    if (n == 0) return;
-    const int nthreads = static_cast<int>(std::min<std::size_t>(resolve_threads(threads), n));
-    std::atomic<std::size_t> next{0};
-    std::exception_ptr failure;
-    std::mutex failure_mutex;
-    auto worker = [&]() {
-        try {
-            auto state = make_state();
-            for (std::size_t k = next++; k < n; k = next++) body(state, k);
-        } catch (...) {
-            std::lock_guard<std::mutex> lock(failure_mutex);
-            if (!failure) failure = std::current_exception();
-            next = n;
-        }
-    };
-    if (nthreads == 1) {
-        worker();
-    } else {
-        std::vector<std::thread> pool;
-        pool.reserve(static_cast<std::size_t>(nthreads));
-        try {
-            for (int t = 0; t < nthreads; ++t) pool.emplace_back(worker);
-        } catch (...) {
-            // Could not start every thread: the running ones finish the work.
-            if (pool.empty()) throw;
-        }
-        for (auto& t : pool) t.join();
-    }
-    if (failure) std::rethrow_exception(failure);
-}
 
 // ---- registration helpers ----------------------------------------------------------
 
@@ -617,7 +583,7 @@ void StackRegistrar::fit(const float* frames, std::size_t n, std::size_t first_p
     if (!(self_weight >= 0 && self_weight <= 1)) throw std::invalid_argument("self_weight must be in [0, 1]");
     const std::size_t planes = refs_.size();
     const std::size_t rank = shape_.size();
-    parallel_frames(
+    parallel_for(
         n, threads, [&]() { return FitWorkspace(shape_); },
         [&](FitWorkspace& ws, std::size_t k) {
             const std::size_t plane = (first_plane + k) % planes;
@@ -876,7 +842,7 @@ void shift_frames(const float* frames, std::size_t n, const std::vector<int>& sh
     resolve_threads(threads);  // validates
     const std::size_t size = count(shape);
     const std::size_t rank = shape.size();
-    parallel_frames(
+    parallel_for(
         n, threads, [&]() { return ShiftWorkspace(shape, interpolation); },
         [&](ShiftWorkspace& ws, std::size_t k) {
             const double* d = deltas + k * rank;

@@ -1,5 +1,7 @@
 #include "spectralign_fast/swim.hpp"
 
+#include "parallel.hpp"
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -369,54 +371,34 @@ void refine_many(const ImageView& img1, const ImageView& img2, const double* P1,
         check_refine_point(img1, P1 + 2 * k, params, "point 1", k);
         check_refine_point(img2, P2 + 2 * k, params, "point 2", k);
     }
-    if (n == 0) return;
-    const int nthreads = static_cast<int>(std::min<std::size_t>(resolve_threads(threads), n));
-
-    std::atomic<std::size_t> next{0};
-    std::exception_ptr failure;
-    std::mutex failure_mutex;
-    auto worker = [&]() {
-        try {
-            std::unique_ptr<SwimWorkspace> owned =
-                pool ? pool->acquire(params.width, params.height)
-                     : std::make_unique<SwimWorkspace>(params.width, params.height);
-            SwimWorkspace& ws = *owned;
-            for (std::size_t k = next++; k < n; k = next++) {
-                const RefineResult r = refine(img1, img2, P1 + 2 * k, P2 + 2 * k, params, ws);
-                const SwimResult& last = r.iterations.back();
-                out.p1_out[2 * k] = r.p1[0];
-                out.p1_out[2 * k + 1] = r.p1[1];
-                out.p2_out[2 * k] = r.p2[0];
-                out.p2_out[2 * k + 1] = r.p2[1];
-                out.shift[2 * k] = last.dx;
-                out.shift[2 * k + 1] = last.dy;
-                out.peakwidth[2 * k] = last.sx;
-                out.peakwidth[2 * k + 1] = last.sy;
-                out.snr[k] = last.snr;
-                out.niters[k] = static_cast<int>(r.iterations.size());
-            }
-            if (pool) pool->release(std::move(owned));
-        } catch (...) {
-            std::lock_guard<std::mutex> lock(failure_mutex);
-            if (!failure) failure = std::current_exception();
-            next = n;  // stop the other workers early
+    // Each worker's workspace goes back to the pool when the worker is done.
+    struct Lease {
+        WorkspacePool* pool;
+        std::unique_ptr<SwimWorkspace> ws;
+        ~Lease() {
+            if (pool && ws) pool->release(std::move(ws));
         }
     };
-    if (nthreads == 1) {
-        worker();
-    } else {
-        std::vector<std::thread> pool;
-        pool.reserve(static_cast<std::size_t>(nthreads));
-        try {
-            for (int t = 0; t < nthreads; ++t) pool.emplace_back(worker);
-        } catch (...) {
-            // Could not start every thread: let the running ones finish the
-            // work rather than abandon joinable threads.
-            if (pool.empty()) throw;
-        }
-        for (auto& t : pool) t.join();
-    }
-    if (failure) std::rethrow_exception(failure);
+    parallel_for(
+        n, threads,
+        [&]() {
+            return Lease{pool, pool ? pool->acquire(params.width, params.height)
+                                    : std::make_unique<SwimWorkspace>(params.width, params.height)};
+        },
+        [&](Lease& lease, std::size_t k) {
+            const RefineResult r = refine(img1, img2, P1 + 2 * k, P2 + 2 * k, params, *lease.ws);
+            const SwimResult& last = r.iterations.back();
+            out.p1_out[2 * k] = r.p1[0];
+            out.p1_out[2 * k + 1] = r.p1[1];
+            out.p2_out[2 * k] = r.p2[0];
+            out.p2_out[2 * k + 1] = r.p2[1];
+            out.shift[2 * k] = last.dx;
+            out.shift[2 * k + 1] = last.dy;
+            out.peakwidth[2 * k] = last.sx;
+            out.peakwidth[2 * k + 1] = last.sy;
+            out.snr[k] = last.snr;
+            out.niters[k] = static_cast<int>(r.iterations.size());
+        });
 }
 
 }  // namespace spectralign_fast
