@@ -402,7 +402,7 @@ class Cluster:
         result.output = output
 
     def _render_zarr(self, r, tiles, dtype, path: Path, *, overwrite: bool, chunk: int, progress: bool) -> None:
-        from .output import OmeZarrWriter, _disk_full
+        from .output import OmeZarrWriter
 
         x0, y0 = r.origin
         # Absolute: the workers open the temporary store by name, and their working folder is not ours.
@@ -419,11 +419,10 @@ class Cluster:
                           desc=f"pyramid level {lv}", progress=progress, unit="chunk", side_effects=True)
             writer.commit()
         except BaseException as exc:
-            writer.abort()
-            full = _disk_full(exc, writer.path)
-            if full is not None:
-                raise full from exc
-            raise
+            err = writer.abort_for(exc)
+            if err is exc:
+                raise
+            raise err from exc
 
     def _render_zarr_stack(self, r, levels, dtype, path: Path, *, overwrite: bool, chunk: int,
                            progress: bool) -> None:

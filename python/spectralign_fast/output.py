@@ -625,6 +625,13 @@ class OmeZarrWriter:
         self._arrays.clear()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
+    def abort_for(self, exc: BaseException) -> BaseException:
+        """``abort()`` after ``exc`` ended the run; returns what to raise: ``exc``, or an
+        OSError that says the disk is full when that is what happened."""
+        self.abort()
+        full = _disk_full(exc, self.path)
+        return exc if full is None else full
+
 
 def drop_partial_files(store: Path) -> None:
     """Remove zarr's ``*.partial`` files (a chunk write cut short when its process died;
@@ -726,11 +733,10 @@ def write_ome_zarr(path: str | os.PathLike, shape: Any, dtype: Any,
                             for cy in range(gy) for cx in range(gx)], nthreads, bar)
         return writer.commit()
     except BaseException as exc:
-        writer.abort()
-        full = _disk_full(exc, writer.path)
-        if full is not None:
-            raise full from exc
-        raise
+        err = writer.abort_for(exc)
+        if err is exc:
+            raise
+        raise err from exc
 
 
 def read_ome_zarr(path: str | os.PathLike, level: int = 0) -> np.ndarray:
