@@ -39,7 +39,6 @@ def make_tiles(folder: Path, n: int, tile: int) -> dict:
 
 
 def run_local(paths, out: Path) -> dict:
-    from spectralign_fast._pairs import neighbour_pairs  # noqa: F401  (same steps as montage())
     from spectralign_fast._tiles import TileStore, output_dtype
     from spectralign_fast.montage import MontageResult, _grid_hint, match_grid, rematch, render_result, solve
     from spectralign_fast.montage import check_settings

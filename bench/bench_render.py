@@ -141,8 +141,6 @@ def run_case(spec):
 
 
 def main():
-    from spectralign_fast import config
-
     print(f"# Renderer benchmark: {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} logical cores, Python {platform.python_version()}")
     print("# medians of 3 runs after a warm-up; other processes may share the cores")

@@ -5,7 +5,6 @@ import json
 import re
 
 import numpy as np
-import pytest
 import tifffile
 
 from conftest import SHARED_DATA, YFP_TILES

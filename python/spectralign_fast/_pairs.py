@@ -129,10 +129,6 @@ def fft_size(v: float, lo: int = 12, hi: int = 4096) -> int:
     return int(ok[-1]) if len(ok) else int(lo)
 
 
-def _even(v: float, lo: int, hi: int) -> int:
-    return fft_size(v, lo, hi)
-
-
 def guess_offset(size_a: Tuple[int, int], size_b: Tuple[int, int], direction: Tuple[int, int],
                  overlap: float) -> np.ndarray:
     """Where b's (0, 0) lies in a's frame if the tiles overlap by ``overlap`` of their size."""
@@ -159,7 +155,7 @@ def _coarse(m: Matcher, size_a, size_b, offset: np.ndarray, settings: MatchSetti
         size = settings.coarse_size
     else:
         # The whole guessed overlap (capped): the more content, the surer the peak.
-        size = (_even(x1 - x0, 32, 1024), _even(y1 - y0, 32, 1024))
+        size = (fft_size(x1 - x0, 32, 1024), fft_size(y1 - y0, 32, 1024))
     p1 = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
     q1, q2, st = m.refine(p1, p1 - offset, size, iters=max(settings.iters, 4), tolerance=0.05)
     return q1 - q2, float(st.snr)
@@ -180,7 +176,6 @@ def _fine_grid(size_a, size_b, offset: np.ndarray, settings: MatchSettings):
         lo, hi = lo + inset, hi - inset
         extent = hi - lo
         if extent >= settings.fine_size + settings.fine_step:
-            half = settings.fine_size / 2
             n = int(np.floor((extent - settings.fine_size) / settings.fine_step)) + 1
             start = (lo + hi) / 2 - (n - 1) * settings.fine_step / 2
             return start + settings.fine_step * np.arange(n), settings.fine_size

@@ -15,7 +15,7 @@ iteration moves point 1 by -shift/2 and point 2 by +shift/2.
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Tuple
 
 import numpy as np
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Hashable, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
 from ._pairs import MatchSettings, PairMatches, _matcher, consistent, neighbour_pairs, rematch_pair
-from ._tiles import TileStore, describe, output_dtype
+from ._tiles import TileStore, output_dtype
 from ._validate import as_float, as_int
 from .affine import Affine
 from .montage import (MontageResult, _progress, check_grid, check_settings, match_grid, overview,
