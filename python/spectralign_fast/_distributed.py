@@ -2,11 +2,12 @@
 
 - Matching: one task per batch of neighbour pairs (and per pair of levels for
   stacks); each task opens its own tiles and returns ``PairMatches``. The
-  affine second pass is per-pair work too.
+  second pass (affine and similarity) is per-pair work too.
 - Placement: on the client (a least-squares solve, fast).
-- Rendering: one task per output chunk (``render_region`` from the tiles that
-  overlap it, written into the ``OmeZarrWriter``'s temporary store), then one
-  task per chunk of each pyramid level, then ``commit()`` on the client. No
+- Rendering: tasks of consecutive output chunks, a few per worker thread
+  (``render_region`` from the tiles that overlap each chunk, written whole
+  into the ``OmeZarrWriter``'s temporary store), then the same for the chunks
+  of each pyramid level, then ``commit()`` on the client. No
   process ever holds the whole montage unless it is asked for in memory.
 
 Tasks are the top-level functions below (they pickle by reference) and run
