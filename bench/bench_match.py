@@ -13,7 +13,6 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -26,16 +25,9 @@ import swim_oracle  # noqa: E402
 
 import spectralign_fast as sf  # noqa: E402
 from spectralign_fast import _core  # noqa: E402
+from spectralign_fast._config import cpu_name  # noqa: E402
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def median_time(fn, repeats: int) -> float:
@@ -160,7 +152,7 @@ def main() -> None:
     args = ap.parse_args()
     repeats = 3 if args.quick else 7
     cfg = sf.config()
-    print(f"Hardware: {cpu_model()}, {os.cpu_count()} logical cores; {cfg['fftw_version']} "
+    print(f"Hardware: {cpu_name()}, {os.cpu_count()} logical cores; {cfg['fftw_version']} "
           f"({cfg['fftw_source']}), FFT planning '{cfg['fft_planning']}', {cfg['compiler']}, "
           f"Python {cfg['python']}; medians of {repeats} repeats\n")
     speed([256, 512, 1024], repeats)

@@ -19,7 +19,6 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -33,16 +32,9 @@ import thunder_oracle  # noqa: E402
 
 import spectralign_fast as sf  # noqa: E402
 from spectralign_fast import _core  # noqa: E402
+from spectralign_fast._config import cpu_name  # noqa: E402
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def seconds(fn) -> float:
@@ -118,7 +110,7 @@ def main() -> None:
     def ratio(a, b):
         return statistics.median(x / y for x, y in zip(fps[a], fps[b]))
 
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs; FFTW {sf.config()['fftw_version']} "
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs; FFTW {sf.config()['fftw_version']} "
           f"({_core.fftw_source}); {n} frames of {size}x{size} (others: {n_other}), median of {repeats} "
           f"interleaved repeats\n")
     print("| frames/s at 512x512 | threads=1 | threads=2 | 2-thread scaling |")

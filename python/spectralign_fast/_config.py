@@ -14,7 +14,8 @@ from . import _core
 _wisdom = {"path": None, "loaded": False, "forgotten": False}
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo where there is one), for wisdom files and benchmark reports."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -35,7 +36,7 @@ def wisdom_path() -> Optional[Path]:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     except (RuntimeError, KeyError, OSError):  # no home directory: no cache
         return None
-    tag = "".join(c if c.isalnum() else "-" for c in f"{_core.fftw_version()}-{_cpu_name()}")
+    tag = "".join(c if c.isalnum() else "-" for c in f"{_core.fftw_version()}-{cpu_name()}")
     return base / "spectralign-fast" / f"fftwf-wisdom-{tag}.txt"
 
 
