@@ -27,7 +27,7 @@ template class AlignedBuffer<std::complex<float>>;
 
 namespace {
 
-enum class Kind { r2c, c2r };
+enum class Kind { r2c, c2r, c2c_forward_in_place };
 
 std::mutex& planner_mutex() {
     static std::mutex m;
@@ -107,9 +107,26 @@ public:
         return *slot;
     }
 
+    const C2CPlan& c2c(const std::vector<int>& shape) {
+        std::lock_guard<std::mutex> lock(planner_mutex());
+        Key key{shape, Kind::c2c_forward_in_place};
+        auto it = c2c_.find(key);
+        if (it != c2c_.end()) return *it->second;
+        std::size_t count = 1;
+        for (int n : shape) count *= static_cast<std::size_t>(n);
+        ComplexBuffer data(count);
+        fftwf_complex* p_data = reinterpret_cast<fftwf_complex*>(data.data());
+        fftwf_plan p = fftwf_plan_dft(static_cast<int>(shape.size()), shape.data(), p_data, p_data,
+                                      FFTW_FORWARD, rigor_flag(g_rigor));
+        if (p == nullptr) throw std::runtime_error("FFTW could not create a c2c plan");
+        auto& slot = c2c_[key];
+        slot.reset(new C2CPlan(p));
+        return *slot;
+    }
+
     std::size_t size() {
         std::lock_guard<std::mutex> lock(planner_mutex());
-        return r2c_.size() + c2r_.size();
+        return r2c_.size() + c2r_.size() + c2c_.size();
     }
 
 private:
@@ -118,6 +135,7 @@ private:
     using Key = std::pair<std::vector<int>, Kind>;
     std::map<Key, std::unique_ptr<R2CPlan>> r2c_;
     std::map<Key, std::unique_ptr<C2RPlan>> c2r_;
+    std::map<Key, std::unique_ptr<C2CPlan>> c2c_;
 };
 
 void set_plan_rigor(PlanRigor rigor) {
@@ -169,6 +187,18 @@ const C2RPlan& C2RPlan::get(const std::vector<int>& shape) {
 
 void C2RPlan::execute(std::complex<float>* in, float* out) const noexcept {
     fftwf_execute_dft_c2r(plan_, reinterpret_cast<fftwf_complex*>(in), out);
+}
+
+const C2CPlan& C2CPlan::get(int rows, int cols) { return get(std::vector<int>{rows, cols}); }
+
+const C2CPlan& C2CPlan::get(const std::vector<int>& shape) {
+    check_shape(shape);
+    return PlanCache::instance().c2c(shape);
+}
+
+void C2CPlan::execute(std::complex<float>* data) const noexcept {
+    fftwf_complex* p = reinterpret_cast<fftwf_complex*>(data);
+    fftwf_execute_dft(plan_, p, p);
 }
 
 std::size_t cached_plan_count() { return PlanCache::instance().size(); }

@@ -18,34 +18,44 @@ SPECTRALIGN_CLONES RowSums row_sums(const float* x, const float* apo_x, int n) {
     return {s, ss, sa};
 }
 
-SPECTRALIGN_CLONES void row_apodize_normalize(const float* x, float* out, const float* apo_x,
-                                              float ay, float gray, float offset, float scale,
-                                              int n) {
+SPECTRALIGN_CLONES void row_pack(const WindowRow& first, const WindowRow& second, float* out, int n) {
+    const float *x1 = first.x, *a1 = first.apo_x, *x2 = second.x, *a2 = second.apo_x;
+    const float ay1 = first.ay, g1 = first.gray, o1 = first.offset, s1 = first.scale;
+    const float ay2 = second.ay, g2 = second.gray, o2 = second.offset, s2 = second.scale;
 #pragma omp simd
-    for (int j = 0; j < n; ++j) out[j] = ((x[j] - gray) * (ay * apo_x[j]) - offset) * scale;
+    for (int j = 0; j < n; ++j) {
+        out[2 * j] = ((x1[j] - g1) * (ay1 * a1[j]) - o1) * s1;
+        out[2 * j + 1] = ((x2[j] - g2) * (ay2 * a2[j]) - o2) * s2;
+    }
 }
 
-SPECTRALIGN_CLONES void row_normalize(const float* x, float* out, float mean, float scale, int n) {
+SPECTRALIGN_CLONES void row_mirror(const float* row, float* mirrored, int n, int count) {
+    mirrored[0] = row[0];
+    mirrored[1] = row[1];
 #pragma omp simd
-    for (int j = 0; j < n; ++j) out[j] = (x[j] - mean) * scale;
+    for (int c = 1; c < count; ++c) {
+        mirrored[2 * c] = row[2 * (n - c)];
+        mirrored[2 * c + 1] = row[2 * (n - c) + 1];
+    }
 }
 
-SPECTRALIGN_CLONES float row_whiten(float* s, const float* m, const float* rx, float ry_re,
-                                    float ry_im, float half_exponent, int n, float* scratch) {
+SPECTRALIGN_CLONES float row_whiten_packed(const float* u, const float* w, float* out, const float* rx,
+                                           float ry_re, float ry_im, float half_exponent, int n,
+                                           float* scratch) {
     // Three passes so the costly power runs over a contiguous float array
     // (full vector width) instead of interleaved complex values.
 #pragma omp simd
     for (int k = 0; k < n; ++k) {
-        const float ar = s[2 * k], ai = s[2 * k + 1];
-        const float br = m[2 * k], bi = m[2 * k + 1];
-        const float qr = ar * br + ai * bi;  // S conj(M)
-        const float qi = ai * br - ar * bi;
+        const float ur = u[2 * k], ui = u[2 * k + 1];
+        const float wr = w[2 * k], wi = w[2 * k + 1];
+        const float qr = 0.5f * (ur * wi + ui * wr);  // A conj(B)
+        const float qi = 0.25f * ((ur * ur + ui * ui) - (wr * wr + wi * wi));
         const float tr = ry_re * rx[2 * k] - ry_im * rx[2 * k + 1];  // subpixel ramp
         const float ti = ry_re * rx[2 * k + 1] + ry_im * rx[2 * k];
         const float pr = qr * tr - qi * ti;
         const float pi = qr * ti + qi * tr;
-        s[2 * k] = pr;
-        s[2 * k + 1] = pi;
+        out[2 * k] = pr;
+        out[2 * k + 1] = pi;
         scratch[k] = pr * pr + pi * pi;
     }
 #pragma omp simd
@@ -53,9 +63,9 @@ SPECTRALIGN_CLONES float row_whiten(float* s, const float* m, const float* rx, f
     float energy = 0;
 #pragma omp simd reduction(+ : energy)
     for (int k = 0; k < n; ++k) {
-        const float re = s[2 * k] * scratch[k], im = s[2 * k + 1] * scratch[k];
-        s[2 * k] = re;
-        s[2 * k + 1] = im;
+        const float re = out[2 * k] * scratch[k], im = out[2 * k + 1] * scratch[k];
+        out[2 * k] = re;
+        out[2 * k + 1] = im;
         energy += re * re + im * im;
     }
     return energy;

@@ -17,18 +17,31 @@ struct RowSums {
 
 RowSums row_sums(const float* x, const float* apo_x, int n);
 
-// out = ((x - gray) * (ay * apo_x) - offset) * scale   (apodized window)
-void row_apodize_normalize(const float* x, float* out, const float* apo_x, float ay, float gray,
-                           float offset, float scale, int n);
+// One row of a window about to be normalized: out = ((x - gray) * (ay *
+// apo_x) - offset) * scale. A window that is not apodized has apo_x = 1,
+// ay = 1 and offset = 0.
+struct WindowRow {
+    const float* x;
+    const float* apo_x;
+    float ay, gray, offset, scale;
+};
 
-// out = (x - mean) * scale
-void row_normalize(const float* x, float* out, float mean, float scale, int n);
+// Normalizes one row of each window into one complex row: the first window
+// in the real parts, the second in the imaginary parts (out holds 2n floats).
+void row_pack(const WindowRow& first, const WindowRow& second, float* out, int n);
 
-// One spectrum row: s[k] <- whitened S[k] conj(M[k]) * (ry * rx[k]), complex
-// values interleaved (re, im); scratch holds n floats. Returns the sum of
-// |result|^2 over the row.
-float row_whiten(float* s, const float* m, const float* rx, float ry_re, float ry_im,
-                 float half_exponent, int n, float* scratch);
+// mirrored[c] = row[(n - c) % n] for c < count: the partner bins -k of one
+// row of a full complex spectrum, reversed so they line up with bins k.
+void row_mirror(const float* row, float* mirrored, int n, int count);
+
+// One row of the whitened cross-power spectrum of two real windows packed
+// as z = a + i b, from Z = FFT(z): with U = Z[k] (row `u`) and W = Z[-k]
+// (`w`, mirrored), A conj(B) = (Im(U W) / 2, (|U|^2 - |W|^2) / 4). Writes
+// out[k] = A conj(B) * (ry * rx[k]) * |.|^(2 half_exponent), complex values
+// interleaved (re, im); scratch holds n floats. Returns the sum of
+// |out[k]|^2 over the row.
+float row_whiten_packed(const float* u, const float* w, float* out, const float* rx, float ry_re,
+                        float ry_im, float half_exponent, int n, float* scratch);
 
 float row_max(const float* x, int n);
 

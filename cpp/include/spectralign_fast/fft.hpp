@@ -2,7 +2,7 @@
 //
 // FFTW's planner is not thread-safe, its executor is: plans are created once
 // per (shape, kind) under a mutex (any rank from 1 to 3), cached for the life of the process,
-// and executed with the new-array functions (fftwf_execute_dft_r2c/c2r) on
+// and executed with the new-array functions (fftwf_execute_dft_r2c/c2r/dft) on
 // per-thread buffers from fftwf_malloc, so every buffer has the alignment the
 // plan was made for.
 #pragma once
@@ -75,6 +75,21 @@ public:
 
 private:
     explicit C2RPlan(fftwf_plan plan) : plan_(plan) {}
+    fftwf_plan plan_;
+    friend class PlanCache;
+};
+
+// Forward complex-to-complex 2-D transform, in place (the only way the
+// matcher uses it: two real windows packed as real and imaginary parts are
+// transformed together, cheaper than two r2c transforms); unnormalized.
+class C2CPlan {
+public:
+    static const C2CPlan& get(int rows, int cols);
+    static const C2CPlan& get(const std::vector<int>& shape);
+    void execute(std::complex<float>* data) const noexcept;
+
+private:
+    explicit C2CPlan(fftwf_plan plan) : plan_(plan) {}
     fftwf_plan plan_;
     friend class PlanCache;
 };

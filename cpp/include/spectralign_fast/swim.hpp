@@ -1,6 +1,7 @@
 // SWiFT-IR "swim" matching: whitened cross-power spectrum of an apodized
-// window and a plain window, integer peak plus centre of mass, and the
-// iterative refinement of spectralign's Matcher.refine.
+// window and a second window (apodized too by default), integer peak plus
+// centre of mass, and the iterative refinement of spectralign's
+// Matcher.refine.
 //
 // Windows are cut at the integer pixel below their origin (x - w/2,
 // y - h/2); the fractional remainder is applied in the frequency domain
@@ -62,23 +63,39 @@ public:
                      const double p2[2], const SwimOptions& options);
 
 private:
-    bool normalize(const float* src, std::ptrdiff_t stride, float* dst, bool apodize, int which);
+    // How one window is normalized on its way into the packed buffer.
+    struct WindowNorm {
+        const float* src = nullptr;  // row 0 of the window
+        std::ptrdiff_t stride = 0;   // floats between rows
+        float gray = 0, offset = 0, scale = 1;
+        bool contrast = false;
+    };
+    WindowNorm moments(const float* src, std::ptrdiff_t stride, bool apodize, int which) const;
     void shift_apodization(int which, double frac_x, double frac_y);
+    void flat_apodization(int which);
     SwimResult correlate(const SwimOptions& options, double offset_x, double offset_y, bool contrast);
 
     int width_, height_;
     std::size_t spectrum_size_;
-    const R2CPlan* r2c_;
+    const C2CPlan* c2c_;
     const C2RPlan* c2r_;
-    RealBuffer sta_, mov_, corr_;
-    ComplexBuffer sta_spec_, mov_spec_;
+    // Both windows as one complex image (stationary in the real parts,
+    // moving in the imaginary parts), transformed in place: one complex FFT
+    // costs 15-40% less than two real ones. Afterwards it holds the
+    // correlation image (width * height floats).
+    ComplexBuffer packed_;
+    ComplexBuffer cross_;        // whitened cross-power half spectrum
+    RealBuffer outside_[2];      // windows that cross the image border (made on first need)
     // Apodization of each window (0: stationary, 1: moving), its profile
     // evaluated at the window's subpixel position, so the envelope sits on
-    // the same content in both windows whatever their integer cuts.
+    // the same content in both windows whatever their integer cuts; all
+    // ones for a window that is not apodized.
     std::vector<float> apo_x_[2], apo_y_[2];
     double apo_total_[2] = {0, 0};  // sum of each window's 2-D apodization weights
+    bool flat_[2] = {false, false};  // the profile is all ones
     ComplexBuffer ramp_x_, ramp_y_;
-    RealBuffer scratch_;  // one spectrum row of floats
+    ComplexBuffer mirrored_;     // partner bins -k of one spectrum row
+    RealBuffer scratch_;         // one spectrum row of floats
 };
 
 // Reuses workspaces across calls (fresh ones cost page faults on every
