@@ -2,7 +2,7 @@
 NumPy oracle, and refine_many throughput, all measured side by side in one
 run (medians of several repeats). Prints Markdown for bench/RESULTS.md.
 
-    python bench/bench_match.py [--quick]
+    python bench/bench_match.py [--quick] [--no-accuracy] [--planning patient]
 """
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import os
 # BLAS worker threads spin on this 2-core machine and steal time from the
 # single-threaded measurements; numpy's FFT needs none.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Plans made here with the rigor asked for, not taken from the user's wisdom
+# cache (which a "patient" session elsewhere may have filled).
+os.environ["SPECTRALIGN_FFTW_WISDOM"] = ""
 
 import argparse
 import statistics
@@ -56,8 +59,8 @@ def speed(sizes, repeats: int) -> list[str]:
     ratios = ["| window | 1 call / floor | refine 3 iterations / floor | refine_many 3 iterations / floor "
               "| refine_many 3 iterations / the matcher's FFTs | vs NumPy, 1 call "
               "| vs NumPy, refine_many 3 iterations | refine_many pairs/s, threads=1 | threads=2 "
-              "| 2-thread scaling |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| 2-thread scaling | the matcher's FFTs alone, 2-thread scaling |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     img = test_image(2600)
     rng = np.random.default_rng(0)
     m = sf.Matcher(img, np.roll(img, (3, -2), axis=(0, 1)))
@@ -83,7 +86,8 @@ def speed(sizes, repeats: int) -> list[str]:
 
         # Every repeat measures everything back to back; ratios are taken
         # within a repeat, then the median over repeats (the machine is shared).
-        samples = {k: [] for k in ("floor", "packed", "one", "three", "batch", "batch3", "numpy", "t1", "t2")}
+        samples = {k: [] for k in ("floor", "packed", "one", "three", "batch", "batch3", "numpy", "t1", "t2",
+                                  "fft1", "fft2")}
         for _ in range(repeats):
             samples["floor"].append(_core.fft_floor(n, n, floor_reps))
             samples["packed"].append(_core.fft_floor(n, n, floor_reps, packed=True))
@@ -98,6 +102,10 @@ def speed(sizes, repeats: int) -> list[str]:
             for _ in range(3):
                 samples["t1"].append(median_time(lambda: m.refine_many(Q, Q, n, iters=1, threads=1), 1) / many)
                 samples["t2"].append(median_time(lambda: m.refine_many(Q, Q, n, iters=1, threads=2), 1) / many)
+            # The same for the transforms alone (each thread on its own
+            # buffers): what the host allows two FFT-bound threads.
+            samples["fft1"].append(_core.fft_floor(n, n, floor_reps, packed=True))
+            samples["fft2"].append(_core.fft_floor(n, n, floor_reps, packed=True, threads=2) / 2)
         for _ in range(max(3, repeats // 2)):
             samples["numpy"].append(median_time(lambda: swim_oracle.refine(img, img, P[0], P[0], n, iters=1), 1))
         med = {k: statistics.median(v) for k, v in samples.items()}
@@ -111,7 +119,8 @@ def speed(sizes, repeats: int) -> list[str]:
         ratios.append(f"| {n} | {ratio('one', 'floor'):.2f}x | {ratio('three', 'floor'):.2f}x "
                       f"| {ratio('batch3', 'floor'):.2f}x | {ratio('batch3', 'packed'):.2f}x "
                       f"| {med['numpy'] / med['one']:.1f}x | {med['numpy'] / med['batch3']:.1f}x "
-                      f"| {1 / med['t1']:.0f} | {1 / med['t2']:.0f} | {ratio('t1', 't2'):.2f}x |")
+                      f"| {1 / med['t1']:.0f} | {1 / med['t2']:.0f} | {ratio('t1', 't2'):.2f}x "
+                      f"| {ratio('fft1', 'fft2'):.2f}x |")
         print(f"window {n} done", file=sys.stderr, flush=True)
     print("\n".join(times) + "\n\n" + "\n".join(ratios), flush=True)
     return times + ratios
@@ -158,7 +167,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--no-accuracy", action="store_true")
+    ap.add_argument("--planning", choices=["measure", "patient"], default="measure",
+                    help="FFTW planning rigor for every plan, the floor's included")
     args = ap.parse_args()
+    sf.set_fft_planning(args.planning)
     repeats = 3 if args.quick else 7
     cfg = sf.config()
     print(f"Hardware: {cpu_name()}, {os.cpu_count()} logical cores; {cfg['fftw_version']} "

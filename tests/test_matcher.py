@@ -243,3 +243,18 @@ def test_integer_inputs_are_accepted_and_scaled(camera):
     shifted8 = np.roll(img8, (2, 3), axis=(0, 1))
     p1, p2 = Matcher(img8, shifted8).refine((256, 256), (256, 256), 128, iters=3)
     np.testing.assert_allclose(p2 - p1, [3, 2], atol=0.05)
+
+
+def test_fft_floor_benchmark_helper():
+    """The benchmarks' FFT floor: every variant times something, bad arguments are refused."""
+    from spectralign_fast import _core
+
+    for kwargs in ({}, {"r2c": 1}, {"packed": True}, {"packed": True, "threads": 2}):
+        seconds = _core.fft_floor(64, 48, 3, **kwargs)
+        assert np.isfinite(seconds) and seconds > 0
+    with pytest.raises(ValueError, match="r2c must be 2"):
+        _core.fft_floor(64, 64, 3, r2c=1, packed=True)
+    with pytest.raises(ValueError, match="must be positive"):
+        _core.fft_floor(64, 64, 3, threads=0)
+    with pytest.raises(ValueError, match="r2c must be 1 or 2"):
+        _core.fft_floor(64, 64, 3, r2c=3)

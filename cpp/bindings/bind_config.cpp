@@ -1,5 +1,3 @@
-#include <chrono>
-
 #include <Eigen/Core>
 
 #include "pybind.hpp"
@@ -75,53 +73,19 @@ void bind_config(py::module_& m) {
         forget_wisdom();
     }, "Drop all FFTW wisdom (plans already made are kept).");
     m.def("fft_floor",
-          [](int rows, int cols, int repeats, int r2c, bool packed) {
-              // The FFT work of one swim iteration, for benchmarks: two r2c
-              // and one c2r (the textbook floor; one r2c for a
-              // stack-registration frame), or with packed=True what the
-              // matcher runs: one in-place c2c of both windows packed as
-              // real and imaginary parts, and one c2r. Returns seconds per
-              // repetition.
-              if (rows < 1 || cols < 1 || repeats < 1)
-                  throw std::invalid_argument("rows, cols and repeats must be positive");
+          [](int rows, int cols, int repeats, int r2c, bool packed, int threads) {
               if (r2c != 1 && r2c != 2) throw std::invalid_argument("r2c must be 1 or 2");
-              const R2CPlan& f = R2CPlan::get(rows, cols);
-              const C2RPlan& b = C2RPlan::get(rows, cols);
-              const C2CPlan* c = packed ? &C2CPlan::get(rows, cols) : nullptr;
-              const std::size_t n = static_cast<std::size_t>(rows) * cols;
-              const std::size_t ns = static_cast<std::size_t>(rows) * (cols / 2 + 1);
-              RealBuffer x(n), y(n), z(n);
-              ComplexBuffer fx(ns), fy(ns), xy(packed ? n : 0);
-              for (std::size_t k = 0; k < n; ++k) {
-                  x[k] = static_cast<float>((k * 7919) % 1000) * 1e-3f;
-                  y[k] = static_cast<float>((k * 104729) % 1000) * 1e-3f;
-              }
+              if (packed && r2c != 2) throw std::invalid_argument("packed=True times both windows: r2c must be 2");
+              const FloorKind kind = packed ? FloorKind::packed_c2c_c2r
+                                            : (r2c == 2 ? FloorKind::two_r2c_c2r : FloorKind::one_r2c_c2r);
               py::gil_scoped_release release;
-              using clock = std::chrono::steady_clock;
-              clock::duration spent{0};
-              for (int r = 0; r < repeats; ++r) {
-                  if (c) {
-                      // Fresh input each time (the transform is in place);
-                      // only the transforms are timed.
-                      for (std::size_t k = 0; k < n; ++k) xy[k] = std::complex<float>(x[k], y[k]);
-                      const auto t0 = clock::now();
-                      c->execute(xy.data());
-                      spent += clock::now() - t0;
-                      for (std::size_t k = 0; k < ns; ++k) fx[k] = xy[k];
-                      const auto t1 = clock::now();
-                      b.execute(fx.data(), z.data());
-                      spent += clock::now() - t1;
-                  } else {
-                      const auto t0 = clock::now();
-                      f.execute(x.data(), fx.data());
-                      if (r2c == 2) f.execute(y.data(), fy.data());
-                      b.execute(fx.data(), z.data());
-                      spent += clock::now() - t0;
-                  }
-              }
-              return std::chrono::duration<double>(spent).count() / repeats;
+              return fft_floor_seconds(rows, cols, repeats, kind, threads);
           },
-          py::arg("rows"), py::arg("cols"), py::arg("repeats"), py::arg("r2c") = 2, py::arg("packed") = false);
+          py::arg("rows"), py::arg("cols"), py::arg("repeats"), py::arg("r2c") = 2, py::arg("packed") = false,
+          py::arg("threads") = 1,
+          "Seconds per repetition of one swim iteration's FFTs (benchmarks): two r2c and one c2r, "
+          "one r2c (r2c=1, a stack-registration frame), or packed=True: the matcher's one in-place "
+          "c2c and one c2r. threads > 1 runs that many copies concurrently and returns their mean.");
 }
 
 }  // namespace spectralign_fast::bindings

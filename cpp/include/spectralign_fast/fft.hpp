@@ -103,6 +103,19 @@ std::string export_wisdom();
 bool import_wisdom(const std::string& text);
 void forget_wisdom();
 
+// Benchmark support: the FFT work of one swim iteration, timed on its own.
+enum class FloorKind {
+    two_r2c_c2r,     // the textbook floor: both windows r2c, the product c2r
+    one_r2c_c2r,     // one frame of stack registration
+    packed_c2c_c2r,  // what the matcher runs: both windows as one in-place c2c, then c2r
+};
+
+// Seconds per repetition of `kind` on rows x cols, timing only the
+// transforms. With threads > 1 as many threads repeat it concurrently (each
+// on its own buffers) and the result is their mean time per repetition, so
+// threads * floor(1) / floor(threads) is how well the FFTs themselves scale.
+double fft_floor_seconds(int rows, int cols, int repeats, FloorKind kind, int threads);
+
 // Number of plans in the cache (for tests and diagnostics).
 std::size_t cached_plan_count();
 
