@@ -116,3 +116,32 @@ def test_entry_point_installed(tmp_path):
     done = subprocess.run([exe, "montage", str(tmp_path / "none_r{row}_c{col}.tif"), "-o", str(tmp_path / "o.tif")],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "no file matches" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_fft_planning_option(tile_folder, tmp_path):
+    """--fft-planning reaches FFTW (in its own process: planning is per process), and the
+    montage it makes agrees with the default planning's to rounding."""
+    import os
+
+    import spectralign_fast as sf
+
+    folder, tiles = tile_folder
+    out = tmp_path / "m.tif"
+    script = ("import sys, spectralign_fast as sf\n"
+              "from spectralign_fast import cli\n"
+              "code = cli.main(sys.argv[1:])\n"
+              "print(sf.config()['fft_planning'])\n"
+              "sys.exit(code)\n")
+    env = dict(os.environ, SPECTRALIGN_FFTW_WISDOM="")
+    done = subprocess.run([sys.executable, "-c", script, "montage", str(folder / "r{row}_c{col}.tif"), "-o",
+                           str(out), "--overlap", "0.2", "--quiet", "--fft-planning", "estimate"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "estimate"
+    saved = json.loads((tmp_path / "m.json").read_text())
+    expected = sf.montage(tiles, overlap=0.2, progress=False)
+    for tile, want in zip(saved["tiles"], expected.transforms.values()):
+        np.testing.assert_allclose(np.asarray(tile["transform"]), np.asarray(want), atol=1e-3)
+    done = subprocess.run([sys.executable, "-m", "spectralign_fast.cli", "montage", "x{row}{col}.tif", "-o",
+                           str(tmp_path / "n.tif"), "--fft-planning", "hard"], capture_output=True, text=True)
+    assert done.returncode == 2 and "invalid choice" in done.stderr
