@@ -81,7 +81,7 @@ private:
     const C2RPlan* c2r_;
     // Both windows as one complex image (stationary in the real parts,
     // moving in the imaginary parts), transformed in place: one complex FFT
-    // costs 15-40% less than two real ones. Afterwards it holds the
+    // costs 13-30% less than two real ones. Afterwards it holds the
     // correlation image (width * height floats).
     ComplexBuffer packed_;
     ComplexBuffer cross_;        // whitened cross-power half spectrum
