@@ -1,7 +1,9 @@
-// A work-sharing loop over [0, n): each of `threads` workers (0 = all cores)
-// makes its own state once, then takes the next index from a shared counter
-// until none are left. The first exception stops the others and is rethrown
-// after every worker has joined. Shared by matching and stack registration.
+// A work-sharing loop over [0, n): each of `threads` workers (0 = all cores;
+// the calling thread is one of them) makes its own state once, then takes the
+// next index from a shared counter until none are left. The first exception
+// stops the others and is rethrown after every worker has joined. If threads
+// cannot be started, the ones running (at least the caller) do all the work.
+// Shared by matching, stack registration and rendering.
 #pragma once
 
 #include <algorithm>
@@ -33,20 +35,17 @@ void parallel_for(std::size_t n, int threads, MakeState make_state, Body body) {
             next = n;  // stop the other workers early
         }
     };
-    if (nthreads == 1) {
-        worker();
-    } else {
-        std::vector<std::thread> pool;
-        pool.reserve(static_cast<std::size_t>(nthreads));
+    std::vector<std::thread> pool;
+    if (nthreads > 1) {
+        pool.reserve(static_cast<std::size_t>(nthreads - 1));
         try {
-            for (int t = 0; t < nthreads; ++t) pool.emplace_back(worker);
+            for (int t = 1; t < nthreads; ++t) pool.emplace_back(worker);
         } catch (...) {
-            // Could not start every thread: let the running ones finish the
-            // work rather than abandon joinable threads.
-            if (pool.empty()) throw;
+            // Could not start every thread: the running ones finish the work.
         }
-        for (auto& t : pool) t.join();
     }
+    worker();
+    for (auto& t : pool) t.join();
     if (failure) std::rethrow_exception(failure);
 }
 

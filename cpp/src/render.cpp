@@ -1,16 +1,12 @@
 #include "spectralign_fast/render.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <exception>
 #include <limits>
-#include <mutex>
 #include <stdexcept>
 #include <string>
-#include <thread>
 
-#include "spectralign_fast/swim.hpp"  // resolve_threads
+#include "parallel.hpp"
 
 #include "simd_clones.hpp"  // AVX-512 / AVX2 / baseline clones of the row kernels
 
@@ -486,42 +482,6 @@ void process_row(const Prepared& p, const Kernels& kern, double X0, double Y, in
     }
 }
 
-// Runs body(next) on `threads` threads; body pulls work by calling next()
-// until it returns a value >= n. The first exception is rethrown.
-template <class Body>
-void run_parallel(std::size_t n, int threads, Body body) {
-    const int nthreads =
-        static_cast<int>(std::max<std::size_t>(1, std::min<std::size_t>(resolve_threads(threads), n)));
-    std::atomic<std::size_t> counter{0};
-    std::exception_ptr failure;
-    std::mutex failure_mutex;
-    auto worker = [&]() {
-        try {
-            body([&]() { return counter++; });
-        } catch (...) {
-            std::lock_guard<std::mutex> lock(failure_mutex);
-            if (!failure) failure = std::current_exception();
-            counter = n;
-        }
-    };
-    if (nthreads == 1) {
-        worker();
-    } else {
-        std::vector<std::thread> pool;
-        pool.reserve(static_cast<std::size_t>(nthreads - 1));
-        try {
-            for (int k = 1; k < nthreads; ++k) pool.emplace_back(worker);
-        } catch (...) {
-            counter = n;
-            for (auto& th : pool) th.join();
-            throw;
-        }
-        worker();
-        for (auto& th : pool) th.join();
-    }
-    if (failure) std::rethrow_exception(failure);
-}
-
 void check_canvas(const Canvas& c) {
     if (!std::isfinite(c.x0) || !std::isfinite(c.y0))
         throw std::invalid_argument("canvas origin must be finite");
@@ -639,10 +599,16 @@ void render_canvas(const std::vector<RenderTile>& tiles, PixelType type, const C
     const std::size_t psize = pixel_size(type);
     const float den0 = hard ? std::numeric_limits<float>::infinity() : 0.0f;
 
-    run_parallel(grid.bins.size(), opt.threads, [&](auto next) {
-        std::vector<float> num(static_cast<std::size_t>(kBlockRows) * kBlockCols);
-        std::vector<float> den(num.size());
-        for (std::size_t b = next(); b < grid.bins.size(); b = next()) {
+    struct BlockSums {
+        std::vector<float> num, den;
+    };
+    const std::size_t block_pixels = static_cast<std::size_t>(kBlockRows) * kBlockCols;
+    parallel_for(
+        grid.bins.size(), opt.threads, [&]() { return BlockSums{std::vector<float>(block_pixels),
+                                                                std::vector<float>(block_pixels)}; },
+        [&](BlockSums& sums, std::size_t b) {
+            std::vector<float>& num = sums.num;
+            std::vector<float>& den = sums.den;
             const Block blk = block_at(grid, canvas, b);
             const long long i0 = blk.i0, j0 = blk.j0;
             const int rows = blk.rows, cols = blk.cols;
@@ -668,8 +634,7 @@ void render_canvas(const std::vector<RenderTile>& tiles, PixelType type, const C
                 kern.finalize(num.data() + i * kBlockCols, den.data() + i * kBlockCols, cols, hard,
                               opt.fill, o, cv);
             }
-        }
-    });
+        });
 }
 
 void accumulate_tile(const RenderTile& tile, PixelType type, const Canvas& canvas,
@@ -691,19 +656,17 @@ void accumulate_tile(const RenderTile& tile, PixelType type, const Canvas& canva
     const long long ncols = static_cast<long long>(j1) - c0;
     constexpr long long band = 16;
     const std::size_t nbands = static_cast<std::size_t>((nrows + band - 1) / band);
-    run_parallel(nbands, opt.threads, [&](auto next) {
-        for (std::size_t b = next(); b < nbands; b = next()) {
-            const long long ra = r0 + static_cast<long long>(b) * band;
-            const long long rb = std::min(ra + band, r0 + nrows);
-            for (long long r = ra; r < rb; ++r) {
-                const std::ptrdiff_t off = r * canvas.width + c0;
-                // process_row takes an int count: go in pieces.
-                for (long long c = 0; c < ncols; c += (1 << 20)) {
-                    const int n = static_cast<int>(std::min<long long>(1 << 20, ncols - c));
-                    process_row(p, kern, canvas.x0 + static_cast<double>(c0 + c),
-                                canvas.y0 + static_cast<double>(r), n, num + off + c,
-                                den + off + c);
-                }
+    parallel_for(nbands, opt.threads, [] { return 0; }, [&](int&, std::size_t b) {
+        const long long ra = r0 + static_cast<long long>(b) * band;
+        const long long rb = std::min(ra + band, r0 + nrows);
+        for (long long r = ra; r < rb; ++r) {
+            const std::ptrdiff_t off = r * canvas.width + c0;
+            // process_row takes an int count: go in pieces.
+            for (long long c = 0; c < ncols; c += (1 << 20)) {
+                const int n = static_cast<int>(std::min<long long>(1 << 20, ncols - c));
+                process_row(p, kern, canvas.x0 + static_cast<double>(c0 + c),
+                            canvas.y0 + static_cast<double>(r), n, num + off + c,
+                            den + off + c);
             }
         }
     });
@@ -716,17 +679,15 @@ void finalize_canvas(const float* num, const float* den, const Canvas& canvas, P
     const Kernels kern = pick_kernels(type, Interp::Linear, hard);
     const std::size_t psize = pixel_size(type);
     const std::size_t nrows = static_cast<std::size_t>(canvas.height);
-    run_parallel((nrows + 15) / 16, threads, [&](auto next) {
-        for (std::size_t b = next(); b < (nrows + 15) / 16; b = next()) {
-            for (std::size_t r = b * 16; r < std::min(nrows, b * 16 + 16); ++r) {
-                const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(r) * canvas.width;
-                for (long long c = 0; c < canvas.width; c += (1 << 20)) {
-                    const int n = static_cast<int>(std::min<long long>(1 << 20, canvas.width - c));
-                    kern.finalize(num + off + c, den + off + c, n, hard, fill,
-                                  static_cast<char*>(out) +
-                                      (off + c) * static_cast<std::ptrdiff_t>(psize),
-                                  coverage ? coverage + off + c : nullptr);
-                }
+    parallel_for((nrows + 15) / 16, threads, [] { return 0; }, [&](int&, std::size_t b) {
+        for (std::size_t r = b * 16; r < std::min(nrows, b * 16 + 16); ++r) {
+            const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(r) * canvas.width;
+            for (long long c = 0; c < canvas.width; c += (1 << 20)) {
+                const int n = static_cast<int>(std::min<long long>(1 << 20, canvas.width - c));
+                kern.finalize(num + off + c, den + off + c, n, hard, fill,
+                              static_cast<char*>(out) +
+                                  (off + c) * static_cast<std::ptrdiff_t>(psize),
+                              coverage ? coverage + off + c : nullptr);
             }
         }
     });
@@ -738,9 +699,9 @@ void tile_coverage(const std::vector<RenderTile>& tiles, const Canvas& canvas, b
     const std::vector<Prepared> prep = prepare_all(tiles, 1.0);
     const BlockGrid grid = bin_tiles(prep, canvas);
     const int ntiles = static_cast<int>(tiles.size());
-    run_parallel(grid.bins.size(), threads, [&](auto next) {
-        std::vector<int> count(static_cast<std::size_t>(kBlockCols));
-        for (std::size_t b = next(); b < grid.bins.size(); b = next()) {
+    parallel_for(
+        grid.bins.size(), threads, [] { return std::vector<int>(static_cast<std::size_t>(kBlockCols)); },
+        [&](std::vector<int>& count, std::size_t b) {
             const Block blk = block_at(grid, canvas, b);
             const long long i0 = blk.i0, j0 = blk.j0;
             const int rows = blk.rows, cols = blk.cols;
@@ -772,8 +733,7 @@ void tile_coverage(const std::vector<RenderTile>& tiles, const Canvas& canvas, b
                     m[k] = static_cast<std::uint8_t>(all_tiles ? count[static_cast<std::size_t>(k)] == ntiles
                                                                : count[static_cast<std::size_t>(k)] > 0);
             }
-        }
-    });
+        });
 }
 
 }  // namespace spectralign_fast
