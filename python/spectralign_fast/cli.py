@@ -101,7 +101,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-snr", type=float, default=8.0, help="drop matches with a lower SNR (8)")
     p.add_argument("--diagonals", action="store_true", help="also match diagonal neighbours")
     p.add_argument("--threads", type=int, default=0, help="threads; 0 = all cores (default)")
-    p.add_argument("--fft-planning", choices=("estimate", "measure", "patient"), default="measure",
+    p.add_argument("--fft-planning", choices=("estimate", "measure", "patient"), default=None,
                    help="how hard FFTW searches for fast transforms (measure); 'patient' plans for "
                         "seconds to a minute per window size once (kept as wisdom), then matches 6-15%% faster")
     p.add_argument("--chunk", type=int, default=1024, help="chunk size of the output (1024)")
@@ -113,6 +113,13 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "on storage every worker sees, and the output must be *.ome.zarr")
     p.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="give up connecting to the scheduler after this long (10)")
+
+
+def _plan(args) -> None:
+    # Only when asked: main() called from Python keeps the caller's planning
+    # (a fresh command-line process starts with "measure").
+    if args.fft_planning is not None:
+        set_fft_planning(args.fft_planning)
 
 
 def _summary(result, out: Path, seconds: float) -> str:
@@ -150,7 +157,7 @@ def cmd_montage(args) -> int:
     from .montage import montage, write_report
 
     out = _check_outputs(args)
-    set_fft_planning(args.fft_planning)
+    _plan(args)
     files = expand_pattern(args.pattern, ("row", "col"))
     t0 = time.perf_counter()
     with _client(args, out) as client:
@@ -171,7 +178,7 @@ def cmd_stack(args) -> int:
     from .stack import align_stack
 
     out = _check_outputs(args)
-    set_fft_planning(args.fft_planning)
+    _plan(args)
     names = re.findall(r"{(\w+)}", args.pattern)
     if "z" not in names:
         raise UsageError(f"the pattern {args.pattern!r} has no {{z}}; write e.g. 'sections/s{{z}}.tif' or "
