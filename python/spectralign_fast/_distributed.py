@@ -26,15 +26,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Dict, Hashable, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ._pairs import MatchSettings, PairMatches, match_pair, rematch_pair
-from ._tiles import TileStore, read_raw, render_array
+from ._tiles import LRUCache, TileStore, read_raw, render_array
 from .affine import Affine
 
 _STATES = ("running", "newly-created", "connecting")
@@ -137,9 +135,8 @@ def _match_levels_task(sources, lo, hi, transforms, sizes, z, settings, ov_pair)
     return _match_levels(store, lo, hi, transforms, sizes, z, settings, ov_pair)
 
 
-_TILE_CACHE: "OrderedDict[Tuple[str, int, int], np.ndarray]" = OrderedDict()
-_TILE_CACHE_LOCK = threading.Lock()
-_TILE_CACHE_SIZE = 6  # neighbouring chunks share tiles; a few per worker process keep memory near chunk + tiles
+# Neighbouring chunks share tiles; a few per worker process keep memory near chunk + tiles.
+_TILE_CACHE = LRUCache(6)
 
 
 def _cached_tile(src: Any, tile: Hashable) -> np.ndarray:
@@ -151,17 +148,13 @@ def _cached_tile(src: Any, tile: Hashable) -> np.ndarray:
         key = (src, st.st_size, st.st_mtime_ns)
     except OSError:
         return render_array(read_raw(src, tile))  # read_raw says what is wrong, naming the tile
-    with _TILE_CACHE_LOCK:
-        if key in _TILE_CACHE:
-            _TILE_CACHE.move_to_end(key)
-            return _TILE_CACHE[key]
-    arr = render_array(read_raw(src, tile))
-    arr.flags.writeable = False
-    with _TILE_CACHE_LOCK:
-        _TILE_CACHE[key] = arr
-        while len(_TILE_CACHE) > _TILE_CACHE_SIZE:
-            _TILE_CACHE.popitem(last=False)
-    return arr
+
+    def load() -> np.ndarray:
+        arr = render_array(read_raw(src, tile))
+        arr.flags.writeable = False  # shared by every task in this process
+        return arr
+
+    return _TILE_CACHE.get(key, load)
 
 
 def _render_block(transforms, sizes, blend, interpolation, rect, sources, dtype, threads) -> np.ndarray:

@@ -74,6 +74,42 @@ def output_dtype(dtypes: Mapping[Hashable, np.dtype]) -> np.dtype:
     return np.dtype(render_array(np.empty(0, first)).dtype)
 
 
+class LRUCache:
+    """A thread-safe cache of the ``capacity`` most recently used values.
+
+    ``get(key, load)`` returns the cached value or calls ``load()`` outside the
+    lock (tiles load in parallel; two threads asking for the same missing key
+    may each load it once) and keeps the result. The tile caches of matching,
+    local rendering and the Dask workers all use it.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(1, int(capacity))
+        self._items: "OrderedDict[Hashable, Any]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = load()
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return value
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
 class TileStore:
     """Reads tiles on demand and keeps the most recent ``capacity`` as float32 Images.
 
@@ -83,25 +119,20 @@ class TileStore:
     def __init__(self, sources: Mapping[Hashable, Any], capacity: int = 16) -> None:
         self.sources = dict(sources)
         self.capacity = max(2, int(capacity))
-        self._cache: "OrderedDict[Hashable, Image]" = OrderedDict()
+        self._cache = LRUCache(self.capacity)
         self._lock = threading.Lock()
         self.sizes: Dict[Hashable, Tuple[int, int]] = {}
         self.dtypes: Dict[Hashable, np.dtype] = {}
 
     def image(self, tile: Hashable) -> Image:
-        with self._lock:
-            if tile in self._cache:
-                self._cache.move_to_end(tile)
-                return self._cache[tile]
-        raw = read_raw(self.sources[tile], tile)
-        img = Image(raw)
-        with self._lock:
-            self.sizes[tile] = (int(raw.shape[1]), int(raw.shape[0]))
-            self.dtypes[tile] = raw.dtype
-            self._cache[tile] = img
-            while len(self._cache) > self.capacity:
-                self._cache.popitem(last=False)
-        return img
+        def load() -> Image:
+            raw = read_raw(self.sources[tile], tile)
+            with self._lock:
+                self.sizes[tile] = (int(raw.shape[1]), int(raw.shape[0]))
+                self.dtypes[tile] = raw.dtype
+            return Image(raw)
+
+        return self._cache.get(tile, load)
 
     def probe_all(self) -> None:
         """Record every tile's size and dtype (reading headers would do, but tiles are read whole)."""

@@ -75,28 +75,10 @@ class _CachedLoaders(dict):
     """``{tile: loader}`` whose loaders run once per tile while the cache has room."""
 
     def __init__(self, loaders: Dict[Hashable, Callable], capacity: int = 32) -> None:
-        import threading
-        from collections import OrderedDict
+        from ._tiles import LRUCache
 
-        super().__init__({t: self._make(t, f) for t, f in loaders.items()})
-        self._cache: "OrderedDict[Hashable, np.ndarray]" = OrderedDict()
-        self._lock = threading.Lock()
-        self._capacity = capacity
-
-    def _make(self, tile: Hashable, load: Callable) -> Callable:
-        def cached() -> np.ndarray:
-            with self._lock:
-                if tile in self._cache:
-                    self._cache.move_to_end(tile)
-                    return self._cache[tile]
-            arr = load()
-            with self._lock:
-                self._cache[tile] = arr
-                while len(self._cache) > self._capacity:
-                    self._cache.popitem(last=False)
-            return arr
-
-        return cached
+        self._cache = LRUCache(capacity)
+        super().__init__({t: (lambda t=t, f=f: self._cache.get(t, f)) for t, f in loaders.items()})
 
 
 def create_stack_store(path: Path, shape, nz: int, dtype: np.dtype, chunk: int):
