@@ -93,6 +93,15 @@ def test_stack_outputs(sections, tmp_path, name):
 
         meta = zarr.open_group(tmp_path / name, mode="r").attrs["multiscales"][0]
         assert [a["name"] for a in meta["axes"]] == ["z", "y", "x"]
+        # Every pyramid level (built chunk by chunk) equals whole planes downsampled.
+        from spectralign_fast.output import downsample
+
+        assert len(meta["datasets"]) >= 2
+        below = back
+        for lv in range(1, len(meta["datasets"])):
+            got = read_ome_zarr(tmp_path / name, lv)
+            np.testing.assert_array_equal(got, np.stack([downsample(plane, 2) for plane in below]))
+            below = got
     with pytest.raises(FileExistsError):
         sf.align_stack(imgs[:3], progress=False, output=tmp_path / name)
 

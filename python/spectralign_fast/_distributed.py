@@ -206,12 +206,10 @@ def _stack_chunk_task(tmp, z, region, block_args) -> None:
 
 
 def _stack_build_task(tmp, level, z, region, source_shape) -> None:
-    from .output import downsample
+    from ._write import stack_pyramid_block
 
     y, x, h, w = region
-    sh, sw = source_shape
-    src = _stack_array(Path(tmp), level - 1)[z, 2 * y:min(2 * (y + h), sh), 2 * x:min(2 * (x + w), sw)]
-    block = downsample(src, 2)
+    block = stack_pyramid_block(_stack_array(Path(tmp), level - 1), source_shape, z, region)
 
     def write() -> None:
         _stack_array(Path(tmp), level)[z, y:y + h, x:x + w] = block

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Hashable, List, Optional
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
 import numpy as np
 
@@ -126,6 +126,15 @@ def commit_store(tmp: Path, path: Path, *, overwrite: bool) -> None:
         os.rename(tmp, path)
 
 
+def stack_pyramid_block(source, source_shape: Tuple[int, int], z: int, region) -> np.ndarray:
+    """Block ``region`` = (y, x, h, w) of plane ``z`` one pyramid level above ``source`` (the
+    (z, y, x) level below, whose planes are ``source_shape``): 2x2 means, the same values as
+    downsampling the whole plane, since every block starts on an even row and column."""
+    y, x, h, w = region
+    sh, sw = source_shape
+    return downsample(source[z, 2 * y:min(2 * (y + h), sh), 2 * x:min(2 * (x + w), sw)], 2)
+
+
 def _write_zarr_stack(path: Path, r: Renderer, tiles, dtype: np.dtype, levels: List[List[Hashable]], *,
                       chunk: int, overwrite: bool, progress: bool) -> Path:
     import zarr
@@ -144,10 +153,12 @@ def _write_zarr_stack(path: Path, r: Renderer, tiles, dtype: np.dtype, levels: L
                 for (y, x, ch, cw) in grid:
                     arrays[0][z, y:y + ch, x:x + cw] = fn(y, x, ch, cw)
                     bar.update(1)
-                level = arrays[0][z]
+                # The pyramid chunk by chunk, never a whole plane in memory.
                 for k in range(1, len(shapes)):
-                    level = downsample(level, 2)
-                    arrays[k][z] = level
+                    for region in chunk_grid(shapes[k], chunk):
+                        y, x, ch, cw = region
+                        arrays[k][z, y:y + ch, x:x + cw] = stack_pyramid_block(arrays[k - 1], shapes[k - 1],
+                                                                               z, region)
         commit_store(tmp, path, overwrite=overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
