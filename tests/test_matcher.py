@@ -65,6 +65,7 @@ def test_shift_sign_follows_spectralign(retina):
         (256, (60.5, 700.9), -0.65, 5, 3),    # window partly outside the image (on content)
         (256, (700.2, 640.6), 0.0, 5, 2),      # plain cross-correlation
         (256, (700.2, 640.6), -1.0, 7, 2),     # phase correlation
+        ((1024, 700), (705.3, 690.8), -0.65, 5, 2),  # large: whitened and transformed back in place
     ],
 )
 def test_agrees_with_numpy_oracle(retina, size, point, wht, rad, iters, apodization):

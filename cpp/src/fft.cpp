@@ -27,7 +27,7 @@ template class AlignedBuffer<std::complex<float>>;
 
 namespace {
 
-enum class Kind { r2c, c2r, c2c_forward_in_place };
+enum class Kind { r2c, c2r, c2c_forward_in_place, c2r_in_place };
 
 std::mutex& planner_mutex() {
     static std::mutex m;
@@ -102,6 +102,24 @@ public:
                                           reinterpret_cast<fftwf_complex*>(in.data()), out.data(),
                                           rigor_flag(g_rigor));
         if (p == nullptr) throw std::runtime_error("FFTW could not create a c2r plan");
+        auto& slot = c2r_[key];
+        slot.reset(new C2RPlan(p));
+        return *slot;
+    }
+
+    const C2RPlan& c2r_in_place(int rows, int cols, int stride) {
+        std::lock_guard<std::mutex> lock(planner_mutex());
+        Key key{{rows, cols, stride}, Kind::c2r_in_place};
+        auto it = c2r_.find(key);
+        if (it != c2r_.end()) return *it->second;
+        ComplexBuffer data(static_cast<std::size_t>(rows) * stride);
+        fftwf_complex* in = reinterpret_cast<fftwf_complex*>(data.data());
+        const int n[2] = {rows, cols};
+        const int in_embed[2] = {rows, stride};       // complex values
+        const int out_embed[2] = {rows, 2 * stride};  // floats
+        fftwf_plan p = fftwf_plan_many_dft_c2r(2, n, 1, in, in_embed, 1, 0, reinterpret_cast<float*>(in),
+                                               out_embed, 1, 0, rigor_flag(g_rigor));
+        if (p == nullptr) throw std::runtime_error("FFTW could not create an in-place c2r plan");
         auto& slot = c2r_[key];
         slot.reset(new C2RPlan(p));
         return *slot;
@@ -183,6 +201,12 @@ const C2RPlan& C2RPlan::get(int rows, int cols) { return get(std::vector<int>{ro
 const C2RPlan& C2RPlan::get(const std::vector<int>& shape) {
     check_shape(shape);
     return PlanCache::instance().c2r(shape);
+}
+
+const C2RPlan& C2RPlan::get_in_place(int rows, int cols, int stride) {
+    check_shape({rows, cols});
+    if (stride < cols / 2 + 1) throw std::invalid_argument("in-place c2r row stride must be >= cols/2+1");
+    return PlanCache::instance().c2r_in_place(rows, cols, stride);
 }
 
 void C2RPlan::execute(std::complex<float>* in, float* out) const noexcept {

@@ -71,6 +71,10 @@ class C2RPlan {
 public:
     static const C2RPlan& get(int rows, int cols);
     static const C2RPlan& get(const std::vector<int>& shape);
+    // In place: the rows x (cols/2+1) input has rows `stride` complex values
+    // apart, and output row i lands at float 2 * stride * i of the same
+    // memory (stride >= cols/2+1). Run it as execute(data, (float*)data).
+    static const C2RPlan& get_in_place(int rows, int cols, int stride);
     void execute(std::complex<float>* in, float* out) const noexcept;
 
 private:
