@@ -87,7 +87,7 @@ private:
     // Both windows as one complex image (stationary in the real parts,
     // moving in the imaginary parts), transformed in place: one complex FFT
     // costs 13-30% less than two real ones. Afterwards it holds the
-    // correlation image (width * height floats).
+    // correlation image (rows width floats apart, or 2 * width when in_place_).
     ComplexBuffer packed_;
     ComplexBuffer cross_;        // whitened cross-power half spectrum (empty when in_place_)
     RealBuffer outside_[2];      // windows that cross the image border (made on first need)
