@@ -1,6 +1,7 @@
 #include "spectralign_fast/fft.hpp"
 
 #include <map>
+#include <string>
 #include <cstdlib>
 #include <mutex>
 #include <new>
@@ -74,72 +75,47 @@ public:
     }
 
     const R2CPlan& r2c(const std::vector<int>& shape) {
-        std::lock_guard<std::mutex> lock(planner_mutex());
-        Key key{shape, Kind::r2c};
-        auto it = r2c_.find(key);
-        if (it != r2c_.end()) return *it->second;
-        const auto [real, spectrum] = plan_sizes(shape);
-        RealBuffer in(real);
-        ComplexBuffer out(spectrum);
-        fftwf_plan p = fftwf_plan_dft_r2c(static_cast<int>(shape.size()), shape.data(), in.data(),
-                                          reinterpret_cast<fftwf_complex*>(out.data()),
-                                          rigor_flag(g_rigor));
-        if (p == nullptr) throw std::runtime_error("FFTW could not create an r2c plan");
-        auto& slot = r2c_[key];
-        slot.reset(new R2CPlan(p));
-        return *slot;
+        return cached<R2CPlan>(r2c_, {shape, Kind::r2c}, "an r2c plan", [&] {
+            const auto [real, spectrum] = plan_sizes(shape);
+            RealBuffer in(real);
+            ComplexBuffer out(spectrum);
+            return fftwf_plan_dft_r2c(static_cast<int>(shape.size()), shape.data(), in.data(),
+                                      reinterpret_cast<fftwf_complex*>(out.data()), rigor_flag(g_rigor));
+        });
     }
 
     const C2RPlan& c2r(const std::vector<int>& shape) {
-        std::lock_guard<std::mutex> lock(planner_mutex());
-        Key key{shape, Kind::c2r};
-        auto it = c2r_.find(key);
-        if (it != c2r_.end()) return *it->second;
-        const auto [real, spectrum] = plan_sizes(shape);
-        ComplexBuffer in(spectrum);
-        RealBuffer out(real);
-        fftwf_plan p = fftwf_plan_dft_c2r(static_cast<int>(shape.size()), shape.data(),
-                                          reinterpret_cast<fftwf_complex*>(in.data()), out.data(),
-                                          rigor_flag(g_rigor));
-        if (p == nullptr) throw std::runtime_error("FFTW could not create a c2r plan");
-        auto& slot = c2r_[key];
-        slot.reset(new C2RPlan(p));
-        return *slot;
+        return cached<C2RPlan>(c2r_, {shape, Kind::c2r}, "a c2r plan", [&] {
+            const auto [real, spectrum] = plan_sizes(shape);
+            ComplexBuffer in(spectrum);
+            RealBuffer out(real);
+            return fftwf_plan_dft_c2r(static_cast<int>(shape.size()), shape.data(),
+                                      reinterpret_cast<fftwf_complex*>(in.data()), out.data(),
+                                      rigor_flag(g_rigor));
+        });
     }
 
     const C2RPlan& c2r_in_place(int rows, int cols, int stride) {
-        std::lock_guard<std::mutex> lock(planner_mutex());
-        Key key{{rows, cols, stride}, Kind::c2r_in_place};
-        auto it = c2r_.find(key);
-        if (it != c2r_.end()) return *it->second;
-        ComplexBuffer data(static_cast<std::size_t>(rows) * stride);
-        fftwf_complex* in = reinterpret_cast<fftwf_complex*>(data.data());
-        const int n[2] = {rows, cols};
-        const int in_embed[2] = {rows, stride};       // complex values
-        const int out_embed[2] = {rows, 2 * stride};  // floats
-        fftwf_plan p = fftwf_plan_many_dft_c2r(2, n, 1, in, in_embed, 1, 0, reinterpret_cast<float*>(in),
-                                               out_embed, 1, 0, rigor_flag(g_rigor));
-        if (p == nullptr) throw std::runtime_error("FFTW could not create an in-place c2r plan");
-        auto& slot = c2r_[key];
-        slot.reset(new C2RPlan(p));
-        return *slot;
+        return cached<C2RPlan>(c2r_, {{rows, cols, stride}, Kind::c2r_in_place}, "an in-place c2r plan", [&] {
+            ComplexBuffer data(static_cast<std::size_t>(rows) * stride);
+            fftwf_complex* in = reinterpret_cast<fftwf_complex*>(data.data());
+            const int n[2] = {rows, cols};
+            const int in_embed[2] = {rows, stride};       // complex values
+            const int out_embed[2] = {rows, 2 * stride};  // floats
+            return fftwf_plan_many_dft_c2r(2, n, 1, in, in_embed, 1, 0, reinterpret_cast<float*>(in), out_embed,
+                                           1, 0, rigor_flag(g_rigor));
+        });
     }
 
     const C2CPlan& c2c(const std::vector<int>& shape) {
-        std::lock_guard<std::mutex> lock(planner_mutex());
-        Key key{shape, Kind::c2c_forward_in_place};
-        auto it = c2c_.find(key);
-        if (it != c2c_.end()) return *it->second;
-        std::size_t count = 1;
-        for (int n : shape) count *= static_cast<std::size_t>(n);
-        ComplexBuffer data(count);
-        fftwf_complex* p_data = reinterpret_cast<fftwf_complex*>(data.data());
-        fftwf_plan p = fftwf_plan_dft(static_cast<int>(shape.size()), shape.data(), p_data, p_data,
-                                      FFTW_FORWARD, rigor_flag(g_rigor));
-        if (p == nullptr) throw std::runtime_error("FFTW could not create a c2c plan");
-        auto& slot = c2c_[key];
-        slot.reset(new C2CPlan(p));
-        return *slot;
+        return cached<C2CPlan>(c2c_, {shape, Kind::c2c_forward_in_place}, "a c2c plan", [&] {
+            std::size_t count = 1;
+            for (int n : shape) count *= static_cast<std::size_t>(n);
+            ComplexBuffer data(count);
+            fftwf_complex* p = reinterpret_cast<fftwf_complex*>(data.data());
+            return fftwf_plan_dft(static_cast<int>(shape.size()), shape.data(), p, p, FFTW_FORWARD,
+                                  rigor_flag(g_rigor));
+        });
     }
 
     std::size_t size() {
@@ -154,6 +130,20 @@ private:
     std::map<Key, std::unique_ptr<R2CPlan>> r2c_;
     std::map<Key, std::unique_ptr<C2RPlan>> c2r_;
     std::map<Key, std::unique_ptr<C2CPlan>> c2c_;
+
+    // The plan for key, made under the planner mutex by make() (which
+    // returns an fftwf_plan) the first time it is asked for.
+    template <class Plan, class Map, class Make>
+    const Plan& cached(Map& map, const Key& key, const char* what, Make make) {
+        std::lock_guard<std::mutex> lock(planner_mutex());
+        auto it = map.find(key);
+        if (it != map.end()) return *it->second;
+        fftwf_plan p = make();
+        if (p == nullptr) throw std::runtime_error(std::string("FFTW could not create ") + what);
+        auto& slot = map[key];
+        slot.reset(new Plan(p));
+        return *slot;
+    }
 };
 
 void set_plan_rigor(PlanRigor rigor) {
