@@ -1,6 +1,7 @@
 #include "spectralign_fast/image_ops.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -212,5 +213,7 @@ bool all_finite(const ImageView& img) {
     }
     return true;
 }
+
+bool has_contrast(double mean, double spread) { return spread > 1e-6 * std::fabs(mean) && spread > 0; }
 
 }  // namespace spectralign_fast

@@ -1,20 +1,17 @@
 #include "spectralign_fast/stackreg.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <complex>
-#include <exception>
 #include <limits>
-#include <mutex>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "fastmath.hpp"
 #include "parallel.hpp"
 #include "simd_clones.hpp"
+#include "spectralign_fast/image_ops.hpp"  // has_contrast
 #include "spectralign_fast/swim.hpp"  // resolve_threads
 
 namespace spectralign_fast {
@@ -190,10 +187,6 @@ SPECTRALIGN_CLONES void combine_shifted(const float* row, const float* weight, i
 // ---- threads ---------------------------------------------------------------------
 
 // ---- registration helpers ----------------------------------------------------------
-
-// A frame whose spread is below float32 resolution of its level carries no
-// position information (as swim's has_contrast).
-bool has_contrast(double mean, double spread) { return spread > 1e-6 * std::fabs(mean) && spread > 0; }
 
 // Writes (x - mean) / spread to out; returns the frame's status (and the
 // spread through *spread_out when given).

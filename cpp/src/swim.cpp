@@ -3,10 +3,7 @@
 #include "parallel.hpp"
 
 #include <algorithm>
-#include <array>
-#include <atomic>
 #include <cmath>
-#include <exception>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -17,11 +14,6 @@
 namespace spectralign_fast {
 
 namespace {
-
-
-// A window whose spread is below float32 resolution of its level carries no
-// position information; correlating it would only amplify rounding noise.
-bool has_contrast(double mean, double std) { return std > 1e-6 * std::fabs(mean) && std > 0; }
 
 // In place once the separate cross spectrum would take the workspace past
 // 8 MiB (12 bytes per pixel; about 836 x 836). Measured here: FFTW's in-place

@@ -74,4 +74,9 @@ void apodize(float* data, int rows, int cols, float gray);
 // True when every value is finite.
 bool all_finite(const ImageView& img);
 
+// A window or frame whose spread is below float32 resolution of its level
+// carries no position information; correlating it would only amplify
+// rounding noise. Shared by matching and stack registration.
+bool has_contrast(double mean, double spread);
+
 }  // namespace spectralign_fast
