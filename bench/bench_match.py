@@ -31,8 +31,6 @@ from spectralign_fast import _core  # noqa: E402
 from spectralign_fast._config import cpu_name  # noqa: E402
 
 
-
-
 def median_time(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -50,20 +48,33 @@ def test_image(size: int) -> np.ndarray:
     return np.tile(img, (reps, reps))[:size, :size].copy()
 
 
+def matcher_2d(img: np.ndarray, moved: np.ndarray, n: int, Q: np.ndarray) -> sf.Matcher:
+    """A matcher whose workspaces take the 2-D transform path at every size:
+    the previous version's pipeline, for a side-by-side comparison."""
+    previous = _core._set_fused_min_pixels(2**62)
+    try:
+        m = sf.Matcher(img, moved)
+        m.refine_many(Q[:4], Q[:4], n, threads=2)  # workspaces made now, with that path
+    finally:
+        _core._set_fused_min_pixels(previous)
+    return m
+
+
 def speed(sizes, repeats: int) -> list[str]:
-    times = ["| window | FFT floor (2 r2c + 1 c2r) | FFTs the matcher runs (1 c2c + 1 c2r) "
+    times = ["| window | FFT floor (2 r2c + 1 c2r) "
              "| refine, 1 iteration, 1 call | refine, 3 iterations, per iteration "
              "| refine_many, 1 iteration, per pair | refine_many, 3 iterations, per iteration "
-             "| NumPy oracle, 1 iteration |",
+             "| same, 2-D transform path (previous version) | NumPy oracle, 1 iteration |",
              "|---|---|---|---|---|---|---|---|"]
     ratios = ["| window | 1 call / floor | refine 3 iterations / floor | refine_many 3 iterations / floor "
-              "| refine_many 3 iterations / the matcher's FFTs | vs NumPy, 1 call "
+              "| speed-up over the 2-D path | vs NumPy, 1 call "
               "| vs NumPy, refine_many 3 iterations | refine_many pairs/s, threads=1 | threads=2 "
-              "| 2-thread scaling | FFT floor alone, 2-thread scaling |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| 2-thread scaling | 2-D path, 2-thread scaling | FFT floor alone, 2-thread scaling |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     img = test_image(2600)
+    moved = np.roll(img, (3, -2), axis=(0, 1))
     rng = np.random.default_rng(0)
-    m = sf.Matcher(img, np.roll(img, (3, -2), axis=(0, 1)))
+    m = sf.Matcher(img, moved)
     for n in sizes:
         floor_reps = max(3, int(2e8 // (n * n * 20)))
         lo, hi = n / 2 + 8, img.shape[0] - n / 2 - 8
@@ -73,6 +84,7 @@ def speed(sizes, repeats: int) -> list[str]:
         many = 96 if n <= 512 else 16
         Q = rng.uniform(lo, hi, (many, 2))
         m.refine_many(Q[:4], Q[:4], n, threads=2)  # plans, workspaces
+        m2d = matcher_2d(img, moved, n, Q)
 
         def one_pass():
             # Single calls walk through fresh points, as refine_many does, so
@@ -86,17 +98,18 @@ def speed(sizes, repeats: int) -> list[str]:
 
         # Every repeat measures everything back to back; ratios are taken
         # within a repeat, then the median over repeats (the machine is shared).
-        samples = {k: [] for k in ("floor", "packed", "one", "three", "batch", "batch3", "numpy", "t1", "t2",
-                                  "fft1", "fft2")}
+        samples = {k: [] for k in ("floor", "one", "three", "batch", "batch3", "batch3_2d", "numpy", "t1", "t2",
+                                  "t1_2d", "t2_2d", "fft1", "fft2")}
         for _ in range(repeats):
             samples["floor"].append(_core.fft_floor(n, n, floor_reps))
-            samples["packed"].append(_core.fft_floor(n, n, floor_reps, packed=True))
             samples["one"].append(median_time(one_pass, 1) / pairs)
             samples["three"].append(median_time(three_pass, 1) / (3 * pairs))
             samples["batch"].append(median_time(lambda: m.refine_many(P, P, n, iters=1, threads=1), 1) / pairs)
             # The production path (montage): a batch refined with 3 iterations.
             samples["batch3"].append(median_time(lambda: m.refine_many(P, P + 0.4, n, iters=3, threads=1), 1)
                                      / (3 * pairs))
+            samples["batch3_2d"].append(median_time(lambda: m2d.refine_many(P, P + 0.4, n, iters=3, threads=1), 1)
+                                        / (3 * pairs))
         # Thread scaling is the noisiest figure on a shared host (the second
         # vCPU comes and goes): many 1-vs-2 thread pairs, back to back, and
         # the same for the FFT floor alone (each thread transforming its own
@@ -104,6 +117,8 @@ def speed(sizes, repeats: int) -> list[str]:
         for _ in range(5 * repeats):
             samples["t1"].append(median_time(lambda: m.refine_many(Q, Q, n, iters=1, threads=1), 1) / many)
             samples["t2"].append(median_time(lambda: m.refine_many(Q, Q, n, iters=1, threads=2), 1) / many)
+            samples["t1_2d"].append(median_time(lambda: m2d.refine_many(Q, Q, n, iters=1, threads=1), 1) / many)
+            samples["t2_2d"].append(median_time(lambda: m2d.refine_many(Q, Q, n, iters=1, threads=2), 1) / many)
             samples["fft1"].append(_core.fft_floor(n, n, max(3, floor_reps // 4)))
             samples["fft2"].append(_core.fft_floor(n, n, max(3, floor_reps // 4), threads=2) / 2)
         for _ in range(max(3, repeats // 2)):
@@ -113,14 +128,14 @@ def speed(sizes, repeats: int) -> list[str]:
         def ratio(a: str, b: str) -> float:
             return statistics.median(x / y for x, y in zip(samples[a], samples[b]))
 
-        times.append(f"| {n} | {med['floor'] * 1e3:.3f} ms | {med['packed'] * 1e3:.3f} ms "
+        times.append(f"| {n} | {med['floor'] * 1e3:.3f} ms "
                      f"| {med['one'] * 1e3:.3f} ms | {med['three'] * 1e3:.3f} ms | {med['batch'] * 1e3:.3f} ms "
-                     f"| {med['batch3'] * 1e3:.3f} ms | {med['numpy'] * 1e3:.1f} ms |")
+                     f"| {med['batch3'] * 1e3:.3f} ms | {med['batch3_2d'] * 1e3:.3f} ms | {med['numpy'] * 1e3:.1f} ms |")
         ratios.append(f"| {n} | {ratio('one', 'floor'):.2f}x | {ratio('three', 'floor'):.2f}x "
-                      f"| {ratio('batch3', 'floor'):.2f}x | {ratio('batch3', 'packed'):.2f}x "
+                      f"| {ratio('batch3', 'floor'):.2f}x | {ratio('batch3_2d', 'batch3'):.2f}x "
                       f"| {med['numpy'] / med['one']:.1f}x | {med['numpy'] / med['batch3']:.1f}x "
                       f"| {1 / med['t1']:.0f} | {1 / med['t2']:.0f} | {ratio('t1', 't2'):.2f}x "
-                      f"| {ratio('fft1', 'fft2'):.2f}x |")
+                      f"| {ratio('t1_2d', 't2_2d'):.2f}x | {ratio('fft1', 'fft2'):.2f}x |")
         print(f"window {n} done", file=sys.stderr, flush=True)
     print("\n".join(times) + "\n\n" + "\n".join(ratios), flush=True)
     return times + ratios

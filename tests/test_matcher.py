@@ -65,7 +65,7 @@ def test_shift_sign_follows_spectralign(retina):
         (256, (60.5, 700.9), -0.65, 5, 3),    # window partly outside the image (on content)
         (256, (700.2, 640.6), 0.0, 5, 2),      # plain cross-correlation
         (256, (700.2, 640.6), -1.0, 7, 2),     # phase correlation
-        ((1024, 700), (705.3, 690.8), -0.65, 5, 2),  # large: whitened and transformed back in place
+        ((1024, 700), (705.3, 690.8), -0.65, 5, 2),  # large: transposed rows written around the caches
     ],
 )
 def test_agrees_with_numpy_oracle(retina, size, point, wht, rad, iters, apodization):
@@ -91,6 +91,59 @@ def test_agrees_with_numpy_oracle(retina, size, point, wht, rad, iters, apodizat
         # float32 vs float64: whitening lifts noise-level bins, so the SNR (a
         # quality heuristic) agrees to ~1%, the peak position to 1e-4 px.
         assert st.snrs[k] == pytest.approx(ref[4], rel=2e-2)
+
+
+@pytest.fixture
+def fused_min_pixels():
+    """Sets which windows take the matcher's fused path (for matchers made
+    afterwards) and restores the default afterwards."""
+    from spectralign_fast import _core
+
+    previous = _core._set_fused_min_pixels(128 * 128)
+    yield _core._set_fused_min_pixels
+    _core._set_fused_min_pixels(previous)
+
+
+@pytest.mark.parametrize("size", [11, (12, 31), (33, 17), 64, (127, 130), (200, 150), (301, 263), (520, 384)])
+def test_fused_and_2d_transform_paths_agree(retina, fused_min_pixels, size):
+    # The same matches through FFTW's 2-D transforms and through the fused
+    # path (1-D transforms of rows and column blocks), at sizes odd and even,
+    # narrower than one column block, and with windows crossing the border.
+    rng = np.random.default_rng(5)
+    a = noisy(retina, rng)
+    b = noisy(fourier_shift(retina, 1.3, -2.6), rng)
+    w, h = (size, size) if isinstance(size, int) else size
+    n = 12
+    P1 = np.column_stack([rng.uniform(-w / 4, 1400 + w / 4, n), rng.uniform(-h / 4, 1400 + h / 4, n)])
+    P2 = P1 + rng.uniform(-1.5, 1.5, (n, 2))
+    results = []
+    for pixels in (0, 2**62):
+        fused_min_pixels(pixels)
+        m = Matcher(a, b, stats=True)
+        m.setpeakradius(min(5, (min(w, h) - 1) // 2))
+        results.append(m.refine_many(P1, P2, size, iters=2, threads=2))
+    fused, plain = results
+    np.testing.assert_allclose(fused[0], plain[0], atol=2e-3)
+    np.testing.assert_allclose(fused[1], plain[1], atol=2e-3)
+    np.testing.assert_allclose(fused[2].shift, plain[2].shift, atol=2e-3)
+    np.testing.assert_allclose(fused[2].peakwidth, plain[2].peakwidth, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(fused[2].snr, plain[2].snr, rtol=1e-3)
+    np.testing.assert_array_equal(fused[2].niters, plain[2].niters)
+
+
+def test_fused_path_agrees_with_numpy_oracle_at_small_odd_sizes(retina, fused_min_pixels):
+    fused_min_pixels(0)
+    rng = np.random.default_rng(9)
+    a = noisy(retina, rng)
+    b = noisy(fourier_shift(retina, -1.7, 0.6), rng)
+    for size, point in (((13, 21), (300.4, 410.6)), ((40, 33), (15.2, 500.5)), (65, (800.7, 220.1))):
+        m = Matcher(a, b)
+        m.setpeakradius(3)
+        p1, p2 = m.refine(point, (point[0] - 1, point[1] + 0.5), size, iters=2)
+        q1, q2, _ = oracle.refine(a, b, point, (point[0] - 1, point[1] + 0.5), size, iters=2, wht=-0.65, rad=3,
+                                  apodize="both")
+        assert np.abs(p1 - q1).max() < 0.01, size
+        assert np.abs(p2 - q2).max() < 0.01, size
 
 
 def test_first_only_apodization_is_spectralign_and_less_accurate(retina):

@@ -126,6 +126,10 @@ void bind_matcher(py::module_& m) {
         .def("refine_many", &MatcherCore::refine_many, py::arg("P1"), py::arg("P2"), py::arg("width"),
              py::arg("height"), py::arg("iters"), py::arg("tolerance"), py::arg("whiten"),
              py::arg("peak_radius"), py::arg("apodize_both"), py::arg("threads"));
+    m.def("_set_fused_min_pixels", &set_fused_min_pixels, py::arg("pixels"),
+          "Benchmarks and tests: windows of at least `pixels` (width * height) take the matcher's fused "
+          "path in matchers made from now on (default 128 * 128; 0: always, a huge value: never). "
+          "Returns the previous value.");
 }
 
 }  // namespace spectralign_fast::bindings

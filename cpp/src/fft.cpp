@@ -28,7 +28,7 @@ template class AlignedBuffer<std::complex<float>>;
 
 namespace {
 
-enum class Kind { r2c, c2r, c2c_forward_in_place, c2r_in_place };
+enum class Kind { r2c, c2r, c2c_forward_in_place, c2r_in_place, c2c_many_out_of_place };
 
 std::mutex& planner_mutex() {
     static std::mutex m;
@@ -115,6 +115,17 @@ public:
             fftwf_complex* p = reinterpret_cast<fftwf_complex*>(data.data());
             return fftwf_plan_dft(static_cast<int>(shape.size()), shape.data(), p, p, FFTW_FORWARD,
                                   rigor_flag(g_rigor));
+        });
+    }
+
+    const C2CPlan& c2c_many(int n, int howmany, int dist, int sign) {
+        return cached<C2CPlan>(c2c_, {{n, howmany, dist, sign}, Kind::c2c_many_out_of_place}, "a c2c plan", [&] {
+            const std::size_t count = static_cast<std::size_t>(howmany - 1) * dist + n;
+            ComplexBuffer in(count), out(count);
+            fftwf_complex* i = reinterpret_cast<fftwf_complex*>(in.data());
+            fftwf_complex* o = reinterpret_cast<fftwf_complex*>(out.data());
+            return fftwf_plan_many_dft(1, &n, howmany, i, nullptr, 1, dist, o, nullptr, 1, dist, sign,
+                                       rigor_flag(g_rigor));
         });
     }
 
@@ -210,9 +221,21 @@ const C2CPlan& C2CPlan::get(const std::vector<int>& shape) {
     return PlanCache::instance().c2c(shape);
 }
 
+const C2CPlan& C2CPlan::get_many(int n, int howmany, int dist, int sign) {
+    check_shape({n, howmany});
+    if (howmany > 1 && dist < n) throw std::invalid_argument("c2c sequences must not overlap (dist >= n)");
+    if (sign != FFTW_FORWARD && sign != FFTW_BACKWARD)
+        throw std::invalid_argument("c2c sign must be FFTW_FORWARD or FFTW_BACKWARD");
+    return PlanCache::instance().c2c_many(n, howmany, dist, sign);
+}
+
 void C2CPlan::execute(std::complex<float>* data) const noexcept {
     fftwf_complex* p = reinterpret_cast<fftwf_complex*>(data);
     fftwf_execute_dft(plan_, p, p);
+}
+
+void C2CPlan::execute(std::complex<float>* in, std::complex<float>* out) const noexcept {
+    fftwf_execute_dft(plan_, reinterpret_cast<fftwf_complex*>(in), reinterpret_cast<fftwf_complex*>(out));
 }
 
 std::size_t cached_plan_count() { return PlanCache::instance().size(); }

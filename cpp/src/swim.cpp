@@ -3,6 +3,7 @@
 #include "parallel.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <mutex>
 #include <stdexcept>
@@ -15,14 +16,6 @@ namespace spectralign_fast {
 
 namespace {
 
-// In place once the separate cross spectrum would take the workspace past
-// 8 MiB (12 bytes per pixel; about 836 x 836). Measured here: FFTW's in-place
-// c2r is 5% slower at 512 px, even at 640-768 px, and 5-8% faster at 1024 px,
-// where two threads' workspaces no longer fit the L3 cache together.
-bool whiten_in_place(int width, int height) {
-    return 12.0 * width * height > 8.0 * 1024 * 1024;
-}
-
 void prefetch_row(const float* row, int n) {
 #if defined(__GNUC__) || defined(__clang__)
     for (int j = 0; j < n; j += 16) __builtin_prefetch(row + j, 0, 3);
@@ -33,22 +26,63 @@ void prefetch_row(const float* row, int n) {
 #endif
 }
 
+// The fused path from 128 x 128 px on: measured here, it is 2-20% slower
+// at 32-100 px (more, smaller FFTW calls), even at 128 px, and 10-30%
+// faster at 256-1024 px, where each pass of FFTW's 2-D transforms over the
+// whole window leaves the caches.
+std::atomic<long long> g_fused_min_pixels{128LL * 128};
+
+bool use_fused(int width, int height) {
+    return static_cast<long long>(width) * height >= g_fused_min_pixels.load(std::memory_order_relaxed);
+}
+
+constexpr int pack_ahead = 4;  // rows of prefetch while packing
+
+std::size_t padded_stride(int n) { return (static_cast<std::size_t>(n) + 7) / 8 * 8 + 8; }
+
+// Transposed rows are written around the caches when the transposed window
+// is larger than this: it would not stay in cache until the column pass.
+constexpr std::size_t streaming_bytes = std::size_t(4) << 20;
+
 }  // namespace
+
+long long set_fused_min_pixels(long long pixels) {
+    if (pixels < 0) throw std::invalid_argument("the fused path's minimum window size must be >= 0 pixels");
+    return g_fused_min_pixels.exchange(pixels);
+}
 
 SwimWorkspace::SwimWorkspace(int width, int height)
     : width_(width),
       height_(height),
-      spectrum_size_(static_cast<std::size_t>(height) * (width / 2 + 1)),
-      in_place_(whiten_in_place(width, height)),
-      c2c_(&C2CPlan::get(height, width)),
-      c2r_(in_place_ ? &C2RPlan::get_in_place(height, width, width) : &C2RPlan::get(height, width)),
-      packed_(static_cast<std::size_t>(width) * height),
-      cross_(in_place_ ? 0 : spectrum_size_),
+      fused_(use_fused(width, height)),
+      column_stride_(padded_stride(height)),
+      spectra_stride_((static_cast<std::size_t>(width) + 7) / 8 * 8),
+      block_(std::min(max_block, width / 2 + 1)),
+      packed_(fused_ ? column_stride_ * (static_cast<std::size_t>(width) + 1)
+                     : static_cast<std::size_t>(width) * height),
+      cross_(fused_ ? 0 : static_cast<std::size_t>(height) * (width / 2 + 1)),
       ramp_x_(static_cast<std::size_t>(width / 2 + 1)),
       ramp_y_(static_cast<std::size_t>(height)),
       scratch_(static_cast<std::size_t>(width / 2 + 1)) {
+    if (fused_) {
+        streaming_ = packed_.size() * sizeof(std::complex<float>) > streaming_bytes;
+        row_fft_ = &C2CPlan::get_many(width, 1, width, FFTW_FORWARD);
+        column_fft_ = &C2CPlan::get_many(height, block_, static_cast<int>(column_stride_), FFTW_FORWARD);
+        column_ifft_ = &C2CPlan::get_many(height, block_, static_cast<int>(column_stride_), FFTW_BACKWARD);
+        row_c2r_ = &C2RPlan::get(std::vector<int>{width});
+        row_buffer_.resize(static_cast<std::size_t>(width));
+        real_row_.resize(static_cast<std::size_t>(width));
+        row_spectra_.resize(static_cast<std::size_t>(group_) * spectra_stride_);
+        block_spectrum_.resize(column_stride_ * block_);
+        partner_spectrum_.resize(column_stride_ * block_);
+        column_mirror_.resize(static_cast<std::size_t>(height));
+        column_scratch_.resize(static_cast<std::size_t>(height));
+    } else {
+        c2c_ = &C2CPlan::get(height, width);
+        c2r_ = &C2RPlan::get(height, width);
+        for (int k = 0; k < 2; ++k) mirrored_[k].resize(static_cast<std::size_t>(width / 2 + 1));
+    }
     for (int k = 0; k < 2; ++k) {
-        mirrored_[k].resize(static_cast<std::size_t>(width / 2 + 1));
         apo_x_[k].resize(static_cast<std::size_t>(width));
         apo_y_[k].resize(static_cast<std::size_t>(height));
     }
@@ -152,6 +186,21 @@ SwimWorkspace::WindowNorm SwimWorkspace::moments(const float* src, std::ptrdiff_
     return norm;
 }
 
+// Large windows have left L2 by the time they are packed: their rows are
+// asked for again a few rows ahead.
+void SwimWorkspace::prefetch_window_rows(const WindowNorm* norms, int i) const {
+    if (i >= height_) return;
+    for (int k = 0; k < 2; ++k) prefetch_row(norms[k].src + i * norms[k].stride, width_);
+}
+
+void SwimWorkspace::window_rows(const WindowNorm* norms, int i, kernels::WindowRow* rows) const {
+    for (int k = 0; k < 2; ++k) {
+        const WindowNorm& n = norms[k];
+        rows[k] = {n.src + i * n.stride, apo_x_[k].data(), apo_y_[k][static_cast<std::size_t>(i)], n.gray, n.offset,
+                   n.scale};
+    }
+}
+
 SwimResult SwimWorkspace::match(const ImageView& img1, const double p1[2], const ImageView& img2,
                                 const double p2[2], const SwimOptions& options) {
     double frac[2][2];
@@ -184,34 +233,28 @@ SwimResult SwimWorkspace::match(const ImageView& img1, const double p1[2], const
         }
     }
     const bool contrast = norms[0].contrast && norms[1].contrast;
-    if (contrast) {
-        float* out = reinterpret_cast<float*>(packed_.data());
-        // Large windows have left L2 by now: prefetch their rows again.
-        const int pack_ahead = 4;
-        for (int i = 0; i < height_; ++i) {
-            if (i + pack_ahead < height_)
-                for (int k = 0; k < 2; ++k) prefetch_row(norms[k].src + (i + pack_ahead) * norms[k].stride, width_);
-            kernels::WindowRow rows[2];
-            for (int k = 0; k < 2; ++k) {
-                const WindowNorm& n = norms[k];
-                rows[k] = {n.src + i * n.stride, apo_x_[k].data(), apo_y_[k][static_cast<std::size_t>(i)],
-                           n.gray, n.offset, n.scale};
-            }
-            kernels::row_pack(rows[0], rows[1], out + 2 * static_cast<std::size_t>(i) * width_, width_);
-        }
+    if (!contrast) {
+        SwimResult none;
+        none.contrast = false;
+        return none;
     }
-    return correlate(options, frac[0][0] - frac[1][0], frac[0][1] - frac[1][1], contrast);
+    const double offset_x = frac[0][0] - frac[1][0], offset_y = frac[0][1] - frac[1][1];
+    if (fused_) {
+        pack_fused(norms);
+        return correlate_fused(options, offset_x, offset_y);
+    }
+    for (int i = 0; i < height_; ++i) {
+        prefetch_window_rows(norms, i + pack_ahead);
+        kernels::WindowRow rows[2];
+        window_rows(norms, i, rows);
+        kernels::row_pack(rows[0], rows[1], reinterpret_cast<float*>(packed_.data() + static_cast<std::size_t>(i) * width_),
+                          width_);
+    }
+    return correlate(options, offset_x, offset_y);
 }
 
-SwimResult SwimWorkspace::correlate(const SwimOptions& options, double offset_x, double offset_y,
-                                    bool contrast) {
+SwimResult SwimWorkspace::correlate(const SwimOptions& options, double offset_x, double offset_y) {
     const int w = width_, h = height_;
-    SwimResult result;
-    if (!contrast) {
-        result.contrast = false;
-        return result;
-    }
-
     c2c_->execute(packed_.data());
 
     // Whitened cross-power spectrum P = S conj(M) |S conj(M)|^whiten, each
@@ -223,10 +266,8 @@ SwimResult SwimWorkspace::correlate(const SwimOptions& options, double offset_x,
     fill_phase_ramp(ramp_y_.data(), h, h, offset_y);
     double energy = 0;
     float* const z = reinterpret_cast<float*>(packed_.data());
-    // Row r of the cross spectrum: in place over the first hw values of
-    // packed row r, or in its own buffer.
-    float* const cp = in_place_ ? z : reinterpret_cast<float*>(cross_.data());
-    const std::size_t cross_stride = 2 * static_cast<std::size_t>(in_place_ ? w : hw);  // floats
+    float* const cp = reinterpret_cast<float*>(cross_.data());
+    const std::size_t cross_stride = 2 * static_cast<std::size_t>(hw);  // floats
     {
         const float* rx = reinterpret_cast<const float*>(ramp_x_.data());
         const bool even = (w % 2) == 0;
@@ -248,8 +289,6 @@ SwimResult SwimWorkspace::correlate(const SwimOptions& options, double offset_x,
         float* mirrored[2] = {reinterpret_cast<float*>(mirrored_[0].data()),
                               reinterpret_cast<float*>(mirrored_[1].data())};
         for (int r = 0; 2 * r <= h; ++r) {
-            // Both partner rows are copied before either row is overwritten
-            // (in place, row r's output covers what row -r still needs).
             const int partner = (h - r) % h;
             kernels::row_mirror(z + 2 * static_cast<std::size_t>(partner) * w, mirrored[0], w, hw);
             if (partner != r) kernels::row_mirror(z + 2 * static_cast<std::size_t>(r) * w, mirrored[1], w, hw);
@@ -260,30 +299,133 @@ SwimResult SwimWorkspace::correlate(const SwimOptions& options, double offset_x,
     const double mean_c = static_cast<double>(cp[0]);
     const double std_c = std::sqrt(std::max(0.0, energy - mean_c * mean_c));
 
-    // The packed windows are spent: the correlation image goes there (rows
-    // 2 * w floats apart when transformed in place).
+    // The packed windows are spent: the correlation image goes there.
     float* const corr = z;
-    const std::size_t corr_stride = in_place_ ? 2 * static_cast<std::size_t>(w) : static_cast<std::size_t>(w);
-    if (in_place_)
-        c2r_->execute(packed_.data(), corr);
-    else
-        c2r_->execute(cross_.data(), corr);
+    const std::size_t corr_stride = static_cast<std::size_t>(w);
+    c2r_->execute(cross_.data(), corr);
 
     // Integer peak: first maximum in row-major order, as numpy.argmax.
     // A vectorised max per row, then one scalar scan of the winning row.
-    const float* c = corr;
     int best_row = 0;
-    float best_value = c[0];
+    float best_value = corr[0];
     for (int r = 0; r < h; ++r) {
-        const float row_max = kernels::row_max(c + r * corr_stride, w);
+        const float row_max = kernels::row_max(corr + r * corr_stride, w);
         if (row_max > best_value) {
             best_value = row_max;
             best_row = r;
         }
     }
-    const float* winning_row = c + best_row * corr_stride;
+    const int rad = options.peak_radius;
+    std::vector<const float*> rows(static_cast<std::size_t>(2 * rad + 1));
+    for (int i = 0; i <= 2 * rad; ++i) rows[static_cast<std::size_t>(i)] = corr + ((best_row - rad + i) % h + h) % h * corr_stride;
+    return peak(rows.data(), best_row, best_value, mean_c, std_c, options);
+}
+
+void SwimWorkspace::pack_fused(const WindowNorm* norms) {
+    const int w = width_, h = height_;
+    const std::size_t cs = column_stride_;
+    std::complex<float>* const columns = packed_.data();
+    // Eight rows at a time: packed, transformed while in L1/L2, and stored
+    // transposed (column k of the spectrum at columns + k * cs), so that
+    // each row group fills whole cache lines, one per column.
+    for (int i0 = 0; i0 < h; i0 += group_) {
+        const int rows_here = std::min(group_, h - i0);
+        for (int g = 0; g < rows_here; ++g) {
+            const int i = i0 + g;
+            prefetch_window_rows(norms, i + pack_ahead);
+            kernels::WindowRow rows[2];
+            window_rows(norms, i, rows);
+            std::complex<float>* packed_row = row_buffer_.data();
+            kernels::row_pack(rows[0], rows[1], reinterpret_cast<float*>(packed_row), w);
+            row_fft_->execute(packed_row, row_spectra_.data() + static_cast<std::size_t>(g) * spectra_stride_);
+        }
+        kernels::transpose_rows(row_spectra_.data(), spectra_stride_, rows_here, w, columns + i0, cs, streaming_);
+    }
+    // Column w repeats column 0 (its own partner), so that the partners of
+    // every block of columns are one run.
+    std::copy(columns, columns + h, columns + static_cast<std::size_t>(w) * cs);
+}
+
+SwimResult SwimWorkspace::correlate_fused(const SwimOptions& options, double offset_x, double offset_y) {
+    const int w = width_, h = height_, hw = w / 2 + 1, nb = block_;
+    const bool even = (w % 2) == 0;
+    const std::size_t cs = column_stride_;
+    std::complex<float>* const columns = packed_.data();
+    fill_phase_ramp(ramp_x_.data(), w, hw, offset_x);
+    fill_phase_ramp(ramp_y_.data(), h, h, offset_y);
+
+    // Blocks of columns k and their partners -k (the run w-k0-nb+1 ..
+    // w-k0, in reverse): transform both, whiten (which needs both),
+    // transform back over the block's own columns. Partners lie past
+    // w/2, and no block writes over a partner before it has been read.
+    std::complex<float>* const spectrum = block_spectrum_.data();
+    std::complex<float>* const partners = partner_spectrum_.data();
+    float* const mirror = reinterpret_cast<float*>(column_mirror_.data());
+    const float* const ry = reinterpret_cast<const float*>(ramp_y_.data());
+    double energy = 0, mean_c = 0;
+    for (int k0 = 0; k0 < hw; k0 += nb) {
+        const int valid = std::min(nb, hw - k0);
+        column_fft_->execute(columns + static_cast<std::size_t>(k0) * cs, spectrum);
+        column_fft_->execute(columns + static_cast<std::size_t>(w - k0 - nb + 1) * cs, partners);
+        for (int b = 0; b < valid; ++b) {
+            const int k = k0 + b;
+            float* u = reinterpret_cast<float*>(spectrum + b * cs);
+            kernels::row_mirror(reinterpret_cast<const float*>(partners + (nb - 1 - b) * cs), mirror, h, h);
+            const std::complex<float> rx = ramp_x_[static_cast<std::size_t>(k)];
+            const double column_energy = kernels::row_whiten_packed(u, mirror, u, ry, rx.real(), rx.imag(),
+                                                                    0.5f * options.whiten, h, column_scratch_.data());
+            // Columns 0 and (for even w) w/2 are their own Hermitian partners;
+            // every other column stands for two columns of the full spectrum.
+            energy += (k == 0 || (even && 2 * k == w)) ? column_energy : 2.0 * column_energy;
+        }
+        if (k0 == 0) mean_c = spectrum[0].real();
+        column_ifft_->execute(spectrum, columns + static_cast<std::size_t>(k0) * cs);
+    }
+    const double std_c = std::sqrt(std::max(0.0, energy - mean_c * mean_c));
+
+    // Rows back to real values, eight at a time (whole cache lines of the
+    // transposed half spectrum), each row's maximum taken while in cache.
+    // Nothing is kept: the few rows around the peak are made again below.
+    float* const line = real_row_.data();
+    int best_row = 0;
+    float best_value = 0;
+    for (int r0 = 0; r0 < h; r0 += group_) {
+        const int rows_here = std::min(group_, h - r0);
+        kernels::transpose_columns(columns + r0, cs, hw, rows_here, row_spectra_.data(), spectra_stride_);
+        for (int g = 0; g < rows_here; ++g) {
+            row_c2r_->execute(row_spectra_.data() + static_cast<std::size_t>(g) * spectra_stride_, line);
+            const float row_max = kernels::row_max(line, w);
+            if ((r0 == 0 && g == 0) || row_max > best_value) {
+                best_value = row_max;
+                best_row = r0 + g;
+            }
+        }
+    }
+    const int rad = options.peak_radius, side = 2 * rad + 1;
+    neighbourhood_.resize(static_cast<std::size_t>(side) * w);
+    neighbour_rows_.resize(static_cast<std::size_t>(side));
+    const float** rows = neighbour_rows_.data();
+    float* const neighbourhood = neighbourhood_.data();
+    for (int i = 0; i < side; ++i) {
+        const int r = ((best_row - rad + i) % h + h) % h;
+        kernels::transpose_columns(columns + r, cs, hw, 1, row_spectra_.data(), spectra_stride_);
+        float* out = neighbourhood + static_cast<std::size_t>(i) * w;
+        row_c2r_->execute(row_spectra_.data(), line);
+        std::copy(line, line + w, out);
+        rows[i] = out;
+    }
+    return peak(rows, best_row, best_value, mean_c, std_c, options);
+}
+
+SwimResult SwimWorkspace::peak(const float* const* rows, int best_row, float best_value, double mean_c,
+                               double std_c, const SwimOptions& options) const {
+    const int w = width_, h = height_;
+    SwimResult result;
+    // First maximum of the winning row, as numpy.argmax.
+    const float* winning_row = rows[options.peak_radius];
+    const float row_best = kernels::row_max(winning_row, w);
     int px = 0;
-    while (winning_row[px] != best_value) ++px;
+    while (px + 1 < w && !(winning_row[px] == row_best)) ++px;
     int py = best_row;
     if (px >= w / 2.0) px -= w;
     if (py >= h / 2.0) py -= h;
@@ -294,10 +436,9 @@ SwimResult SwimWorkspace::correlate(const SwimOptions& options, double offset_x,
     std::vector<double> win(static_cast<std::size_t>(side) * side);
     double win_sum = 0;
     for (int i = 0; i < side; ++i) {
-        const int yy = ((py - rad + i) % h + h) % h;
         for (int j = 0; j < side; ++j) {
             const int xx = ((px - rad + j) % w + w) % w;
-            const double v = c[static_cast<std::size_t>(yy) * corr_stride + static_cast<std::size_t>(xx)];
+            const double v = rows[i][xx];
             win[static_cast<std::size_t>(i) * side + j] = v;
             win_sum += v;
         }

@@ -1,10 +1,38 @@
 #include "swim_kernels.hpp"
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <emmintrin.h>
+#endif
+
 #include "fastmath.hpp"
 #include "simd_clones.hpp"
 
 namespace spectralign_fast {
 namespace kernels {
+
+namespace {
+
+// Columns of prefetch in the transposes: each column sits on its own page,
+// out of reach of the hardware prefetcher.
+constexpr int transpose_ahead = 16;
+
+inline void prefetch_for_write(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p, 1, 3);
+#else
+    (void)p;
+#endif
+}
+
+inline void prefetch_for_read(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p, 0, 3);
+#else
+    (void)p;
+#endif
+}
+
+}  // namespace
 
 SPECTRALIGN_CLONES RowSums row_sums(const float* x, const float* apo_x, int n) {
     double s = 0, ss = 0, sa = 0;
@@ -76,6 +104,47 @@ SPECTRALIGN_CLONES float row_max(const float* x, int n) {
 #pragma omp simd reduction(max : best)
     for (int k = 0; k < n; ++k) best = x[k] > best ? x[k] : best;
     return best;
+}
+
+void transpose_rows(const void* src, std::size_t src_stride, int rows, int n, void* dst, std::size_t dst_stride,
+                    bool streaming) {
+    // 64-bit moves: one complex float each.
+    const unsigned long long* in = static_cast<const unsigned long long*>(src);
+    unsigned long long* out = static_cast<unsigned long long*>(dst);
+    const int ahead = transpose_ahead;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (streaming && rows == 8) {
+        // A full group fills one cache line per column: written around the
+        // caches (the write-combining buffers merge the eight values), so
+        // no line is read from memory only to be overwritten.
+        const unsigned long long* r[8];
+        for (int g = 0; g < 8; ++g) r[g] = in + static_cast<std::size_t>(g) * src_stride;
+        for (int k = 0; k < n; ++k) {
+            long long* column = reinterpret_cast<long long*>(out + k * dst_stride);
+            for (int g = 0; g < 8; ++g) _mm_stream_si64(column + g, static_cast<long long>(r[g][k]));
+        }
+        _mm_sfence();
+        return;
+    }
+#endif
+    (void)streaming;
+    for (int k = 0; k < n; ++k) {
+        if (k + ahead < n) prefetch_for_write(out + (k + ahead) * dst_stride);
+        unsigned long long* column = out + k * dst_stride;
+        for (int g = 0; g < rows; ++g) column[g] = in[static_cast<std::size_t>(g) * src_stride + k];
+    }
+}
+
+void transpose_columns(const void* src, std::size_t src_stride, int count, int rows, void* dst,
+                       std::size_t dst_stride) {
+    const unsigned long long* in = static_cast<const unsigned long long*>(src);
+    unsigned long long* out = static_cast<unsigned long long*>(dst);
+    const int ahead = transpose_ahead;
+    for (int k = 0; k < count; ++k) {
+        if (k + ahead < count) prefetch_for_read(in + (k + ahead) * src_stride);
+        const unsigned long long* column = in + k * src_stride;
+        for (int g = 0; g < rows; ++g) out[static_cast<std::size_t>(g) * dst_stride + k] = column[g];
+    }
 }
 
 }  // namespace kernels

@@ -24,6 +24,10 @@
 
 namespace spectralign_fast {
 
+namespace kernels {
+struct WindowRow;
+}
+
 struct SwimOptions {
     float whiten = -0.65f;  // exponent applied to |cross-power spectrum|
     int peak_radius = 5;    // centre of mass over (2r+1)^2 pixels around the peak
@@ -70,26 +74,60 @@ private:
         float gray = 0, offset = 0, scale = 1;
         bool contrast = false;
     };
+    void prefetch_window_rows(const WindowNorm* norms, int row) const;
+    void window_rows(const WindowNorm* norms, int row, kernels::WindowRow* rows) const;
     WindowNorm moments(const float* src, std::ptrdiff_t stride, bool apodize, int which) const;
     void shift_apodization(int which, double frac_x, double frac_y);
     void flat_apodization(int which);
-    SwimResult correlate(const SwimOptions& options, double offset_x, double offset_y, bool contrast);
+    SwimResult correlate(const SwimOptions& options, double offset_x, double offset_y);
+    void pack_fused(const WindowNorm* norms);
+    SwimResult correlate_fused(const SwimOptions& options, double offset_x, double offset_y);
+    // Integer peak and centre of mass from the 2 * radius + 1 rows around
+    // the best row (rows[radius]), and the snr.
+    SwimResult peak(const float* const* rows, int best_row, float best_value, double mean_c, double std_c,
+                    const SwimOptions& options) const;
 
     int width_, height_;
-    std::size_t spectrum_size_;
-    // Large windows whiten into the packed buffer itself and transform back
-    // in place (8 instead of 12 bytes per window pixel, so two threads'
-    // workspaces stay in cache longer); small ones use a separate cross
-    // spectrum, where FFTW's out-of-place c2r is faster.
-    bool in_place_;
-    const C2CPlan* c2c_;
-    const C2RPlan* c2r_;
-    // Both windows as one complex image (stationary in the real parts,
-    // moving in the imaginary parts), transformed in place: one complex FFT
-    // costs 13-30% less than two real ones. Afterwards it holds the
-    // correlation image (rows width floats apart, or 2 * width when in_place_).
+    // Both windows go into one complex image (stationary in the real parts,
+    // moving in the imaginary parts): one complex FFT costs less than two
+    // real ones, and the whitening pass separates the two spectra.
+    //
+    // Small windows (below about 128 x 128) use FFTW's 2-D transforms: the
+    // packed image row-major in packed_, the cross spectrum in cross_, the
+    // correlation image back in packed_.
+    //
+    // Larger windows are "fused": the 2-D transforms are taken apart so that
+    // each step works on data in cache instead of passing over the whole
+    // window several times (at 1024 px, each such pass leaves the caches).
+    // Rows are packed and transformed eight at a time and stored transposed
+    // in packed_ (spectrum column k at k * column_stride_, column w repeating
+    // column 0); blocks of columns and their partner columns are
+    // transformed, whitened and transformed back while in L2; rows are
+    // transformed back eight at a time, each followed by its peak search,
+    // and the few rows around the peak are made again for the centre of mass.
+    bool fused_;
+    std::size_t column_stride_;   // complex values between the columns of packed_ (fused)
+    std::size_t spectra_stride_;  // complex values between the rows of row_spectra_ (whole cache lines)
+    static constexpr int max_block = 16;
+    static constexpr int group_ = 8;  // rows per group: 8 complex values fill a cache line
+    int block_;                       // columns per block: 16, fewer for narrow windows
+    bool streaming_ = false;          // transposed rows are written around the caches (large windows)
+    const C2CPlan* c2c_ = nullptr;    // 2-D, small windows
+    const C2RPlan* c2r_ = nullptr;
+    const C2CPlan* row_fft_ = nullptr;  // 1-D pieces, fused
+    const C2CPlan* column_fft_ = nullptr;
+    const C2CPlan* column_ifft_ = nullptr;
+    const C2RPlan* row_c2r_ = nullptr;
     ComplexBuffer packed_;
-    ComplexBuffer cross_;        // whitened cross-power half spectrum (empty when in_place_)
+    ComplexBuffer cross_;         // whitened cross-power half spectrum (small windows)
+    ComplexBuffer row_buffer_;    // one packed row before its transform
+    ComplexBuffer row_spectra_;   // a group of rows: spectra, or half spectra on the way back
+    RealBuffer real_row_;         // one row of the correlation image
+    ComplexBuffer block_spectrum_, partner_spectrum_;  // a block of columns and their partners, transformed
+    ComplexBuffer column_mirror_;  // a partner column, reversed (bins -r)
+    RealBuffer column_scratch_;
+    RealBuffer neighbourhood_;     // the rows around the peak, made again
+    std::vector<const float*> neighbour_rows_;
     RealBuffer outside_[2];      // windows that cross the image border (made on first need)
     // Apodization of each window (0: stationary, 1: moving), its profile
     // evaluated at the window's subpixel position, so the envelope sits on
@@ -99,9 +137,14 @@ private:
     double apo_total_[2] = {0, 0};  // sum of each window's 2-D apodization weights
     bool flat_[2] = {false, false};  // the profile is all ones
     ComplexBuffer ramp_x_, ramp_y_;
-    ComplexBuffer mirrored_[2];  // partner bins -k of a pair of spectrum rows r and -r
-    RealBuffer scratch_;         // one spectrum row of floats
+    ComplexBuffer mirrored_[2];  // partner bins -k of a pair of spectrum rows r and -r (small windows)
+    RealBuffer scratch_;         // one spectrum row of floats (small windows)
 };
+
+// Windows of at least this many pixels (width * height) take the fused path
+// in workspaces made from now on (default 128 * 128). For benchmarks and
+// tests that compare the two paths; returns the previous value.
+long long set_fused_min_pixels(long long pixels);
 
 // Reuses workspaces across calls (fresh ones cost page faults on every
 // call: several MB per window size). Thread-safe; keeps at most
