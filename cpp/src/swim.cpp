@@ -40,10 +40,6 @@ constexpr int pack_ahead = 4;  // rows of prefetch while packing
 
 std::size_t padded_stride(int n) { return (static_cast<std::size_t>(n) + 7) / 8 * 8 + 8; }
 
-// Transposed rows are written around the caches when the transposed window
-// is larger than this: it would not stay in cache until the column pass.
-constexpr std::size_t streaming_bytes = std::size_t(4) << 20;
-
 }  // namespace
 
 long long set_fused_min_pixels(long long pixels) {
@@ -65,7 +61,6 @@ SwimWorkspace::SwimWorkspace(int width, int height)
       ramp_y_(static_cast<std::size_t>(height)),
       scratch_(static_cast<std::size_t>(width / 2 + 1)) {
     if (fused_) {
-        streaming_ = packed_.size() * sizeof(std::complex<float>) > streaming_bytes;
         row_fft_ = &C2CPlan::get_many(width, 1, width, FFTW_FORWARD);
         column_fft_ = &C2CPlan::get_many(height, block_, static_cast<int>(column_stride_), FFTW_FORWARD);
         column_ifft_ = &C2CPlan::get_many(height, block_, static_cast<int>(column_stride_), FFTW_BACKWARD);
@@ -339,7 +334,7 @@ void SwimWorkspace::pack_fused(const WindowNorm* norms) {
             kernels::row_pack(rows[0], rows[1], reinterpret_cast<float*>(packed_row), w);
             row_fft_->execute(packed_row, row_spectra_.data() + static_cast<std::size_t>(g) * spectra_stride_);
         }
-        kernels::transpose_rows(row_spectra_.data(), spectra_stride_, rows_here, w, columns + i0, cs, streaming_);
+        kernels::transpose_rows(row_spectra_.data(), spectra_stride_, rows_here, w, columns + i0, cs);
     }
     // Column w repeats column 0 (its own partner), so that the partners of
     // every block of columns are one run.

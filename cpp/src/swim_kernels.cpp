@@ -1,8 +1,6 @@
 #include "swim_kernels.hpp"
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <emmintrin.h>
-#endif
+#include <cstddef>
 
 #include "fastmath.hpp"
 #include "simd_clones.hpp"
@@ -106,30 +104,12 @@ SPECTRALIGN_CLONES float row_max(const float* x, int n) {
     return best;
 }
 
-void transpose_rows(const void* src, std::size_t src_stride, int rows, int n, void* dst, std::size_t dst_stride,
-                    bool streaming) {
+void transpose_rows(const void* src, std::size_t src_stride, int rows, int n, void* dst, std::size_t dst_stride) {
     // 64-bit moves: one complex float each.
     const unsigned long long* in = static_cast<const unsigned long long*>(src);
     unsigned long long* out = static_cast<unsigned long long*>(dst);
-    const int ahead = transpose_ahead;
-#if defined(__x86_64__) || defined(_M_X64)
-    if (streaming && rows == 8) {
-        // A full group fills one cache line per column: written around the
-        // caches (the write-combining buffers merge the eight values), so
-        // no line is read from memory only to be overwritten.
-        const unsigned long long* r[8];
-        for (int g = 0; g < 8; ++g) r[g] = in + static_cast<std::size_t>(g) * src_stride;
-        for (int k = 0; k < n; ++k) {
-            long long* column = reinterpret_cast<long long*>(out + k * dst_stride);
-            for (int g = 0; g < 8; ++g) _mm_stream_si64(column + g, static_cast<long long>(r[g][k]));
-        }
-        _mm_sfence();
-        return;
-    }
-#endif
-    (void)streaming;
     for (int k = 0; k < n; ++k) {
-        if (k + ahead < n) prefetch_for_write(out + (k + ahead) * dst_stride);
+        if (k + transpose_ahead < n) prefetch_for_write(out + (k + transpose_ahead) * dst_stride);
         unsigned long long* column = out + k * dst_stride;
         for (int g = 0; g < rows; ++g) column[g] = in[static_cast<std::size_t>(g) * src_stride + k];
     }
@@ -139,9 +119,8 @@ void transpose_columns(const void* src, std::size_t src_stride, int count, int r
                        std::size_t dst_stride) {
     const unsigned long long* in = static_cast<const unsigned long long*>(src);
     unsigned long long* out = static_cast<unsigned long long*>(dst);
-    const int ahead = transpose_ahead;
     for (int k = 0; k < count; ++k) {
-        if (k + ahead < count) prefetch_for_read(in + (k + ahead) * src_stride);
+        if (k + transpose_ahead < count) prefetch_for_read(in + (k + transpose_ahead) * src_stride);
         const unsigned long long* column = in + k * src_stride;
         for (int g = 0; g < rows; ++g) out[static_cast<std::size_t>(g) * dst_stride + k] = column[g];
     }

@@ -50,9 +50,7 @@ float row_max(const float* x, int n);
 // Complex values (re, im interleaved as std::complex<float> pairs of floats).
 // dst[k * dst_stride + g] = src[g * src_stride + k] for g < rows, k < n: a
 // group of rows stored as the first entries of n columns.
-// streaming: write around the caches (for destinations larger than L2).
-void transpose_rows(const void* src, std::size_t src_stride, int rows, int n, void* dst, std::size_t dst_stride,
-                    bool streaming);
+void transpose_rows(const void* src, std::size_t src_stride, int rows, int n, void* dst, std::size_t dst_stride);
 // dst[g * dst_stride + k] = src[k * src_stride + g] for g < rows, k < count:
 // the inverse, a group of rows gathered back from `count` columns.
 void transpose_columns(const void* src, std::size_t src_stride, int count, int rows, void* dst,

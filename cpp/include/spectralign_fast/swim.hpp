@@ -111,7 +111,6 @@ private:
     static constexpr int max_block = 16;
     static constexpr int group_ = 8;  // rows per group: 8 complex values fill a cache line
     int block_;                       // columns per block: 16, fewer for narrow windows
-    bool streaming_ = false;          // transposed rows are written around the caches (large windows)
     const C2CPlan* c2c_ = nullptr;    // 2-D, small windows
     const C2RPlan* c2r_ = nullptr;
     const C2CPlan* row_fft_ = nullptr;  // 1-D pieces, fused
