@@ -28,7 +28,7 @@ template class AlignedBuffer<std::complex<float>>;
 
 namespace {
 
-enum class Kind { r2c, c2r, c2c_forward_in_place, c2r_in_place, c2c_many_out_of_place };
+enum class Kind { r2c, c2r, c2c_forward_in_place, c2c_many_out_of_place };
 
 std::mutex& planner_mutex() {
     static std::mutex m;
@@ -92,18 +92,6 @@ public:
             return fftwf_plan_dft_c2r(static_cast<int>(shape.size()), shape.data(),
                                       reinterpret_cast<fftwf_complex*>(in.data()), out.data(),
                                       rigor_flag(g_rigor));
-        });
-    }
-
-    const C2RPlan& c2r_in_place(int rows, int cols, int stride) {
-        return cached<C2RPlan>(c2r_, {{rows, cols, stride}, Kind::c2r_in_place}, "an in-place c2r plan", [&] {
-            ComplexBuffer data(static_cast<std::size_t>(rows) * stride);
-            fftwf_complex* in = reinterpret_cast<fftwf_complex*>(data.data());
-            const int n[2] = {rows, cols};
-            const int in_embed[2] = {rows, stride};       // complex values
-            const int out_embed[2] = {rows, 2 * stride};  // floats
-            return fftwf_plan_many_dft_c2r(2, n, 1, in, in_embed, 1, 0, reinterpret_cast<float*>(in), out_embed,
-                                           1, 0, rigor_flag(g_rigor));
         });
     }
 
@@ -202,12 +190,6 @@ const C2RPlan& C2RPlan::get(int rows, int cols) { return get(std::vector<int>{ro
 const C2RPlan& C2RPlan::get(const std::vector<int>& shape) {
     check_shape(shape);
     return PlanCache::instance().c2r(shape);
-}
-
-const C2RPlan& C2RPlan::get_in_place(int rows, int cols, int stride) {
-    check_shape({rows, cols});
-    if (stride < cols / 2 + 1) throw std::invalid_argument("in-place c2r row stride must be >= cols/2+1");
-    return PlanCache::instance().c2r_in_place(rows, cols, stride);
 }
 
 void C2RPlan::execute(std::complex<float>* in, float* out) const noexcept {

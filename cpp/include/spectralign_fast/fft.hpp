@@ -71,10 +71,6 @@ class C2RPlan {
 public:
     static const C2RPlan& get(int rows, int cols);
     static const C2RPlan& get(const std::vector<int>& shape);
-    // In place: the rows x (cols/2+1) input has rows `stride` complex values
-    // apart, and output row i lands at float 2 * stride * i of the same
-    // memory (stride >= cols/2+1). Run it as execute(data, (float*)data).
-    static const C2RPlan& get_in_place(int rows, int cols, int stride);
     void execute(std::complex<float>* in, float* out) const noexcept;
 
 private:
@@ -83,9 +79,9 @@ private:
     friend class PlanCache;
 };
 
-// Forward complex-to-complex 2-D transform, in place (the only way the
-// matcher uses it: two real windows packed as real and imaginary parts are
-// transformed together, cheaper than two r2c transforms); unnormalized.
+// Complex-to-complex transforms, unnormalized. get(): forward, in place, any
+// rank (the matcher's small windows: two real windows packed as real and
+// imaginary parts are transformed together, cheaper than two r2c).
 class C2CPlan {
 public:
     static const C2CPlan& get(int rows, int cols);
@@ -116,7 +112,7 @@ void forget_wisdom();
 enum class FloorKind {
     two_r2c_c2r,     // the textbook floor: both windows r2c, the product c2r
     one_r2c_c2r,     // one frame of stack registration
-    packed_c2c_c2r,  // what the matcher runs: both windows as one in-place c2c, then c2r
+    packed_c2c_c2r,  // the matcher's 2-D path (small windows): both windows as one in-place c2c, then c2r
 };
 
 // Seconds per repetition of `kind` on rows x cols, timing only the
