@@ -99,7 +99,7 @@ def fused_min_pixels():
     afterwards) and restores the default afterwards."""
     from spectralign_fast import _core
 
-    previous = _core._set_fused_min_pixels(128 * 128)
+    previous = _core._set_fused_min_pixels(192 * 192)
     yield _core._set_fused_min_pixels
     _core._set_fused_min_pixels(previous)
 

@@ -85,7 +85,8 @@ void bind_config(py::module_& m) {
           py::arg("threads") = 1,
           "Seconds per repetition of one swim iteration's FFTs (benchmarks): two r2c and one c2r, "
           "one r2c (r2c=1, a stack-registration frame), or packed=True: one in-place c2c and one c2r, "
-          "as the matcher's 2-D path (windows under 128 x 128 px) runs them. threads > 1 runs that many copies concurrently and returns their mean.");
+          "as the matcher's 2-D path (windows under 192 x 192 px) runs them. threads > 1 runs that "
+          "many copies concurrently and returns their mean.");
 }
 
 }  // namespace spectralign_fast::bindings

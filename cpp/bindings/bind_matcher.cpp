@@ -128,7 +128,7 @@ void bind_matcher(py::module_& m) {
              py::arg("peak_radius"), py::arg("apodize_both"), py::arg("threads"));
     m.def("_set_fused_min_pixels", &set_fused_min_pixels, py::arg("pixels"),
           "Benchmarks and tests: windows of at least `pixels` (width * height) take the matcher's fused "
-          "path in matchers made from now on (default 128 * 128; 0: always, a huge value: never). "
+          "path in matchers made from now on (default 192 * 192; 0: always, a huge value: never). "
           "Returns the previous value.");
 }
 

@@ -26,11 +26,12 @@ void prefetch_row(const float* row, int n) {
 #endif
 }
 
-// The fused path from 128 x 128 px on: measured here, it is 2-20% slower
-// at 32-100 px (more, smaller FFTW calls), even at 128 px, and 10-30%
-// faster at 256-1024 px, where each pass of FFTW's 2-D transforms over the
-// whole window leaves the caches.
-std::atomic<long long> g_fused_min_pixels{128LL * 128};
+// The fused path from 192 x 192 px on. Measured here (1 thread, per pair):
+// within 5% of the 2-D path up to 176 px either way (15% slower at 160 px,
+// where FFTW's 1-D plans do less well), and faster from 192 px on: 10% at
+// 192-256 px, 25% at 384-512 px, 30% at 768-1024 px, where each pass of
+// FFTW's 2-D transforms over the whole window leaves the caches.
+std::atomic<long long> g_fused_min_pixels{192LL * 192};
 
 bool use_fused(int width, int height) {
     return static_cast<long long>(width) * height >= g_fused_min_pixels.load(std::memory_order_relaxed);

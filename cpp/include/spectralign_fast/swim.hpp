@@ -92,7 +92,7 @@ private:
     // moving in the imaginary parts): one complex FFT costs less than two
     // real ones, and the whitening pass separates the two spectra.
     //
-    // Small windows (below about 128 x 128) use FFTW's 2-D transforms: the
+    // Small windows (below 192 x 192 px) use FFTW's 2-D transforms: the
     // packed image row-major in packed_, the cross spectrum in cross_, the
     // correlation image back in packed_.
     //
@@ -141,7 +141,7 @@ private:
 };
 
 // Windows of at least this many pixels (width * height) take the fused path
-// in workspaces made from now on (default 128 * 128). For benchmarks and
+// in workspaces made from now on (default 192 * 192). For benchmarks and
 // tests that compare the two paths; returns the previous value.
 long long set_fused_min_pixels(long long pixels);
 
