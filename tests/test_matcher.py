@@ -232,7 +232,8 @@ def test_yfp_tiles_overlap_offset_agrees_with_phase_correlation(yfp_tiles):
         assert np.sqrt(np.mean(resid**2)) < 0.15, (axis, resid.round(3))
 
 
-def test_refine_many_equals_refine_and_threads_agree(retina):
+@pytest.mark.parametrize("size", [(160, 144), (256, 232)])  # 2-D and fused transform paths
+def test_refine_many_equals_refine_and_threads_agree(retina, size):
     rng = np.random.default_rng(11)
     a = noisy(retina, rng)
     b = noisy(fourier_shift(retina, -3.3, 1.9), rng)
@@ -240,9 +241,9 @@ def test_refine_many_equals_refine_and_threads_agree(retina):
     P1 = np.column_stack([rng.uniform(100, 1300, n), rng.uniform(100, 1300, n)])
     P2 = P1 + rng.uniform(-2, 2, (n, 2))
     m = Matcher(a, b, stats=True)
-    one = m.refine_many(P1, P2, (160, 144), iters=3, tolerance=0.01, threads=1)
-    two = m.refine_many(P1, P2, (160, 144), iters=3, tolerance=0.01, threads=2)
-    alln = m.refine_many(P1, P2, (160, 144), iters=3, tolerance=0.01, threads=0)
+    one = m.refine_many(P1, P2, size, iters=3, tolerance=0.01, threads=1)
+    two = m.refine_many(P1, P2, size, iters=3, tolerance=0.01, threads=2)
+    alln = m.refine_many(P1, P2, size, iters=3, tolerance=0.01, threads=0)
     for res in (two, alln):
         np.testing.assert_array_equal(one[0], res[0])
         np.testing.assert_array_equal(one[1], res[1])
@@ -250,7 +251,7 @@ def test_refine_many_equals_refine_and_threads_agree(retina):
         np.testing.assert_array_equal(one[2].shift, res[2].shift)
         np.testing.assert_array_equal(one[2].niters, res[2].niters)
     for k in range(n):
-        p1, p2, st = m.refine(P1[k], P2[k], (160, 144), iters=3, tolerance=0.01)
+        p1, p2, st = m.refine(P1[k], P2[k], size, iters=3, tolerance=0.01)
         np.testing.assert_array_equal(p1, one[0][k])
         np.testing.assert_array_equal(p2, one[1][k])
         np.testing.assert_array_equal(st.shift, one[2].shift[k])
