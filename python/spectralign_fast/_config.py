@@ -116,9 +116,10 @@ def set_fft_planning(rigor: str) -> None:
     ``"measure"`` (default) times candidate algorithms once per window shape
     (a fraction of a second for typical sizes); ``"estimate"`` plans instantly
     with a heuristic (slower transforms); ``"patient"`` searches longer: about
-    3 s for a 256 px window, 6 s for 512 and 25 s for 1024 the first time
-    (then kept as wisdom), for matching measured 6-15% faster than with
-    ``"measure"`` (bench/RESULTS.md). Worth it for long production runs.
+    1 s for a 256 px window, 2 s for 512 and 3 s for 1024 the first time
+    (then kept as wisdom), for matching measured 0-5% faster than with
+    ``"measure"`` at those sizes, and more for windows under 192 px, which use
+    2-D transforms (bench/RESULTS.md). Worth it for long production runs.
     Plans are cached per shape for the life of the process, and measured
     choices are kept between processes in an FFTW wisdom file (see
     ``config()["fft_wisdom"]``; ``SPECTRALIGN_FFTW_WISDOM=`` empty turns it off).

@@ -103,7 +103,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="threads; 0 = all cores (default)")
     p.add_argument("--fft-planning", choices=("estimate", "measure", "patient"), default=None,
                    help="how hard FFTW searches for fast transforms (measure); 'patient' plans for "
-                        "seconds to a minute per window size once (kept as wisdom), then matches 6-15%% faster")
+                        "a few seconds per window size once (kept as wisdom), then matches a few %% faster")
     p.add_argument("--chunk", type=int, default=1024, help="chunk size of the output (1024)")
     p.add_argument("--report", help="also write a PNG report (tile outlines, residuals, SNR map)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
