@@ -28,7 +28,7 @@ void prefetch_row(const float* row, int n) {
 
 // The fused path from 192 x 192 px on. Measured here (1 thread, per pair):
 // within 5% of the 2-D path up to 176 px either way (15% slower at 160 px,
-// where FFTW's 1-D plans do less well), and faster from 192 px on: 10% at
+// probably where FFTW's 1-D plans do less well), and faster from 192 px on: 10% at
 // 192-256 px, 25% at 384-512 px, 30% at 768-1024 px, where each pass of
 // FFTW's 2-D transforms over the whole window leaves the caches.
 std::atomic<long long> g_fused_min_pixels{192LL * 192};
@@ -39,6 +39,9 @@ bool use_fused(int width, int height) {
 
 constexpr int pack_ahead = 4;  // rows of prefetch while packing
 
+// Columns of the fused workspace start on a cache line, and their stride is
+// not a large power of two, so that the columns of a block do not crowd into
+// a few cache sets.
 std::size_t padded_stride(int n) { return (static_cast<std::size_t>(n) + 7) / 8 * 8 + 8; }
 
 }  // namespace
@@ -352,8 +355,10 @@ SwimResult SwimWorkspace::correlate_fused(const SwimOptions& options, double off
 
     // Blocks of columns k and their partners -k (the run w-k0-nb+1 ..
     // w-k0, in reverse): transform both, whiten (which needs both),
-    // transform back over the block's own columns. Partners lie past
-    // w/2, and no block writes over a partner before it has been read.
+    // transform back over the block's own columns. Partners lie past w/2,
+    // and no block writes over a partner before it has been read. The last
+    // block's runs may reach into columns already transformed back: they
+    // are read (the transforms preserve their input), never used.
     std::complex<float>* const spectrum = block_spectrum_.data();
     std::complex<float>* const partners = partner_spectrum_.data();
     float* const mirror = reinterpret_cast<float*>(column_mirror_.data());

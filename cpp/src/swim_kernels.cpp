@@ -14,17 +14,11 @@ namespace {
 // out of reach of the hardware prefetcher.
 constexpr int transpose_ahead = 16;
 
-inline void prefetch_for_write(const void* p) {
+// for_write: 1 to ask for the line for writing, 0 for reading.
+template <int for_write>
+inline void prefetch_line(const void* p) {
 #if defined(__GNUC__) || defined(__clang__)
-    __builtin_prefetch(p, 1, 3);
-#else
-    (void)p;
-#endif
-}
-
-inline void prefetch_for_read(const void* p) {
-#if defined(__GNUC__) || defined(__clang__)
-    __builtin_prefetch(p, 0, 3);
+    __builtin_prefetch(p, for_write, 3);
 #else
     (void)p;
 #endif
@@ -109,7 +103,7 @@ void transpose_rows(const void* src, std::size_t src_stride, int rows, int n, vo
     const unsigned long long* in = static_cast<const unsigned long long*>(src);
     unsigned long long* out = static_cast<unsigned long long*>(dst);
     for (int k = 0; k < n; ++k) {
-        if (k + transpose_ahead < n) prefetch_for_write(out + (k + transpose_ahead) * dst_stride);
+        if (k + transpose_ahead < n) prefetch_line<1>(out + (k + transpose_ahead) * dst_stride);
         unsigned long long* column = out + k * dst_stride;
         for (int g = 0; g < rows; ++g) column[g] = in[static_cast<std::size_t>(g) * src_stride + k];
     }
@@ -120,7 +114,7 @@ void transpose_columns(const void* src, std::size_t src_stride, int count, int r
     const unsigned long long* in = static_cast<const unsigned long long*>(src);
     unsigned long long* out = static_cast<unsigned long long*>(dst);
     for (int k = 0; k < count; ++k) {
-        if (k + transpose_ahead < count) prefetch_for_read(in + (k + transpose_ahead) * src_stride);
+        if (k + transpose_ahead < count) prefetch_line<0>(in + (k + transpose_ahead) * src_stride);
         const unsigned long long* column = in + k * src_stride;
         for (int g = 0; g < rows; ++g) out[static_cast<std::size_t>(g) * dst_stride + k] = column[g];
     }

@@ -86,9 +86,10 @@ class C2CPlan {
 public:
     static const C2CPlan& get(int rows, int cols);
     static const C2CPlan& get(const std::vector<int>& shape);
-    // `howmany` 1-D transforms of n points, out of place: sequence b at
-    // in + b * dist into out + b * dist (for rows or transposed columns of a
-    // window). sign: FFTW_FORWARD or FFTW_BACKWARD. Run with execute(in, out).
+    // `howmany` 1-D transforms of n points, out of place, input preserved:
+    // sequence b at in + b * dist into out + b * dist (for rows or transposed
+    // columns of a window). sign: FFTW_FORWARD or FFTW_BACKWARD. Run with
+    // execute(in, out).
     static const C2CPlan& get_many(int n, int howmany, int dist, int sign);
     void execute(std::complex<float>* data) const noexcept;
     void execute(std::complex<float>* in, std::complex<float>* out) const noexcept;
