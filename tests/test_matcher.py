@@ -131,6 +131,42 @@ def test_fused_and_2d_transform_paths_agree(retina, fused_min_pixels, size):
     np.testing.assert_array_equal(fused[2].niters, plain[2].niters)
 
 
+@pytest.fixture
+def team_min_pixels():
+    """Sets which windows refine_many matches with teams of two threads per
+    pair and restores the default afterwards."""
+    from spectralign_fast import _core
+
+    previous = _core._set_team_min_pixels(640 * 640)
+    yield _core._set_team_min_pixels
+    _core._set_team_min_pixels(previous)
+
+
+@pytest.mark.parametrize("size", [(13, 21), (40, 33), 64, (301, 263)])
+def test_teams_give_the_same_bits_as_one_thread(retina, fused_min_pixels, team_min_pixels, size):
+    # Two threads on one pair split every step (moments, rows, column
+    # blocks, rows back) and sum the partial results in order afterwards:
+    # the result must equal one thread's to the last bit, at odd sizes,
+    # narrow windows (one short column block) and windows crossing the border.
+    fused_min_pixels(0)
+    team_min_pixels(0)
+    rng = np.random.default_rng(4)
+    a = noisy(retina, rng)
+    b = noisy(fourier_shift(retina, 0.8, 1.9), rng)
+    w, h = (size, size) if isinstance(size, int) else size
+    n = 9
+    P1 = np.column_stack([rng.uniform(-w / 4, 1400 + w / 4, n), rng.uniform(-h / 4, 1400 + h / 4, n)])
+    P2 = P1 + rng.uniform(-1.5, 1.5, (n, 2))
+    m = Matcher(a, b, stats=True)
+    m.setpeakradius(min(5, (min(w, h) - 1) // 2))
+    one = m.refine_many(P1, P2, size, iters=3, threads=1)
+    team = m.refine_many(P1, P2, size, iters=3, threads=2)
+    for x, y in zip(one[:2], team[:2]):
+        np.testing.assert_array_equal(x, y)
+    for field in ("shift", "peakwidth", "snr", "niters"):
+        np.testing.assert_array_equal(getattr(one[2], field), getattr(team[2], field))
+
+
 def test_fused_path_agrees_with_numpy_oracle_at_small_odd_sizes(retina, fused_min_pixels):
     fused_min_pixels(0)
     rng = np.random.default_rng(9)
@@ -232,7 +268,8 @@ def test_yfp_tiles_overlap_offset_agrees_with_phase_correlation(yfp_tiles):
         assert np.sqrt(np.mean(resid**2)) < 0.15, (axis, resid.round(3))
 
 
-@pytest.mark.parametrize("size", [(160, 144), (256, 232)])  # 2-D and fused transform paths
+# 2-D path, fused path, fused path with teams of two threads per pair
+@pytest.mark.parametrize("size", [(160, 144), (256, 232), (704, 640)])
 def test_refine_many_equals_refine_and_threads_agree(retina, size):
     rng = np.random.default_rng(11)
     a = noisy(retina, rng)

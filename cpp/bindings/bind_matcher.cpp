@@ -130,6 +130,10 @@ void bind_matcher(py::module_& m) {
           "Benchmarks and tests: windows of at least `pixels` (width * height) take the matcher's fused "
           "path in matchers made from now on (default 192 * 192; 0: always, a huge value: never). "
           "Returns the previous value.");
+    m.def("_set_team_min_pixels", &set_team_min_pixels, py::arg("pixels"),
+          "Benchmarks and tests: refine_many with threads >= 2 matches windows of at least `pixels` "
+          "(width * height, fused path only) with teams of two threads per pair (default 640 * 640; "
+          "0: always, a huge value: never). Returns the previous value.");
 }
 
 }  // namespace spectralign_fast::bindings

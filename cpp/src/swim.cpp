@@ -5,12 +5,14 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <functional>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
 
 #include "swim_kernels.hpp"
+#include "team.hpp"
 
 namespace spectralign_fast {
 
@@ -33,6 +35,13 @@ void prefetch_row(const float* row, int n) {
 // FFTW's 2-D transforms over the whole window leaves the caches.
 std::atomic<long long> g_fused_min_pixels{192LL * 192};
 
+// Teams of two threads per pair (refine_many, threads >= 2) from 640 x 640
+// px on. Measured here side by side (2-thread time per pair): 5-10% slower
+// at 256-512 px, even at 576-640 px, 4% faster at 704 px, 11% at 768 px and
+// 12% at 1024 px, where two pairs' workspaces side by side no longer share
+// the L3 cache well.
+std::atomic<long long> g_team_min_pixels{640LL * 640};
+
 bool use_fused(int width, int height) {
     return static_cast<long long>(width) * height >= g_fused_min_pixels.load(std::memory_order_relaxed);
 }
@@ -46,12 +55,17 @@ std::size_t padded_stride(int n) { return (static_cast<std::size_t>(n) + 7) / 8 
 
 }  // namespace
 
+long long set_team_min_pixels(long long pixels) {
+    if (pixels < 0) throw std::invalid_argument("the team mode's minimum window size must be >= 0 pixels");
+    return g_team_min_pixels.exchange(pixels);
+}
+
 long long set_fused_min_pixels(long long pixels) {
     if (pixels < 0) throw std::invalid_argument("the fused path's minimum window size must be >= 0 pixels");
     return g_fused_min_pixels.exchange(pixels);
 }
 
-SwimWorkspace::SwimWorkspace(int width, int height)
+SwimWorkspace::SwimWorkspace(int width, int height, int lanes)
     : width_(width),
       height_(height),
       fused_(use_fused(width, height)),
@@ -61,30 +75,42 @@ SwimWorkspace::SwimWorkspace(int width, int height)
       packed_(fused_ ? column_stride_ * (static_cast<std::size_t>(width) + 1)
                      : static_cast<std::size_t>(width) * height),
       cross_(fused_ ? 0 : static_cast<std::size_t>(height) * (width / 2 + 1)),
+      lanes_(static_cast<std::size_t>(fused_ ? std::max(1, lanes) : 1)),
       ramp_x_(static_cast<std::size_t>(width / 2 + 1)),
       ramp_y_(static_cast<std::size_t>(height)),
       scratch_(static_cast<std::size_t>(width / 2 + 1)) {
-    if (fused_) {
-        row_fft_ = &C2CPlan::get_many(width, 1, width, FFTW_FORWARD);
-        column_fft_ = &C2CPlan::get_many(height, block_, static_cast<int>(column_stride_), FFTW_FORWARD);
-        column_ifft_ = &C2CPlan::get_many(height, block_, static_cast<int>(column_stride_), FFTW_BACKWARD);
-        row_c2r_ = &C2RPlan::get(std::vector<int>{width});
-        row_buffer_.resize(static_cast<std::size_t>(width));
-        real_row_.resize(static_cast<std::size_t>(width));
-        row_spectra_.resize(static_cast<std::size_t>(group_) * spectra_stride_);
-        block_spectrum_.resize(column_stride_ * block_);
-        partner_spectrum_.resize(column_stride_ * block_);
-        column_mirror_.resize(static_cast<std::size_t>(height));
-        column_scratch_.resize(static_cast<std::size_t>(height));
-    } else {
-        c2c_ = &C2CPlan::get(height, width);
-        c2r_ = &C2RPlan::get(height, width);
-        for (int k = 0; k < 2; ++k) mirrored_[k].resize(static_cast<std::size_t>(width / 2 + 1));
-    }
     for (int k = 0; k < 2; ++k) {
+        row_sums_[k].resize(3 * static_cast<std::size_t>(height));
         apo_x_[k].resize(static_cast<std::size_t>(width));
         apo_y_[k].resize(static_cast<std::size_t>(height));
     }
+    if (!fused_) {
+        c2c_ = &C2CPlan::get(height, width);
+        c2r_ = &C2RPlan::get(height, width);
+        for (int k = 0; k < 2; ++k) mirrored_[k].resize(static_cast<std::size_t>(width / 2 + 1));
+        return;
+    }
+    const int hw = width / 2 + 1;
+    blocks_ = (hw + block_ - 1) / block_;
+    last_block_columns_ = hw - (blocks_ - 1) * block_;
+    const int cs = static_cast<int>(column_stride_);
+    row_fft_ = &C2CPlan::get_many(width, 1, width, FFTW_FORWARD);
+    column_fft_ = &C2CPlan::get_many(height, block_, cs, FFTW_FORWARD);
+    column_ifft_ = &C2CPlan::get_many(height, block_, cs, FFTW_BACKWARD);
+    last_column_fft_ = &C2CPlan::get_many(height, last_block_columns_, cs, FFTW_FORWARD);
+    last_column_ifft_ = &C2CPlan::get_many(height, last_block_columns_, cs, FFTW_BACKWARD);
+    row_c2r_ = &C2RPlan::get(std::vector<int>{width});
+    for (Lane& lane : lanes_) {
+        lane.row_buffer.resize(static_cast<std::size_t>(width));
+        lane.real_row.resize(static_cast<std::size_t>(width));
+        lane.row_spectra.resize(static_cast<std::size_t>(group_) * spectra_stride_);
+        lane.block_spectrum.resize(column_stride_ * block_);
+        lane.partner_spectrum.resize(column_stride_ * block_);
+        lane.column_mirror.resize(static_cast<std::size_t>(height));
+        lane.column_scratch.resize(static_cast<std::size_t>(height));
+    }
+    column_energy_.resize(static_cast<std::size_t>(hw));
+    row_max_.resize(static_cast<std::size_t>(height));
 }
 
 namespace {
@@ -149,28 +175,40 @@ void fill_phase_ramp(std::complex<float>* ramp, int n, int count, double delta) 
 
 }  // namespace
 
-// Moments of a window given by its rows (row i at src + i * stride), and how
-// to normalize it. An apodized window fades towards its mean, then the mean
-// of the result is removed; otherwise the window only loses its mean. Both
-// are scaled to unit spread: the outcome is scale-invariant, and the
-// cross-power spectrum cannot overflow.
-SwimWorkspace::WindowNorm SwimWorkspace::moments(const float* src, std::ptrdiff_t stride, bool apodize,
-                                                 int which) const {
-    const int w = width_, h = height_;
-    const double npix = static_cast<double>(w) * h;
+// Moments of a window's rows (row i at src + i * stride), kept per row.
+void SwimWorkspace::moment_rows(int which, const float* src, std::ptrdiff_t stride, int first, int last) {
+    const int w = width_;
     const float* apo_x = apo_x_[which].data();
-    const float* apo_y = apo_y_[which].data();
-    double s = 0, ss = 0, sa = 0;
+    double* sums = row_sums_[which].data();
     // Rows of a window inside a wide image start on different pages, where
     // the hardware prefetcher starts over: ask for rows a few ahead.
     const int ahead = 8;  // measured: 6-10 rows do best at 256-1024 px
-    for (int i = 0; i < std::min(ahead, h); ++i) prefetch_row(src + i * stride, w);
-    for (int i = 0; i < h; ++i) {
-        if (i + ahead < h) prefetch_row(src + (i + ahead) * stride, w);
+    if (first == 0)
+        for (int i = 0; i < std::min(ahead, height_); ++i) prefetch_row(src + i * stride, w);
+    for (int i = first; i < last; ++i) {
+        if (i + ahead < height_) prefetch_row(src + (i + ahead) * stride, w);
         const kernels::RowSums r = kernels::row_sums(src + i * stride, apo_x, w);
-        s += r.sum;
-        ss += r.sum_sq;
-        sa += r.sum_apo * apo_y[i];
+        sums[3 * i] = r.sum;
+        sums[3 * i + 1] = r.sum_sq;
+        sums[3 * i + 2] = r.sum_apo;
+    }
+}
+
+// How to normalize a window, from its rows' moments. An apodized window
+// fades towards its mean, then the mean of the result is removed; otherwise
+// the window only loses its mean. Both are scaled to unit spread: the
+// outcome is scale-invariant, and the cross-power spectrum cannot overflow.
+SwimWorkspace::WindowNorm SwimWorkspace::normalization(int which, const float* src, std::ptrdiff_t stride,
+                                                      bool apodize) const {
+    const int h = height_;
+    const double npix = static_cast<double>(width_) * h;
+    const float* apo_y = apo_y_[which].data();
+    const double* sums = row_sums_[which].data();
+    double s = 0, ss = 0, sa = 0;
+    for (int i = 0; i < h; ++i) {
+        s += sums[3 * i];
+        ss += sums[3 * i + 1];
+        sa += sums[3 * i + 2] * apo_y[i];
     }
     const double mean = s / npix;
     const double spread = std::sqrt(std::max(0.0, ss / npix - mean * mean));
@@ -200,10 +238,31 @@ void SwimWorkspace::window_rows(const WindowNorm* norms, int i, kernels::WindowR
     }
 }
 
+namespace {
+
+// Runs task(lane, item) for every item: over the team if there is one.
+void run_items(Team* team, int items, const std::function<void(int, int)>& task) {
+    if (team != nullptr && team->size() > 1) {
+        team->run(items, task);
+    } else {
+        for (int item = 0; item < items; ++item) task(0, item);
+    }
+}
+
+constexpr int moment_chunk = 32;  // window rows per item of the moments step
+
+}  // namespace
+
 SwimResult SwimWorkspace::match(const ImageView& img1, const double p1[2], const ImageView& img2,
-                                const double p2[2], const SwimOptions& options) {
+                                const double p2[2], const SwimOptions& options, Team* team) {
+    if (team != nullptr && team->size() > lanes())
+        throw std::invalid_argument("a team larger than the workspace's lanes");
+    if (!fused_) team = nullptr;
     double frac[2][2];
     WindowNorm norms[2];
+    const float* src[2];
+    std::ptrdiff_t stride[2];
+    bool apodize[2];
     const ImageView* imgs[2] = {&img1, &img2};
     const double* pts[2] = {p1, p2};
     const std::size_t npix = static_cast<std::size_t>(width_) * height_;
@@ -213,24 +272,31 @@ SwimResult SwimWorkspace::match(const ImageView& img1, const double p1[2], const
         const double fx0 = std::floor(x0), fy0 = std::floor(y0);
         frac[k][0] = x0 - fx0;
         frac[k][1] = y0 - fy0;
-        const bool apodize = k == 0 || options.apodize_both;
-        if (apodize)
+        apodize[k] = k == 0 || options.apodize_both;
+        if (apodize[k])
             shift_apodization(k, frac[k][0], frac[k][1]);
         else
             flat_apodization(k);
         const bool inside = fx0 >= 0 && fy0 >= 0 && fx0 + width_ <= img.cols && fy0 + height_ <= img.rows;
         if (inside) {
             // Read straight from the image: no copy before normalizing.
-            const float* src = img.row(static_cast<int>(fy0)) + static_cast<std::ptrdiff_t>(fx0);
-            norms[k] = moments(src, img.row_stride, apodize, k);
+            src[k] = img.row(static_cast<int>(fy0)) + static_cast<std::ptrdiff_t>(fx0);
+            stride[k] = img.row_stride;
         } else {
             if (outside_[k].size() != npix) outside_[k].resize(npix);
             const double m = covered_mean(img, x0, y0, width_, height_);
             extract_integer_window(img, static_cast<long long>(fx0), static_cast<long long>(fy0), width_,
                                    height_, std::isnan(m) ? 0.0f : static_cast<float>(m), outside_[k].data());
-            norms[k] = moments(outside_[k].data(), width_, apodize, k);
+            src[k] = outside_[k].data();
+            stride[k] = width_;
         }
     }
+    const int chunks = (height_ + moment_chunk - 1) / moment_chunk;
+    run_items(team, 2 * chunks, [&](int, int item) {
+        const int k = item / chunks, first = (item % chunks) * moment_chunk;
+        moment_rows(k, src[k], stride[k], first, std::min(height_, first + moment_chunk));
+    });
+    for (int k = 0; k < 2; ++k) norms[k] = normalization(k, src[k], stride[k], apodize[k]);
     const bool contrast = norms[0].contrast && norms[1].contrast;
     if (!contrast) {
         SwimResult none;
@@ -239,8 +305,8 @@ SwimResult SwimWorkspace::match(const ImageView& img1, const double p1[2], const
     }
     const double offset_x = frac[0][0] - frac[1][0], offset_y = frac[0][1] - frac[1][1];
     if (fused_) {
-        pack_fused(norms);
-        return correlate_fused(options, offset_x, offset_y);
+        pack_fused(norms, team);
+        return correlate_fused(options, offset_x, offset_y, team);
     }
     for (int i = 0; i < height_; ++i) {
         prefetch_window_rows(norms, i + pack_ahead);
@@ -320,99 +386,116 @@ SwimResult SwimWorkspace::correlate(const SwimOptions& options, double offset_x,
     return peak(rows.data(), best_row, best_value, mean_c, std_c, options);
 }
 
-void SwimWorkspace::pack_fused(const WindowNorm* norms) {
+void SwimWorkspace::pack_fused(const WindowNorm* norms, Team* team) {
     const int w = width_, h = height_;
     const std::size_t cs = column_stride_;
     std::complex<float>* const columns = packed_.data();
     // Eight rows at a time: packed, transformed while in L1/L2, and stored
     // transposed (column k of the spectrum at columns + k * cs), so that
     // each row group fills whole cache lines, one per column.
-    for (int i0 = 0; i0 < h; i0 += group_) {
-        const int rows_here = std::min(group_, h - i0);
+    run_items(team, (h + group_ - 1) / group_, [&](int lane_index, int group) {
+        Lane& lane = lanes_[static_cast<std::size_t>(lane_index)];
+        const int i0 = group * group_, rows_here = std::min(group_, h - i0);
         for (int g = 0; g < rows_here; ++g) {
             const int i = i0 + g;
             prefetch_window_rows(norms, i + pack_ahead);
             kernels::WindowRow rows[2];
             window_rows(norms, i, rows);
-            std::complex<float>* packed_row = row_buffer_.data();
-            kernels::row_pack(rows[0], rows[1], reinterpret_cast<float*>(packed_row), w);
-            row_fft_->execute(packed_row, row_spectra_.data() + static_cast<std::size_t>(g) * spectra_stride_);
+            kernels::row_pack(rows[0], rows[1], reinterpret_cast<float*>(lane.row_buffer.data()), w);
+            row_fft_->execute(lane.row_buffer.data(),
+                              lane.row_spectra.data() + static_cast<std::size_t>(g) * spectra_stride_);
         }
-        kernels::transpose_rows(row_spectra_.data(), spectra_stride_, rows_here, w, columns + i0, cs);
-    }
+        kernels::transpose_rows(lane.row_spectra.data(), spectra_stride_, rows_here, w, columns + i0, cs);
+    });
     // Column w repeats column 0 (its own partner), so that the partners of
     // every block of columns are one run.
     std::copy(columns, columns + h, columns + static_cast<std::size_t>(w) * cs);
 }
 
-SwimResult SwimWorkspace::correlate_fused(const SwimOptions& options, double offset_x, double offset_y) {
-    const int w = width_, h = height_, hw = w / 2 + 1, nb = block_;
+// Block b of columns k0 .. k0+n-1 and their partners -k (the run w-k0-n+1 ..
+// w-k0, in reverse): transform both, whiten (which needs both), transform
+// back over the block's own columns. Partners lie past w/2 (w/2 itself is
+// the last block's own), so no block writes over another's partners, and
+// blocks may run at the same time.
+void SwimWorkspace::column_block(int lane_index, int block, float half_exponent) {
+    Lane& lane = lanes_[static_cast<std::size_t>(lane_index)];
+    const int w = width_, h = height_;
+    const std::size_t cs = column_stride_;
+    const int k0 = block * block_;
+    const bool last = block == blocks_ - 1;
+    const int n = last ? last_block_columns_ : block_;
+    const C2CPlan& forward = last ? *last_column_fft_ : *column_fft_;
+    const C2CPlan& inverse = last ? *last_column_ifft_ : *column_ifft_;
+    std::complex<float>* const columns = packed_.data();
+    std::complex<float>* const spectrum = lane.block_spectrum.data();
+    std::complex<float>* const partners = lane.partner_spectrum.data();
+    float* const mirror = reinterpret_cast<float*>(lane.column_mirror.data());
+    const float* const ry = reinterpret_cast<const float*>(ramp_y_.data());
     const bool even = (w % 2) == 0;
+    forward.execute(columns + static_cast<std::size_t>(k0) * cs, spectrum);
+    forward.execute(columns + static_cast<std::size_t>(w - k0 - n + 1) * cs, partners);
+    for (int b = 0; b < n; ++b) {
+        const int k = k0 + b;
+        float* u = reinterpret_cast<float*>(spectrum + b * cs);
+        kernels::row_mirror(reinterpret_cast<const float*>(partners + (n - 1 - b) * cs), mirror, h, h);
+        const std::complex<float> rx = ramp_x_[static_cast<std::size_t>(k)];
+        const double energy = kernels::row_whiten_packed(u, mirror, u, ry, rx.real(), rx.imag(), half_exponent, h,
+                                                         lane.column_scratch.data());
+        // Columns 0 and (for even w) w/2 are their own Hermitian partners;
+        // every other column stands for two columns of the full spectrum.
+        column_energy_[static_cast<std::size_t>(k)] = (k == 0 || (even && 2 * k == w)) ? energy : 2.0 * energy;
+    }
+    if (k0 == 0) dc_ = spectrum[0].real();
+    inverse.execute(spectrum, columns + static_cast<std::size_t>(k0) * cs);
+}
+
+SwimResult SwimWorkspace::correlate_fused(const SwimOptions& options, double offset_x, double offset_y,
+                                          Team* team) {
+    const int w = width_, h = height_, hw = w / 2 + 1;
     const std::size_t cs = column_stride_;
     std::complex<float>* const columns = packed_.data();
     fill_phase_ramp(ramp_x_.data(), w, hw, offset_x);
     fill_phase_ramp(ramp_y_.data(), h, h, offset_y);
 
-    // Blocks of columns k and their partners -k (the run w-k0-nb+1 ..
-    // w-k0, in reverse): transform both, whiten (which needs both),
-    // transform back over the block's own columns. Partners lie past w/2,
-    // and no block writes over a partner before it has been read. The last
-    // block's runs may reach into columns already transformed back: they
-    // are read (the transforms preserve their input), never used.
-    std::complex<float>* const spectrum = block_spectrum_.data();
-    std::complex<float>* const partners = partner_spectrum_.data();
-    float* const mirror = reinterpret_cast<float*>(column_mirror_.data());
-    const float* const ry = reinterpret_cast<const float*>(ramp_y_.data());
-    double energy = 0, mean_c = 0;
-    for (int k0 = 0; k0 < hw; k0 += nb) {
-        const int valid = std::min(nb, hw - k0);
-        column_fft_->execute(columns + static_cast<std::size_t>(k0) * cs, spectrum);
-        column_fft_->execute(columns + static_cast<std::size_t>(w - k0 - nb + 1) * cs, partners);
-        for (int b = 0; b < valid; ++b) {
-            const int k = k0 + b;
-            float* u = reinterpret_cast<float*>(spectrum + b * cs);
-            kernels::row_mirror(reinterpret_cast<const float*>(partners + (nb - 1 - b) * cs), mirror, h, h);
-            const std::complex<float> rx = ramp_x_[static_cast<std::size_t>(k)];
-            const double column_energy = kernels::row_whiten_packed(u, mirror, u, ry, rx.real(), rx.imag(),
-                                                                    0.5f * options.whiten, h, column_scratch_.data());
-            // Columns 0 and (for even w) w/2 are their own Hermitian partners;
-            // every other column stands for two columns of the full spectrum.
-            energy += (k == 0 || (even && 2 * k == w)) ? column_energy : 2.0 * column_energy;
-        }
-        if (k0 == 0) mean_c = spectrum[0].real();
-        column_ifft_->execute(spectrum, columns + static_cast<std::size_t>(k0) * cs);
-    }
+    const float half_exponent = 0.5f * options.whiten;
+    run_items(team, blocks_, [&](int lane, int block) { column_block(lane, block, half_exponent); });
+    double energy = 0;
+    for (int k = 0; k < hw; ++k) energy += column_energy_[static_cast<std::size_t>(k)];
+    const double mean_c = dc_;
     const double std_c = std::sqrt(std::max(0.0, energy - mean_c * mean_c));
 
     // Rows back to real values, eight at a time (whole cache lines of the
     // transposed half spectrum), each row's maximum taken while in cache.
     // Nothing is kept: the few rows around the peak are made again below.
-    float* const line = real_row_.data();
-    int best_row = 0;
-    float best_value = 0;
-    for (int r0 = 0; r0 < h; r0 += group_) {
-        const int rows_here = std::min(group_, h - r0);
-        kernels::transpose_columns(columns + r0, cs, hw, rows_here, row_spectra_.data(), spectra_stride_);
+    run_items(team, (h + group_ - 1) / group_, [&](int lane_index, int group) {
+        Lane& lane = lanes_[static_cast<std::size_t>(lane_index)];
+        const int r0 = group * group_, rows_here = std::min(group_, h - r0);
+        kernels::transpose_columns(columns + r0, cs, hw, rows_here, lane.row_spectra.data(), spectra_stride_);
         for (int g = 0; g < rows_here; ++g) {
-            row_c2r_->execute(row_spectra_.data() + static_cast<std::size_t>(g) * spectra_stride_, line);
-            const float row_max = kernels::row_max(line, w);
-            if ((r0 == 0 && g == 0) || row_max > best_value) {
-                best_value = row_max;
-                best_row = r0 + g;
-            }
+            row_c2r_->execute(lane.row_spectra.data() + static_cast<std::size_t>(g) * spectra_stride_,
+                              lane.real_row.data());
+            row_max_[static_cast<std::size_t>(r0 + g)] = kernels::row_max(lane.real_row.data(), w);
+        }
+    });
+    int best_row = 0;
+    float best_value = row_max_[0];
+    for (int r = 1; r < h; ++r) {
+        if (row_max_[static_cast<std::size_t>(r)] > best_value) {
+            best_value = row_max_[static_cast<std::size_t>(r)];
+            best_row = r;
         }
     }
     const int rad = options.peak_radius, side = 2 * rad + 1;
     neighbourhood_.resize(static_cast<std::size_t>(side) * w);
     neighbour_rows_.resize(static_cast<std::size_t>(side));
     const float** rows = neighbour_rows_.data();
-    float* const neighbourhood = neighbourhood_.data();
+    Lane& lane = lanes_[0];
     for (int i = 0; i < side; ++i) {
         const int r = ((best_row - rad + i) % h + h) % h;
-        kernels::transpose_columns(columns + r, cs, hw, 1, row_spectra_.data(), spectra_stride_);
-        float* out = neighbourhood + static_cast<std::size_t>(i) * w;
-        row_c2r_->execute(row_spectra_.data(), line);
-        std::copy(line, line + w, out);
+        kernels::transpose_columns(columns + r, cs, hw, 1, lane.row_spectra.data(), spectra_stride_);
+        float* out = neighbourhood_.data() + static_cast<std::size_t>(i) * w;
+        row_c2r_->execute(lane.row_spectra.data(), lane.real_row.data());
+        std::copy(lane.real_row.data(), lane.real_row.data() + w, out);
         rows[i] = out;
     }
     return peak(rows, best_row, best_value, mean_c, std_c, options);
@@ -514,7 +597,7 @@ void check_refine_point(const ImageView& img, const double p[2], const RefinePar
 }
 
 RefineResult refine(const ImageView& img1, const ImageView& img2, const double p1[2],
-                    const double p2[2], const RefineParams& params, SwimWorkspace& ws) {
+                    const double p2[2], const RefineParams& params, SwimWorkspace& ws, Team* team) {
     if (ws.width() != params.width || ws.height() != params.height)
         throw std::invalid_argument("workspace size does not match the window size");
     RefineResult out;
@@ -525,7 +608,7 @@ RefineResult refine(const ImageView& img1, const ImageView& img2, const double p
     out.iterations.reserve(static_cast<std::size_t>(params.iterations));
     const double tol2 = params.tolerance * params.tolerance;
     for (int k = 0; k < params.iterations; ++k) {
-        const SwimResult r = ws.match(img1, out.p1, img2, out.p2, params.swim);
+        const SwimResult r = ws.match(img1, out.p1, img2, out.p2, params.swim, team);
         out.iterations.push_back(r);
         out.p1[0] -= r.dx / 2;
         out.p1[1] -= r.dy / 2;
@@ -538,18 +621,19 @@ RefineResult refine(const ImageView& img1, const ImageView& img2, const double p
 
 WorkspacePool::WorkspacePool(std::size_t max_kept) : max_kept_(max_kept) {}
 
-std::unique_ptr<SwimWorkspace> WorkspacePool::acquire(int width, int height) {
+std::unique_ptr<SwimWorkspace> WorkspacePool::acquire(int width, int height, int lanes) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         for (auto it = idle_.begin(); it != idle_.end(); ++it) {
-            if ((*it)->width() == width && (*it)->height() == height) {
+            const SwimWorkspace& ws = **it;
+            if (ws.width() == width && ws.height() == height && (ws.lanes() >= lanes || !ws.fused())) {
                 std::unique_ptr<SwimWorkspace> ws = std::move(*it);
                 idle_.erase(it);
                 return ws;
             }
         }
     }
-    return std::make_unique<SwimWorkspace>(width, height);
+    return std::make_unique<SwimWorkspace>(width, height, lanes);
 }
 
 void WorkspacePool::release(std::unique_ptr<SwimWorkspace> ws) {
@@ -576,22 +660,48 @@ void refine_many(const ImageView& img1, const ImageView& img2, const double* P1,
         check_refine_point(img1, P1 + 2 * k, params, "point 1", k);
         check_refine_point(img2, P2 + 2 * k, params, "point 2", k);
     }
-    // Each worker's workspace goes back to the pool when the worker is done.
+    // Large windows: teams of two threads, each team on one pair at a time
+    // (its workspace shared), rather than every thread on its own pair. The
+    // first workspace tells whether this size takes the fused path (a pool
+    // may keep workspaces made under another setting).
+    auto acquire = [&](int lanes) {
+        return pool ? pool->acquire(params.width, params.height, lanes)
+                    : std::make_unique<SwimWorkspace>(params.width, params.height, lanes);
+    };
+    const int nthreads = resolve_threads(threads);
+    const bool large = static_cast<long long>(params.width) * params.height >=
+                       g_team_min_pixels.load(std::memory_order_relaxed);
+    const int team_size = nthreads >= 2 && large ? 2 : 1;
+    std::unique_ptr<SwimWorkspace> first = n > 0 ? acquire(team_size) : nullptr;
+    const bool teams = team_size > 1 && first && first->fused() && first->lanes() >= team_size;
+    std::mutex first_mutex;
+    // Each worker's workspace goes back to the pool when the worker is done
+    // (after its team's helper has stopped).
     struct Lease {
         WorkspacePool* pool;
         std::unique_ptr<SwimWorkspace> ws;
+        std::unique_ptr<Team> team;
+        Lease(WorkspacePool* p, std::unique_ptr<SwimWorkspace> w, std::unique_ptr<Team> t)
+            : pool(p), ws(std::move(w)), team(std::move(t)) {}
+        Lease(Lease&&) = default;
         ~Lease() {
+            team.reset();
             if (pool && ws) pool->release(std::move(ws));
         }
     };
     parallel_for(
-        n, threads,
+        n, teams ? std::max(1, nthreads / team_size) : nthreads,
         [&]() {
-            return Lease{pool, pool ? pool->acquire(params.width, params.height)
-                                    : std::make_unique<SwimWorkspace>(params.width, params.height)};
+            std::unique_ptr<SwimWorkspace> ws;
+            {
+                std::lock_guard<std::mutex> lock(first_mutex);
+                ws = std::move(first);
+            }
+            if (!ws) ws = acquire(teams ? team_size : 1);
+            return Lease(pool, std::move(ws), teams ? std::make_unique<Team>(team_size) : nullptr);
         },
         [&](Lease& lease, std::size_t k) {
-            const RefineResult r = refine(img1, img2, P1 + 2 * k, P2 + 2 * k, params, *lease.ws);
+            const RefineResult r = refine(img1, img2, P1 + 2 * k, P2 + 2 * k, params, *lease.ws, lease.team.get());
             const SwimResult& last = r.iterations.back();
             out.p1_out[2 * k] = r.p1[0];
             out.p1_out[2 * k + 1] = r.p1[1];

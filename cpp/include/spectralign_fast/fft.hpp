@@ -3,11 +3,13 @@
 // FFTW's planner is not thread-safe, its executor is: plans are created once
 // per (shape, kind) under a mutex (any rank from 1 to 3), cached for the life of the process,
 // and executed with the new-array functions (fftwf_execute_dft_r2c/c2r/dft) on
-// per-thread buffers from fftwf_malloc, so every buffer has the alignment the
-// plan was made for.
+// per-thread buffers aligned to a cache line (more than the SIMD alignment
+// FFTW asks of new arrays), so every buffer has the alignment the plan was
+// made for.
 #pragma once
 
 #include <complex>
+#include <cstdlib>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -17,7 +19,10 @@
 
 namespace spectralign_fast {
 
-// Owning, fftwf_malloc-aligned array of T (float or std::complex<float>).
+constexpr std::size_t buffer_alignment = 64;
+
+// Owning array of T (float or std::complex<float>), aligned to
+// buffer_alignment bytes.
 template <typename T>
 class AlignedBuffer {
 public:
@@ -33,7 +38,7 @@ public:
 
 private:
     struct Free {
-        void operator()(T* p) const noexcept { fftwf_free(p); }
+        void operator()(T* p) const noexcept { std::free(p); }
     };
     std::unique_ptr<T[], Free> data_;
     std::size_t size_ = 0;

@@ -28,6 +28,8 @@ namespace kernels {
 struct WindowRow;
 }
 
+class Team;
+
 struct SwimOptions {
     float whiten = -0.65f;  // exponent applied to |cross-power spectrum|
     int peak_radius = 5;    // centre of mass over (2r+1)^2 pixels around the peak
@@ -49,7 +51,9 @@ struct SwimResult {
 // between threads: make one per thread.
 class SwimWorkspace {
 public:
-    SwimWorkspace(int width, int height);
+    // lanes: how many threads of a Team may share this workspace in match()
+    // (each needs its own scratch; only the fused path uses more than one).
+    SwimWorkspace(int width, int height, int lanes = 1);
 
     int width() const noexcept { return width_; }
     int height() const noexcept { return height_; }
@@ -63,8 +67,15 @@ public:
     // mean-subtracted, and the fractional part of the origins applied exactly
     // as a phase ramp on the cross-power spectrum, so no interpolation blurs
     // the windows and neither the cut nor the envelope biases the shift.
+    //
+    // With a team (at most lanes() members), the fused path spreads each
+    // step of this one match over the team; the result is the same to the
+    // last bit as without.
     SwimResult match(const ImageView& img1, const double p1[2], const ImageView& img2,
-                     const double p2[2], const SwimOptions& options);
+                     const double p2[2], const SwimOptions& options, Team* team = nullptr);
+
+    int lanes() const noexcept { return static_cast<int>(lanes_.size()); }
+    bool fused() const noexcept { return fused_; }
 
 private:
     // How one window is normalized on its way into the packed buffer.
@@ -76,12 +87,17 @@ private:
     };
     void prefetch_window_rows(const WindowNorm* norms, int row) const;
     void window_rows(const WindowNorm* norms, int row, kernels::WindowRow* rows) const;
-    WindowNorm moments(const float* src, std::ptrdiff_t stride, bool apodize, int which) const;
+    // Moments of rows [first, last) of window `which` (row i at src + i *
+    // stride) into row_sums_[which]; then their sum, in row order, and how
+    // to normalize the window.
+    void moment_rows(int which, const float* src, std::ptrdiff_t stride, int first, int last);
+    WindowNorm normalization(int which, const float* src, std::ptrdiff_t stride, bool apodize) const;
     void shift_apodization(int which, double frac_x, double frac_y);
     void flat_apodization(int which);
     SwimResult correlate(const SwimOptions& options, double offset_x, double offset_y);
-    void pack_fused(const WindowNorm* norms);
-    SwimResult correlate_fused(const SwimOptions& options, double offset_x, double offset_y);
+    void pack_fused(const WindowNorm* norms, Team* team);
+    SwimResult correlate_fused(const SwimOptions& options, double offset_x, double offset_y, Team* team);
+    void column_block(int lane, int block, float half_exponent);
     // Integer peak and centre of mass from the 2 * radius + 1 rows around
     // the best row (rows[radius]), and the snr.
     SwimResult peak(const float* const* rows, int best_row, float best_value, double mean_c, double std_c,
@@ -116,15 +132,28 @@ private:
     const C2CPlan* row_fft_ = nullptr;  // 1-D pieces, fused
     const C2CPlan* column_fft_ = nullptr;
     const C2CPlan* column_ifft_ = nullptr;
+    const C2CPlan* last_column_fft_ = nullptr;   // a last block of fewer columns
+    const C2CPlan* last_column_ifft_ = nullptr;
     const C2RPlan* row_c2r_ = nullptr;
+    int blocks_ = 0, last_block_columns_ = 0;
     ComplexBuffer packed_;
     ComplexBuffer cross_;         // whitened cross-power half spectrum (small windows)
-    ComplexBuffer row_buffer_;    // one packed row before its transform
-    ComplexBuffer row_spectra_;   // a group of rows: spectra, or half spectra on the way back
-    RealBuffer real_row_;         // one row of the correlation image
-    ComplexBuffer block_spectrum_, partner_spectrum_;  // a block of columns and their partners, transformed
-    ComplexBuffer column_mirror_;  // a partner column, reversed (bins -r)
-    RealBuffer column_scratch_;
+    // One team member's scratch (fused path).
+    struct Lane {
+        ComplexBuffer row_buffer;    // one packed row before its transform
+        ComplexBuffer row_spectra;   // a group of rows: spectra, or half spectra on the way back
+        RealBuffer real_row;         // one row of the correlation image
+        ComplexBuffer block_spectrum, partner_spectrum;  // a block of columns and their partners, transformed
+        ComplexBuffer column_mirror;  // a partner column, reversed (bins -r)
+        RealBuffer column_scratch;
+    };
+    std::vector<Lane> lanes_;
+    // Per-row and per-column partial results, summed in order afterwards so
+    // that a team's result equals one thread's to the last bit.
+    std::vector<double> row_sums_[2];  // per window row: sum, sum of squares, sum with apodization
+    std::vector<double> column_energy_;
+    std::vector<float> row_max_;
+    double dc_ = 0;  // the whitened cross spectrum at (0, 0): the correlation image's mean
     RealBuffer neighbourhood_;     // the rows around the peak, made again
     std::vector<const float*> neighbour_rows_;
     RealBuffer outside_[2];      // windows that cross the image border (made on first need)
@@ -145,13 +174,20 @@ private:
 // tests that compare the two paths; returns the previous value.
 long long set_fused_min_pixels(long long pixels);
 
+// Windows of at least this many pixels (default 640 * 640; fused path only)
+// are matched by teams of two threads in refine_many (threads >= 2): two
+// threads on one pair share one workspace, where two pairs side by side
+// would need twice the cache. For benchmarks and tests; returns the
+// previous value.
+long long set_team_min_pixels(long long pixels);
+
 // Reuses workspaces across calls (fresh ones cost page faults on every
 // call: several MB per window size). Thread-safe; keeps at most
-// `max_kept` idle workspaces, all of one window size.
+// `max_kept` idle workspaces, all of one window size and lane count.
 class WorkspacePool {
 public:
     explicit WorkspacePool(std::size_t max_kept);
-    std::unique_ptr<SwimWorkspace> acquire(int width, int height);
+    std::unique_ptr<SwimWorkspace> acquire(int width, int height, int lanes = 1);
     void release(std::unique_ptr<SwimWorkspace> workspace);
 
 private:
@@ -184,7 +220,8 @@ void check_refine_point(const ImageView& img, const double p[2], const RefinePar
 
 // Refines one point pair. Both images must outlive the call.
 RefineResult refine(const ImageView& img1, const ImageView& img2, const double p1[2],
-                    const double p2[2], const RefineParams& params, SwimWorkspace& workspace);
+                    const double p2[2], const RefineParams& params, SwimWorkspace& workspace,
+                    Team* team = nullptr);
 
 // Per-pair outputs of refine_many, each an array the caller owns:
 // p1_out, p2_out, shift, peakwidth: n x 2; snr: n; niters: n.
