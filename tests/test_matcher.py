@@ -167,6 +167,30 @@ def test_teams_give_the_same_bits_as_one_thread(retina, fused_min_pixels, team_m
         np.testing.assert_array_equal(getattr(one[2], field), getattr(team[2], field))
 
 
+def test_a_team_that_splits_up_gives_the_same_result(retina, fused_min_pixels, team_min_pixels):
+    # A team whose helper keeps being paused splits up mid-call; forced here
+    # after two pairs. The pairs before and after must equal one thread's.
+    from spectralign_fast import _core
+
+    fused_min_pixels(0)
+    team_min_pixels(0)
+    rng = np.random.default_rng(6)
+    a = noisy(retina, rng)
+    b = noisy(fourier_shift(retina, -2.2, 0.7), rng)
+    P1 = np.column_stack([rng.uniform(100, 1300, 16), rng.uniform(100, 1300, 16)])
+    P2 = P1 + rng.uniform(-1.5, 1.5, (16, 2))
+    m = Matcher(a, b, stats=True)
+    one = m.refine_many(P1, P2, (96, 80), iters=2, threads=1)
+    previous = _core._set_team_wait_limit(-1.0)
+    try:
+        split = m.refine_many(P1, P2, (96, 80), iters=2, threads=2)
+    finally:
+        _core._set_team_wait_limit(previous)
+    np.testing.assert_array_equal(one[0], split[0])
+    np.testing.assert_array_equal(one[1], split[1])
+    np.testing.assert_array_equal(one[2].snr, split[2].snr)
+
+
 def test_fused_path_agrees_with_numpy_oracle_at_small_odd_sizes(retina, fused_min_pixels):
     fused_min_pixels(0)
     rng = np.random.default_rng(9)

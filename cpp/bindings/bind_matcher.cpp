@@ -134,6 +134,10 @@ void bind_matcher(py::module_& m) {
           "Benchmarks and tests: refine_many with threads >= 2 matches windows of at least `pixels` "
           "(width * height, fused path only) with teams of two threads per pair (default 640 * 640; "
           "0: always, a huge value: never). Returns the previous value.");
+    m.def("_set_team_wait_limit", &set_team_wait_limit, py::arg("fraction"),
+          "Tests: a team splits up (its threads then take pairs one each) when its leader waited "
+          "for the helper more than this share of a pair's time, two pairs in a row (default 0.2; "
+          "negative: after two pairs). Returns the previous value.");
 }
 
 }  // namespace spectralign_fast::bindings

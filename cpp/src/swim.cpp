@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <mutex>
@@ -42,6 +43,10 @@ std::atomic<long long> g_fused_min_pixels{192LL * 192};
 // the L3 cache well.
 std::atomic<long long> g_team_min_pixels{640LL * 640};
 
+// A team splits up when its leader waited for the helper more than this
+// share of a pair's time, two pairs in a row (normally a few percent).
+std::atomic<double> g_team_wait_limit{0.2};
+
 bool use_fused(int width, int height) {
     return static_cast<long long>(width) * height >= g_fused_min_pixels.load(std::memory_order_relaxed);
 }
@@ -58,6 +63,11 @@ std::size_t padded_stride(int n) { return (static_cast<std::size_t>(n) + 7) / 8 
 long long set_team_min_pixels(long long pixels) {
     if (pixels < 0) throw std::invalid_argument("the team mode's minimum window size must be >= 0 pixels");
     return g_team_min_pixels.exchange(pixels);
+}
+
+double set_team_wait_limit(double fraction) {
+    if (!(fraction <= 1.0)) throw std::invalid_argument("the team wait limit must be a number <= 1");
+    return g_team_wait_limit.exchange(fraction);
 }
 
 long long set_fused_min_pixels(long long pixels) {
@@ -660,21 +670,24 @@ void refine_many(const ImageView& img1, const ImageView& img2, const double* P1,
         check_refine_point(img1, P1 + 2 * k, params, "point 1", k);
         check_refine_point(img2, P2 + 2 * k, params, "point 2", k);
     }
-    // Large windows: teams of two threads, each team on one pair at a time
-    // (its workspace shared), rather than every thread on its own pair. The
-    // first workspace tells whether this size takes the fused path (a pool
-    // may keep workspaces made under another setting).
     auto acquire = [&](int lanes) {
         return pool ? pool->acquire(params.width, params.height, lanes)
                     : std::make_unique<SwimWorkspace>(params.width, params.height, lanes);
     };
-    const int nthreads = resolve_threads(threads);
-    const bool large = static_cast<long long>(params.width) * params.height >=
-                       g_team_min_pixels.load(std::memory_order_relaxed);
-    const int team_size = nthreads >= 2 && large ? 2 : 1;
-    std::unique_ptr<SwimWorkspace> first = n > 0 ? acquire(team_size) : nullptr;
-    const bool teams = team_size > 1 && first && first->fused() && first->lanes() >= team_size;
-    std::mutex first_mutex;
+    auto refine_pair = [&](SwimWorkspace& ws, Team* team, std::size_t k) {
+        const RefineResult r = refine(img1, img2, P1 + 2 * k, P2 + 2 * k, params, ws, team);
+        const SwimResult& last = r.iterations.back();
+        out.p1_out[2 * k] = r.p1[0];
+        out.p1_out[2 * k + 1] = r.p1[1];
+        out.p2_out[2 * k] = r.p2[0];
+        out.p2_out[2 * k + 1] = r.p2[1];
+        out.shift[2 * k] = last.dx;
+        out.shift[2 * k + 1] = last.dy;
+        out.peakwidth[2 * k] = last.sx;
+        out.peakwidth[2 * k + 1] = last.sy;
+        out.snr[k] = last.snr;
+        out.niters[k] = static_cast<int>(r.iterations.size());
+    };
     // Each worker's workspace goes back to the pool when the worker is done
     // (after its team's helper has stopped).
     struct Lease {
@@ -689,30 +702,63 @@ void refine_many(const ImageView& img1, const ImageView& img2, const double* P1,
             if (pool && ws) pool->release(std::move(ws));
         }
     };
+
+    // Large windows: teams of two threads, each team on one pair at a time
+    // (its workspace shared), rather than every thread on its own pair. The
+    // first workspace tells whether this size takes the fused path (a pool
+    // may keep workspaces made under another setting).
+    const int nthreads = resolve_threads(threads);
+    const bool large = static_cast<long long>(params.width) * params.height >=
+                       g_team_min_pixels.load(std::memory_order_relaxed);
+    const int team_size = nthreads >= 2 && large ? 2 : 1;
+    std::unique_ptr<SwimWorkspace> first = n > 0 ? acquire(team_size) : nullptr;
+    const bool teams = team_size > 1 && first && first->fused() && first->lanes() >= team_size;
+    if (!teams) {
+        if (first && pool) pool->release(std::move(first));
+        parallel_for(
+            n, nthreads, [&]() { return Lease(pool, acquire(1), nullptr); },
+            [&](Lease& lease, std::size_t k) { refine_pair(*lease.ws, nullptr, k); });
+        return;
+    }
+    // Results are the same to the last bit with or without a team, so a
+    // team whose helper the machine keeps pausing (the leader waits for it
+    // at every step) splits up: its two threads take the remaining pairs
+    // one each.
+    const double wait_limit = g_team_wait_limit.load(std::memory_order_relaxed);
+    std::atomic<std::size_t> next{0};
+    std::mutex first_mutex;
+    const int workers = std::max(1, nthreads / team_size);
     parallel_for(
-        n, teams ? std::max(1, nthreads / team_size) : nthreads,
+        static_cast<std::size_t>(workers), workers,
         [&]() {
             std::unique_ptr<SwimWorkspace> ws;
             {
                 std::lock_guard<std::mutex> lock(first_mutex);
                 ws = std::move(first);
             }
-            if (!ws) ws = acquire(teams ? team_size : 1);
-            return Lease(pool, std::move(ws), teams ? std::make_unique<Team>(team_size) : nullptr);
+            if (!ws) ws = acquire(team_size);
+            return Lease(pool, std::move(ws), std::make_unique<Team>(team_size));
         },
-        [&](Lease& lease, std::size_t k) {
-            const RefineResult r = refine(img1, img2, P1 + 2 * k, P2 + 2 * k, params, *lease.ws, lease.team.get());
-            const SwimResult& last = r.iterations.back();
-            out.p1_out[2 * k] = r.p1[0];
-            out.p1_out[2 * k + 1] = r.p1[1];
-            out.p2_out[2 * k] = r.p2[0];
-            out.p2_out[2 * k + 1] = r.p2[1];
-            out.shift[2 * k] = last.dx;
-            out.shift[2 * k + 1] = last.dy;
-            out.peakwidth[2 * k] = last.sx;
-            out.peakwidth[2 * k + 1] = last.sy;
-            out.snr[k] = last.snr;
-            out.niters[k] = static_cast<int>(r.iterations.size());
+        [&](Lease& lease, std::size_t) {
+            Team& team = *lease.team;
+            int slow_pairs = 0;
+            for (std::size_t k = next++; k < n; k = next++) {
+                const auto start = std::chrono::steady_clock::now();
+                team.reset_waited();
+                refine_pair(*lease.ws, &team, k);
+                const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                slow_pairs = team.waited() > wait_limit * spent ? slow_pairs + 1 : 0;
+                if (slow_pairs < 2) continue;
+                team.run_each([&](int member) {
+                    if (member == 0) {
+                        for (std::size_t j = next++; j < n; j = next++) refine_pair(*lease.ws, nullptr, j);
+                        return;
+                    }
+                    Lease own(pool, acquire(1), nullptr);
+                    for (std::size_t j = next++; j < n; j = next++) refine_pair(*own.ws, nullptr, j);
+                });
+                break;
+            }
         });
 }
 

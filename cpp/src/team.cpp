@@ -1,5 +1,7 @@
 #include "team.hpp"
 
+#include <chrono>
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #endif
@@ -65,11 +67,11 @@ void Team::helper_loop(int member) {
     }
 }
 
-void Team::run(int items, const std::function<void(int, int)>& task) {
-    if (items <= 0) return;
+double Team::run(int items, const std::function<void(int, int)>& task) {
+    if (items <= 0) return 0.0;
     if (helpers_.empty()) {
         for (int item = 0; item < items; ++item) task(0, item);
-        return;
+        return 0.0;
     }
     task_ = &task;
     items_ = items;
@@ -77,14 +79,29 @@ void Team::run(int items, const std::function<void(int, int)>& task) {
     busy_.store(static_cast<int>(helpers_.size()), std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);  // publishes the task
     work(0);
-    int spins = 0;
-    while (busy_.load(std::memory_order_acquire) != 0) pause_briefly(spins);
+    double waited = 0.0;
+    if (busy_.load(std::memory_order_acquire) != 0) {
+        const auto start = std::chrono::steady_clock::now();
+        int spins = 0;
+        while (busy_.load(std::memory_order_acquire) != 0) pause_briefly(spins);
+        waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        waited_ += waited;
+    }
     task_ = nullptr;
     if (failure_) {
         std::exception_ptr failure = failure_;
         failure_ = nullptr;
         std::rethrow_exception(failure);
     }
+    return waited;
+}
+
+void Team::run_each(const std::function<void(int)>& task) {
+    const int members = size();
+    run(members, [&](int member, int item) {
+        (void)item;
+        task(member);
+    });
 }
 
 }  // namespace spectralign_fast

@@ -29,8 +29,18 @@ public:
 
     // Runs task(member, item) for every item in [0, items), member in
     // [0, size()). The first exception is rethrown here after all members
-    // have stopped; the remaining items are then skipped.
-    void run(int items, const std::function<void(int, int)>& task);
+    // have stopped; the remaining items are then skipped. Returns the seconds
+    // the calling thread waited for the others once no item was left (a
+    // helper the machine had paused while it held an item).
+    double run(int items, const std::function<void(int, int)>& task);
+
+    // Runs task(member) once on every member at the same time (a member
+    // that is late may find task already run by another: task(0) twice).
+    void run_each(const std::function<void(int)>& task);
+
+    // Seconds the calling thread has waited in run() since the last reset.
+    double waited() const noexcept { return waited_; }
+    void reset_waited() noexcept { waited_ = 0.0; }
 
 private:
     void helper_loop(int member);
@@ -43,6 +53,7 @@ private:
     std::atomic<int> busy_{0};                // helpers still in the current run
     std::atomic<unsigned> generation_{0};     // bumped to start a run
     std::atomic<bool> stop_{false};
+    double waited_ = 0.0;
     std::mutex failure_mutex_;
     std::exception_ptr failure_;
 };

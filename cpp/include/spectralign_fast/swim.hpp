@@ -181,6 +181,14 @@ long long set_fused_min_pixels(long long pixels);
 // previous value.
 long long set_team_min_pixels(long long pixels);
 
+// A team splits up for the rest of a refine_many call, its two threads then
+// taking pairs one each, when its leader waited for the helper more than
+// this share of a pair's time (default 0.2), two pairs in a row: the
+// machine keeps pausing one of them. Results do not change. For tests (a
+// negative value splits every team after two pairs); returns the previous
+// value.
+double set_team_wait_limit(double fraction);
+
 // Reuses workspaces across calls (fresh ones cost page faults on every
 // call: several MB per window size). Thread-safe; keeps at most
 // `max_kept` idle workspaces, all of one window size and lane count.
