@@ -232,7 +232,10 @@ class Matcher:
         size, iters, tolerance
             As in ``refine``.
         threads : int
-            Worker threads; 0 (default) uses all cores.
+            Worker threads; 0 (default) uses all cores. Windows of 640 x 640
+            px and more are matched by teams of two threads per pair (both
+            share one window's work, and its cache), smaller ones one pair
+            per thread; the results are the same either way.
 
         Returns
         -------
