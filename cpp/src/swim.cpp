@@ -713,10 +713,18 @@ void refine_many(const ImageView& img1, const ImageView& img2, const double* P1,
     const int team_size = nthreads >= 2 && large ? 2 : 1;
     std::unique_ptr<SwimWorkspace> first = n > 0 ? acquire(team_size) : nullptr;
     const bool teams = team_size > 1 && first && first->fused() && first->lanes() >= team_size;
+    std::mutex first_mutex;
+    auto workspace = [&]() {  // the first one, then more from the pool
+        std::unique_ptr<SwimWorkspace> ws;
+        {
+            std::lock_guard<std::mutex> lock(first_mutex);
+            ws = std::move(first);
+        }
+        return ws ? std::move(ws) : acquire(teams ? team_size : 1);
+    };
     if (!teams) {
-        if (first && pool) pool->release(std::move(first));
         parallel_for(
-            n, nthreads, [&]() { return Lease(pool, acquire(1), nullptr); },
+            n, nthreads, [&]() { return Lease(pool, workspace(), nullptr); },
             [&](Lease& lease, std::size_t k) { refine_pair(*lease.ws, nullptr, k); });
         return;
     }
@@ -726,19 +734,10 @@ void refine_many(const ImageView& img1, const ImageView& img2, const double* P1,
     // one each.
     const double wait_limit = g_team_wait_limit.load(std::memory_order_relaxed);
     std::atomic<std::size_t> next{0};
-    std::mutex first_mutex;
-    const int workers = std::max(1, nthreads / team_size);
+    const std::size_t teams_count = std::min<std::size_t>(n, static_cast<std::size_t>(std::max(1, nthreads / team_size)));
     parallel_for(
-        static_cast<std::size_t>(workers), workers,
-        [&]() {
-            std::unique_ptr<SwimWorkspace> ws;
-            {
-                std::lock_guard<std::mutex> lock(first_mutex);
-                ws = std::move(first);
-            }
-            if (!ws) ws = acquire(team_size);
-            return Lease(pool, std::move(ws), std::make_unique<Team>(team_size));
-        },
+        teams_count, static_cast<int>(teams_count),
+        [&]() { return Lease(pool, workspace(), std::make_unique<Team>(team_size)); },
         [&](Lease& lease, std::size_t) {
             Team& team = *lease.team;
             int slow_pairs = 0;
