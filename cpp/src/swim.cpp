@@ -322,8 +322,8 @@ SwimResult SwimWorkspace::match(const ImageView& img1, const double p1[2], const
         prefetch_window_rows(norms, i + pack_ahead);
         kernels::WindowRow rows[2];
         window_rows(norms, i, rows);
-        kernels::row_pack(rows[0], rows[1], reinterpret_cast<float*>(packed_.data() + static_cast<std::size_t>(i) * width_),
-                          width_);
+        float* packed_row = reinterpret_cast<float*>(packed_.data() + static_cast<std::size_t>(i) * width_);
+        kernels::row_pack(rows[0], rows[1], packed_row, width_);
     }
     return correlate(options, offset_x, offset_y);
 }
@@ -391,9 +391,10 @@ SwimResult SwimWorkspace::correlate(const SwimOptions& options, double offset_x,
         }
     }
     const int rad = options.peak_radius;
-    std::vector<const float*> rows(static_cast<std::size_t>(2 * rad + 1));
-    for (int i = 0; i <= 2 * rad; ++i) rows[static_cast<std::size_t>(i)] = corr + ((best_row - rad + i) % h + h) % h * corr_stride;
-    return peak(rows.data(), best_row, best_value, mean_c, std_c, options);
+    neighbour_rows_.resize(static_cast<std::size_t>(2 * rad + 1));
+    for (int i = 0; i <= 2 * rad; ++i)
+        neighbour_rows_[static_cast<std::size_t>(i)] = corr + ((best_row - rad + i) % h + h) % h * corr_stride;
+    return peak(neighbour_rows_.data(), best_row, best_value, mean_c, std_c, options);
 }
 
 void SwimWorkspace::pack_fused(const WindowNorm* norms, Team* team) {
@@ -635,8 +636,9 @@ std::unique_ptr<SwimWorkspace> WorkspacePool::acquire(int width, int height, int
     {
         std::lock_guard<std::mutex> lock(mutex_);
         for (auto it = idle_.begin(); it != idle_.end(); ++it) {
-            const SwimWorkspace& ws = **it;
-            if (ws.width() == width && ws.height() == height && (ws.lanes() >= lanes || !ws.fused())) {
+            const SwimWorkspace& candidate = **it;
+            if (candidate.width() == width && candidate.height() == height &&
+                (candidate.lanes() >= lanes || !candidate.fused())) {
                 std::unique_ptr<SwimWorkspace> ws = std::move(*it);
                 idle_.erase(it);
                 return ws;
@@ -734,7 +736,8 @@ void refine_many(const ImageView& img1, const ImageView& img2, const double* P1,
     // one each.
     const double wait_limit = g_team_wait_limit.load(std::memory_order_relaxed);
     std::atomic<std::size_t> next{0};
-    const std::size_t teams_count = std::min<std::size_t>(n, static_cast<std::size_t>(std::max(1, nthreads / team_size)));
+    const std::size_t teams_count =
+        std::min<std::size_t>(n, static_cast<std::size_t>(std::max(1, nthreads / team_size)));
     parallel_for(
         teams_count, static_cast<int>(teams_count),
         [&]() { return Lease(pool, workspace(), std::make_unique<Team>(team_size)); },
@@ -745,7 +748,8 @@ void refine_many(const ImageView& img1, const ImageView& img2, const double* P1,
                 const auto start = std::chrono::steady_clock::now();
                 team.reset_waited();
                 refine_pair(*lease.ws, &team, k);
-                const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+                const double spent =
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
                 slow_pairs = team.waited() > wait_limit * spent ? slow_pairs + 1 : 0;
                 if (slow_pairs < 2) continue;
                 team.run_each([&](int member) {
