@@ -48,7 +48,8 @@ struct SwimResult {
 };
 
 // Buffers and plans for one window size, reused across calls. Not shared
-// between threads: make one per thread.
+// between threads (make one per thread), except by the members of one Team
+// inside match().
 class SwimWorkspace {
 public:
     // lanes: how many threads of a Team may share this workspace in match()
