@@ -265,9 +265,9 @@ constexpr int moment_chunk = 32;  // window rows per item of the moments step
 
 SwimResult SwimWorkspace::match(const ImageView& img1, const double p1[2], const ImageView& img2,
                                 const double p2[2], const SwimOptions& options, Team* team) {
+    if (!fused_) team = nullptr;  // the 2-D path runs on one thread
     if (team != nullptr && team->size() > lanes())
         throw std::invalid_argument("a team larger than the workspace's lanes");
-    if (!fused_) team = nullptr;
     double frac[2][2];
     WindowNorm norms[2];
     const float* src[2];
