@@ -20,13 +20,8 @@ namespace spectralign_fast {
 namespace {
 
 void prefetch_row(const float* row, int n) {
-#if defined(__GNUC__) || defined(__clang__)
-    for (int j = 0; j < n; j += 16) __builtin_prefetch(row + j, 0, 3);
-    __builtin_prefetch(row + n - 1, 0, 3);
-#else
-    (void)row;
-    (void)n;
-#endif
+    for (int j = 0; j < n; j += 16) kernels::prefetch_line<0>(row + j);
+    kernels::prefetch_line<0>(row + n - 1);
 }
 
 // The fused path from 192 x 192 px on. Measured here (1 thread, per pair):
@@ -252,7 +247,7 @@ namespace {
 
 // Runs task(lane, item) for every item: over the team if there is one.
 void run_items(Team* team, int items, const std::function<void(int, int)>& task) {
-    if (team != nullptr && team->size() > 1) {
+    if (team != nullptr) {
         team->run(items, task);
     } else {
         for (int item = 0; item < items; ++item) task(0, item);

@@ -14,16 +14,6 @@ namespace {
 // out of reach of the hardware prefetcher.
 constexpr int transpose_ahead = 16;
 
-// for_write: 1 to ask for the line for writing, 0 for reading.
-template <int for_write>
-inline void prefetch_line(const void* p) {
-#if defined(__GNUC__) || defined(__clang__)
-    __builtin_prefetch(p, for_write, 3);
-#else
-    (void)p;
-#endif
-}
-
 }  // namespace
 
 SPECTRALIGN_CLONES RowSums row_sums(const float* x, const float* apo_x, int n) {

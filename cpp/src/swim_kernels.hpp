@@ -9,6 +9,16 @@
 namespace spectralign_fast {
 namespace kernels {
 
+// Asks for the cache line holding p: for_write 1 to write it, 0 to read it.
+template <int for_write>
+inline void prefetch_line(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p, for_write, 3);
+#else
+    (void)p;
+#endif
+}
+
 // Accumulated in double: squares of float32 pixels overflow float beyond
 // |x| ~ 1e19, which would silently look like a window without contrast.
 struct RowSums {
