@@ -38,61 +38,45 @@ def make_tiles(folder: Path, n: int, tile: int) -> dict:
     return {(int(p.stem[1:].split("_c")[0]), int(p.stem.split("_c")[1])): p for p in folder.glob("r*_c*.tif")}
 
 
-def run_local(paths, out: Path) -> dict:
-    from spectralign_fast._tiles import TileStore, output_dtype
-    from spectralign_fast.montage import MontageResult, _grid_hint, match_grid, rematch, render_result, solve
-    from spectralign_fast.montage import check_settings
+def run_with(ex, paths, out: Path) -> dict:
+    """The montage's stages through one executor (local or Dask), timed stage by stage."""
+    from spectralign_fast.io.tiles import output_dtype
+    from spectralign_fast.match.pairs import neighbour_pairs
+    from spectralign_fast.workflows.common import check_settings, grid_hint, solve
+    from spectralign_fast.workflows.result import MontageResult
 
     s = check_settings(overlap=0.1, model="affine", coarse_size=None, fine_size=128, fine_step=100, iters=3,
-                       min_snr=8.0, threads=0)
+                       min_snr=8.0, threads=ex.threads)
     keys = sorted(paths)
-    t = {}
     t0 = time.perf_counter()
-    store = TileStore(paths, capacity=2 * 8 + 4)
-    m = match_grid(store, keys, s, diagonals=False, progress=False)
-    store.probe_all()
-    output_dtype(store.dtypes)
+    m = ex.match(neighbour_pairs(keys, False), s, progress=False)
+    ex.probe(keys)
+    dtype = output_dtype({k: ex.dtypes[k] for k in keys})
     t1 = time.perf_counter()
-    tf, _ = solve(keys, m, "affine", keys[0], _grid_hint(s))
+    tf, _ = solve(keys, m, "affine", keys[0], grid_hint(s))
     t2 = time.perf_counter()
-    m = rematch(store, m, tf, s, progress=False)
+    m = ex.rematch([(pm, s) for pm in m], tf, progress=False)
     t3 = time.perf_counter()
-    tf, res = solve(keys, m, "affine", keys[0], _grid_hint(s))
+    tf, res = solve(keys, m, "affine", keys[0], grid_hint(s))
     t4 = time.perf_counter()
-    result = MontageResult(tf, m, res, "affine", dict(store.sizes))
-    render_result(result, store, output=out, overwrite=False, blend=10, interpolation="linear", threads=0,
-                  progress=False, chunk=1024)
+    result = MontageResult(tf, m, res, "affine", {k: ex.sizes[k] for k in keys})
+    r = result.renderer(threads=ex.threads)
+    ex.render(r, keys, dtype, output=ex.check_output(out, False), overwrite=False, chunk=1024, progress=False,
+              levels=None)
     t5 = time.perf_counter()
-    t.update(match=(t1 - t0) + (t3 - t2), place=(t2 - t1) + (t4 - t3), render=t5 - t4, total=t5 - t0)
-    return t, result
+    return dict(match=(t1 - t0) + (t3 - t2), place=(t2 - t1) + (t4 - t3), render=t5 - t4, total=t5 - t0), result
+
+
+def run_local(paths, out: Path) -> dict:
+    from spectralign_fast.execute import LocalExecutor
+
+    return run_with(LocalExecutor(paths, 0, capacity=2 * 8 + 4), paths, out)
 
 
 def run_cluster(client, paths, out: Path) -> dict:
-    from spectralign_fast._distributed import Cluster
-    from spectralign_fast._pairs import neighbour_pairs
-    from spectralign_fast._tiles import output_dtype
-    from spectralign_fast.montage import MontageResult, _grid_hint, check_settings, solve
+    from spectralign_fast.execute import DaskExecutor
 
-    s = check_settings(overlap=0.1, model="affine", coarse_size=None, fine_size=128, fine_step=100, iters=3,
-                       min_snr=8.0, threads=0)
-    keys = sorted(paths)
-    t0 = time.perf_counter()
-    cl = Cluster(client, paths, s.threads)
-    m = cl.match(neighbour_pairs(keys, False), s, progress=False)
-    cl.probe(keys)
-    dtype = output_dtype(cl.dtypes)
-    t1 = time.perf_counter()
-    tf, _ = solve(keys, m, "affine", keys[0], _grid_hint(s))
-    t2 = time.perf_counter()
-    m = cl.rematch([(pm, s) for pm in m], tf, progress=False)
-    t3 = time.perf_counter()
-    tf, res = solve(keys, m, "affine", keys[0], _grid_hint(s))
-    t4 = time.perf_counter()
-    result = MontageResult(tf, m, res, "affine", {k: cl.sizes[k] for k in keys})
-    r = result.renderer(threads=cl.threads)
-    cl.render(result, r, dtype, output=out, overwrite=False, chunk=1024, progress=False, levels=None)
-    t5 = time.perf_counter()
-    return dict(match=(t1 - t0) + (t3 - t2), place=(t2 - t1) + (t4 - t3), render=t5 - t4, total=t5 - t0), result
+    return run_with(DaskExecutor(client, paths, 0), paths, out)
 
 
 def _rss() -> int:
@@ -159,7 +143,7 @@ def main() -> None:
             with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                               host="127.0.0.1", silence_logs=logging.CRITICAL) as lc, Client(lc) as client:
                 client.run(sf.set_fft_planning, "estimate")
-                client.run(lambda: __import__("spectralign_fast._distributed"))
+                client.run(lambda: __import__("spectralign_fast.execute.dask"))
                 base = client.run(_rss)
                 client.run(_start_sampler)
                 t_cl, r_cl = run_cluster(client, paths, work / f"cluster{rep}.ome.zarr")
@@ -168,7 +152,7 @@ def main() -> None:
             rows["cluster"].append(t_cl)
             same &= all(np.array_equal(np.asarray(r_local.transforms[k]), np.asarray(r_cl.transforms[k]))
                         for k in r_local.transforms)
-            from spectralign_fast.output import read_ome_zarr
+            from spectralign_fast.io import read_ome_zarr
 
             same &= bool(np.array_equal(read_ome_zarr(work / f"local{rep}.ome.zarr"),
                                         read_ome_zarr(work / f"cluster{rep}.ome.zarr")))

@@ -43,7 +43,7 @@ def du(path: str) -> int:
 def run_writer(folder: str, img: np.ndarray, threads: int) -> tuple[float, float, int]:
     from tqdm.auto import tqdm
 
-    from spectralign_fast.output import OmeZarrWriter, _run_tasks
+    from spectralign_fast.io.omezarr import OmeZarrWriter, _run_tasks
 
     path = os.path.join(folder, f"t{threads}.ome.zarr")
     w = OmeZarrWriter.create(path, img.shape, img.dtype, chunk=1024)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from spectralign_fast import Affine
-from spectralign_fast._io import write_atomically
+from spectralign_fast.io.atomic import write_atomically
 
 YFP_TILES = ("C2-20250523_montage_YFP_ideal_02.jpg", "C2-20250523_montage_YFP_ideal_03.jpg")
 

@@ -45,8 +45,8 @@ from scipy import ndimage
 
 import spectralign_fast as sf
 from _common import report, save_figure, stretch_limits
-from spectralign_fast.montage import write_report
-from spectralign_fast.output import read_ome_zarr, write_tiff
+from spectralign_fast import write_report
+from spectralign_fast.io import read_ome_zarr, write_tiff
 from spectralign_fast.synthetic import grid_tiles, photograph, registration_error
 
 ROWS = COLS = 4

@@ -28,7 +28,7 @@ def pyramid_oracle(img: np.ndarray, levels: int) -> list[np.ndarray]:
 def write_chunks_in_child(tmp_path: str, chunks: list, image: np.ndarray) -> int:
     """Runs in a spawned process: re-opens the writer from its temporary path and
     writes the given level-0 chunks (iy, ix) from image."""
-    from spectralign_fast.output import OmeZarrWriter
+    from spectralign_fast.io import OmeZarrWriter
 
     w = OmeZarrWriter.open(tmp_path)
     ch, cw = w.chunk

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from spectralign_fast import cli
-from spectralign_fast.output import read_ome_zarr
+from spectralign_fast.io import read_ome_zarr
 from spectralign_fast.synthetic import grid_tiles, photograph
 
 

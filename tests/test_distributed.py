@@ -16,7 +16,7 @@ import pytest
 
 import spectralign_fast as sf
 from spectralign_fast import _core
-from spectralign_fast.output import read_ome_zarr
+from spectralign_fast.io import read_ome_zarr
 from spectralign_fast.synthetic import grid_tiles, photograph, sample
 
 distributed = pytest.importorskip("distributed")

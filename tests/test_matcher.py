@@ -327,7 +327,7 @@ def test_refine_many_empty_and_batches(retina):
     assert P1.shape == (0, 2) and P2.shape == (0, 2) and len(st) == 0
     assert "0 pairs" in repr(st)
     # More pairs than one C++ batch: results still in order.
-    import spectralign_fast.matcher as mm
+    import spectralign_fast.match.matcher as mm
 
     old = mm._BATCH
     try:

@@ -6,8 +6,8 @@ import pytest
 
 import spectralign_fast as sf
 from conftest import SHARED_DATA, YFP_TILES
-from spectralign_fast.demo import DEMO_GRID
-from spectralign_fast.output import read_ome_zarr
+from spectralign_fast.cli.demo import DEMO_GRID
+from spectralign_fast.io import read_ome_zarr
 from spectralign_fast.synthetic import grid_tiles, photograph, registration_error
 
 

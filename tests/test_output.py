@@ -13,7 +13,7 @@ import pytest
 
 from output_oracle import (block_mean_oracle, pyramid_oracle, write_chunks_in_child,
                            write_with_pickled_writer)
-from spectralign_fast.output import (OmeZarrWriter, chunk_grid, downsample, read_ome_zarr,
+from spectralign_fast.io import (OmeZarrWriter, chunk_grid, downsample, read_ome_zarr,
                                      tiff_needs_bigtiff, write_json, write_ome_zarr, write_tiff)
 
 SHAPE = (1100, 1300)
@@ -502,7 +502,7 @@ def test_json_round_trip_and_rules(tmp_path):
 
 def test_unwritable_folder_message(tmp_path, monkeypatch):
     # Also runs as root, where chmod does not stop writes.
-    import spectralign_fast._io as _io
+    import spectralign_fast.io.atomic as _io
 
     monkeypatch.setattr(_io.os, "access", lambda path, mode: False)
     with pytest.raises(PermissionError, match="not writable: .*choose another"):

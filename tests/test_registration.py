@@ -364,7 +364,7 @@ def test_dask_per_block_equals_numpy(camera):
 def test_dask_per_block_function_pickles():
     import pickle
 
-    from spectralign_fast import registration
+    from spectralign_fast.register import crosscorr as registration
 
     assert pickle.loads(pickle.dumps(registration._fit_block)) is registration._fit_block
     assert pickle.loads(pickle.dumps(registration._transform_block)) is registration._transform_block

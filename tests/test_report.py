@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from spectralign_fast.output import downsample
+from spectralign_fast.io import downsample
 from spectralign_fast.report import montage_report, residual_factor
 
 TILE, STEP = 600, 500  # 2 x 2 tiles of the retina photograph, 100 px overlaps

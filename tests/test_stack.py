@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import spectralign_fast as sf
-from spectralign_fast.output import read_ome_zarr
+from spectralign_fast.io import read_ome_zarr
 from spectralign_fast.synthetic import grid_tiles, photograph, registration_error, sample
 
 
@@ -94,7 +94,7 @@ def test_stack_outputs(sections, tmp_path, name):
         meta = zarr.open_group(tmp_path / name, mode="r").attrs["multiscales"][0]
         assert [a["name"] for a in meta["axes"]] == ["z", "y", "x"]
         # Every pyramid level (built chunk by chunk) equals whole planes downsampled.
-        from spectralign_fast.output import downsample
+        from spectralign_fast.io import downsample
 
         assert len(meta["datasets"]) >= 2
         below = back

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from spectralign_fast._tiles import LRUCache
+from spectralign_fast.io.tiles import LRUCache
 
 
 def test_lru_order_and_capacity():

@@ -1,9 +1,9 @@
 #include <Eigen/Core>
 
 #include "pybind.hpp"
-#include "spectralign_fast/fft.hpp"
-#include "spectralign_fast/placement.hpp"
-#include "spectralign_fast/swim.hpp"
+#include "spectralign_fast/fft/fft.hpp"
+#include "spectralign_fast/place/placement.hpp"
+#include "spectralign_fast/match/swim.hpp"
 
 #ifndef SPECTRALIGN_FFTW_SOURCE
 #define SPECTRALIGN_FFTW_SOURCE "unknown"

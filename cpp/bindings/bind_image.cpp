@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "pybind.hpp"
-#include "spectralign_fast/image_ops.hpp"
+#include "spectralign_fast/core/image_ops.hpp"
 
 namespace spectralign_fast::bindings {
 

@@ -3,7 +3,7 @@
 #include <mutex>
 
 #include "pybind.hpp"
-#include "spectralign_fast/swim.hpp"
+#include "spectralign_fast/match/swim.hpp"
 
 namespace spectralign_fast::bindings {
 

@@ -2,7 +2,7 @@
 #include <string>
 
 #include "pybind.hpp"
-#include "spectralign_fast/placement.hpp"
+#include "spectralign_fast/place/placement.hpp"
 
 namespace spectralign_fast::bindings {
 

@@ -2,7 +2,7 @@
 #include <vector>
 
 #include "pybind.hpp"
-#include "spectralign_fast/render.hpp"
+#include "spectralign_fast/render/render.hpp"
 
 namespace spectralign_fast::bindings {
 

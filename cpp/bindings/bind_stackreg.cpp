@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "pybind.hpp"
-#include "spectralign_fast/stackreg.hpp"
-#include "spectralign_fast/swim.hpp"
+#include "spectralign_fast/stackreg/stackreg.hpp"
+#include "spectralign_fast/match/swim.hpp"
 
 namespace spectralign_fast::bindings {
 

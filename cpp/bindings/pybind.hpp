@@ -5,7 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include "spectralign_fast/image_ops.hpp"
+#include "spectralign_fast/core/image_ops.hpp"
 
 namespace py = pybind11;
 

@@ -8,29 +8,40 @@ second image's content lies right of / below the first's. Stack registration
 (CrossCorr) keeps thunder-registration's convention instead: displacements in
 array axis order, positive when a frame's content lies further along the axis
 than the reference's.
+
+Layout (one subpackage per area; this module re-exports the public names):
+``transforms`` (Affine and the rule for (x, y) vs array order), ``io``
+(image files, tile stores, OME-Zarr, TIFF, JSON; one atomic writer), ``match``
+(Matcher, pair and level matching), ``place`` (Placement), ``render``
+(Renderer, overviews, rendered outputs), ``register`` (CrossCorr stack
+registration), ``workflows`` (montage, align_stack, MontageResult),
+``execute`` (local and Dask executors), ``cli``.
 """
 from __future__ import annotations
 
 from ._config import config, load_wisdom as _load_wisdom, set_fft_planning, show_config
-from .affine import Affine
+from ._version import __version__
 from .image import Image
-from .matcher import BatchRefinementStats, Matcher, RefinementStats
-from .montage import MontageResult, montage
-from .placement import Match, Placement, PlacementResiduals
-from .registration import CrossCorr, Displacement, LocalDisplacement, RegistrationModel
-from .renderer import Renderer
-from .stack import align_stack
-from ._pairs import PairMatches
-
-__version__ = "0.1.0"
+from .match.matcher import BatchRefinementStats, Matcher, RefinementStats
+from .match.pairs import PairMatches
+from .place.placement import Match, Placement, PlacementResiduals
+from .register.crosscorr import CrossCorr, Displacement, LocalDisplacement, RegistrationModel
+from .render.renderer import Renderer
+from .transforms.affine import Affine
+from .transforms.nd import AffineTransform, DisplacementField
+from .workflows.montage import montage, write_report
+from .workflows.result import MontageResult
+from .workflows.sections import align_stack
 
 _load_wisdom()
 
 __all__ = [
     "Affine",
+    "AffineTransform",
     "BatchRefinementStats",
     "CrossCorr",
     "Displacement",
+    "DisplacementField",
     "Image",
     "LocalDisplacement",
     "Match",
@@ -47,5 +58,6 @@ __all__ = [
     "montage",
     "set_fft_planning",
     "show_config",
+    "write_report",
     "__version__",
 ]

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Optional
 
 from . import _core
+from ._version import __version__
+from .io.atomic import write_atomically
 
 # FFTW wisdom cache: the planner's measured choices, kept between processes.
 _wisdom = {"path": None, "loaded": False, "forgotten": False}
@@ -65,8 +67,6 @@ def _save_wisdom() -> None:
     if _core.fft_planning() == "estimate":
         return
     try:
-        from ._io import write_atomically
-
         text = _core.export_fft_wisdom()
         if not text:
             return
@@ -103,8 +103,6 @@ def show_config(file=None) -> None:
     ``threads=0`` anywhere in the API means ``default_threads`` threads.
     """
     out = file if file is not None else sys.stdout
-    from . import __version__
-
     print(f"spectralign_fast {__version__}", file=out)
     for key, value in config().items():
         print(f"  {key:16s} {value}", file=out)

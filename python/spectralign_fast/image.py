@@ -11,7 +11,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _core
-from ._io import read_image, write_image
+from .io.images import read_image, write_image
 from ._validate import as_float, as_int, as_size
 
 _UNSIGNED_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0,

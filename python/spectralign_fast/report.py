@@ -16,7 +16,12 @@ from typing import Any, Hashable, Mapping, Optional, Tuple
 import numpy as np
 
 from ._validate import as_float, as_point, as_points
-from .output import _suffix, write_file_atomically
+from .io.atomic import write_atomically
+from .io.formats import matching_suffix
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 _MAX_LABELS = 400  # more tile labels than this would cover the montage
 
@@ -92,13 +97,8 @@ def montage_report(path: str | os.PathLike, *, image: Any, scale: Any, origin: A
     Path
         The PNG, written under a temporary name and renamed when complete.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.collections import LineCollection
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
     p = Path(path)
-    _suffix(p, (".png",), "report")
+    matching_suffix(p, (".png",), "report")
     img = np.asarray(image)
     if img.ndim != 2 or img.shape[0] < 1 or img.shape[1] < 1:
         raise ValueError(f"image must be a non-empty 2-D (height, width) array, got shape {img.shape}")
@@ -203,4 +203,4 @@ def montage_report(path: str | os.PathLike, *, image: Any, scale: Any, origin: A
     def write(tmp: str) -> None:
         fig.savefig(tmp, format="png", dpi=int(dpi))
 
-    return write_file_atomically(p, write, overwrite=overwrite)
+    return write_atomically(p, write, overwrite=overwrite)

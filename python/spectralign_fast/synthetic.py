@@ -12,7 +12,7 @@ from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .affine import Affine
+from .transforms.affine import Affine
 
 
 def photograph(name: str = "retina") -> np.ndarray:

@@ -1,0 +1,95 @@
+// Stack registration: every frame of a movie (2-D frames) or of a series of
+// volumes (3-D frames) registered to a reference by FFT cross-correlation,
+// as thunder-registration's CrossCorr, with whitening and subpixel peaks.
+//
+// Axis order is the array's (row-major) order: for 2-D frames a
+// displacement is (d_row, d_col), for volumes (d_plane, d_row, d_col).
+// Sign (thunder-registration's): delta is the displacement of the frame
+// relative to the reference, i.e. frame(x) ~ reference(x - delta); the
+// correlation is irfft(F conj(R)) and its peak sits at +delta. Undoing it
+// means sampling the frame at x + delta (shift_frames).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "spectralign_fast/fft/fft.hpp"
+
+namespace spectralign_fast {
+
+struct StackRegOptions {
+    // Exponent applied to |F conj(R)|: 0 is plain cross-correlation
+    // (thunder's), -1 phase correlation, -0.65 the Matcher's default.
+    float whiten = -0.65f;
+    // Refine the integer peak to subpixel precision: a parabola through the
+    // peak's neighbours, then Newton steps on the band-limited (trigonometric)
+    // interpolant of the correlation, evaluated exactly from the spectrum.
+    bool subpixel = true;
+    // Largest |displacement| searched, per axis (pixels); < 0 or empty means
+    // unlimited (the whole cyclic range, as thunder).
+    std::vector<int> max_shift;
+};
+
+enum FrameStatus : std::int8_t {
+    kFrameOk = 0,
+    kFrameNotFinite = 1,  // NaN/inf pixels: displacement NaN
+    kFrameNoContrast = 2, // constant frame: displacement 0 (any shift leaves it unchanged)
+};
+
+// Holds the conjugated reference spectra (computed once) and registers
+// frames against them. Several reference "planes" serve the per-plane mode:
+// frame k of a call uses reference (first_plane + k) % planes.
+class StackRegistrar {
+public:
+    // references: `planes` contiguous arrays of `shape` (rank 2 or 3).
+    // Throws std::invalid_argument for a bad shape, non-finite or constant
+    // references, or bad options.
+    StackRegistrar(const float* references, std::size_t planes, std::vector<int> shape,
+                   StackRegOptions options);
+
+    const std::vector<int>& shape() const noexcept { return shape_; }
+    std::size_t planes() const noexcept { return refs_.size(); }
+    std::size_t rank() const noexcept { return shape_.size(); }
+    std::size_t frame_size() const noexcept { return frame_size_; }
+
+    // frames: n contiguous frames of shape(). Writes n x rank displacements
+    // (array order) and n statuses. Frames are spread over `threads` threads
+    // (0: all cores), one workspace each; results do not depend on threads.
+    //
+    // self_weight > 0 says the reference is a mean to which each frame
+    // contributed frame * self_weight (1 / number of frames averaged),
+    // shifted by self_deltas[k] (n x rank, linear interpolation, as
+    // shift_frames; null: unshifted). That share is left out of the
+    // cross-power spectrum (leave-one-out), because the frame's own noise,
+    // once whitened, would otherwise pull its peak to the lag it was
+    // averaged in at.
+    void fit(const float* frames, std::size_t n, std::size_t first_plane, int threads,
+             double* deltas, std::int8_t* status, double self_weight = 0,
+             const double* self_deltas = nullptr) const;
+
+private:
+    std::vector<int> shape_;
+    std::size_t frame_size_ = 0, spectrum_size_ = 0;
+    StackRegOptions options_;
+    std::vector<ComplexBuffer> refs_;  // conj(R) of each normalised reference
+    std::vector<double> ref_spread_;   // its standard deviation before normalising
+};
+
+enum class ShiftInterpolation { linear, cubic, fourier };
+
+// out frame k (x) = frame k (x + delta_k), each coordinate clamped into the
+// frame (nearest-edge filling), sampled with separable linear or cubic
+// (Catmull-Rom, as the Renderer) interpolation, or shifted in the Fourier
+// domain: the frame is edge-replicated by 8 or more pixels (to a size
+// FFTW is fast at), shifted by the
+// fractional part of delta as a phase ramp (band-limited, no blur), and the
+// integer part is applied by clamped indexing, so the edges are filled with
+// (shifted) edge pixels. frames, out: n contiguous
+// frames of `shape` (rank 2 or 3; out must not overlap frames); deltas:
+// n x rank in array order. A frame whose delta is not finite is copied
+// unchanged. Integer deltas copy pixels exactly.
+void shift_frames(const float* frames, std::size_t n, const std::vector<int>& shape,
+                  const double* deltas, ShiftInterpolation interpolation, int threads, float* out);
+
+}  // namespace spectralign_fast

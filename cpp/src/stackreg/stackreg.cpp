@@ -1,0 +1,852 @@
+#include "spectralign_fast/stackreg/stackreg.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "core/fastmath.hpp"
+#include "core/parallel.hpp"
+#include "core/simd_clones.hpp"
+#include "spectralign_fast/core/image_ops.hpp"  // has_contrast
+#include "spectralign_fast/core/threads.hpp"
+
+namespace spectralign_fast {
+
+namespace {
+
+constexpr double kTwoPi = 6.283185307179586476925;
+// Whitening runs over the spectrum in blocks this long, so the power pass
+// reads a contiguous scratch array that stays in L1.
+constexpr std::size_t kWhitenBlock = 1024;
+
+// ---- row kernels -------------------------------------------------------------
+
+struct Moments {
+    double sum = 0, sum_sq = 0;
+};
+
+SPECTRALIGN_CLONES Moments moments(const float* x, std::size_t n) {
+    double s = 0, ss = 0;
+#pragma omp simd reduction(+ : s, ss)
+    for (std::size_t k = 0; k < n; ++k) {
+        const double v = x[k];
+        s += v;
+        ss += v * v;
+    }
+    return {s, ss};
+}
+
+SPECTRALIGN_CLONES void normalize(const float* x, float* out, float mean, float scale, std::size_t n) {
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) out[k] = (x[k] - mean) * scale;
+}
+
+// p = f conj(r) (r holds conj(R) already), whitened by |p|^(2 half_exponent)
+// unless half_exponent is 0; the result goes to p and to copy (the c2r
+// destroys one of them). n complex values, interleaved; scratch: n floats.
+SPECTRALIGN_CLONES void cross_power(const float* f, const float* r, float* p, float* copy,
+                                    float half_exponent, std::size_t n, float* scratch) {
+    if (half_exponent == 0.0f) {
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k) {
+            const float fr = f[2 * k], fi = f[2 * k + 1], rr = r[2 * k], ri = r[2 * k + 1];
+            const float pr = fr * rr - fi * ri, pi = fr * ri + fi * rr;
+            p[2 * k] = pr;
+            p[2 * k + 1] = pi;
+            copy[2 * k] = pr;
+            copy[2 * k + 1] = pi;
+        }
+        return;
+    }
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) {
+        const float fr = f[2 * k], fi = f[2 * k + 1], rr = r[2 * k], ri = r[2 * k + 1];
+        const float pr = fr * rr - fi * ri, pi = fr * ri + fi * rr;
+        p[2 * k] = pr;
+        p[2 * k + 1] = pi;
+        scratch[k] = pr * pr + pi * pi;
+    }
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) scratch[k] = fastmath::pow_positive(scratch[k], half_exponent);
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) {
+        const float re = p[2 * k] * scratch[k], im = p[2 * k + 1] * scratch[k];
+        p[2 * k] = re;
+        p[2 * k + 1] = im;
+        copy[2 * k] = re;
+        copy[2 * k + 1] = im;
+    }
+}
+
+// One spectrum row of the leave-one-out cross-power: p = f conj(r) -
+// coef |f|^2 conj(t_row tx) removes the frame's own share of a mean
+// reference (its own noise would otherwise correlate into a peak at the
+// lag it was averaged in with). p may alias f.
+SPECTRALIGN_CLONES void cross_self_row(const float* f, const float* r, const float* tx, float t_re, float t_im,
+                                       float coef, float* p, int n) {
+#pragma omp simd
+    for (int k = 0; k < n; ++k) {
+        const float fr = f[2 * k], fi = f[2 * k + 1], rr = r[2 * k], ri = r[2 * k + 1];
+        const float tr = t_re * tx[2 * k] - t_im * tx[2 * k + 1];
+        const float ti = t_re * tx[2 * k + 1] + t_im * tx[2 * k];
+        const float m = coef * (fr * fr + fi * fi);
+        p[2 * k] = fr * rr - fi * ri - m * tr;
+        p[2 * k + 1] = fr * ri + fi * rr + m * ti;
+    }
+}
+
+// p *= |p|^(2 half_exponent) (unless half_exponent is 0), copied to copy.
+SPECTRALIGN_CLONES void whiten_copy(float* p, float* copy, float half_exponent, std::size_t n, float* scratch) {
+    if (half_exponent != 0.0f) {
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k) scratch[k] = p[2 * k] * p[2 * k] + p[2 * k + 1] * p[2 * k + 1];
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k) scratch[k] = fastmath::pow_positive(scratch[k], half_exponent);
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k) {
+            p[2 * k] *= scratch[k];
+            p[2 * k + 1] *= scratch[k];
+        }
+    }
+#pragma omp simd
+    for (std::size_t k = 0; k < 2 * n; ++k) copy[k] = p[k];
+}
+
+SPECTRALIGN_CLONES float max_of(const float* x, int n) {
+    float best = x[0];
+#pragma omp simd reduction(max : best)
+    for (int k = 0; k < n; ++k) best = x[k] > best ? x[k] : best;
+    return best;
+}
+
+// One spectrum row of the Newton sums: with q_k = p_k ex_k (ex carries the
+// Hermitian weight and the phase along the last axis), s = (sum q, sum w q,
+// sum w^2 q) as (re, im) pairs.
+SPECTRALIGN_CLONES void newton_row(const float* p, const float* ex, const float* w, const float* w2,
+                                   int n, float s[6]) {
+    float s0r = 0, s0i = 0, s1r = 0, s1i = 0, s2r = 0, s2i = 0;
+#pragma omp simd reduction(+ : s0r, s0i, s1r, s1i, s2r, s2i)
+    for (int k = 0; k < n; ++k) {
+        const float pr = p[2 * k], pi = p[2 * k + 1], er = ex[2 * k], ei = ex[2 * k + 1];
+        const float qr = pr * er - pi * ei, qi = pr * ei + pi * er;
+        s0r += qr;
+        s0i += qi;
+        s1r += w[k] * qr;
+        s1i += w[k] * qi;
+        s2r += w2[k] * qr;
+        s2i += w2[k] * qi;
+    }
+    s[0] = s0r;
+    s[1] = s0i;
+    s[2] = s1r;
+    s[3] = s1i;
+    s[4] = s2r;
+    s[5] = s2i;
+}
+
+// out = sum_j weight[j] * src[j], over `taps` rows of n floats.
+SPECTRALIGN_CLONES void combine_rows(const float* const* src, const float* weight, int taps, float* out,
+                                     std::size_t n) {
+    if (taps == 2) {
+        const float* a = src[0];
+        const float* b = src[1];
+        const float wa = weight[0], wb = weight[1];
+#pragma omp simd
+        for (std::size_t k = 0; k < n; ++k) out[k] = wa * a[k] + wb * b[k];
+        return;
+    }
+    const float* a = src[0];
+    const float* b = src[1];
+    const float* c = src[2];
+    const float* d = src[3];
+    const float wa = weight[0], wb = weight[1], wc = weight[2], wd = weight[3];
+#pragma omp simd
+    for (std::size_t k = 0; k < n; ++k) out[k] = wa * a[k] + wb * b[k] + wc * c[k] + wd * d[k];
+}
+
+// out[x] = sum_j weight[j] * row[x + base + j] for x in [lo, hi), where
+// every read lies inside the row (the caller clamps the rest).
+SPECTRALIGN_CLONES void combine_shifted(const float* row, const float* weight, int taps, int base,
+                                        float* out, int lo, int hi) {
+    if (taps == 2) {
+        const float wa = weight[0], wb = weight[1];
+#pragma omp simd
+        for (int x = lo; x < hi; ++x) out[x] = wa * row[x + base] + wb * row[x + base + 1];
+        return;
+    }
+    const float wa = weight[0], wb = weight[1], wc = weight[2], wd = weight[3];
+#pragma omp simd
+    for (int x = lo; x < hi; ++x)
+        out[x] = wa * row[x + base] + wb * row[x + base + 1] + wc * row[x + base + 2] + wd * row[x + base + 3];
+}
+
+// ---- threads ---------------------------------------------------------------------
+
+// ---- registration helpers ----------------------------------------------------------
+
+// Writes (x - mean) / spread to out; returns the frame's status (and the
+// spread through *spread_out when given).
+FrameStatus normalize_frame(const float* x, float* out, std::size_t n, double* spread_out = nullptr) {
+    const Moments m = moments(x, n);
+    if (!std::isfinite(m.sum) || !std::isfinite(m.sum_sq)) return kFrameNotFinite;
+    const double mean = m.sum / static_cast<double>(n);
+    const double spread = std::sqrt(std::max(0.0, m.sum_sq / static_cast<double>(n) - mean * mean));
+    if (!has_contrast(mean, spread)) return kFrameNoContrast;
+    if (spread_out != nullptr) *spread_out = spread;
+    normalize(x, out, static_cast<float>(mean), static_cast<float>(1.0 / spread), n);
+    return kFrameOk;
+}
+
+// Signed displacement of index i on an axis of n, thunder's rule: indices
+// above n // 2 wrap to negative.
+int signed_index(int i, int n) { return i > n / 2 ? i - n : i; }
+
+// Index ranges [lo, hi) whose signed displacement is within +-limit, in
+// ascending order (limit < 0: the whole axis).
+std::vector<std::pair<int, int>> allowed_ranges(int n, int limit) {
+    if (limit < 0 || limit >= n) return {{0, n}};
+    std::vector<std::pair<int, int>> r;
+    r.emplace_back(0, std::min(limit, n / 2) + 1);
+    const int lo = std::max(n - limit, n / 2 + 1);
+    if (lo < n) r.emplace_back(lo, n);
+    return r;
+}
+
+// Cholesky solve of A x = b for symmetric positive definite A (m <= 3);
+// false when A is not positive definite.
+bool solve_spd(double A[3][3], const double b[3], int m, double x[3]) {
+    double L[3][3] = {};
+    for (int i = 0; i < m; ++i) {
+        for (int j = 0; j <= i; ++j) {
+            double s = A[i][j];
+            for (int k = 0; k < j; ++k) s -= L[i][k] * L[j][k];
+            if (i == j) {
+                if (!(s > 0)) return false;
+                L[i][i] = std::sqrt(s);
+            } else {
+                L[i][j] = s / L[j][j];
+            }
+        }
+    }
+    double y[3];
+    for (int i = 0; i < m; ++i) {
+        double s = b[i];
+        for (int k = 0; k < i; ++k) s -= L[i][k] * y[k];
+        y[i] = s / L[i][i];
+    }
+    for (int i = m - 1; i >= 0; --i) {
+        double s = y[i];
+        for (int k = i + 1; k < m; ++k) s -= L[k][i] * x[k];
+        x[i] = s / L[i][i];
+    }
+    return true;
+}
+
+// Per-thread buffers of the fit.
+class FitWorkspace {
+public:
+    explicit FitWorkspace(const std::vector<int>& shape)
+        : shape_(shape),
+          rank_(static_cast<int>(shape.size())),
+          last_(shape.back()),
+          half_(shape.back() / 2 + 1),
+          r2c_(&R2CPlan::get(shape)),
+          c2r_(&C2RPlan::get(shape)) {
+        std::size_t n = 1, ns = 1;
+        for (int a = 0; a < rank_; ++a) {
+            n *= static_cast<std::size_t>(shape[a]);
+            ns *= static_cast<std::size_t>(a + 1 == rank_ ? half_ : shape[a]);
+        }
+        frame_.resize(n);
+        corr_.resize(n);
+        spec_.resize(ns);
+        work_.resize(ns);
+        scratch_.resize(kWhitenBlock);
+        // Last axis: bins 0..half-1 of the half spectrum stand for themselves
+        // and (except 0 and the Nyquist bin) their conjugate partners.
+        ex_.resize(2 * static_cast<std::size_t>(half_));
+        omega_x_.resize(static_cast<std::size_t>(half_));
+        omega_x2_.resize(static_cast<std::size_t>(half_));
+        weight_x_.resize(static_cast<std::size_t>(half_));
+        for (int k = 0; k < half_; ++k) {
+            const double om = kTwoPi * k / last_;
+            omega_x_[k] = static_cast<float>(om);
+            omega_x2_[k] = static_cast<float>(om * om);
+            // The Nyquist bin has no continuous counterpart: left out.
+            weight_x_[k] = k == 0 ? 1.0f : (last_ % 2 == 0 && k == last_ / 2) ? 0.0f : 2.0f;
+        }
+        for (int a = 0; a + 1 < rank_; ++a) {
+            std::vector<double> om(static_cast<std::size_t>(shape[a]));
+            for (int k = 0; k < shape[a]; ++k) {
+                const int ks = k <= (shape[a] - 1) / 2 ? k : k - shape[a];
+                om[k] = (shape[a] % 2 == 0 && k == shape[a] / 2) ? std::nan("") : kTwoPi * ks / shape[a];
+            }
+            omega_outer_.push_back(std::move(om));
+        }
+        phase_outer_.resize(omega_outer_.size());
+        for (std::size_t a = 0; a < omega_outer_.size(); ++a) phase_outer_[a].resize(omega_outer_[a].size());
+    }
+
+    // Registers one frame; returns its status and writes rank displacements.
+    // self_coef > 0: the reference is a mean that contains this frame with
+    // that weight (relative to the normalised frame), shifted by self_delta
+    // (linear interpolation; null: unshifted); its share is left out.
+    FrameStatus fit(const float* frame, const std::complex<float>* ref, const StackRegOptions& opt,
+                    double self_coef, const double* self_delta, double* delta) {
+        const std::size_t n = frame_.size(), ns = spec_.size();
+        double spread = 1;
+        const FrameStatus st = normalize_frame(frame, frame_.data(), n, &spread);
+        if (st != kFrameOk) {
+            const double v = st == kFrameNotFinite ? std::numeric_limits<double>::quiet_NaN() : 0.0;
+            for (int a = 0; a < rank_; ++a) delta[a] = v;
+            return st;
+        }
+        r2c_->execute(frame_.data(), spec_.data());
+        const float* rp = reinterpret_cast<const float*>(ref);
+        float* sp = reinterpret_cast<float*>(spec_.data());
+        float* wp = reinterpret_cast<float*>(work_.data());
+        if (self_coef > 0) {
+            leave_self_out(rp, static_cast<float>(self_coef * spread), self_delta);
+            for (std::size_t k0 = 0; k0 < ns; k0 += kWhitenBlock) {
+                const std::size_t len = std::min(kWhitenBlock, ns - k0);
+                whiten_copy(sp + 2 * k0, wp + 2 * k0, 0.5f * opt.whiten, len, scratch_.data());
+            }
+        } else {
+            for (std::size_t k0 = 0; k0 < ns; k0 += kWhitenBlock) {
+                const std::size_t len = std::min(kWhitenBlock, ns - k0);
+                cross_power(sp + 2 * k0, rp + 2 * k0, sp + 2 * k0, wp + 2 * k0, 0.5f * opt.whiten, len,
+                            scratch_.data());
+            }
+        }
+        // The DC term only adds a constant to every lag.
+        spec_[0] = work_[0] = 0.0f;
+        c2r_->execute(work_.data(), corr_.data());
+
+        int peak[3] = {0, 0, 0};
+        find_peak(opt, peak);
+        double r[3];
+        for (int a = 0; a < rank_; ++a) r[a] = signed_index(peak[a], shape_[a]);
+        if (opt.subpixel) refine_peak(peak, r);
+        for (int a = 0; a < rank_; ++a) {
+            const int m = a < static_cast<int>(opt.max_shift.size()) ? opt.max_shift[a] : -1;
+            delta[a] = m >= 0 ? std::clamp(r[a], -static_cast<double>(m), static_cast<double>(m)) : r[a];
+        }
+        return kFrameOk;
+    }
+
+private:
+    // Spectrum of a linear-interpolation shift sampling at x + d along an
+    // axis of n, bins 0..count-1: e^{i w i0} ((1 - f) + f e^{i w}).
+    static void shift_transfer(double d, int n, int count, std::complex<double>* out) {
+        const double i0 = std::floor(d), f = d - i0;
+        for (int k = 0; k < count; ++k) {
+            const double w = kTwoPi * k / n;
+            out[k] = std::polar(1.0, w * i0) * ((1.0 - f) + f * std::polar(1.0, w));
+        }
+    }
+
+    // spec_ <- F conj(R) - coef |F|^2 conj(T), T the transfer of self_delta.
+    void leave_self_out(const float* rp, float coef, const double* self_delta) {
+        const int last = rank_ - 1;
+        std::vector<std::complex<double>> t[3];
+        for (int a = 0; a < rank_; ++a) {
+            const int count = a == last ? half_ : shape_[a];
+            t[a].assign(static_cast<std::size_t>(count), 1.0);
+            if (self_delta != nullptr && std::isfinite(self_delta[a])) shift_transfer(self_delta[a], shape_[a], count, t[a].data());
+        }
+        for (int k = 0; k < half_; ++k) {
+            ex_[2 * k] = static_cast<float>(t[last][k].real());
+            ex_[2 * k + 1] = static_cast<float>(t[last][k].imag());
+        }
+        float* sp = reinterpret_cast<float*>(spec_.data());
+        const std::size_t row = 2 * static_cast<std::size_t>(half_);
+        const std::size_t rows = spec_.size() / static_cast<std::size_t>(half_);
+        for (std::size_t r = 0; r < rows; ++r) {
+            std::complex<double> tr = rank_ == 2 ? t[0][r] : t[0][r / shape_[1]] * t[1][r % shape_[1]];
+            cross_self_row(sp + r * row, rp + r * row, ex_.data(), static_cast<float>(tr.real()),
+                           static_cast<float>(tr.imag()), coef, sp + r * row, half_);
+        }
+    }
+
+    // Integer peak of the correlation within the allowed displacements:
+    // the first maximum in row-major order, as numpy.argmax.
+    void find_peak(const StackRegOptions& opt, int peak[3]) const {
+        std::vector<std::pair<int, int>> ranges[3];
+        for (int a = 0; a < rank_; ++a)
+            ranges[a] = allowed_ranges(shape_[a], a < static_cast<int>(opt.max_shift.size()) ? opt.max_shift[a] : -1);
+        // Outer rows (all axes but the last) in ascending order.
+        std::vector<std::size_t> rows;
+        if (rank_ == 2) {
+            for (auto [lo, hi] : ranges[0])
+                for (int i = lo; i < hi; ++i) rows.push_back(static_cast<std::size_t>(i));
+        } else {
+            for (auto [zlo, zhi] : ranges[0])
+                for (int z = zlo; z < zhi; ++z)
+                    for (auto [ylo, yhi] : ranges[1])
+                        for (int y = ylo; y < yhi; ++y)
+                            rows.push_back(static_cast<std::size_t>(z) * shape_[1] + y);
+        }
+        const float* c = corr_.data();
+        float best = -std::numeric_limits<float>::infinity();
+        std::size_t best_pos = 0;
+        bool found = false;
+        for (std::size_t row : rows) {
+            const float* rc = c + row * last_;
+            for (auto [lo, hi] : ranges[rank_ - 1]) {
+                const float m = max_of(rc + lo, hi - lo);
+                if (!found || m > best) {
+                    int j = lo;
+                    while (rc[j] != m) ++j;
+                    best = m;
+                    best_pos = row * last_ + j;
+                    found = true;
+                }
+            }
+        }
+        std::size_t rest = best_pos;
+        for (int a = rank_ - 1; a >= 0; --a) {
+            peak[a] = static_cast<int>(rest % shape_[a]);
+            rest /= shape_[a];
+        }
+    }
+
+    float corr_at(const int idx[3]) const {
+        std::size_t pos = 0;
+        for (int a = 0; a < rank_; ++a) pos = pos * shape_[a] + static_cast<std::size_t>(idx[a]);
+        return corr_[pos];
+    }
+
+    // Subpixel peak: a parabola through each axis' neighbours, then Newton
+    // steps on the trigonometric interpolant c(r) = sum_k P_k e^{i w_k r}
+    // (what an upsampled DFT samples), from its exact gradient and Hessian.
+    void refine_peak(const int peak[3], double r[3]) {
+        const double base[3] = {r[0], r[1], r[2]};
+        const float c0 = corr_at(peak);
+        for (int a = 0; a < rank_; ++a) {
+            if (shape_[a] < 3) continue;
+            int lo[3] = {peak[0], peak[1], peak[2]}, hi[3] = {peak[0], peak[1], peak[2]};
+            lo[a] = (peak[a] + shape_[a] - 1) % shape_[a];
+            hi[a] = (peak[a] + 1) % shape_[a];
+            const double cm = corr_at(lo), cp = corr_at(hi);
+            const double den = cm - 2.0 * c0 + cp;
+            if (den < 0) r[a] += std::clamp(0.5 * (cm - cp) / den, -0.5, 0.5);
+        }
+        const int last = rank_ - 1;
+        for (int it = 0; it < 3; ++it) {
+            for (int k = 0; k < half_; ++k) {
+                const double ph = static_cast<double>(omega_x_[k]) * r[last];
+                ex_[2 * k] = weight_x_[k] * static_cast<float>(std::cos(ph));
+                ex_[2 * k + 1] = weight_x_[k] * static_cast<float>(std::sin(ph));
+            }
+            for (int a = 0; a < last; ++a)
+                for (std::size_t k = 0; k < omega_outer_[a].size(); ++k) {
+                    const double om = omega_outer_[a][k];
+                    phase_outer_[a][k] = std::isnan(om) ? 0.0 : std::polar(1.0, om * r[a]);
+                }
+            double g[3] = {0, 0, 0}, H[3][3] = {};
+            const float* p = reinterpret_cast<const float*>(spec_.data());
+            const std::size_t row_floats = 2 * static_cast<std::size_t>(half_);
+            float s[6];
+            auto accumulate = [&](std::size_t row, std::complex<double> e, const double* om) {
+                newton_row(p + row * row_floats, ex_.data(), omega_x_.data(), omega_x2_.data(), half_, s);
+                const std::complex<double> t0 = e * std::complex<double>(s[0], s[1]);
+                const std::complex<double> t1 = e * std::complex<double>(s[2], s[3]);
+                const std::complex<double> t2 = e * std::complex<double>(s[4], s[5]);
+                g[last] -= t1.imag();
+                H[last][last] -= t2.real();
+                for (int a = 0; a < last; ++a) {
+                    g[a] -= om[a] * t0.imag();
+                    H[a][last] -= om[a] * t1.real();
+                    for (int b = 0; b <= a; ++b) H[a][b] -= om[a] * om[b] * t0.real();
+                }
+            };
+            if (rank_ == 2) {
+                for (int y = 0; y < shape_[0]; ++y) {
+                    if (std::isnan(omega_outer_[0][y])) continue;
+                    const double om[1] = {omega_outer_[0][y]};
+                    accumulate(static_cast<std::size_t>(y), phase_outer_[0][y], om);
+                }
+            } else {
+                for (int z = 0; z < shape_[0]; ++z) {
+                    if (std::isnan(omega_outer_[0][z])) continue;
+                    for (int y = 0; y < shape_[1]; ++y) {
+                        if (std::isnan(omega_outer_[1][y])) continue;
+                        const double om[2] = {omega_outer_[0][z], omega_outer_[1][y]};
+                        accumulate(static_cast<std::size_t>(z) * shape_[1] + y,
+                                   phase_outer_[0][z] * phase_outer_[1][y], om);
+                    }
+                }
+            }
+            // Newton for a maximum: step = (-H)^-1 g. Axes too short to carry
+            // a frequency keep their parabola estimate.
+            double A[3][3] = {}, step[3] = {0, 0, 0};
+            for (int a = 0; a < rank_; ++a)
+                for (int b = 0; b < rank_; ++b) {
+                    const double h = a >= b ? H[a][b] : H[b][a];
+                    A[a][b] = -h;
+                }
+            for (int a = 0; a < rank_; ++a)
+                if (shape_[a] < 3) {
+                    for (int b = 0; b < rank_; ++b) A[a][b] = A[b][a] = 0;
+                    A[a][a] = 1;
+                    g[a] = 0;
+                }
+            // A concave neighbourhood is required; elsewhere Newton would
+            // head for a saddle or a minimum, so the estimate stays as is.
+            if (!solve_spd(A, g, rank_, step)) break;
+            double biggest = 0;
+            for (int a = 0; a < rank_; ++a) {
+                const double st = std::clamp(step[a], -0.5, 0.5);
+                r[a] = std::clamp(r[a] + st, base[a] - 1.0, base[a] + 1.0);
+                biggest = std::max(biggest, std::fabs(st));
+            }
+            // Convergence is quadratic: after a step this small the next one
+            // would move the peak by well under 0.001 px.
+            if (biggest < 0.02) break;
+        }
+    }
+
+    std::vector<int> shape_;
+    int rank_, last_, half_;
+    const R2CPlan* r2c_;
+    const C2RPlan* c2r_;
+    RealBuffer frame_, corr_;
+    ComplexBuffer spec_, work_;
+    std::vector<float> scratch_;
+    std::vector<float> ex_, omega_x_, omega_x2_, weight_x_;
+    std::vector<std::vector<double>> omega_outer_;  // NaN marks a Nyquist bin
+    std::vector<std::vector<std::complex<double>>> phase_outer_;
+};
+
+void check_shape(const std::vector<int>& shape) {
+    if (shape.size() != 2 && shape.size() != 3)
+        throw std::invalid_argument("frames must be 2-D images or 3-D volumes, got " +
+                                    std::to_string(shape.size()) + " dimensions");
+    for (int n : shape)
+        if (n < 1) throw std::invalid_argument("frame shape must be positive");
+}
+
+std::size_t count(const std::vector<int>& shape) {
+    std::size_t n = 1;
+    for (int s : shape) n *= static_cast<std::size_t>(s);
+    return n;
+}
+
+}  // namespace
+
+StackRegistrar::StackRegistrar(const float* references, std::size_t planes, std::vector<int> shape,
+                               StackRegOptions options)
+    : shape_(std::move(shape)), options_(std::move(options)) {
+    check_shape(shape_);
+    if (planes < 1) throw std::invalid_argument("at least one reference is needed");
+    if (!std::isfinite(options_.whiten) || options_.whiten < -1.0f || options_.whiten > 0.0f)
+        throw std::invalid_argument("whiten must be between -1 and 0");
+    if (!options_.max_shift.empty() && options_.max_shift.size() != shape_.size())
+        throw std::invalid_argument("max_shift needs one value per frame axis");
+    frame_size_ = count(shape_);
+    spectrum_size_ = frame_size_ / static_cast<std::size_t>(shape_.back()) *
+                     static_cast<std::size_t>(shape_.back() / 2 + 1);
+    const R2CPlan& r2c = R2CPlan::get(shape_);
+    RealBuffer buf(frame_size_);
+    for (std::size_t p = 0; p < planes; ++p) {
+        double spread = 1;
+        const FrameStatus st = normalize_frame(references + p * frame_size_, buf.data(), frame_size_, &spread);
+        if (st == kFrameNotFinite)
+            throw std::invalid_argument("reference " + std::to_string(p) + " contains NaN or inf pixels");
+        if (st == kFrameNoContrast)
+            throw std::invalid_argument("reference " + std::to_string(p) +
+                                        " is constant: it carries no position information");
+        ComplexBuffer spec(spectrum_size_);
+        r2c.execute(buf.data(), spec.data());
+        for (std::size_t k = 0; k < spectrum_size_; ++k) spec[k] = std::conj(spec[k]);
+        refs_.push_back(std::move(spec));
+        ref_spread_.push_back(spread);
+    }
+    C2RPlan::get(shape_);  // plan now, not in the first worker
+}
+
+void StackRegistrar::fit(const float* frames, std::size_t n, std::size_t first_plane, int threads,
+                         double* deltas, std::int8_t* status, double self_weight,
+                         const double* self_deltas) const {
+    resolve_threads(threads);  // validates
+    if (!(self_weight >= 0 && self_weight <= 1)) throw std::invalid_argument("self_weight must be in [0, 1]");
+    const std::size_t planes = refs_.size();
+    const std::size_t rank = shape_.size();
+    parallel_for(
+        n, threads, [&]() { return FitWorkspace(shape_); },
+        [&](FitWorkspace& ws, std::size_t k) {
+            const std::size_t plane = (first_plane + k) % planes;
+            // The frame entered the mean reference as frame * weight; in the
+            // normalised units of both: weight * spread_frame / spread_ref.
+            const double coef = self_weight / ref_spread_[plane];
+            status[k] = ws.fit(frames + k * frame_size_, refs_[plane].data(), options_, coef,
+                               self_deltas != nullptr ? self_deltas + k * rank : nullptr, deltas + k * rank);
+        });
+}
+
+namespace {
+
+// Taps of the 1-D interpolation of a shift by `delta`: out[x] =
+// sum_j weight[j] * in[x + base + j] (indices clamped).
+struct Taps {
+    int base = 0;
+    int count = 2;
+    float weight[4] = {1, 0, 0, 0};
+};
+
+Taps make_taps(double delta, int n, ShiftInterpolation interp) {
+    // Beyond the frame every sample is an edge pixel anyway; the clamp keeps
+    // the integer arithmetic in range.
+    delta = std::clamp(delta, -static_cast<double>(n) - 4.0, static_cast<double>(n) + 4.0);
+    const double fl = std::floor(delta);
+    const float t = static_cast<float>(delta - fl);
+    Taps taps;
+    if (interp == ShiftInterpolation::linear) {
+        taps.base = static_cast<int>(fl);
+        taps.count = 2;
+        taps.weight[0] = 1.0f - t;
+        taps.weight[1] = t;
+    } else {
+        // Catmull-Rom (Keys, a = -0.5), as the Renderer; exactly (0, 1, 0, 0)
+        // at t = 0, so integer shifts copy pixels.
+        taps.base = static_cast<int>(fl) - 1;
+        taps.count = 4;
+        taps.weight[0] = ((-0.5f * t + 1.0f) * t - 0.5f) * t;
+        taps.weight[1] = (1.5f * t - 2.5f) * t * t + 1.0f;
+        taps.weight[2] = ((-1.5f * t + 2.0f) * t + 0.5f) * t;
+        taps.weight[3] = (0.5f * t - 0.5f) * t * t;
+    }
+    return taps;
+}
+
+// out[x] = sum_j w[j] row[clamp(x + base + j)] for one row of n.
+void shift_row(const float* row, const Taps& taps, int n, float* out) {
+    // Interior: every tap inside the row.
+    const int lo = std::clamp(-taps.base, 0, n);
+    const int hi = std::clamp(n - (taps.base + taps.count - 1), lo, n);
+    auto edge = [&](int x) {
+        float v = 0;
+        for (int j = 0; j < taps.count; ++j) v += taps.weight[j] * row[std::clamp(x + taps.base + j, 0, n - 1)];
+        out[x] = v;
+    };
+    for (int x = 0; x < lo; ++x) edge(x);
+    if (hi > lo) combine_shifted(row, taps.weight, taps.count, taps.base, out, lo, hi);
+    for (int x = hi; x < n; ++x) edge(x);
+}
+
+// Edge-replicated margin (at least this much on each side) around a frame
+// before a Fourier shift, so the cyclic transform wraps nothing but edge
+// pixels into the frame.
+constexpr int kFourierPad = 8;
+
+// Smallest n' >= n whose only prime factors are 2, 3, 5 and 7: FFTW is
+// several times slower on sizes with a large prime factor (544 = 32 x 17
+// ran at a quarter of 512's speed).
+int fft_friendly_size(int n) {
+    for (int m = n;; ++m) {
+        int r = m;
+        for (int p : {2, 3, 5, 7})
+            while (r % p == 0) r /= p;
+        if (r == 1) return m;
+    }
+}
+
+// exp(i w_k f) for the bins of an n-point axis (first `count`), w_k = 2 pi k'
+// / n with k' the signed bin; the Nyquist bin of an even axis gets the real
+// cos(pi f) so the spectrum stays Hermitian. Times `scale`.
+void fill_shift_phase(int n, int count, double f, double scale, std::complex<float>* out) {
+    for (int k = 0; k < count; ++k) {
+        if (n % 2 == 0 && k == n / 2) {
+            out[k] = std::complex<float>(static_cast<float>(scale * std::cos(kTwoPi * f / 2)), 0.0f);
+            continue;
+        }
+        const int ks = k <= (n - 1) / 2 ? k : k - n;
+        out[k] = std::complex<float>(std::polar(scale, kTwoPi * ks * f / n));
+    }
+}
+
+class ShiftWorkspace {
+public:
+    ShiftWorkspace(const std::vector<int>& shape, ShiftInterpolation interp)
+        : shape_(shape), row_(static_cast<std::size_t>(shape.back())) {
+        if (shape.size() == 3) plane_.resize(static_cast<std::size_t>(shape[1]) * shape[2]);
+        if (interp == ShiftInterpolation::fourier) {
+            padded_ = shape;
+            std::size_t n = 1, ns = 1;
+            for (std::size_t a = 0; a < shape.size(); ++a) {
+                padded_[a] = fft_friendly_size(shape[a] + 2 * kFourierPad);
+                pad_lo_[a] = (padded_[a] - shape[a]) / 2;
+                n *= static_cast<std::size_t>(padded_[a]);
+                ns *= static_cast<std::size_t>(a + 1 == shape.size() ? padded_[a] / 2 + 1 : padded_[a]);
+                phase_[a].resize(static_cast<std::size_t>(a + 1 == shape.size() ? padded_[a] / 2 + 1 : padded_[a]));
+            }
+            r2c_ = &R2CPlan::get(padded_);
+            c2r_ = &C2RPlan::get(padded_);
+            pad_.resize(n);
+            spec_.resize(ns);
+        }
+    }
+
+    void shift(const float* in, const double* delta, ShiftInterpolation interp, float* out) {
+        if (interp == ShiftInterpolation::fourier) {
+            bool integer = true;
+            for (std::size_t a = 0; a < shape_.size(); ++a) integer = integer && delta[a] == std::floor(delta[a]);
+            // Integer shifts copy pixels exactly (no FFT round-off).
+            if (!integer) {
+                fourier(in, delta, out);
+                return;
+            }
+            interp = ShiftInterpolation::linear;
+        }
+        if (shape_.size() == 2) {
+            shift2d(in, shape_[0], shape_[1], delta, interp, out);
+            return;
+        }
+        const int nz = shape_[0];
+        const std::size_t plane = static_cast<std::size_t>(shape_[1]) * shape_[2];
+        const Taps tz = make_taps(delta[0], nz, interp);
+        const float* src[4];
+        for (int z = 0; z < nz; ++z) {
+            for (int j = 0; j < tz.count; ++j)
+                src[j] = in + static_cast<std::size_t>(std::clamp(z + tz.base + j, 0, nz - 1)) * plane;
+            combine_rows(src, tz.weight, tz.count, plane_.data(), plane);
+            shift2d(plane_.data(), shape_[1], shape_[2], delta + 1, interp, out + z * plane);
+        }
+    }
+
+private:
+    void shift2d(const float* in, int rows, int cols, const double* delta, ShiftInterpolation interp,
+                 float* out) {
+        const Taps ty = make_taps(delta[0], rows, interp);
+        const Taps tx = make_taps(delta[1], cols, interp);
+        const float* src[4];
+        for (int y = 0; y < rows; ++y) {
+            for (int j = 0; j < ty.count; ++j)
+                src[j] = in + static_cast<std::size_t>(std::clamp(y + ty.base + j, 0, rows - 1)) * cols;
+            combine_rows(src, ty.weight, ty.count, row_.data(), static_cast<std::size_t>(cols));
+            shift_row(row_.data(), tx, cols, out + static_cast<std::size_t>(y) * cols);
+        }
+    }
+
+    // The frame, edge-replicated by kFourierPad, shifted by the fractional
+    // parts f (|f| <= 0.5) as a phase ramp; the integer parts i then pick
+    // out[x] = shifted[clamp(x + i)] (nearest-edge filling).
+    void fourier(const float* in, const double* delta, float* out) {
+        const int rank = static_cast<int>(shape_.size());
+        long long whole[3] = {0, 0, 0};
+        double frac[3] = {0, 0, 0};
+        std::size_t total = 1;
+        for (int a = 0; a < rank; ++a) total *= static_cast<std::size_t>(padded_[a]);
+        for (int a = 0; a < rank; ++a) {
+            const double d = std::clamp(delta[a], -static_cast<double>(shape_[a]) - 4.0,
+                                        static_cast<double>(shape_[a]) + 4.0);
+            whole[a] = std::llround(d);
+            frac[a] = d - static_cast<double>(whole[a]);
+            fill_shift_phase(padded_[a], static_cast<int>(phase_[a].size()), frac[a],
+                             a == rank - 1 ? 1.0 / static_cast<double>(total) : 1.0, phase_[a].data());
+        }
+        // Edge-replicated copy into the padded buffer.
+        const int pc = padded_[rank - 1], nc = shape_[rank - 1];
+        const int outer_rows = rank == 2 ? padded_[0] : padded_[0] * padded_[1];
+        for (int r = 0; r < outer_rows; ++r) {
+            std::size_t src_row;
+            if (rank == 2) {
+                src_row = static_cast<std::size_t>(std::clamp(r - pad_lo_[0], 0, shape_[0] - 1));
+            } else {
+                const int z = std::clamp(r / padded_[1] - pad_lo_[0], 0, shape_[0] - 1);
+                const int y = std::clamp(r % padded_[1] - pad_lo_[1], 0, shape_[1] - 1);
+                src_row = static_cast<std::size_t>(z) * shape_[1] + y;
+            }
+            const int lo = pad_lo_[rank - 1];
+            const float* s = in + src_row * nc;
+            float* d = pad_.data() + static_cast<std::size_t>(r) * pc;
+            std::fill(d, d + lo, s[0]);
+            std::copy(s, s + nc, d + lo);
+            std::fill(d + lo + nc, d + pc, s[nc - 1]);
+        }
+        r2c_->execute(pad_.data(), spec_.data());
+        const int half = pc / 2 + 1;
+        const int spec_rows = static_cast<int>(spec_.size() / static_cast<std::size_t>(half));
+        const std::complex<float>* px = phase_[rank - 1].data();
+        for (int r = 0; r < spec_rows; ++r) {
+            const std::complex<float> t =
+                rank == 2 ? phase_[0][r] : phase_[0][r / padded_[1]] * phase_[1][r % padded_[1]];
+            std::complex<float>* row = spec_.data() + static_cast<std::size_t>(r) * half;
+            // Plain float arithmetic (std::complex's operator* checks for NaN/inf and
+            // does not vectorise).
+            float* rf = reinterpret_cast<float*>(row);
+            const float* pf = reinterpret_cast<const float*>(px);
+            const float tr = t.real(), ti = t.imag();
+            for (int k = 0; k < half; ++k) {
+                const float pr = pf[2 * k] * tr - pf[2 * k + 1] * ti;
+                const float pi = pf[2 * k] * ti + pf[2 * k + 1] * tr;
+                const float a = rf[2 * k], b = rf[2 * k + 1];
+                rf[2 * k] = a * pr - b * pi;
+                rf[2 * k + 1] = a * pi + b * pr;
+            }
+        }
+        c2r_->execute(spec_.data(), pad_.data());
+        // Integer part: clamped indices into the shifted, padded frame.
+        auto src_index = [&](int a, long long x) {
+            return static_cast<std::size_t>(pad_lo_[a] + std::clamp<long long>(x + whole[a], 0, shape_[a] - 1));
+        };
+        const int out_rows = rank == 2 ? shape_[0] : shape_[0] * shape_[1];
+        for (int r = 0; r < out_rows; ++r) {
+            std::size_t prow;
+            if (rank == 2) {
+                prow = src_index(0, r);
+            } else {
+                prow = src_index(0, r / shape_[1]) * padded_[1] + src_index(1, r % shape_[1]);
+            }
+            const float* g = pad_.data() + prow * pc;
+            float* o = out + static_cast<std::size_t>(r) * nc;
+            // Columns whose source x + whole lies inside the frame are one contiguous
+            // run; only the edges need clamping.
+            const long long wx = whole[rank - 1];
+            const int x0 = static_cast<int>(std::clamp<long long>(-wx, 0, nc));
+            const int x1 = static_cast<int>(std::clamp<long long>(nc - wx, x0, nc));
+            const float lo = g[src_index(rank - 1, 0 - wx)], hi = g[src_index(rank - 1, nc - 1 - wx)];
+            std::fill(o, o + x0, lo);
+            std::copy(g + pad_lo_[rank - 1] + x0 + wx, g + pad_lo_[rank - 1] + x1 + wx, o + x0);
+            std::fill(o + x1, o + nc, hi);
+        }
+    }
+
+    std::vector<int> shape_;
+    std::vector<float> row_, plane_;
+    std::vector<int> padded_;
+    int pad_lo_[3] = {0, 0, 0};
+    const R2CPlan* r2c_ = nullptr;
+    const C2RPlan* c2r_ = nullptr;
+    RealBuffer pad_;
+    ComplexBuffer spec_;
+    std::vector<std::complex<float>> phase_[3];
+};
+
+}  // namespace
+
+void shift_frames(const float* frames, std::size_t n, const std::vector<int>& shape, const double* deltas,
+                  ShiftInterpolation interpolation, int threads, float* out) {
+    check_shape(shape);
+    resolve_threads(threads);  // validates
+    const std::size_t size = count(shape);
+    const std::size_t rank = shape.size();
+    parallel_for(
+        n, threads, [&]() { return ShiftWorkspace(shape, interpolation); },
+        [&](ShiftWorkspace& ws, std::size_t k) {
+            const double* d = deltas + k * rank;
+            bool finite = true;
+            for (std::size_t a = 0; a < rank; ++a) finite = finite && std::isfinite(d[a]);
+            if (!finite) {
+                std::copy(frames + k * size, frames + (k + 1) * size, out + k * size);
+                return;
+            }
+            ws.shift(frames + k * size, d, interpolation, out + k * size);
+        });
+}
+
+}  // namespace spectralign_fast

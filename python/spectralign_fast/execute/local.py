@@ -1,0 +1,93 @@
+"""The work of a workflow on this process's threads (``client=None``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..io.atomic import check_output_path
+from ..io.formats import output_kind
+from ..io.tiles import TileStore
+from ..match.levels import match_levels
+from ..match.pairs import MatchSettings, PairMatches, match_pair, rematch_pair
+from ..render.output import write_rendered
+from ..render.overview import overview
+from ..render.renderer import Renderer
+from ..transforms.affine import Affine
+from .base import Executor, Overview, progress_bar
+
+
+class LocalExecutor(Executor):
+    """Tiles read on demand through one ``TileStore`` (the ``capacity`` most recent kept);
+    each pair matched and each block rendered with ``threads`` threads (0 = all cores)."""
+
+    def __init__(self, sources: Mapping[Hashable, Any], threads: int, *, capacity: int = 16) -> None:
+        self.store = TileStore(sources, capacity=capacity)
+        self.threads = threads
+        self.sizes = self.store.sizes
+        self.dtypes = self.store.dtypes
+
+    def check_output(self, output: Any, overwrite: bool) -> Optional[Path]:
+        if output is None:
+            return None
+        path = Path(output)
+        output_kind(path)
+        check_output_path(path, overwrite=overwrite)
+        return path
+
+    def match(self, pairs: List[Tuple[Hashable, Hashable, str]], settings: MatchSettings, *,
+              progress: bool) -> List[PairMatches]:
+        image = self.store.image
+        return [match_pair(image(a), image(b), a, b, kind, settings)
+                for a, b, kind in progress_bar(pairs, total=len(pairs), desc="matching", enabled=progress)]
+
+    def probe(self, tiles: Sequence[Hashable]) -> None:
+        for t in tiles:
+            if t not in self.sizes:
+                self.store.image(t)
+
+    def rematch(self, items: List[Tuple[PairMatches, MatchSettings]], transforms: Mapping[Hashable, Affine], *,
+                progress: bool) -> List[PairMatches]:
+        image = self.store.image
+        return [rematch_pair(image(pm.tile1), image(pm.tile2), pm, transforms[pm.tile1], transforms[pm.tile2], s)
+                if pm.kept.any() else pm
+                for pm, s in progress_bar(items, total=len(items), desc="matching (pass 2)", enabled=progress)]
+
+    def overviews(self, parts: List[Tuple[Dict[Hashable, Affine], Dict[Hashable, Tuple[int, int]]]], *,
+                  max_side: int = 1024, factor: Optional[int] = None) -> List[Overview]:
+        out = []
+        for tf, sizes in parts:
+            img, k, org = overview(tf, sizes, self.store.sources, max_side=max_side, factor=factor,
+                                   threads=self.threads)
+            out.append((k, np.asarray(img, np.float32), org))
+        return out
+
+    def match_levels(self, level_keys: List[List[Hashable]], tf: Mapping[Hashable, Affine],
+                     sizes: Mapping[Hashable, Tuple[int, int]], settings: MatchSettings,
+                     overviews: Mapping[int, Overview], *, progress: bool) -> List[PairMatches]:
+        out: List[PairMatches] = []
+        n = len(level_keys) - 1
+        for z in progress_bar(range(n), total=n, desc="matching levels", enabled=progress):
+            out.extend(match_levels(self.store, level_keys[z], level_keys[z + 1], tf, sizes, z, settings,
+                                    overviews))
+        return out
+
+    def render(self, r: Renderer, tiles: Sequence[Hashable], dtype: np.dtype, *, output: Optional[Path],
+               overwrite: bool, chunk: int, progress: bool,
+               levels: Optional[List[List[Hashable]]]) -> Optional[np.ndarray]:
+        loaders = {t: self.store.loader(t) for t in tiles}
+        if output is not None:
+            write_rendered(output, r, loaders, dtype, levels=levels, overwrite=overwrite, chunk=chunk,
+                           threads=self.threads, progress=progress)
+            return None
+        if levels is None:
+            return r.render_all(loaders)
+        h, w = r.shape
+        stack = np.empty((len(levels), h, w), dtype)
+        for z, lv in enumerate(progress_bar(levels, total=len(levels), desc="rendering", enabled=progress)):
+            stack[z] = r.render_region(r.rect, {t: loaders[t] for t in lv})
+        return stack
+
+    def source_name(self, tile: Hashable) -> Optional[str]:
+        return self.store.source_name(tile)

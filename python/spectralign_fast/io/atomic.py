@@ -1,0 +1,81 @@
+"""The one atomic writer: every output is written under a temporary sibling name
+and renamed once complete, so a failed or interrupted run (an exception,
+Ctrl-C, a full disk) never leaves a half-written file under the final name."""
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _umask()  # read once: os.umask can only be read by setting it
+
+
+def check_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
+    """The output path, after checking that it can be written (clear errors otherwise).
+
+    Raises FileNotFoundError when the folder is missing, PermissionError when
+    it is not writable, and FileExistsError when the path exists and
+    ``overwrite`` is false.
+    """
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {parent}; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"output folder is not writable: {parent}; choose another output path")
+    if (p.exists() or p.is_symlink()) and not overwrite:
+        raise FileExistsError(f"output already exists: {p}; delete it, choose another path, "
+                              f"or pass overwrite=True to replace it")
+    return p
+
+
+def disk_full(exc: BaseException, path: Path) -> Optional[OSError]:
+    """An OSError that says the disk is full, when ``exc`` is that; else None."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        err = OSError(errno.ENOSPC, f"no space left on the device while writing {path}; "
+                                    f"nothing was left under that name: free some space and "
+                                    f"run again")
+        err.__cause__ = exc
+        return err
+    return None
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[str], None], *, overwrite: bool = True) -> Path:
+    """Call write(tmp_path) and rename the result to path once it succeeded.
+
+    The temporary file is a hidden sibling, so the rename stays on one file
+    system. With ``overwrite=False`` an existing path is refused up front and
+    the final step is a hard link, which fails rather than replace a file
+    that appeared in the meantime. A full disk is reported as an OSError
+    that says so. Returns the final path.
+    """
+    p = check_output_path(path, overwrite=overwrite)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".part" + p.suffix, dir=p.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes files private; outputs get the usual mode
+        if overwrite:
+            os.replace(tmp, p)
+        else:
+            os.link(tmp, p)
+            os.unlink(tmp)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        full = disk_full(exc, p)
+        if full is not None:
+            raise full from exc
+        raise
+    return p

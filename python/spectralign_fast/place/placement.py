@@ -1,0 +1,535 @@
+"""Placement: least-squares placement of tiles in model space, as spectralign's.
+
+The solve runs in C++ (Eigen sparse matrices: sparse LDL^T with an AMD
+fill-reducing ordering, or preconditioned conjugate gradients for very large
+problems); this module keeps the matches in NumPy arrays and maps tile ids.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+from dataclasses import dataclass, field
+from typing import Any, Dict, Hashable, List, Optional, Tuple
+
+import numpy as np
+
+from .. import _core
+from .._validate import as_float, as_int, as_point, as_points
+from ..transforms.affine import Affine
+
+Match = namedtuple("Match", ("tile1", "tile2", "p1", "p2", "weight"))
+Match.__doc__ = """One pair of matching points: point ``p1`` = (x, y) of ``tile1`` and
+point ``p2`` of ``tile2`` should lie at the same place in model space."""
+
+_SOLVERS = ("auto", "cholesky", "ldlt", "cg")
+_COMPONENTS = ("error", "separate")
+# MAD -> standard deviation for normally distributed values.
+_MAD_TO_SIGMA = 1.482602218505602
+# Residuals below this (model units) are never called outliers, so that
+# noise-free data with exact matches does not lose matches to round-off.
+_REJECT_FLOOR = 1e-6
+
+
+@dataclass
+class PlacementResiduals:
+    """Residuals of the last ``rigid()`` / ``affine()`` solve.
+
+    Attributes
+    ----------
+    vectors : ndarray, shape (M, 2)
+        For every match, in insertion order: ``T_tile1(p1) - T_tile2(p2)`` in
+        model space, as (x, y). Dropped matches (see ``kept``) have residuals
+        too; the summaries below leave them out.
+    kept : ndarray of bool, shape (M,)
+        False for matches that ``reject=`` dropped.
+    rms : float
+        Root mean square of ``|vectors|`` over kept matches (unweighted).
+    max : float
+        Largest ``|vectors|`` over kept matches.
+    per_tile : dict
+        ``{tile: rms}`` over the kept matches that involve the tile.
+    """
+
+    vectors: np.ndarray
+    kept: np.ndarray
+    rms: float
+    max: float
+    per_tile: Dict[Hashable, float] = field(repr=False)
+
+    @property
+    def norms(self) -> np.ndarray:
+        """``|vectors|`` per match, shape (M,)."""
+        return np.hypot(self.vectors[:, 0], self.vectors[:, 1])
+
+
+def _hashable(tile: Any, name: str) -> Hashable:
+    try:
+        hash(tile)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a hashable tile id (int, str, tuple, ...) or a 1-D numpy array of "
+            f"per-point ids, got {type(tile).__name__}") from None
+    return tile
+
+
+class Placement:
+    """Place tiles in model space from matching points (spectralign's ``Placement``).
+
+    Points are (x, y) = (column, row) in each tile's own pixel coordinates.
+    A match says that point ``p1`` of tile ``t1`` and point ``p2`` of tile
+    ``t2`` lie at the same place in model space. Each tile gets a transform
+    from tile coordinates to model space that minimises
+    ``sum_matches weight * |T_t1(p1) - T_t2(p2)|**2``:
+
+    * ``rigid()``: ``T_t(p) = p + (x_t, y_t)``; returns ``{tile: (x_t, y_t)}``,
+      the model-space position of the tile's pixel (0, 0).
+    * ``affine()``: ``T_t(p) = A_t p + X_t``; returns ``{tile: Affine}``, each
+      mapping tile coordinates to model space.
+
+    Gauge (as spectralign): the mean of all ``X_t`` is (0, 0) and, for
+    ``affine()``, the mean of all ``A_t`` is the identity (exact Lagrange
+    constraints); or, with ``fix=tile``, that tile's transform is the identity
+    (position (0, 0)).
+
+    Examples
+    --------
+    >>> plc = Placement()
+    >>> plc.addmatch("a", "b", (900.0, 300.0), (100.0, 300.0))
+    >>> plc.rigid()  # doctest: +SKIP
+    {'a': (-400.0, 0.0), 'b': (400.0, 0.0)}
+    """
+
+    def __init__(self) -> None:
+        self._ids: Dict[Hashable, int] = {}
+        self._tiles: List[Hashable] = []
+        self._chunks: List[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._single: List[Tuple[int, int, float, float, float, float, float]] = []
+        self._arrays: Optional[Tuple[np.ndarray, ...]] = None
+        self._result: Optional[Dict[str, Any]] = None
+
+    # -- adding matches -----------------------------------------------------
+    def _index(self, tile: Hashable) -> int:
+        i = self._ids.get(tile)
+        if i is None:
+            i = self._ids[tile] = len(self._tiles)
+            self._tiles.append(tile)
+        return i
+
+    def _indices(self, ids: np.ndarray) -> np.ndarray:
+        """Dense indices of per-point tile ids (registering new ones in order of appearance)."""
+        try:
+            uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        except TypeError:  # unorderable objects: one dict lookup per point
+            return np.fromiter((self._index(_hashable(t, "tile id")) for t in ids.tolist()),
+                               dtype=np.int64, count=len(ids))
+        order = np.argsort(first, kind="stable")
+        idx = np.empty(len(uniq), dtype=np.int64)
+        values = uniq.tolist()
+        for j in order.tolist():
+            idx[j] = self._index(_hashable(values[j], "tile id"))
+        return idx[inverse.reshape(-1)]
+
+    def _changed(self) -> None:
+        self._arrays = None
+        self._result = None
+
+    def _flush_single(self) -> None:
+        """Turn the pending addmatch() points into a chunk, so that chunks
+        stay in insertion order."""
+        if self._single:
+            s = np.array(self._single, dtype=np.float64).reshape(-1, 7)
+            self._chunks.append((s[:, 0].astype(np.int64), s[:, 1].astype(np.int64),
+                                 s[:, 2:4].copy(), s[:, 4:6].copy(), s[:, 6].copy()))
+            self._single = []
+
+    def addmatch(self, tile1: Hashable, tile2: Hashable, p1: Any, p2: Any, weight: float = 1) -> None:
+        """Add one pair of matching points connecting two tiles.
+
+        Parameters
+        ----------
+        tile1, tile2 : hashable
+            The tiles' ids (any hashable: int, str, tuple such as (row, col)).
+        p1, p2 : (x, y)
+            Points in tile1's and tile2's own coordinates that should occupy
+            the same place in model space.
+        weight : float, optional
+            Positive, finite weight of this match (default 1).
+        """
+        _hashable(tile1, "tile1")
+        _hashable(tile2, "tile2")
+        if tile1 == tile2:
+            raise ValueError(f"tile {tile1!r} is matched to itself; a match must connect two different tiles")
+        a = as_point(p1, "p1")
+        b = as_point(p2, "p2")
+        w = as_float(weight, "weight")
+        if not w > 0:
+            raise ValueError(f"weight must be > 0, got {w}")
+        self._single.append((self._index(tile1), self._index(tile2), a[0], a[1], b[0], b[1], w))
+        self._changed()
+
+    def addmatches(self, t1: Any, t2: Any, P1: Any, P2: Any, weights: Any = None) -> None:
+        """Add many pairs of matching points at once (stored as arrays, no per-point Python work).
+
+        Parameters
+        ----------
+        t1, t2 : hashable or 1-D numpy.ndarray
+            The tiles' ids: one id each (all points connect the same pair of
+            tiles) or numpy arrays of length N with one id per point (for
+            building large problems; ints or strings are mapped vectorised).
+            A tuple is one tile id, not a list of ids.
+        P1, P2 : array_like, shape (N, 2)
+            Rows (x, y): point i of P1 (in tile t1) and point i of P2 (in
+            tile t2) should occupy the same place in model space.
+        weights : float or array_like of shape (N,), optional
+            Positive, finite weights (default 1).
+        """
+        P1 = as_points(P1, "P1")
+        P2 = as_points(P2, "P2")
+        n = len(P1)
+        if len(P2) != n:
+            raise ValueError(f"P1 and P2 must have the same number of points, got {n} and {len(P2)}")
+        if weights is None:
+            w = np.ones(n)
+        else:
+            try:
+                w = np.array(weights, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise TypeError("weights must be a number or an array of numbers") from None
+            if w.ndim == 0:
+                w = np.full(n, float(w))
+            if w.shape != (n,):
+                raise ValueError(f"weights must be one number or have shape ({n},), got shape {w.shape}")
+            bad = ~(np.isfinite(w) & (w > 0))
+            if bad.any():
+                raise ValueError(f"weights must be finite and > 0; bad at rows {np.flatnonzero(bad)[:10].tolist()}")
+        per_point = [isinstance(t, np.ndarray) for t in (t1, t2)]
+        for t, name, pp in ((t1, "t1", per_point[0]), (t2, "t2", per_point[1])):
+            if pp:
+                if t.ndim != 1 or len(t) != n:
+                    raise ValueError(f"{name} as an array must be 1-D with one tile id per point ({n}), "
+                                     f"got shape {t.shape}")
+            else:
+                _hashable(t, name)
+        if n == 0:
+            return
+        if not any(per_point):
+            if t1 == t2:
+                raise ValueError(f"tile {t1!r} is matched to itself; a match must connect two different tiles")
+            i1 = np.full(n, self._index(t1), dtype=np.int64)
+            i2 = np.full(n, self._index(t2), dtype=np.int64)
+        else:
+            # Check self-matches before registering any id.
+            a, b = t1, t2
+            if not per_point[0]:
+                a = np.empty(n, dtype=object)
+                a.fill(t1)  # fill() stores a tuple id as one object
+            if not per_point[1]:
+                b = np.empty(n, dtype=object)
+                b.fill(t2)
+            same = np.asarray(a == b, dtype=bool).reshape(-1) if a.shape == b.shape else np.zeros(n, bool)
+            if same.any():
+                k = int(np.flatnonzero(same)[0])
+                raise ValueError(f"point {k} matches tile {a[k]!r} to itself; a match must connect "
+                                 f"two different tiles")
+            both = np.empty(2 * n, dtype=np.result_type(a, b) if a.dtype != object and b.dtype != object
+                            else object)
+            both[0::2] = a
+            both[1::2] = b
+            idx = self._indices(both)
+            i1, i2 = idx[0::2].copy(), idx[1::2].copy()
+        self._flush_single()
+        self._chunks.append((i1, i2, P1, P2, w))
+        self._changed()
+
+    # -- stored matches -----------------------------------------------------
+    def _match_arrays(self) -> Tuple[np.ndarray, ...]:
+        if self._arrays is None:
+            self._flush_single()
+            parts = list(self._chunks)
+            if not parts:
+                empty = np.zeros(0, np.int64)
+                self._arrays = (empty, empty, np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0))
+            elif len(parts) == 1:
+                self._arrays = parts[0]
+            else:
+                self._arrays = tuple(np.concatenate([p[j] for p in parts]) for j in range(5))
+                self._chunks = [self._arrays]
+        return self._arrays
+
+    def __len__(self) -> int:
+        """Number of matches added."""
+        return sum(len(c[0]) for c in self._chunks) + len(self._single)
+
+    @property
+    def tiles(self) -> List[Hashable]:
+        """Tile ids in order of first appearance (the order of the result dicts)."""
+        return list(self._tiles)
+
+    @property
+    def matches(self) -> List[Match]:
+        """All matches as ``Match(tile1, tile2, p1, p2, weight)`` (slow for millions)."""
+        t1, t2, P1, P2, w = self._match_arrays()
+        tl = self._tiles
+        return [Match(tl[a], tl[b], tuple(p), tuple(q), float(ww))
+                for a, b, p, q, ww in zip(t1.tolist(), t2.tolist(), P1.tolist(), P2.tolist(), w.tolist())]
+
+    # -- solving ------------------------------------------------------------
+    def rigid(self, fix: Optional[Hashable] = None, *, reject: Optional[float] = None,
+              components: str = "error", solver: str = "auto", tol: float = 1e-12,
+              maxiter: Optional[int] = None) -> Dict[Hashable, Tuple[float, float]]:
+        """Translation-only placement: ``{tile: (x, y)}``.
+
+        Tile t's pixel p = (x, y) lands at model point ``p + (x_t, y_t)``;
+        the returned pair is ``(x_t, y_t)``. The mean position over the tiles
+        (of each connected component) is (0, 0), or ``fix``'s is (0, 0).
+
+        Parameters
+        ----------
+        fix : hashable, optional
+            A tile placed at (0, 0) instead of the mean-zero gauge.
+        reject : float, optional
+            Outlier rejection: after each solve, find the kept matches whose
+            residual length exceeds ``reject`` times a robust spread (1.4826 x
+            the median absolute deviation of the kept residuals' x and y
+            components, never below 1e-6), drop those that are the worst on
+            both of their tiles, and solve again, until none exceeds it. With Gaussian
+            noise about exp(-reject**2 / 2) of good matches (1.1% for 3) are
+            dropped too. See ``dropped`` and ``residuals()``.
+        components : {"error", "separate"}
+            A disconnected match graph raises ValueError naming the
+            components, unless "separate": then each component gets its own
+            gauge (mean zero; ``fix`` applies to its own component).
+        solver : {"auto", "cholesky", "ldlt", "cg"}
+            "cholesky": sparse Cholesky, SuiteSparse CHOLMOD's supernodal
+            factorisation when the build has it (``config()["cholmod"]``),
+            else Eigen's simplicial LDL^T; "ldlt": always Eigen's simplicial
+            LDL^T (AMD ordering); "cg": conjugate gradients with a Jacobi
+            preconditioner. "auto" uses "cholesky" up to 40 million unknowns
+            with CHOLMOD (4 million without), one per tile for rigid, three
+            for affine, and CG beyond, where a factor would not fit in
+            memory. CG is slower on tile grids (affine especially: its system
+            is badly conditioned), so prefer "cholesky" whenever memory allows.
+        tol : float
+            Relative residual of each CG solve (ignored by cholesky).
+        maxiter : int, optional
+            Iteration limit of each CG solve (default: scaled with size).
+
+        Returns
+        -------
+        dict
+            ``{tile: (x_t, y_t)}`` in order of first appearance.
+        """
+        params = self._solve(False, fix, reject, components, solver, tol, maxiter)
+        return dict(zip(self._tiles, map(tuple, params.tolist())))
+
+    def affine(self, fix: Optional[Hashable] = None, *, reject: Optional[float] = None,
+               components: str = "error", solver: str = "auto", tol: float = 1e-12,
+               maxiter: Optional[int] = None) -> Dict[Hashable, Affine]:
+        """Affine placement: ``{tile: Affine}``, each mapping tile coordinates to model space.
+
+        Tile t's pixel p = (x, y) lands at model point ``T_t * p = A_t p + X_t``.
+        Gauge: mean of ``X_t`` is (0, 0) and mean of ``A_t`` is the identity
+        (per connected component), or ``fix``'s transform is the identity.
+        As in spectralign the mean-identity gauge suits transforms near the
+        identity (rotations well below 90 degrees).
+
+        Parameters are those of ``rigid()``.
+
+        Returns
+        -------
+        dict
+            ``{tile: Affine}`` in order of first appearance.
+        """
+        params = self._solve(True, fix, reject, components, solver, tol, maxiter)
+        views = params.view(np.ndarray)
+        return {t: views[i].view(Affine) for i, t in enumerate(self._tiles)}
+
+    def similarity(self, fix: Optional[Hashable] = None, *, reject: Optional[float] = None
+                   ) -> Dict[Hashable, Affine]:
+        """Similarity placement: ``{tile: Affine}`` of rotation, uniform scale and translation.
+
+        Not in spectralign. Tile t's pixel p = (x, y) lands at
+        ``s_t R_t p + X_t``. Between rigid (translation only) and affine:
+        it follows small stage rotations and magnification changes but
+        cannot shear or stretch one axis, which an overlap strip a tenth of
+        a tile wide determines poorly (an affine fit must extrapolate them
+        across the tile). Solved as one sparse least-squares system (Eigen's
+        simplicial LDL^T) with ``fix`` (default: the first tile) the identity.
+
+        Parameters
+        ----------
+        fix : hashable, optional
+            The tile that is the identity (the gauge); default the first tile.
+        reject : float, optional
+            Outlier rejection, as in ``rigid()``.
+
+        Returns
+        -------
+        dict
+            ``{tile: Affine}`` with linear parts ``[[a, -b], [b, a]]``, in order
+            of first appearance. ``residuals()`` and ``dropped`` describe this solve.
+        """
+        params = self._solve("similarity", fix, reject, "error", "ldlt", 1e-12, None)
+        views = params.view(np.ndarray)
+        return {t: views[i].view(Affine) for i, t in enumerate(self._tiles)}
+
+    def _solve(self, affine: Any, fix: Optional[Hashable], reject: Optional[float], components: str,
+               solver: str, tol: float, maxiter: Optional[int]) -> np.ndarray:
+        similarity = affine == "similarity"
+        affine = bool(affine)
+        if solver not in _SOLVERS:
+            raise ValueError(f"solver must be one of {_SOLVERS}, got {solver!r}")
+        if components not in _COMPONENTS:
+            raise ValueError(f"components must be one of {_COMPONENTS}, got {components!r}")
+        tol = as_float(tol, "tol")
+        if not 0 < tol < 1:
+            raise ValueError(f"tol must be in (0, 1), got {tol}")
+        maxit = 0 if maxiter is None else as_int(maxiter, "maxiter", minimum=1)
+        if reject is not None:
+            reject = as_float(reject, "reject")
+            if not reject > 0:
+                raise ValueError(f"reject must be > 0, got {reject}")
+        t1, t2, P1, P2, w = self._match_arrays()
+        if len(t1) == 0:
+            raise ValueError("there are no matches: add some with addmatch() or addmatches() first")
+        fixidx = -1
+        if fix is not None:
+            _hashable(fix, "fix")
+            if fix not in self._ids:
+                raise ValueError(f"fix tile {fix!r} is not in the match graph")
+            fixidx = self._ids[fix]
+        n = len(self._tiles)
+        kept = np.ones(len(t1), dtype=bool)
+        rounds = 0
+        while True:
+            k1, k2 = (t1, t2) if kept.all() else (t1[kept], t2[kept])
+            self._check_graph(n, k1, k2, components, rounds > 0)
+            if kept.all():
+                args = (t1, t2, P1, P2, w)
+            else:
+                args = (k1, k2, P1[kept], P2[kept], w[kept])
+            if similarity:
+                out = _core.place_similarity(n, *args, fix=max(fixidx, 0))
+                out.update(solver="ldlt", cg_iterations=0, cg_error=0.0, n_components=1)
+            else:
+                out = _core.place(n, *args, affine=affine, fix=fixidx, separate=components == "separate",
+                                  solver=solver, tol=tol, maxiter=maxit)
+            params = out["params"]
+            res = _residual_vectors(params, affine, t1, t2, P1, P2)
+            rounds += 1
+            if reject is None:
+                break
+            rk = res[kept]
+            comps = rk.ravel()
+            spread = _MAD_TO_SIGMA * float(np.median(np.abs(comps - np.median(comps))))
+            limit = max(reject * spread, _REJECT_FLOOR)
+            mag = np.hypot(res[:, 0], res[:, 1])
+            over = np.flatnonzero(kept & (mag > limit))
+            if len(over) == 0:
+                break
+            # Drop only matches that are the worst offender on both of their
+            # tiles this round: a gross outlier drags its tiles' fit and so
+            # their other matches, which recover once it is gone (SWiFT-IR's
+            # drop-the-worst, run on all tiles at once).
+            worst = np.zeros(n)
+            np.maximum.at(worst, t1[over], mag[over])
+            np.maximum.at(worst, t2[over], mag[over])
+            mo = mag[over]
+            kept[over[(mo >= worst[t1[over]]) & (mo >= worst[t2[over]])]] = False
+        self._result = dict(params=params, affine=affine, kept=kept, residuals=res, rounds=rounds,
+                            solver=out["solver"], cg_iterations=out["cg_iterations"],
+                            cg_error=out["cg_error"], pivot_ratio=out["pivot_ratio"], timings=out["timings"], unknowns=out["unknowns"], nonzeros=out["nonzeros"],
+                            n_components=out["n_components"])
+        return params
+
+    def _check_graph(self, n: int, t1: np.ndarray, t2: np.ndarray, components: str, after_reject: bool) -> None:
+        deg = np.bincount(t1, minlength=n) + np.bincount(t2, minlength=n)
+        lonely = np.flatnonzero(deg == 0)
+        if len(lonely):
+            names = ", ".join(repr(self._tiles[i]) for i in lonely[:5]) + (" ..." if len(lonely) > 5 else "")
+            why = "after rejecting outliers" if after_reject else "(only matched to itself?)"
+            raise ValueError(f"{len(lonely)} tile(s) have no match to another tile {why}: {names}")
+        if components == "separate":
+            return
+        labels, nc = _core.placement_components(n, t1, t2)
+        if nc > 1:
+            sizes = np.bincount(labels, minlength=nc)
+            parts = []
+            for c in range(min(nc, 5)):
+                members = np.flatnonzero(labels == c)
+                names = ", ".join(repr(self._tiles[i]) for i in members[:4])
+                more = f", ... ({sizes[c]} tiles)" if sizes[c] > 4 else ""
+                parts.append("{" + names + more + "}")
+            rest = f" and {nc - 5} more" if nc > 5 else ""
+            when = " after rejecting outliers" if after_reject else ""
+            raise ValueError(f"the match graph is disconnected{when}: {nc} components: "
+                             + ", ".join(parts) + rest
+                             + "; add matches that connect them or pass components='separate'")
+
+    # -- after a solve ------------------------------------------------------
+    def _need_result(self) -> Dict[str, Any]:
+        if self._result is None:
+            raise ValueError("no solution yet: call rigid() or affine() first (after the last addmatch)")
+        return self._result
+
+    @property
+    def dropped(self) -> np.ndarray:
+        """Indices (insertion order) of the matches the last solve's ``reject=`` dropped."""
+        return np.flatnonzero(~self._need_result()["kept"])
+
+    def dropped_matches(self) -> List[Match]:
+        """The dropped matches as ``Match(tile1, tile2, p1, p2, weight)``."""
+        idx = self.dropped
+        t1, t2, P1, P2, w = self._match_arrays()
+        return [Match(self._tiles[t1[i]], self._tiles[t2[i]], tuple(P1[i].tolist()), tuple(P2[i].tolist()),
+                      float(w[i])) for i in idx.tolist()]
+
+    @property
+    def solve_info(self) -> Dict[str, Any]:
+        """How the last solve went: solver, unknowns, nonzeros, cg_iterations, cg_error,
+        pivot_ratio (smallest / largest LDL^T pivot), timings (seconds of the last C++ call:
+        assemble, analyze, factor, solve), rounds (of ``reject``), n_components."""
+        r = self._need_result()
+        return {k: r[k] for k in ("solver", "unknowns", "nonzeros", "cg_iterations", "cg_error", "pivot_ratio",
+                                  "timings", "rounds", "n_components")}
+
+    def residuals(self) -> PlacementResiduals:
+        """Per-match residual vectors of the last solve, in model space, with a summary.
+
+        Returns
+        -------
+        PlacementResiduals
+            ``vectors[i] = T_t1(p1) - T_t2(p2)`` (x, y) for match i, ``kept``,
+            ``rms``, ``max`` and ``per_tile`` (RMS per tile over kept matches).
+        """
+        r = self._need_result()
+        t1, t2, *_ = self._match_arrays()
+        vec, kept = r["residuals"], r["kept"]
+        sq = np.einsum("ij,ij->i", vec, vec)
+        sqk = np.where(kept, sq, 0.0)
+        n = len(self._tiles)
+        cnt = np.bincount(t1[kept], minlength=n) + np.bincount(t2[kept], minlength=n)
+        tot = np.bincount(t1, weights=sqk, minlength=n) + np.bincount(t2, weights=sqk, minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per = np.sqrt(tot / cnt)
+        nk = int(kept.sum())
+        return PlacementResiduals(
+            vectors=vec.copy(), kept=kept.copy(),
+            rms=float(np.sqrt(sqk.sum() / nk)) if nk else float("nan"),
+            max=float(np.sqrt(sqk.max())) if nk else float("nan"),
+            per_tile=dict(zip(self._tiles, per.tolist())))
+
+
+def _residual_vectors(params: np.ndarray, affine: bool, t1: np.ndarray, t2: np.ndarray,
+                      P1: np.ndarray, P2: np.ndarray) -> np.ndarray:
+    """``T_t1(p1) - T_t2(p2)`` per match, shape (M, 2)."""
+    out = np.empty_like(P1)
+    step = 1 << 20  # bounded temporaries for millions of matches
+    for s in range(0, len(P1), step):
+        sl = slice(s, s + step)
+        if not affine:
+            np.subtract(P1[sl] + params[t1[sl]], P2[sl] + params[t2[sl]], out=out[sl])
+            continue
+        T1, T2 = params[t1[sl]], params[t2[sl]]
+        out[sl] = (np.einsum("mij,mj->mi", T1[:, :, :2], P1[sl]) + T1[:, :, 2]
+                   - np.einsum("mij,mj->mi", T2[:, :, :2], P2[sl]) - T2[:, :, 2])
+    return out

@@ -1,0 +1,162 @@
+"""End-to-end montage of a grid of tiles: match neighbours, place, render.
+
+``montage(tiles)`` does what spectralign's README does by hand: a coarse match
+in the middle of each overlap between horizontal and vertical neighbours (and
+diagonal ones if asked), a grid of fine matches around it, dropping low-SNR and
+inconsistent matches, a least-squares placement, and the rendering. The work
+runs through an ``Executor`` (this machine's threads, or a Dask cluster).
+
+Coordinates: points are (x, y) = (column, row) in a tile's pixels; a tile's
+transform maps its pixel (x, y) to model space.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Hashable, Mapping, Optional, Tuple
+
+from ..execute import executor_for
+from ..io.tiles import output_dtype
+from ..match.pairs import neighbour_pairs
+from ..render.overview import overview
+from ..report import montage_report
+from .common import Clock, check_grid, check_settings, grid_hint, solve
+from .result import MontageResult
+
+
+def montage(tiles: Mapping[Tuple[int, int], Any], *, overlap: float = 0.1, model: str = "affine",
+            coarse_size: Any = None, fine_size: int = 128, fine_step: float = 100, iters: int = 3,
+            min_snr: float = 8.0, whiten: float = -0.65, peak_radius: int = 3, diagonals: bool = False,
+            threads: int = 0, progress: bool = True,
+            render: bool = True, output: str | os.PathLike | None = None, overwrite: bool = False,
+            blend: float = 10, interpolation: str = "linear", chunk: int = 1024,
+            client: Any = None) -> MontageResult:
+    """Stitch a grid of overlapping tiles: match neighbours, place, render.
+
+    Parameters
+    ----------
+    tiles : dict
+        ``{(row, col): tile}``, where a tile is a 2-D array, an ``Image``, a path
+        (TIFF, PNG, JPEG) or a callable returning an array. Row grows down,
+        column to the right; missing positions (holes) are allowed, and tiles
+        may differ in size. All tiles must share one dtype.
+    overlap : float
+        Guessed fraction of a tile shared with each neighbour (0.1 = 10%); a
+        guess within 2x of the truth works.
+    model : {"affine", "similarity", "rigid"}
+        Placement model: an affine transform per tile (spectralign's), a
+        similarity (rotation, uniform scale and translation; not in
+        spectralign), or a translation. With overlaps a tenth of a tile wide
+        an affine fit extrapolates each tile's shear and stretch from narrow
+        strips: "similarity" is several times more accurate where the tiles
+        only rotate and shift (0.07 px against 0.56 px at the tile corners,
+        bench/RESULTS.md).
+    coarse_size : int or (width, height), optional
+        Window of the coarse match; default: the whole guessed overlap, capped at 1024.
+    fine_size : int
+        Window size (pixels) of the fine matches in each overlap.
+    fine_step : float
+        Spacing (pixels) of the grid of fine matches in each overlap.
+    iters : int
+        Refinement iterations per fine match.
+    min_snr : float
+        Matches whose correlation SNR is lower are dropped (as are matches
+        inconsistent with the rest of their pair).
+    whiten : float
+        Exponent applied to the magnitude of the cross-power spectrum
+        (spectralign's ``setprewhiten``): -0.65 (default) as SWiFT-IR, -1
+        phase correlation, 0 plain cross-correlation.
+    peak_radius : int
+        Radius of the neighbourhood of the correlation peak whose centre of
+        mass gives the subpixel shift. 3 (default) instead of the Matcher's
+        5 (spectralign's): on noisy, narrow overlaps the smaller
+        neighbourhood takes in less noise (bench/RESULTS.md).
+    diagonals : bool
+        Also match diagonal neighbours (helps grids with holes).
+    threads : int
+        Threads for matching and rendering; 0 (default) = all cores.
+    progress : bool
+        tqdm progress bars for matching and rendering.
+    render : bool
+        Render the montage (default). False: only match and place.
+    output : path, optional
+        Write the montage to ``.ome.zarr``/``.zarr`` (chunked, with a pyramid)
+        or ``.tif``/``.tiff`` instead of returning it in memory. Nothing is
+        left under this name if writing fails.
+    overwrite : bool
+        Replace an existing ``output``.
+    blend : float
+        Feathering radius in tile pixels (0: hard seams), as in ``Renderer``.
+    interpolation : {"linear", "nearest", "cubic"}
+        Sampling of the tiles, as in ``Renderer``.
+    chunk : int
+        Chunk size (pixels) of the written output.
+    client : dask.distributed.Client, optional
+        Run on a Dask cluster instead of this machine's threads (see
+        ``execute.dask``): matching and the affine second pass as tasks over
+        batches of neighbour pairs, each opening its own tiles; placement
+        here; rendering one task per output chunk written straight into the
+        OME-Zarr store, then the pyramid. Tiles given as paths are read by the
+        workers (they must see the same paths: shared storage); arrays are
+        scattered to the cluster once; callables are pickled with the tasks.
+        ``output`` must then be OME-Zarr (a TIFF is refused) or None (the
+        chunks are rendered on the cluster and assembled here). ``threads``
+        is per task, and 0 means 1: Dask's worker threads fill the cores.
+        The result is bit for bit that of a local run when every process
+        plans its FFTs with ``set_fft_planning("estimate")`` (the tasks take
+        this process's setting); with the default ``"measure"`` it may differ
+        in the last bits.
+
+    Returns
+    -------
+    MontageResult
+        ``transforms`` (tile pixel (x, y) to model space; tile at the lowest
+        row, then column, is the identity), ``matches``, ``residuals``,
+        ``image`` (when rendered in memory) and ``canvas``.
+    """
+    grid = check_grid(tiles)
+    settings = check_settings(overlap=overlap, model=model, coarse_size=coarse_size, fine_size=fine_size,
+                              fine_step=fine_step, iters=iters, min_snr=min_snr, threads=threads, whiten=whiten,
+                              peak_radius=peak_radius)
+    keys = sorted(grid)
+    ncols = max(c for _, c in keys) - min(c for _, c in keys) + 1
+    ex = executor_for(client, grid, settings.threads, capacity=2 * ncols + 4)
+    out = ex.check_output(output, overwrite) if render else None
+    clock = Clock()
+    matches = ex.match(neighbour_pairs(keys, bool(diagonals)), settings, progress=progress)
+    ex.probe(keys)
+    dtype = output_dtype({t: ex.dtypes[t] for t in keys})  # mixed dtypes fail before any work on the output
+    clock.lap("match")
+    transforms, residuals = solve(keys, matches, model, keys[0], grid_hint(settings))
+    clock.lap("place")
+    if model != "rigid" and len(keys) > 1:
+        matches = ex.rematch([(pm, settings) for pm in matches], transforms, progress=progress)
+        clock.lap("match (pass 2)")
+        transforms, residuals = solve(keys, matches, model, keys[0], grid_hint(settings))
+        clock.lap("place (pass 2)")
+    result = MontageResult(transforms, matches, residuals, model, {t: ex.sizes[t] for t in keys},
+                           sources={t: s for t in keys if (s := ex.source_name(t))})
+    if render:
+        r = result.renderer(blend=blend, interpolation=interpolation, threads=ex.threads)
+        result.canvas = r.rect
+        result.image = ex.render(r, keys, dtype, output=out, overwrite=overwrite, chunk=chunk, progress=progress,
+                                 levels=None)
+        result.output = out
+        clock.lap("render")
+    result.timings = clock.laps
+    return result
+
+
+def write_report(result: MontageResult, tiles: Mapping[Hashable, Any], path: str | os.PathLike, *,
+                 title: Optional[str] = None, threads: int = 0) -> Path:
+    """PNG report: tile outlines over a downsampled montage, residual vectors, SNR map.
+
+    For a stack (``result.levels``) the overview shows the first level.
+    """
+    keys = result.levels[0] if result.levels else list(result.transforms)
+    img, scale, origin = overview(result.transforms, result.tile_sizes, tiles, keys=keys, threads=threads)
+    table = result.match_table()
+    return montage_report(path, image=img, scale=scale, origin=origin, tile_outlines=result.tile_outlines(),
+                          points=table["points"], residuals=table["residuals"], snr=table["snr"],
+                          title=title or f"{len(result.transforms)} tiles, {result.model}, "
+                                         f"{result.n_matches} matches, residual RMS {result.residuals.rms:.3f} px")

@@ -1,0 +1,232 @@
+"""``MontageResult``: transforms, matches and residuals of a montage or a stack, saved as JSON.
+
+Coordinates: points are (x, y) = (column, row) in a tile's pixels; a tile's
+transform maps its pixel (x, y) to model space.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+from .._validate import as_int
+from ..execute import executor_for
+from ..io.atomic import write_atomically
+from ..io.tiles import describe, output_dtype
+from ..match.pairs import PairMatches
+from ..place.placement import PlacementResiduals
+from ..render.renderer import Renderer
+from ..transforms.affine import Affine
+
+FORMAT = "spectralign-fast alignment"
+
+
+@dataclass
+class MontageResult:
+    """Result of ``montage`` (and, with ``levels``, of ``align_stack``).
+
+    Attributes
+    ----------
+    transforms : dict
+        ``{tile: Affine}`` mapping each tile's pixel (x, y) to model space.
+        Rigid models give pure translations. The first tile (lowest row, then
+        column) is the identity.
+    matches : list of PairMatches
+        Every matched pair with its points, SNRs, peak widths and ``kept`` flags.
+    residuals : PlacementResiduals
+        Residuals of the kept matches after placement (model-space pixels).
+    model : str
+        "affine", "similarity" or "rigid".
+    tile_sizes : dict
+        ``{tile: (width, height)}``.
+    image : ndarray or None
+        The rendered montage (dtype of the tiles), if rendered in memory.
+    canvas : (x0, y0, width, height)
+        Model-space rectangle of ``image``: pixel (i, j) shows model point
+        (x0 + j, y0 + i).
+    output : Path or None
+        Where the montage was written, if it was.
+    sources : dict
+        ``{tile: path}`` for tiles given as paths (so ``load`` + ``render`` work later).
+    levels : list or None
+        For stacks: the tiles of each z-level.
+    timings : dict
+        Seconds spent per stage ("match", "place", "match (pass 2)",
+        "place (pass 2)", "render") by the call that made this result.
+    """
+
+    transforms: Dict[Hashable, Affine]
+    matches: List[PairMatches]
+    residuals: PlacementResiduals
+    model: str
+    tile_sizes: Dict[Hashable, Tuple[int, int]]
+    image: Optional[np.ndarray] = None
+    canvas: Optional[Tuple[float, float, int, int]] = None
+    output: Optional[Path] = None
+    sources: Dict[Hashable, str] = field(default_factory=dict)
+    levels: Optional[List[List[Hashable]]] = None
+    timings: Dict[str, float] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_matches(self) -> int:
+        """Number of matches used in the placement."""
+        return int(sum(int(pm.kept.sum()) for pm in self.matches))
+
+    def renderer(self, *, blend: float = 10, interpolation: str = "linear", threads: int = 0) -> Renderer:
+        """A ``Renderer`` over all tiles with the solved transforms."""
+        return Renderer(affine=self.transforms, tilesize=self.tile_sizes, blend=blend,
+                        interpolation=interpolation, threads=threads)
+
+    def write(self, output: str | os.PathLike, tiles: Optional[Mapping[Hashable, Any]] = None, *,
+              overwrite: bool = False, blend: float = 10, interpolation: str = "linear", chunk: int = 1024,
+              threads: int = 0, progress: bool = False, client: Any = None) -> Path:
+        """Render the tiles with the solved transforms into ``output`` (e.g. after ``load``).
+
+        Parameters
+        ----------
+        output : path
+            ``.ome.zarr`` (chunked, with a pyramid) or ``.tif``; a stack result
+            gives a (z, y, x) stack. Built under a temporary name and renamed
+            when complete.
+        tiles : dict, optional
+            ``{tile: image, path or loader}``; default ``sources`` (the paths
+            the tiles were read from).
+        overwrite, blend, interpolation, chunk, threads, progress, client
+            As in ``montage`` (with a client, one task per output chunk).
+
+        Returns
+        -------
+        Path
+            ``output``; ``canvas`` and ``output`` are set on this result.
+        """
+        sources = dict(self.sources if tiles is None else tiles)
+        missing = [t for t in self.transforms if t not in sources]
+        if missing:
+            raise ValueError(f"{describe(missing[0])} has no image{' stored path' if tiles is None else ''}: "
+                             f"pass tiles={{tile: image or path}} covering all {len(self.transforms)} tiles")
+        keys = list(self.transforms)
+        ex = executor_for(client, {t: sources[t] for t in keys}, as_int(threads, "threads", minimum=0))
+        path = ex.check_output(output, overwrite)
+        ex.probe(keys)
+        dtype = output_dtype({t: ex.dtypes[t] for t in keys})
+        r = self.renderer(blend=blend, interpolation=interpolation, threads=ex.threads)
+        self.canvas = r.rect
+        ex.render(r, keys, dtype, output=path, overwrite=overwrite, chunk=chunk, progress=progress,
+                  levels=self.levels)
+        self.output = path
+        return Path(output)
+
+    def tile_outlines(self) -> Dict[Hashable, np.ndarray]:
+        """``{tile: (4, 2)}`` model-space corners (x, y) of each tile's area."""
+        out = {}
+        for t, tf in self.transforms.items():
+            w, h = self.tile_sizes[t]
+            c = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
+            out[t] = (np.asarray(tf)[:, :2] @ c.T).T + np.asarray(tf)[:, 2]
+        return out
+
+    def match_table(self) -> Dict[str, np.ndarray]:
+        """Kept matches in model space: ``points`` (N, 2) (midpoint of the two
+        transformed points), ``residuals`` (N, 2) ``T1(p1) - T2(p2)``, ``snr`` (N,)."""
+        pts, res, snr = [], [], []
+        for pm in self.matches:
+            k = pm.kept
+            if not k.any():
+                continue
+            a = Affine(self.transforms[pm.tile1]) * pm.p1[k].T
+            b = Affine(self.transforms[pm.tile2]) * pm.p2[k].T
+            pts.append(((a + b) / 2).T)
+            res.append((a - b).T)
+            snr.append(pm.snr[k])
+        if not pts:
+            return {"points": np.empty((0, 2)), "residuals": np.empty((0, 2)), "snr": np.empty(0)}
+        return {"points": np.concatenate(pts), "residuals": np.concatenate(res), "snr": np.concatenate(snr)}
+
+    # -- persistence ---------------------------------------------------------------
+
+    def to_json(self) -> Dict[str, Any]:
+        def key(t):
+            return list(t) if isinstance(t, tuple) else t
+
+        return {
+            "format": FORMAT, "version": 1,
+            "convention": "points are (x, y) = (column, row); transform maps tile pixel (x, y) to model space",
+            "model": self.model,
+            "tiles": [{"key": key(t), "size": list(self.tile_sizes[t]),
+                       "transform": np.asarray(tf).tolist(), "source": self.sources.get(t)}
+                      for t, tf in self.transforms.items()],
+            "levels": None if self.levels is None else [[key(t) for t in lv] for lv in self.levels],
+            "canvas": None if self.canvas is None else list(self.canvas),
+            "residuals": {"rms": _num(self.residuals.rms), "max": _num(self.residuals.max),
+                          "n_matches": self.n_matches},
+            "matches": [pm.to_json() for pm in self.matches],
+        }
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> None:
+        """Write transforms and matches as JSON (atomically: temporary name, then rename)."""
+        p = Path(path)
+        if p.exists() and not overwrite:
+            raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
+        text = json.dumps(self.to_json(), indent=1)
+        write_atomically(p, lambda tmp: Path(tmp).write_text(text))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "MontageResult":
+        """Read a file written by ``save`` (image data is not stored; render again)."""
+        p = Path(path)
+        try:
+            d = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"alignment file not found: {p}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{p} is not a spectralign-fast alignment file: {exc}") from None
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ValueError(f"{p} is not a spectralign-fast alignment file (no format {FORMAT!r})")
+        if d.get("version") != 1:
+            raise ValueError(f"{p} has version {d.get('version')}; this spectralign-fast reads version 1")
+
+        def key(v):
+            return tuple(v) if isinstance(v, list) else v
+
+        transforms = {key(t["key"]): Affine(np.asarray(t["transform"], float)) for t in d["tiles"]}
+        sizes = {key(t["key"]): tuple(int(v) for v in t["size"]) for t in d["tiles"]}
+        sources = {key(t["key"]): t["source"] for t in d["tiles"] if t.get("source")}
+        matches = [PairMatches.from_json(m) for m in d["matches"]]
+        res = residuals_of(transforms, matches)
+        levels = None if d.get("levels") is None else [[key(t) for t in lv] for lv in d["levels"]]
+        canvas = None if d.get("canvas") is None else tuple(d["canvas"])
+        return cls(transforms, matches, res, d["model"], sizes, canvas=canvas, sources=sources, levels=levels)
+
+    def __repr__(self) -> str:
+        where = (f", image {'x'.join(map(str, self.image.shape[::-1]))} {self.image.dtype}" if self.image is not None
+                 else f", written to {self.output}" if self.output is not None else "")
+        return (f"<MontageResult {len(self.transforms)} tiles, {self.model}, {self.n_matches} matches, "
+                f"residual RMS {self.residuals.rms:.3f} px{where}>")
+
+
+def _num(v: float) -> Optional[float]:
+    return None if not np.isfinite(v) else float(v)
+
+
+def residuals_of(transforms: Mapping[Hashable, Affine], matches: List[PairMatches]) -> PlacementResiduals:
+    vec, kept = [], []
+    per: Dict[Hashable, List[float]] = {t: [] for t in transforms}
+    for pm in matches:
+        a = Affine(transforms[pm.tile1]) * pm.p1.T
+        b = Affine(transforms[pm.tile2]) * pm.p2.T
+        v = (a - b).T.reshape(-1, 2)
+        vec.append(v)
+        kept.append(pm.kept)
+        sq = np.einsum("ij,ij->i", v, v)[pm.kept]
+        per[pm.tile1].extend(sq)
+        per[pm.tile2].extend(sq)
+    V = np.concatenate(vec) if vec else np.empty((0, 2))
+    K = np.concatenate(kept) if kept else np.empty(0, bool)
+    n = np.hypot(V[K, 0], V[K, 1])
+    return PlacementResiduals(V, K, float(np.sqrt(np.mean(n ** 2))) if len(n) else float("nan"),
+                              float(n.max()) if len(n) else float("nan"),
+                              {t: float(np.sqrt(np.mean(s))) if s else float("nan") for t, s in per.items()})
