@@ -46,6 +46,7 @@ docs: $(DOCS_STAMP)
 
 # Several minutes (the million-tile placement cases); results go to bench/RESULTS.md by hand.
 bench: install
+	$(PIP) install -q --disable-pip-version-check --no-build-isolation ".[test,bench]"
 	$(PY) bench/bench_match.py
 	$(PY) bench/bench_place.py
 	$(PY) bench/bench_render.py

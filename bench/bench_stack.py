@@ -2,7 +2,9 @@
 RegistrationModel.transform at 512 x 512, threads=1 and 2, measured in the
 same run as (a) thunder-registration's algorithm in NumPy (rfftn
 cross-correlation, integer peak; tests/thunder_oracle.py) and (b)
-skimage.registration.phase_cross_correlation(upsample_factor=10), plus the FFT
+skimage.registration.phase_cross_correlation(upsample_factor=10), (a') the same
+algorithm as (a) with pyFFTW plans (FFTW_MEASURE, wisdom kept, the transforms
+planned once per shape and thread count: the fairest Python FFT peer), plus the FFT
 floor (one r2c + one c2r of a frame through the core's plans). Every repeat
 measures everything back to back; ratios are taken within a repeat, then the
 median over repeats (the machine is shared). Prints Markdown for
@@ -35,6 +37,33 @@ from spectralign_fast import _core  # noqa: E402
 from spectralign_fast._config import cpu_name  # noqa: E402
 
 
+
+
+class PyfftwThunder:
+    """thunder-registration's algorithm (tests/thunder_oracle.py) on planned pyFFTW transforms:
+    rfftn and irfftn planned once (FFTW_MEASURE) for the frame shape, executed on aligned buffers."""
+
+    def __init__(self, shape, threads: int) -> None:
+        import pyfftw
+
+        pyfftw.config.PLANNER_EFFORT = "FFTW_MEASURE"
+        self.a = pyfftw.empty_aligned(shape, dtype="float64")
+        self.fwd = pyfftw.builders.rfftn(self.a, threads=threads, planner_effort="FFTW_MEASURE")
+        self.spec = pyfftw.empty_aligned(self.fwd.output_shape, dtype="complex128")
+        self.inv = pyfftw.builders.irfftn(self.spec, s=shape, threads=threads, planner_effort="FFTW_MEASURE")
+        self.shape = shape
+
+    def displacement(self, image: np.ndarray, reference_spectrum_conj: np.ndarray) -> list:
+        self.a[...] = image
+        f = self.fwd()
+        np.multiply(f, reference_spectrum_conj, out=self.spec)
+        c = np.abs(self.inv(self.spec))
+        inds = np.unravel_index(np.argmax(c), self.shape)
+        return [int(d - n) if d > n // 2 else int(d) for d, n in zip(inds, self.shape)]
+
+    def reference(self, reference: np.ndarray) -> np.ndarray:
+        self.a[...] = reference
+        return self.fwd().conjugate()
 
 
 def seconds(fn) -> float:
@@ -77,6 +106,17 @@ def main() -> None:
         for f in frames[:n_other]:
             thunder_oracle.displacement(f, ref)
 
+    peer1 = PyfftwThunder(ref.shape, 1)
+    peer2 = PyfftwThunder(ref.shape, 2)
+    ref1, ref2 = peer1.reference(ref), peer2.reference(ref)
+    assert all(peer1.displacement(f, ref1) == thunder_oracle.displacement(f, ref) for f in frames[:4])
+
+    def pyfftw_fit(peer, ref_conj):
+        def run():
+            for f in frames[:n_other]:
+                peer.displacement(f, ref_conj)
+        return run
+
     def skimage_fit():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -90,7 +130,8 @@ def main() -> None:
         for f, d in zip(frames[:n_other], deltas):
             nd_shift(f, -d, mode="nearest")
 
-    keys = ("floor", "fit1", "fit2", "fit_int1", "tr1", "tr2", "cubic1", "fourier1", "thunder", "skimage", "scipy")
+    keys = ("floor", "fit1", "fit2", "fit_int1", "tr1", "tr2", "cubic1", "fourier1", "thunder", "pyfftw1", "pyfftw2", "skimage",
+            "scipy")
     fps = {k: [] for k in keys}
     floor_reps = 20 if args.quick else 60
     for _ in range(repeats):
@@ -103,6 +144,8 @@ def main() -> None:
         fps["cubic1"].append(n / seconds(lambda: model.transform(frames, interpolation="cubic", threads=1, out=out)))
         fps["fourier1"].append(n / seconds(lambda: model.transform(frames, interpolation="fourier", threads=1, out=out)))
         fps["thunder"].append(n_other / seconds(thunder_fit))
+        fps["pyfftw1"].append(n_other / seconds(pyfftw_fit(peer1, ref1)))
+        fps["pyfftw2"].append(n_other / seconds(pyfftw_fit(peer2, ref2)))
         fps["skimage"].append(n_other / seconds(skimage_fit))
         fps["scipy"].append(n_other / seconds(scipy_transform))
     med = {k: statistics.median(v) for k, v in fps.items()}
@@ -123,6 +166,8 @@ def main() -> None:
     print(f"| `transform` (cubic) | {med['cubic1']:.0f} | | |")
     print(f"| `transform` (fourier) | {med['fourier1']:.0f} | | |")
     print(f"| (a) thunder-registration's algorithm (NumPy rfftn, integer peak) | {med['thunder']:.0f} | | |")
+    print(f"| (a') the same with planned pyFFTW transforms (FFTW_MEASURE) | {med['pyfftw1']:.0f} | "
+          f"{med['pyfftw2']:.0f} | {ratio('pyfftw2', 'pyfftw1'):.2f}x |")
     print(f"| (b) `skimage.registration.phase_cross_correlation(upsample_factor=10)` | {med['skimage']:.0f} | | |")
     print(f"| thunder's `apply` (`scipy.ndimage.shift`, cubic spline, nearest) | {med['scipy']:.0f} | | |")
     print()
@@ -130,6 +175,8 @@ def main() -> None:
     print("|---|---|")
     print(f"| fit, threads=1 / FFT floor | {ratio('fit1', 'floor'):.2f} |")
     print(f"| fit, threads=1 / (a) thunder | {ratio('fit1', 'thunder'):.1f}x |")
+    print(f"| fit, threads=1 / (a') thunder on pyFFTW | {ratio('fit1', 'pyfftw1'):.1f}x |")
+    print(f"| fit, threads=2 / (a') thunder on pyFFTW, 2 threads | {ratio('fit2', 'pyfftw2'):.1f}x |")
     print(f"| fit, threads=1 / (b) skimage | {ratio('fit1', 'skimage'):.1f}x |")
     print(f"| fit, threads=2 / (a) thunder | {ratio('fit2', 'thunder'):.1f}x |")
     print(f"| fit, threads=2 / (b) skimage | {ratio('fit2', 'skimage'):.1f}x |")
