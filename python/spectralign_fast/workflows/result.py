@@ -167,16 +167,30 @@ class MontageResult:
         }
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> None:
-        """Write transforms and matches as JSON (atomically: temporary name, then rename)."""
+        """Write transforms and matches as JSON (atomically: temporary name, then rename).
+
+        Tile sources given as relative paths are written relative to the JSON's
+        folder, so ``load`` finds them wherever the JSON is read from.
+        """
         p = Path(path)
         if p.exists() and not overwrite:
             raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
-        text = json.dumps(self.to_json(), indent=1)
+        d = self.to_json()
+        folder = p.absolute().parent
+        for t in d["tiles"]:
+            if t["source"] is not None and not Path(t["source"]).is_absolute():
+                t["source"] = os.path.relpath(Path(t["source"]).absolute(), folder)
+        text = json.dumps(d, indent=1)
         write_atomically(p, lambda tmp: Path(tmp).write_text(text))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "MontageResult":
-        """Read a file written by ``save`` (image data is not stored; render again)."""
+        """Read a file written by ``save`` (image data is not stored; render again).
+
+        Relative tile ``source`` paths are taken relative to the JSON file's
+        folder (``save`` writes them so). A file that is not such a JSON, or
+        one with a missing or malformed field, raises ValueError naming the field.
+        """
         p = Path(path)
         try:
             d = json.loads(p.read_text())
@@ -188,24 +202,66 @@ class MontageResult:
             raise ValueError(f"{p} is not a spectralign-fast alignment file (no format {FORMAT!r})")
         if d.get("version") != 1:
             raise ValueError(f"{p} has version {d.get('version')}; this spectralign-fast reads version 1")
+        folder = p.absolute().parent
 
-        def key(v):
+        def field(name: str, parse: Any) -> Any:
+            try:
+                return parse()
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                why = f"missing {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+                raise ValueError(f"{p}: field {name} is missing or malformed ({why}); the file is damaged "
+                                 f"or was not written by MontageResult.save") from None
+
+        def key(v: Any) -> Hashable:
             return tuple(v) if isinstance(v, list) else v
 
-        transforms = {key(t["key"]): Affine(np.asarray(t["transform"], float)) for t in d["tiles"]}
-        sizes = {key(t["key"]): tuple(int(v) for v in t["size"]) for t in d["tiles"]}
-        sources = {key(t["key"]): t["source"] for t in d["tiles"] if t.get("source")}
-        matches = [PairMatches.from_json(m) for m in d["matches"]]
+        def tile_entry(k: int, t: Any) -> Tuple[Hashable, Affine, Tuple[int, int], Optional[str]]:
+            tk = field(f"tiles[{k}].key", lambda: key(t["key"]))
+            tf = field(f"tiles[{k}].transform", lambda: Affine(np.asarray(t["transform"], float)))
+            size = field(f"tiles[{k}].size", lambda: _size(t["size"]))
+            src = field(f"tiles[{k}].source", lambda: t.get("source"))
+            if src is not None:
+                if not isinstance(src, str):
+                    raise ValueError(f"{p}: field tiles[{k}].source must be a path or null, got {src!r}")
+                src = str(folder / src) if not Path(src).is_absolute() else src
+            return tk, tf, size, src
+
+        entries = [tile_entry(k, t) for k, t in enumerate(field("tiles", lambda: list(d["tiles"])))]
+        transforms = {tk: tf for tk, tf, _, _ in entries}
+        sizes = {tk: size for tk, _, size, _ in entries}
+        sources = {tk: src for tk, _, _, src in entries if src}
+        raw_matches = field("matches", lambda: list(d["matches"]))
+        matches = [field(f"matches[{k}]", lambda m=m: PairMatches.from_json(m)) for k, m in enumerate(raw_matches)]
+        for k, pm in enumerate(matches):
+            for tile in (pm.tile1, pm.tile2):
+                if tile not in transforms:
+                    raise ValueError(f"{p}: field matches[{k}] names tile {tile!r}, which is not in tiles")
         res = residuals_of(transforms, matches)
-        levels = None if d.get("levels") is None else [[key(t) for t in lv] for lv in d["levels"]]
-        canvas = None if d.get("canvas") is None else tuple(d["canvas"])
-        return cls(transforms, matches, res, d["model"], sizes, canvas=canvas, sources=sources, levels=levels)
+        levels = field("levels", lambda: None if d.get("levels") is None
+                       else [[key(t) for t in lv] for lv in d["levels"]])
+        canvas = field("canvas", lambda: None if d.get("canvas") is None else _canvas(d["canvas"]))
+        model = field("model", lambda: d["model"])
+        if model not in ("affine", "similarity", "rigid"):
+            raise ValueError(f"{p}: field model must be 'affine', 'similarity' or 'rigid', got {model!r}")
+        return cls(transforms, matches, res, model, sizes, canvas=canvas, sources=sources, levels=levels)
 
     def __repr__(self) -> str:
         where = (f", image {'x'.join(map(str, self.image.shape[::-1]))} {self.image.dtype}" if self.image is not None
                  else f", written to {self.output}" if self.output is not None else "")
         return (f"<MontageResult {len(self.transforms)} tiles, {self.model}, {self.n_matches} matches, "
                 f"residual RMS {self.residuals.rms:.3f} px{where}>")
+
+
+def _size(v: Any) -> Tuple[int, int]:
+    w, h = (int(x) for x in v)
+    if w < 1 or h < 1:
+        raise ValueError(f"a tile size must be positive, got {list(v)}")
+    return w, h
+
+
+def _canvas(v: Any) -> Tuple[float, float, int, int]:
+    x0, y0, w, h = v
+    return float(x0), float(y0), int(w), int(h)
 
 
 def _num(v: float) -> Optional[float]:
