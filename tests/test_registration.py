@@ -471,3 +471,36 @@ def test_bad_inputs_have_clear_errors(camera):
     with pytest.raises(ValueError, match="out must"):
         _core.stack_shift(frames.astype(np.float32), np.zeros((2, 2)), "linear", 1,
                           np.empty(frames.shape, np.float64))
+
+
+# --- Reliability: a frame registered to its own mean (issue "Reliability", finding 5) -------
+
+
+@pytest.mark.parametrize("iterations", [0, 1, None])
+def test_single_frame_against_its_own_mean_does_not_move(camera, iterations):
+    frame = camera[100:228, 100:228][None].astype(np.float32)
+    frame = frame + np.random.default_rng(0).normal(0, 0.05, frame.shape).astype(np.float32)
+    model = sf.CrossCorr().fit(frame, iterations=iterations)
+    np.testing.assert_array_equal(model.toarray(), [[0.0, 0.0]])
+    np.testing.assert_array_equal(sf.CrossCorr().fit_and_transform(frame, iterations=iterations), frame)
+    vol = np.stack([camera[100:164, 100:164]] * 4)[None].astype(np.float32)
+    np.testing.assert_array_equal(sf.CrossCorr(axis=0).fit(vol).toarray(), np.zeros((1, 4, 2)))
+
+
+def test_only_one_finite_frame_is_its_own_mean(camera):
+    frames = np.stack([camera[100:228, 100:228]] * 3).astype(np.float32)
+    frames[0, 5, 5] = np.nan
+    frames[2, 0, 0] = np.inf
+    with pytest.warns(RuntimeWarning, match="2 frame"):
+        d = sf.CrossCorr().fit(frames).toarray()
+    assert np.isnan(d[0]).all() and np.isnan(d[2]).all()
+    np.testing.assert_array_equal(d[1], [0.0, 0.0])
+
+
+def test_single_frame_on_dask_does_not_move(camera):
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    frame = camera[100:228, 100:228][None].astype(np.float32)
+    with dask.config.set(scheduler="threads"):
+        np.testing.assert_array_equal(sf.CrossCorr().fit(da.from_array(frame)).toarray(), [[0.0, 0.0]])

@@ -294,6 +294,10 @@ class CrossCorr:
         iterations = as_int(iterations, "iterations", minimum=0)
         batch = _check_batch(batch)
         ref, count = _reference(stack, reference)
+        if reference is None and count == 1:
+            # One usable frame: the mean is that frame, so its displacement is zero by
+            # definition (leaving its own share out would leave nothing to correlate with).
+            return self._own_mean_model(stack)
         # A mean reference contains each frame; its share is left out of that
         # frame's correlation (see StackRegCore.fit's self_weight).
         self_weight = 1.0 / count if count else 0.0
@@ -308,6 +312,28 @@ class CrossCorr:
             warnings.warn(f"{bad.size} frame(s) contain NaN or inf pixels (frames "
                           f"{list_indices(bad)}): their displacement is NaN; transform() returns them "
                           f"unshifted", RuntimeWarning, stacklevel=2)
+        return RegistrationModel._from_arrays(deltas, self.axis, type(self).__name__, self.threads)
+
+    def _own_mean_model(self, stack: "_Stack") -> RegistrationModel:
+        """The model of a stack whose mean reference is its one finite frame: zero for that
+        frame, NaN (with a warning) for the frames with NaN or inf pixels."""
+        if stack.dask is not None:
+            import dask.array as da
+
+            frames = stack.dask.reshape(stack.shape[0], -1)
+            finite = (np.asarray(da.all(da.isfinite(frames), axis=1).compute())
+                      if np.issubdtype(stack.dask.dtype, np.floating) else np.ones(stack.shape[0], bool))
+        else:
+            finite = np.concatenate([_finite_frames(block) for _, block in stack.batches(None)])
+        if self.axis is None:
+            deltas = np.zeros((stack.shape[0], len(stack.shape) - 1))
+        else:
+            deltas = np.zeros((stack.shape[0], stack.shape[1 + self.axis], 2))
+        deltas[~finite] = np.nan
+        bad = np.flatnonzero(~finite)
+        if bad.size:
+            warnings.warn(f"{bad.size} frame(s) contain NaN or inf pixels (frames {list_indices(bad)}): their "
+                          f"displacement is NaN; transform() returns them unshifted", RuntimeWarning, stacklevel=3)
         return RegistrationModel._from_arrays(deltas, self.axis, type(self).__name__, self.threads)
 
     def fit_and_transform(self, images: Any, reference: Any = None, *, iterations: Optional[int] = None,
