@@ -51,3 +51,18 @@ def test_estimate_planning_forgets_wisdom(tmp_path):
         assert _core.export_fft_wisdom().count("(") <= 2  # header only: nothing measured remains
     finally:
         set_fft_planning(before)
+
+
+def test_corrupt_wisdom_file_warns_once_and_is_rewritten(tmp_path):
+    # Issue "Reliability": a binary (non-UTF-8) wisdom file printed a UnicodeDecodeError
+    # traceback at every exit.
+    bad = tmp_path / "corrupt.txt"
+    bad.write_bytes(b"\xff\xfe\x00garbage\x80\x81")
+    env = dict(os.environ, SPECTRALIGN_FFTW_WISDOM=str(bad))
+    done = subprocess.run([sys.executable, "-c", PLAN], capture_output=True, text=True, env=env, check=True)
+    assert "Traceback" not in done.stderr
+    warnings = [ln for ln in done.stderr.splitlines() if "RuntimeWarning" in ln]
+    assert len(warnings) == 1 and "damaged FFTW wisdom file" in warnings[0]
+    assert "fftwf_wisdom" in bad.read_text()  # replaced by good wisdom at exit
+    _, where = run(env)
+    assert where == f"{bad} (loaded)"

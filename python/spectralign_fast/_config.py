@@ -5,6 +5,7 @@ import atexit
 import os
 import platform
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -54,10 +55,16 @@ def load_wisdom() -> bool:
         return False
     try:
         text = path.read_text()
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         return False
-    _wisdom["loaded"] = _core.import_fft_wisdom(text)
-    return _wisdom["loaded"]
+    except (UnicodeDecodeError, ValueError):
+        text = None
+    _wisdom["loaded"] = text is not None and _core.import_fft_wisdom(text)
+    if not _wisdom["loaded"]:
+        # Wisdom only saves planning time: a damaged file is replaced at exit, never fatal.
+        warnings.warn(f"ignoring the damaged FFTW wisdom file {path}; it will be rewritten", RuntimeWarning,
+                      stacklevel=2)
+    return bool(_wisdom["loaded"])
 
 
 def _save_wisdom() -> None:
@@ -71,7 +78,7 @@ def _save_wisdom() -> None:
         if not text:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_file() and path.read_text() == text:
+        if path.is_file() and path.read_bytes() == text.encode():
             return
         write_atomically(path, lambda tmp: Path(tmp).write_text(text))
     except OSError:
