@@ -16,14 +16,16 @@ For a ``Renderer`` canvas with origin ``(ox, oy)`` that is
 """
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import shutil
 import tempfile
 import uuid
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -129,12 +131,28 @@ class OmeZarrWriter:
 
     def __init__(self, tmp_path: Path, state: dict) -> None:
         self._tmp = Path(tmp_path)
-        self._path = Path(state["path"])
-        self._shape = (int(state["shape"][0]), int(state["shape"][1]))
-        self._dtype = np.dtype(state["dtype"])
-        self._chunk = (int(state["chunk"][0]), int(state["chunk"][1]))
-        self._levels = int(state["levels"])
-        self._overwrite = bool(state["overwrite"])
+        # The final path is the temporary's own name without ".partial-<random>", in the same
+        # folder: never taken from the state file alone, which anyone could have edited.
+        self._path = _final_from_tmp(self._tmp).absolute()
+        try:
+            named = Path(state["path"])
+            self._shape = (int(state["shape"][0]), int(state["shape"][1]))
+            self._dtype = as_dtype(state["dtype"])
+            self._chunk = (int(state["chunk"][0]), int(state["chunk"][1]))
+            self._levels = int(state["levels"])
+            overwrite = state["overwrite"]
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"the writer state in {self._tmp} is damaged ({exc!r}); abort this store and "
+                             f"write the output again") from None
+        # Only the name is compared: another machine may mount the same folder elsewhere.
+        if named.name != self._path.name:
+            raise ValueError(f"the writer state in {self._tmp} names {named}, but this temporary store can "
+                             f"only become {self._path}: the store was moved or its state edited; refusing "
+                             f"to use it")
+        if not isinstance(overwrite, bool) or min(self._shape + self._chunk) < 1 or self._levels < 1:
+            raise ValueError(f"the writer state in {self._tmp} is damaged; abort this store and write the "
+                             f"output again")
+        self._overwrite = overwrite
         self._level_shapes = level_shapes(self._shape, self._levels)
         self._arrays: dict = {}
 
@@ -184,6 +202,7 @@ class OmeZarrWriter:
                 raise ValueError(f"levels={nlev} is too many for a {shp[0]} x {shp[1]} image: "
                                  f"level {max_levels(shp) - 1} is already 1 x 1; use at most "
                                  f"{max_levels(shp)}")
+        check_output_size(final, shp, dt, ch)
         psize = _as_pixel_size(pixel_size)
         if unit is not None and not isinstance(unit, str):
             raise TypeError(f"unit must be a string such as 'micrometer', got {type(unit).__name__}")
@@ -390,6 +409,9 @@ class OmeZarrWriter:
             if not self._overwrite:
                 raise FileExistsError(f"output already exists: {final}; delete it, choose "
                                       f"another path, or create the writer with overwrite=True")
+            if not _is_zarr_store(final):
+                raise FileExistsError(f"{final} exists and is not an OME-Zarr store; it is not replaced "
+                                      f"(nothing was deleted): remove it yourself or choose another path")
             old = final.with_name(f"{final.name}.old-{uuid.uuid4().hex[:12]}")
             os.rename(final, old)
         try:
@@ -401,16 +423,14 @@ class OmeZarrWriter:
         self._arrays.clear()
         os.unlink(final / STATE_FILE)
         if old is not None:
-            if old.is_dir() and not old.is_symlink():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink()
+            shutil.rmtree(old, ignore_errors=True)
         return final
 
     def abort(self) -> None:
         """Remove the temporary store (nothing else is touched)."""
         self._arrays.clear()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._tmp.is_dir() and not self._tmp.is_symlink():
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     def abort_for(self, exc: BaseException) -> BaseException:
         """``abort()`` after ``exc`` ended the run; returns what to raise: ``exc``, or an
@@ -420,6 +440,38 @@ class OmeZarrWriter:
         return exc if full is None else full
 
 
+def _is_zarr_store(path: Path) -> bool:
+    """A real folder holding a Zarr group (format 2 or 3), i.e. something a writer made."""
+    return path.is_dir() and not path.is_symlink() and ((path / ".zgroup").is_file()
+                                                        or (path / "zarr.json").is_file())
+
+
+# A store needs one file per chunk; far beyond this no file system copes.
+_MAX_CHUNK_FILES = 10**9
+# Level 0 uncompressed against the free disk: LZ4 rarely saves more than a few times on images,
+# so beyond this factor the output cannot fit (a mistyped shape, usually).
+_MAX_BYTES_PER_FREE_BYTE = 64
+
+
+def check_output_size(path: Path, shape: Tuple[int, int], dtype: np.dtype, chunk: Tuple[int, int]) -> None:
+    """Refuse, before anything is written, an output that cannot fit: more chunk files than a
+    file system holds, or far more data than the free disk space (clear ValueError)."""
+    h, w = shape
+    nchunks = -(-h // chunk[0]) * -(-w // chunk[1])
+    if nchunks > _MAX_CHUNK_FILES:
+        raise ValueError(f"a {h} x {w} image in chunks of {chunk[0]} x {chunk[1]} needs {nchunks:.3g} chunk "
+                         f"files at full resolution alone; use larger chunks or check the shape")
+    nbytes = h * w * dtype.itemsize
+    try:
+        free = shutil.disk_usage(path.parent if str(path.parent) else Path(".")).free
+    except OSError:
+        return
+    if nbytes > _MAX_BYTES_PER_FREE_BYTE * free:
+        raise ValueError(f"a {h} x {w} {dtype} image holds {nbytes / 2**30:.3g} GiB uncompressed, more than "
+                         f"{_MAX_BYTES_PER_FREE_BYTE}x the {free / 2**30:.3g} GiB free at {path.parent}; check the "
+                         f"shape, or free space")
+
+
 def drop_partial_files(store: Path) -> None:
     """Remove zarr's ``*.partial`` files (a chunk write cut short when its process died;
     the chunk itself is written again whole by the re-run task)."""
@@ -427,22 +479,25 @@ def drop_partial_files(store: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def _run_tasks(tasks: List[Callable[[], None]], threads: int, bar) -> None:
-    """Run tasks on a pool; the first failure cancels the rest and is raised once all
-    running tasks have stopped (so nothing writes into a store being removed)."""
-    if threads <= 1 or len(tasks) <= 1:
+def _run_tasks(tasks: Iterable[Callable[[], None]], threads: int, bar) -> None:
+    """Run tasks on a pool, taking them from the iterable as workers free up (never the whole
+    list at once); the first failure stops the rest and is raised once all running tasks have
+    stopped (so nothing writes into a store being removed)."""
+    if threads <= 1:
         for task in tasks:
             task()
             bar.update(1)
         return
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="spectralign-output")
+    todo = iter(tasks)
     try:
-        pending = {pool.submit(task) for task in tasks}
+        pending = {pool.submit(task) for task in itertools.islice(todo, 2 * threads)}
         while pending:
             done, pending = wait(pending, return_when=FIRST_EXCEPTION)
             for fut in done:
                 fut.result()
                 bar.update(1)
+            pending |= {pool.submit(task) for task in itertools.islice(todo, len(done))}
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -500,22 +555,22 @@ def write_ome_zarr(path: str | os.PathLike, shape: Any, dtype: Any,
     nthreads = _threads(threads)
     writer = OmeZarrWriter.create(path, shape, dtype, chunk=chunk, levels=levels,
                                   overwrite=overwrite, name=name, pixel_size=pixel_size, unit=unit)
-    total = sum(len(writer.grid(lv)) for lv in range(writer.levels))
     try:
+        total = sum(math.prod(writer.grid_shape(lv)) for lv in range(writer.levels))
         with tqdm(total=total, disable=not progress, unit="chunk",
                   desc=f"writing {writer.path.name}") as bar:
-            gx0 = writer.grid_shape(0)[1]
+            gy0, gx0 = writer.grid_shape(0)
 
-            def level0(k: int, region: Region) -> Callable[[], None]:
+            def level0(cy: int, cx: int) -> Callable[[], None]:
                 def task() -> None:
-                    writer.write_chunk(k // gx0, k % gx0, region_fn(*region))
+                    writer.write_chunk(cy, cx, region_fn(*writer._region(0, cy, cx)))
                 return task
 
-            _run_tasks([level0(k, r) for k, r in enumerate(writer.grid(0))], nthreads, bar)
+            _run_tasks((level0(cy, cx) for cy in range(gy0) for cx in range(gx0)), nthreads, bar)
             for lv in range(1, writer.levels):
                 gy, gx = writer.grid_shape(lv)
-                _run_tasks([(lambda lv=lv, cy=cy, cx=cx: writer.build_chunk(lv, cy, cx))
-                            for cy in range(gy) for cx in range(gx)], nthreads, bar)
+                _run_tasks(((lambda lv=lv, cy=cy, cx=cx: writer.build_chunk(lv, cy, cx))
+                            for cy in range(gy) for cx in range(gx)), nthreads, bar)
         return writer.commit()
     except BaseException as exc:
         err = writer.abort_for(exc)
