@@ -390,3 +390,39 @@ def test_unpickled_arrays_render():
         b = pickle.loads(pickle.dumps(a))
         r = Renderer(rigid={0: (0.25, 0.5)}, tilesize=(50, 40), threads=1)
         np.testing.assert_array_equal(r.render_all({0: b}), r.render_all({0: a}))
+
+
+# --- Reliability: render() from several threads (issue "Reliability", finding 14) ----------
+
+
+def test_render_from_several_threads_equals_sequential(photo):
+    import threading
+
+    rng = np.random.default_rng(4)
+    tiles = {k: photo[20 * k:20 * k + 300, 15 * k:15 * k + 320].astype(np.float32) for k in range(8)}
+    affine = {k: Affine([[1.0, 0.01 * k, 35.0 * k], [-0.01 * k, 1.0, 20.0 * k]]) for k in tiles}
+    order = rng.permutation(list(tiles))
+    seq = Renderer(affine=affine, tilesize=(320, 300), blend=0)
+    for k in sorted(tiles):
+        seq.render(k, tiles[k])
+    for attempt in range(3):
+        par = Renderer(affine=affine, tilesize=(320, 300), blend=0, threads=1)
+        barrier = threading.Barrier(len(tiles))
+        errors = []
+
+        def work(k):
+            try:
+                barrier.wait()
+                par.render(k, tiles[k])
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(int(k),)) for k in order]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        # Hard seams are independent of the order of the tiles, so any interleaving equals the sequence.
+        np.testing.assert_array_equal(par.image, seq.image)
+        np.testing.assert_array_equal(par.coverage, seq.coverage)

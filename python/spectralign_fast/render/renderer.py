@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Hashable, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -22,7 +24,6 @@ from .. import _core
 from ..io.images import read_image
 from .._validate import as_float, as_int, as_point, as_size
 from ..transforms.affine import Affine
-from concurrent.futures import ThreadPoolExecutor
 
 _INTERPOLATIONS = ("linear", "nearest", "cubic")
 _DTYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.uint16): "uint16",
@@ -243,6 +244,9 @@ class Renderer:
             raise ValueError(f"canvas of {w} x {h} pixels is absurdly large; are the transforms right?")
         self.origin = (float(x0), float(y0))
         self.size = np.array([w, h], int)
+        # render(), clear() and the image state are shared by the threads that use this
+        # renderer; one lock keeps the lazily made accumulators consistent.
+        self._lock = threading.RLock()
         self.clear()
 
     # -- geometry -------------------------------------------------------------
@@ -283,8 +287,21 @@ class Renderer:
 
     # -- incremental rendering ----------------------------------------------------
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     def clear(self) -> None:
         """Forget everything rendered (call between z-levels)."""
+        with self._lock:
+            self._clear()
+
+    def _clear(self) -> None:
         self._num: Optional[np.ndarray] = None
         self._den: Optional[np.ndarray] = None
         self._dtype: Optional[np.dtype] = None
@@ -303,11 +320,21 @@ class Renderer:
             The tile's image: uint8, uint16 or float32 (float64 is converted),
             of the tile's size. It is read, never modified. All tiles
             rendered between ``clear()`` calls must share one dtype.
+
+        Notes
+        -----
+        Safe to call from several threads at once: the calls take turns at
+        the canvas (each one is itself multithreaded), and the result is that
+        of calling them one after the other.
         """
         k = self._tile_index(tile)
+        arr = self._checked_image(tile, img)
+        with self._lock:
+            self._render_checked(tile, k, arr)
+
+    def _render_checked(self, tile: Hashable, k: int, arr: np.ndarray) -> None:
         if self._final:
             raise ValueError("the image came from render_all(); call clear() before render()")
-        arr = self._checked_image(tile, img)
         if self._dtype is not None and arr.dtype != self._dtype:
             raise ValueError(f"tile {tile!r} has dtype {arr.dtype}, but earlier tiles had "
                              f"{self._dtype}; render tiles of one dtype (or clear() first)")
@@ -324,6 +351,10 @@ class Renderer:
         self._coverage = None
 
     def _finalize(self) -> None:
+        with self._lock:
+            self._finalize_locked()
+
+    def _finalize_locked(self) -> None:
         if self._image is not None:
             return
         h, w = self.shape
@@ -338,8 +369,9 @@ class Renderer:
     def image(self) -> np.ndarray:
         """The rendered canvas (height, width); pixel (i, j) shows model point
         (x0 + j, y0 + i). dtype: that of the tiles (float32 before any)."""
-        self._finalize()
-        return self._image
+        with self._lock:
+            self._finalize_locked()
+            return self._image
 
     @property
     def blended(self) -> np.ndarray:
@@ -349,8 +381,9 @@ class Renderer:
     @property
     def coverage(self) -> np.ndarray:
         """Bool mask of the output pixels that the rendered tiles cover."""
-        self._finalize()
-        return self._coverage
+        with self._lock:
+            self._finalize_locked()
+            return self._coverage
 
     # -- one-call rendering ---------------------------------------------------------
 
@@ -374,9 +407,17 @@ class Renderer:
         numpy.ndarray
             The canvas (height, width), dtype that of the tiles; also kept as ``image``.
         """
-        self.clear()
-        h, w = self.shape
+        # render(), clear() and the image state are shared by the threads that use this
+        # renderer; one lock keeps the lazily made accumulators consistent.
+        self._lock = threading.RLock()
         keys = self._check_keys(images)
+        with self._lock:
+            return self._render_all_locked(images, keys, threads)
+
+    def _render_all_locked(self, images: Mapping[Hashable, Any], keys: List[Hashable],
+                           threads: Optional[int]) -> np.ndarray:
+        self._clear()
+        h, w = self.shape
         arrays = self._load_all(images, keys, threads)
         dtype = self._common_dtype(keys, arrays)
         _check_bytes(float(h) * w * (dtype.itemsize + 1), f"a canvas of {w} x {h} pixels")
