@@ -54,12 +54,27 @@ def as_size(size: Any, name: str = "size") -> tuple[int, int]:
             as_int(values[1], f"{name} height", minimum=1))
 
 
+def real_array(value: Any, name: str, *, order: str = "K") -> np.ndarray:
+    """``value`` as a fresh float64 array; complex numbers are refused (NumPy would drop their
+    imaginary parts with only a warning), as is anything that is not numbers."""
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be numbers, got {type(value).__name__}") from None
+    if raw.dtype.kind == "c":
+        raise TypeError(f"{name} is complex; give real numbers (e.g. numpy.real(...) if the imaginary "
+                        f"parts are zero)")
+    if raw.dtype.kind not in "biuf":
+        try:
+            return np.array(value, dtype=np.float64, order=order)  # e.g. lists of numbers as objects
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be numbers, got dtype {raw.dtype}") from None
+    return np.array(raw, dtype=np.float64, order=order)  # copies: callers' arrays stay untouched
+
+
 def as_point(p: Any, name: str) -> np.ndarray:
     """An (x, y) point as a fresh float64 array of shape (2,)."""
-    try:
-        arr = np.array(p, dtype=np.float64)  # copies: callers' points stay untouched
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an (x, y) pair of numbers, got {p!r}") from None
+    arr = real_array(p, name)
     if arr.shape != (2,):
         raise ValueError(f"{name} must be an (x, y) pair, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -69,10 +84,7 @@ def as_point(p: Any, name: str) -> np.ndarray:
 
 def as_points(P: Any, name: str) -> np.ndarray:
     """An (N, 2) array of (x, y) points as a fresh C-ordered float64 array."""
-    try:
-        arr = np.array(P, dtype=np.float64, order="C")
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an (N, 2) array of numbers") from None
+    arr = real_array(P, name, order="C")
     if arr.ndim == 1 and arr.size == 0:
         arr = arr.reshape(0, 2)
     if arr.ndim != 2 or arr.shape[1] != 2:
@@ -81,3 +93,24 @@ def as_points(P: Any, name: str) -> np.ndarray:
     if bad.any():
         raise ValueError(f"{name} has non-finite values in rows {np.flatnonzero(bad)[:10].tolist()}")
     return arr
+
+
+def as_native(arr: np.ndarray) -> np.ndarray:
+    """``arr`` in the machine's byte order: byte order is a detail of the file or buffer the
+    pixels came from (big-endian TIFFs through ``tifffile.memmap``, say), converted once here
+    at the boundary so that every later dtype check sees plain uint8/uint16/float32."""
+    if arr.dtype.isnative or arr.dtype.byteorder == "|":
+        return arr
+    return arr.astype(arr.dtype.newbyteorder("="))
+
+
+def rows_are_contiguous(arr: np.ndarray) -> bool:
+    """True when a 2-D array's pixels lie in rows of adjacent items, each row starting at
+    least a whole row after the previous one: the layout the core reads with a row stride.
+    Broadcast (stride 0), overlapping (``sliding_window_view``) and reversed rows are not."""
+    item = arr.dtype.itemsize
+    if arr.ndim != 2:
+        return False
+    if arr.shape[1] > 1 and arr.strides[1] != item:
+        return False
+    return arr.shape[0] == 1 or (arr.strides[0] >= arr.shape[1] * item and arr.strides[0] % item == 0)

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from .io.images import read_image, write_image
-from ._validate import as_float, as_int, as_size
+from ._validate import as_float, as_int, as_native, as_size
 
 _UNSIGNED_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0,
                    np.dtype(np.uint32): 4294967295.0}
@@ -24,6 +24,7 @@ def _to_float_image(data: Any) -> np.ndarray:
     arr = np.asarray(data)
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise TypeError(f"image data must be numeric (bool, integer or float), got dtype {arr.dtype}")
+    arr = as_native(arr)
     if arr.ndim == 3:
         if arr.shape[-1] not in (1, 2, 3, 4):
             raise ValueError(f"a 3-D image must be (height, width, channels) with 1-4 channels, "

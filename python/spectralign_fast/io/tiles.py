@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Hashable, Mapping, Tuple
 import numpy as np
 
 from ..image import Image
+from .._validate import as_native
 from .images import read_image
 
 _RENDER_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
@@ -39,6 +40,7 @@ def read_raw(src: Any, tile: Hashable) -> np.ndarray:
         raise ValueError(f"{describe(tile)}: {exc}") from None
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise TypeError(f"{describe(tile)} has non-numeric dtype {arr.dtype}")
+    arr = as_native(arr)
     if arr.ndim == 3 and arr.shape[-1] in (1, 3, 4):
         channels = arr.shape[-1] if arr.shape[-1] in (1, 3) else 3
         grey = arr[..., :channels].mean(axis=-1)
@@ -130,7 +132,11 @@ class TileStore:
             with self._lock:
                 self.sizes[tile] = (int(raw.shape[1]), int(raw.shape[0]))
                 self.dtypes[tile] = raw.dtype
-            return Image(raw)
+            img = Image(raw)
+            if np.may_share_memory(img, raw):  # the caller's float32 array: keep a copy of our own
+                img = Image(np.array(raw, dtype=np.float32, order="C", copy=True))
+            img.flags.writeable = False  # shared by the matchers of every pair; none may change it
+            return img
 
         return self._cache.get(tile, load)
 

@@ -29,11 +29,19 @@ _BATCH = 8192
 
 
 def _match_image(img: Any, name: str) -> Image:
+    """The pixels the matcher keeps: float32, C order, read-only, and never memory the caller
+    can still write to (validated once, they must not change behind the matcher's back)."""
     im = img if isinstance(img, Image) else Image(img)
     if im.ndim != 2 or im.size == 0:
         raise ValueError(f"{name} must be a non-empty 2-D image, got shape {im.shape}")
+    arr = im.view(np.ndarray)
+    callers = isinstance(img, Image) or (isinstance(img, np.ndarray) and np.may_share_memory(arr, img))
+    if (callers and arr.flags.writeable) or not arr.flags.c_contiguous or not arr.flags.aligned:
+        arr = np.array(arr, dtype=np.float32, order="C", copy=True)
+    arr = arr.view()
+    arr.flags.writeable = False
     # NaN/inf are rejected by the C++ core (MatcherCore), in one pass.
-    return np.ascontiguousarray(im.view(np.ndarray), dtype=np.float32).view(Image)
+    return arr.view(Image)
 
 
 class RefinementStats:
@@ -131,7 +139,11 @@ class Matcher:
     ----------
     img1, img2 : Image or array_like or path
         The two images; converted like ``Image`` (float32, grey). They must
-        be free of NaN and inf.
+        be free of NaN and inf. The matcher keeps its own read-only pixels:
+        a copy when the image is memory the caller can still write to (a
+        writeable float32 array or ``Image``), the converted pixels
+        otherwise, and read-only input as it is (so changing the caller's
+        array later never changes what the matcher sees).
     stats : bool
         Whether ``refine`` also returns a RefinementStats.
 
@@ -160,9 +172,16 @@ class Matcher:
         """Whitening exponent: the cross-power spectrum is scaled by |.|^wht.
 
         -0.65 (default) is SWiFT-IR's; 0 gives plain cross-correlation, -1
-        pure phase correlation.
+        pure phase correlation. Values outside [-1, 0] are refused: above 0
+        the peak drowns in the low frequencies, below -1 noise dominates and
+        the spectrum's magnitude can overflow (as ``CrossCorr`` and
+        ``montage``).
         """
-        self.wht = as_float(wht, "wht")
+        w = as_float(wht, "wht")
+        if not -1.0 <= w <= 0.0:
+            raise ValueError(f"wht is the exponent of the cross-power spectrum's magnitude: give a number "
+                             f"from -1 (phase correlation) to 0 (plain correlation), got {w}")
+        self.wht = w
 
     def setapodization(self, mode: str = "both") -> None:
         """Which windows fade to their mean at the edges before correlation.

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import _core
 from ..io.images import read_image
-from .._validate import as_float, as_int, as_point, as_size
+from .._validate import as_float, as_int, as_native, as_point, as_size, rows_are_contiguous
 from ..transforms.affine import Affine
 
 _INTERPOLATIONS = ("linear", "nearest", "cubic")
@@ -55,6 +55,8 @@ def _as_render_image(img: Any, what: str) -> np.ndarray:
     if isinstance(img, (str, os.PathLike)):
         img = read_image(img)
     arr = np.asarray(img)
+    if arr.dtype.kind in "uif":
+        arr = as_native(arr)
     if arr.dtype == np.float64:
         arr = arr.astype(np.float32)
     elif arr.dtype not in _DTYPES:
@@ -64,10 +66,8 @@ def _as_render_image(img: Any, what: str) -> np.ndarray:
         raise ValueError(f"{what} must be 2-D (height, width), got shape {arr.shape}")
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ValueError(f"{what} is empty (shape {arr.shape})")
-    itemsize = arr.dtype.itemsize
-    if ((arr.shape[1] > 1 and arr.strides[1] != itemsize) or arr.strides[0] < 0
-            or arr.strides[0] % itemsize != 0):
-        arr = np.ascontiguousarray(arr)
+    if not rows_are_contiguous(arr) or not arr.flags.aligned:
+        arr = np.array(arr, order="C", copy=True)  # the one documented copy: the core reads rows by stride
     if arr.dtype == np.float32 and not _core.all_finite(arr):
         raise ValueError(f"{what} contains NaN or inf pixels, which would spread into the output; "
                          f"replace them first (e.g. numpy.nan_to_num)")

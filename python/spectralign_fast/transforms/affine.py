@@ -6,7 +6,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import _core
-from .._validate import as_float, as_int
+from .._validate import as_float, as_int, real_array
 from ..image import Image
 
 
@@ -21,10 +21,7 @@ class Affine(np.ndarray):
     def __new__(cls, arr: Optional[Any] = None) -> "Affine":
         if arr is None:
             return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).view(cls)
-        try:
-            a = np.array(arr, dtype=np.float64)  # always a copy
-        except (TypeError, ValueError):
-            raise TypeError(f"an Affine needs a 2x3 numeric matrix, got {type(arr).__name__}") from None
+        a = real_array(arr, "an Affine's matrix")  # always a copy
         if a.shape == (3, 3):
             if not np.allclose(a[2], [0, 0, 1]):
                 raise ValueError("a 3x3 affine matrix must have last row (0, 0, 1)")
@@ -64,7 +61,7 @@ class Affine(np.ndarray):
 
     def __mul__(self, xy: Any) -> np.ndarray:
         """``T * p``: p of shape (2,) or (2, N) mapped through the transform."""
-        p = np.asarray(xy, dtype=np.float64)
+        p = real_array(xy, "points")
         m = self._m()
         if p.shape == (2,):
             return m[:, :2] @ p + m[:, 2]
@@ -74,7 +71,7 @@ class Affine(np.ndarray):
 
     def shift(self, dxy: Any) -> "Affine":
         """Add a translation after the transform, in place; returns self."""
-        d = np.asarray(dxy, dtype=np.float64).ravel()
+        d = real_array(dxy, "dxy").ravel()
         if d.size != 2 or not np.all(np.isfinite(d)):
             raise ValueError(f"dxy must be a finite (dx, dy) pair, got {dxy!r}")
         self[0, 2] += d[0]

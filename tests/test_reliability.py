@@ -1,0 +1,97 @@
+"""Regression tests for the audit in the issue "Reliability" (findings named in each test)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import spectralign_fast as sf
+from spectralign_fast.synthetic import photograph
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return (photograph("retina")[:512, :512].astype(np.float32) / 65535).astype(np.float32)
+
+
+# --- 1: arrays whose rows overlap or repeat (broadcast, sliding windows) -------------------------
+
+@pytest.mark.parametrize("make", [
+    lambda: np.broadcast_to(np.linspace(0, 1, 256, dtype=np.float32), (256, 256)),
+    lambda: np.lib.stride_tricks.sliding_window_view(np.linspace(0, 1, 511, dtype=np.float32), 256)[:256],
+    lambda: np.lib.stride_tricks.as_strided(np.linspace(0, 1, 600, dtype=np.float32), (256, 256), (4, 4)),
+])
+def test_overlapping_rows_render_as_their_contiguous_copy(make):
+    tile = make()
+    r = sf.Renderer(rigid={"a": (0, 0)}, tilesize=(256, 256))
+    out = r.render_all({"a": tile})
+    np.testing.assert_array_equal(out, r.render_all({"a": np.ascontiguousarray(tile)}))
+    np.testing.assert_allclose(out, tile, rtol=1e-6)
+
+
+# --- 6: big-endian input is the same image ----------------------------------------------------
+
+def test_big_endian_is_a_detail(photo, tmp_path):
+    u16 = np.rint(photo * 65535).astype(np.uint16)
+    be = u16.astype(">u2")
+    np.testing.assert_array_equal(sf.Image(be), sf.Image(u16))
+    assert float(np.max(sf.Image(be))) <= 1.0
+    r = sf.Renderer(rigid={"a": (0, 0)}, tilesize=(512, 512))
+    np.testing.assert_array_equal(r.render_all({"a": be}), r.render_all({"a": u16}))
+    f32 = photo.astype(">f4")
+    np.testing.assert_array_equal(r.render_all({"a": f32}), r.render_all({"a": photo}))
+    tiles = {(0, 0): be[:, :300], (0, 1): be[:, 212:]}
+    res = sf.montage(tiles, overlap=0.17, progress=False, model="rigid")
+    assert res.image.dtype == np.uint16
+    native = sf.montage({k: v.astype(np.uint16) for k, v in tiles.items()}, overlap=0.17, progress=False,
+                        model="rigid")
+    np.testing.assert_array_equal(res.image, native.image)
+
+
+# --- 7: the matcher owns what it validated --------------------------------------------------
+
+def test_matcher_does_not_see_later_changes(photo):
+    a = photo.copy()
+    b = np.roll(photo, (3, -2), axis=(0, 1)).copy()
+    m = sf.Matcher(a, b, stats=True)
+    p1, p2, st = m.refine((256, 256), (256, 256), 128)
+    a[:] = np.nan
+    b[:] = 0
+    q1, q2, st2 = m.refine((256, 256), (256, 256), 128)
+    np.testing.assert_array_equal(q1, p1)
+    np.testing.assert_array_equal(q2, p2)
+    assert st2.snr == st.snr > 5
+    assert np.isnan(a).all()  # the caller's array is the caller's
+
+
+def test_matcher_pixels_are_read_only(photo):
+    m = sf.Matcher(photo, photo)
+    with pytest.raises(ValueError):
+        m.img1[0, 0] = 5
+    ro = photo.copy()
+    ro.flags.writeable = False
+    assert np.shares_memory(sf.Matcher(ro, ro).img1, ro)  # read-only input is kept as it is
+
+
+# --- 9: whitening exponent within the method's range -----------------------------------------
+
+@pytest.mark.parametrize("bad", [1e30, -5, 0.5, float("nan")])
+def test_setprewhiten_refuses_exponents_outside_the_method(photo, bad):
+    m = sf.Matcher(photo, photo)
+    with pytest.raises(ValueError):
+        m.setprewhiten(bad)
+    m.setprewhiten(-1)
+    m.setprewhiten(0)
+
+
+# --- smaller items: complex numbers are refused, not truncated ---------------------------
+
+@pytest.mark.parametrize("call", [
+    lambda: sf.Affine(np.eye(3, dtype=complex)[:2]),
+    lambda: sf.Affine() * np.array([1 + 1j, 2]),
+    lambda: sf.Placement().addmatches("a", "b", np.ones((3, 2), complex), np.ones((3, 2))),
+    lambda: sf.Renderer(rigid={"a": np.array([1j, 0])}, tilesize=(16, 16)),
+    lambda: sf.AffineTransform(np.eye(3, dtype=complex)),
+])
+def test_complex_numbers_are_refused(call):
+    with pytest.raises(TypeError, match="complex"):
+        call()
