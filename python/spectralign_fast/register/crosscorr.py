@@ -564,14 +564,15 @@ def _registered_mean(stack: _Stack, deltas: np.ndarray, axis: Optional[int], thr
     if not good.any():
         raise ValueError("no frame could be registered (all displacements are NaN)")
     if stack.dask is not None:
-        reg = _dask_transform(stack.dask, deltas, axis, "linear", _block_threads(None, threads))
+        reg = _dask_transform(stack.dask, deltas, axis, "linear", _block_threads(None, threads), as_float=True)
         return _dask_mean(reg[np.flatnonzero(good)])
     total = np.zeros(stack.shape[1:], dtype=np.float64)
     for start, block in stack.batches(batch):
         keep = good[start:start + len(block)]
         if not keep.any():
             continue
-        reg = shift_frames(block[keep], deltas[start:start + len(block)][keep], axis, "linear", threads)
+        reg = shift_frames(block[keep], deltas[start:start + len(block)][keep], axis, "linear", threads,
+                           as_float=True)
         total += reg.sum(axis=0, dtype=np.float64)
     return (total / good.sum()).astype(np.float32), int(good.sum())
 
@@ -643,14 +644,14 @@ def _dask_fit(images: Any, reference: np.ndarray, params: dict, threads: int, se
 
 
 def _transform_block(block: np.ndarray, *, deltas: np.ndarray, axis: Optional[int], interpolation: str,
-                     threads: int, block_info: Any = None) -> np.ndarray:
+                     threads: int, as_float: bool = False, block_info: Any = None) -> np.ndarray:
     """Per-block transform for Dask: the frames of this block, registered."""
     start, stop = block_info[0]["array-location"][0]
-    return shift_frames(np.asarray(block), deltas[start:stop], axis, interpolation, threads)
+    return shift_frames(np.asarray(block), deltas[start:stop], axis, interpolation, threads, as_float=as_float)
 
 
 def _dask_transform(images: Any, deltas: np.ndarray, axis: Optional[int], interpolation: str,
-                    threads: int) -> Any:
+                    threads: int, *, as_float: bool = False) -> Any:
     images = _whole_frames(images)
-    return images.map_blocks(_transform_block, dtype=images.dtype, deltas=deltas, axis=axis,
-                             interpolation=interpolation, threads=threads)
+    return images.map_blocks(_transform_block, dtype=np.float32 if as_float else images.dtype, deltas=deltas,
+                             axis=axis, interpolation=interpolation, threads=threads, as_float=as_float)

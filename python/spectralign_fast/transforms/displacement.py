@@ -154,8 +154,10 @@ def _cast(result: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def shift_frames(block: np.ndarray, deltas: np.ndarray, axis: Optional[int], interpolation: str,
-                  threads: int, out: Optional[np.ndarray] = None) -> np.ndarray:
-    """block shifted by -deltas, in block's dtype; written to out when given."""
+                  threads: int, out: Optional[np.ndarray] = None, *, as_float: bool = False) -> np.ndarray:
+    """block shifted by -deltas, in block's dtype (float32 with ``as_float``: a reference
+    estimated from the frames must not be rounded to an integer input's steps); written to
+    out when given."""
     frames = core_frames(block, axis)
     d = np.ascontiguousarray(deltas.reshape(len(frames), -1), dtype=np.float64)
     direct = (out is not None and axis is None and out.dtype == np.float32
@@ -167,7 +169,8 @@ def shift_frames(block: np.ndarray, deltas: np.ndarray, axis: Optional[int], int
     if axis is not None:
         moved = (len(block), block.shape[1 + axis]) + tuple(s for i, s in enumerate(block.shape[1:]) if i != axis)
         result = np.moveaxis(result.reshape(moved), 1, 1 + axis)
-    result = _cast(result, block.dtype)
+    if not as_float:
+        result = _cast(result, block.dtype)
     if out is not None:
         out[...] = result
         return out
