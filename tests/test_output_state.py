@@ -106,3 +106,19 @@ def test_tasks_are_submitted_lazily(tmp_path):
 
     write_ome_zarr(tmp_path / "many.ome.zarr", (512, 512), "uint8", region, chunk=16, threads=2)
     assert len(seen) == 1024
+
+
+def test_short_write_of_a_tiff_says_the_disk_is_full(tmp_path, monkeypatch):
+    # Issue "Reliability": a full disk under tifffile surfaced as numpy's
+    # "65536 requested and 64920 written".
+    import tifffile
+
+    from spectralign_fast.io import write_tiff
+
+    def short_write(*args, **kwargs):
+        raise OSError("65536 requested and 64920 written")
+
+    monkeypatch.setattr(tifffile, "imwrite", short_write)
+    with pytest.raises(OSError, match="no space left on the device"):
+        write_tiff(tmp_path / "x.tif", np.zeros((64, 64), np.uint16))
+    assert list(tmp_path.iterdir()) == []

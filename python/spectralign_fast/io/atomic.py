@@ -4,6 +4,7 @@ Ctrl-C, a full disk) never leaves a half-written file under the final name."""
 from __future__ import annotations
 
 import errno
+import re
 import os
 import tempfile
 from pathlib import Path
@@ -40,7 +41,11 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool) -> Path:
 
 def disk_full(exc: BaseException, path: Path) -> Optional[OSError]:
     """An OSError that says the disk is full, when ``exc`` is that; else None."""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+    # numpy's tofile (under tifffile) reports a short write as "N requested and M written",
+    # with no errno; a short write to a local file means the device is full.
+    short_write = isinstance(exc, OSError) and exc.errno is None and re.search(r"requested and \d+ written",
+                                                                                str(exc))
+    if isinstance(exc, OSError) and (exc.errno == errno.ENOSPC or short_write):
         err = OSError(errno.ENOSPC, f"no space left on the device while writing {path}; "
                                     f"nothing was left under that name: free some space and "
                                     f"run again")
