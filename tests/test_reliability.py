@@ -95,3 +95,34 @@ def test_setprewhiten_refuses_exponents_outside_the_method(photo, bad):
 def test_complex_numbers_are_refused(call):
     with pytest.raises(TypeError, match="complex"):
         call()
+
+
+# --- smaller items: every option checked before any work; integers that C++ cannot take ----------
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(chunk=0), "chunk"), (dict(chunk=-5), "chunk"), (dict(blend=-1), "blend"),
+    (dict(interpolation="lanczos"), "interpolation"), (dict(iters=10**9), "iters"),
+    (dict(threads=2**31), "threads"), (dict(fine_size=2**31), "fine_size"),
+])
+def test_montage_options_fail_before_any_matching(kwargs, match):
+    calls = []
+
+    def tile():
+        calls.append(1)
+        return np.zeros((64, 64), np.float32)
+
+    with pytest.raises(ValueError, match=match):
+        sf.montage({(0, 0): tile, (0, 1): tile}, progress=False, **kwargs)
+    assert not calls  # no tile was even read
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda m: m.setpeakradius(2**31 - 1), "rad"),
+    (lambda m: m.refine((50, 50), (50, 50), 2**31), "size"),
+    (lambda m: m.refine((50, 50), (50, 50), 32, iters=10**9), "iters"),
+    (lambda m: m.refine_many(np.full((2, 2), 50.0), np.full((2, 2), 50.0), 32, threads=2**40), "threads"),
+])
+def test_huge_integers_get_plain_errors(photo, call, match):
+    m = sf.Matcher(photo, photo)
+    with pytest.raises(ValueError, match=match):
+        call(m)

@@ -12,8 +12,17 @@ from typing import Any
 import numpy as np
 
 
-def as_int(value: Any, name: str, *, minimum: int | None = None) -> int:
-    """An integer (or integral float) argument, optionally bounded below."""
+# Integers go to C++ as 32-bit ints unless a check says otherwise.
+INT_MAX = 2**31 - 1
+# Window sides beyond this would need tens of GiB per window.
+MAX_WINDOW = 2**16
+# Refinement iterations: each runs the whole matcher; far beyond this is a typo.
+MAX_ITERS = 10_000
+
+
+def as_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = INT_MAX) -> int:
+    """An integer (or integral float) argument, bounded below and above (default: what a C int
+    holds, so nothing reaches C++ that it cannot take)."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got a boolean")
     if isinstance(value, numbers.Integral):
@@ -29,6 +38,8 @@ def as_int(value: Any, name: str, *, minimum: int | None = None) -> int:
             raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
     if minimum is not None and result < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {result}")
+    if maximum is not None and result > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {result}")
     return result
 
 
@@ -45,13 +56,13 @@ def as_float(value: Any, name: str) -> float:
 def as_size(size: Any, name: str = "size") -> tuple[int, int]:
     """A window size: one integer (square) or a (width, height) pair."""
     if np.ndim(size) == 0:
-        side = as_int(size, name, minimum=1)
+        side = as_int(size, name, minimum=1, maximum=MAX_WINDOW)
         return side, side
     values = list(np.asarray(size, dtype=object).ravel())
     if len(values) != 2:
         raise ValueError(f"{name} must be one integer or a (width, height) pair, got {size!r}")
-    return (as_int(values[0], f"{name} width", minimum=1),
-            as_int(values[1], f"{name} height", minimum=1))
+    return (as_int(values[0], f"{name} width", minimum=1, maximum=MAX_WINDOW),
+            as_int(values[1], f"{name} height", minimum=1, maximum=MAX_WINDOW))
 
 
 def real_array(value: Any, name: str, *, order: str = "K") -> np.ndarray:

@@ -115,7 +115,7 @@ def write_tiff(path: str | os.PathLike, image_or_shape: Any, dtype: Any = None,
                              f"(4 GB); leave bigtiff=None or pass bigtiff=True")
     else:
         raise TypeError(f"bigtiff must be True, False or None, got {bigtiff!r}")
-    bytes_limit = as_int(band_bytes, "band_bytes", minimum=1)
+    bytes_limit = as_int(band_bytes, "band_bytes", minimum=1, maximum=None)
     ome = suffix.startswith(".ome")
 
     def tiles() -> Iterator[np.ndarray]:

@@ -20,7 +20,7 @@ from typing import Any, List, Tuple
 import numpy as np
 
 from .. import _core
-from .._validate import as_float, as_int, as_point, as_points, as_size
+from .._validate import MAX_ITERS, MAX_WINDOW, as_float, as_int, as_point, as_points, as_size
 from ..image import Image
 
 # Pairs per call into C++ in refine_many: keeps Ctrl-C responsive on huge
@@ -166,7 +166,7 @@ class Matcher:
     def setpeakradius(self, rad: int = 5) -> None:
         """Radius of the neighbourhood of the correlation peak whose centre of
         mass gives the subpixel shift ((2*rad+1)^2 pixels; default 5)."""
-        self.rad = as_int(rad, "rad", minimum=0)
+        self.rad = as_int(rad, "rad", minimum=0, maximum=MAX_WINDOW // 2)
 
     def setprewhiten(self, wht: float = -0.65) -> None:
         """Whitening exponent: the cross-power spectrum is scaled by |.|^wht.
@@ -221,7 +221,7 @@ class Matcher:
         a = as_point(p1, "p1")
         b = as_point(p2, "p2")
         w, h = as_size(size)
-        iters = as_int(iters, "iters", minimum=1)
+        iters = as_int(iters, "iters", minimum=1, maximum=MAX_ITERS)
         tol = as_float(tolerance, "tolerance")
         if tol < 0:
             raise ValueError(f"tolerance must be >= 0, got {tol}")
@@ -268,7 +268,7 @@ class Matcher:
         if A.shape != B.shape:
             raise ValueError(f"P1 and P2 must have the same shape, got {A.shape} and {B.shape}")
         w, h = as_size(size)
-        iters = as_int(iters, "iters", minimum=1)
+        iters = as_int(iters, "iters", minimum=1, maximum=MAX_ITERS)
         tol = as_float(tolerance, "tolerance")
         if tol < 0:
             raise ValueError(f"tolerance must be >= 0, got {tol}")

@@ -10,13 +10,14 @@ from typing import Any, Dict, Hashable, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from .._validate import as_float, as_int, as_size
+from .._validate import MAX_ITERS, as_float, as_int, as_size
 from ..io.tiles import describe
 from ..match.pairs import MatchSettings, PairMatches
 from ..place.placement import Placement, PlacementResiduals
 from ..transforms.affine import Affine
 
 MODELS = ("affine", "similarity", "rigid")
+INTERPOLATIONS = ("linear", "nearest", "cubic")
 
 
 def check_settings(*, overlap: Any, model: str, coarse_size: Any, fine_size: Any, fine_step: Any, iters: Any,
@@ -37,9 +38,19 @@ def check_settings(*, overlap: Any, model: str, coarse_size: Any, fine_size: Any
     if snr < 0:
         raise ValueError(f"min_snr must be >= 0, got {snr}")
     return MatchSettings(overlap=ov, coarse_size=cs, fine_size=fs, fine_step=step,
-                         iters=as_int(iters, "iters", minimum=1), min_snr=snr,
+                         iters=as_int(iters, "iters", minimum=1, maximum=MAX_ITERS), min_snr=snr,
                          whiten=_whiten(whiten), peak_radius=as_int(peak_radius, "peak_radius", minimum=1),
                          threads=as_int(threads, "threads", minimum=0))
+
+
+def check_render_options(*, blend: Any, interpolation: Any, chunk: Any) -> None:
+    """The rendering options, checked before any matching (not found wrong after an hour of it)."""
+    b = as_float(blend, "blend")
+    if b < 0:
+        raise ValueError(f"blend is the feathering radius in tile pixels: give 0 (hard seams) or more, got {b}")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+    as_int(chunk, "chunk", minimum=1, maximum=65536)
 
 
 def _whiten(value: Any) -> float:

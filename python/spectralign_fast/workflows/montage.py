@@ -20,7 +20,7 @@ from ..io.tiles import output_dtype
 from ..match.pairs import neighbour_pairs
 from ..render.overview import overview
 from ..report import montage_report
-from .common import Clock, check_grid, check_settings, grid_hint, solve
+from .common import Clock, check_grid, check_render_options, check_settings, grid_hint, solve
 from .result import MontageResult
 
 
@@ -115,6 +115,7 @@ def montage(tiles: Mapping[Tuple[int, int], Any], *, overlap: float = 0.1, model
         ``image`` (when rendered in memory) and ``canvas``.
     """
     grid = check_grid(tiles)
+    check_render_options(blend=blend, interpolation=interpolation, chunk=chunk)
     settings = check_settings(overlap=overlap, model=model, coarse_size=coarse_size, fine_size=fine_size,
                               fine_step=fine_step, iters=iters, min_snr=min_snr, threads=threads, whiten=whiten,
                               peak_radius=peak_radius)

@@ -21,6 +21,7 @@ from ..match.pairs import PairMatches
 from ..place.placement import PlacementResiduals
 from ..render.renderer import Renderer
 from ..transforms.affine import Affine
+from .common import check_render_options
 
 FORMAT = "spectralign-fast alignment"
 
@@ -103,6 +104,7 @@ class MontageResult:
         Path
             ``output``; ``canvas`` and ``output`` are set on this result.
         """
+        check_render_options(blend=blend, interpolation=interpolation, chunk=chunk)
         sources = dict(self.sources if tiles is None else tiles)
         missing = [t for t in self.transforms if t not in sources]
         if missing:

@@ -20,7 +20,7 @@ from ..execute.base import Overview
 from ..io.tiles import output_dtype
 from ..match.pairs import PairMatches, neighbour_pairs
 from ..transforms.affine import Affine
-from .common import check_grid, check_settings, solve
+from .common import check_grid, check_render_options, check_settings, solve
 from .result import MontageResult
 
 
@@ -120,6 +120,7 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
         first tile of level 0.
     """
     levels = _levels(slices)
+    check_render_options(blend=blend, interpolation=interpolation, chunk=chunk)
     settings = check_settings(overlap=overlap, model=model, coarse_size=coarse_size, fine_size=fine_size,
                               fine_step=fine_step, iters=iters, min_snr=min_snr, threads=threads, whiten=whiten,
                               peak_radius=peak_radius)
