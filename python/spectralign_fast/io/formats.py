@@ -35,6 +35,8 @@ def as_dtype(dtype: Any) -> np.dtype:
         dt = np.dtype(dtype)
     except TypeError:
         raise TypeError(f"dtype must be uint8, uint16 or float32, got {dtype!r}") from None
+    if not dt.isnative and dt.byteorder != "|":
+        dt = dt.newbyteorder("=")  # byte order is the input's detail; outputs are native
     if dt not in DTYPES:
         raise TypeError(f"dtype {dt} is not supported for output: use uint8, uint16 or float32 "
                         f"(convert with array.astype(...))")

@@ -10,7 +10,7 @@ from typing import Any, List, Tuple
 
 import numpy as np
 
-from .._validate import as_int
+from .._validate import as_int, as_native
 from .formats import Region, as_chunk, as_dtype, as_shape, cast
 
 
@@ -62,7 +62,7 @@ def downsample(image: Any, factor: Any) -> np.ndarray:
         ``(factor*i + (factor-1)/2, factor*j + (factor-1)/2)`` (y, x) for
         full blocks.
     """
-    arr = np.asarray(image)
+    arr = as_native(np.asarray(image))
     if arr.ndim != 2:
         raise ValueError(f"image must be 2-D (height, width), got shape {arr.shape}")
     if arr.shape[0] < 1 or arr.shape[1] < 1:

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterator, Optional, Tuple
 
 import numpy as np
 
-from .._validate import as_int
+from .._validate import as_int, as_native
 from .atomic import write_atomically
 from .formats import TIFF_SUFFIXES, as_chunk, as_dtype, as_shape, matching_suffix, to_dtype
 import tifffile
@@ -85,7 +85,7 @@ def write_tiff(path: str | os.PathLike, image_or_shape: Any, dtype: Any = None,
     if isinstance(image_or_shape, np.ndarray) or region_fn is None:
         if region_fn is not None or dtype is not None:
             raise TypeError("give either an image array, or a shape, a dtype and region_fn")
-        image = np.asarray(image_or_shape)
+        image = as_native(np.asarray(image_or_shape))
         if image.ndim != 2:
             raise ValueError(f"image must be 2-D (height, width), got shape {image.shape}; for "
                              f"region-by-region writing pass (shape, dtype, region_fn)")
