@@ -8,7 +8,7 @@ DOCS_STAMP := $(VENV)/.spectralign-docs-installed
 BUILD_REQUIREMENTS := "scikit-build-core>=0.10" "pybind11>=2.13" "pylib-fftw3f>=0.0.5" "cmeel-eigen>=3.4"
 SOURCES := pyproject.toml CMakeLists.txt $(shell find cpp python -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: all install demo test docs bench system-deps clean
+.PHONY: all install demo test docs bench sanitize system-deps clean
 
 all: install
 
@@ -44,6 +44,24 @@ $(DOCS_STAMP): $(STAMP)
 docs: $(DOCS_STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
+# The core built with AddressSanitizer + UndefinedBehaviorSanitizer into its own folder
+# (.asan/, the normal install untouched), then the bad-input, property, reliability, thread
+# and distributed tests run against it; any report fails the run. libasan must be loaded
+# first, and libstdc++ beside it, or ASan stops at the first C++ exception.
+ASAN_SITE := .asan
+SANITIZE_TESTS := tests/test_bad_input.py tests/test_properties.py tests/test_reliability.py \
+	tests/test_output_state.py tests/test_distributed.py tests/test_matcher.py tests/test_registration.py \
+	tests/test_render.py tests/test_placement.py
+sanitize: install
+	rm -rf $(ASAN_SITE)
+	$(PIP) install -q --disable-pip-version-check --no-build-isolation --no-deps --target $(ASAN_SITE) \
+		-C build-dir=build/asan -C cmake.build-type=RelWithDebInfo -C cmake.define.SPECTRALIGN_SANITIZE=ON .
+	LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libstdc++.so)" \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	PYTHONPATH=$(CURDIR)/$(ASAN_SITE) $(PY) -m pytest -q -p no:cacheprovider $(SANITIZE_TESTS) \
+		-m "not slow" -o addopts="-ra --strict-markers"
+
 # Several minutes (the million-tile placement cases); results go to bench/RESULTS.md by hand.
 bench: install
 	$(PIP) install -q --disable-pip-version-check --no-build-isolation ".[test,bench]"
@@ -57,4 +75,4 @@ bench: install
 	$(PY) bench/bench_distributed.py
 
 clean:
-	rm -rf build $(VENV) demo-output site
+	rm -rf build $(VENV) demo-output site $(ASAN_SITE)
