@@ -5,6 +5,7 @@ bad value) with a message that says what to pass instead.
 """
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from typing import Any
@@ -19,9 +20,10 @@ def as_int(value: Any, name: str, *, minimum: int | None = None) -> int:
     if isinstance(value, numbers.Integral):
         result = int(value)
     elif isinstance(value, numbers.Real):
-        if not np.isfinite(value) or float(value) != int(value):
+        f = float(value)  # np.isfinite() refused e.g. a Fraction with a TypeError
+        if not math.isfinite(f) or f != int(f):
             raise ValueError(f"{name} must be a whole number, got {value!r}")
-        result = int(value)
+        result = int(f)
     else:
         try:
             result = operator.index(value)
