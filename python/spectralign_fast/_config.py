@@ -5,15 +5,25 @@ import atexit
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, TextIO
 
 from . import _core
 from ._version import __version__
 from .io.atomic import write_atomically
 
-# FFTW wisdom cache: the planner's measured choices, kept between processes.
-_wisdom = {"path": None, "loaded": False, "forgotten": False}
+
+@dataclass
+class _WisdomCache:
+    """FFTW wisdom cache: the planner's measured choices, kept between processes."""
+
+    path: Optional[Path] = None
+    loaded: bool = False
+    forgotten: bool = False
+
+
+_wisdom = _WisdomCache()
 
 
 def cpu_name() -> str:
@@ -49,20 +59,20 @@ def load_wisdom() -> bool:
         path = wisdom_path()
     except OSError:  # e.g. /proc unreadable in a sandbox
         path = None
-    _wisdom["path"] = path
+    _wisdom.path = path
     if path is None or not path.is_file():
         return False
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError):
         return False
-    _wisdom["loaded"] = _core.import_fft_wisdom(text)
-    return _wisdom["loaded"]
+    _wisdom.loaded = _core.import_fft_wisdom(text)
+    return _wisdom.loaded
 
 
 def _save_wisdom() -> None:
-    path = _wisdom["path"]
-    if path is None or _wisdom["forgotten"] or _core.cached_plan_count() == 0:
+    path = _wisdom.path
+    if path is None or _wisdom.forgotten or _core.cached_plan_count() == 0:
         return
     if _core.fft_planning() == "estimate":
         return
@@ -81,14 +91,14 @@ def _save_wisdom() -> None:
 atexit.register(_save_wisdom)
 
 
-def config() -> dict:
+def config() -> dict[str, Any]:
     """The build configuration as a dict (FFTW source and version, threads, ...)."""
     return {
         "fftw_source": _core.fftw_source,
         "fftw_version": _core.fftw_version(),
         "fft_planning": _core.fft_planning(),
-        "fft_wisdom": (str(_wisdom["path"]) + (" (loaded)" if _wisdom["loaded"] else "")
-                       if _wisdom["path"] is not None else "off"),
+        "fft_wisdom": (str(_wisdom.path) + (" (loaded)" if _wisdom.loaded else "")
+                       if _wisdom.path is not None else "off"),
         "eigen_version": _core.eigen_version,
         "cholmod": _core.has_cholmod,
         "compiler": _core.compiler,
@@ -97,7 +107,7 @@ def config() -> dict:
     }
 
 
-def show_config(file=None) -> None:
+def show_config(file: Optional[TextIO] = None) -> None:
     """Print which FFTW is linked, its version, Eigen, and the thread count.
 
     ``threads=0`` anywhere in the API means ``default_threads`` threads.
@@ -133,4 +143,4 @@ def set_fft_planning(rigor: str) -> None:
     _core.set_fft_planning(rigor)
     if rigor == "estimate":
         _core.forget_fft_wisdom()
-        _wisdom["forgotten"] = True
+        _wisdom.forgotten = True
