@@ -1,4 +1,4 @@
-# spectralign_fast — the two commands that matter: `make demo` and `make test` (and `make docs`).
+# spectralign_fast — the two commands that matter: `make demo` and `make test` (and `make typecheck`, `make docs`).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -8,7 +8,7 @@ DOCS_STAMP := $(VENV)/.spectralign-docs-installed
 BUILD_REQUIREMENTS := "scikit-build-core>=0.10" "pybind11>=2.13" "pylib-fftw3f>=0.0.5" "cmeel-eigen>=3.4"
 SOURCES := pyproject.toml CMakeLists.txt $(shell find cpp python -type f -not -name '*.pyc' 2>/dev/null)
 
-.PHONY: all install demo test docs bench sanitize system-deps clean
+.PHONY: all install demo test typecheck docs bench sanitize system-deps clean
 
 all: install
 
@@ -34,6 +34,13 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# mypy (installed into the venv with the test extra by `make install`) over the package as
+# configured in pyproject.toml, then over tests/typing_usage.py: the public API as typed
+# user code calls it.
+typecheck: install
+	$(PY) -m mypy
+	$(PY) -m mypy tests/typing_usage.py
 
 $(DOCS_STAMP): $(STAMP)
 	$(PIP) install -q --disable-pip-version-check --no-build-isolation ".[docs]"

@@ -55,6 +55,21 @@ def test_size_type_errors(pair):
         m.refine((256, 256), (256, 256), True)
 
 
+def test_integer_arguments_accept_any_whole_real_number():
+    """A whole Fraction is an integer argument (as 4.0 is); a fractional one gets the plain-language
+    ValueError, not numpy's TypeError (np.isfinite refuses Fractions)."""
+    from fractions import Fraction
+
+    from spectralign_fast._validate import as_int
+
+    assert as_int(Fraction(4, 1), "iters") == 4
+    assert as_int(np.float64(3.0), "iters") == 3
+    with pytest.raises(ValueError, match="whole number"):
+        as_int(Fraction(3, 2), "iters")
+    with pytest.raises(ValueError, match="whole number"):
+        as_int(float("inf"), "iters")
+
+
 @pytest.mark.parametrize("p", [(np.nan, 3), (1, np.inf), (1, 2, 3), "xy"])
 def test_bad_points(pair, p):
     m = Matcher(*pair)

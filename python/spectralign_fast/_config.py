@@ -6,15 +6,25 @@ import os
 import platform
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, TextIO
 
 from . import _core
 from ._version import __version__
 from .io.atomic import write_atomically
 
-# FFTW wisdom cache: the planner's measured choices, kept between processes.
-_wisdom = {"path": None, "loaded": False, "forgotten": False}
+
+@dataclass
+class _WisdomCache:
+    """FFTW wisdom cache: the planner's measured choices, kept between processes."""
+
+    path: Optional[Path] = None
+    loaded: bool = False
+    forgotten: bool = False
+
+
+_wisdom = _WisdomCache()
 
 
 def cpu_name() -> str:
@@ -50,7 +60,7 @@ def load_wisdom() -> bool:
         path = wisdom_path()
     except OSError:  # e.g. /proc unreadable in a sandbox
         path = None
-    _wisdom["path"] = path
+    _wisdom.path = path
     if path is None or not path.is_file():
         return False
     try:
@@ -59,17 +69,17 @@ def load_wisdom() -> bool:
         return False
     except (UnicodeDecodeError, ValueError):
         text = None
-    _wisdom["loaded"] = text is not None and _core.import_fft_wisdom(text)
-    if not _wisdom["loaded"]:
+    _wisdom.loaded = text is not None and _core.import_fft_wisdom(text)
+    if not _wisdom.loaded:
         # Wisdom only saves planning time: a damaged file is replaced at exit, never fatal.
         warnings.warn(f"ignoring the damaged FFTW wisdom file {path}; it will be rewritten", RuntimeWarning,
                       stacklevel=2)
-    return bool(_wisdom["loaded"])
+    return bool(_wisdom.loaded)
 
 
 def _save_wisdom() -> None:
-    path = _wisdom["path"]
-    if path is None or _wisdom["forgotten"] or _core.cached_plan_count() == 0:
+    path = _wisdom.path
+    if path is None or _wisdom.forgotten or _core.cached_plan_count() == 0:
         return
     if _core.fft_planning() == "estimate":
         return
@@ -88,14 +98,14 @@ def _save_wisdom() -> None:
 atexit.register(_save_wisdom)
 
 
-def config() -> dict:
+def config() -> dict[str, Any]:
     """The build configuration as a dict (FFTW source and version, threads, ...)."""
     return {
         "fftw_source": _core.fftw_source,
         "fftw_version": _core.fftw_version(),
         "fft_planning": _core.fft_planning(),
-        "fft_wisdom": (str(_wisdom["path"]) + (" (loaded)" if _wisdom["loaded"] else "")
-                       if _wisdom["path"] is not None else "off"),
+        "fft_wisdom": (str(_wisdom.path) + (" (loaded)" if _wisdom.loaded else "")
+                       if _wisdom.path is not None else "off"),
         "eigen_version": _core.eigen_version,
         "cholmod": _core.has_cholmod,
         "compiler": _core.compiler,
@@ -104,7 +114,7 @@ def config() -> dict:
     }
 
 
-def show_config(file=None) -> None:
+def show_config(file: Optional[TextIO] = None) -> None:
     """Print which FFTW is linked, its version, Eigen, and the thread count.
 
     ``threads=0`` anywhere in the API means ``default_threads`` threads.
@@ -140,4 +150,4 @@ def set_fft_planning(rigor: str) -> None:
     _core.set_fft_planning(rigor)
     if rigor == "estimate":
         _core.forget_fft_wisdom()
-        _wisdom["forgotten"] = True
+        _wisdom.forgotten = True

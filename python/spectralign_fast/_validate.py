@@ -5,9 +5,10 @@ bad value) with a message that says what to pass instead.
 """
 from __future__ import annotations
 
+import math
 import numbers
 import operator
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -28,9 +29,10 @@ def as_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | 
     if isinstance(value, numbers.Integral):
         result = int(value)
     elif isinstance(value, numbers.Real):
-        if not np.isfinite(value) or float(value) != int(value):
+        f = float(value)  # np.isfinite() refused e.g. a Fraction with a TypeError
+        if not math.isfinite(f) or f != int(f):
             raise ValueError(f"{name} must be a whole number, got {value!r}")
-        result = int(value)
+        result = int(f)
     else:
         try:
             result = operator.index(value)
@@ -65,7 +67,7 @@ def as_size(size: Any, name: str = "size") -> tuple[int, int]:
             as_int(values[1], f"{name} height", minimum=1, maximum=MAX_WINDOW))
 
 
-def real_array(value: Any, name: str, *, order: str = "K") -> np.ndarray:
+def real_array(value: Any, name: str, *, order: Literal["K", "A", "C", "F"] = "K") -> np.ndarray:
     """``value`` as a fresh float64 array; complex numbers are refused (NumPy would drop their
     imaginary parts with only a warning), as is anything that is not numbers."""
     try:

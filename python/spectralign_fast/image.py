@@ -6,7 +6,7 @@ its centre at (x, y) = (c, r).
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import numpy as np
 
@@ -38,9 +38,9 @@ def _to_float_image(data: Any) -> np.ndarray:
         raise ValueError(f"image must be 2-D (height, width), got {arr.ndim}-D with shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"image is empty (shape {arr.shape})")
-    scale = _UNSIGNED_SCALE.get(arr.dtype)
-    if scale is not None:
-        return (arr.astype(np.float32) / np.float32(scale))
+    unsigned_scale = _UNSIGNED_SCALE.get(arr.dtype)
+    if unsigned_scale is not None:
+        return (arr.astype(np.float32) / np.float32(unsigned_scale))
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
@@ -119,6 +119,7 @@ class Image(np.ndarray):
         w, h = as_size(siz if siz is not None else size)
         plain = self._plain()
         x, y = (plain.shape[1] // 2, plain.shape[0] // 2) if xy is None else _xy(xy)
+        lin: tuple[float, ...]
         if tfm is None:
             lin = (1.0, 0.0, 0.0, 1.0)
         else:
@@ -184,7 +185,8 @@ class Image(np.ndarray):
         H, W = self._plain().shape
         if x0 < 0 or y0 < 0 or x0 + w > W or y0 + h > H:
             raise ValueError(f"rect {(x0, y0, w, h)} does not fit inside the {W}x{H} image")
-        return self[y0 : y0 + h, x0 : x0 + w]
+        # A slice of an Image is an Image (numpy's stubs type it as a plain ndarray).
+        return cast(Image, self[y0 : y0 + h, x0 : x0 + w])
 
     def save(self, path: str | os.PathLike, qual: Optional[int] = None) -> None:
         """Write to ``path``: TIFF keeps float32 values; PNG/JPEG store [0, 1]

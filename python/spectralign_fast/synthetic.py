@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .transforms.affine import Affine
 
@@ -41,7 +42,8 @@ def sample(photo: np.ndarray, tf: np.ndarray, shape: Tuple[int, int]) -> np.ndar
 
 def grid_tiles(photo: np.ndarray, rows: int = 3, cols: int = 3, *, overlap: float = 0.15,
                tile: Optional[int] = None, jitter: float = 20.0, max_rotation: float = 0.5,
-               noise: float = 0.01, vignetting: float = 0.3, dtype=np.uint16, seed: int = 0
+               noise: float = 0.01, vignetting: float = 0.3, dtype: DTypeLike = np.uint16,
+               seed: int = 0
                ) -> Tuple[Dict[Tuple[int, int], np.ndarray], Dict[Tuple[int, int], Affine]]:
     """Cut ``photo`` into a rows x cols grid of square tiles with known transforms.
 
@@ -99,13 +101,13 @@ def registration_error(found: Mapping, truth: Mapping, sizes: Mapping) -> Dict[s
     ``found[t]`` and ``truth[t]`` map tile pixels to their own model spaces;
     ``sizes[t]`` is (width, height).
     """
-    A, B = [], []
+    found_corners, true_corners = [], []
     for t, tf in truth.items():
         w, h = sizes[t]
         corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], float).T
-        A.append((Affine(found[t]) * corners).T)
-        B.append((Affine(tf) * corners).T)
-    A, B = np.concatenate(A), np.concatenate(B)
+        found_corners.append((Affine(found[t]) * corners).T)
+        true_corners.append((Affine(tf) * corners).T)
+    A, B = np.concatenate(found_corners), np.concatenate(true_corners)
     X = np.column_stack([A, np.ones(len(A))])
     coef, *_ = np.linalg.lstsq(X, B, rcond=None)
     d = np.hypot(*(X @ coef - B).T)

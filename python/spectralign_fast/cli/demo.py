@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -28,7 +29,19 @@ from ..workflows.montage import montage, write_report
 YFP_TILES = ("C2-20250523_montage_YFP_ideal_02.jpg", "C2-20250523_montage_YFP_ideal_03.jpg")
 
 # The demo's data set (also used by the tests and the montage benchmark).
-DEMO_GRID = dict(rows=3, cols=3, overlap=0.15, jitter=20.0, max_rotation=0.5, noise=0.005, vignetting=0.15)
+class _Grid(TypedDict):
+    """The keywords of ``grid_tiles`` for the demo's grid."""
+
+    rows: int
+    cols: int
+    overlap: float
+    jitter: float
+    max_rotation: float
+    noise: float
+    vignetting: float
+
+
+DEMO_GRID = _Grid(rows=3, cols=3, overlap=0.15, jitter=20.0, max_rotation=0.5, noise=0.005, vignetting=0.15)
 
 
 def find_data(explicit: str | None) -> Path | None:

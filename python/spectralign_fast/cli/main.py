@@ -18,13 +18,14 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .._config import set_fft_planning
 from ..execute import connect
 from ..io.atomic import check_output_path
 from ..io.formats import output_kind
 from ..workflows.montage import montage, write_report
+from ..workflows.result import MontageResult
 from ..workflows.sections import align_stack
 from . import demo
 
@@ -56,11 +57,11 @@ def expand_pattern(pattern: str, fields: Tuple[str, ...], optional: Tuple[str, .
     for part in re.split(r"({\w+})", pattern):
         m = re.fullmatch(r"{(\w+)}", part)
         regex += f"(?P<{m.group(1)}>-?\\d+)" if m else re.escape(part)
-    regex = re.compile(regex + "$")
+    compiled = re.compile(regex + "$")
     globbed = glob.glob(re.sub(r"{\w+}", "*", glob.escape(pattern).replace("[{]", "{").replace("[}]", "}")))
     found: Dict[Tuple[int, ...], str] = {}
     for path in sorted(globbed):
-        m = regex.match(path)
+        m = compiled.match(path)
         if not m:
             continue
         key = tuple(int(m.group(f)) for f in fields if f in names)
@@ -81,7 +82,7 @@ def _json_path(output: Path) -> Path:
     return output.with_name(name + ".json")
 
 
-def _check_outputs(args) -> Path:
+def _check_outputs(args: argparse.Namespace) -> Path:
     out = Path(args.output)
     try:
         output_kind(out)
@@ -118,21 +119,21 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="give up connecting to the scheduler after this long (10)")
 
 
-def _plan(args) -> None:
+def _plan(args: argparse.Namespace) -> None:
     # Only when asked: main() called from Python keeps the caller's planning
     # (a fresh command-line process starts with "measure").
     if args.fft_planning is not None:
         set_fft_planning(args.fft_planning)
 
 
-def _summary(result, out: Path, seconds: float) -> str:
+def _summary(result: MontageResult, out: Path, seconds: float) -> str:
     return (f"{len(result.transforms)} tiles, {result.n_matches} matches, residual RMS "
             f"{result.residuals.rms:.3f} px (max {result.residuals.max:.3f}); wrote {out} and "
             f"{_json_path(out)} in {seconds:.1f} s")
 
 
 @contextlib.contextmanager
-def _client(args, out: Path):
+def _client(args: argparse.Namespace, out: Path) -> Iterator[Any]:
     """The Dask client of --scheduler (closed afterwards), or None."""
     if args.scheduler is None:
         yield None
@@ -154,11 +155,11 @@ def _client(args, out: Path):
         client.close()
 
 
-def cmd_montage(args) -> int:
+def cmd_montage(args: argparse.Namespace) -> int:
 
     out = _check_outputs(args)
     _plan(args)
-    files = expand_pattern(args.pattern, ("row", "col"))
+    files = {(k[0], k[1]): p for k, p in expand_pattern(args.pattern, ("row", "col")).items()}
     t0 = time.perf_counter()
     with _client(args, out) as client:
         result = montage(files, overlap=args.overlap, model=args.model, fine_size=args.fine_size,
@@ -173,7 +174,7 @@ def cmd_montage(args) -> int:
     return 0
 
 
-def cmd_stack(args) -> int:
+def cmd_stack(args: argparse.Namespace) -> int:
 
     out = _check_outputs(args)
     _plan(args)
@@ -184,6 +185,7 @@ def cmd_stack(args) -> int:
     tiled = "row" in names or "col" in names
     files = expand_pattern(args.pattern, ("z", "row", "col") if tiled else ("z",))
     zs = sorted({k[0] for k in files})
+    slices: List[Dict[Tuple[int, ...], str] | str]
     if tiled:
         slices = [{k[1:]: p for k, p in files.items() if k[0] == z} for z in zs]
     else:
@@ -196,7 +198,7 @@ def cmd_stack(args) -> int:
                              overwrite=args.overwrite, chunk=args.chunk, client=client)
     result.save(_json_path(out), overwrite=args.overwrite)
     if args.report:
-        tiles = {}
+        tiles: Dict[Tuple[int, ...], str] = {}
         for z, sl in enumerate(slices):
             for key, src in (sl.items() if isinstance(sl, dict) else [((0, 0), sl)]):
                 tiles[(z,) + tuple(key)] = src
@@ -206,7 +208,7 @@ def cmd_stack(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     return demo.main(["--output", args.output] + (["--data", args.data] if args.data else [])
                      + (["--quiet"] if args.quiet else []) + (["--seed", str(args.seed)]))
 

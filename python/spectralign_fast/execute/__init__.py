@@ -7,14 +7,16 @@ Nothing here imports a workflow.
 """
 from __future__ import annotations
 
-from typing import Any, Hashable, Mapping
+from typing import Any, Mapping
 
+from .._types import TileKeyT
 from .base import Executor, progress_bar
 from .dask import DaskExecutor, check_client, connect
 from .local import LocalExecutor
 
 
-def executor_for(client: Any, sources: Mapping[Hashable, Any], threads: int, *, capacity: int = 16) -> Executor:
+def executor_for(client: Any, sources: Mapping[TileKeyT, Any], threads: int, *,
+                 capacity: int = 16) -> Executor:
     """A ``LocalExecutor`` (``client`` None; ``capacity`` tiles kept in memory) or a
     ``DaskExecutor`` on ``client`` (checked to be a live ``dask.distributed.Client``)."""
     if client is None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Dict, Hashable, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._types import TileKey
 from ..match.pairs import MatchSettings, PairMatches
 from ..render.renderer import Renderer
 from ..transforms.affine import Affine
@@ -45,45 +46,45 @@ class Executor(ABC):
     """
 
     threads: int
-    sizes: Dict[Hashable, Tuple[int, int]]
-    dtypes: Dict[Hashable, np.dtype]
+    sizes: Dict[TileKey, Tuple[int, int]]
+    dtypes: Dict[TileKey, np.dtype]
 
     @abstractmethod
     def check_output(self, output: Any, overwrite: bool) -> Optional[Path]:
         """The output path after checking it up front (before any work), or None."""
 
     @abstractmethod
-    def match(self, pairs: List[Tuple[Hashable, Hashable, str]], settings: MatchSettings, *,
+    def match(self, pairs: List[Tuple[TileKey, TileKey, str]], settings: MatchSettings, *,
               progress: bool) -> List[PairMatches]:
         """``match_pair`` for every (tile a, tile b, kind), in order."""
 
     @abstractmethod
-    def probe(self, tiles: Sequence[Hashable]) -> None:
+    def probe(self, tiles: Sequence[TileKey]) -> None:
         """Record the size and dtype of every tile not yet read."""
 
     @abstractmethod
-    def rematch(self, items: List[Tuple[PairMatches, MatchSettings]], transforms: Mapping[Hashable, Affine], *,
+    def rematch(self, items: List[Tuple[PairMatches, MatchSettings]], transforms: Mapping[TileKey, Affine], *,
                 progress: bool) -> List[PairMatches]:
         """The second pass (``rematch_pair``) for every pair with kept matches; others unchanged."""
 
     @abstractmethod
-    def overviews(self, parts: List[Tuple[Dict[Hashable, Affine], Dict[Hashable, Tuple[int, int]]]], *,
+    def overviews(self, parts: List[Tuple[Dict[TileKey, Affine], Dict[TileKey, Tuple[int, int]]]], *,
                   max_side: int = 1024, factor: Optional[int] = None) -> List[Overview]:
         """``render.overview`` of each (transforms, sizes) part, as float32."""
 
     @abstractmethod
-    def match_levels(self, level_keys: List[List[Hashable]], tf: Mapping[Hashable, Affine],
-                     sizes: Mapping[Hashable, Tuple[int, int]], settings: MatchSettings,
+    def match_levels(self, level_keys: Sequence[Sequence[TileKey]], tf: Mapping[TileKey, Affine],
+                     sizes: Mapping[TileKey, Tuple[int, int]], settings: MatchSettings,
                      overviews: Mapping[int, Overview], *, progress: bool) -> List[PairMatches]:
         """``match.levels.match_levels`` for every pair of neighbouring levels, in order."""
 
     @abstractmethod
-    def render(self, r: Renderer, tiles: Sequence[Hashable], dtype: np.dtype, *, output: Optional[Path],
+    def render(self, r: Renderer, tiles: Sequence[TileKey], dtype: np.dtype, *, output: Optional[Path],
                overwrite: bool, chunk: int, progress: bool,
-               levels: Optional[List[List[Hashable]]]) -> Optional[np.ndarray]:
+               levels: Optional[Sequence[Sequence[TileKey]]]) -> Optional[np.ndarray]:
         """Render ``tiles`` through ``r`` (each level of ``levels`` as one plane of a stack) into
         ``output``, or return the image (or (z, y, x) stack) when ``output`` is None."""
 
     @abstractmethod
-    def source_name(self, tile: Hashable) -> Optional[str]:
+    def source_name(self, tile: TileKey) -> Optional[str]:
         """The path a tile was given as, or None for arrays and loaders."""

@@ -28,7 +28,7 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Dict, Hashable, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -36,6 +36,7 @@ import zarr
 from tqdm.auto import tqdm
 
 from .. import _core
+from .._types import TileKey, TileKeyT, tile_dict
 from .._config import set_fft_planning
 from ..io.atomic import check_output_path
 from ..io.formats import output_kind
@@ -108,36 +109,49 @@ def _run_batch(fn: Callable, items: List[Tuple]) -> List[Any]:
     return [fn(*args) for args in items]
 
 
-def _tile_info(store: TileStore) -> Dict[Hashable, Tuple[Tuple[int, int], str]]:
+# What a task learnt about the tiles it read: {tile: ((width, height), dtype string)}.
+_TileInfo = Dict[TileKey, Tuple[Tuple[int, int], str]]
+
+# The arguments of _render_block: transforms, sizes, blend, interpolation, rect (x, y, w, h),
+# sources, dtype, threads.
+_BlockArgs = Tuple[Dict[TileKey, Affine], Dict[TileKey, Tuple[int, int]], float, str,
+                   Tuple[float, float, int, int], Dict[TileKey, Any], np.dtype, int]
+
+
+def _tile_info(store: TileStore) -> _TileInfo:
     return {t: (store.sizes[t], store.dtypes[t].str) for t in store.sizes}
 
 
-def _match_task(pairs: List[Tuple[Hashable, Hashable, str]], sources: Dict[Hashable, Any],
-                settings: MatchSettings):
+def _match_task(pairs: List[Tuple[TileKey, TileKey, str]], sources: Dict[TileKey, Any],
+                settings: MatchSettings) -> Tuple[List[PairMatches], _TileInfo]:
     store = TileStore(sources, capacity=min(len(sources), 8))  # pairs come row-major: neighbours reuse tiles
     out = [match_pair(store.image(a), store.image(b), a, b, kind, settings) for a, b, kind in pairs]
     return out, _tile_info(store)
 
 
-def _probe_task(sources: Dict[Hashable, Any]):
-    info = {}
+def _probe_task(sources: Dict[TileKey, Any]) -> _TileInfo:
+    info: _TileInfo = {}
     for t, src in sources.items():
         raw = read_raw(src, t)
         info[t] = ((int(raw.shape[1]), int(raw.shape[0])), raw.dtype.str)
     return info
 
 
-def _rematch_task(items: List[Tuple[PairMatches, Affine, Affine, MatchSettings]], sources: Dict[Hashable, Any]):
+def _rematch_task(items: List[Tuple[PairMatches, Affine, Affine, MatchSettings]],
+                  sources: Dict[TileKey, Any]) -> List[PairMatches]:
     store = TileStore(sources, capacity=len(sources))
     return [rematch_pair(store.image(pm.tile1), store.image(pm.tile2), pm, t1, t2, s) for pm, t1, t2, s in items]
 
 
-def _overview_task(transforms, sizes, sources, max_side, factor, threads):
+def _overview_task(transforms: Dict[TileKey, Affine], sizes: Dict[TileKey, Tuple[int, int]],
+                   sources: Dict[TileKey, Any], max_side: int, factor: Optional[int], threads: int) -> Overview:
     img, k, org = overview(transforms, sizes, sources, max_side=max_side, factor=factor, threads=threads)
     return k, np.asarray(img, np.float32), org
 
 
-def _match_levels_task(sources, lo, hi, transforms, sizes, z, settings, ov_pair):
+def _match_levels_task(sources: Dict[TileKey, Any], lo: List[TileKey], hi: List[TileKey],
+                       transforms: Dict[TileKey, Affine], sizes: Dict[TileKey, Tuple[int, int]], z: int,
+                       settings: MatchSettings, ov_pair: Dict[int, Overview]) -> List[PairMatches]:
     store = TileStore(sources, capacity=len(sources))
     return match_levels(store, lo, hi, transforms, sizes, z, settings, ov_pair)
 
@@ -146,7 +160,7 @@ def _match_levels_task(sources, lo, hi, transforms, sizes, z, settings, ov_pair)
 _TILE_CACHE = LRUCache(6)
 
 
-def _cached_tile(src: Any, tile: Hashable) -> np.ndarray:
+def _cached_tile(src: Any, tile: TileKey) -> np.ndarray:
     """A tile for rendering; files are kept in a small per-process cache keyed by path, size and mtime."""
     if not isinstance(src, str):
         return render_array(read_raw(src, tile))
@@ -164,7 +178,9 @@ def _cached_tile(src: Any, tile: Hashable) -> np.ndarray:
     return _TILE_CACHE.get(key, load)
 
 
-def _render_block(transforms, sizes, blend, interpolation, rect, sources, dtype, threads) -> np.ndarray:
+def _render_block(transforms: Dict[TileKey, Affine], sizes: Dict[TileKey, Tuple[int, int]], blend: float,
+                  interpolation: str, rect: Tuple[float, float, int, int], sources: Dict[TileKey, Any],
+                  dtype: np.dtype, threads: int) -> np.ndarray:
     """The output block of model rectangle ``rect = (x, y, w, h)``, as the local writer renders it."""
     x0, y0, w, h = rect
     if not transforms:
@@ -183,22 +199,22 @@ def _worker_write(what: str, target: Path, write: Callable[[], None]) -> None:
                               f"folder must be writable from every worker (shared storage)") from None
 
 
-def _zarr_chunk_task(writer, iy, ix, block_args) -> None:
+def _zarr_chunk_task(writer: OmeZarrWriter, iy: int, ix: int, block_args: _BlockArgs) -> None:
     block = _render_block(*block_args)
     _worker_write(f"chunk ({iy}, {ix})", writer.path, lambda: writer.write_chunk(iy, ix, block))
 
 
-def _zarr_build_task(writer, level, iy, ix) -> None:
+def _zarr_build_task(writer: OmeZarrWriter, level: int, iy: int, ix: int) -> None:
     _worker_write(f"level {level} chunk ({iy}, {ix})", writer.path, lambda: writer.build_chunk(level, iy, ix))
 
 
-def _stack_array(tmp: Path, level: int):
+def _stack_array(tmp: Path, level: int) -> zarr.Array:
     if not tmp.is_dir():
         raise FileNotFoundError(f"the temporary store {tmp} is gone (the run was aborted)")
     return zarr.open_array(tmp / str(level), mode="r+", zarr_format=2)
 
 
-def _stack_chunk_task(tmp, z, region, block_args) -> None:
+def _stack_chunk_task(tmp: str, z: int, region: Tuple[int, int, int, int], block_args: _BlockArgs) -> None:
     y, x, h, w = region
     block = _render_block(*block_args)
 
@@ -208,7 +224,8 @@ def _stack_chunk_task(tmp, z, region, block_args) -> None:
     _worker_write(f"level {z} chunk at ({y}, {x})", Path(tmp), write)
 
 
-def _stack_build_task(tmp, level, z, region, source_shape) -> None:
+def _stack_build_task(tmp: str, level: int, z: int, region: Tuple[int, int, int, int],
+                      source_shape: Tuple[int, int]) -> None:
     y, x, h, w = region
     block = stack_pyramid_block(_stack_array(Path(tmp), level - 1), source_shape, z, region)
 
@@ -224,13 +241,13 @@ def _stack_build_task(tmp, level, z, region, source_shape) -> None:
 class DaskExecutor(Executor):
     """One montage / stack run on a client: tile sources as the workers see them, tile sizes and dtypes."""
 
-    def __init__(self, client: Any, sources: Mapping[Hashable, Any], threads: int) -> None:
+    def __init__(self, client: Any, sources: Mapping[TileKeyT, Any], threads: int) -> None:
         self.client = check_client(client)
         # threads=0 means one per task: Dask's worker threads already fill the cores.
         self.threads = threads if threads > 0 else 1
-        self._given = dict(sources)
+        self._given = tile_dict(sources)
         self.rigor = _core.fft_planning()
-        self.sources: Dict[Hashable, Any] = {}
+        self.sources: Dict[TileKey, Any] = {}
         arrays = []
         for t, src in sources.items():
             if isinstance(src, (str, os.PathLike)):
@@ -242,15 +259,15 @@ class DaskExecutor(Executor):
         if arrays:
             futures = self.client.scatter([np.asarray(sources[t]) for t in arrays], hash=False)
             self.sources.update(zip(arrays, futures))
-        self.sizes: Dict[Hashable, Tuple[int, int]] = {}
-        self.dtypes: Dict[Hashable, np.dtype] = {}
+        self.sizes: Dict[TileKey, Tuple[int, int]] = {}
+        self.dtypes: Dict[TileKey, np.dtype] = {}
 
     # -- plumbing ----------------------------------------------------------------------
 
     def _settings(self, settings: MatchSettings) -> MatchSettings:
         return dataclasses.replace(settings, threads=self.threads)
 
-    def _subset(self, tiles: Iterable[Hashable]) -> Dict[Hashable, Any]:
+    def _subset(self, tiles: Iterable[TileKey]) -> Dict[TileKey, Any]:
         return {t: self.sources[t] for t in dict.fromkeys(tiles)}
 
     def _batches(self, items: Sequence, per_thread: int = 4) -> List[Sequence]:
@@ -258,7 +275,7 @@ class DaskExecutor(Executor):
         size = max(1, math.ceil(len(items) / (per_thread * nthreads)))
         return [items[i:i + size] for i in range(0, len(items), size)]
 
-    def _submit(self, fn: Callable, *args) -> Any:
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         return self.client.submit(_task, self.rigor, fn, *args, pure=False)
 
     def _map(self, fn: Callable, items: List[Tuple], *, desc: str, progress: bool, unit: str,
@@ -298,14 +315,14 @@ class DaskExecutor(Executor):
                 self.client.cancel(futures)
             raise
 
-    def _record(self, info: Mapping[Hashable, Tuple[Tuple[int, int], str]]) -> None:
+    def _record(self, info: Mapping[TileKey, Tuple[Tuple[int, int], str]]) -> None:
         for t, (size, dt) in info.items():
             self.sizes[t] = (int(size[0]), int(size[1]))
             self.dtypes[t] = np.dtype(dt)
 
     # -- matching -----------------------------------------------------------------------
 
-    def match(self, pairs: List[Tuple[Hashable, Hashable, str]], settings: MatchSettings, *,
+    def match(self, pairs: List[Tuple[TileKey, TileKey, str]], settings: MatchSettings, *,
               progress: bool) -> List[PairMatches]:
         s = self._settings(settings)
         futures = [self._submit(_match_task, list(b), self._subset(t for a, c, _ in b for t in (a, c)), s)
@@ -316,7 +333,7 @@ class DaskExecutor(Executor):
             self._record(info)
         return out
 
-    def probe(self, tiles: Sequence[Hashable]) -> None:
+    def probe(self, tiles: Sequence[TileKey]) -> None:
         """Sizes and dtypes of tiles that no match task has read."""
         todo = [t for t in tiles if t not in self.sizes]
         if todo:
@@ -324,7 +341,7 @@ class DaskExecutor(Executor):
             for info in self._collect(futures, desc="reading tiles", progress=False, unit="batch"):
                 self._record(info)
 
-    def rematch(self, items: List[Tuple[PairMatches, MatchSettings]], transforms: Mapping[Hashable, Affine], *,
+    def rematch(self, items: List[Tuple[PairMatches, MatchSettings]], transforms: Mapping[TileKey, Affine], *,
                 progress: bool) -> List[PairMatches]:
         """The second pass for every pair with kept matches (others are returned unchanged)."""
         todo = [k for k, (pm, _) in enumerate(items) if pm.kept.any()]
@@ -342,24 +359,24 @@ class DaskExecutor(Executor):
     def check_output(self, output: Any, overwrite: bool) -> Optional[Path]:
         return check_output(output, overwrite)
 
-    def source_name(self, tile: Hashable) -> Optional[str]:
+    def source_name(self, tile: TileKey) -> Optional[str]:
         src = self._given[tile]
         return str(Path(src)) if isinstance(src, (str, os.PathLike)) else None
 
-    def overviews(self, parts: List[Tuple[Dict[Hashable, Affine], Dict[Hashable, Tuple[int, int]]]], *,
+    def overviews(self, parts: List[Tuple[Dict[TileKey, Affine], Dict[TileKey, Tuple[int, int]]]], *,
                   max_side: int = 1024, factor: Optional[int] = None) -> List[Overview]:
         futures = [self._submit(_overview_task, tf, sizes, self._subset(tf), max_side, factor, self.threads)
                    for tf, sizes in parts]
         return self._collect(futures, desc="overviews", progress=False, unit="level")
 
-    def match_levels(self, level_keys: List[List[Hashable]], tf: Mapping[Hashable, Affine],
-                     sizes: Mapping[Hashable, Tuple[int, int]], settings: MatchSettings,
+    def match_levels(self, level_keys: Sequence[Sequence[TileKey]], tf: Mapping[TileKey, Affine],
+                     sizes: Mapping[TileKey, Tuple[int, int]], settings: MatchSettings,
                      overviews: Mapping[int, Overview], *, progress: bool) -> List[PairMatches]:
         s = self._settings(settings)
         futures = []
         for z in range(len(level_keys) - 1):
             lo, hi = level_keys[z], level_keys[z + 1]
-            tiles = lo + hi
+            tiles = [*lo, *hi]
             futures.append(self._submit(_match_levels_task, self._subset(tiles), lo, hi,
                                         {t: tf[t] for t in tiles}, {t: sizes[t] for t in tiles}, z, s,
                                         {z: overviews[z], z + 1: overviews[z + 1]}))
@@ -368,16 +385,18 @@ class DaskExecutor(Executor):
 
     # -- rendering ----------------------------------------------------------------------
 
-    def _block_args(self, r, tiles: Sequence[Hashable], rect, dtype: np.dtype):
+    def _block_args(self, r: Renderer, tiles: Sequence[TileKey], rect: Tuple[float, float, int, int],
+                    dtype: np.dtype) -> _BlockArgs:
         over = r.overlapping(rect)
         keep = set(tiles)
         use = [t for t in over if t in keep]
+        assert r.afms is not None  # the workflows render with transforms (MontageResult.renderer)
         return ({t: r.afms[t] for t in use}, {t: r.imgsizes[t] for t in use}, r.blend, r.interpolation,
                 rect, self._subset(use), dtype, self.threads)
 
-    def render(self, r: Renderer, tiles: Sequence[Hashable], dtype: np.dtype, *, output: Optional[Path],
+    def render(self, r: Renderer, tiles: Sequence[TileKey], dtype: np.dtype, *, output: Optional[Path],
                overwrite: bool, chunk: int, progress: bool,
-               levels: Optional[List[List[Hashable]]]) -> Optional[np.ndarray]:
+               levels: Optional[Sequence[Sequence[TileKey]]]) -> Optional[np.ndarray]:
         h, w = r.shape
         x0, y0 = r.origin
         all_tiles = list(tiles)
@@ -397,7 +416,8 @@ class DaskExecutor(Executor):
             self._render_zarr_stack(r, levels, dtype, output, overwrite=overwrite, chunk=chunk, progress=progress)
         return None
 
-    def _render_zarr(self, r, tiles, dtype, path: Path, *, overwrite: bool, chunk: int, progress: bool) -> None:
+    def _render_zarr(self, r: Renderer, tiles: Sequence[TileKey], dtype: np.dtype, path: Path, *,
+                     overwrite: bool, chunk: int, progress: bool) -> None:
         x0, y0 = r.origin
         # Absolute: the workers open the temporary store by name, and their working folder is not ours.
         writer = OmeZarrWriter.create(path.absolute(), r.shape, dtype, chunk=chunk, overwrite=overwrite)
@@ -418,7 +438,8 @@ class DaskExecutor(Executor):
                 raise
             raise err from exc
 
-    def _render_zarr_stack(self, r, levels, dtype, path: Path, *, overwrite: bool, chunk: int,
+    def _render_zarr_stack(self, r: Renderer, levels: Sequence[Sequence[TileKey]], dtype: np.dtype, path: Path, *,
+                           overwrite: bool, chunk: int,
                            progress: bool) -> None:
         x0, y0 = r.origin
         tmp, shapes = create_stack_store(path.absolute(), r.shape, len(levels), dtype, chunk)
@@ -428,9 +449,9 @@ class DaskExecutor(Executor):
             self._map(_stack_chunk_task, items, desc=f"writing {path.name}", progress=progress, unit="chunk",
                       side_effects=True)
             for k in range(1, len(shapes)):
-                items = [(str(tmp), k, z, region, shapes[k - 1])
+                build = [(str(tmp), k, z, region, shapes[k - 1])
                          for z in range(len(levels)) for region in chunk_grid(shapes[k], chunk)]
-                self._map(_stack_build_task, items, desc=f"pyramid level {k}", progress=progress, unit="chunk",
+                self._map(_stack_build_task, build, desc=f"pyramid level {k}", progress=progress, unit="chunk",
                           side_effects=True)
             commit_store(tmp, path, overwrite=overwrite)
         except BaseException:

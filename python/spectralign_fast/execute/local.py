@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._types import TileKey, TileKeyT
 from ..io.atomic import check_output_path
 from ..io.formats import output_kind
 from ..io.tiles import TileStore
@@ -22,7 +23,7 @@ class LocalExecutor(Executor):
     """Tiles read on demand through one ``TileStore`` (the ``capacity`` most recent kept);
     each pair matched and each block rendered with ``threads`` threads (0 = all cores)."""
 
-    def __init__(self, sources: Mapping[Hashable, Any], threads: int, *, capacity: int = 16) -> None:
+    def __init__(self, sources: Mapping[TileKeyT, Any], threads: int, *, capacity: int = 16) -> None:
         self.store = TileStore(sources, capacity=capacity)
         self.threads = threads
         self.sizes = self.store.sizes
@@ -36,25 +37,25 @@ class LocalExecutor(Executor):
         check_output_path(path, overwrite=overwrite)
         return path
 
-    def match(self, pairs: List[Tuple[Hashable, Hashable, str]], settings: MatchSettings, *,
+    def match(self, pairs: List[Tuple[TileKey, TileKey, str]], settings: MatchSettings, *,
               progress: bool) -> List[PairMatches]:
         image = self.store.image
         return [match_pair(image(a), image(b), a, b, kind, settings)
                 for a, b, kind in progress_bar(pairs, total=len(pairs), desc="matching", enabled=progress)]
 
-    def probe(self, tiles: Sequence[Hashable]) -> None:
+    def probe(self, tiles: Sequence[TileKey]) -> None:
         for t in tiles:
             if t not in self.sizes:
                 self.store.image(t)
 
-    def rematch(self, items: List[Tuple[PairMatches, MatchSettings]], transforms: Mapping[Hashable, Affine], *,
+    def rematch(self, items: List[Tuple[PairMatches, MatchSettings]], transforms: Mapping[TileKey, Affine], *,
                 progress: bool) -> List[PairMatches]:
         image = self.store.image
         return [rematch_pair(image(pm.tile1), image(pm.tile2), pm, transforms[pm.tile1], transforms[pm.tile2], s)
                 if pm.kept.any() else pm
                 for pm, s in progress_bar(items, total=len(items), desc="matching (pass 2)", enabled=progress)]
 
-    def overviews(self, parts: List[Tuple[Dict[Hashable, Affine], Dict[Hashable, Tuple[int, int]]]], *,
+    def overviews(self, parts: List[Tuple[Dict[TileKey, Affine], Dict[TileKey, Tuple[int, int]]]], *,
                   max_side: int = 1024, factor: Optional[int] = None) -> List[Overview]:
         out = []
         for tf, sizes in parts:
@@ -63,8 +64,8 @@ class LocalExecutor(Executor):
             out.append((k, np.asarray(img, np.float32), org))
         return out
 
-    def match_levels(self, level_keys: List[List[Hashable]], tf: Mapping[Hashable, Affine],
-                     sizes: Mapping[Hashable, Tuple[int, int]], settings: MatchSettings,
+    def match_levels(self, level_keys: Sequence[Sequence[TileKey]], tf: Mapping[TileKey, Affine],
+                     sizes: Mapping[TileKey, Tuple[int, int]], settings: MatchSettings,
                      overviews: Mapping[int, Overview], *, progress: bool) -> List[PairMatches]:
         out: List[PairMatches] = []
         n = len(level_keys) - 1
@@ -73,9 +74,9 @@ class LocalExecutor(Executor):
                                     overviews))
         return out
 
-    def render(self, r: Renderer, tiles: Sequence[Hashable], dtype: np.dtype, *, output: Optional[Path],
+    def render(self, r: Renderer, tiles: Sequence[TileKey], dtype: np.dtype, *, output: Optional[Path],
                overwrite: bool, chunk: int, progress: bool,
-               levels: Optional[List[List[Hashable]]]) -> Optional[np.ndarray]:
+               levels: Optional[Sequence[Sequence[TileKey]]]) -> Optional[np.ndarray]:
         loaders = {t: self.store.loader(t) for t in tiles}
         if output is not None:
             write_rendered(output, r, loaders, dtype, levels=levels, overwrite=overwrite, chunk=chunk,
@@ -89,5 +90,5 @@ class LocalExecutor(Executor):
             stack[z] = r.render_region(r.rect, {t: loaders[t] for t in lv})
         return stack
 
-    def source_name(self, tile: Hashable) -> Optional[str]:
+    def source_name(self, tile: TileKey) -> Optional[str]:
         return self.store.source_name(tile)

@@ -54,7 +54,7 @@ def disk_full(exc: BaseException, path: Path) -> Optional[OSError]:
     return None
 
 
-def write_atomically(path: str | os.PathLike, write: Callable[[str], None], *, overwrite: bool = True) -> Path:
+def write_atomically(path: str | os.PathLike, write: Callable[[str], object], *, overwrite: bool = True) -> Path:
     """Call write(tmp_path) and rename the result to path once it succeeded.
 
     The temporary file is a hidden sibling, so the rename stays on one file

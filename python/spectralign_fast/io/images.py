@@ -26,7 +26,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(tifffile.imread(p))
         with PILImage.open(p) as im:
             if im.mode == "P":
-                im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+                return np.asarray(im.convert("RGBA" if "transparency" in im.info else "RGB"))
             return np.asarray(im)
     except (OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"cannot read image {p}: {exc}") from exc

@@ -25,7 +25,7 @@ import tempfile
 import uuid
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
@@ -154,7 +154,7 @@ class OmeZarrWriter:
                              f"output again")
         self._overwrite = overwrite
         self._level_shapes = level_shapes(self._shape, self._levels)
-        self._arrays: dict = {}
+        self._arrays: Dict[int, zarr.Array] = {}
 
     # -- construction ---------------------------------------------------------------
 
@@ -316,7 +316,7 @@ class OmeZarrWriter:
             raise ValueError(f"level {lv} does not exist: this store has levels 0..{self._levels - 1}")
         return lv
 
-    def _array(self, level: int):
+    def _array(self, level: int) -> zarr.Array:
         arr = self._arrays.get(level)
         if arr is None:
             if not (self._tmp / STATE_FILE).is_file():
@@ -377,7 +377,7 @@ class OmeZarrWriter:
 
     def missing_chunks(self) -> List[Tuple[int, int, int]]:
         """``(level, iy, ix)`` of every chunk not written yet."""
-        out = []
+        out: List[Tuple[int, int, int]] = []
         for level in range(self._levels):
             gy, gx = self.grid_shape(level)
             have = set(os.listdir(self._tmp / str(level)))
@@ -479,7 +479,7 @@ def drop_partial_files(store: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def _run_tasks(tasks: Iterable[Callable[[], None]], threads: int, bar) -> None:
+def _run_tasks(tasks: Iterable[Callable[[], None]], threads: int, bar: Any) -> None:
     """Run tasks on a pool, taking them from the iterable as workers free up (never the whole
     list at once); the first failure stops the rest and is raised once all running tasks have
     stopped (so nothing writes into a store being removed)."""
@@ -567,10 +567,12 @@ def write_ome_zarr(path: str | os.PathLike, shape: Any, dtype: Any,
                 return task
 
             _run_tasks((level0(cy, cx) for cy in range(gy0) for cx in range(gx0)), nthreads, bar)
+            def build(lv: int, cy: int, cx: int) -> Callable[[], None]:
+                return lambda: writer.build_chunk(lv, cy, cx)
+
             for lv in range(1, writer.levels):
                 gy, gx = writer.grid_shape(lv)
-                _run_tasks(((lambda lv=lv, cy=cy, cx=cx: writer.build_chunk(lv, cy, cx))
-                            for cy in range(gy) for cx in range(gx)), nthreads, bar)
+                _run_tasks((build(lv, cy, cx) for cy in range(gy) for cx in range(gx)), nthreads, bar)
         return writer.commit()
     except BaseException as exc:
         err = writer.abort_for(exc)
@@ -591,9 +593,10 @@ def read_ome_zarr(path: str | os.PathLike, level: int = 0) -> np.ndarray:
         raise FileNotFoundError(f"OME-Zarr store not found: {p}")
     try:
         group = zarr.open_group(p, mode="r")
-        multiscales = group.attrs.get("multiscales")
-        if "ome" in group.attrs:  # NGFF 0.5 nests the metadata under "ome"
-            multiscales = group.attrs["ome"].get("multiscales")
+        attrs: Dict[str, Any] = group.attrs.asdict()  # JSON of whatever shape the file has
+        multiscales = attrs.get("multiscales")
+        if "ome" in attrs:  # NGFF 0.5 nests the metadata under "ome"
+            multiscales = attrs["ome"].get("multiscales")
     except (OSError, ValueError, KeyError) as exc:
         raise ValueError(f"cannot read OME-Zarr store {p}: {exc}") from exc
     if not multiscales:
@@ -602,4 +605,7 @@ def read_ome_zarr(path: str | os.PathLike, level: int = 0) -> np.ndarray:
     lv = as_int(level, "level", minimum=0)
     if lv >= len(datasets):
         raise ValueError(f"level {lv} does not exist: {p} has levels 0..{len(datasets) - 1}")
-    return np.asarray(group[datasets[lv]["path"]][...])
+    arr = group[datasets[lv]["path"]]
+    if not isinstance(arr, zarr.Array):
+        raise ValueError(f"level {lv} of {p} ({datasets[lv]['path']!r}) is a group, not an array")
+    return np.asarray(arr[...])

@@ -71,10 +71,11 @@ def downsample(image: Any, factor: Any) -> np.ndarray:
     f = as_int(factor, "factor", minimum=1)
     if f == 1:
         return arr.copy()
+    acc_t: np.dtype[np.floating[Any]]
     if dtype.kind == "u" and f * f * np.iinfo(dtype).max < 2**24:
-        acc_t = np.float32  # every block sum is an integer below 2**24: exact in float32
+        acc_t = np.dtype(np.float32)  # every block sum is an integer below 2**24: exact in float32
     else:
-        acc_t = np.float64
+        acc_t = np.dtype(np.float64)
     h, w = arr.shape
     hf, wf = h - h % f, w - w % f
     # Strided adds (f vector passes per axis) beat reductions over a short inner axis.

@@ -119,6 +119,7 @@ def write_tiff(path: str | os.PathLike, image_or_shape: Any, dtype: Any = None,
     ome = suffix.startswith(".ome")
 
     def tiles() -> Iterator[np.ndarray]:
+        assert region_fn is not None  # only called without an image array, so with region_fn
         h, w = shp
         band_w = max(tw, (bytes_limit // max(1, th * dt.itemsize)) // tw * tw)
         with tqdm(total=-(-h // th), disable=not progress, unit="tile row",

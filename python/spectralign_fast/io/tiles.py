@@ -10,10 +10,11 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Dict, Hashable, Mapping, Tuple
+from typing import Any, Callable, Dict, Mapping, Tuple
 
 import numpy as np
 
+from .._types import TileKey, TileKeyT, tile_dict
 from ..image import Image
 from .._validate import as_native
 from .images import read_image
@@ -21,11 +22,11 @@ from .images import read_image
 _RENDER_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 
 
-def describe(tile: Hashable) -> str:
+def describe(tile: TileKey) -> str:
     return "tile " + (repr(tile) if not isinstance(tile, tuple) else "(" + ", ".join(map(str, tile)) + ")")
 
 
-def read_raw(src: Any, tile: Hashable) -> np.ndarray:
+def read_raw(src: Any, tile: TileKey) -> np.ndarray:
     """The tile's pixels as given (a view where possible; never written to)."""
     try:
         if isinstance(src, (str, os.PathLike)):
@@ -65,7 +66,7 @@ def render_array(raw: np.ndarray) -> np.ndarray:
     return raw.astype(np.float32)
 
 
-def output_dtype(dtypes: Mapping[Hashable, np.dtype]) -> np.dtype:
+def output_dtype(dtypes: Mapping[TileKey, np.dtype]) -> np.dtype:
     """The one dtype of all tiles, or a ValueError naming two that differ."""
     items = list(dtypes.items())
     first_tile, first = items[0]
@@ -87,10 +88,10 @@ class LRUCache:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = max(1, int(capacity))
-        self._items: "OrderedDict[Hashable, Any]" = OrderedDict()
+        self._items: "OrderedDict[TileKey, Any]" = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
+    def get(self, key: TileKey, load: Callable[[], Any]) -> Any:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
@@ -103,7 +104,7 @@ class LRUCache:
                 self._items.popitem(last=False)
         return value
 
-    def __contains__(self, key: Hashable) -> bool:
+    def __contains__(self, key: TileKey) -> bool:
         with self._lock:
             return key in self._items
 
@@ -118,15 +119,15 @@ class TileStore:
     Thread-safe; records each tile's size and raw dtype the first time it is read.
     """
 
-    def __init__(self, sources: Mapping[Hashable, Any], capacity: int = 16) -> None:
-        self.sources = dict(sources)
+    def __init__(self, sources: Mapping[TileKeyT, Any], capacity: int = 16) -> None:
+        self.sources = tile_dict(sources)
         self.capacity = max(2, int(capacity))
         self._cache = LRUCache(self.capacity)
         self._lock = threading.Lock()
-        self.sizes: Dict[Hashable, Tuple[int, int]] = {}
-        self.dtypes: Dict[Hashable, np.dtype] = {}
+        self.sizes: Dict[TileKey, Tuple[int, int]] = {}
+        self.dtypes: Dict[TileKey, np.dtype] = {}
 
-    def image(self, tile: Hashable) -> Image:
+    def image(self, tile: TileKey) -> Image:
         def load() -> Image:
             raw = read_raw(self.sources[tile], tile)
             with self._lock:
@@ -146,10 +147,10 @@ class TileStore:
             if tile not in self.sizes:
                 self.image(tile)
 
-    def loader(self, tile: Hashable) -> Callable[[], np.ndarray]:
+    def loader(self, tile: TileKey) -> Callable[[], np.ndarray]:
         src = self.sources[tile]
         return lambda: render_array(read_raw(src, tile))
 
-    def source_name(self, tile: Hashable) -> str | None:
+    def source_name(self, tile: TileKey) -> str | None:
         src = self.sources[tile]
         return str(Path(src)) if isinstance(src, (str, os.PathLike)) else None

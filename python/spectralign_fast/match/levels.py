@@ -7,10 +7,11 @@ Coordinates: points are (x, y) = (column, row).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Hashable, List, Mapping, Tuple
+from typing import Any, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
+from .._types import TileKey
 from ..io.tiles import TileStore
 from ..transforms.affine import Affine
 from .pairs import MatchSettings, PairMatches, consistent, make_matcher
@@ -24,13 +25,15 @@ def _inside(tf: Affine, size: Tuple[int, int], m: np.ndarray, margin: float) -> 
                               h - 1 - margin - p[:, 1]])
 
 
-def _holders(tiles: List[Hashable], transforms, sizes, m: np.ndarray, margin: float) -> np.ndarray:
+def _holders(tiles: Sequence[TileKey], transforms: Mapping[TileKey, Any], sizes: Mapping[TileKey, Tuple[int, int]],
+             m: np.ndarray, margin: float) -> np.ndarray:
     """(tiles, points) bool: which tiles hold each point at least ``margin`` inside."""
     return np.stack([_inside(transforms[t], sizes[t], m, margin) >= 0 for t in tiles])
 
 
-def match_levels(store: TileStore, lo: List[Hashable], hi: List[Hashable], tf: Mapping, sizes: Mapping,
-                  z: int, settings: MatchSettings, ov_cache: Dict[int, Any]) -> List[PairMatches]:
+def match_levels(store: TileStore, lo: Sequence[TileKey], hi: Sequence[TileKey], tf: Mapping[TileKey, Any],
+                 sizes: Mapping[TileKey, Tuple[int, int]], z: int, settings: MatchSettings,
+                 ov_cache: Mapping[int, Tuple[float, np.ndarray, Tuple[float, float]]]) -> List[PairMatches]:
     """Matches between level z (tiles ``lo``) and z + 1 (``hi``), each placed in its own frame."""
     k_lo, img_lo, org_lo = ov_cache[z]
     k_hi, img_hi, org_hi = ov_cache[z + 1]
@@ -39,13 +42,13 @@ def match_levels(store: TileStore, lo: List[Hashable], hi: List[Hashable], tf: M
     m = make_matcher(img_lo, img_hi, settings, stats=True)
     c_lo = np.array([img_lo.shape[1] / 2, img_lo.shape[0] / 2])
     c_hi = c_lo + (np.asarray(org_lo) - np.asarray(org_hi)) / k_lo
-    p, q, st = m.refine(c_lo, c_hi, size, iters=5, tolerance=0.05)
+    p, q, st = m._refine(c_lo, c_hi, size, iters=5, tolerance=0.05)
     if not np.isfinite(st.snr) or st.snr < settings.min_snr:
         raise ValueError(f"levels {z} and {z + 1} could not be matched coarsely (SNR {st.snr:.1f} < min_snr "
                          f"{settings.min_snr:g}); are they images of the same tissue?")
     shift = np.asarray(org_lo) + k_lo * p - (np.asarray(org_hi) + k_hi * q)  # hi frame -> lo frame
     # Grid of points over the part of level z that level z + 1 covers too.
-    def bounds(tiles, offset):
+    def bounds(tiles: Sequence[TileKey], offset: Any) -> Tuple[np.ndarray, np.ndarray]:
         c = np.concatenate([(Affine(tf[t]) * np.array([[0, sizes[t][0] - 1, sizes[t][0] - 1, 0],
                                                          [0, 0, sizes[t][1] - 1, sizes[t][1] - 1]])).T
                             for t in tiles]) + offset
@@ -78,9 +81,10 @@ def match_levels(store: TileStore, lo: List[Hashable], hi: List[Hashable], tf: M
             P1 = (Affine(tf[ta]).inverse() * M[sel].T).T
             P2 = (Affine(tf[tb]).inverse() * (M[sel] - shift).T).T
             mm = make_matcher(store.image(ta), store.image(tb), settings)
-            q1, q2, st = mm.refine_many(P1, P2, settings.fine_size, iters=settings.iters, threads=settings.threads)
-            ok = np.isfinite(st.snr) & (st.snr >= settings.min_snr)
-            out.append(PairMatches(ta, tb, "z", q1, q2, st.snr.copy(), st.peakwidth.copy(), ok, float(st.snr.max())))
+            q1, q2, bst = mm.refine_many(P1, P2, settings.fine_size, iters=settings.iters, threads=settings.threads)
+            ok = np.isfinite(bst.snr) & (bst.snr >= settings.min_snr)
+            out.append(PairMatches(ta, tb, "z", q1, q2, bst.snr.copy(), bst.peakwidth.copy(), ok,
+                                   float(bst.snr.max())))
     # Outliers judged over the whole pair of levels, in model coordinates.
     if out:
         A = np.concatenate([(Affine(tf[pm.tile1]) * pm.p1.T).T for pm in out])

@@ -15,7 +15,7 @@ iteration moves point 1 by -shift/2 and point 2 by +shift/2.
 """
 from __future__ import annotations
 
-from typing import Any, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -197,7 +197,7 @@ class Matcher:
         self.apodization = mode
 
     def refine(self, p1: Any, p2: Any, size: Any, iters: int = 1,
-               tolerance: float = 0) -> Tuple[np.ndarray, ...]:
+               tolerance: float = 0) -> Tuple[Any, ...]:
         """Iteratively refine one pair of matching points.
 
         Parameters
@@ -218,6 +218,13 @@ class Matcher:
         stats : RefinementStats
             Only if the Matcher was made with ``stats=True``.
         """
+        # Typed as Tuple[Any, ...]: two or three items, by a flag of the Matcher (spectralign's API).
+        q1, q2, st = self._refine(p1, p2, size, iters, tolerance)
+        return (q1, q2, st) if self.stats else (q1, q2)
+
+    def _refine(self, p1: Any, p2: Any, size: Any, iters: int,
+                tolerance: float) -> Tuple[np.ndarray, np.ndarray, RefinementStats]:
+        """``refine`` with its statistics, whatever ``stats`` the Matcher was made with."""
         a = as_point(p1, "p1")
         b = as_point(p2, "p2")
         w, h = as_size(size)
@@ -225,17 +232,13 @@ class Matcher:
         tol = as_float(tolerance, "tolerance")
         if tol < 0:
             raise ValueError(f"tolerance must be >= 0, got {tol}")
-        q1, q2, its = self._core.refine(tuple(a), tuple(b), w, h, iters, tol, self.wht, self.rad,
-                                        self.apodization == "both")
-        q1 = np.array(q1)
-        q2 = np.array(q2)
-        if not self.stats:
-            return q1, q2
+        r1, r2, its = self._core.refine((float(a[0]), float(a[1])), (float(b[0]), float(b[1])), w, h,
+                                        iters, tol, self.wht, self.rad, self.apodization == "both")
         st = RefinementStats()
         st.shifts = [row[0:2].copy() for row in its]
         st.peakwidths = [row[2:4].copy() for row in its]
         st.snrs = [float(row[4]) for row in its]
-        return q1, q2, st
+        return np.array(r1), np.array(r2), st
 
     def refine_many(self, P1: Any, P2: Any, size: Any, *, iters: int = 1, tolerance: float = 0,
                     threads: int = 0) -> Tuple[np.ndarray, np.ndarray, BatchRefinementStats]:
@@ -274,7 +277,7 @@ class Matcher:
             raise ValueError(f"tolerance must be >= 0, got {tol}")
         threads = as_int(threads, "threads", minimum=0)
         n = A.shape[0]
-        out = {"p1": np.empty((n, 2)), "p2": np.empty((n, 2)), "shift": np.empty((n, 2)),
+        out: Dict[str, np.ndarray] = {"p1": np.empty((n, 2)), "p2": np.empty((n, 2)), "shift": np.empty((n, 2)),
                "peakwidth": np.empty((n, 2)), "snr": np.empty(n), "niters": np.empty(n, dtype=np.int32)}
         if n == 0:
             # Still validate the window against the images.

@@ -7,10 +7,11 @@ a shows the same content as ``p - offset`` in b.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Hashable, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .._types import TileKey
 from ..render.renderer import Renderer
 from ..transforms.affine import Affine
 from .matcher import Matcher
@@ -59,8 +60,8 @@ class PairMatches:
         SNR of the coarse match that seeded the grid (NaN when not used).
     """
 
-    tile1: Hashable
-    tile2: Hashable
+    tile1: TileKey
+    tile2: TileKey
     kind: str
     p1: np.ndarray
     p2: np.ndarray
@@ -90,15 +91,15 @@ class PairMatches:
                    float("nan") if d.get("coarse_snr") is None else float(d["coarse_snr"]), d.get("note", ""))
 
 
-def _key_json(key: Hashable) -> Any:
+def _key_json(key: TileKey) -> Any:
     return list(key) if isinstance(key, tuple) else key
 
 
-def _key_from_json(v: Any) -> Hashable:
+def _key_from_json(v: Any) -> TileKey:
     return tuple(v) if isinstance(v, list) else v
 
 
-def make_matcher(img_a, img_b, settings: MatchSettings, stats: bool = False) -> Matcher:
+def make_matcher(img_a: Any, img_b: Any, settings: MatchSettings, stats: bool = False) -> Matcher:
     m = Matcher(img_a, img_b, stats=stats)
     m.setprewhiten(settings.whiten)
     m.setpeakradius(settings.peak_radius)
@@ -149,7 +150,8 @@ def overlap_rect(size_a: Tuple[int, int], size_b: Tuple[int, int], offset: np.nd
             min(float(ha), offset[1] + hb))
 
 
-def _coarse(m: Matcher, size_a, size_b, offset: np.ndarray, settings: MatchSettings):
+def _coarse(m: Matcher, size_a: Tuple[int, int], size_b: Tuple[int, int], offset: np.ndarray,
+            settings: MatchSettings) -> Optional[Tuple[np.ndarray, float]]:
     x0, y0, x1, y1 = overlap_rect(size_a, size_b, offset)
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
@@ -159,11 +161,12 @@ def _coarse(m: Matcher, size_a, size_b, offset: np.ndarray, settings: MatchSetti
         # The whole guessed overlap (capped): the more content, the surer the peak.
         size = (fft_size(x1 - x0, 32, 1024), fft_size(y1 - y0, 32, 1024))
     p1 = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-    q1, q2, st = m.refine(p1, p1 - offset, size, iters=max(settings.iters, 4), tolerance=0.05)
+    q1, q2, st = m._refine(p1, p1 - offset, size, iters=max(settings.iters, 4), tolerance=0.05)
     return q1 - q2, float(st.snr)
 
 
-def _fine_grid(size_a, size_b, offset: np.ndarray, settings: MatchSettings):
+def _fine_grid(size_a: Tuple[int, int], size_b: Tuple[int, int], offset: np.ndarray,
+              settings: MatchSettings) -> Tuple[np.ndarray, Tuple[int, int]]:
     """Points (N, 2) in a's frame and the window (width, height) for the fine matches.
 
     Windows stay inside the overlap (content outside it differs between the
@@ -174,7 +177,7 @@ def _fine_grid(size_a, size_b, offset: np.ndarray, settings: MatchSettings):
     x0, y0, x1, y1 = overlap_rect(size_a, size_b, offset)
     inset = 2.0  # slack for the error of the coarse offset
 
-    def axis(lo: float, hi: float):
+    def axis(lo: float, hi: float) -> Tuple[np.ndarray, int]:
         lo, hi = lo + inset, hi - inset
         extent = hi - lo
         if extent >= settings.fine_size + settings.fine_step:
@@ -215,7 +218,7 @@ def consistent(q1: np.ndarray, q2: np.ndarray, ok: np.ndarray, *, min_px: float 
     return keep
 
 
-def match_pair(img_a, img_b, tile_a: Hashable, tile_b: Hashable, kind: str,
+def match_pair(img_a: Any, img_b: Any, tile_a: TileKey, tile_b: TileKey, kind: str,
                settings: MatchSettings) -> PairMatches:
     """Coarse match in the guessed overlap, then a grid of fine matches around it.
 
@@ -263,7 +266,7 @@ def neighbour_pairs(keys: List[Tuple[int, int]], diagonals: bool) -> List[Tuple[
     return out
 
 
-def rematch_pair(img_a, img_b, pm: PairMatches, ta: np.ndarray, tb: np.ndarray,
+def rematch_pair(img_a: Any, img_b: Any, pm: PairMatches, ta: np.ndarray, tb: np.ndarray,
                  settings: MatchSettings) -> PairMatches:
     """Second pass: match a against b resampled into a's frame through the placement.
 

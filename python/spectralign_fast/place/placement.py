@@ -20,6 +20,9 @@ Match = namedtuple("Match", ("tile1", "tile2", "p1", "p2", "weight"))
 Match.__doc__ = """One pair of matching points: point ``p1`` = (x, y) of ``tile1`` and
 point ``p2`` of ``tile2`` should lie at the same place in model space."""
 
+# The stored matches: tile indices t1, t2 (M,), points P1, P2 (M, 2), weights (M,).
+_MatchArrays = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
 _SOLVERS = ("auto", "cholesky", "ldlt", "cg")
 _COMPONENTS = ("error", "separate")
 # MAD -> standard deviation for normally distributed values.
@@ -101,9 +104,9 @@ class Placement:
     def __init__(self) -> None:
         self._ids: Dict[Hashable, int] = {}
         self._tiles: List[Hashable] = []
-        self._chunks: List[Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._chunks: List[_MatchArrays] = []
         self._single: List[Tuple[int, int, float, float, float, float, float]] = []
-        self._arrays: Optional[Tuple[np.ndarray, ...]] = None
+        self._arrays: Optional[_MatchArrays] = None
         self._result: Optional[Dict[str, Any]] = None
 
     # -- adding matches -----------------------------------------------------
@@ -241,7 +244,7 @@ class Placement:
         self._changed()
 
     # -- stored matches -----------------------------------------------------
-    def _match_arrays(self) -> Tuple[np.ndarray, ...]:
+    def _match_arrays(self) -> _MatchArrays:
         if self._arrays is None:
             self._flush_single()
             parts = list(self._chunks)
@@ -251,7 +254,8 @@ class Placement:
             elif len(parts) == 1:
                 self._arrays = parts[0]
             else:
-                self._arrays = tuple(np.concatenate([p[j] for p in parts]) for j in range(5))
+                t1, t2, P1, P2, w = (np.concatenate([p[j] for p in parts]) for j in range(5))
+                self._arrays = (t1, t2, P1, P2, w)
                 self._chunks = [self._arrays]
         return self._arrays
 

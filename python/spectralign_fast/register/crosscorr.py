@@ -32,7 +32,7 @@ from __future__ import annotations
 import numbers
 import sys
 import warnings
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, TypedDict
 
 import numpy as np
 
@@ -82,6 +82,7 @@ class RegistrationModel:
     @classmethod
     def _from_arrays(cls, deltas: np.ndarray, axis: Optional[int], algorithm: str,
                      threads: int) -> "RegistrationModel":
+        trans: Dict[Tuple[int], Displacement | LocalDisplacement]
         if axis is None:
             trans = {(i,): Displacement(d) for i, d in enumerate(deltas)}
         else:
@@ -301,11 +302,10 @@ class CrossCorr:
         # A mean reference contains each frame; its share is left out of that
         # frame's correlation (see StackRegCore.fit's self_weight).
         self_weight = 1.0 / count if count else 0.0
-        deltas = status = None
-        for it in range(iterations + 1):
-            if it > 0:
-                ref, count = _registered_mean(stack, deltas, self.axis, self.threads, batch)
-                self_weight = 1.0 / count
+        deltas, status = self._fit_once(stack, ref, batch, self_weight, None)
+        for _ in range(iterations):
+            ref, count = _registered_mean(stack, deltas, self.axis, self.threads, batch)
+            self_weight = 1.0 / count
             deltas, status = self._fit_once(stack, ref, batch, self_weight, deltas)
         bad = np.flatnonzero(np.any(status.reshape(len(status), -1) == 1, axis=1))
         if bad.size:
@@ -361,15 +361,15 @@ class CrossCorr:
                 raise ValueError(f"max_shift needs one value per {'plane ' if self.axis is not None else ''}"
                                  f"axis ({want}), got {len(self.max_shift)}")
 
-    def _core_max_shift(self, rank: int) -> list:
+    def _core_max_shift(self, rank: int) -> List[int]:
         if self.max_shift is None:
             return []
         return list(self.max_shift) * rank if len(self.max_shift) == 1 else list(self.max_shift)
 
     def _fit_once(self, stack: "_Stack", ref: np.ndarray, batch: Optional[int], self_weight: float,
                   self_deltas: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-        params = dict(whiten=self.whiten, subpixel=self.subpixel, axis=self.axis,
-                      max_shift=self._core_max_shift(2 if self.axis is not None else stack.ndim - 1))
+        params = _CoreParams(whiten=self.whiten, subpixel=self.subpixel, axis=self.axis,
+                             max_shift=self._core_max_shift(2 if self.axis is not None else stack.ndim - 1))
         if stack.dask is not None:
             return _dask_fit(stack.dask, ref, params, _block_threads(None, self.threads), self_weight,
                              self_deltas)
@@ -515,7 +515,17 @@ def _planes_first(ref: np.ndarray, axis: Optional[int]) -> np.ndarray:
     return np.moveaxis(ref, axis, 0)
 
 
-def _make_core(ref: np.ndarray, *, whiten: float, subpixel: bool, axis: Optional[int], max_shift: list):
+class _CoreParams(TypedDict):
+    """The settings ``_make_core`` takes (passed as keywords, also to Dask tasks)."""
+
+    whiten: float
+    subpixel: bool
+    axis: Optional[int]
+    max_shift: List[int]
+
+
+def _make_core(ref: np.ndarray, *, whiten: float, subpixel: bool, axis: Optional[int],
+               max_shift: List[int]) -> _core.StackRegCore:
     refs = np.ascontiguousarray(_planes_first(ref, axis), dtype=np.float32)
     for p, r in enumerate(refs):
         spread = float(np.std(r, dtype=np.float64))
@@ -603,7 +613,7 @@ def _dask_mean(images: Any) -> Tuple[np.ndarray, int]:
     return (np.asarray(total) / count).astype(np.float32), int(count)
 
 
-def _fit_block(block: np.ndarray, *, reference: np.ndarray, params: dict, threads: int, self_weight: float,
+def _fit_block(block: np.ndarray, *, reference: np.ndarray, params: _CoreParams, threads: int, self_weight: float,
                self_deltas: Optional[np.ndarray], block_info: Any = None) -> np.ndarray:
     """Per-block fit for Dask: (frames, D + planes) float64 of deltas then statuses."""
     core = _make_core(reference, **params)
@@ -615,7 +625,7 @@ def _fit_block(block: np.ndarray, *, reference: np.ndarray, params: dict, thread
     return np.concatenate([deltas.reshape(n, -1), status.reshape(n, -1).astype(np.float64)], axis=1)
 
 
-def _dask_fit(images: Any, reference: np.ndarray, params: dict, threads: int, self_weight: float,
+def _dask_fit(images: Any, reference: np.ndarray, params: _CoreParams, threads: int, self_weight: float,
               self_deltas: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     images = _whole_frames(images)
     axis = params["axis"]

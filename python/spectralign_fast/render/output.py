@@ -12,10 +12,11 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._types import TileKey
 from ..io.atomic import check_output_path, write_atomically
 from ..io.formats import output_kind
 from ..io.omezarr import NGFF_VERSION, drop_partial_files, write_ome_zarr
@@ -29,7 +30,8 @@ import zarr
 from tqdm.auto import tqdm
 
 
-def _region_fn(r: Renderer, tiles: Dict[Hashable, Any], dtype: np.dtype) -> Callable:
+def _region_fn(r: Renderer, tiles: Mapping[TileKey, Any],
+               dtype: np.dtype) -> Callable[[int, int, int, int], np.ndarray]:
     x0, y0 = r.origin
 
     def region(y: int, x: int, h: int, w: int) -> np.ndarray:
@@ -39,8 +41,8 @@ def _region_fn(r: Renderer, tiles: Dict[Hashable, Any], dtype: np.dtype) -> Call
     return region
 
 
-def write_rendered(path: Path, r: Renderer, loaders: Dict[Hashable, Callable], dtype: np.dtype, *,
-                   levels: Optional[List[List[Hashable]]], overwrite: bool, chunk: int, threads: int,
+def write_rendered(path: Path, r: Renderer, loaders: Mapping[TileKey, Callable[[], Any]], dtype: np.dtype, *,
+                   levels: Optional[Sequence[Sequence[TileKey]]], overwrite: bool, chunk: int, threads: int,
                    progress: bool) -> Path:
     """Render the canvas of ``r`` (one image, or one per entry of ``levels``) into ``path``."""
     kind = output_kind(path)
@@ -64,15 +66,19 @@ def write_rendered(path: Path, r: Renderer, loaders: Dict[Hashable, Callable], d
                              progress=progress)
 
 
-class _CachedLoaders(dict):
+class _CachedLoaders(Dict[TileKey, Callable[[], Any]]):
     """``{tile: loader}`` whose loaders run once per tile while the cache has room."""
 
-    def __init__(self, loaders: Dict[Hashable, Callable], capacity: int = 32) -> None:
+    def __init__(self, loaders: Mapping[TileKey, Callable[[], Any]], capacity: int = 32) -> None:
         self._cache = LRUCache(capacity)
-        super().__init__({t: (lambda t=t, f=f: self._cache.get(t, f)) for t, f in loaders.items()})
+        def cached(t: TileKey, f: Callable[[], Any]) -> Callable[[], Any]:
+            return lambda: self._cache.get(t, f)
+
+        super().__init__({t: cached(t, f) for t, f in loaders.items()})
 
 
-def create_stack_store(path: Path, shape, nz: int, dtype: np.dtype, chunk: int):
+def create_stack_store(path: Path, shape: Tuple[int, int], nz: int, dtype: np.dtype,
+                       chunk: int) -> Tuple[Path, List[Tuple[int, int]]]:
     """The temporary (z, y, x) OME-Zarr store ``<name>.partial-<random>`` and its level shapes."""
     h, w = shape
     shapes = [(h, w)]
@@ -114,7 +120,8 @@ def commit_store(tmp: Path, path: Path, *, overwrite: bool) -> None:
         os.rename(tmp, path)
 
 
-def stack_pyramid_block(source, source_shape: Tuple[int, int], z: int, region) -> np.ndarray:
+def stack_pyramid_block(source: zarr.Array, source_shape: Tuple[int, int], z: int,
+                        region: Tuple[int, int, int, int]) -> np.ndarray:
     """Block ``region`` = (y, x, h, w) of plane ``z`` one pyramid level above ``source`` (the
     (z, y, x) level below, whose planes are ``source_shape``): 2x2 means, the same values as
     downsampling the whole plane, since every block starts on an even row and column."""
@@ -123,14 +130,22 @@ def stack_pyramid_block(source, source_shape: Tuple[int, int], z: int, region) -
     return downsample(source[z, 2 * y:min(2 * (y + h), sh), 2 * x:min(2 * (x + w), sw)], 2)
 
 
-def _write_zarr_stack(path: Path, r: Renderer, tiles, dtype: np.dtype, levels: List[List[Hashable]], *,
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    arr = group[name]
+    if not isinstance(arr, zarr.Array):
+        raise TypeError(f"{name!r} in {group.store} is a group, not an array")
+    return arr
+
+
+def _write_zarr_stack(path: Path, r: Renderer, tiles: Mapping[TileKey, Callable[[], Any]], dtype: np.dtype,
+                      levels: Sequence[Sequence[TileKey]], *,
                       chunk: int, overwrite: bool, progress: bool) -> Path:
     h, w = r.shape
     nz = len(levels)
     tmp, shapes = create_stack_store(path, (h, w), nz, dtype, chunk)
     try:
         group = zarr.open_group(tmp, mode="r+", zarr_format=2)
-        arrays = [group[str(k)] for k in range(len(shapes))]
+        arrays = [_array(group, str(k)) for k in range(len(shapes))]
         grid = chunk_grid((h, w), chunk)
         with tqdm(total=nz * len(grid), disable=not progress, unit="chunk", desc=f"writing {path.name}") as bar:
             for z, lv in enumerate(levels):

@@ -6,18 +6,19 @@ model space.
 from __future__ import annotations
 
 import math
-from typing import Any, Hashable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._types import TileKey, TileKeyT, tile_dict
 from ..io.pyramid import downsample
 from ..io.tiles import read_raw, render_array
 from ..transforms.affine import Affine
 from .renderer import Renderer
 
 
-def overview(transforms: Mapping[Hashable, Any], tile_sizes: Mapping[Hashable, Tuple[int, int]],
-             tiles: Mapping[Hashable, Any], *, keys: Optional[Sequence[Hashable]] = None, max_side: int = 1600,
+def overview(transforms: Mapping[TileKey, Any], tile_sizes: Mapping[TileKey, Tuple[int, int]],
+             tiles: Mapping[TileKeyT, Any], *, keys: Optional[Sequence[TileKey]] = None, max_side: int = 1600,
              factor: Optional[int] = None, threads: int = 0) -> Tuple[np.ndarray, float, Tuple[float, float]]:
     """A downsampled rendering of the tiles ``keys`` (default: all of ``transforms``).
 
@@ -36,10 +37,12 @@ def overview(transforms: Mapping[Hashable, Any], tile_sizes: Mapping[Hashable, T
     use = list(transforms if keys is None else keys)
     full = Renderer(affine={t: transforms[t] for t in use}, tilesize=dict(tile_sizes), threads=threads)
     k = factor if factor is not None else max(1, int(math.ceil(max(full.shape) / max_side)))
-    sources = {t: tiles[t] for t in use}
+    given = tile_dict(tiles)
+    sources = {t: given[t] for t in use}
     down = Affine.scaler(1.0 / k)
     block = Affine([[k, 0.0, (k - 1) / 2], [0.0, k, (k - 1) / 2]])
-    tf, sizes = {}, {}
+    tf: Dict[TileKey, Affine] = {}
+    sizes: Dict[TileKey, Tuple[int, int]] = {}
     for t in sources:
         w, h = tile_sizes[t]
         tf[t] = down @ Affine(transforms[t]) @ block

@@ -16,11 +16,12 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Hashable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Hashable, List, Literal, Mapping, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
 from .. import _core
+from .._types import TileKey, TileKeyT, tile_dict
 from ..io.images import read_image
 from .._validate import as_float, as_int, as_native, as_point, as_size, rows_are_contiguous
 from ..transforms.affine import Affine
@@ -153,8 +154,8 @@ class Renderer:
     need only the output itself plus small per-thread scratch.
     """
 
-    def __init__(self, rigid: Optional[Mapping[Hashable, Any]] = None,
-                 affine: Optional[Mapping[Hashable, Any]] = None,
+    def __init__(self, rigid: Optional[Mapping[TileKeyT, Any]] = None,
+                 affine: Optional[Mapping[TileKeyT, Any]] = None,
                  tilesize: Any = None, clip: Any = False, blend: float = 10, *,
                  interpolation: str = "linear", fill: float = 0.0, threads: int = 0) -> None:
         if (rigid is None) == (affine is None):
@@ -165,14 +166,15 @@ class Renderer:
                             f"{{tile: ...}}, got {type(given).__name__}")
         if len(given) == 0:
             raise ValueError("there are no tiles to render")
-        self._tiles: List[Hashable] = list(given.keys())
+        keys = list(given.keys())
+        self._tiles: List[TileKey] = list(keys)
         self._index = {t: k for k, t in enumerate(self._tiles)}
         tfs = np.empty((len(self._tiles), 2, 3))
-        for k, t in enumerate(self._tiles):
+        for k, t in enumerate(keys):
             if rigid is not None:
                 x, y = as_point(rigid[t], f"position of tile {t!r}")
                 tfs[k] = [[1.0, 0.0, x], [0.0, 1.0, y]]
-            else:
+            elif affine is not None:
                 try:
                     tfs[k] = Affine(affine[t]).view(np.ndarray)
                 except (TypeError, ValueError) as e:
@@ -182,13 +184,13 @@ class Renderer:
                 if abs(det) <= 1e-12 * scale * scale:
                     raise ValueError(f"transform of tile {t!r} is singular (determinant {det:g})")
         self._transforms = tfs
-        self.pos = dict(rigid) if rigid is not None else None
-        self.afms = dict(affine) if affine is not None else None
+        self.pos: Optional[Dict[TileKey, Any]] = tile_dict(rigid) if rigid is not None else None
+        self.afms: Optional[Dict[TileKey, Any]] = tile_dict(affine) if affine is not None else None
 
         if tilesize is None:
             raise ValueError("tilesize is required: (W, H) or {tile: (W, H)}")
         sizes = np.empty((len(self._tiles), 2), np.int64)
-        for k, t in enumerate(self._tiles):
+        for k, t in enumerate(keys):
             if isinstance(tilesize, Mapping):
                 if t not in tilesize:
                     raise ValueError(f"tilesize has no entry for tile {t!r}")
@@ -262,17 +264,17 @@ class Renderer:
         return self.origin[0], self.origin[1], int(self.size[0]), int(self.size[1])
 
     @property
-    def tiles(self) -> List[Hashable]:
+    def tiles(self) -> List[TileKey]:
         """The tile ids, in the order given."""
         return list(self._tiles)
 
-    def tile_bounds(self, tile: Hashable) -> Tuple[float, float, float, float]:
+    def tile_bounds(self, tile: TileKey) -> Tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) in model space of the tile's area."""
         k = self._tile_index(tile)
         c = _tile_corners(self._transforms[k], self.imgsizes[tile])
         return (float(c[:, 0].min()), float(c[:, 1].min()), float(c[:, 0].max()), float(c[:, 1].max()))
 
-    def overlapping(self, rect: Any) -> List[Hashable]:
+    def overlapping(self, rect: Any) -> List[TileKey]:
         """Tiles whose transformed bounds overlap ``rect = (x0, y0, w, h)`` of model space.
 
         ``rect`` names output pixels: centres x0 + j, y0 + i for j < w, i < h.
@@ -309,7 +311,7 @@ class Renderer:
         self._coverage: Optional[np.ndarray] = None
         self._final = False  # image came from render_all()
 
-    def render(self, tile: Hashable, img: Any) -> None:
+    def render(self, tile: TileKey, img: Any) -> None:
         """Render one tile's image into the canvas.
 
         Parameters
@@ -339,39 +341,39 @@ class Renderer:
             raise ValueError(f"tile {tile!r} has dtype {arr.dtype}, but earlier tiles had "
                              f"{self._dtype}; render tiles of one dtype (or clear() first)")
         h, w = self.shape
-        if self._num is None:
+        num, den = self._num, self._den
+        if num is None or den is None:
             _check_bytes(float(h) * w * (8 + 4), f"rendering a canvas of {w} x {h} pixels incrementally")
-            self._num = np.zeros((h, w), np.float32)
-            self._den = (np.full((h, w), np.inf, np.float32) if self.blend == 0
-                         else np.zeros((h, w), np.float32))
+            num = self._num = np.zeros((h, w), np.float32)
+            den = self._den = (np.full((h, w), np.inf, np.float32) if self.blend == 0
+                               else np.zeros((h, w), np.float32))
         self._dtype = arr.dtype
         _core.render_accumulate(arr, self._transforms[k], self.origin[0], self.origin[1], w, h,
-                                self.interpolation, self.blend, self._num, self._den, self.threads)
+                                self.interpolation, self.blend, num, den, self.threads)
         self._image = None
         self._coverage = None
 
-    def _finalize(self) -> None:
+    def _finalize(self) -> Tuple[np.ndarray, np.ndarray]:
+        """The image and coverage of what was rendered (computed once, then kept)."""
         with self._lock:
-            self._finalize_locked()
-
-    def _finalize_locked(self) -> None:
-        if self._image is not None:
-            return
-        h, w = self.shape
-        if self._num is None:
-            self._image = np.full((h, w), self.fill, np.float32)
-            self._coverage = np.zeros((h, w), bool)
-            return
-        self._image, self._coverage = _core.render_finalize(
-            self._num, self._den, self.blend == 0, self.fill, _DTYPES[self._dtype], self.threads, True)
+            if self._image is None or self._coverage is None:
+                h, w = self.shape
+                if self._num is None or self._den is None or self._dtype is None:
+                    self._image = np.full((h, w), self.fill, np.float32)
+                    self._coverage = np.zeros((h, w), bool)
+                else:
+                    image, coverage = _core.render_finalize(
+                        self._num, self._den, self.blend == 0, self.fill, _DTYPES[self._dtype], self.threads,
+                        True)
+                    assert coverage is not None  # asked for (coverage=True)
+                    self._image, self._coverage = image, coverage
+            return self._image, self._coverage
 
     @property
     def image(self) -> np.ndarray:
         """The rendered canvas (height, width); pixel (i, j) shows model point
         (x0 + j, y0 + i). dtype: that of the tiles (float32 before any)."""
-        with self._lock:
-            self._finalize_locked()
-            return self._image
+        return self._finalize()[0]
 
     @property
     def blended(self) -> np.ndarray:
@@ -381,13 +383,11 @@ class Renderer:
     @property
     def coverage(self) -> np.ndarray:
         """Bool mask of the output pixels that the rendered tiles cover."""
-        with self._lock:
-            self._finalize_locked()
-            return self._coverage
+        return self._finalize()[1]
 
     # -- one-call rendering ---------------------------------------------------------
 
-    def render_all(self, images: Mapping[Hashable, Any], *, threads: Optional[int] = None) -> np.ndarray:
+    def render_all(self, images: Mapping[TileKeyT, Any], *, threads: Optional[int] = None) -> np.ndarray:
         """Render all given tiles in one parallel call; returns (and keeps) the image.
 
         Replaces whatever was rendered before (as ``clear()`` would).
@@ -414,7 +414,7 @@ class Renderer:
         with self._lock:
             return self._render_all_locked(images, keys, threads)
 
-    def _render_all_locked(self, images: Mapping[Hashable, Any], keys: List[Hashable],
+    def _render_all_locked(self, images: Mapping[TileKeyT, Any], keys: List[TileKeyT],
                            threads: Optional[int]) -> np.ndarray:
         self._clear()
         h, w = self.shape
@@ -429,8 +429,20 @@ class Renderer:
         self._final = True
         return self._image
 
-    def render_region(self, rect: Any, tiles: Mapping[Hashable, Any], *,
-                      threads: Optional[int] = None, coverage: bool = False):
+    @overload
+    def render_region(self, rect: Any, tiles: Mapping[TileKeyT, Any], *, threads: Optional[int] = None,
+                      coverage: Literal[False] = False) -> np.ndarray: ...
+
+    @overload
+    def render_region(self, rect: Any, tiles: Mapping[TileKeyT, Any], *, threads: Optional[int] = None,
+                      coverage: Literal[True]) -> Tuple[np.ndarray, np.ndarray]: ...
+
+    @overload
+    def render_region(self, rect: Any, tiles: Mapping[TileKeyT, Any], *, threads: Optional[int] = None,
+                      coverage: bool) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]: ...
+
+    def render_region(self, rect: Any, tiles: Mapping[TileKeyT, Any], *, threads: Optional[int] = None,
+                      coverage: bool = False) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
         """Render one rectangle of model space from the tiles that overlap it.
 
         Parameters
@@ -469,7 +481,10 @@ class Renderer:
         img, mask = _core.render_canvas(
             arrays, self._transforms[idx], x0, y0, w, h, self.interpolation, self.blend,
             self.fill, self._threads(threads), coverage, _DTYPES[dtype])
-        return (img, mask) if coverage else img
+        if coverage:
+            assert mask is not None  # asked for
+            return img, mask
+        return img
 
     # -- masks --------------------------------------------------------------------
 
@@ -492,24 +507,24 @@ class Renderer:
     def _threads(self, threads: Optional[int]) -> int:
         return self.threads if threads is None else as_int(threads, "threads", minimum=0)
 
-    def _tile_index(self, tile: Hashable) -> int:
+    def _tile_index(self, tile: TileKey) -> int:
         try:
             return self._index[tile]
         except (KeyError, TypeError):
             raise KeyError(f"tile {tile!r} has no transform in this renderer") from None
 
-    def _check_keys(self, images: Mapping[Hashable, Any]) -> List[Hashable]:
+    def _check_keys(self, images: Mapping[TileKeyT, Any]) -> List[TileKeyT]:
         if not isinstance(images, Mapping):
             raise TypeError(f"images must be a dict {{tile: image or loader}}, got {type(images).__name__}")
         for t in images:
             self._tile_index(t)
         return list(images.keys())
 
-    def _load_all(self, sources: Mapping[Hashable, Any], keys: List[Hashable],
+    def _load_all(self, sources: Mapping[TileKeyT, Any], keys: List[TileKeyT],
                   threads: Optional[int]) -> List[np.ndarray]:
         """Load (paths, loaders) and check every tile, in order; in parallel when
         there is reading to do (file decoding and the finiteness check release the GIL)."""
-        def one(t: Hashable) -> np.ndarray:
+        def one(t: TileKeyT) -> np.ndarray:
             return self._checked_image(t, self._load(sources[t], t))
 
         nthreads = self._threads(threads) or (os.cpu_count() or 1)
@@ -521,12 +536,12 @@ class Renderer:
             return list(pool.map(one, keys))
 
     @staticmethod
-    def _load(src: Any, tile: Hashable) -> Any:
+    def _load(src: Any, tile: TileKey) -> Any:
         if callable(src) and not isinstance(src, np.ndarray):
             return src()
         return src
 
-    def _checked_image(self, tile: Hashable, img: Any) -> np.ndarray:
+    def _checked_image(self, tile: TileKey, img: Any) -> np.ndarray:
         arr = _as_render_image(img, f"image of tile {tile!r}")
         w, h = self.imgsizes[tile]
         if arr.shape != (h, w):
@@ -535,7 +550,7 @@ class Renderer:
         return arr
 
     @staticmethod
-    def _common_dtype(keys: List[Hashable], arrays: List[np.ndarray]) -> np.dtype:
+    def _common_dtype(keys: Sequence[TileKey], arrays: List[np.ndarray]) -> np.dtype:
         dtype = arrays[0].dtype
         for t, a in zip(keys, arrays):
             if a.dtype != dtype:

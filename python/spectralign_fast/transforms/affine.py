@@ -125,7 +125,7 @@ class Affine(np.ndarray):
                              "(its linear part has eigenvalue 1, e.g. a pure translation)")
         return np.linalg.solve(a, -m[:, 2])
 
-    def apply(self, img: Any, rect: Optional[Any] = None):
+    def apply(self, img: Any, rect: Optional[Any] = None) -> Image:
         """Render ``img`` through this transform (image space -> model space).
 
         Output pixel (row i, column j) shows model point (x0 + j, y0 + i),
@@ -138,7 +138,7 @@ class Affine(np.ndarray):
         plain = im.view(np.ndarray)
         inv = self.inverse()._m()
         if rect is None:
-            x0, y0, w, h = 0, 0, plain.shape[1], plain.shape[0]
+            x0, y0, w, h = 0.0, 0.0, plain.shape[1], plain.shape[0]
         else:
             vals = np.asarray(rect).ravel()
             if vals.size != 4:

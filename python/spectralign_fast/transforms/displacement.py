@@ -160,9 +160,8 @@ def shift_frames(block: np.ndarray, deltas: np.ndarray, axis: Optional[int], int
     out when given."""
     frames = core_frames(block, axis)
     d = np.ascontiguousarray(deltas.reshape(len(frames), -1), dtype=np.float64)
-    direct = (out is not None and axis is None and out.dtype == np.float32
-              and out.flags.c_contiguous and out.flags.writeable)
-    if direct:
+    if (out is not None and axis is None and out.dtype == np.float32
+            and out.flags.c_contiguous and out.flags.writeable):
         _core.stack_shift(frames, d, interpolation, threads, out)
         return out
     result = _core.stack_shift(frames, d, interpolation, threads)

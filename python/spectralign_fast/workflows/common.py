@@ -6,10 +6,11 @@ transform maps its pixel (x, y) to model space.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Hashable, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Set, Tuple
 
 import numpy as np
 
+from .._types import GridKey, TileKey
 from .._validate import MAX_ITERS, as_float, as_int, as_size
 from ..io.tiles import describe
 from ..match.pairs import MatchSettings, PairMatches
@@ -61,12 +62,12 @@ def _whiten(value: Any) -> float:
     return w
 
 
-def check_grid(tiles: Any) -> Dict[Tuple[int, int], Any]:
+def check_grid(tiles: Any) -> Dict[GridKey, Any]:
     if not isinstance(tiles, Mapping):
         raise TypeError(f"tiles must be a dict {{(row, col): image or path}}, got {type(tiles).__name__}")
     if not tiles:
         raise ValueError("tiles is empty: give at least one tile as {(row, col): image or path}")
-    out: Dict[Tuple[int, int], Any] = {}
+    out: Dict[GridKey, Any] = {}
     for key, src in tiles.items():
         ok = isinstance(key, tuple) and len(key) == 2 and all(
             isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in key)
@@ -78,12 +79,12 @@ def check_grid(tiles: Any) -> Dict[Tuple[int, int], Any]:
     return out
 
 
-def solve(tiles: Sequence[Hashable], matches: List[PairMatches], model: str, fix: Hashable,
-          hint: str) -> Tuple[Dict[Hashable, Affine], PlacementResiduals]:
+def solve(tiles: Sequence[TileKey], matches: List[PairMatches], model: str, fix: TileKey,
+          hint: str) -> Tuple[Dict[TileKey, Affine], PlacementResiduals]:
     """Least-squares placement from the kept matches, weighted by SNR squared, with errors
     that say what to change."""
     pl = Placement()
-    used = set()
+    used: Set[TileKey] = set()
     for pm in matches:
         k = pm.kept
         if k.any():

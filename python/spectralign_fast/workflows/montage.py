@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Hashable, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional
 
+from .._types import GridKey, TileKeyT
 from ..execute import executor_for
 from ..io.tiles import output_dtype
 from ..match.pairs import neighbour_pairs
@@ -24,7 +25,7 @@ from .common import Clock, check_grid, check_render_options, check_settings, gri
 from .result import MontageResult
 
 
-def montage(tiles: Mapping[Tuple[int, int], Any], *, overlap: float = 0.1, model: str = "affine",
+def montage(tiles: Mapping[GridKey, Any], *, overlap: float = 0.1, model: str = "affine",
             coarse_size: Any = None, fine_size: int = 128, fine_step: float = 100, iters: int = 3,
             min_snr: float = 8.0, whiten: float = -0.65, peak_radius: int = 3, diagonals: bool = False,
             threads: int = 0, progress: bool = True,
@@ -148,7 +149,7 @@ def montage(tiles: Mapping[Tuple[int, int], Any], *, overlap: float = 0.1, model
     return result
 
 
-def write_report(result: MontageResult, tiles: Mapping[Hashable, Any], path: str | os.PathLike, *,
+def write_report(result: MontageResult, tiles: Mapping[TileKeyT, Any], path: str | os.PathLike, *,
                  title: Optional[str] = None, threads: int = 0) -> Path:
     """PNG report: tile outlines over a downsampled montage, residual vectors, SNR map.
 

@@ -9,10 +9,11 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Hashable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Hashable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._types import TileKey, TileKeyT, tile_dict
 from .._validate import as_int
 from ..execute import executor_for
 from ..io.atomic import write_atomically
@@ -60,16 +61,16 @@ class MontageResult:
         "place (pass 2)", "render") by the call that made this result.
     """
 
-    transforms: Dict[Hashable, Affine]
+    transforms: Dict[TileKey, Affine]
     matches: List[PairMatches]
     residuals: PlacementResiduals
     model: str
-    tile_sizes: Dict[Hashable, Tuple[int, int]]
+    tile_sizes: Dict[TileKey, Tuple[int, int]]
     image: Optional[np.ndarray] = None
     canvas: Optional[Tuple[float, float, int, int]] = None
     output: Optional[Path] = None
-    sources: Dict[Hashable, str] = field(default_factory=dict)
-    levels: Optional[List[List[Hashable]]] = None
+    sources: Dict[TileKey, str] = field(default_factory=dict)
+    levels: Optional[List[List[TileKey]]] = None
     timings: Dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
@@ -82,7 +83,7 @@ class MontageResult:
         return Renderer(affine=self.transforms, tilesize=self.tile_sizes, blend=blend,
                         interpolation=interpolation, threads=threads)
 
-    def write(self, output: str | os.PathLike, tiles: Optional[Mapping[Hashable, Any]] = None, *,
+    def write(self, output: str | os.PathLike, tiles: Optional[Mapping[TileKeyT, Any]] = None, *,
               overwrite: bool = False, blend: float = 10, interpolation: str = "linear", chunk: int = 1024,
               threads: int = 0, progress: bool = False, client: Any = None) -> Path:
         """Render the tiles with the solved transforms into ``output`` (e.g. after ``load``).
@@ -105,7 +106,7 @@ class MontageResult:
             ``output``; ``canvas`` and ``output`` are set on this result.
         """
         check_render_options(blend=blend, interpolation=interpolation, chunk=chunk)
-        sources = dict(self.sources if tiles is None else tiles)
+        sources = dict(self.sources) if tiles is None else tile_dict(tiles)
         missing = [t for t in self.transforms if t not in sources]
         if missing:
             raise ValueError(f"{describe(missing[0])} has no image{' stored path' if tiles is None else ''}: "
@@ -122,9 +123,9 @@ class MontageResult:
         self.output = path
         return Path(output)
 
-    def tile_outlines(self) -> Dict[Hashable, np.ndarray]:
+    def tile_outlines(self) -> Dict[TileKey, np.ndarray]:
         """``{tile: (4, 2)}`` model-space corners (x, y) of each tile's area."""
-        out = {}
+        out: Dict[TileKey, np.ndarray] = {}
         for t, tf in self.transforms.items():
             w, h = self.tile_sizes[t]
             c = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
@@ -151,7 +152,7 @@ class MontageResult:
     # -- persistence ---------------------------------------------------------------
 
     def to_json(self) -> Dict[str, Any]:
-        def key(t):
+        def key(t: TileKey) -> Any:
             return list(t) if isinstance(t, tuple) else t
 
         return {
@@ -270,9 +271,9 @@ def _num(v: float) -> Optional[float]:
     return None if not np.isfinite(v) else float(v)
 
 
-def residuals_of(transforms: Mapping[Hashable, Affine], matches: List[PairMatches]) -> PlacementResiduals:
+def residuals_of(transforms: Mapping[TileKey, Affine], matches: Sequence[PairMatches]) -> PlacementResiduals:
     vec, kept = [], []
-    per: Dict[Hashable, List[float]] = {t: [] for t in transforms}
+    per: Dict[TileKey, List[float]] = {t: [] for t in transforms}
     for pm in matches:
         a = Affine(transforms[pm.tile1]) * pm.p1.T
         b = Affine(transforms[pm.tile2]) * pm.p2.T

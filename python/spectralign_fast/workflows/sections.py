@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Hashable, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
+from .._types import GridKey, StackKey, TileKey
 from .._validate import as_float, as_int
 from ..execute import executor_for
 from ..execute.base import Overview
@@ -24,7 +25,7 @@ from .common import check_grid, check_render_options, check_settings, solve
 from .result import MontageResult
 
 
-def _levels(slices: Any) -> List[Dict[Tuple[int, int], Any]]:
+def _levels(slices: Any) -> List[Dict[GridKey, Any]]:
     if isinstance(slices, (str, bytes, os.PathLike, Mapping)) or not isinstance(slices, Sequence) and not (
             isinstance(slices, np.ndarray) and slices.ndim == 3):
         raise TypeError("slices must be a list with one entry per z-level (an image, a path, or a dict "
@@ -129,7 +130,7 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
     if not zset.fine_step > 0:
         raise ValueError(f"z_step must be positive (pixels between matches), got {zset.fine_step}")
     sources = {(z,) + key: src for z, lv in enumerate(levels) for key, src in lv.items()}
-    level_keys = [sorted((z,) + key for key in lv) for z, lv in enumerate(levels)]
+    level_keys: List[List[StackKey]] = [sorted((z,) + key for key in lv) for z, lv in enumerate(levels)]
     widest = max(max(c for _, c in lv) - min(c for _, c in lv) + 1 for lv in levels)
     ex = executor_for(client, sources, settings.threads, capacity=4 * widest + 8)
     out = ex.check_output(output, overwrite) if render else None
@@ -139,9 +140,10 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
              for a, b, kind in neighbour_pairs([k[1:] for k in keys], bool(diagonals))]
     found = ex.match(pairs, settings, progress=False)
     within: List[PairMatches] = []
-    tf: Dict[Hashable, Affine] = {}
+    tf: Dict[TileKey, Affine] = {}
     for z, keys in enumerate(level_keys):
-        level_pairs = [pm for pm in found if pm.tile1[0] == z]
+        level = set(keys)
+        level_pairs = [pm for pm in found if pm.tile1 in level]
         t_z, _ = solve(keys, level_pairs, model, keys[0],
                        f"Level {z}: check the overlap guess (overlap={settings.overlap:g}) or lower min_snr.")
         tf.update(t_z)
@@ -149,7 +151,7 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
     all_keys = [t for keys in level_keys for t in keys]
     ex.probe(all_keys)
     dtype = output_dtype({t: ex.dtypes[t] for t in all_keys})
-    sizes = {t: ex.sizes[t] for t in all_keys}
+    sizes: Dict[TileKey, Tuple[int, int]] = {t: ex.sizes[t] for t in all_keys}
 
     # 2. Between neighbouring levels, each still in its own frame, matched through overviews
     # of one scale for all levels (so their content matches in size).
@@ -171,12 +173,13 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
                           progress=progress)
         within, between = both[:len(within)], both[len(within):]
         transforms, residuals = solve(all_keys, within + between, model, all_keys[0], hint)
+    levels_of: List[List[TileKey]] = [list(keys) for keys in level_keys]
     result = MontageResult(transforms, within + between, residuals, model, sizes,
-                           sources={t: s for t in all_keys if (s := ex.source_name(t))}, levels=level_keys)
+                           sources={t: s for t in all_keys if (s := ex.source_name(t))}, levels=levels_of)
     if render:
         r = result.renderer(blend=blend, interpolation=interpolation, threads=ex.threads)
         result.canvas = r.rect
         result.image = ex.render(r, all_keys, dtype, output=out, overwrite=overwrite, chunk=chunk,
-                                 progress=progress, levels=level_keys)
+                                 progress=progress, levels=levels_of)
         result.output = out
     return result

@@ -1,0 +1,78 @@
+"""The public API as a user's typed code calls it; checked by mypy (`make typecheck`), never run.
+
+Not collected by pytest (its name does not start with ``test_``). Each call
+here uses the types a user would have, so a signature that refuses them
+(e.g. ``Mapping[Hashable, X]``, which is invariant in its keys, against a
+``dict[tuple[int, int], X]``) fails the type check.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+import spectralign_fast as sf
+
+
+def stitch(tiles: dict[tuple[int, int], npt.NDArray[np.uint16]], out: Path) -> sf.MontageResult:
+    result = sf.montage(tiles, overlap=0.1, model="similarity", progress=False)
+    transforms: dict[tuple[int, int], sf.Affine] = {(0, 0): result.transforms[(0, 0)]}
+    result.save(out.with_suffix(".json"))
+    sf.write_report(result, tiles, out.with_suffix(".png"), title="grid")
+    image: np.ndarray | None = result.image
+    assert image is not None and transforms
+    return result
+
+
+def stitch_files(paths: dict[tuple[int, int], Path], out: Path) -> Path:
+    result = sf.montage(paths, render=False, progress=False)
+    return result.write(out, paths, overwrite=True)
+
+
+def render(transforms: dict[tuple[int, int], sf.Affine], images: dict[tuple[int, int], np.ndarray],
+           positions: dict[str, tuple[float, float]]) -> np.ndarray:
+    r = sf.Renderer(affine=transforms, tilesize=(512, 512), blend=10)
+    whole: np.ndarray = r.render_all(images)
+    region: np.ndarray = r.render_region((0, 0, 256, 256), images)
+    part, mask = r.render_region((0, 0, 256, 256), images, coverage=True)
+    r.render((0, 0), images[(0, 0)])
+    rigid = sf.Renderer(rigid=positions, tilesize={"a": (512, 512), "b": (512, 512)})
+    bounds: tuple[float, float, float, float] = rigid.tile_bounds("a")
+    assert bounds and part.shape == mask.shape == region.shape
+    return whole
+
+
+def place(points: list[tuple[tuple[int, int], tuple[int, int], np.ndarray, np.ndarray]]) -> np.ndarray:
+    plc = sf.Placement()
+    for t1, t2, p1, p2 in points:
+        plc.addmatches(t1, t2, p1, p2)
+    plc.addmatch((0, 0), (0, 1), (900.0, 300.0), (100.0, 300.0))
+    affine = plc.affine(fix=(0, 0), reject=3.0)
+    positions = plc.rigid()
+    residuals: sf.PlacementResiduals = plc.residuals()
+    r = sf.Renderer(affine=affine, tilesize=(1000, 600))
+    assert positions and residuals.rms >= 0
+    return r.unionmask()
+
+
+def match(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    m = sf.Matcher(sf.Image(a), sf.Image(b))
+    p1, p2 = m.refine((256.0, 256.0), (250.0, 256.0), 128, iters=3)
+    q1, q2, stats = m.refine_many(np.array([[256.0, 256.0]]), np.array([[250.0, 256.0]]), (128, 96))
+    snr: np.ndarray = stats.snr
+    return np.asarray(p1) - np.asarray(p2) + q1 - q2 + snr[:, None]
+
+
+def stack(sections: list[np.ndarray], frames: np.ndarray) -> np.ndarray:
+    result = sf.align_stack(sections, render=False, progress=False)
+    loaded = sf.MontageResult.load("alignment.json")
+    assert result.levels is not None and loaded.n_matches >= 0
+    model = sf.CrossCorr(whiten=-1.0).fit(frames, frames.mean(axis=0))
+    registered: np.ndarray = model.transform(frames)
+    return registered
+
+
+def configure() -> str:
+    sf.set_fft_planning("estimate")
+    return str(sf.config()["fftw_version"])
