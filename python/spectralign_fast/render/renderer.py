@@ -67,7 +67,7 @@ def _as_render_image(img: Any, what: str) -> np.ndarray:
     if ((arr.shape[1] > 1 and arr.strides[1] != itemsize) or arr.strides[0] < 0
             or arr.strides[0] % itemsize != 0):
         arr = np.ascontiguousarray(arr)
-    if arr.dtype == np.float32 and not _core.all_finite(arr):
+    if arr.dtype == np.float32 and not _core.image.all_finite(arr):
         raise ValueError(f"{what} contains NaN or inf pixels, which would spread into the output; "
                          f"replace them first (e.g. numpy.nan_to_num)")
     return arr
@@ -318,7 +318,7 @@ class Renderer:
             self._den = (np.full((h, w), np.inf, np.float32) if self.blend == 0
                          else np.zeros((h, w), np.float32))
         self._dtype = arr.dtype
-        _core.render_accumulate(arr, self._transforms[k], self.origin[0], self.origin[1], w, h,
+        _core.render.accumulate_tile(arr, self._transforms[k], self.origin[0], self.origin[1], w, h,
                                 self.interpolation, self.blend, self._num, self._den, self.threads)
         self._image = None
         self._coverage = None
@@ -331,7 +331,7 @@ class Renderer:
             self._image = np.full((h, w), self.fill, np.float32)
             self._coverage = np.zeros((h, w), bool)
             return
-        self._image, self._coverage = _core.render_finalize(
+        self._image, self._coverage = _core.render.finalize_canvas(
             self._num, self._den, self.blend == 0, self.fill, _DTYPES[self._dtype], self.threads, True)
 
     @property
@@ -381,7 +381,7 @@ class Renderer:
         dtype = self._common_dtype(keys, arrays)
         _check_bytes(float(h) * w * (dtype.itemsize + 1), f"a canvas of {w} x {h} pixels")
         idx = [self._index[t] for t in keys]
-        self._image, self._coverage = _core.render_canvas(
+        self._image, self._coverage = _core.render.render_canvas(
             arrays, self._transforms[idx], self.origin[0], self.origin[1], w, h,
             self.interpolation, self.blend, self.fill, self._threads(threads), True, _DTYPES[dtype])
         self._dtype = dtype
@@ -425,7 +425,7 @@ class Renderer:
         dtype = self._common_dtype(keys, arrays)
         _check_bytes(float(h) * w * (dtype.itemsize + 1), f"a region of {w} x {h} pixels")
         idx = [self._index[t] for t in keys]
-        img, mask = _core.render_canvas(
+        img, mask = _core.render.render_canvas(
             arrays, self._transforms[idx], x0, y0, w, h, self.interpolation, self.blend,
             self.fill, self._threads(threads), coverage, _DTYPES[dtype])
         return (img, mask) if coverage else img
@@ -443,7 +443,7 @@ class Renderer:
     def _mask(self, all_tiles: bool) -> np.ndarray:
         h, w = self.shape
         _check_bytes(float(h) * w, f"a mask of {w} x {h} pixels")
-        return _core.tile_coverage(self._transforms, self._sizes, self.origin[0], self.origin[1],
+        return _core.render.tile_coverage(self._transforms, self._sizes, self.origin[0], self.origin[1],
                                    w, h, all_tiles, self.threads)
 
     # -- helpers --------------------------------------------------------------------
