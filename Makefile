@@ -6,6 +6,9 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.spectralign-installed
 DOCS_STAMP := $(VENV)/.spectralign-docs-installed
 BUILD_REQUIREMENTS := "scikit-build-core>=0.10" "pybind11>=2.13" "pylib-fftw3f>=0.0.5" "cmeel-eigen>=3.4"
+# Every build made here has _core.dev (benchmark helpers, test hooks); a
+# plain `pip install .` leaves it out.
+DEV_TOOLS := --config-settings=cmake.define.SPECTRALIGN_DEV_TOOLS=ON
 SOURCES := pyproject.toml CMakeLists.txt $(shell find cpp python -type f -not -name '*.pyc' 2>/dev/null)
 
 .PHONY: all install demo test typecheck docs bench sanitize system-deps clean
@@ -24,7 +27,7 @@ $(PY):
 $(STAMP): $(PY) $(SOURCES)
 	@bash tools/install-system-deps.sh $(PYTHON)
 	$(PIP) install -q --disable-pip-version-check $(BUILD_REQUIREMENTS)
-	$(PIP) install -q --disable-pip-version-check --no-build-isolation ".[test,demo]"
+	$(PIP) install -q --disable-pip-version-check --no-build-isolation $(DEV_TOOLS) ".[test,demo]"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -43,7 +46,7 @@ typecheck: install
 	$(PY) -m mypy tests/typing_usage.py
 
 $(DOCS_STAMP): $(STAMP)
-	$(PIP) install -q --disable-pip-version-check --no-build-isolation ".[docs]"
+	$(PIP) install -q --disable-pip-version-check --no-build-isolation $(DEV_TOOLS) ".[docs]"
 	@touch $(DOCS_STAMP)
 
 # The site goes to site/ (open site/index.html); --strict turns every warning

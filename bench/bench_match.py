@@ -30,6 +30,10 @@ import spectralign_fast as sf  # noqa: E402
 from spectralign_fast import _core  # noqa: E402
 from spectralign_fast._config import cpu_name  # noqa: E402
 
+if not hasattr(_core, "dev"):  # the FFT floor lives in the dev tools
+    sys.exit("bench_match.py needs spectralign_fast._core.dev: build with `make install` "
+             "(pip: -C cmake.define.SPECTRALIGN_DEV_TOOLS=ON)")
+
 
 def median_time(fn, repeats: int) -> float:
     times = []
@@ -51,12 +55,12 @@ def test_image(size: int) -> np.ndarray:
 def matcher_2d(img: np.ndarray, moved: np.ndarray, n: int, Q: np.ndarray) -> sf.Matcher:
     """A matcher whose workspaces take the 2-D transform path at every size:
     the previous version's pipeline, for a side-by-side comparison."""
-    previous = _core._set_fused_min_pixels(2**62)
+    previous = _core.dev.set_fused_min_pixels(2**62)
     try:
         m = sf.Matcher(img, moved)
         m.refine_many(Q[:4], Q[:4], n, threads=2)  # workspaces made now, with that path
     finally:
-        _core._set_fused_min_pixels(previous)
+        _core.dev.set_fused_min_pixels(previous)
     return m
 
 
@@ -101,7 +105,7 @@ def speed(sizes, repeats: int) -> list[str]:
         samples = {k: [] for k in ("floor", "one", "three", "batch", "batch3", "batch3_2d", "numpy", "t1", "t2",
                                   "t1_2d", "t2_2d", "fft1", "fft2")}
         for _ in range(repeats):
-            samples["floor"].append(_core.fft_floor(n, n, floor_reps))
+            samples["floor"].append(_core.dev.fft_floor(n, n, floor_reps))
             samples["one"].append(median_time(one_pass, 1) / pairs)
             samples["three"].append(median_time(three_pass, 1) / (3 * pairs))
             samples["batch"].append(median_time(lambda: m.refine_many(P, P, n, iters=1, threads=1), 1) / pairs)
@@ -119,8 +123,8 @@ def speed(sizes, repeats: int) -> list[str]:
             samples["t2"].append(median_time(lambda: m.refine_many(Q, Q, n, iters=1, threads=2), 1) / many)
             samples["t1_2d"].append(median_time(lambda: m2d.refine_many(Q, Q, n, iters=1, threads=1), 1) / many)
             samples["t2_2d"].append(median_time(lambda: m2d.refine_many(Q, Q, n, iters=1, threads=2), 1) / many)
-            samples["fft1"].append(_core.fft_floor(n, n, max(3, floor_reps // 4)))
-            samples["fft2"].append(_core.fft_floor(n, n, max(3, floor_reps // 4), threads=2) / 2)
+            samples["fft1"].append(_core.dev.fft_floor(n, n, max(3, floor_reps // 4)))
+            samples["fft2"].append(_core.dev.fft_floor(n, n, max(3, floor_reps // 4), threads=2) / 2)
         for _ in range(max(3, repeats // 2)):
             samples["numpy"].append(median_time(lambda: swim_oracle.refine(img, img, P[0], P[0], n, iters=1), 1))
         med = {k: statistics.median(v) for k, v in samples.items()}

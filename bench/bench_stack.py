@@ -36,6 +36,10 @@ import spectralign_fast as sf  # noqa: E402
 from spectralign_fast import _core  # noqa: E402
 from spectralign_fast._config import cpu_name  # noqa: E402
 
+if not hasattr(_core, "dev"):  # the FFT floor lives in the dev tools
+    sys.exit("bench_stack.py needs spectralign_fast._core.dev: build with `make install` "
+             "(pip: -C cmake.define.SPECTRALIGN_DEV_TOOLS=ON)")
+
 
 
 
@@ -100,7 +104,7 @@ def main() -> None:
     model = sf.CrossCorr(threads=1).fit(frames, ref)  # plans, warm-up
     out = np.empty_like(frames)
     model.transform(frames, out=out)
-    _core.stack_shift(frames[:2], model.toarray()[:2], "fourier", 1)  # plans
+    _core.stackreg.shift_frames(frames[:2], model.toarray()[:2], "fourier", 1)  # plans
 
     def thunder_fit():
         for f in frames[:n_other]:
@@ -135,7 +139,7 @@ def main() -> None:
     fps = {k: [] for k in keys}
     floor_reps = 20 if args.quick else 60
     for _ in range(repeats):
-        fps["floor"].append(1.0 / _core.fft_floor(size, size, floor_reps, 1))
+        fps["floor"].append(1.0 / _core.dev.fft_floor(size, size, floor_reps, 1))
         fps["fit1"].append(n / seconds(lambda: sf.CrossCorr(threads=1).fit(frames, ref)))
         fps["fit2"].append(n / seconds(lambda: sf.CrossCorr(threads=2).fit(frames, ref)))
         fps["fit_int1"].append(n / seconds(lambda: sf.CrossCorr(subpixel=False, threads=1).fit(frames, ref)))
@@ -154,7 +158,7 @@ def main() -> None:
         return statistics.median(x / y for x, y in zip(fps[a], fps[b]))
 
     print(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs; FFTW {sf.config()['fftw_version']} "
-          f"({_core.fftw_source}); {n} frames of {size}x{size} (others: {n_other}), median of {repeats} "
+          f"({_core.config.fftw_source}); {n} frames of {size}x{size} (others: {n_other}), median of {repeats} "
           f"interleaved repeats\n")
     print("| frames/s at 512x512 | threads=1 | threads=2 | 2-thread scaling |")
     print("|---|---|---|---|")

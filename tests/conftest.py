@@ -36,6 +36,15 @@ def grey(img: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def dev_tools():
+    """spectralign_fast._core.dev: benchmark helpers and test hooks, present only in builds made
+    with -DSPECTRALIGN_DEV_TOOLS=ON (every `make` target); tests that need it skip without it."""
+    return pytest.importorskip(
+        "spectralign_fast._core.dev",
+        reason="_core.dev is not built: rebuild with -C cmake.define.SPECTRALIGN_DEV_TOOLS=ON (as `make install` does)")
+
+
+@pytest.fixture(scope="session")
 def retina() -> np.ndarray:
     """scikit-image's bundled retina photograph, 1411x1411, grey float32."""
     from skimage import data

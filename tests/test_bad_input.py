@@ -174,12 +174,12 @@ def test_config_and_fft_planning():
     try:
         sf.set_fft_planning("estimate")
         assert sf.config()["fft_planning"] == "estimate"
-        before = _core.cached_plan_count()
+        before = _core.config.cached_plan_count()
         rng = np.random.default_rng(0)
         Matcher(rng.random((80, 80)), rng.random((80, 80))).refine((40, 40), (40, 40), 37)
-        made = _core.cached_plan_count()
+        made = _core.config.cached_plan_count()
         assert made > before  # plans for the new shape
         Matcher(rng.random((90, 90)), rng.random((90, 90))).refine((45, 45), (45, 45), 37, iters=3)
-        assert _core.cached_plan_count() == made  # cached: none made again
+        assert _core.config.cached_plan_count() == made  # cached: none made again
     finally:
         sf.set_fft_planning(old)

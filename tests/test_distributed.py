@@ -62,7 +62,7 @@ def local():
 def client():
     from distributed import Client, LocalCluster
 
-    before = _core.fft_planning()
+    before = _core.config.fft_planning()
     sf.set_fft_planning("estimate")
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=":0", silence_logs=logging.CRITICAL)  # any free port: 8787 may be taken

@@ -94,14 +94,12 @@ def test_agrees_with_numpy_oracle(retina, size, point, wht, rad, iters, apodizat
 
 
 @pytest.fixture
-def fused_min_pixels():
+def fused_min_pixels(dev_tools):
     """Sets which windows take the matcher's fused path (for matchers made
     afterwards) and restores the default afterwards."""
-    from spectralign_fast import _core
-
-    previous = _core._set_fused_min_pixels(192 * 192)
-    yield _core._set_fused_min_pixels
-    _core._set_fused_min_pixels(previous)
+    previous = dev_tools.set_fused_min_pixels(192 * 192)
+    yield dev_tools.set_fused_min_pixels
+    dev_tools.set_fused_min_pixels(previous)
 
 
 @pytest.mark.parametrize("size", [11, (12, 31), (33, 17), 64, (127, 130), (200, 150), (301, 263), (520, 384)])
@@ -132,14 +130,12 @@ def test_fused_and_2d_transform_paths_agree(retina, fused_min_pixels, size):
 
 
 @pytest.fixture
-def team_min_pixels():
+def team_min_pixels(dev_tools):
     """Sets which windows refine_many matches with teams of two threads per
     pair and restores the default afterwards."""
-    from spectralign_fast import _core
-
-    previous = _core._set_team_min_pixels(640 * 640)
-    yield _core._set_team_min_pixels
-    _core._set_team_min_pixels(previous)
+    previous = dev_tools.set_team_min_pixels(640 * 640)
+    yield dev_tools.set_team_min_pixels
+    dev_tools.set_team_min_pixels(previous)
 
 
 @pytest.mark.parametrize("size", [(13, 21), (40, 33), 64, (301, 263)])
@@ -167,11 +163,9 @@ def test_teams_give_the_same_bits_as_one_thread(retina, fused_min_pixels, team_m
         np.testing.assert_array_equal(getattr(one[2], field), getattr(team[2], field))
 
 
-def test_a_team_that_splits_up_gives_the_same_result(retina, fused_min_pixels, team_min_pixels):
+def test_a_team_that_splits_up_gives_the_same_result(retina, dev_tools, fused_min_pixels, team_min_pixels):
     # A team whose helper keeps being paused splits up mid-call; forced here
     # after two pairs. The pairs before and after must equal one thread's.
-    from spectralign_fast import _core
-
     fused_min_pixels(0)
     team_min_pixels(0)
     rng = np.random.default_rng(6)
@@ -181,11 +175,11 @@ def test_a_team_that_splits_up_gives_the_same_result(retina, fused_min_pixels, t
     P2 = P1 + rng.uniform(-1.5, 1.5, (16, 2))
     m = Matcher(a, b, stats=True)
     one = m.refine_many(P1, P2, (96, 80), iters=2, threads=1)
-    previous = _core._set_team_wait_limit(-1.0)
+    previous = dev_tools.set_team_wait_limit(-1.0)
     try:
         split = m.refine_many(P1, P2, (96, 80), iters=2, threads=2)
     finally:
-        _core._set_team_wait_limit(previous)
+        dev_tools.set_team_wait_limit(previous)
     np.testing.assert_array_equal(one[0], split[0])
     np.testing.assert_array_equal(one[1], split[1])
     np.testing.assert_array_equal(one[2].snr, split[2].snr)
@@ -361,16 +355,14 @@ def test_integer_inputs_are_accepted_and_scaled(camera):
     np.testing.assert_allclose(p2 - p1, [3, 2], atol=0.05)
 
 
-def test_fft_floor_benchmark_helper():
+def test_fft_floor_benchmark_helper(dev_tools):
     """The benchmarks' FFT floor: every variant times something, bad arguments are refused."""
-    from spectralign_fast import _core
-
     for kwargs in ({}, {"r2c": 1}, {"packed": True}, {"packed": True, "threads": 2}):
-        seconds = _core.fft_floor(64, 48, 3, **kwargs)
+        seconds = dev_tools.fft_floor(64, 48, 3, **kwargs)
         assert np.isfinite(seconds) and seconds > 0
     with pytest.raises(ValueError, match="r2c must be 2"):
-        _core.fft_floor(64, 64, 3, r2c=1, packed=True)
+        dev_tools.fft_floor(64, 64, 3, r2c=1, packed=True)
     with pytest.raises(ValueError, match="must be positive"):
-        _core.fft_floor(64, 64, 3, threads=0)
+        dev_tools.fft_floor(64, 64, 3, threads=0)
     with pytest.raises(ValueError, match="r2c must be 1 or 2"):
-        _core.fft_floor(64, 64, 3, r2c=3)
+        dev_tools.fft_floor(64, 64, 3, r2c=3)

@@ -176,7 +176,7 @@ def test_mean_reference_leaves_each_frame_out(retina):
     # noise correlates with itself at lag 0 and drags the estimate there.
     frames, _, truth = drift_stack(retina, 40, 512, seed=3)
     ref = frames.mean(axis=0)
-    core = _core.StackRegCore(ref[None], -0.65, True, [])
+    core = _core.stackreg.StackRegCore(ref[None], -0.65, True, [])
     naive, _ = core.fit(frames, 0, 1)
     loo, _ = core.fit(frames, 0, 1, 1.0 / len(frames))
     np.testing.assert_allclose(loo, sf.CrossCorr().fit(frames, iterations=0).toarray(), atol=1e-3)
@@ -253,7 +253,7 @@ def test_whitening_modes_agree_on_clean_shifts(camera):
 def test_linear_transform_equals_scipy_shift(camera):
     frames = np.stack([camera[:200, :220], camera[200:400, 100:320]])
     deltas = np.array([[2.3, -1.7], [-0.45, 3.9]])
-    out = _core.stack_shift(frames, deltas, "linear", 1)
+    out = _core.stackreg.shift_frames(frames, deltas, "linear", 1)
     for f, d, o in zip(frames, deltas, out):
         expect = nd_shift(f.astype(np.float64), -d, order=1, mode="nearest")
         np.testing.assert_allclose(o, expect, atol=2e-6)
@@ -262,14 +262,14 @@ def test_linear_transform_equals_scipy_shift(camera):
 def test_cubic_transform_equals_numpy_oracle(camera):
     frames = np.stack([camera[:150, :170], camera[150:300, 100:270]])
     deltas = np.array([[1.25, -2.6], [-7.5, 0.3]])
-    out = _core.stack_shift(frames, deltas, "cubic", 1)
+    out = _core.stackreg.shift_frames(frames, deltas, "cubic", 1)
     for f, d, o in zip(frames, deltas, out):
         np.testing.assert_allclose(o, thunder_oracle.shift_cubic(f, d), atol=2e-6)
     # Volumes: separable along all three axes.
     vol = np.stack([camera[k * 20:k * 20 + 50, :60] for k in range(6)])[None]
     d3 = np.array([[0.4, -1.3, 2.2]])
     for interp in ("linear", "cubic"):
-        out3 = _core.stack_shift(vol, d3, interp, 1)[0]
+        out3 = _core.stackreg.shift_frames(vol, d3, interp, 1)[0]
         expect = (nd_shift(vol[0].astype(np.float64), -d3[0], order=1, mode="nearest") if interp == "linear"
                   else thunder_oracle.shift_cubic(vol[0], d3[0]))
         np.testing.assert_allclose(out3, expect, atol=2e-6)
@@ -280,19 +280,19 @@ def test_fourier_transform_is_band_limited(camera):
     m = 20  # interior: away from the edge filling
     for d in ([0.3, -0.7], [2.5, 3.25], [-7.4, 0.1]):
         truth = fourier_shift(smooth, -d[1], -d[0])[m:-m, m:-m]
-        got = _core.stack_shift(smooth[None], np.array([d]), "fourier", 1)[0][m:-m, m:-m]
-        lin = _core.stack_shift(smooth[None], np.array([d]), "linear", 1)[0][m:-m, m:-m]
+        got = _core.stackreg.shift_frames(smooth[None], np.array([d]), "fourier", 1)[0][m:-m, m:-m]
+        lin = _core.stackreg.shift_frames(smooth[None], np.array([d]), "linear", 1)[0][m:-m, m:-m]
         assert np.abs(got - truth).max() < 0.25 * np.abs(lin - truth).max()
         assert np.abs(got - truth).max() < 0.01
     # Integer displacements copy pixels; volumes work; threads agree.
     frames = np.stack([camera[:120, :130], camera[120:240, 100:230]])
-    np.testing.assert_array_equal(_core.stack_shift(frames, np.array([[3.0, -2.0], [0.0, 5.0]]), "fourier", 1),
-                                  _core.stack_shift(frames, np.array([[3.0, -2.0], [0.0, 5.0]]), "linear", 1))
+    np.testing.assert_array_equal(_core.stackreg.shift_frames(frames, np.array([[3.0, -2.0], [0.0, 5.0]]), "fourier", 1),
+                                  _core.stackreg.shift_frames(frames, np.array([[3.0, -2.0], [0.0, 5.0]]), "linear", 1))
     deltas = np.array([[0.5, -1.25], [2.75, 0.4]])
-    np.testing.assert_array_equal(_core.stack_shift(frames, deltas, "fourier", 1),
-                                  _core.stack_shift(frames, deltas, "fourier", 2))
+    np.testing.assert_array_equal(_core.stackreg.shift_frames(frames, deltas, "fourier", 1),
+                                  _core.stackreg.shift_frames(frames, deltas, "fourier", 2))
     vol = gaussian_filter(np.stack([camera[k * 30:k * 30 + 60, :70] for k in range(10)]), 1.0)
-    got3 = _core.stack_shift(vol[None], np.array([[0.5, -1.5, 2.0]]), "fourier", 1)[0]
+    got3 = _core.stackreg.shift_frames(vol[None], np.array([[0.5, -1.5, 2.0]]), "fourier", 1)[0]
     truth3 = shift_nd(vol, [-0.5, 1.5, -2.0], pad=16)
     assert np.abs(got3 - truth3)[3:-3, 10:-10, 10:-10].max() < 0.02
 
@@ -305,7 +305,7 @@ def test_integer_dtypes_rounded_and_clamped(camera):
     model = sf.RegistrationModel({(0,): sf.Displacement([0, 0.5]), (1,): sf.Displacement([0, -0.25])})
     out = model.transform(frames, interpolation="cubic")
     assert out.dtype == np.uint8
-    f32 = _core.stack_shift(frames.astype(np.float32), model.toarray(), "cubic", 1)
+    f32 = _core.stackreg.shift_frames(frames.astype(np.float32), model.toarray(), "cubic", 1)
     assert f32.min() < 0 and f32.max() > 255
     np.testing.assert_array_equal(out, np.clip(np.rint(f32), 0, 255).astype(np.uint8))
     u16 = (camera[:100, :100] * 65535).astype(np.uint16)[None]
@@ -462,14 +462,14 @@ def test_bad_inputs_have_clear_errors(camera):
     with pytest.raises(ValueError, match="interpolation"):
         model.transform(frames, interpolation="quintic")
     with pytest.raises(ValueError, match="interpolation"):
-        _core.stack_shift(frames.astype(np.float32), np.zeros((2, 2)), "spline", 1)
+        _core.stackreg.shift_frames(frames.astype(np.float32), np.zeros((2, 2)), "spline", 1)
     with pytest.raises(ValueError, match="overlap"):
         f32 = frames.astype(np.float32)
         model.transform(f32, out=f32)
     with pytest.raises(ValueError, match="shape"):
         model.transform(frames, out=np.empty((2, 64, 63), frames.dtype))
     with pytest.raises(ValueError, match="out must"):
-        _core.stack_shift(frames.astype(np.float32), np.zeros((2, 2)), "linear", 1,
+        _core.stackreg.shift_frames(frames.astype(np.float32), np.zeros((2, 2)), "linear", 1,
                           np.empty(frames.shape, np.float64))
 
 

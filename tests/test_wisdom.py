@@ -45,10 +45,10 @@ def test_wisdom_can_be_turned_off_and_survives_a_bad_file(tmp_path):
 def test_estimate_planning_forgets_wisdom(tmp_path):
     from spectralign_fast import _core, set_fft_planning
 
-    before = _core.fft_planning()
+    before = _core.config.fft_planning()
     try:
         set_fft_planning("estimate")
-        assert _core.export_fft_wisdom().count("(") <= 2  # header only: nothing measured remains
+        assert _core.config.export_fft_wisdom().count("(") <= 2  # header only: nothing measured remains
     finally:
         set_fft_planning(before)
 

@@ -42,7 +42,7 @@ std::string compiler() {
 
 }  // namespace
 
-void bind_config(py::module_& m) {
+void bind_config(py::module_ m) {
     m.def("fftw_version", &fftw_version, "FFTW's version string (includes its SIMD flavours).");
     m.attr("fftw_source") = SPECTRALIGN_FFTW_SOURCE;
     m.attr("eigen_version") = std::to_string(EIGEN_WORLD_VERSION) + "." +
@@ -53,9 +53,10 @@ void bind_config(py::module_& m) {
     m.def("default_threads", []() { return resolve_threads(0); },
           "Threads used for threads=0 (all cores).");
     m.def("set_fft_planning", [](const std::string& name) { set_plan_rigor(parse_rigor(name)); },
-          py::arg("rigor"));
-    m.def("fft_planning", []() { return std::string(rigor_name(plan_rigor())); });
-    m.def("cached_plan_count", &cached_plan_count);
+          py::arg("rigor"), "Planning rigor for FFT plans made from now on: 'estimate', 'measure' or 'patient'.");
+    m.def("fft_planning", []() { return std::string(rigor_name(plan_rigor())); },
+          "The current FFT planning rigor.");
+    m.def("cached_plan_count", &cached_plan_count, "Number of FFT plans in the cache.");
     m.def("export_fft_wisdom", []() {
         std::string text;
         {
@@ -72,21 +73,6 @@ void bind_config(py::module_& m) {
         py::gil_scoped_release release;
         forget_wisdom();
     }, "Drop all FFTW wisdom (plans already made are kept).");
-    m.def("fft_floor",
-          [](int rows, int cols, int repeats, int r2c, bool packed, int threads) {
-              if (r2c != 1 && r2c != 2) throw std::invalid_argument("r2c must be 1 or 2");
-              if (packed && r2c != 2) throw std::invalid_argument("packed=True times both windows: r2c must be 2");
-              const FloorKind kind = packed ? FloorKind::packed_c2c_c2r
-                                            : (r2c == 2 ? FloorKind::two_r2c_c2r : FloorKind::one_r2c_c2r);
-              py::gil_scoped_release release;
-              return fft_floor_seconds(rows, cols, repeats, kind, threads);
-          },
-          py::arg("rows"), py::arg("cols"), py::arg("repeats"), py::arg("r2c") = 2, py::arg("packed") = false,
-          py::arg("threads") = 1,
-          "Seconds per repetition of one swim iteration's FFTs (benchmarks): two r2c and one c2r, "
-          "one r2c (r2c=1, a stack-registration frame), or packed=True: one in-place c2c and one c2r, "
-          "as the matcher's 2-D path (windows under 192 x 192 px) runs them. threads > 1 runs that "
-          "many copies concurrently and returns their mean.");
 }
 
 }  // namespace spectralign_fast::bindings

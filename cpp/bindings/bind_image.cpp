@@ -30,7 +30,7 @@ py::array_t<float> new_image(long long h, long long w) {
 
 }  // namespace
 
-void bind_image(py::module_& m) {
+void bind_image(py::module_ m) {
     m.def(
         "straight_window",
         [](const FloatImage& img, double cx, double cy, int w, int h, const py::object& border) {

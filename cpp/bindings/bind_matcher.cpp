@@ -1,6 +1,7 @@
 #include <array>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "pybind.hpp"
 #include "spectralign_fast/match/swim.hpp"
@@ -8,6 +9,15 @@
 namespace spectralign_fast::bindings {
 
 namespace {
+
+// What refine_many returns: one row per pair, each field a new array.
+struct RefineManyResult {
+    py::array_t<double> p1, p2;     // (N, 2) refined points
+    py::array_t<double> shift;      // (N, 2) last iteration's shift
+    py::array_t<double> peakwidth;  // (N, 2) last iteration's peak width
+    py::array_t<double> snr;        // (N,)
+    py::array_t<int> niters;        // (N,) iterations run
+};
 
 // Holds both images (keeping the arrays alive while the GIL is released)
 // and a pool of workspaces, so repeated calls allocate nothing.
@@ -60,9 +70,9 @@ public:
         return py::make_tuple(py::make_tuple(r.p1[0], r.p1[1]), py::make_tuple(r.p2[0], r.p2[1]), its);
     }
 
-    py::dict refine_many(const DoubleArray& P1, const DoubleArray& P2, int width, int height,
-                         int iters, double tolerance, float whiten, int peak_radius, bool apodize_both,
-                         int threads) {
+    RefineManyResult refine_many(const DoubleArray& P1, const DoubleArray& P2, int width, int height,
+                                 int iters, double tolerance, float whiten, int peak_radius,
+                                 bool apodize_both, int threads) {
         if (P1.ndim() != 2 || P1.shape(1) != 2 || P2.ndim() != 2 || P2.shape(1) != 2)
             throw std::invalid_argument("point arrays must have shape (N, 2)");
         if (P1.shape(0) != P2.shape(0))
@@ -71,12 +81,11 @@ public:
             make_params(width, height, iters, tolerance, whiten, peak_radius, apodize_both);
         resolve_threads(threads);  // validates
         const auto n = static_cast<py::ssize_t>(P1.shape(0));
-        py::array_t<double> p1_out({n, py::ssize_t{2}}), p2_out({n, py::ssize_t{2}});
-        py::array_t<double> shift({n, py::ssize_t{2}}), peakwidth({n, py::ssize_t{2}});
-        py::array_t<double> snr(n);
-        py::array_t<int> niters(n);
-        const RefineManyOutput out{p1_out.mutable_data(), p2_out.mutable_data(), shift.mutable_data(),
-                                   peakwidth.mutable_data(), snr.mutable_data(), niters.mutable_data()};
+        RefineManyResult r{py::array_t<double>({n, py::ssize_t{2}}), py::array_t<double>({n, py::ssize_t{2}}),
+                           py::array_t<double>({n, py::ssize_t{2}}), py::array_t<double>({n, py::ssize_t{2}}),
+                           py::array_t<double>(n), py::array_t<int>(n)};
+        const RefineManyOutput out{r.p1.mutable_data(), r.p2.mutable_data(), r.shift.mutable_data(),
+                                   r.peakwidth.mutable_data(), r.snr.mutable_data(), r.niters.mutable_data()};
         const double* a = P1.data();
         const double* b = P2.data();
         {
@@ -84,14 +93,7 @@ public:
             spectralign_fast::refine_many(view1_, view2_, a, b, static_cast<std::size_t>(n), params,
                                           threads, out, &pool_);
         }
-        py::dict d;
-        d["p1"] = p1_out;
-        d["p2"] = p2_out;
-        d["shift"] = shift;
-        d["peakwidth"] = peakwidth;
-        d["snr"] = snr;
-        d["niters"] = niters;
-        return d;
+        return r;
     }
 
 private:
@@ -115,7 +117,19 @@ private:
 
 }  // namespace
 
-void bind_matcher(py::module_& m) {
+void bind_matcher(py::module_ m) {
+    py::class_<RefineManyResult>(m, "RefineManyResult",
+                                 "What MatcherCore.refine_many returns: one row per pair of points.")
+        .def_readonly("p1", &RefineManyResult::p1, "(N, 2) float64: refined points in image 1.")
+        .def_readonly("p2", &RefineManyResult::p2, "(N, 2) float64: refined points in image 2.")
+        .def_readonly("shift", &RefineManyResult::shift, "(N, 2) float64: the last iteration's shift.")
+        .def_readonly("peakwidth", &RefineManyResult::peakwidth,
+                      "(N, 2) float64: the last iteration's correlation peak width.")
+        .def_readonly("snr", &RefineManyResult::snr, "(N,) float64: the last iteration's signal-to-noise ratio.")
+        .def_readonly("niters", &RefineManyResult::niters, "(N,) int32: iterations run per pair.")
+        .def("__repr__", [](const RefineManyResult& r) {
+            return "RefineManyResult(pairs=" + std::to_string(r.snr.shape(0)) + ")";
+        });
     py::class_<MatcherCore>(m, "MatcherCore")
         .def(py::init<FloatImage, FloatImage>(), py::arg("image1"), py::arg("image2"))
         .def("refine", &MatcherCore::refine, py::arg("p1"), py::arg("p2"), py::arg("width"),
@@ -125,19 +139,8 @@ void bind_matcher(py::module_& m) {
              "contrast) per iteration.")
         .def("refine_many", &MatcherCore::refine_many, py::arg("P1"), py::arg("P2"), py::arg("width"),
              py::arg("height"), py::arg("iters"), py::arg("tolerance"), py::arg("whiten"),
-             py::arg("peak_radius"), py::arg("apodize_both"), py::arg("threads"));
-    m.def("_set_fused_min_pixels", &set_fused_min_pixels, py::arg("pixels"),
-          "Benchmarks and tests: windows of at least `pixels` (width * height) take the matcher's fused "
-          "path in matchers made from now on (default 192 * 192; 0: always, a huge value: never). "
-          "Returns the previous value.");
-    m.def("_set_team_min_pixels", &set_team_min_pixels, py::arg("pixels"),
-          "Benchmarks and tests: refine_many with threads >= 2 matches windows of at least `pixels` "
-          "(width * height, fused path only) with teams of two threads per pair (default 640 * 640; "
-          "0: always, a huge value: never). Returns the previous value.");
-    m.def("_set_team_wait_limit", &set_team_wait_limit, py::arg("fraction"),
-          "Tests: a team splits up (its threads then take pairs one each) when its leader waited "
-          "for the helper more than this share of a pair's time, two pairs in a row (default 0.2; "
-          "negative: after two pairs). Returns the previous value.");
+             py::arg("peak_radius"), py::arg("apodize_both"), py::arg("threads"),
+             "Refines N pairs of points (GIL released); returns a RefineManyResult.");
 }
 
 }  // namespace spectralign_fast::bindings

@@ -1,5 +1,7 @@
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "pybind.hpp"
 #include "spectralign_fast/place/placement.hpp"
@@ -7,6 +9,35 @@
 namespace spectralign_fast::bindings {
 
 namespace {
+
+// Wall-clock seconds of one placement call's stages (analyze is 0 where the
+// solver has no separate ordering step).
+struct SolveTimings {
+    double assemble = 0, analyze = 0, factor = 0, solve = 0;
+};
+
+// What solve returns (see PlacementResult in placement.hpp).
+struct PlacementSolution {
+    py::array_t<double> params;             // (tiles, 2) or, affine, (tiles, 2, 3)
+    py::array_t<std::int64_t> component;    // (tiles,) component label per tile
+    std::int64_t n_components = 0;
+    std::int64_t unknowns = 0;
+    std::int64_t nonzeros = 0;
+    std::string solver;
+    int cg_iterations = 0;
+    double cg_error = 0;
+    double pivot_ratio = 0;
+    SolveTimings timings;
+};
+
+// What solve_similarity returns (see SimilarityResult in placement.hpp).
+struct SimilaritySolution {
+    py::array_t<double> params;  // (tiles, 2, 3)
+    std::int64_t unknowns = 0;
+    std::int64_t nonzeros = 0;
+    double pivot_ratio = 0;
+    SolveTimings timings;
+};
 
 using IndexArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
 
@@ -49,9 +80,49 @@ PlacementPreconditioner parse_preconditioner(const std::string& s) {
 
 }  // namespace
 
-void bind_placement(py::module_& m) {
+void bind_placement(py::module_ m) {
+    py::class_<SolveTimings>(m, "SolveTimings", "Wall-clock seconds of one placement call's stages.")
+        .def_readonly("assemble", &SolveTimings::assemble, "Assembling the system (checks included).")
+        .def_readonly("analyze", &SolveTimings::analyze, "Ordering (0 where the solver has none).")
+        .def_readonly("factor", &SolveTimings::factor, "Factorisation (cg: the preconditioner).")
+        .def_readonly("solve", &SolveTimings::solve, "The solves.")
+        .def("__repr__", [](const SolveTimings& t) {
+            return py::str("SolveTimings(assemble={!r}, analyze={!r}, factor={!r}, solve={!r})")
+                .format(t.assemble, t.analyze, t.factor, t.solve);
+        });
+    py::class_<PlacementSolution>(m, "PlacementSolution", "What solve returns.")
+        .def_readonly("params", &PlacementSolution::params,
+                      "float64 (tiles, 2) translations or, affine, (tiles, 2, 3) [A | X] matrices.")
+        .def_readonly("component", &PlacementSolution::component, "int64 (tiles,): component label per tile.")
+        .def_readonly("n_components", &PlacementSolution::n_components)
+        .def_readonly("unknowns", &PlacementSolution::unknowns, "Size of the sparse system solved.")
+        .def_readonly("nonzeros", &PlacementSolution::nonzeros, "Stored (lower-triangle) nonzeros of it.")
+        .def_readonly("solver", &PlacementSolution::solver, "'cholmod', 'ldlt' or 'cg'.")
+        .def_readonly("cg_iterations", &PlacementSolution::cg_iterations,
+                      "Largest over the right-hand sides (cg only).")
+        .def_readonly("cg_error", &PlacementSolution::cg_error, "Largest relative residual (cg only).")
+        .def_readonly("pivot_ratio", &PlacementSolution::pivot_ratio,
+                      "Smallest / largest LDL^T pivot (Cholesky only).")
+        .def_readonly("timings", &PlacementSolution::timings)
+        .def("__repr__", [](const PlacementSolution& r) {
+            return py::str("PlacementSolution(tiles={}, n_components={}, solver={!r}, unknowns={}, "
+                           "nonzeros={}, cg_iterations={}, cg_error={!r}, pivot_ratio={!r}, timings={!r})")
+                .format(r.params.shape(0), r.n_components, r.solver, r.unknowns, r.nonzeros,
+                        r.cg_iterations, r.cg_error, r.pivot_ratio, r.timings);
+        });
+    py::class_<SimilaritySolution>(m, "SimilaritySolution", "What solve_similarity returns.")
+        .def_readonly("params", &SimilaritySolution::params, "float64 (tiles, 2, 3) [A | X] matrices.")
+        .def_readonly("unknowns", &SimilaritySolution::unknowns, "Size of the sparse system solved.")
+        .def_readonly("nonzeros", &SimilaritySolution::nonzeros, "Stored (lower-triangle) nonzeros of it.")
+        .def_readonly("pivot_ratio", &SimilaritySolution::pivot_ratio, "Smallest / largest LDL^T pivot.")
+        .def_readonly("timings", &SimilaritySolution::timings)
+        .def("__repr__", [](const SimilaritySolution& r) {
+            return py::str("SimilaritySolution(tiles={}, unknowns={}, nonzeros={}, pivot_ratio={!r}, timings={!r})")
+                .format(r.params.shape(0), r.unknowns, r.nonzeros, r.pivot_ratio, r.timings);
+        });
+
     m.def(
-        "placement_components",
+        "connected_components",
         [](std::int64_t n_tiles, const IndexArray& t1, const IndexArray& t2) {
             const py::ssize_t n = t1.ndim() == 1 ? t1.shape(0) : -1;
             check_1d(t1, "t1", n);
@@ -70,7 +141,7 @@ void bind_placement(py::module_& m) {
         "Connected components of the match graph: (label per tile, number of components).");
 
     m.def(
-        "place",
+        "solve",
         [](std::int64_t n_tiles, const IndexArray& t1, const IndexArray& t2, const DoubleArray& p1,
            const DoubleArray& p2, const DoubleArray& w, bool affine, std::int64_t fix, bool separate,
            const std::string& solver, const std::string& preconditioner, double tol, int maxiter,
@@ -94,32 +165,30 @@ void bind_placement(py::module_& m) {
             }
             std::vector<py::ssize_t> shape = affine ? std::vector<py::ssize_t>{n_tiles, 2, 3}
                                                     : std::vector<py::ssize_t>{n_tiles, 2};
-            py::array_t<double> params(shape);
-            std::copy(r.params.begin(), r.params.end(), params.mutable_data());
-            py::array_t<std::int64_t> comp(static_cast<py::ssize_t>(r.component.size()));
-            std::copy(r.component.begin(), r.component.end(), comp.mutable_data());
-            py::dict d;
-            d["params"] = params;
-            d["component"] = comp;
-            d["n_components"] = r.n_components;
-            d["unknowns"] = r.unknowns;
-            d["nonzeros"] = r.nonzeros;
-            d["solver"] = r.solver;
-            d["cg_iterations"] = r.cg_iterations;
-            d["cg_error"] = r.cg_error;
-            d["pivot_ratio"] = r.pivot_ratio;
-            d["timings"] = py::dict(py::arg("assemble") = r.assemble_s, py::arg("analyze") = r.analyze_s,
-                                    py::arg("factor") = r.factor_s, py::arg("solve") = r.solve_s);
-            return d;
+            PlacementSolution out;
+            out.params = py::array_t<double>(shape);
+            std::copy(r.params.begin(), r.params.end(), out.params.mutable_data());
+            out.component = py::array_t<std::int64_t>(static_cast<py::ssize_t>(r.component.size()));
+            std::copy(r.component.begin(), r.component.end(), out.component.mutable_data());
+            out.n_components = r.n_components;
+            out.unknowns = r.unknowns;
+            out.nonzeros = r.nonzeros;
+            out.solver = r.solver;
+            out.cg_iterations = r.cg_iterations;
+            out.cg_error = r.cg_error;
+            out.pivot_ratio = r.pivot_ratio;
+            out.timings = SolveTimings{r.assemble_s, r.analyze_s, r.factor_s, r.solve_s};
+            return out;
         },
         py::arg("n_tiles"), py::arg("t1"), py::arg("t2"), py::arg("p1"), py::arg("p2"), py::arg("w"),
         py::arg("affine"), py::arg("fix") = -1, py::arg("separate") = false, py::arg("solver") = "auto",
         py::arg("preconditioner") = "jacobi", py::arg("tol") = 1e-12, py::arg("maxiter") = 0,
         py::arg("auto_limit") = 0,
-        "Sparse least-squares placement (see spectralign_fast.Placement). Releases the GIL while solving.");
+        "Sparse least-squares placement (see spectralign_fast.Placement); returns a PlacementSolution. "
+        "Releases the GIL while solving.");
 
     m.def(
-        "place_similarity",
+        "solve_similarity",
         [](std::int64_t n_tiles, const IndexArray& t1, const IndexArray& t2, const DoubleArray& p1,
            const DoubleArray& p2, const DoubleArray& w, std::int64_t fix) {
             const py::ssize_t n = check_match_arrays(t1, t2, p1, p2, w);
@@ -128,21 +197,19 @@ void bind_placement(py::module_& m) {
                 py::gil_scoped_release release;
                 r = place_similarity(n_tiles, n, t1.data(), t2.data(), p1.data(), p2.data(), w.data(), fix);
             }
-            py::array_t<double> params(std::vector<py::ssize_t>{n_tiles, 2, 3});
-            std::copy(r.params.begin(), r.params.end(), params.mutable_data());
-            py::dict d;
-            d["params"] = params;
-            d["unknowns"] = r.unknowns;
-            d["nonzeros"] = r.nonzeros;
-            d["pivot_ratio"] = r.pivot_ratio;
-            d["timings"] = py::dict(py::arg("assemble") = r.assemble_s, py::arg("analyze") = 0.0,
-                                    py::arg("factor") = r.factor_s, py::arg("solve") = r.solve_s);
-            return d;
+            SimilaritySolution out;
+            out.params = py::array_t<double>(std::vector<py::ssize_t>{n_tiles, 2, 3});
+            std::copy(r.params.begin(), r.params.end(), out.params.mutable_data());
+            out.unknowns = r.unknowns;
+            out.nonzeros = r.nonzeros;
+            out.pivot_ratio = r.pivot_ratio;
+            out.timings = SolveTimings{r.assemble_s, 0.0, r.factor_s, r.solve_s};
+            return out;
         },
         py::arg("n_tiles"), py::arg("t1"), py::arg("t2"), py::arg("p1"), py::arg("p2"), py::arg("w"),
         py::arg("fix"),
         "Similarity placement (rotation, uniform scale, translation per tile; tile `fix` the identity) "
-        "as one sparse least-squares solve. Releases the GIL while solving.");
+        "as one sparse least-squares solve; returns a SimilaritySolution. Releases the GIL while solving.");
 }
 
 }  // namespace spectralign_fast::bindings

@@ -88,7 +88,7 @@ float* accumulator(FloatCanvas& a, const Canvas& c, const char* what) {
 
 }  // namespace
 
-void bind_render(py::module_& m) {
+void bind_render(py::module_ m) {
     m.def(
         "render_canvas",
         [](const py::list& images, const DoubleArray& transforms, double x0, double y0,
@@ -142,7 +142,7 @@ void bind_render(py::module_& m) {
         "shows model point (x0 + j, y0 + i). Returns (image, coverage or None).");
 
     m.def(
-        "render_accumulate",
+        "accumulate_tile",
         [](const py::array& image, const DoubleArray& transform, double x0, double y0,
            long long width, long long height, const std::string& interp, double blend,
            FloatCanvas& num, FloatCanvas& den, int threads) {
@@ -164,7 +164,7 @@ void bind_render(py::module_& m) {
         py::arg("den"), py::arg("threads"));
 
     m.def(
-        "render_finalize",
+        "finalize_canvas",
         [](FloatCanvas& num, FloatCanvas& den, bool hard, double fill, const std::string& dtype,
            int threads, bool want_coverage) {
             if (num.ndim() != 2) throw std::invalid_argument("num must be 2-D");

@@ -116,7 +116,7 @@ py::array stack_shift(const FloatImage& frames, const DoubleArray& deltas, const
 
 }  // namespace
 
-void bind_stackreg(py::module_& m) {
+void bind_stackreg(py::module_ m) {
     py::class_<StackRegCore>(m, "StackRegCore")
         .def(py::init<const FloatImage&, float, bool, std::vector<int>>(), py::arg("references"),
              py::arg("whiten"), py::arg("subpixel"), py::arg("max_shift"),
@@ -127,7 +127,7 @@ void bind_stackreg(py::module_& m) {
              "1 not finite (NaN deltas), 2 constant frame (zero deltas)).")
         .def_property_readonly("shape", &StackRegCore::shape)
         .def_property_readonly("planes", &StackRegCore::planes);
-    m.def("stack_shift", &stack_shift, py::arg("frames"), py::arg("deltas"), py::arg("interpolation"),
+    m.def("shift_frames", &stack_shift, py::arg("frames"), py::arg("deltas"), py::arg("interpolation"),
           py::arg("threads"), py::arg("out") = py::none(),
           "Frame k sampled at x + deltas[k] (nearest-edge fill); NaN deltas copy the frame.");
 }

@@ -1,11 +1,21 @@
 #include "pybind.hpp"
 
+// One submodule per area of the core. def_submodule also enters each one in
+// sys.modules as "spectralign_fast._core.<area>", so `import` and stubtest
+// find it although _core is not a package.
 PYBIND11_MODULE(_core, m) {
+    namespace b = spectralign_fast::bindings;
     m.doc() = "C++ core of spectralign_fast (private; use the spectralign_fast package).";
-    spectralign_fast::bindings::bind_config(m);
-    spectralign_fast::bindings::bind_image(m);
-    spectralign_fast::bindings::bind_matcher(m);
-    spectralign_fast::bindings::bind_placement(m);
-    spectralign_fast::bindings::bind_render(m);
-    spectralign_fast::bindings::bind_stackreg(m);
+    b::bind_config(m.def_submodule("config", "Build facts, threads, FFT planning and FFTW wisdom."));
+    b::bind_image(m.def_submodule("image", "Window extraction, apodization, affine warps, finiteness checks."));
+    b::bind_matcher(m.def_submodule("match", "The matcher (SWiFT-IR's swim): MatcherCore and its results."));
+    b::bind_placement(m.def_submodule("place", "Sparse least-squares placement of tiles."));
+    b::bind_render(m.def_submodule("render", "Rendering tiles into a canvas."));
+    b::bind_stackreg(m.def_submodule("stackreg", "Stack registration: StackRegCore and frame shifting."));
+#ifdef SPECTRALIGN_DEV_TOOLS
+    // Built with -DSPECTRALIGN_DEV_TOOLS=ON only: benchmark helpers and test
+    // hooks, here because they must reach this module's own FFTW plan cache
+    // and matcher thresholds.
+    b::bind_dev(m.def_submodule("dev", "Benchmark helpers and test hooks (SPECTRALIGN_DEV_TOOLS builds only)."));
+#endif
 }

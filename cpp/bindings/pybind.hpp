@@ -27,11 +27,15 @@ inline ImageView image_view(const FloatImage& img, const char* what) {
     return ImageView(img.data(), static_cast<int>(img.shape(0)), static_cast<int>(img.shape(1)));
 }
 
-void bind_config(py::module_& m);
-void bind_image(py::module_& m);
-void bind_matcher(py::module_& m);
-void bind_placement(py::module_& m);
-void bind_render(py::module_& m);
-void bind_stackreg(py::module_& m);
+// Each fills one submodule of _core (see module.cpp).
+void bind_config(py::module_ m);
+void bind_image(py::module_ m);
+void bind_matcher(py::module_ m);
+void bind_placement(py::module_ m);
+void bind_render(py::module_ m);
+void bind_stackreg(py::module_ m);
+#ifdef SPECTRALIGN_DEV_TOOLS
+void bind_dev(py::module_ m);
+#endif
 
 }  // namespace spectralign_fast::bindings

@@ -49,7 +49,7 @@ def wisdom_path() -> Optional[Path]:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     except (RuntimeError, KeyError, OSError):  # no home directory: no cache
         return None
-    tag = "".join(c if c.isalnum() else "-" for c in f"{_core.fftw_version()}-{cpu_name()}")
+    tag = "".join(c if c.isalnum() else "-" for c in f"{_core.config.fftw_version()}-{cpu_name()}")
     return base / "spectralign-fast" / f"fftwf-wisdom-{tag}.txt"
 
 
@@ -69,7 +69,7 @@ def load_wisdom() -> bool:
         return False
     except (UnicodeDecodeError, ValueError):
         text = None
-    _wisdom.loaded = text is not None and _core.import_fft_wisdom(text)
+    _wisdom.loaded = text is not None and _core.config.import_fft_wisdom(text)
     if not _wisdom.loaded:
         # Wisdom only saves planning time: a damaged file is replaced at exit, never fatal.
         warnings.warn(f"ignoring the damaged FFTW wisdom file {path}; it will be rewritten", RuntimeWarning,
@@ -79,12 +79,12 @@ def load_wisdom() -> bool:
 
 def _save_wisdom() -> None:
     path = _wisdom.path
-    if path is None or _wisdom.forgotten or _core.cached_plan_count() == 0:
+    if path is None or _wisdom.forgotten or _core.config.cached_plan_count() == 0:
         return
-    if _core.fft_planning() == "estimate":
+    if _core.config.fft_planning() == "estimate":
         return
     try:
-        text = _core.export_fft_wisdom()
+        text = _core.config.export_fft_wisdom()
         if not text:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,15 +101,15 @@ atexit.register(_save_wisdom)
 def config() -> dict[str, Any]:
     """The build configuration as a dict (FFTW source and version, threads, ...)."""
     return {
-        "fftw_source": _core.fftw_source,
-        "fftw_version": _core.fftw_version(),
-        "fft_planning": _core.fft_planning(),
+        "fftw_source": _core.config.fftw_source,
+        "fftw_version": _core.config.fftw_version(),
+        "fft_planning": _core.config.fft_planning(),
         "fft_wisdom": (str(_wisdom.path) + (" (loaded)" if _wisdom.loaded else "")
                        if _wisdom.path is not None else "off"),
-        "eigen_version": _core.eigen_version,
-        "cholmod": _core.has_cholmod,
-        "compiler": _core.compiler,
-        "default_threads": _core.default_threads(),
+        "eigen_version": _core.config.eigen_version,
+        "cholmod": _core.config.has_cholmod,
+        "compiler": _core.config.compiler,
+        "default_threads": _core.config.default_threads(),
         "python": sys.version.split()[0],
     }
 
@@ -147,7 +147,7 @@ def set_fft_planning(rigor: str) -> None:
     """
     if not isinstance(rigor, str):
         raise TypeError("rigor must be 'estimate', 'measure' or 'patient'")
-    _core.set_fft_planning(rigor)
+    _core.config.set_fft_planning(rigor)
     if rigor == "estimate":
-        _core.forget_fft_wisdom()
+        _core.config.forget_fft_wisdom()
         _wisdom.forgotten = True

@@ -104,7 +104,7 @@ class Image(np.ndarray):
         plain = self._plain()
         x, y = (plain.shape[1] / 2, plain.shape[0] / 2) if xy is None else _xy(xy)
         b = None if border is None else as_float(border, "border")
-        return Image(_core.straight_window(plain, x, y, w, h, b))
+        return Image(_core.image.straight_window(plain, x, y, w, h, b))
 
     def transformedwindow(self, xy: Any = None, tfm: Any = None, size: Any = 512,
                           border: Optional[float] = None, *, siz: Any = None) -> "Image":
@@ -132,7 +132,7 @@ class Image(np.ndarray):
             if not np.all(np.isfinite(lin)):
                 raise ValueError("tfm must be finite")
         b = None if border is None else as_float(border, "border")
-        return Image(_core.transformed_window(plain, float(x), float(y), lin, w, h, b))
+        return Image(_core.image.transformed_window(plain, float(x), float(y), lin, w, h, b))
 
     def apodized(self, gray: Optional[float] = None, force: bool = False) -> "Image":
         """Copy with the outer quarter on each side faded to ``gray``.
@@ -144,7 +144,7 @@ class Image(np.ndarray):
         if self.apo and not force:
             return self
         g = None if gray is None else as_float(gray, "gray")
-        out = Image(_core.apodized(self._plain(), g))
+        out = Image(_core.image.apodized(self._plain(), g))
         out.apo = True
         return out
 

@@ -55,6 +55,7 @@ std::size_t padded_stride(int n) { return (static_cast<std::size_t>(n) + 7) / 8 
 
 }  // namespace
 
+#ifdef SPECTRALIGN_DEV_TOOLS
 long long set_team_min_pixels(long long pixels) {
     if (pixels < 0) throw std::invalid_argument("the team mode's minimum window size must be >= 0 pixels");
     return g_team_min_pixels.exchange(pixels);
@@ -69,6 +70,7 @@ long long set_fused_min_pixels(long long pixels) {
     if (pixels < 0) throw std::invalid_argument("the fused path's minimum window size must be >= 0 pixels");
     return g_fused_min_pixels.exchange(pixels);
 }
+#endif  // SPECTRALIGN_DEV_TOOLS
 
 SwimWorkspace::SwimWorkspace(int width, int height, int lanes)
     : width_(width),

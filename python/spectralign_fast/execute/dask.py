@@ -96,7 +96,7 @@ def connect(address: str, timeout: float = 10.0) -> Any:
 def _task(rigor: str, fn: Callable, *args: Any) -> Any:
     """Run fn with the client's FFT planning: FFTW_MEASURE picks algorithms by timing, so plans (and
     the last bits of results) differ between processes; "estimate" plans are the same everywhere."""
-    if _core.fft_planning() != rigor:
+    if _core.config.fft_planning() != rigor:
         set_fft_planning(rigor)  # "estimate" also drops cached wisdom, as on the client
     return fn(*args)
 
@@ -246,7 +246,7 @@ class DaskExecutor(Executor):
         # threads=0 means one per task: Dask's worker threads already fill the cores.
         self.threads = threads if threads > 0 else 1
         self._given = tile_dict(sources)
-        self.rigor = _core.fft_planning()
+        self.rigor = _core.config.fft_planning()
         self.sources: Dict[TileKey, Any] = {}
         arrays = []
         for t, src in sources.items():

@@ -44,7 +44,7 @@ NGFF_VERSION = "0.4"
 
 def _threads(threads: Any) -> int:
     n = as_int(threads, "threads", minimum=0)
-    return n if n > 0 else int(_core.default_threads())
+    return n if n > 0 else int(_core.config.default_threads())
 
 
 def _as_pixel_size(pixel_size: Any) -> Tuple[float, float]:

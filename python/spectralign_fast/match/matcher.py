@@ -158,7 +158,7 @@ class Matcher:
         self.img1 = _match_image(img1, "img1")
         self.img2 = _match_image(img2, "img2")
         self.stats = bool(stats)
-        self._core = _core.MatcherCore(self.img1.view(np.ndarray), self.img2.view(np.ndarray))
+        self._core = _core.match.MatcherCore(self.img1.view(np.ndarray), self.img2.view(np.ndarray))
         self.wht = -0.65
         self.rad = 5
         self.apodization = "both"
@@ -288,6 +288,6 @@ class Matcher:
             r = self._core.refine_many(A[start:stop], B[start:stop], w, h, iters, tol, self.wht,
                                        self.rad, self.apodization == "both", threads)
             for key, arr in out.items():
-                arr[start:stop] = r[key]
+                arr[start:stop] = getattr(r, key)
         stats = BatchRefinementStats(out["shift"], out["peakwidth"], out["snr"], out["niters"])
         return out["p1"], out["p2"], stats

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from dataclasses import dataclass, field
-from typing import Any, Dict, Hashable, List, Optional, Tuple
+from typing import Any, Dict, Hashable, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -411,13 +411,16 @@ class Placement:
                 args = (t1, t2, P1, P2, w)
             else:
                 args = (k1, k2, P1[kept], P2[kept], w[kept])
+            out: Union[_core.place.SimilaritySolution, _core.place.PlacementSolution]
             if similarity:
-                out = _core.place_similarity(n, *args, fix=max(fixidx, 0))
-                out.update(solver="ldlt", cg_iterations=0, cg_error=0.0, n_components=1)
+                out = _core.place.solve_similarity(n, *args, fix=max(fixidx, 0))
+                how = dict(solver="ldlt", cg_iterations=0, cg_error=0.0, n_components=1)
             else:
-                out = _core.place(n, *args, affine=affine, fix=fixidx, separate=components == "separate",
-                                  solver=solver, tol=tol, maxiter=maxit)
-            params = out["params"]
+                out = _core.place.solve(n, *args, affine=affine, fix=fixidx, separate=components == "separate",
+                                        solver=solver, tol=tol, maxiter=maxit)
+                how = dict(solver=out.solver, cg_iterations=out.cg_iterations, cg_error=out.cg_error,
+                           n_components=out.n_components)
+            params = out.params
             res = _residual_vectors(params, affine, t1, t2, P1, P2)
             rounds += 1
             if reject is None:
@@ -439,10 +442,12 @@ class Placement:
             np.maximum.at(worst, t2[over], mag[over])
             mo = mag[over]
             kept[over[(mo >= worst[t1[over]]) & (mo >= worst[t2[over]])]] = False
+        # solve_info hands these out: plain Python values, timings a dict as before.
+        t = out.timings
         self._result = dict(params=params, affine=affine, kept=kept, residuals=res, rounds=rounds,
-                            solver=out["solver"], cg_iterations=out["cg_iterations"],
-                            cg_error=out["cg_error"], pivot_ratio=out["pivot_ratio"], timings=out["timings"], unknowns=out["unknowns"], nonzeros=out["nonzeros"],
-                            n_components=out["n_components"])
+                            pivot_ratio=out.pivot_ratio, unknowns=out.unknowns, nonzeros=out.nonzeros,
+                            timings=dict(assemble=t.assemble, analyze=t.analyze, factor=t.factor, solve=t.solve),
+                            **how)
         return params
 
     def _check_graph(self, n: int, t1: np.ndarray, t2: np.ndarray, components: str, after_reject: bool) -> None:
@@ -454,7 +459,7 @@ class Placement:
             raise ValueError(f"{len(lonely)} tile(s) have no match to another tile {why}: {names}")
         if components == "separate":
             return
-        labels, nc = _core.placement_components(n, t1, t2)
+        labels, nc = _core.place.connected_components(n, t1, t2)
         if nc > 1:
             sizes = np.bincount(labels, minlength=nc)
             parts = []

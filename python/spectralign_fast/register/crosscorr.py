@@ -525,7 +525,7 @@ class _CoreParams(TypedDict):
 
 
 def _make_core(ref: np.ndarray, *, whiten: float, subpixel: bool, axis: Optional[int],
-               max_shift: List[int]) -> _core.StackRegCore:
+               max_shift: List[int]) -> _core.stackreg.StackRegCore:
     refs = np.ascontiguousarray(_planes_first(ref, axis), dtype=np.float32)
     for p, r in enumerate(refs):
         spread = float(np.std(r, dtype=np.float64))
@@ -533,7 +533,7 @@ def _make_core(ref: np.ndarray, *, whiten: float, subpixel: bool, axis: Optional
             what = "reference" if axis is None else f"plane {p} (along axis {axis}) of the reference"
             raise ValueError(f"{what} is constant: it carries no position information; use a "
                              f"reference with contrast")
-    return _core.StackRegCore(refs, whiten, subpixel, max_shift)
+    return _core.stackreg.StackRegCore(refs, whiten, subpixel, max_shift)
 
 
 def _fit_frames(core: Any, block: np.ndarray, axis: Optional[int], threads: int, self_weight: float = 0.0,

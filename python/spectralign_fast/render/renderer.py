@@ -69,7 +69,7 @@ def _as_render_image(img: Any, what: str) -> np.ndarray:
         raise ValueError(f"{what} is empty (shape {arr.shape})")
     if not rows_are_contiguous(arr) or not arr.flags.aligned:
         arr = np.array(arr, order="C", copy=True)  # the one documented copy: the core reads rows by stride
-    if arr.dtype == np.float32 and not _core.all_finite(arr):
+    if arr.dtype == np.float32 and not _core.image.all_finite(arr):
         raise ValueError(f"{what} contains NaN or inf pixels, which would spread into the output; "
                          f"replace them first (e.g. numpy.nan_to_num)")
     return arr
@@ -348,7 +348,7 @@ class Renderer:
             den = self._den = (np.full((h, w), np.inf, np.float32) if self.blend == 0
                                else np.zeros((h, w), np.float32))
         self._dtype = arr.dtype
-        _core.render_accumulate(arr, self._transforms[k], self.origin[0], self.origin[1], w, h,
+        _core.render.accumulate_tile(arr, self._transforms[k], self.origin[0], self.origin[1], w, h,
                                 self.interpolation, self.blend, num, den, self.threads)
         self._image = None
         self._coverage = None
@@ -362,7 +362,7 @@ class Renderer:
                     self._image = np.full((h, w), self.fill, np.float32)
                     self._coverage = np.zeros((h, w), bool)
                 else:
-                    image, coverage = _core.render_finalize(
+                    image, coverage = _core.render.finalize_canvas(
                         self._num, self._den, self.blend == 0, self.fill, _DTYPES[self._dtype], self.threads,
                         True)
                     assert coverage is not None  # asked for (coverage=True)
@@ -422,7 +422,7 @@ class Renderer:
         dtype = self._common_dtype(keys, arrays)
         _check_bytes(float(h) * w * (dtype.itemsize + 1), f"a canvas of {w} x {h} pixels")
         idx = [self._index[t] for t in keys]
-        self._image, self._coverage = _core.render_canvas(
+        self._image, self._coverage = _core.render.render_canvas(
             arrays, self._transforms[idx], self.origin[0], self.origin[1], w, h,
             self.interpolation, self.blend, self.fill, self._threads(threads), True, _DTYPES[dtype])
         self._dtype = dtype
@@ -472,13 +472,13 @@ class Renderer:
         keys = [t for t in keys if t in wanted]
         if not keys:
             _check_bytes(float(h) * w * 5, f"a region of {w} x {h} pixels")
-            img = np.full((h, w), self.fill, np.float32)
-            return (img, np.zeros((h, w), bool)) if coverage else img
+            empty = np.full((h, w), self.fill, np.float32)
+            return (empty, np.zeros((h, w), bool)) if coverage else empty
         arrays = self._load_all(tiles, keys, threads)
         dtype = self._common_dtype(keys, arrays)
         _check_bytes(float(h) * w * (dtype.itemsize + 1), f"a region of {w} x {h} pixels")
         idx = [self._index[t] for t in keys]
-        img, mask = _core.render_canvas(
+        img, mask = _core.render.render_canvas(
             arrays, self._transforms[idx], x0, y0, w, h, self.interpolation, self.blend,
             self.fill, self._threads(threads), coverage, _DTYPES[dtype])
         if coverage:
@@ -499,7 +499,7 @@ class Renderer:
     def _mask(self, all_tiles: bool) -> np.ndarray:
         h, w = self.shape
         _check_bytes(float(h) * w, f"a mask of {w} x {h} pixels")
-        return _core.tile_coverage(self._transforms, self._sizes, self.origin[0], self.origin[1],
+        return _core.render.tile_coverage(self._transforms, self._sizes, self.origin[0], self.origin[1],
                                    w, h, all_tiles, self.threads)
 
     # -- helpers --------------------------------------------------------------------

@@ -145,7 +145,7 @@ class Affine(np.ndarray):
                 raise ValueError(f"rect must be (x0, y0, width, height), got {rect!r}")
             x0, y0 = as_float(vals[0], "x0"), as_float(vals[1], "y0")
             w, h = as_int(vals[2], "width", minimum=1), as_int(vals[3], "height", minimum=1)
-        return Image(_core.warp_affine(plain, tuple(inv.ravel()), float(x0), float(y0), w, h))
+        return Image(_core.image.warp_affine(plain, tuple(inv.ravel()), float(x0), float(y0), w, h))
 
     @staticmethod
     def translator(dxy: Any) -> "Affine":

@@ -162,9 +162,9 @@ def shift_frames(block: np.ndarray, deltas: np.ndarray, axis: Optional[int], int
     d = np.ascontiguousarray(deltas.reshape(len(frames), -1), dtype=np.float64)
     if (out is not None and axis is None and out.dtype == np.float32
             and out.flags.c_contiguous and out.flags.writeable):
-        _core.stack_shift(frames, d, interpolation, threads, out)
+        _core.stackreg.shift_frames(frames, d, interpolation, threads, out)
         return out
-    result = _core.stack_shift(frames, d, interpolation, threads)
+    result = _core.stackreg.shift_frames(frames, d, interpolation, threads)
     if axis is not None:
         moved = (len(block), block.shape[1 + axis]) + tuple(s for i, s in enumerate(block.shape[1:]) if i != axis)
         result = np.moveaxis(result.reshape(moved), 1, 1 + axis)

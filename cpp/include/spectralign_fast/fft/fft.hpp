@@ -114,7 +114,8 @@ std::string export_wisdom();
 bool import_wisdom(const std::string& text);
 void forget_wisdom();
 
-// Benchmark support: the FFT work of one swim iteration, timed on its own.
+#ifdef SPECTRALIGN_DEV_TOOLS
+// Benchmark support (_core.dev builds only): the FFT work of one swim iteration, timed on its own.
 enum class FloorKind {
     two_r2c_c2r,     // the textbook floor: both windows r2c, the product c2r
     one_r2c_c2r,     // one frame of stack registration
@@ -126,6 +127,7 @@ enum class FloorKind {
 // on its own buffers) and the result is their mean time per repetition, so
 // threads * floor(1) / floor(threads) is how well the FFTs themselves scale.
 double fft_floor_seconds(int rows, int cols, int repeats, FloorKind kind, int threads);
+#endif  // SPECTRALIGN_DEV_TOOLS
 
 // Number of plans in the cache (for tests and diagnostics).
 std::size_t cached_plan_count();

@@ -171,6 +171,9 @@ private:
     RealBuffer scratch_;         // one spectrum row of floats (small windows)
 };
 
+// Test hooks and benchmark knobs, built with SPECTRALIGN_DEV_TOOLS only (_core.dev).
+#ifdef SPECTRALIGN_DEV_TOOLS
+
 // Windows of at least this many pixels (width * height) take the fused path
 // in workspaces made from now on (default 192 * 192). For benchmarks and
 // tests that compare the two paths; returns the previous value.
@@ -190,6 +193,8 @@ long long set_team_min_pixels(long long pixels);
 // negative value splits every team after two pairs); returns the previous
 // value.
 double set_team_wait_limit(double fraction);
+
+#endif  // SPECTRALIGN_DEV_TOOLS
 
 // Reuses workspaces across calls (fresh ones cost page faults on every
 // call: several MB per window size). Thread-safe; keeps at most

@@ -1,0 +1,33 @@
+"""Stack registration: StackRegCore and frame shifting (2-D frames or 3-D volumes)."""
+from collections.abc import Sequence
+from typing import type_check_only
+
+import numpy as np
+import numpy.typing as npt
+
+@type_check_only
+class _Pybind11Type(type):
+    """The metaclass of every class pybind11 binds (pybind11_builtins.pybind11_type)."""
+
+class StackRegCore(metaclass=_Pybind11Type):
+    def __init__(self, references: npt.ArrayLike, whiten: float, subpixel: bool, max_shift: Sequence[int]) -> None: ...
+    def fit(
+        self,
+        frames: npt.ArrayLike,
+        first_plane: int,
+        threads: int,
+        self_weight: float = 0.0,
+        self_deltas: npt.ArrayLike | None = None,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int8]]: ...
+    @property
+    def shape(self) -> list[int]: ...
+    @property
+    def planes(self) -> int: ...
+
+def shift_frames(
+    frames: npt.ArrayLike,
+    deltas: npt.ArrayLike,
+    interpolation: str,
+    threads: int,
+    out: npt.NDArray[np.float32] | None = None,
+) -> npt.NDArray[np.float32]: ...
