@@ -64,7 +64,7 @@ SANITIZE_TESTS := tests/test_bad_input.py tests/test_properties.py tests/test_re
 	tests/test_render.py tests/test_placement.py
 sanitize: install
 	rm -rf $(ASAN_SITE)
-	$(PIP) install -q --disable-pip-version-check --no-build-isolation --no-deps --target $(ASAN_SITE) \
+	$(PIP) install -q --disable-pip-version-check --no-build-isolation --no-deps $(DEV_TOOLS) --target $(ASAN_SITE) \
 		-C build-dir=build/asan -C cmake.build-type=RelWithDebInfo -C cmake.define.SPECTRALIGN_SANITIZE=ON .
 	LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libstdc++.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
@@ -74,7 +74,7 @@ sanitize: install
 
 # Several minutes (the million-tile placement cases); results go to bench/RESULTS.md by hand.
 bench: install
-	$(PIP) install -q --disable-pip-version-check --no-build-isolation ".[test,bench]"
+	$(PIP) install -q --disable-pip-version-check --no-build-isolation $(DEV_TOOLS) ".[test,bench]"
 	$(PY) bench/bench_match.py
 	$(PY) bench/bench_place.py
 	$(PY) bench/bench_render.py

@@ -110,11 +110,16 @@ void bind_image(py::module_ m) {
             if (img.shape(1) > 1 && img.strides(1) != static_cast<py::ssize_t>(sizeof(float)))
                 throw std::invalid_argument("image columns must be contiguous");
             if (img.shape(0) < 1 || img.shape(1) < 1) return true;
-            if (img.strides(0) < 0 || img.strides(0) % static_cast<py::ssize_t>(sizeof(float)) != 0)
-                throw std::invalid_argument("image rows must have a positive float-aligned stride");
+            // A row stride shorter than a row (broadcast rows, sliding windows) would make the
+            // pass read past the buffer: such rows must be copied first (the callers do).
+            const auto fsz = static_cast<py::ssize_t>(sizeof(float));
+            if (img.strides(0) < 0 || img.strides(0) % fsz != 0 ||
+                (img.shape(0) > 1 && img.strides(0) < img.shape(1) * fsz))
+                throw std::invalid_argument("image rows must not overlap (stride of a row at least a row); "
+                                            "pass numpy.ascontiguousarray(image)");
+            check_aligned(img, "image");
             const ImageView v(img.data(), static_cast<int>(img.shape(0)), static_cast<int>(img.shape(1)),
-                              std::max<std::ptrdiff_t>(img.strides(0) / static_cast<py::ssize_t>(sizeof(float)),
-                                                       img.shape(1)));
+                              img.shape(0) > 1 ? img.strides(0) / fsz : img.shape(1));
             py::gil_scoped_release release;
             return all_finite(v);
         },

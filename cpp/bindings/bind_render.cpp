@@ -53,6 +53,7 @@ RenderTile tile_view(const py::array& a, const double* fwd, const std::string& w
     if ((a.shape(1) > 1 && a.strides(1) != isz) || a.strides(0) < 0 || a.strides(0) % isz != 0 ||
         (a.shape(0) > 1 && a.strides(0) < a.shape(1) * isz))
         throw std::invalid_argument(what + " must have contiguous rows (use np.ascontiguousarray)");
+    check_aligned(a, what);
     RenderTile t;
     t.data = a.data();
     t.width = static_cast<int>(a.shape(1));

@@ -29,6 +29,7 @@ class StackRegCore {
 public:
     StackRegCore(const FloatImage& references, float whiten, bool subpixel, std::vector<int> max_shift) {
         const std::vector<int> shape = frame_shape(references, "references");
+        check_aligned(references, "references");
         if (references.shape(0) < 1) throw std::invalid_argument("at least one reference is needed");
         StackRegOptions opt;
         opt.whiten = whiten;
@@ -57,6 +58,7 @@ public:
                 throw std::invalid_argument("self_deltas must have shape (frames, frame dimensions)");
             sd = self_deltas->data();
         }
+        check_aligned(frames, "frames");
         const float* f = frames.data();
         {
             py::gil_scoped_release release;
@@ -104,6 +106,9 @@ py::array stack_shift(const FloatImage& frames, const DoubleArray& deltas, const
         std::vector<py::ssize_t> dims(frames.shape(), frames.shape() + frames.ndim());
         result = py::array_t<float>(dims);
     }
+    check_aligned(frames, "frames");
+    check_aligned(deltas, "deltas");
+    check_aligned(result, "out");
     const float* f = frames.data();
     const double* d = deltas.data();
     float* o = static_cast<float*>(result.mutable_data());

@@ -5,6 +5,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
+#include <string>
+
 #include "spectralign_fast/core/image_ops.hpp"
 
 namespace py = pybind11;
@@ -16,7 +19,19 @@ namespace spectralign_fast::bindings {
 using FloatImage = py::array_t<float, py::array::c_style | py::array::forcecast>;
 using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
+// The core reads arrays through typed pointers, so their data must sit at an address aligned
+// for the type. forcecast keeps a C-contiguous array at an odd address as it is (a buffer
+// deserialised by Dask, np.frombuffer(..., offset=1)); the Python layer makes the one copy
+// (_validate.as_core_array), and this refuses anything that slipped past it.
+inline void check_aligned(const py::array& a, const std::string& what) {
+    const auto align = static_cast<std::uintptr_t>(a.itemsize() > 8 ? 8 : a.itemsize());
+    if (align > 1 && reinterpret_cast<std::uintptr_t>(a.data()) % align != 0)
+        throw std::invalid_argument(what + " is not aligned in memory; pass numpy.require(a, "
+                                    "requirements='CA') (the library's own calls do this)");
+}
+
 inline ImageView image_view(const FloatImage& img, const char* what) {
+    check_aligned(img, what);
     if (img.ndim() != 2)
         throw std::invalid_argument(std::string(what) + " must be 2-D, got " +
                                     std::to_string(img.ndim()) + " dimensions");

@@ -127,3 +127,10 @@ def rows_are_contiguous(arr: np.ndarray) -> bool:
     if arr.shape[1] > 1 and arr.strides[1] != item:
         return False
     return arr.shape[0] == 1 or (arr.strides[0] >= arr.shape[1] * item and arr.strides[0] % item == 0)
+
+
+def as_core_array(arr: Any, dtype: Any) -> np.ndarray:
+    """``arr`` as the core reads it: ``dtype``, C order, native byte order and aligned in memory
+    (an array at an odd address, e.g. from ``np.frombuffer(..., offset=1)`` or a Dask buffer, is
+    copied once here; the core refuses it otherwise)."""
+    return np.require(as_native(np.asarray(arr)), dtype=dtype, requirements=["C", "A"])

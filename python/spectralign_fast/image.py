@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from .io.images import read_image, write_image
-from ._validate import as_float, as_int, as_native, as_size
+from ._validate import as_core_array, as_float, as_int, as_native, as_size
 
 _UNSIGNED_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0,
                    np.dtype(np.uint32): 4294967295.0}
@@ -41,7 +41,7 @@ def _to_float_image(data: Any) -> np.ndarray:
     unsigned_scale = _UNSIGNED_SCALE.get(arr.dtype)
     if unsigned_scale is not None:
         return (arr.astype(np.float32) / np.float32(unsigned_scale))
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    return as_core_array(arr, np.float32)
 
 
 class Image(np.ndarray):

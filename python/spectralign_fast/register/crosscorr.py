@@ -37,7 +37,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, TypedDict
 import numpy as np
 
 from .. import _core
-from .._validate import as_float, as_int
+from .._validate import as_core_array, as_float, as_int
 from ..transforms.displacement import (Displacement, LocalDisplacement, check_axis, check_dtype,
                                        check_interpolation, core_frames, list_indices, shift_frames, warn_unshifted)
 
@@ -495,7 +495,7 @@ def _reference(stack: _Stack, reference: Any) -> Tuple[np.ndarray, int]:
     if ref.shape != stack.shape[1:]:
         raise ValueError(f"reference shape {ref.shape} does not match the frame shape {stack.shape[1:]}: "
                          f"pass one frame-shaped reference (e.g. images.mean(axis=0)), or None for the mean")
-    ref = np.ascontiguousarray(ref, dtype=np.float32)
+    ref = as_core_array(ref, np.float32)
     if not np.all(np.isfinite(ref)):
         raise ValueError("reference contains NaN or inf pixels; replace them first (e.g. "
                          "numpy.nan_to_num(ref, nan=numpy.nanmean(ref)))")
@@ -526,7 +526,7 @@ class _CoreParams(TypedDict):
 
 def _make_core(ref: np.ndarray, *, whiten: float, subpixel: bool, axis: Optional[int],
                max_shift: List[int]) -> _core.stackreg.StackRegCore:
-    refs = np.ascontiguousarray(_planes_first(ref, axis), dtype=np.float32)
+    refs = as_core_array(_planes_first(ref, axis), np.float32)
     for p, r in enumerate(refs):
         spread = float(np.std(r, dtype=np.float64))
         if not spread > 1e-6 * abs(float(np.mean(r, dtype=np.float64))):
@@ -540,7 +540,7 @@ def _fit_frames(core: Any, block: np.ndarray, axis: Optional[int], threads: int,
                 self_deltas: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
     frames = core_frames(block, axis)
     if self_deltas is not None:
-        self_deltas = np.ascontiguousarray(self_deltas.reshape(len(frames), -1), dtype=np.float64)
+        self_deltas = as_core_array(self_deltas.reshape(len(frames), -1), np.float64)
     deltas, status = core.fit(frames, 0, threads, self_weight, self_deltas)
     if axis is not None:
         deltas = deltas.reshape(len(block), -1, 2)

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .. import _core
-from .._validate import as_int
+from .._validate import as_core_array, as_int
 
 INTERPOLATIONS = ("linear", "cubic", "fourier")
 
@@ -140,7 +140,7 @@ def core_frames(block: np.ndarray, axis: Optional[int]) -> np.ndarray:
     if axis is not None:
         block = np.moveaxis(block, 1 + axis, 1)
         block = block.reshape((-1,) + block.shape[2:])
-    return np.ascontiguousarray(block, dtype=np.float32)
+    return as_core_array(block, np.float32)
 
 
 def _cast(result: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -159,7 +159,7 @@ def shift_frames(block: np.ndarray, deltas: np.ndarray, axis: Optional[int], int
     estimated from the frames must not be rounded to an integer input's steps); written to
     out when given."""
     frames = core_frames(block, axis)
-    d = np.ascontiguousarray(deltas.reshape(len(frames), -1), dtype=np.float64)
+    d = as_core_array(deltas.reshape(len(frames), -1), np.float64)
     if (out is not None and axis is None and out.dtype == np.float32
             and out.flags.c_contiguous and out.flags.writeable):
         _core.stackreg.shift_frames(frames, d, interpolation, threads, out)
