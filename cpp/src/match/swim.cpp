@@ -12,8 +12,9 @@
 #include <string>
 #include <thread>
 
-#include "match/swim_kernels.hpp"
 #include "core/team.hpp"
+#include "match/swim_kernels.hpp"
+#include "spectralign_fast/fft/spectral.hpp"
 
 namespace spectralign_fast {
 
@@ -155,32 +156,6 @@ void SwimWorkspace::flat_apodization(int which) {
     apo_total_[which] = static_cast<double>(width_) * height_;
     flat_[which] = true;
 }
-
-namespace {
-
-// exp(i * omega_k * delta) for the FFT bins k of an n-point axis (first
-// `count` bins), omega_k = 2 pi k' / n with k' the signed bin; the Nyquist
-// bin of an even axis gets the real cos(pi delta) so the spectrum stays
-// Hermitian. Rotation by recurrence in double: exact to ~1e-13.
-void fill_phase_ramp(std::complex<float>* ramp, int n, int count, double delta) {
-    const double two_pi = 6.283185307179586476925;
-    const std::complex<double> step = std::polar(1.0, two_pi * delta / n);
-    std::complex<double> z = 1.0;
-    const int positive = (n - 1) / 2;  // bins 1..positive have k' = k
-    for (int k = 0; k < count && k <= positive; ++k) {
-        ramp[k] = std::complex<float>(z);
-        z *= step;
-    }
-    if (n % 2 == 0 && n / 2 < count) ramp[n / 2] = std::complex<float>(std::cos(two_pi * delta / 2), 0.0);
-    // Negative bins k' = k - n, walking down from k = n-1 (k' = -1).
-    z = std::conj(step);
-    for (int k = n - 1; k > n / 2 && k < count; --k) {
-        ramp[k] = std::complex<float>(z);
-        z *= std::conj(step);
-    }
-}
-
-}  // namespace
 
 // Moments of a window's rows (row i at src + i * stride), kept per row.
 void SwimWorkspace::moment_rows(int which, const float* src, std::ptrdiff_t stride, int first, int last) {
@@ -334,8 +309,8 @@ SwimResult SwimWorkspace::correlate(const SwimOptions& options, double offset_x,
     // the partner row is still in cache), and its energy, which by Parseval
     // gives the correlation image's moments without another pass over it.
     const int hw = w / 2 + 1;
-    fill_phase_ramp(ramp_x_.data(), w, hw, offset_x);
-    fill_phase_ramp(ramp_y_.data(), h, h, offset_y);
+    spectral::phase_ramp(ramp_x_.data(), w, hw, offset_x, 1.0, spectral::RampEvaluation::rotation);
+    spectral::phase_ramp(ramp_y_.data(), h, h, offset_y, 1.0, spectral::RampEvaluation::rotation);
     double energy = 0;
     float* const z = reinterpret_cast<float*>(packed_.data());
     float* const cp = reinterpret_cast<float*>(cross_.data());
@@ -346,9 +321,9 @@ SwimResult SwimWorkspace::correlate(const SwimOptions& options, double offset_x,
         auto whiten_row = [&](int r, const float* mirrored) {
             float* pr = cp + r * cross_stride;
             const float row_energy =
-                kernels::row_whiten_packed(z + 2 * static_cast<std::size_t>(r) * w, mirrored, pr, rx,
-                                           ramp_y_[r].real(), ramp_y_[r].imag(), 0.5f * options.whiten, hw,
-                                           scratch_.data());
+                spectral::whiten_packed(z + 2 * static_cast<std::size_t>(r) * w, mirrored, pr, rx,
+                                        ramp_y_[r].real(), ramp_y_[r].imag(), 0.5f * options.whiten, hw,
+                                        scratch_.data());
             // Columns 0 and (for even w) w/2 are their own Hermitian partners;
             // every other column stands for two entries of the full spectrum.
             double edge = static_cast<double>(pr[0]) * pr[0] + static_cast<double>(pr[1]) * pr[1];
@@ -447,8 +422,8 @@ void SwimWorkspace::column_block(int lane_index, int block, float half_exponent)
         float* u = reinterpret_cast<float*>(spectrum + b * cs);
         kernels::row_mirror(reinterpret_cast<const float*>(partners + (n - 1 - b) * cs), mirror, h, h);
         const std::complex<float> rx = ramp_x_[static_cast<std::size_t>(k)];
-        const double energy = kernels::row_whiten_packed(u, mirror, u, ry, rx.real(), rx.imag(), half_exponent, h,
-                                                         lane.column_scratch.data());
+        const double energy = spectral::whiten_packed(u, mirror, u, ry, rx.real(), rx.imag(), half_exponent, h,
+                                                      lane.column_scratch.data());
         // Columns 0 and (for even w) w/2 are their own Hermitian partners;
         // every other column stands for two columns of the full spectrum.
         column_energy_[static_cast<std::size_t>(k)] = (k == 0 || (even && 2 * k == w)) ? energy : 2.0 * energy;
@@ -462,8 +437,8 @@ SwimResult SwimWorkspace::correlate_fused(const SwimOptions& options, double off
     const int w = width_, h = height_, hw = w / 2 + 1;
     const std::size_t cs = column_stride_;
     std::complex<float>* const columns = packed_.data();
-    fill_phase_ramp(ramp_x_.data(), w, hw, offset_x);
-    fill_phase_ramp(ramp_y_.data(), h, h, offset_y);
+    spectral::phase_ramp(ramp_x_.data(), w, hw, offset_x, 1.0, spectral::RampEvaluation::rotation);
+    spectral::phase_ramp(ramp_y_.data(), h, h, offset_y, 1.0, spectral::RampEvaluation::rotation);
 
     const float half_exponent = 0.5f * options.whiten;
     run_items(team, blocks_, [&](int lane, int block) { column_block(lane, block, half_exponent); });
@@ -535,7 +510,7 @@ SwimResult SwimWorkspace::peak(const float* const* rows, int best_row, float bes
             win_sum += v;
         }
     }
-    const double win_mean = win_sum / win.size();
+    const double win_mean = win_sum / static_cast<double>(win.size());
     double sw = 0, sx = 0, sy = 0;
     for (int i = 0; i < side; ++i) {
         for (int j = 0; j < side; ++j) {

@@ -2,7 +2,6 @@
 
 #include <cstddef>
 
-#include "core/fastmath.hpp"
 #include "core/simd_clones.hpp"
 
 namespace spectralign_fast {
@@ -47,38 +46,6 @@ SPECTRALIGN_CLONES void row_mirror(const float* row, float* mirrored, int n, int
         mirrored[2 * c] = row[2 * (n - c)];
         mirrored[2 * c + 1] = row[2 * (n - c) + 1];
     }
-}
-
-SPECTRALIGN_CLONES float row_whiten_packed(const float* u, const float* w, float* out, const float* rx,
-                                           float ry_re, float ry_im, float half_exponent, int n,
-                                           float* scratch) {
-    // Three passes so the costly power runs over a contiguous float array
-    // (full vector width) instead of interleaved complex values.
-#pragma omp simd
-    for (int k = 0; k < n; ++k) {
-        const float ur = u[2 * k], ui = u[2 * k + 1];
-        const float wr = w[2 * k], wi = w[2 * k + 1];
-        const float qr = 0.5f * (ur * wi + ui * wr);  // A conj(B)
-        const float qi = 0.25f * ((ur * ur + ui * ui) - (wr * wr + wi * wi));
-        const float tr = ry_re * rx[2 * k] - ry_im * rx[2 * k + 1];  // subpixel ramp
-        const float ti = ry_re * rx[2 * k + 1] + ry_im * rx[2 * k];
-        const float pr = qr * tr - qi * ti;
-        const float pi = qr * ti + qi * tr;
-        out[2 * k] = pr;
-        out[2 * k + 1] = pi;
-        scratch[k] = pr * pr + pi * pi;
-    }
-#pragma omp simd
-    for (int k = 0; k < n; ++k) scratch[k] = fastmath::pow_positive(scratch[k], half_exponent);
-    float energy = 0;
-#pragma omp simd reduction(+ : energy)
-    for (int k = 0; k < n; ++k) {
-        const float re = out[2 * k] * scratch[k], im = out[2 * k + 1] * scratch[k];
-        out[2 * k] = re;
-        out[2 * k + 1] = im;
-        energy += re * re + im * im;
-    }
-    return energy;
 }
 
 SPECTRALIGN_CLONES float row_max(const float* x, int n) {

@@ -43,17 +43,9 @@ struct WindowRow {
 void row_pack(const WindowRow& first, const WindowRow& second, float* out, int n);
 
 // mirrored[c] = row[(n - c) % n] for c < count: the partner bins -k of one
-// row of a full complex spectrum, reversed so they line up with bins k.
+// row of a full complex spectrum, reversed so they line up with bins k
+// (the `w` of spectral::whiten_packed, fft/spectral.hpp).
 void row_mirror(const float* row, float* mirrored, int n, int count);
-
-// One row of the whitened cross-power spectrum of two real windows packed
-// as z = a + i b, from Z = FFT(z): with U = Z[k] (row `u`) and W = Z[-k]
-// (`w`, mirrored), A conj(B) = (Im(U W) / 2, (|U|^2 - |W|^2) / 4). Writes
-// out[k] = A conj(B) * (ry * rx[k]) * |.|^(2 half_exponent), complex values
-// interleaved (re, im); scratch holds n floats. Returns the sum of
-// |out[k]|^2 over the row.
-float row_whiten_packed(const float* u, const float* w, float* out, const float* rx, float ry_re,
-                        float ry_im, float half_exponent, int n, float* scratch);
 
 float row_max(const float* x, int n);
 

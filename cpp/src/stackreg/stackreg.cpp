@@ -8,11 +8,12 @@
 #include <string>
 #include <utility>
 
-#include "core/fastmath.hpp"
 #include "core/parallel.hpp"
 #include "core/simd_clones.hpp"
+#include "fft/spectral_kernels.hpp"
 #include "spectralign_fast/core/image_ops.hpp"  // has_contrast
 #include "spectralign_fast/core/threads.hpp"
+#include "spectralign_fast/fft/spectral.hpp"
 
 namespace spectralign_fast {
 
@@ -45,43 +46,6 @@ SPECTRALIGN_CLONES void normalize(const float* x, float* out, float mean, float 
     for (std::size_t k = 0; k < n; ++k) out[k] = (x[k] - mean) * scale;
 }
 
-// p = f conj(r) (r holds conj(R) already), whitened by |p|^(2 half_exponent)
-// unless half_exponent is 0; the result goes to p and to copy (the c2r
-// destroys one of them). n complex values, interleaved; scratch: n floats.
-SPECTRALIGN_CLONES void cross_power(const float* f, const float* r, float* p, float* copy,
-                                    float half_exponent, std::size_t n, float* scratch) {
-    if (half_exponent == 0.0f) {
-#pragma omp simd
-        for (std::size_t k = 0; k < n; ++k) {
-            const float fr = f[2 * k], fi = f[2 * k + 1], rr = r[2 * k], ri = r[2 * k + 1];
-            const float pr = fr * rr - fi * ri, pi = fr * ri + fi * rr;
-            p[2 * k] = pr;
-            p[2 * k + 1] = pi;
-            copy[2 * k] = pr;
-            copy[2 * k + 1] = pi;
-        }
-        return;
-    }
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) {
-        const float fr = f[2 * k], fi = f[2 * k + 1], rr = r[2 * k], ri = r[2 * k + 1];
-        const float pr = fr * rr - fi * ri, pi = fr * ri + fi * rr;
-        p[2 * k] = pr;
-        p[2 * k + 1] = pi;
-        scratch[k] = pr * pr + pi * pi;
-    }
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) scratch[k] = fastmath::pow_positive(scratch[k], half_exponent);
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) {
-        const float re = p[2 * k] * scratch[k], im = p[2 * k + 1] * scratch[k];
-        p[2 * k] = re;
-        p[2 * k + 1] = im;
-        copy[2 * k] = re;
-        copy[2 * k + 1] = im;
-    }
-}
-
 // One spectrum row of the leave-one-out cross-power: p = f conj(r) -
 // coef |f|^2 conj(t_row tx) removes the frame's own share of a mean
 // reference (its own noise would otherwise correlate into a peak at the
@@ -90,30 +54,14 @@ SPECTRALIGN_CLONES void cross_self_row(const float* f, const float* r, const flo
                                        float coef, float* p, int n) {
 #pragma omp simd
     for (int k = 0; k < n; ++k) {
-        const float fr = f[2 * k], fi = f[2 * k + 1], rr = r[2 * k], ri = r[2 * k + 1];
-        const float tr = t_re * tx[2 * k] - t_im * tx[2 * k + 1];
-        const float ti = t_re * tx[2 * k + 1] + t_im * tx[2 * k];
+        const float fr = f[2 * k], fi = f[2 * k + 1];
+        float tr, ti, pr, pi;
+        spectral::detail::complex_mul(t_re, t_im, tx[2 * k], tx[2 * k + 1], tr, ti);
+        spectral::detail::complex_mul(fr, fi, r[2 * k], r[2 * k + 1], pr, pi);
         const float m = coef * (fr * fr + fi * fi);
-        p[2 * k] = fr * rr - fi * ri - m * tr;
-        p[2 * k + 1] = fr * ri + fi * rr + m * ti;
+        p[2 * k] = pr - m * tr;
+        p[2 * k + 1] = pi + m * ti;
     }
-}
-
-// p *= |p|^(2 half_exponent) (unless half_exponent is 0), copied to copy.
-SPECTRALIGN_CLONES void whiten_copy(float* p, float* copy, float half_exponent, std::size_t n, float* scratch) {
-    if (half_exponent != 0.0f) {
-#pragma omp simd
-        for (std::size_t k = 0; k < n; ++k) scratch[k] = p[2 * k] * p[2 * k] + p[2 * k + 1] * p[2 * k + 1];
-#pragma omp simd
-        for (std::size_t k = 0; k < n; ++k) scratch[k] = fastmath::pow_positive(scratch[k], half_exponent);
-#pragma omp simd
-        for (std::size_t k = 0; k < n; ++k) {
-            p[2 * k] *= scratch[k];
-            p[2 * k + 1] *= scratch[k];
-        }
-    }
-#pragma omp simd
-    for (std::size_t k = 0; k < 2 * n; ++k) copy[k] = p[k];
 }
 
 SPECTRALIGN_CLONES float max_of(const float* x, int n) {
@@ -282,7 +230,7 @@ public:
         for (int a = 0; a + 1 < rank_; ++a) {
             std::vector<double> om(static_cast<std::size_t>(shape[a]));
             for (int k = 0; k < shape[a]; ++k) {
-                const int ks = k <= (shape[a] - 1) / 2 ? k : k - shape[a];
+                const int ks = spectral::signed_bin(k, shape[a]);
                 om[k] = (shape[a] % 2 == 0 && k == shape[a] / 2) ? std::nan("") : kTwoPi * ks / shape[a];
             }
             omega_outer_.push_back(std::move(om));
@@ -313,13 +261,13 @@ public:
             leave_self_out(rp, static_cast<float>(self_coef * spread), self_delta);
             for (std::size_t k0 = 0; k0 < ns; k0 += kWhitenBlock) {
                 const std::size_t len = std::min(kWhitenBlock, ns - k0);
-                whiten_copy(sp + 2 * k0, wp + 2 * k0, 0.5f * opt.whiten, len, scratch_.data());
+                spectral::whiten(sp + 2 * k0, wp + 2 * k0, 0.5f * opt.whiten, len, scratch_.data());
             }
         } else {
             for (std::size_t k0 = 0; k0 < ns; k0 += kWhitenBlock) {
                 const std::size_t len = std::min(kWhitenBlock, ns - k0);
-                cross_power(sp + 2 * k0, rp + 2 * k0, sp + 2 * k0, wp + 2 * k0, 0.5f * opt.whiten, len,
-                            scratch_.data());
+                spectral::cross_power(sp + 2 * k0, rp + 2 * k0, sp + 2 * k0, wp + 2 * k0, 0.5f * opt.whiten,
+                                      len, scratch_.data());
             }
         }
         // The DC term only adds a constant to every lag.
@@ -643,32 +591,6 @@ void shift_row(const float* row, const Taps& taps, int n, float* out) {
 // pixels into the frame.
 constexpr int kFourierPad = 8;
 
-// Smallest n' >= n whose only prime factors are 2, 3, 5 and 7: FFTW is
-// several times slower on sizes with a large prime factor (544 = 32 x 17
-// ran at a quarter of 512's speed).
-int fft_friendly_size(int n) {
-    for (int m = n;; ++m) {
-        int r = m;
-        for (int p : {2, 3, 5, 7})
-            while (r % p == 0) r /= p;
-        if (r == 1) return m;
-    }
-}
-
-// exp(i w_k f) for the bins of an n-point axis (first `count`), w_k = 2 pi k'
-// / n with k' the signed bin; the Nyquist bin of an even axis gets the real
-// cos(pi f) so the spectrum stays Hermitian. Times `scale`.
-void fill_shift_phase(int n, int count, double f, double scale, std::complex<float>* out) {
-    for (int k = 0; k < count; ++k) {
-        if (n % 2 == 0 && k == n / 2) {
-            out[k] = std::complex<float>(static_cast<float>(scale * std::cos(kTwoPi * f / 2)), 0.0f);
-            continue;
-        }
-        const int ks = k <= (n - 1) / 2 ? k : k - n;
-        out[k] = std::complex<float>(std::polar(scale, kTwoPi * ks * f / n));
-    }
-}
-
 class ShiftWorkspace {
 public:
     ShiftWorkspace(const std::vector<int>& shape, ShiftInterpolation interp)
@@ -678,7 +600,7 @@ public:
             padded_ = shape;
             std::size_t n = 1, ns = 1;
             for (std::size_t a = 0; a < shape.size(); ++a) {
-                padded_[a] = fft_friendly_size(shape[a] + 2 * kFourierPad);
+                padded_[a] = spectral::next_fast_size(shape[a] + 2 * kFourierPad);
                 pad_lo_[a] = (padded_[a] - shape[a]) / 2;
                 n *= static_cast<std::size_t>(padded_[a]);
                 ns *= static_cast<std::size_t>(a + 1 == shape.size() ? padded_[a] / 2 + 1 : padded_[a]);
@@ -746,8 +668,8 @@ private:
                                         static_cast<double>(shape_[a]) + 4.0);
             whole[a] = std::llround(d);
             frac[a] = d - static_cast<double>(whole[a]);
-            fill_shift_phase(padded_[a], static_cast<int>(phase_[a].size()), frac[a],
-                             a == rank - 1 ? 1.0 / static_cast<double>(total) : 1.0, phase_[a].data());
+            spectral::phase_ramp(phase_[a].data(), padded_[a], static_cast<int>(phase_[a].size()), frac[a],
+                                 a == rank - 1 ? 1.0 / static_cast<double>(total) : 1.0);
         }
         // Edge-replicated copy into the padded buffer.
         const int pc = padded_[rank - 1], nc = shape_[rank - 1];
@@ -776,18 +698,8 @@ private:
             const std::complex<float> t =
                 rank == 2 ? phase_[0][r] : phase_[0][r / padded_[1]] * phase_[1][r % padded_[1]];
             std::complex<float>* row = spec_.data() + static_cast<std::size_t>(r) * half;
-            // Plain float arithmetic (std::complex's operator* checks for NaN/inf and
-            // does not vectorise).
-            float* rf = reinterpret_cast<float*>(row);
-            const float* pf = reinterpret_cast<const float*>(px);
-            const float tr = t.real(), ti = t.imag();
-            for (int k = 0; k < half; ++k) {
-                const float pr = pf[2 * k] * tr - pf[2 * k + 1] * ti;
-                const float pi = pf[2 * k] * ti + pf[2 * k + 1] * tr;
-                const float a = rf[2 * k], b = rf[2 * k + 1];
-                rf[2 * k] = a * pr - b * pi;
-                rf[2 * k + 1] = a * pi + b * pr;
-            }
+            spectral::ramp_row(reinterpret_cast<float*>(row), reinterpret_cast<const float*>(px), t.real(),
+                               t.imag(), half);
         }
         c2r_->execute(spec_.data(), pad_.data());
         // Integer part: clamped indices into the shifted, padded frame.
