@@ -126,3 +126,34 @@ def test_huge_integers_get_plain_errors(photo, call, match):
     m = sf.Matcher(photo, photo)
     with pytest.raises(ValueError, match=match):
         call(m)
+
+
+# --- 4: placements the matches cannot determine ------------------------------------------------
+
+def test_affine_with_too_few_points_is_refused_by_every_solver():
+    pl = sf.Placement()
+    pl.addmatches("a", "b", [[10.0, 10.0], [200.0, 12.0]], [[0.0, 10.0], [190.0, 12.0]])
+    for solver in ("auto", "ldlt", "cg"):
+        with pytest.raises(ValueError, match="three that are not on one line"):
+            pl.affine(solver=solver)
+    assert pl.underdetermined("affine") == ["a", "b"]
+    assert pl.underdetermined("similarity") == []
+    pl.similarity()  # two distinct points fix a similarity
+    collinear = sf.Placement()
+    line = np.column_stack([np.linspace(0, 200, 7), np.full(7, 50.0)])
+    collinear.addmatches("a", "b", line, line - [10, 0])
+    with pytest.raises(ValueError, match="not on one line"):
+        collinear.affine(solver="cg")
+
+
+def test_montage_falls_back_instead_of_returning_garbage():
+    from spectralign_fast.synthetic import grid_tiles, registration_error
+
+    tiles, truth = grid_tiles(photograph("retina"), 2, 2, tile=256, seed=1)
+    # Before: an affine fitted exactly to too few points, "residual RMS 0.000" and 11.2 px off.
+    with pytest.warns(RuntimeWarning, match="too few matched points for a affine"):
+        res = sf.montage(tiles, overlap=0.15, progress=False, render=False)
+    assert res.model in ("similarity", "rigid")  # what was used, reported in the result
+    assert res.residuals.rms > 1e-3  # no longer a fit with nothing left over
+    err = registration_error(res.transforms, truth, res.tile_sizes)
+    assert err["rms"] < 11.0, err  # this grid's ~20 px overlaps give few, poor matches: see the note

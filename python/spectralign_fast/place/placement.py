@@ -343,6 +343,12 @@ class Placement:
         dict
             ``{tile: Affine}`` in order of first appearance.
         """
+        weak = self.underdetermined("affine")
+        if weak:
+            names = ", ".join(repr(t) for t in weak[:8]) + (" ..." if len(weak) > 8 else "")
+            raise ValueError(f"{len(weak)} tile(s) have too few matched points to fix an affine transform (each "
+                             f"needs three that are not on one line): {names}; add matches, or use similarity() "
+                             f"or rigid()")
         params = self._solve(True, fix, reject, components, solver, tol, maxiter)
         views = params.view(np.ndarray)
         return {t: views[i].view(Affine) for i, t in enumerate(self._tiles)}
@@ -372,9 +378,51 @@ class Placement:
             ``{tile: Affine}`` with linear parts ``[[a, -b], [b, a]]``, in order
             of first appearance. ``residuals()`` and ``dropped`` describe this solve.
         """
+        weak = self.underdetermined("similarity")
+        if weak:
+            names = ", ".join(repr(t) for t in weak[:8]) + (" ..." if len(weak) > 8 else "")
+            raise ValueError(f"{len(weak)} tile(s) have too few matched points to fix a similarity (each needs "
+                             f"two distinct ones): {names}; add matches, or use rigid()")
         params = self._solve("similarity", fix, reject, "error", "ldlt", 1e-12, None)
         views = params.view(np.ndarray)
         return {t: views[i].view(Affine) for i, t in enumerate(self._tiles)}
+
+    def underdetermined(self, model: str = "affine") -> List[Hashable]:
+        """Tiles whose matched points cannot fix their transform under ``model``.
+
+        A tile is determined when one of its neighbours is tied to it strongly
+        (an affine: three matched points not on one line, their spread across
+        the line at least a pixel and 5 % of their length; a similarity: two
+        distinct points), or when all its matches together are redundant
+        (twice the points its transform has unknowns, not all on one line).
+        Tiles tied only weakly to each other can be fitted exactly however
+        wrong the result (a least-squares system with as many equations as
+        unknowns fits every match's noise), which is what this refuses. A
+        translation needs one point. Points are in each tile's own pixels.
+        """
+        if model not in ("rigid", "similarity", "affine"):
+            raise ValueError(f"model must be 'rigid', 'similarity' or 'affine', got {model!r}")
+        t1, t2, P1, P2, _ = self._match_arrays()
+        n = len(self._tiles)
+        if n == 0 or model == "rigid":
+            deg = np.bincount(np.concatenate([t1, t2]), minlength=n) if n else np.zeros(0)
+            return [self._tiles[i] for i in np.flatnonzero(deg < 1)]
+        tile = np.concatenate([t1, t2]).astype(np.int64)
+        other = np.concatenate([t2, t1]).astype(np.int64)
+        pts = np.concatenate([P1, P2])
+        edge_keys, edge = np.unique(tile * n + other, return_inverse=True)
+        e_count, e_across, e_along = _spread(edge, pts, len(edge_keys))
+        t_count, t_across, t_along = _spread(tile, pts, n)
+        edge_tile = edge_keys // n
+        if model == "similarity":
+            strong_edge = (e_count >= 2) & (e_along >= 0.25)
+            redundant = (t_count >= 4) & (t_along >= 0.25)
+        else:
+            strong_edge = (e_count >= 3) & (e_across >= np.maximum(1.0, 0.05 * e_along))
+            redundant = (t_count >= 6) & (t_across >= np.maximum(1.0, 0.05 * t_along))
+        strong = np.zeros(n, bool)
+        strong[edge_tile[strong_edge]] = True
+        return [self._tiles[i] for i in np.flatnonzero(~(strong | redundant))]
 
     def _solve(self, affine: Any, fix: Optional[Hashable], reject: Optional[float], components: str,
                solver: str, tol: float, maxiter: Optional[int]) -> np.ndarray:
@@ -526,6 +574,21 @@ class Placement:
             rms=float(np.sqrt(sqk.sum() / nk)) if nk else float("nan"),
             max=float(np.sqrt(sqk.max())) if nk else float("nan"),
             per_tile=dict(zip(self._tiles, per.tolist())))
+
+
+def _spread(group: np.ndarray, pts: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group: the number of points and their RMS spread across and along the line they come
+    closest to (square roots of the eigenvalues of the 2x2 covariance)."""
+    count = np.bincount(group, minlength=n).astype(np.float64)
+    c = np.maximum(count, 1)
+    mean = np.stack([np.bincount(group, pts[:, k], minlength=n) for k in range(2)], 1) / c[:, None]
+    d = pts - mean[group]
+    sxx = np.bincount(group, d[:, 0] ** 2, minlength=n) / c
+    syy = np.bincount(group, d[:, 1] ** 2, minlength=n) / c
+    sxy = np.bincount(group, d[:, 0] * d[:, 1], minlength=n) / c
+    half_tr, det = (sxx + syy) / 2, sxx * syy - sxy ** 2
+    gap = np.sqrt(np.maximum(half_tr ** 2 - det, 0.0))
+    return count, np.sqrt(np.maximum(half_tr - gap, 0.0)), np.sqrt(half_tr + gap)
 
 
 def _residual_vectors(params: np.ndarray, affine: bool, t1: np.ndarray, t2: np.ndarray,

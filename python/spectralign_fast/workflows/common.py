@@ -6,6 +6,7 @@ transform maps its pixel (x, y) to model space.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Dict, List, Mapping, Sequence, Set, Tuple
 
 import numpy as np
@@ -82,7 +83,16 @@ def check_grid(tiles: Any) -> Dict[GridKey, Any]:
 def solve(tiles: Sequence[TileKey], matches: List[PairMatches], model: str, fix: TileKey,
           hint: str) -> Tuple[Dict[TileKey, Affine], PlacementResiduals]:
     """Least-squares placement from the kept matches, weighted by SNR squared, with errors
-    that say what to change."""
+    that say what to change. A model the matches cannot determine for some tile falls back
+    (affine to similarity to rigid) with a RuntimeWarning naming the tiles; ``placed_model``
+    tells which model a result used."""
+    tf, res, _ = solve_placed(tiles, matches, model, fix, hint)
+    return tf, res
+
+
+def solve_placed(tiles: Sequence[TileKey], matches: List[PairMatches], model: str, fix: TileKey,
+                 hint: str) -> Tuple[Dict[TileKey, Affine], PlacementResiduals, str]:
+    """``solve``, also returning the model actually used (after any fallback)."""
     pl = Placement()
     used: Set[TileKey] = set()
     for pm in matches:
@@ -101,7 +111,16 @@ def solve(tiles: Sequence[TileKey], matches: List[PairMatches], model: str, fix:
                          f"({detail}). {hint}")
     if len(tiles) == 1:
         return {tiles[0]: Affine()}, PlacementResiduals(np.empty((0, 2)), np.empty(0, bool), float("nan"),
-                                                        float("nan"), {tiles[0]: float("nan")})
+                                                        float("nan"), {tiles[0]: float("nan")}), model
+    chain = MODELS[MODELS.index(model):]
+    for weaker in chain[1:]:
+        weak = pl.underdetermined(model)
+        if not weak:
+            break
+        warnings.warn(f"{len(weak)} tile(s) have too few matched points for a {model} placement "
+                      f"({', '.join(describe(t) for t in weak[:6])}{' ...' if len(weak) > 6 else ''}); "
+                      f"placing every tile as a {weaker} instead", RuntimeWarning, stacklevel=3)
+        model = weaker
     try:
         if model == "affine":
             tf = pl.affine(fix=fix)
@@ -111,7 +130,7 @@ def solve(tiles: Sequence[TileKey], matches: List[PairMatches], model: str, fix:
             tf = {t: Affine.translator(p) for t, p in pl.rigid(fix=fix).items()}
     except ValueError as exc:
         raise ValueError(f"{exc}. {hint}") from None
-    return {t: tf[t] for t in tiles}, pl.residuals()
+    return {t: tf[t] for t in tiles}, pl.residuals(), model
 
 
 def grid_hint(settings: MatchSettings) -> str:

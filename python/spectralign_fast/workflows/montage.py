@@ -21,7 +21,7 @@ from ..io.tiles import output_dtype
 from ..match.pairs import neighbour_pairs
 from ..render.overview import overview
 from ..report import montage_report
-from .common import Clock, check_grid, check_render_options, check_settings, grid_hint, solve
+from .common import Clock, check_grid, check_render_options, check_settings, grid_hint, solve_placed
 from .result import MontageResult
 
 
@@ -113,7 +113,11 @@ def montage(tiles: Mapping[GridKey, Any], *, overlap: float = 0.1, model: str = 
     MontageResult
         ``transforms`` (tile pixel (x, y) to model space; tile at the lowest
         row, then column, is the identity), ``matches``, ``residuals``,
-        ``image`` (when rendered in memory) and ``canvas``.
+        ``image`` (when rendered in memory) and ``canvas``. ``model`` is the
+        model used: when some tile's matches cannot determine the one asked
+        for (an affine needs three matched points not on one line), every
+        tile is placed with the next weaker one (affine, similarity, rigid)
+        and a RuntimeWarning names the tiles.
     """
     grid = check_grid(tiles)
     check_render_options(blend=blend, interpolation=interpolation, chunk=chunk)
@@ -129,12 +133,12 @@ def montage(tiles: Mapping[GridKey, Any], *, overlap: float = 0.1, model: str = 
     ex.probe(keys)
     dtype = output_dtype({t: ex.dtypes[t] for t in keys})  # mixed dtypes fail before any work on the output
     clock.lap("match")
-    transforms, residuals = solve(keys, matches, model, keys[0], grid_hint(settings))
+    transforms, residuals, model = solve_placed(keys, matches, model, keys[0], grid_hint(settings))
     clock.lap("place")
     if model != "rigid" and len(keys) > 1:
         matches = ex.rematch([(pm, settings) for pm in matches], transforms, progress=progress)
         clock.lap("match (pass 2)")
-        transforms, residuals = solve(keys, matches, model, keys[0], grid_hint(settings))
+        transforms, residuals, model = solve_placed(keys, matches, model, keys[0], grid_hint(settings))
         clock.lap("place (pass 2)")
     result = MontageResult(transforms, matches, residuals, model, {t: ex.sizes[t] for t in keys},
                            sources={t: s for t in keys if (s := ex.source_name(t))})

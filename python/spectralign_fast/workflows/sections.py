@@ -21,7 +21,7 @@ from ..execute.base import Overview
 from ..io.tiles import output_dtype
 from ..match.pairs import PairMatches, neighbour_pairs
 from ..transforms.affine import Affine
-from .common import check_grid, check_render_options, check_settings, solve
+from .common import check_grid, check_render_options, check_settings, solve, solve_placed
 from .result import MontageResult
 
 
@@ -167,12 +167,12 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
 
     # 3. All levels placed jointly; unless rigid, a second pass through that placement.
     hint = "Check the overlap guess and min_snr, or the z_size / z_step of the matches between levels."
-    transforms, residuals = solve(all_keys, within + between, model, all_keys[0], hint)
+    transforms, residuals, model = solve_placed(all_keys, within + between, model, all_keys[0], hint)
     if model != "rigid":
         both = ex.rematch([(pm, settings) for pm in within] + [(pm, zset) for pm in between], transforms,
                           progress=progress)
         within, between = both[:len(within)], both[len(within):]
-        transforms, residuals = solve(all_keys, within + between, model, all_keys[0], hint)
+        transforms, residuals, model = solve_placed(all_keys, within + between, model, all_keys[0], hint)
     levels_of: List[List[TileKey]] = [list(keys) for keys in level_keys]
     result = MontageResult(transforms, within + between, residuals, model, sizes,
                            sources={t: s for t in all_keys if (s := ex.source_name(t))}, levels=levels_of)
