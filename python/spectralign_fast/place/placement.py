@@ -343,12 +343,6 @@ class Placement:
         dict
             ``{tile: Affine}`` in order of first appearance.
         """
-        weak = self.underdetermined("affine")
-        if weak:
-            names = ", ".join(repr(t) for t in weak[:8]) + (" ..." if len(weak) > 8 else "")
-            raise ValueError(f"{len(weak)} tile(s) have too few matched points to fix an affine transform (each "
-                             f"needs three that are not on one line): {names}; add matches, or use similarity() "
-                             f"or rigid()")
         params = self._solve(True, fix, reject, components, solver, tol, maxiter)
         views = params.view(np.ndarray)
         return {t: views[i].view(Affine) for i, t in enumerate(self._tiles)}
@@ -378,11 +372,6 @@ class Placement:
             ``{tile: Affine}`` with linear parts ``[[a, -b], [b, a]]``, in order
             of first appearance. ``residuals()`` and ``dropped`` describe this solve.
         """
-        weak = self.underdetermined("similarity")
-        if weak:
-            names = ", ".join(repr(t) for t in weak[:8]) + (" ..." if len(weak) > 8 else "")
-            raise ValueError(f"{len(weak)} tile(s) have too few matched points to fix a similarity (each needs "
-                             f"two distinct ones): {names}; add matches, or use rigid()")
         params = self._solve("similarity", fix, reject, "error", "ldlt", 1e-12, None)
         views = params.view(np.ndarray)
         return {t: views[i].view(Affine) for i, t in enumerate(self._tiles)}
@@ -424,6 +413,16 @@ class Placement:
         strong[edge_tile[strong_edge]] = True
         return [self._tiles[i] for i in np.flatnonzero(~(strong | redundant))]
 
+    def _check_determined(self, model: str) -> None:
+        weak = self.underdetermined(model)
+        if weak:
+            names = ", ".join(repr(t) for t in weak[:8]) + (" ..." if len(weak) > 8 else "")
+            need = "three that are not on one line" if model == "affine" else "two distinct ones"
+            weaker = "similarity() or rigid()" if model == "affine" else "rigid()"
+            raise ValueError(f"ill-posed (singular or nearly so): {len(weak)} tile(s) have too few matched "
+                             f"points to fix a {model} transform (each needs {need}, toward one neighbour or "
+                             f"in all): {names}; add matches, or use {weaker}")
+
     def _solve(self, affine: Any, fix: Optional[Hashable], reject: Optional[float], components: str,
                solver: str, tol: float, maxiter: Optional[int]) -> np.ndarray:
         similarity = affine == "similarity"
@@ -455,6 +454,8 @@ class Placement:
         while True:
             k1, k2 = (t1, t2) if kept.all() else (t1[kept], t2[kept])
             self._check_graph(n, k1, k2, components, rounds > 0)
+            if rounds == 0 and affine:
+                self._check_determined("similarity" if similarity else "affine")
             if kept.all():
                 args = (t1, t2, P1, P2, w)
             else:
