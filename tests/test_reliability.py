@@ -157,3 +157,15 @@ def test_montage_falls_back_instead_of_returning_garbage():
     assert res.residuals.rms > 1e-3  # no longer a fit with nothing left over
     err = registration_error(res.transforms, truth, res.tile_sizes)
     assert err["rms"] < 11.0, err  # this grid's ~20 px overlaps give few, poor matches: see the note
+
+
+# --- 3: float-to-int overflow in window extraction -----------------------------------------
+
+@pytest.mark.parametrize("call", [
+    lambda im: im.transformedwindow((128, 128), [[1e300, 0], [0, 1e300]], 16),
+    lambda im: im.transformedwindow((1e300, 128), None, 16),
+    lambda im: im.straightwindow((1e300, -1e300), 16),
+])
+def test_window_positions_beyond_the_integers_are_refused(photo, call):
+    with pytest.raises(ValueError, match="2\\*\\*30"):
+        call(sf.Image(photo))

@@ -18,6 +18,16 @@ _UNSIGNED_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0,
                    np.dtype(np.uint32): 4294967295.0}
 
 
+# Sample positions the core turns into pixel indices must fit its integers with room to spare.
+_MAX_REACH = 2.0**30
+
+
+def _check_reach(xy: np.ndarray, what: str) -> None:
+    if not np.all(np.abs(xy) <= _MAX_REACH):
+        raise ValueError(f"{what} reaches pixel positions beyond +-2**30 (got up to "
+                         f"{float(np.max(np.abs(xy))):.3g}); check the transform and the centre")
+
+
 def _to_float_image(data: Any) -> np.ndarray:
     if isinstance(data, (str, os.PathLike)):
         data = read_image(data)
@@ -104,6 +114,7 @@ class Image(np.ndarray):
         plain = self._plain()
         x, y = (plain.shape[1] / 2, plain.shape[0] / 2) if xy is None else _xy(xy)
         b = None if border is None else as_float(border, "border")
+        _check_reach(np.array([x, y]), "the window's centre")
         return Image(_core.image.straight_window(plain, x, y, w, h, b))
 
     def transformedwindow(self, xy: Any = None, tfm: Any = None, size: Any = 512,
@@ -131,6 +142,9 @@ class Image(np.ndarray):
             lin = tuple(float(v) for v in t.ravel())
             if not np.all(np.isfinite(lin)):
                 raise ValueError("tfm must be finite")
+        corners = np.array(lin).reshape(2, 2) @ np.array([[-w / 2, w / 2, w / 2, -w / 2],
+                                                          [-h / 2, -h / 2, h / 2, h / 2]])
+        _check_reach(corners + np.array([[x], [y]]), "the transformed window")
         b = None if border is None else as_float(border, "border")
         return Image(_core.image.transformed_window(plain, float(x), float(y), lin, w, h, b))
 
