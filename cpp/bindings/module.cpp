@@ -7,5 +7,6 @@ PYBIND11_MODULE(_core, m) {
     spectralign_fast::bindings::bind_matcher(m);
     spectralign_fast::bindings::bind_placement(m);
     spectralign_fast::bindings::bind_render(m);
+    spectralign_fast::bindings::bind_sample(m);
     spectralign_fast::bindings::bind_stackreg(m);
 }

@@ -32,6 +32,7 @@ void bind_image(py::module_& m);
 void bind_matcher(py::module_& m);
 void bind_placement(py::module_& m);
 void bind_render(py::module_& m);
+void bind_sample(py::module_& m);
 void bind_stackreg(py::module_& m);
 
 }  // namespace spectralign_fast::bindings

@@ -19,6 +19,7 @@ from .montage import MontageResult, montage
 from .placement import Match, Placement, PlacementResiduals
 from .registration import CrossCorr, Displacement, LocalDisplacement, RegistrationModel
 from .renderer import Renderer
+from .render import warp
 from .stack import align_stack
 from ._pairs import PairMatches
 
@@ -47,5 +48,6 @@ __all__ = [
     "montage",
     "set_fft_planning",
     "show_config",
+    "warp",
     "__version__",
 ]

@@ -155,3 +155,29 @@ def stack_shift(
     threads: int,
     out: Optional[npt.NDArray[np.float32]] = None,
 ) -> npt.NDArray[np.float32]: ...
+
+# --- _core.sample: the N-D warp core (spectralign_fast.warp is the public face) ---
+class _SampleModule:
+    @staticmethod
+    def warp_affine(
+        image: npt.NDArray,
+        matrix: npt.ArrayLike,
+        output_shape: Sequence[int],
+        kernel: str,
+        mode: str,
+        cval: float,
+        threads: int,
+    ) -> npt.NDArray: ...
+    @staticmethod
+    def warp_field(
+        image: npt.NDArray,
+        field: npt.NDArray[np.float32],
+        kernel: str,
+        mode: str,
+        cval: float,
+        threads: int,
+    ) -> npt.NDArray: ...
+    @staticmethod
+    def bspline_coefficients(image: npt.NDArray, mode: str, threads: int) -> Tuple[npt.NDArray[np.float32], int]: ...
+
+sample: _SampleModule
