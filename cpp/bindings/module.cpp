@@ -12,6 +12,8 @@ PYBIND11_MODULE(_core, m) {
     b::bind_placement(m.def_submodule("place", "Sparse least-squares placement of tiles."));
     b::bind_render(m.def_submodule("render", "Rendering tiles into a canvas."));
     b::bind_stackreg(m.def_submodule("stackreg", "Stack registration: StackRegCore and frame shifting."));
+    b::bind_sample(m.def_submodule("sample", "N-D resampling core (scipy.ndimage conventions); see "
+                                             "spectralign_fast.warp."));
 #ifdef SPECTRALIGN_DEV_TOOLS
     // Built with -DSPECTRALIGN_DEV_TOOLS=ON only: benchmark helpers and test
     // hooks, here because they must reach this module's own FFTW plan cache

@@ -27,6 +27,7 @@ from .match.pairs import PairMatches
 from .place.placement import Match, Placement, PlacementResiduals
 from .register.crosscorr import CrossCorr, Displacement, LocalDisplacement, RegistrationModel
 from .render.renderer import Renderer
+from .render.warp import warp
 from .transforms.affine import Affine
 from .transforms.nd import AffineTransform, DisplacementField
 from .workflows.montage import montage, write_report
@@ -58,6 +59,7 @@ __all__ = [
     "montage",
     "set_fft_planning",
     "show_config",
+    "warp",
     "write_report",
     "__version__",
 ]

@@ -10,4 +10,5 @@ from . import image as image
 from . import match as match
 from . import place as place
 from . import render as render
+from . import sample as sample
 from . import stackreg as stackreg

@@ -1,0 +1,50 @@
+// Row functions of the sample core: each fills one output row (the last
+// axis) of a warp. One function per (input type, output type, dimension,
+// kernel, index width), compiled with SIMD clones in rows_*.cpp.
+#pragma once
+
+#include <cstdint>
+
+#include "spectralign_fast/sample/warp.hpp"
+
+namespace spectralign_fast::sample::detail {
+
+constexpr int kLanes = 16;  // output pixels per block (one AVX-512 float vector)
+constexpr int kTapPad = 6;  // tap tables cover indices [-kTapPad, n + kTapPad)
+
+// The array sampled from (the image, or its B-spline coefficients).
+struct Source {
+    const void* data = nullptr;
+    int ndim = 2;
+    int n[3] = {1, 1, 1};             // sizes, array axis order
+    std::int64_t stride[3] = {0, 0, 1};  // in elements
+    bool constant = true;   // Boundary::Constant: cval outside [0, n - 1]
+    float cval = 0.0f;
+    double offset = 0.0;    // added to every coordinate (B-spline padding)
+    // Cubic kernels: tap index -> element index along each axis, for taps
+    // in [-kTapPad, n + kTapPad) (mirror for Constant, clamp for Nearest).
+    const int* taps[3] = {nullptr, nullptr, nullptr};
+};
+
+// One output row: affine (coordinate = p + k * d for output column k) or a
+// displacement field (coordinate = o + (0, .., k) + field[k]).
+struct Row {
+    double p[3] = {0, 0, 0};
+    double d[3] = {0, 0, 0};
+    const float* field = nullptr;  // n * ndim floats, or null (affine)
+    int n = 0;
+    void* out = nullptr;
+};
+
+using RowFn = void (*)(const Source&, const Row&);
+
+// The row function for this combination (in = out type except for
+// BSpline3, which reads float32 coefficients); idx32: every element offset
+// fits in an int (faster gathers).
+RowFn pick_row(Dtype in, Dtype out, int ndim, Kernel k, bool idx32);
+
+RowFn pick_linear(Dtype t, int ndim, bool idx32);
+RowFn pick_nearest(Dtype t, int ndim, bool idx32);
+RowFn pick_cubic(Dtype in, Dtype out, int ndim, Kernel k, bool idx32);
+
+}  // namespace spectralign_fast::sample::detail
