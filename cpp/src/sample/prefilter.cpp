@@ -14,7 +14,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "../parallel.hpp"
+#include "core/parallel.hpp"
 #include "spectralign_fast/sample/warp.hpp"
 
 namespace spectralign_fast::sample {

@@ -2,7 +2,7 @@
 // dimension and index width, each with AVX-512 / AVX2 / baseline clones.
 #include <cstdint>
 
-#include "../simd_clones.hpp"
+#include "core/simd_clones.hpp"
 #include "row_impl.hpp"
 
 namespace spectralign_fast::sample::detail {

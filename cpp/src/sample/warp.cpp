@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "../parallel.hpp"
+#include "core/parallel.hpp"
 #include "rows.hpp"
 
 namespace spectralign_fast::sample {

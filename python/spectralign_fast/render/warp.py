@@ -95,7 +95,7 @@ def _as_shape(output_shape: Any, d: int, itemsize: int) -> tuple[int, ...]:
     values = list(output_shape)
     if len(values) != d:
         raise ValueError(f"output_shape must have {d} entries for a {d}-D image, got {len(values)}")
-    shape = tuple(as_int(v, "output_shape entry", minimum=1) for v in values)
+    shape = tuple(as_int(v, "output_shape entry", minimum=1, maximum=None) for v in values)
     if any(s > _MAX_AXIS for s in shape):
         raise ValueError(f"output_shape {shape} is absurd: more than 2**31 - 1 samples along an axis")
     nbytes = int(np.prod(shape, dtype=object)) * itemsize
