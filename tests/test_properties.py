@@ -203,3 +203,12 @@ def test_entry_points_refuse_nonsense_plainly(bad):
                 lambda: sf.Renderer(rigid={"a": (0, 0)}, tilesize=(5, 5)).render_all({"a": bad})):
         with pytest.raises((ValueError, TypeError)):
             run()
+
+
+@SETTINGS
+@given(images(), st.sampled_from([0, 1, 3]), st.sampled_from(["constant", "nearest"]))
+def test_warp(pair, order, mode):
+    arr, clean = pair
+    a = np.deg2rad(4.0)
+    m = np.array([[np.cos(a), -np.sin(a), 1.5], [np.sin(a), np.cos(a), -0.75], [0.0, 0.0, 1.0]])
+    _same_outcome(lambda x: sf.warp(x, m, order=order, mode=mode, threads=2), arr, clean)
