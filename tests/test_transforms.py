@@ -106,3 +106,12 @@ def test_caller_field_is_copied():
     f = DisplacementField(arr)
     arr[:] = 1
     assert not f.field.any()
+
+
+def test_warp_takes_the_transform_objects():
+    img = np.random.default_rng(1).random((20, 30)).astype(np.float32)
+    t = _rotation(5, (1.0, -2.0), center=(10, 15))
+    np.testing.assert_array_equal(sf.warp(img, t), sf.warp(img, t.matrix))
+    f = DisplacementField.from_affine(t, img.shape)
+    np.testing.assert_allclose(sf.warp(img, f), sf.warp(img, t), atol=1e-4)
+    np.testing.assert_array_equal(sf.warp(img, f), sf.warp(img, f.field))

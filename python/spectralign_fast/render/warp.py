@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import _core
 from .._validate import as_float, as_int
+from ..transforms.nd import DisplacementField
 
 _DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 _KERNELS = {0: "nearest", 1: "linear", 3: "bspline3", "catmull-rom": "catmull-rom"}
@@ -133,7 +134,8 @@ def warp(image: Any, transform: Any, *, output_shape: Any = None, order: int | s
           last row ``[0, ..., 0, 1]`` implied) mapping output indices to
           input indices; it must be finite with a non-singular linear part;
         * an object with a ``.matrix`` attribute holding such a matrix;
-        * a displacement field of shape ``output_shape + (d,)``: input index
+        * a ``DisplacementField``, or a displacement field array of shape
+          ``output_shape + (d,)``: input index
           = output index + ``field[..., k]`` along axis k (float32; float64
           is converted). ``output_shape`` then defaults to its leading shape.
     output_shape : sequence of int, optional
@@ -191,6 +193,8 @@ def warp(image: Any, transform: Any, *, output_shape: Any = None, order: int | s
     nthreads = as_int(threads, "threads", minimum=0)
 
     field = None
+    if isinstance(transform, DisplacementField):
+        transform = transform.field
     if not hasattr(transform, "matrix"):
         arr = np.asarray(transform)
         if arr.ndim == d + 1:
