@@ -69,7 +69,7 @@ sanitize: install
 	LD_PRELOAD="$$(g++ -print-file-name=libasan.so) $$(g++ -print-file-name=libstdc++.so)" \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	PYTHONPATH=$(CURDIR)/$(ASAN_SITE) $(PY) -m pytest -q -p no:cacheprovider $(SANITIZE_TESTS) \
+	PYTHONPATH=$(CURDIR)/$(ASAN_SITE) $(PY) -m pytest -q -p no:cacheprovider --capture=sys $(SANITIZE_TESTS) \
 		-m "not slow" -o addopts="-ra --strict-markers"
 
 # Several minutes (the million-tile placement cases); results go to bench/RESULTS.md by hand.

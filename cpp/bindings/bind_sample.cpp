@@ -63,6 +63,7 @@ Image image_grid(const py::array& image) {
         case Dtype::F32: im.keep = contiguous<float>(image); break;
     }
     if (!im.keep) throw py::error_already_set();
+    check_aligned(im.keep, "image");
     im.grid.data = im.keep.data();
     im.grid.type = t;
     im.grid.ndim = static_cast<int>(image.ndim());
@@ -125,6 +126,7 @@ void bind_sample(py::module_ sm) {
             const sample::WarpOptions opt = options(kernel, mode, cval, threads);
             py::array out = new_output(im, shape);
             void* o = out.mutable_data();
+            check_aligned(field, "field");
             const float* f = field.data();
             py::gil_scoped_release release;
             sample::warp_field(im.grid, f, shape.data(), o, opt);

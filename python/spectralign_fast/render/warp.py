@@ -23,7 +23,8 @@ def _native_contiguous(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     broadcast, negative-stride or overlapping views are safe)."""
     if a.flags.c_contiguous and a.flags.aligned and a.dtype == dtype:
         return a
-    return np.ascontiguousarray(a, dtype=dtype)
+    # np.require, not ascontiguousarray: that returns a C-contiguous but misaligned buffer as is.
+    return np.require(a, dtype=dtype, requirements=["C", "A"])
 
 
 def _memory_bytes() -> int | None:
