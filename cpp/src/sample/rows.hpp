@@ -10,6 +10,7 @@
 namespace spectralign_fast::sample::detail {
 
 constexpr int kLanes = 16;  // output pixels per block (one AVX-512 float vector)
+constexpr int kMaxSpan = 32;  // longest block of the linear span path
 constexpr int kTapPad = 6;  // tap tables cover indices [-kTapPad, n + kTapPad)
 
 // The array sampled from (the image, or its B-spline coefficients).
