@@ -33,6 +33,40 @@ RowFn pick_row(Dtype in, Dtype out, int ndim, Kernel k, bool idx32) {
     return nullptr;
 }
 
+// Tap index -> element index for cubic kernels, for taps in
+// [-kTapPad, n + kTapPad): scipy's mirror map (mode "constant") or a clamp.
+std::vector<int> tap_table(std::int64_t n64, bool mirror) {
+    const int n = static_cast<int>(n64);
+    std::vector<int> t(static_cast<std::size_t>(n + 2 * detail::kTapPad));
+    for (int k = 0; k < n + 2 * detail::kTapPad; ++k) {
+        long long idx = k - detail::kTapPad;
+        if (!mirror || n == 1) {
+            idx = std::clamp<long long>(idx, 0, n - 1);
+        } else {
+            const long long s2 = 2LL * n - 2;  // scipy's edge mapping (ni_interpolation.c)
+            if (idx < 0) {
+                idx = s2 * (-idx / s2) + idx;
+                idx = idx <= 1 - n ? idx + s2 : -idx;
+            } else if (idx >= n) {
+                idx -= s2 * (idx / s2);
+                if (idx >= n) idx = s2 - idx;
+            }
+        }
+        t[static_cast<std::size_t>(k)] = static_cast<int>(idx);
+    }
+    return t;
+}
+
+RowFn pick_row_to_float(Dtype in, Kernel k, bool idx32) {
+    switch (k) {
+        case Kernel::Nearest: return pick_nearest_to_float(in, idx32);
+        case Kernel::Linear: return pick_linear_to_float(in, idx32);
+        case Kernel::CatmullRom: return pick_catrom_to_float(in, idx32);
+        case Kernel::BSpline3: break;
+    }
+    return nullptr;
+}
+
 }  // namespace detail
 
 namespace {
@@ -67,30 +101,6 @@ void check_out(const Grid& in, const std::int64_t* out_shape, const void* out) {
 void check_options(const WarpOptions& opt) {
     if (!std::isfinite(opt.cval)) throw std::invalid_argument("warp: cval must be finite");
     if (opt.threads < 0) throw std::invalid_argument("warp: threads must be >= 0 (0 = all cores)");
-}
-
-// Tap index -> element index for cubic kernels, for taps in
-// [-kTapPad, n + kTapPad): scipy's mirror map (mode "constant") or a clamp.
-std::vector<int> tap_table(std::int64_t n64, bool mirror) {
-    const int n = static_cast<int>(n64);
-    std::vector<int> t(static_cast<std::size_t>(n + 2 * detail::kTapPad));
-    for (int k = 0; k < n + 2 * detail::kTapPad; ++k) {
-        long long idx = k - detail::kTapPad;
-        if (!mirror || n == 1) {
-            idx = std::clamp<long long>(idx, 0, n - 1);
-        } else {
-            const long long s2 = 2LL * n - 2;  // scipy's edge mapping (ni_interpolation.c)
-            if (idx < 0) {
-                idx = s2 * (-idx / s2) + idx;
-                idx = idx <= 1 - n ? idx + s2 : -idx;
-            } else if (idx >= n) {
-                idx -= s2 * (idx / s2);
-                if (idx >= n) idx = s2 - idx;
-            }
-        }
-        t[static_cast<std::size_t>(k)] = static_cast<int>(idx);
-    }
-    return t;
 }
 
 struct Plan {
@@ -129,7 +139,7 @@ Plan make_plan(const Grid& in, const WarpOptions& opt) {
     }
     if (opt.kernel == Kernel::BSpline3 || opt.kernel == Kernel::CatmullRom) {
         for (int a = 0; a < D; ++a) {
-            pl.taps[a] = tap_table(shape[a], s.constant);
+            pl.taps[a] = detail::tap_table(shape[a], s.constant);
             s.taps[a] = pl.taps[a].data();
         }
     }
