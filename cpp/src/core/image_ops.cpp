@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "sample/kernels.hpp"  // the sample core's interpolation primitives
+
 namespace spectralign_fast {
 
 void check_image(const ImageView& img, const char* what) {
@@ -38,9 +40,8 @@ inline float sample_bilinear(const ImageView& img, double x, double y, float bor
         if (x0in) v10 = r[ix];
         if (x1in) v11 = r[ix + 1];
     }
-    const float top = v00 + fx * (v01 - v00);
-    const float bottom = v10 + fx * (v11 - v10);
-    return top + fy * (bottom - top);
+    using sample::kern::lerp;
+    return lerp(lerp(v00, v01, fx), lerp(v10, v11, fx), fy);
 }
 
 float resolve_border(const ImageView& img, double x0, double y0, int w, int h, float border) {
@@ -81,15 +82,14 @@ void extract_straight_window(const ImageView& img, double cx, double cy, int w, 
     if (inside) {
         // Pure translation: the bilinear weights are the same for every pixel.
         const int ix = static_cast<int>(fx0), iy = static_cast<int>(fy0);
+        // (The sample core's bilinear form, as sample_bilinear and the warp.)
+        using sample::kern::lerp;
         const float fx = static_cast<float>(x0 - fx0), fy = static_cast<float>(y0 - fy0);
-        const float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy);
-        const float w10 = (1 - fx) * fy, w11 = fx * fy;
         for (int i = 0; i < h; ++i) {
             const float* r0 = img.row(iy + i) + ix;
             const float* r1 = r0 + img.row_stride;
             float* o = out + static_cast<std::ptrdiff_t>(i) * w;
-            for (int j = 0; j < w; ++j)
-                o[j] = w00 * r0[j] + w01 * r0[j + 1] + w10 * r1[j] + w11 * r1[j + 1];
+            for (int j = 0; j < w; ++j) o[j] = lerp(lerp(r0[j], r0[j + 1], fx), lerp(r1[j], r1[j + 1], fx), fy);
         }
         return;
     }

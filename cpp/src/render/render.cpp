@@ -7,6 +7,8 @@
 #include <string>
 
 #include "core/parallel.hpp"
+#include "sample/kernels.hpp"
+#include "sample/rows.hpp"  // the sample core's row functions do the interpolation
 
 #include "core/simd_clones.hpp"  // AVX-512 / AVX2 / baseline clones of the row kernels
 
@@ -44,56 +46,7 @@ struct RowGeom {
     float dx0, dy;
 };
 
-using RowFn = void (*)(const TileCtx&, const RowGeom&, int, float*, float*);
-
-SA_INLINE int floor_int(float x) {
-    const int i = static_cast<int>(x);
-    return i - (x < static_cast<float>(i) ? 1 : 0);
-}
-
-SA_INLINE int clampi(int x, int lo, int hi) { return x < lo ? lo : (x > hi ? hi : x); }
-
-template <class T, Interp I, class Idx = std::ptrdiff_t>
-SA_INLINE float sample(const T* base, Idx s, int wmax, int hmax, float u, float v) {
-    if constexpr (I == Interp::Nearest) {
-        const int x = clampi(floor_int(u + 0.5f), 0, wmax);
-        const int y = clampi(floor_int(v + 0.5f), 0, hmax);
-        return static_cast<float>(base[y * s + x]);
-    } else if constexpr (I == Interp::Linear) {
-        const int x = floor_int(u), y = floor_int(v);
-        const float fx = u - static_cast<float>(x), fy = v - static_cast<float>(y);
-        const int xa = clampi(x, 0, wmax), xb = clampi(x + 1, 0, wmax);
-        const T* ra = base + clampi(y, 0, hmax) * s;
-        const T* rb = base + clampi(y + 1, 0, hmax) * s;
-        const float a0 = static_cast<float>(ra[xa]), a1 = static_cast<float>(ra[xb]);
-        const float b0 = static_cast<float>(rb[xa]), b1 = static_cast<float>(rb[xb]);
-        const float a = a0 + fx * (a1 - a0);
-        const float b = b0 + fx * (b1 - b0);
-        return a + fy * (b - a);
-    } else {
-        // Catmull-Rom (Keys, a = -0.5); indices clamped (edge replicated).
-        const int x = floor_int(u), y = floor_int(v);
-        const float tx = u - static_cast<float>(x), ty = v - static_cast<float>(y);
-        const float wx[4] = {((-0.5f * tx + 1.0f) * tx - 0.5f) * tx,
-                             (1.5f * tx - 2.5f) * tx * tx + 1.0f,
-                             ((-1.5f * tx + 2.0f) * tx + 0.5f) * tx, (0.5f * tx - 0.5f) * tx * tx};
-        const float wy[4] = {((-0.5f * ty + 1.0f) * ty - 0.5f) * ty,
-                             (1.5f * ty - 2.5f) * ty * ty + 1.0f,
-                             ((-1.5f * ty + 2.0f) * ty + 0.5f) * ty, (0.5f * ty - 0.5f) * ty * ty};
-        const int xs[4] = {clampi(x - 1, 0, wmax), clampi(x, 0, wmax), clampi(x + 1, 0, wmax),
-                           clampi(x + 2, 0, wmax)};
-        float acc = 0.0f;
-        for (int m = 0; m < 4; ++m) {
-            const T* r = base + clampi(y - 1 + m, 0, hmax) * s;
-            const float row = wx[0] * static_cast<float>(r[xs[0]]) +
-                              wx[1] * static_cast<float>(r[xs[1]]) +
-                              wx[2] * static_cast<float>(r[xs[2]]) +
-                              wx[3] * static_cast<float>(r[xs[3]]);
-            acc += wy[m] * row;
-        }
-        return acc;
-    }
-}
+using CombineFn = void (*)(const TileCtx&, const RowGeom&, int, const float*, float*, float*);
 
 // Combines one sample into the accumulators. Feathering: weighted sums.
 // Hard seams: num holds the value and den the squared distance to the
@@ -111,12 +64,13 @@ SA_INLINE void combine(float e, float inv_r, float val, float d2, float& num, fl
     }
 }
 
-// Any transform: every pixel computes its own tile coordinates.
-template <class T, Interp I, bool Hard, class Idx = std::ptrdiff_t>
-SA_INLINE void row_general(const TileCtx& t, const RowGeom& g, int n, float* num, float* den) {
-    const T* base = static_cast<const T*>(t.data);
-    const Idx s = static_cast<Idx>(t.stride);
-    const int wmax = t.w - 1, hmax = t.h - 1;
+// Blends a chunk of samples (interpolated by the sample core) into the
+// accumulators. The edge distance e decides coverage and the feathering
+// weight; it is computed in float from the chunk's start exactly as
+// tile_coverage() does, so coverage masks and renders agree.
+template <bool Hard>
+SA_INLINE void combine_row(const TileCtx& t, const RowGeom& g, int n, const float* val, float* num,
+                           float* den) {
     const float wm = static_cast<float>(t.w) - 0.5f, hm = static_cast<float>(t.h) - 0.5f;
     const float inv_r = t.inv_r, dy2 = g.dy * g.dy;
 #pragma omp simd
@@ -124,165 +78,21 @@ SA_INLINE void row_general(const TileCtx& t, const RowGeom& g, int n, float* num
         const float kf = static_cast<float>(k);
         const float u = g.u0 + kf * g.du, v = g.v0 + kf * g.dv;
         const float e = std::min(std::min(u + 0.5f, wm - u), std::min(v + 0.5f, hm - v));
-        const float val = sample<T, I, Idx>(base, s, wmax, hmax, u, v);
         const float dx = g.dx0 + kf;
-        combine<Hard>(e, inv_r, val, dx * dx + dy2, num[k], den[k]);
+        combine<Hard>(e, inv_r, val[k], dx * dx + dy2, num[k], den[k]);
     }
 }
 
-// Pure translation (du = 1, dv = 0), every index inside the tile: the
-// interpolation weights are the same for the whole row and the reads are
-// contiguous. `xa` is the column of the sample left of pixel 0; rows ra, rb.
-template <class T, Interp I, bool Hard>
-SA_INLINE void row_translate(const TileCtx& t, const RowGeom& g, int n, float* num, float* den) {
-    const T* base = static_cast<const T*>(t.data);
-    const std::ptrdiff_t s = t.stride;
-    const int hmax = t.h - 1;
-    const float wm = static_cast<float>(t.w) - 0.5f, hm = static_cast<float>(t.h) - 0.5f;
-    const float ev = std::min(g.v0 + 0.5f, hm - g.v0);
-    const float inv_r = t.inv_r, dy2 = g.dy * g.dy;
-    if constexpr (I == Interp::Nearest) {
-        const int x = floor_int(g.u0 + 0.5f);
-        const T* r = base + clampi(floor_int(g.v0 + 0.5f), 0, hmax) * s + x;
-#pragma omp simd
-        for (int k = 0; k < n; ++k) {
-            const float kf = static_cast<float>(k);
-            const float u = g.u0 + kf;
-            const float e = std::min(std::min(u + 0.5f, wm - u), ev);
-            const float dx = g.dx0 + kf;
-            combine<Hard>(e, inv_r, static_cast<float>(r[k]), dx * dx + dy2, num[k], den[k]);
-        }
-    } else {
-        const int x = floor_int(g.u0), y = floor_int(g.v0);
-        const float fx = g.u0 - static_cast<float>(x), fy = g.v0 - static_cast<float>(y);
-        const T* ra = base + clampi(y, 0, hmax) * s + x;
-        const T* rb = base + clampi(y + 1, 0, hmax) * s + x;
-#pragma omp simd
-        for (int k = 0; k < n; ++k) {
-            const float kf = static_cast<float>(k);
-            const float a0 = static_cast<float>(ra[k]), a1 = static_cast<float>(ra[k + 1]);
-            const float b0 = static_cast<float>(rb[k]), b1 = static_cast<float>(rb[k + 1]);
-            const float a = a0 + fx * (a1 - a0);
-            const float b = b0 + fx * (b1 - b0);
-            const float val = a + fy * (b - a);
-            const float u = g.u0 + kf;
-            const float e = std::min(std::min(u + 0.5f, wm - u), ev);
-            const float dx = g.dx0 + kf;
-            combine<Hard>(e, inv_r, val, dx * dx + dy2, num[k], den[k]);
-        }
-    }
+SPECTRALIGN_CLONES void combine_f(const TileCtx& t, const RowGeom& g, int n, const float* val,
+                                  float* num, float* den) {
+    combine_row<false>(t, g, n, val, num, den);
+}
+SPECTRALIGN_CLONES void combine_h(const TileCtx& t, const RowGeom& g, int n, const float* val,
+                                  float* num, float* den) {
+    combine_row<true>(t, g, n, val, num, den);
 }
 
-// Any linear transform, bilinear: an output row is cut into spans along
-// which the source cell row floor(v) stays the same and the source column
-// floor(u) advances by exactly one per pixel. Near-identity transforms (the
-// usual case: small rotations, scales near 1) give spans of tens of pixels
-// whose reads are contiguous, so they vectorise like the translation path
-// instead of costing four gathers per sample. Pixels whose 2x2 footprint
-// leaves the tile go through the clamped per-pixel sampler, as the general
-// kernel does.
-template <class T, bool Hard>
-SA_INLINE void row_spans(const TileCtx& t, const RowGeom& g, int n, float* num, float* den) {
-    const T* base = static_cast<const T*>(t.data);
-    const std::ptrdiff_t s = t.stride;
-    const int wmax = t.w - 1, hmax = t.h - 1;
-    const float wm = static_cast<float>(t.w) - 0.5f, hm = static_cast<float>(t.h) - 0.5f;
-    const float inv_r = t.inv_r, dy2 = g.dy * g.dy;
-    const float du1 = g.du - 1.0f, dv = g.dv;
-    int k = 0;
-    while (k < n) {
-        const float kf0 = static_cast<float>(k);
-        const float u = g.u0 + kf0 * g.du, v = g.v0 + kf0 * g.dv;
-        const int x = floor_int(u), y = floor_int(v);
-        if (x < 0 || y < 0 || x + 1 > wmax || y + 1 > hmax) {
-            // Edge pixel: the clamped sampler, one pixel at a time.
-            const float e = std::min(std::min(u + 0.5f, wm - u), std::min(v + 0.5f, hm - v));
-            const float val = sample<T, Interp::Linear>(base, s, wmax, hmax, u, v);
-            const float dx = g.dx0 + kf0;
-            combine<Hard>(e, inv_r, val, dx * dx + dy2, num[k], den[k]);
-            ++k;
-            continue;
-        }
-        // How many pixels keep the fractions u - (x + j) and v - y in [0, 1)
-        // (rounded down: the weights are clamped below, so an overrun by
-        // float rounding cannot extrapolate).
-        const float fu = u - static_cast<float>(x), fv = v - static_cast<float>(y);
-        float limit = static_cast<float>(std::min(n - k, wmax - x));  // reads x + j + 1 <= wmax
-        if (du1 > 0.0f) limit = std::min(limit, (1.0f - fu) / du1);
-        if (du1 < 0.0f) limit = std::min(limit, fu / -du1 + 1.0f);
-        if (dv > 0.0f) limit = std::min(limit, (1.0f - fv) / dv);
-        if (dv < 0.0f) limit = std::min(limit, fv / -dv + 1.0f);
-        const int len = std::max(1, static_cast<int>(limit));
-        const T* ra = base + static_cast<std::ptrdiff_t>(y) * s + x;
-        const T* rb = ra + s;
-        float* nm = num + k;
-        float* dn = den + k;
-#pragma omp simd
-        for (int j = 0; j < len; ++j) {
-            const float kf = static_cast<float>(k + j);
-            const float uj = g.u0 + kf * g.du, vj = g.v0 + kf * g.dv;
-            const float fx = std::min(std::max(uj - static_cast<float>(x + j), 0.0f), 1.0f);
-            const float fy = std::min(std::max(vj - static_cast<float>(y), 0.0f), 1.0f);
-            const float a0 = static_cast<float>(ra[j]), a1 = static_cast<float>(ra[j + 1]);
-            const float b0 = static_cast<float>(rb[j]), b1 = static_cast<float>(rb[j + 1]);
-            const float a = a0 + fx * (a1 - a0);
-            const float b = b0 + fx * (b1 - b0);
-            const float val = a + fy * (b - a);
-            const float e = std::min(std::min(uj + 0.5f, wm - uj), std::min(vj + 0.5f, hm - vj));
-            const float dx = g.dx0 + kf;
-            combine<Hard>(e, inv_r, val, dx * dx + dy2, nm[j], dn[j]);
-        }
-        k += len;
-    }
-}
-
-#define SA_ROW_KERNELS(T, TN, I, IN, H, HN)                                                       \
-    SPECTRALIGN_CLONES void general_##TN##_##IN##_##HN(const TileCtx& t, const RowGeom& g, int n, \
-                                                       float* num, float* den) {                 \
-        row_general<T, Interp::I, H>(t, g, n, num, den);                                          \
-    }                                                                                             \
-    SPECTRALIGN_CLONES void general32_##TN##_##IN##_##HN(const TileCtx& t, const RowGeom& g,      \
-                                                         int n, float* num, float* den) {         \
-        row_general<T, Interp::I, H, int>(t, g, n, num, den);                                     \
-    }                                                                                             \
-    SPECTRALIGN_CLONES void translate_##TN##_##IN##_##HN(const TileCtx& t, const RowGeom& g,      \
-                                                         int n, float* num, float* den) {         \
-        row_translate<T, Interp::I, H>(t, g, n, num, den);                                        \
-    }
-#define SA_ROW_KERNELS_T(T, TN)                      \
-    SA_ROW_KERNELS(T, TN, Nearest, n, false, f)      \
-    SA_ROW_KERNELS(T, TN, Nearest, n, true, h)       \
-    SA_ROW_KERNELS(T, TN, Linear, l, false, f)       \
-    SA_ROW_KERNELS(T, TN, Linear, l, true, h)        \
-    SA_ROW_KERNELS(T, TN, Cubic, c, false, f)        \
-    SA_ROW_KERNELS(T, TN, Cubic, c, true, h)
-
-SA_ROW_KERNELS_T(std::uint8_t, u8)
-SA_ROW_KERNELS_T(std::uint16_t, u16)
-SA_ROW_KERNELS_T(float, f32)
-
-#define SA_SPAN_KERNELS(T, TN)                                                                    \
-    SPECTRALIGN_CLONES void spans_##TN##_f(const TileCtx& t, const RowGeom& g, int n, float* num, \
-                                           float* den) {                                          \
-        row_spans<T, false>(t, g, n, num, den);                                                   \
-    }                                                                                             \
-    SPECTRALIGN_CLONES void spans_##TN##_h(const TileCtx& t, const RowGeom& g, int n, float* num, \
-                                           float* den) {                                          \
-        row_spans<T, true>(t, g, n, num, den);                                                    \
-    }
-SA_SPAN_KERNELS(std::uint8_t, u8)
-SA_SPAN_KERNELS(std::uint16_t, u16)
-SA_SPAN_KERNELS(float, f32)
-
-template <class T>
-SA_INLINE T to_pixel(float v) {
-    if constexpr (std::is_same_v<T, float>) {
-        return v;
-    } else {
-        const float hi = static_cast<float>(std::numeric_limits<T>::max());
-        return static_cast<T>(static_cast<int>(std::min(std::max(v, 0.0f), hi) + 0.5f));
-    }
-}
+using sample::kern::to_pixel;  // rounded half up and clamped (NaN -> 0)
 
 template <class T, bool Hard>
 SA_INLINE void finalize_row_t(const float* num, const float* den, int n, float fill, T* out,
@@ -322,57 +132,72 @@ using namespace render_kernels;
 using FinalizeFn = void (*)(const float*, const float*, int, bool, float, void*, std::uint8_t*);
 
 struct Kernels {
-    RowFn general;
-    RowFn general32;  // 32-bit pixel indices (faster gathers); tiles under 2^31 elements
-    RowFn translate;  // null when there is no translation fast path
+    sample::detail::RowFn sample32;  // 32-bit element offsets (tiles under 2^31 elements)
+    sample::detail::RowFn sample64;
+    CombineFn combine;
     FinalizeFn finalize;
-    RowFn spans = nullptr;  // bilinear span kernel for other transforms (linear only)
 };
 
-Kernels pick_kernels(PixelType type, Interp interp, bool hard) {
-#define SA_PICK(TN)                                                                               \
-    switch (interp) {                                                                             \
-        case Interp::Nearest:                                                                     \
-            return hard ? Kernels{general_##TN##_n_h, general32_##TN##_n_h, translate_##TN##_n_h, finalize_##TN}        \
-                        : Kernels{general_##TN##_n_f, general32_##TN##_n_f, translate_##TN##_n_f, finalize_##TN};       \
-        case Interp::Linear:                                                                      \
-            return hard ? Kernels{general_##TN##_l_h, general32_##TN##_l_h, translate_##TN##_l_h, finalize_##TN, spans_##TN##_h} \
-                        : Kernels{general_##TN##_l_f, general32_##TN##_l_f, translate_##TN##_l_f, finalize_##TN, spans_##TN##_f}; \
-        case Interp::Cubic:                                                                       \
-            return hard ? Kernels{general_##TN##_c_h, general32_##TN##_c_h, nullptr, finalize_##TN}                     \
-                        : Kernels{general_##TN##_c_f, general32_##TN##_c_f, nullptr, finalize_##TN};                    \
-    }                                                                                             \
-    break;
-    switch (type) {
-        case PixelType::U8: SA_PICK(u8)
-        case PixelType::U16: SA_PICK(u16)
-        case PixelType::F32: SA_PICK(f32)
+sample::Kernel sample_kernel(Interp interp) {
+    switch (interp) {
+        case Interp::Nearest: return sample::Kernel::Nearest;
+        case Interp::Linear: return sample::Kernel::Linear;
+        case Interp::Cubic: return sample::Kernel::CatmullRom;  // Keys a = -0.5, edge replicated
     }
-#undef SA_PICK
-    throw std::invalid_argument("unsupported pixel type or interpolation");
+    throw std::invalid_argument("unsupported interpolation");
+}
+
+Kernels pick_kernels(PixelType type, Interp interp, bool hard) {
+    Kernels k{};
+    sample::Dtype dt = sample::Dtype::F32;
+    switch (type) {
+        case PixelType::U8: dt = sample::Dtype::U8; k.finalize = finalize_u8; break;
+        case PixelType::U16: dt = sample::Dtype::U16; k.finalize = finalize_u16; break;
+        case PixelType::F32: dt = sample::Dtype::F32; k.finalize = finalize_f32; break;
+    }
+    const sample::Kernel sk = sample_kernel(interp);
+    k.sample32 = sample::detail::pick_row_to_float(dt, sk, true);
+    k.sample64 = sample::detail::pick_row_to_float(dt, sk, false);
+    k.combine = hard ? combine_h : combine_f;
+    if (!k.sample32 || !k.sample64 || !k.finalize)
+        throw std::invalid_argument("unsupported pixel type or interpolation");
+    return k;
 }
 
 // Everything the engine precomputes about one tile.
 struct Prepared {
     TileCtx ctx;
+    sample::detail::Source src;  // the tile as the sample core reads it (edges replicated)
+    std::vector<int> taps[2];    // cubic tap tables (rows, columns)
     double inv[6];
     double cx, cy;  // centre in model space
-    bool translate;  // inverse linear part is exactly the identity
     bool small_index;  // every pixel index fits in an int
     double bx0, by0, bx1, by1;  // model bounding box of the tile area, 2 px margin
 };
 
-Prepared prepare(const RenderTile& t, std::size_t index, double blend) {
+Prepared prepare(const RenderTile& t, std::size_t index, double blend, bool cubic = false) {
     Prepared p{};
     tile_inverse(t, p.inv, index);
     p.ctx = TileCtx{t.data, t.row_stride, t.width, t.height,
                     blend > 0 ? static_cast<float>(1.0 / blend) : 0.0f};
+    p.src.data = t.data;
+    p.src.ndim = 2;
+    p.src.n[0] = t.height;
+    p.src.n[1] = t.width;
+    p.src.stride[0] = t.row_stride;
+    p.src.stride[1] = 1;
+    p.src.constant = false;  // coverage comes from the edge distance, not the sampler
+    if (cubic) {
+        p.taps[0] = sample::detail::tap_table(t.height, false);
+        p.taps[1] = sample::detail::tap_table(t.width, false);
+        p.src.taps[0] = p.taps[0].data();
+        p.src.taps[1] = p.taps[1].data();
+    }
     const double* f = t.fwd;
     const double hx = (t.width - 1) / 2.0, hy = (t.height - 1) / 2.0;
     p.cx = f[0] * hx + f[1] * hy + f[2];
     p.cy = f[3] * hx + f[4] * hy + f[5];
     p.small_index = static_cast<double>(t.row_stride) * t.height < 2147483647.0;
-    p.translate = p.inv[0] == 1.0 && p.inv[1] == 0.0 && p.inv[3] == 0.0 && p.inv[4] == 1.0;
     const double cu[4] = {-0.5, t.width - 0.5, -0.5, t.width - 0.5};
     const double cv[4] = {-0.5, -0.5, t.height - 0.5, t.height - 0.5};
     p.bx0 = p.by0 = std::numeric_limits<double>::infinity();
@@ -435,50 +260,32 @@ RowCover row_cover(const Prepared& p, double X0, double Y, int n) {
     return c;
 }
 
-// Adds tile p's samples for the output pixels (X0 + k, Y), k in [0, n).
+// Adds tile p's samples for the output pixels (X0 + k, Y), k in [0, n):
+// the sample core interpolates a chunk (coordinates in double from the
+// chunk's own start), then the chunk is blended in.
 void process_row(const Prepared& p, const Kernels& kern, double X0, double Y, int n, float* num,
                  float* den) {
     const double* inv = p.inv;
     const RowCover cover = row_cover(p, X0, Y, n);
     const double u0 = cover.u0, v0 = cover.v0;
     const int k0 = cover.k0, k1 = cover.k1;
+    const sample::detail::RowFn fn = p.small_index ? kern.sample32 : kern.sample64;
+    alignas(64) float val[kChunk];
     for (int c0 = k0; c0 < k1; c0 += kChunk) {
         const int m = std::min(kChunk, k1 - c0);
         const double u = u0 + inv[0] * c0, v = v0 + inv[3] * c0;
         RowGeom g{static_cast<float>(u), static_cast<float>(v), static_cast<float>(inv[0]),
                   static_cast<float>(inv[3]), static_cast<float>(X0 + c0 - p.cx),
                   static_cast<float>(Y - p.cy)};
-        float* nm = num + c0;
-        float* dn = den + c0;
-        if (p.translate && kern.translate && p.ctx.w >= 2) {
-            // Columns whose reads stay inside the tile: x + k >= 0 and
-            // x + k + 1 <= w - 1, with x the floor of u (of u + 0.5 for
-            // nearest, which reads one column only: the bound is looser).
-            const int x = floor_int(g.u0);
-            const int lo = std::clamp(-x, 0, m);
-            RowGeom gi = g;
-            gi.u0 = static_cast<float>(u + lo);
-            gi.dx0 = static_cast<float>(X0 + c0 + lo - p.cx);
-            // Recomputed from the float the kernel will see, so rounding can
-            // never move a read outside the tile.
-            const int xn = floor_int(gi.u0);
-            const int cnt = xn >= 0 ? std::clamp(p.ctx.w - 1 - xn, 0, m - lo) : 0;
-            if (lo > 0) kern.general(p.ctx, g, lo, nm, dn);
-            if (cnt > 0) kern.translate(p.ctx, gi, cnt, nm + lo, dn + lo);
-            const int hi = lo + cnt;
-            if (m > hi) {
-                RowGeom ge = g;
-                ge.u0 = static_cast<float>(u + hi);
-                ge.dx0 = static_cast<float>(X0 + c0 + hi - p.cx);
-                kern.general(p.ctx, ge, m - hi, nm + hi, dn + hi);
-            }
-        } else if (kern.spans && p.ctx.w >= 2 && p.ctx.h >= 2) {
-            kern.spans(p.ctx, g, m, nm, dn);
-        } else if (p.small_index) {
-            kern.general32(p.ctx, g, m, nm, dn);
-        } else {
-            kern.general(p.ctx, g, m, nm, dn);
-        }
+        sample::detail::Row row;  // array axis order: (tile row v, tile column u)
+        row.p[0] = v;
+        row.p[1] = u;
+        row.d[0] = inv[3];
+        row.d[1] = inv[0];
+        row.n = m;
+        row.out = val;
+        fn(p.src, row);
+        kern.combine(p.ctx, g, m, val, num + c0, den + c0);
     }
 }
 
@@ -545,10 +352,11 @@ BlockGrid bin_tiles(const std::vector<Prepared>& tiles, const Canvas& c) {
     return g;
 }
 
-std::vector<Prepared> prepare_all(const std::vector<RenderTile>& tiles, double blend) {
+std::vector<Prepared> prepare_all(const std::vector<RenderTile>& tiles, double blend,
+                                  bool cubic = false) {
     std::vector<Prepared> out;
     out.reserve(tiles.size());
-    for (std::size_t k = 0; k < tiles.size(); ++k) out.push_back(prepare(tiles[k], k, blend));
+    for (std::size_t k = 0; k < tiles.size(); ++k) out.push_back(prepare(tiles[k], k, blend, cubic));
     return out;
 }
 
@@ -592,7 +400,7 @@ void render_canvas(const std::vector<RenderTile>& tiles, PixelType type, const C
     for (std::size_t k = 0; k < tiles.size(); ++k)
         if (tiles[k].data == nullptr || tiles[k].row_stride < tiles[k].width)
             throw std::invalid_argument("tile " + std::to_string(k) + " has no valid pixel data");
-    const std::vector<Prepared> prep = prepare_all(tiles, opt.blend);
+    const std::vector<Prepared> prep = prepare_all(tiles, opt.blend, opt.interp == Interp::Cubic);
     const bool hard = opt.blend == 0;
     const Kernels kern = pick_kernels(type, opt.interp, hard);
     const BlockGrid grid = bin_tiles(prep, canvas);
@@ -643,7 +451,7 @@ void accumulate_tile(const RenderTile& tile, PixelType type, const Canvas& canva
     check_options(opt);
     if (tile.data == nullptr || tile.row_stride < tile.width)
         throw std::invalid_argument("tile has no valid pixel data");
-    const Prepared p = prepare(tile, 0, opt.blend);
+    const Prepared p = prepare(tile, 0, opt.blend, opt.interp == Interp::Cubic);
     const Kernels kern = pick_kernels(type, opt.interp, opt.blend == 0);
     const double j0 = std::max(0.0, std::floor(p.bx0 - canvas.x0));
     const double j1 = std::min(static_cast<double>(canvas.width), std::ceil(p.bx1 - canvas.x0) + 1);

@@ -171,28 +171,21 @@ SF_INLINE void store_block(const Source& s, const int* outside, const float* v, 
     }
 }
 
-template <class Tout>
-SF_INLINE void store_plain(const float* v, int m, Tout* out) {
-#pragma omp simd
-    for (int j = 0; j < m; ++j) out[j] = to_pixel<Tout>(v[j]);
-}
 
-// The span path's inner loop. R: pointers to the source rows (plane-major,
-// NY rows per plane), each at the block's first column. (fz, fy, fx):
-// coordinates of pixel 0 relative to (plane 0, row 0, column 0); steps
-// (dz, dy, dx). A lane whose cell is not (row 0 or 1, column j) -- float
-// rounding near a cell edge, or a column drift -- sets `bad`, and the
-// caller redoes the block through the general path.
-template <class T, int D, bool CZ, bool CY>
-SF_INLINE bool span_block(const T* const* R, float fz, float fy, float fx, float dz, float dy,
-                          float dx, int m, float* v) {
-    constexpr int NY = CY ? 3 : 2;
-    constexpr int NZ = D == 3 ? (CZ ? 3 : 2) : 1;
-    const T* rows[NZ * NY];
-    for (int q = 0; q < NZ * NY; ++q) rows[q] = R[q];
+// The span path's inner loop over one block of L pixels. p0: the source
+// element at (plane zlo, row ylo, column xa) of the block; (fz, fy, fx):
+// coordinates of pixel 0 relative to it; steps (dz, dy, dx). With CY (CZ)
+// the cell row (plane) may step once along the block, so three rows
+// (planes) are read and each lane selects its pair. A lane whose cell is
+// not (row 0 or 1, column j) -- float rounding at a cell edge, or a column
+// drift -- makes the block fail, and the caller redoes it through the
+// general path.
+template <class T, class Tout, int D, bool CZ, bool CY>
+SF_INLINE bool span_block(const T* p0, std::ptrdiff_t sz, std::ptrdiff_t sy, float fz, float fy,
+                          float fx, float dz, float dy, float dx, int L, Tout* out) {
     int bad = 0;
 #pragma omp simd reduction(| : bad)
-    for (int j = 0; j < m; ++j) {
+    for (int j = 0; j < L; ++j) {
         const float jf = static_cast<float>(j);
         const float tx = fx + jf * dx;
         const int ix = floor_int(tx);
@@ -202,109 +195,169 @@ SF_INLINE bool span_block(const T* const* R, float fz, float fy, float fx, float
         const int iy = floor_int(ty);
         const float wy = ty - static_cast<float>(iy);
         bad |= static_cast<unsigned>(iy) > (CY ? 1u : 0u);
-        float X[NZ][NY];
-        for (int zz = 0; zz < NZ; ++zz)
-            for (int yy = 0; yy < NY; ++yy) {
-                const T* rp = rows[zz * NY + yy];
-                X[zz][yy] = lerp(static_cast<float>(rp[j]), static_cast<float>(rp[j + 1]), wx);
+        // No arrays in this loop: GCC would keep per-lane copies of them in
+        // memory ("omp simd arrays").
+        auto xl = [&](int zz, int yy) SF_INLINE_LAMBDA {
+            const T* rp = p0 + zz * sz + yy * sy;
+            return lerp(static_cast<float>(rp[j]), static_cast<float>(rp[j + 1]), wx);
+        };
+        auto yl = [&](int zz) SF_INLINE_LAMBDA {
+            if constexpr (CY) {
+                const float x0 = xl(zz, 0), x1 = xl(zz, 1), x2 = xl(zz, 2);
+                return lerp(iy ? x1 : x0, iy ? x2 : x1, wy);
+            } else {
+                return lerp(xl(zz, 0), xl(zz, 1), wy);
             }
-        float Y[NZ];
-        for (int zz = 0; zz < NZ; ++zz) {
-            if constexpr (CY)
-                Y[zz] = lerp(iy ? X[zz][1] : X[zz][0], iy ? X[zz][2] : X[zz][1], wy);
-            else
-                Y[zz] = lerp(X[zz][0], X[zz][1], wy);
-        }
+        };
+        float val;
         if constexpr (D == 2) {
-            v[j] = Y[0];
+            val = yl(0);
         } else {
             const float tz = fz + jf * dz;
             const int iz = floor_int(tz);
             const float wz = tz - static_cast<float>(iz);
             bad |= static_cast<unsigned>(iz) > (CZ ? 1u : 0u);
-            if constexpr (CZ)
-                v[j] = lerp(iz ? Y[1] : Y[0], iz ? Y[2] : Y[1], wz);
-            else
-                v[j] = lerp(Y[0], Y[1], wz);
+            if constexpr (CZ) {
+                const float y0 = yl(0), y1 = yl(1), y2 = yl(2);
+                val = lerp(iz ? y1 : y0, iz ? y2 : y1, wz);
+            } else {
+                val = lerp(yl(0), yl(1), wz);
+            }
         }
+        out[j] = to_pixel<Tout>(val);  // overwritten by the general path if the block fails
     }
     return bad == 0;
 }
 
-// The block's source rows for the span path along one non-last axis:
-// the lower cell index over the block and whether it changes once.
-struct SpanAxis {
-    int lo;
-    bool cross;
-    float f;  // coordinate of pixel 0 relative to lo
-};
-
-SF_INLINE bool span_axis(double c0, double c1, int n, SpanAxis& ax) {
-    const double mn = std::min(c0, c1), mx = std::max(c0, c1);
-    if (!(mn >= 0.0 && mx < n - 1.0)) return false;
-    const int lo = static_cast<int>(mn), hi = static_cast<int>(mx);
-    if (hi - lo > 1 || lo + 1 + (hi - lo) > n - 1) return false;
-    ax.lo = lo;
-    ax.cross = hi > lo;
-    ax.f = static_cast<float>(c0 - lo);
-    return true;
+// Range [k0, k1) of k in [0, n) with lo <= p + k d <= hi.
+SF_INLINE void k_range(double p, double d, double lo, double hi, int n, int& k0, int& k1) {
+    if (d == 0.0) {
+        k0 = 0;
+        k1 = p >= lo && p <= hi ? n : 0;
+        return;
+    }
+    double a = (lo - p) / d, b = (hi - p) / d;
+    if (a > b) std::swap(a, b);
+    a = std::clamp(std::ceil(a), 0.0, static_cast<double>(n));
+    b = std::clamp(std::floor(b) + 1.0, 0.0, static_cast<double>(n));
+    k0 = static_cast<int>(a);
+    k1 = std::max(k0, static_cast<int>(b));
 }
 
-// Linear, affine: the block as a span, if it qualifies (see above).
-template <class T, int D>
-SF_INLINE bool try_span(const Source& s, const Row& r, int k0, int m, float* v) {
+// Per row: whether the span path applies, its block length L, whether rows
+// (planes) can step inside a block, and the columns [ka, kb) whose blocks
+// read inside the array (bounds shrunk by a margin, so that rounding can
+// never move a read outside).
+struct SpanPlan {
+    bool ok = false, cz = false, cy = false;
+    int L = kLanes, ka = 0, kb = 0;
+};
+
+template <int D>
+SF_INLINE SpanPlan plan_span(const Source& s, const Row& r) {
+    SpanPlan sp;
     constexpr int X = D - 1;
-    const double cx0 = r.p[X] + k0 * r.d[X], cx1 = cx0 + (m - 1) * r.d[X];
-    if (!(cx0 >= 0.0 && cx0 < s.n[X] - 1.0 && cx1 >= 0.0 && cx1 < s.n[X] - 1.0)) return false;
-    const int xa = static_cast<int>(cx0);
-    if (static_cast<int>(cx1) - (m - 1) != xa || xa + m > s.n[X] - 1) return false;
-    SpanAxis ay, az{0, false, 0.0f};
-    const double cy0 = r.p[X - 1] + k0 * r.d[X - 1];
-    if (!span_axis(cy0, cy0 + (m - 1) * r.d[X - 1], s.n[X - 1], ay)) return false;
-    if constexpr (D == 3) {
-        const double cz0 = r.p[0] + k0 * r.d[0];
-        if (!span_axis(cz0, cz0 + (m - 1) * r.d[0], s.n[0], az)) return false;
-    }
-    const T* base = static_cast<const T*>(s.data) + xa;
-    const T* R[9];
-    const int ny = 2 + ay.cross, nz = D == 3 ? 2 + az.cross : 1;
-    for (int zz = 0; zz < nz; ++zz)
-        for (int yy = 0; yy < ny; ++yy) {
-            std::ptrdiff_t off = static_cast<std::ptrdiff_t>(ay.lo + yy) * s.stride[X - 1];
-            if constexpr (D == 3) off += static_cast<std::ptrdiff_t>(az.lo + zz) * s.stride[0];
-            R[zz * ny + yy] = base + off;
+    const double drift = std::fabs(r.d[X] - 1.0);
+    double slope = 0.0;
+    for (int a = 0; a < X; ++a) slope = std::max(slope, std::fabs(r.d[a]));
+    // Longest block with at most one row (plane) step and rarely a column drift.
+    sp.L = slope * kMaxSpan <= 0.999 && drift * kMaxSpan <= 0.25 ? kMaxSpan : kLanes;
+    if (!(slope * sp.L <= 0.999 && drift * sp.L <= 0.5)) return sp;
+    const double eps = 1e-6;
+    int ka = 0, kb = r.n;
+    for (int a = 0; a < D; ++a) {
+        int k0, k1;
+        double hi;
+        if (a == X) {
+            hi = s.n[a] - 1.0 - sp.L - 1.0;  // block start xa with xa + L <= n - 1, and the drift
+        } else {
+            const bool cross = std::fabs(r.d[a]) * sp.L > 0.0;
+            if (a == X - 1) sp.cy = cross;
+            else sp.cz = cross;
+            hi = s.n[a] - 2.0 - (cross ? 1.0 : 0.0);
         }
-    const float fx = static_cast<float>(cx0 - xa);
-    const float dx = static_cast<float>(r.d[X]), dy = static_cast<float>(r.d[X - 1]);
-    if constexpr (D == 2) {
-        return ay.cross ? span_block<T, 2, false, true>(R, 0, ay.f, fx, 0, dy, dx, m, v)
-                        : span_block<T, 2, false, false>(R, 0, ay.f, fx, 0, dy, dx, m, v);
-    } else {
-        const float dz = static_cast<float>(r.d[0]);
-        if (az.cross)
-            return ay.cross ? span_block<T, 3, true, true>(R, az.f, ay.f, fx, dz, dy, dx, m, v)
-                            : span_block<T, 3, true, false>(R, az.f, ay.f, fx, dz, dy, dx, m, v);
-        return ay.cross ? span_block<T, 3, false, true>(R, az.f, ay.f, fx, dz, dy, dx, m, v)
-                        : span_block<T, 3, false, false>(R, az.f, ay.f, fx, dz, dy, dx, m, v);
+        k_range(r.p[a], r.d[a], eps, hi - eps, r.n, k0, k1);
+        ka = std::max(ka, k0);
+        kb = std::min(kb, k1);
     }
+    sp.ka = ka;
+    sp.kb = kb;
+    sp.ok = kb - ka >= sp.L;
+    return sp;
+}
+
+template <class Tin, class Tout, int D, Kernel K, class Idx>
+SF_INLINE void general_range(const Source& s, const Row& r, int k0, int k1, Block<D>& b,
+                             Tout* out) {
+    for (int k = k0; k < k1; k += kLanes) {
+        const int m = std::min(kLanes, k1 - k);
+        split_coords<D, K>(s, r, k, m, b);
+        sample_block<Tin, D, K, Idx>(s, b, m);
+        store_block<Tout>(s, b.outside, b.v, m, out + k);
+    }
+}
+
+// Span blocks of L pixels from ka while they fit before kb; returns where
+// they stopped.
+template <class Tin, class Tout, int D, bool CZ, bool CY, class Idx>
+SF_INLINE int span_range(const Source& s, const Row& r, const SpanPlan& sp, Block<D>& b,
+                         Tout* out) {
+    constexpr int X = D - 1;
+    const Tin* base = static_cast<const Tin*>(s.data);
+    const std::ptrdiff_t sy = s.stride[X - 1], sz = D == 3 ? s.stride[0] : 0;
+    const float dx = static_cast<float>(r.d[X]), dy = static_cast<float>(r.d[X - 1]);
+    const float dz = D == 3 ? static_cast<float>(r.d[0]) : 0.0f;
+    const int L = sp.L;
+    const double span = L - 1;
+    int k = sp.ka;
+    for (; k + L <= sp.kb; k += L) {
+        // Block origin from the pixel's own index, in double; the lower cell
+        // row (plane) over the block is at its start or end.
+        const double cx = r.p[X] + k * r.d[X];
+        const double cy = r.p[X - 1] + k * r.d[X - 1];
+        const int xa = static_cast<int>(cx);
+        const int ylo = static_cast<int>(r.d[X - 1] >= 0 ? cy : cy + span * r.d[X - 1]);
+        std::ptrdiff_t off = static_cast<std::ptrdiff_t>(ylo) * sy + xa;
+        float fz = 0.0f;
+        if constexpr (D == 3) {
+            const double cz = r.p[0] + k * r.d[0];
+            const int zlo = static_cast<int>(r.d[0] >= 0 ? cz : cz + span * r.d[0]);
+            off += static_cast<std::ptrdiff_t>(zlo) * sz;
+            fz = static_cast<float>(cz - zlo);
+        }
+        const float fy = static_cast<float>(cy - ylo), fx = static_cast<float>(cx - xa);
+        if (!span_block<Tin, Tout, D, CZ, CY>(base + off, sz, sy, fz, fy, fx, dz, dy, dx, L, out + k))
+            general_range<Tin, Tout, D, Kernel::Linear, Idx>(s, r, k, k + L, b, out);
+    }
+    return k;
 }
 
 template <class Tin, class Tout, int D, Kernel K, class Idx>
 SF_INLINE void row_impl(const Source& s, const Row& r) {
     Tout* out = static_cast<Tout*>(r.out);
     Block<D> b;
-    for (int k0 = 0; k0 < r.n; k0 += kLanes) {
-        const int m = std::min(kLanes, r.n - k0);
-        if constexpr (K == Kernel::Linear) {
-            if (!r.field && try_span<Tin, D>(s, r, k0, m, b.v)) {
-                store_plain<Tout>(b.v, m, out + k0);
-                continue;
+    if constexpr (K == Kernel::Linear) {
+        if (!r.field) {
+            const SpanPlan sp = plan_span<D>(s, r);
+            if (sp.ok) {
+                general_range<Tin, Tout, D, K, Idx>(s, r, 0, sp.ka, b, out);
+                int k;
+                if constexpr (D == 2) {
+                    k = sp.cy ? span_range<Tin, Tout, 2, false, true, Idx>(s, r, sp, b, out)
+                              : span_range<Tin, Tout, 2, false, false, Idx>(s, r, sp, b, out);
+                } else if (sp.cz) {
+                    k = sp.cy ? span_range<Tin, Tout, 3, true, true, Idx>(s, r, sp, b, out)
+                              : span_range<Tin, Tout, 3, true, false, Idx>(s, r, sp, b, out);
+                } else {
+                    k = sp.cy ? span_range<Tin, Tout, 3, false, true, Idx>(s, r, sp, b, out)
+                              : span_range<Tin, Tout, 3, false, false, Idx>(s, r, sp, b, out);
+                }
+                general_range<Tin, Tout, D, K, Idx>(s, r, k, r.n, b, out);
+                return;
             }
         }
-        split_coords<D, K>(s, r, k0, m, b);
-        sample_block<Tin, D, K, Idx>(s, b, m);
-        store_block<Tout>(s, b.outside, b.v, m, out + k0);
     }
+    general_range<Tin, Tout, D, K, Idx>(s, r, 0, r.n, b, out);
 }
 
 }  // namespace spectralign_fast::sample::detail

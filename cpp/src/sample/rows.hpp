@@ -4,12 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "spectralign_fast/sample/warp.hpp"
 
 namespace spectralign_fast::sample::detail {
 
 constexpr int kLanes = 16;  // output pixels per block (one AVX-512 float vector)
+constexpr int kMaxSpan = 32;  // longest block of the linear span path
 constexpr int kTapPad = 6;  // tap tables cover indices [-kTapPad, n + kTapPad)
 
 // The array sampled from (the image, or its B-spline coefficients).
@@ -46,5 +48,16 @@ RowFn pick_row(Dtype in, Dtype out, int ndim, Kernel k, bool idx32);
 RowFn pick_linear(Dtype t, int ndim, bool idx32);
 RowFn pick_nearest(Dtype t, int ndim, bool idx32);
 RowFn pick_cubic(Dtype in, Dtype out, int ndim, Kernel k, bool idx32);
+
+// 2-D rows of any pixel type with float32 output (the Renderer's samples):
+// Nearest, Linear or CatmullRom.
+RowFn pick_row_to_float(Dtype in, Kernel k, bool idx32);
+RowFn pick_linear_to_float(Dtype t, bool idx32);
+RowFn pick_nearest_to_float(Dtype t, bool idx32);
+RowFn pick_catrom_to_float(Dtype t, bool idx32);
+
+// Tap index -> element index along an axis of n samples, for taps in
+// [-kTapPad, n + kTapPad): scipy's mirror map or a clamp (see warp.cpp).
+std::vector<int> tap_table(std::int64_t n, bool mirror);
 
 }  // namespace spectralign_fast::sample::detail

@@ -45,7 +45,19 @@ SF_ROW(bspline, f32, f32, 2, BSpline3, i64)
 SF_ROW(bspline, f32, f32, 3, BSpline3, i32)
 SF_ROW(bspline, f32, f32, 3, BSpline3, i64)
 
+// 2-D rows with float32 output from integer pixels (the Renderer blends in
+// float32 before its own rounding).
+#define SF_ROWF(NAME, TIN, K, IDX)                                                      \
+    SPECTRALIGN_CLONES void NAME##_##TIN##f_2_##IDX(const Source& s, const Row& r) { \
+        row_impl<TIN, f32, 2, Kernel::K, IDX>(s, r);                                    \
+    }
+SF_ROWF(catrom, u8, CatmullRom, i32)
+SF_ROWF(catrom, u8, CatmullRom, i64)
+SF_ROWF(catrom, u16, CatmullRom, i32)
+SF_ROWF(catrom, u16, CatmullRom, i64)
+
 #undef SF_ROW
+#undef SF_ROWF
 
 RowFn pick_catrom(Dtype t, int ndim, bool idx32) {
     const bool three = ndim == 3;
@@ -84,6 +96,15 @@ RowFn pick_bspline(Dtype t, int ndim, bool idx32) {
 RowFn pick_cubic(Dtype in, Dtype out, int ndim, Kernel k, bool idx32) {
     if (k == Kernel::BSpline3) return in == Dtype::F32 ? pick_bspline(out, ndim, idx32) : nullptr;
     return in == out ? pick_catrom(in, ndim, idx32) : nullptr;
+}
+
+RowFn pick_catrom_to_float(Dtype t, bool idx32) {
+    switch (t) {
+        case Dtype::U8: return idx32 ? catrom_u8f_2_i32 : catrom_u8f_2_i64;
+        case Dtype::U16: return idx32 ? catrom_u16f_2_i32 : catrom_u16f_2_i64;
+        case Dtype::F32: return idx32 ? catrom_f32_2_i32 : catrom_f32_2_i64;
+    }
+    return nullptr;
 }
 
 }  // namespace spectralign_fast::sample::detail

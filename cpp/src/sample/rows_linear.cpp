@@ -32,7 +32,19 @@ SF_ROW(linear, f32, f32, 2, Linear, i64)
 SF_ROW(linear, f32, f32, 3, Linear, i32)
 SF_ROW(linear, f32, f32, 3, Linear, i64)
 
+// 2-D rows with float32 output from integer pixels (the Renderer blends in
+// float32 before its own rounding).
+#define SF_ROWF(NAME, TIN, K, IDX)                                                      \
+    SPECTRALIGN_CLONES void NAME##_##TIN##f_2_##IDX(const Source& s, const Row& r) { \
+        row_impl<TIN, f32, 2, Kernel::K, IDX>(s, r);                                    \
+    }
+SF_ROWF(linear, u8, Linear, i32)
+SF_ROWF(linear, u8, Linear, i64)
+SF_ROWF(linear, u16, Linear, i32)
+SF_ROWF(linear, u16, Linear, i64)
+
 #undef SF_ROW
+#undef SF_ROWF
 
 }  // namespace
 
@@ -48,6 +60,15 @@ RowFn pick_linear(Dtype t, int ndim, bool idx32) {
         case Dtype::F32:
             if (three) return idx32 ? linear_f32_3_i32 : linear_f32_3_i64;
             return idx32 ? linear_f32_2_i32 : linear_f32_2_i64;
+    }
+    return nullptr;
+}
+
+RowFn pick_linear_to_float(Dtype t, bool idx32) {
+    switch (t) {
+        case Dtype::U8: return idx32 ? linear_u8f_2_i32 : linear_u8f_2_i64;
+        case Dtype::U16: return idx32 ? linear_u16f_2_i32 : linear_u16f_2_i64;
+        case Dtype::F32: return idx32 ? linear_f32_2_i32 : linear_f32_2_i64;
     }
     return nullptr;
 }

@@ -11,6 +11,7 @@
 #include "core/parallel.hpp"
 #include "core/simd_clones.hpp"
 #include "fft/spectral_kernels.hpp"
+#include "sample/shift.hpp"  // shift taps and row combiners of the sample core
 #include "spectralign_fast/core/image_ops.hpp"  // has_contrast
 #include "spectralign_fast/core/threads.hpp"
 #include "spectralign_fast/fft/spectral.hpp"
@@ -94,42 +95,6 @@ SPECTRALIGN_CLONES void newton_row(const float* p, const float* ex, const float*
     s[3] = s1i;
     s[4] = s2r;
     s[5] = s2i;
-}
-
-// out = sum_j weight[j] * src[j], over `taps` rows of n floats.
-SPECTRALIGN_CLONES void combine_rows(const float* const* src, const float* weight, int taps, float* out,
-                                     std::size_t n) {
-    if (taps == 2) {
-        const float* a = src[0];
-        const float* b = src[1];
-        const float wa = weight[0], wb = weight[1];
-#pragma omp simd
-        for (std::size_t k = 0; k < n; ++k) out[k] = wa * a[k] + wb * b[k];
-        return;
-    }
-    const float* a = src[0];
-    const float* b = src[1];
-    const float* c = src[2];
-    const float* d = src[3];
-    const float wa = weight[0], wb = weight[1], wc = weight[2], wd = weight[3];
-#pragma omp simd
-    for (std::size_t k = 0; k < n; ++k) out[k] = wa * a[k] + wb * b[k] + wc * c[k] + wd * d[k];
-}
-
-// out[x] = sum_j weight[j] * row[x + base + j] for x in [lo, hi), where
-// every read lies inside the row (the caller clamps the rest).
-SPECTRALIGN_CLONES void combine_shifted(const float* row, const float* weight, int taps, int base,
-                                        float* out, int lo, int hi) {
-    if (taps == 2) {
-        const float wa = weight[0], wb = weight[1];
-#pragma omp simd
-        for (int x = lo; x < hi; ++x) out[x] = wa * row[x + base] + wb * row[x + base + 1];
-        return;
-    }
-    const float wa = weight[0], wb = weight[1], wc = weight[2], wd = weight[3];
-#pragma omp simd
-    for (int x = lo; x < hi; ++x)
-        out[x] = wa * row[x + base] + wb * row[x + base + 1] + wc * row[x + base + 2] + wd * row[x + base + 3];
 }
 
 // ---- threads ---------------------------------------------------------------------
@@ -538,54 +503,6 @@ void StackRegistrar::fit(const float* frames, std::size_t n, std::size_t first_p
 
 namespace {
 
-// Taps of the 1-D interpolation of a shift by `delta`: out[x] =
-// sum_j weight[j] * in[x + base + j] (indices clamped).
-struct Taps {
-    int base = 0;
-    int count = 2;
-    float weight[4] = {1, 0, 0, 0};
-};
-
-Taps make_taps(double delta, int n, ShiftInterpolation interp) {
-    // Beyond the frame every sample is an edge pixel anyway; the clamp keeps
-    // the integer arithmetic in range.
-    delta = std::clamp(delta, -static_cast<double>(n) - 4.0, static_cast<double>(n) + 4.0);
-    const double fl = std::floor(delta);
-    const float t = static_cast<float>(delta - fl);
-    Taps taps;
-    if (interp == ShiftInterpolation::linear) {
-        taps.base = static_cast<int>(fl);
-        taps.count = 2;
-        taps.weight[0] = 1.0f - t;
-        taps.weight[1] = t;
-    } else {
-        // Catmull-Rom (Keys, a = -0.5), as the Renderer; exactly (0, 1, 0, 0)
-        // at t = 0, so integer shifts copy pixels.
-        taps.base = static_cast<int>(fl) - 1;
-        taps.count = 4;
-        taps.weight[0] = ((-0.5f * t + 1.0f) * t - 0.5f) * t;
-        taps.weight[1] = (1.5f * t - 2.5f) * t * t + 1.0f;
-        taps.weight[2] = ((-1.5f * t + 2.0f) * t + 0.5f) * t;
-        taps.weight[3] = (0.5f * t - 0.5f) * t * t;
-    }
-    return taps;
-}
-
-// out[x] = sum_j w[j] row[clamp(x + base + j)] for one row of n.
-void shift_row(const float* row, const Taps& taps, int n, float* out) {
-    // Interior: every tap inside the row.
-    const int lo = std::clamp(-taps.base, 0, n);
-    const int hi = std::clamp(n - (taps.base + taps.count - 1), lo, n);
-    auto edge = [&](int x) {
-        float v = 0;
-        for (int j = 0; j < taps.count; ++j) v += taps.weight[j] * row[std::clamp(x + taps.base + j, 0, n - 1)];
-        out[x] = v;
-    };
-    for (int x = 0; x < lo; ++x) edge(x);
-    if (hi > lo) combine_shifted(row, taps.weight, taps.count, taps.base, out, lo, hi);
-    for (int x = hi; x < n; ++x) edge(x);
-}
-
 // Edge-replicated margin (at least this much on each side) around a frame
 // before a Fourier shift, so the cyclic transform wraps nothing but edge
 // pixels into the frame.
@@ -630,12 +547,12 @@ public:
         }
         const int nz = shape_[0];
         const std::size_t plane = static_cast<std::size_t>(shape_[1]) * shape_[2];
-        const Taps tz = make_taps(delta[0], nz, interp);
+        const sample::ShiftTaps tz = sample::shift_taps(delta[0], nz, interp == ShiftInterpolation::cubic);
         const float* src[4];
         for (int z = 0; z < nz; ++z) {
             for (int j = 0; j < tz.count; ++j)
                 src[j] = in + static_cast<std::size_t>(std::clamp(z + tz.base + j, 0, nz - 1)) * plane;
-            combine_rows(src, tz.weight, tz.count, plane_.data(), plane);
+            sample::combine_rows(src, tz, plane_.data(), plane);
             shift2d(plane_.data(), shape_[1], shape_[2], delta + 1, interp, out + z * plane);
         }
     }
@@ -643,14 +560,14 @@ public:
 private:
     void shift2d(const float* in, int rows, int cols, const double* delta, ShiftInterpolation interp,
                  float* out) {
-        const Taps ty = make_taps(delta[0], rows, interp);
-        const Taps tx = make_taps(delta[1], cols, interp);
+        const sample::ShiftTaps ty = sample::shift_taps(delta[0], rows, interp == ShiftInterpolation::cubic);
+        const sample::ShiftTaps tx = sample::shift_taps(delta[1], cols, interp == ShiftInterpolation::cubic);
         const float* src[4];
         for (int y = 0; y < rows; ++y) {
             for (int j = 0; j < ty.count; ++j)
                 src[j] = in + static_cast<std::size_t>(std::clamp(y + ty.base + j, 0, rows - 1)) * cols;
-            combine_rows(src, ty.weight, ty.count, row_.data(), static_cast<std::size_t>(cols));
-            shift_row(row_.data(), tx, cols, out + static_cast<std::size_t>(y) * cols);
+            sample::combine_rows(src, ty, row_.data(), static_cast<std::size_t>(cols));
+            sample::shift_row(row_.data(), tx, cols, out + static_cast<std::size_t>(y) * cols);
         }
     }
 
