@@ -191,6 +191,33 @@ def bench_3d(n, repeats, field_n):
     row(f"3-D {m}³ f32 field, linear, 1 thread", ["scipy"], t, m ** 3)
 
 
+def bench_renderer(repeats):
+    """Renderer.render_all on bench_render.py's affine 5 x 5 grid (2048² float32 tiles),
+    per output pixel, next to warp's 2-D rotation on one 2048² image (both 1 thread)."""
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_render import make_case
+
+    tf, imgs = make_case("affine", 5, 2048, "float32")
+    r = sf.Renderer(affine=tf, tilesize=(2048, 2048), blend=10, interpolation="linear", threads=1)
+    outpx = int(r.size[0]) * int(r.size[1])
+    n = 2048
+    img = next(iter(imgs.values()))
+    M = rotation2(3.0, ((n - 1) / 2, (n - 1) / 2), (0.37, -0.21))
+
+    def render():
+        r.render_all(imgs)
+        r.clear()
+
+    t, _ = timeit({"ours": lambda: sf.warp(img, M, threads=1), "render": render}, repeats)
+    warp_rate, render_rate = n * n / t["ours"], outpx / t["render"]
+    line = (f"| Renderer.render_all, affine 5 x 5 x 2048² f32 (bench_render), 1 thread | "
+            f"warp {warp_rate / 1e6:.0f} Mpx/s | render_all {render_rate / 1e6:.0f} Mpx/s of output "
+            f"({t['render']:.2f} s for {outpx / 1e6:.0f} Mpx), {render_rate / warp_rate:.2f}x warp's rate |")
+    ROWS.append(line)
+    print(line, flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
@@ -214,6 +241,7 @@ def main():
     n2, n3, nf, reps = (1024, 128, 64, 5) if args.quick else (2048, 256, 128, 9)
     bench_2d(n2, reps)
     bench_3d(n3, reps, nf)
+    bench_renderer(3 if args.quick else 5)
     if args.out:
         with open(args.out, "w") as f:
             f.write(head + "\n\n" + "\n".join(ROWS) + "\n")

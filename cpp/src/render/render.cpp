@@ -48,24 +48,10 @@ struct RowGeom {
 
 using CombineFn = void (*)(const TileCtx&, const RowGeom&, int, const float*, float*, float*);
 
-// Combines one sample into the accumulators. Feathering: weighted sums.
-// Hard seams: num holds the value and den the squared distance to the
-// centre of the tile that currently wins.
-template <bool Hard>
-SA_INLINE void combine(float e, float inv_r, float val, float d2, float& num, float& den) {
-    if constexpr (Hard) {
-        const bool take = e > 0.0f && (d2 < den || (d2 == den && val > num));
-        num = take ? val : num;
-        den = take ? d2 : den;
-    } else {
-        const float wgt = std::min(std::max(e * inv_r, 0.0f), 1.0f);
-        num += wgt * val;
-        den += wgt;
-    }
-}
-
 // Blends a chunk of samples (interpolated by the sample core) into the
-// accumulators. The edge distance e decides coverage and the feathering
+// accumulators. Feathering: weighted sums, weight clamp(e / blend, 0, 1).
+// Hard seams: num holds the value and den the squared distance to the
+// centre of the tile that currently wins (ties: the larger value). The edge distance e decides coverage and the feathering
 // weight; it is computed in float from the chunk's start exactly as
 // tile_coverage() does, so coverage masks and renders agree.
 template <bool Hard>
@@ -73,13 +59,27 @@ SA_INLINE void combine_row(const TileCtx& t, const RowGeom& g, int n, const floa
                            float* den) {
     const float wm = static_cast<float>(t.w) - 0.5f, hm = static_cast<float>(t.h) - 0.5f;
     const float inv_r = t.inv_r, dy2 = g.dy * g.dy;
+    // Plain ternaries, not std::min on references: GCC does not vectorise
+    // selects between addresses.
+    auto mn = [](float a, float b) SF_INLINE_LAMBDA { return a < b ? a : b; };
 #pragma omp simd
     for (int k = 0; k < n; ++k) {
         const float kf = static_cast<float>(k);
         const float u = g.u0 + kf * g.du, v = g.v0 + kf * g.dv;
-        const float e = std::min(std::min(u + 0.5f, wm - u), std::min(v + 0.5f, hm - v));
+        const float e = mn(mn(u + 0.5f, wm - u), mn(v + 0.5f, hm - v));
         const float dx = g.dx0 + kf;
-        combine<Hard>(e, inv_r, val[k], dx * dx + dy2, num[k], den[k]);
+        const float d2 = dx * dx + dy2, x = val[k];
+        if constexpr (Hard) {
+            const float nk = num[k], dk = den[k];
+            const bool take = e > 0.0f && (d2 < dk || (d2 == dk && x > nk));
+            num[k] = take ? x : nk;
+            den[k] = take ? d2 : dk;
+        } else {
+            const float w0 = e * inv_r;
+            const float wgt = w0 > 0.0f ? (w0 < 1.0f ? w0 : 1.0f) : 0.0f;
+            num[k] += wgt * x;
+            den[k] += wgt;
+        }
     }
 }
 

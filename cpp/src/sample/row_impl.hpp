@@ -180,7 +180,7 @@ SF_INLINE void store_block(const Source& s, const int* outside, const float* v, 
 // not (row 0 or 1, column j) -- float rounding at a cell edge, or a column
 // drift -- makes the block fail, and the caller redoes it through the
 // general path.
-template <class T, class Tout, int D, bool CZ, bool CY>
+template <class T, class Tout, int D, bool CZ, bool CY, bool CX>
 SF_INLINE bool span_block(const T* p0, std::ptrdiff_t sz, std::ptrdiff_t sy, float fz, float fy,
                           float fx, float dz, float dy, float dx, int L, Tout* out) {
     int bad = 0;
@@ -190,7 +190,8 @@ SF_INLINE bool span_block(const T* p0, std::ptrdiff_t sz, std::ptrdiff_t sy, flo
         const float tx = fx + jf * dx;
         const int ix = floor_int(tx);
         const float wx = tx - static_cast<float>(ix);
-        bad |= ix != j;
+        const int ox = ix - j;  // column offset: 0, or (CX: columns may drift once) 1
+        bad |= static_cast<unsigned>(ox) > (CX ? 1u : 0u);
         const float ty = fy + jf * dy;
         const int iy = floor_int(ty);
         const float wy = ty - static_cast<float>(iy);
@@ -199,7 +200,13 @@ SF_INLINE bool span_block(const T* p0, std::ptrdiff_t sz, std::ptrdiff_t sy, flo
         // memory ("omp simd arrays").
         auto xl = [&](int zz, int yy) SF_INLINE_LAMBDA {
             const T* rp = p0 + zz * sz + yy * sy;
-            return lerp(static_cast<float>(rp[j]), static_cast<float>(rp[j + 1]), wx);
+            if constexpr (CX) {
+                const float a = static_cast<float>(rp[j]), b = static_cast<float>(rp[j + 1]);
+                const float c = static_cast<float>(rp[j + 2]);
+                return lerp(ox ? b : a, ox ? c : b, wx);
+            } else {
+                return lerp(static_cast<float>(rp[j]), static_cast<float>(rp[j + 1]), wx);
+            }
         };
         auto yl = [&](int zz) SF_INLINE_LAMBDA {
             if constexpr (CY) {
@@ -249,7 +256,7 @@ SF_INLINE void k_range(double p, double d, double lo, double hi, int n, int& k0,
 // read inside the array (bounds shrunk by a margin, so that rounding can
 // never move a read outside).
 struct SpanPlan {
-    bool ok = false, cz = false, cy = false;
+    bool ok = false, cz = false, cy = false, cx = false;
     int L = kLanes, ka = 0, kb = 0;
 };
 
@@ -262,27 +269,32 @@ SF_INLINE SpanPlan plan_span(const Source& s, const Row& r) {
     for (int a = 0; a < X; ++a) slope = std::max(slope, std::fabs(r.d[a]));
     // Longest block with at most one row (plane) step and rarely a column drift.
     sp.L = slope * kMaxSpan <= 0.999 && drift * kMaxSpan <= 0.25 ? kMaxSpan : kLanes;
-    if (!(slope * sp.L <= 0.999 && drift * sp.L <= 0.5)) return sp;
+    if (!(slope * sp.L <= 0.999 && drift * sp.L <= 0.999)) return sp;
+    // Scales away from 1 drift a column every 1 / drift pixels: read three
+    // columns per row rather than send those blocks down the general path.
+    sp.cx = drift * sp.L > 0.05;
     const double eps = 1e-6;
     int ka = 0, kb = r.n;
     for (int a = 0; a < D; ++a) {
         int k0, k1;
         double hi;
         if (a == X) {
-            hi = s.n[a] - 1.0 - sp.L - 1.0;  // block start xa with xa + L <= n - 1, and the drift
+            hi = s.n[a] - 4.0;  // a lane reads up to floor(c) + 3 (with a rounding flicker)
         } else {
             const bool cross = std::fabs(r.d[a]) * sp.L > 0.0;
             if (a == X - 1) sp.cy = cross;
             else sp.cz = cross;
             hi = s.n[a] - 2.0 - (cross ? 1.0 : 0.0);
         }
-        k_range(r.p[a], r.d[a], eps, hi - eps, r.n, k0, k1);
+        // Columns: from 1, as a block's lowest column offset can lie one
+        // below its first pixel's when the scale is below 1.
+        k_range(r.p[a], r.d[a], (a == X ? 1.0 : 0.0) + eps, hi - eps, r.n, k0, k1);
         ka = std::max(ka, k0);
         kb = std::min(kb, k1);
     }
     sp.ka = ka;
     sp.kb = kb;
-    sp.ok = kb - ka >= sp.L;
+    sp.ok = kb - ka >= kLanes;
     return sp;
 }
 
@@ -297,9 +309,8 @@ SF_INLINE void general_range(const Source& s, const Row& r, int k0, int k1, Bloc
     }
 }
 
-// Span blocks of L pixels from ka while they fit before kb; returns where
-// they stopped.
-template <class Tin, class Tout, int D, bool CZ, bool CY, class Idx>
+// Span blocks of L pixels (the last one shorter) over [ka, kb); returns kb.
+template <class Tin, class Tout, int D, bool CZ, bool CY, bool CX, class Idx>
 SF_INLINE int span_range(const Source& s, const Row& r, const SpanPlan& sp, Block<D>& b,
                          Tout* out) {
     constexpr int X = D - 1;
@@ -307,15 +318,18 @@ SF_INLINE int span_range(const Source& s, const Row& r, const SpanPlan& sp, Bloc
     const std::ptrdiff_t sy = s.stride[X - 1], sz = D == 3 ? s.stride[0] : 0;
     const float dx = static_cast<float>(r.d[X]), dy = static_cast<float>(r.d[X - 1]);
     const float dz = D == 3 ? static_cast<float>(r.d[0]) : 0.0f;
-    const int L = sp.L;
-    const double span = L - 1;
     int k = sp.ka;
-    for (; k + L <= sp.kb; k += L) {
+    for (int L = sp.L; k < sp.kb; k += L) {
+        L = std::min(L, sp.kb - k);  // the last block ends at kb
+        const double span = L - 1;
         // Block origin from the pixel's own index, in double; the lower cell
         // row (plane) over the block is at its start or end.
         const double cx = r.p[X] + k * r.d[X];
         const double cy = r.p[X - 1] + k * r.d[X - 1];
-        const int xa = static_cast<int>(cx);
+        // Lowest column offset floor(c) - j over the block: at its start,
+        // or (scale below 1) at its end.
+        const int xa = r.d[X] >= 1.0 ? static_cast<int>(cx)
+                                     : static_cast<int>(cx + span * r.d[X]) - (L - 1);
         const int ylo = static_cast<int>(r.d[X - 1] >= 0 ? cy : cy + span * r.d[X - 1]);
         std::ptrdiff_t off = static_cast<std::ptrdiff_t>(ylo) * sy + xa;
         float fz = 0.0f;
@@ -326,10 +340,17 @@ SF_INLINE int span_range(const Source& s, const Row& r, const SpanPlan& sp, Bloc
             fz = static_cast<float>(cz - zlo);
         }
         const float fy = static_cast<float>(cy - ylo), fx = static_cast<float>(cx - xa);
-        if (!span_block<Tin, Tout, D, CZ, CY>(base + off, sz, sy, fz, fy, fx, dz, dy, dx, L, out + k))
+        if (!span_block<Tin, Tout, D, CZ, CY, CX>(base + off, sz, sy, fz, fy, fx, dz, dy, dx, L, out + k))
             general_range<Tin, Tout, D, Kernel::Linear, Idx>(s, r, k, k + L, b, out);
     }
     return k;
+}
+
+template <class Tin, class Tout, int D, bool CZ, bool CX, class Idx>
+SF_INLINE int span_dispatch(const Source& s, const Row& r, const SpanPlan& sp, Block<D>& b,
+                            Tout* out) {
+    return sp.cy ? span_range<Tin, Tout, D, CZ, true, CX, Idx>(s, r, sp, b, out)
+                 : span_range<Tin, Tout, D, CZ, false, CX, Idx>(s, r, sp, b, out);
 }
 
 template <class Tin, class Tout, int D, Kernel K, class Idx>
@@ -343,14 +364,14 @@ SF_INLINE void row_impl(const Source& s, const Row& r) {
                 general_range<Tin, Tout, D, K, Idx>(s, r, 0, sp.ka, b, out);
                 int k;
                 if constexpr (D == 2) {
-                    k = sp.cy ? span_range<Tin, Tout, 2, false, true, Idx>(s, r, sp, b, out)
-                              : span_range<Tin, Tout, 2, false, false, Idx>(s, r, sp, b, out);
+                    k = sp.cx ? span_dispatch<Tin, Tout, 2, false, true, Idx>(s, r, sp, b, out)
+                              : span_dispatch<Tin, Tout, 2, false, false, Idx>(s, r, sp, b, out);
                 } else if (sp.cz) {
-                    k = sp.cy ? span_range<Tin, Tout, 3, true, true, Idx>(s, r, sp, b, out)
-                              : span_range<Tin, Tout, 3, true, false, Idx>(s, r, sp, b, out);
+                    k = sp.cx ? span_dispatch<Tin, Tout, 3, true, true, Idx>(s, r, sp, b, out)
+                              : span_dispatch<Tin, Tout, 3, true, false, Idx>(s, r, sp, b, out);
                 } else {
-                    k = sp.cy ? span_range<Tin, Tout, 3, false, true, Idx>(s, r, sp, b, out)
-                              : span_range<Tin, Tout, 3, false, false, Idx>(s, r, sp, b, out);
+                    k = sp.cx ? span_dispatch<Tin, Tout, 3, false, true, Idx>(s, r, sp, b, out)
+                              : span_dispatch<Tin, Tout, 3, false, false, Idx>(s, r, sp, b, out);
                 }
                 general_range<Tin, Tout, D, K, Idx>(s, r, k, r.n, b, out);
                 return;
