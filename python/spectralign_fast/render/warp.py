@@ -8,23 +8,13 @@ from typing import Any
 import numpy as np
 
 from .. import _core
-from .._validate import as_float, as_int
+from .._validate import as_core_array, as_float, as_int
 from ..transforms.nd import DisplacementField
 
 _DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 _KERNELS = {0: "nearest", 1: "linear", 3: "bspline3", "catmull-rom": "catmull-rom"}
 _MODES = ("constant", "nearest")
 _MAX_AXIS = 2**31 - 1
-
-
-def _native_contiguous(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """The one copy at the boundary: only when `a` is not already C-contiguous,
-    aligned and in native byte order (the copy reads through `a`'s strides, so
-    broadcast, negative-stride or overlapping views are safe)."""
-    if a.flags.c_contiguous and a.flags.aligned and a.dtype == dtype:
-        return a
-    # np.require, not ascontiguousarray: that returns a C-contiguous but misaligned buffer as is.
-    return np.require(a, dtype=dtype, requirements=["C", "A"])
 
 
 def _memory_bytes() -> int | None:
@@ -48,7 +38,7 @@ def _as_image(image: Any) -> np.ndarray:
             f"(convert first, e.g. image.astype(np.float32))")
     if any(s > _MAX_AXIS for s in image.shape):
         raise ValueError("image has more than 2**31 - 1 samples along an axis")
-    return _native_contiguous(image, native)
+    return as_core_array(image, native)  # the one copy at the boundary, only when needed
 
 
 def _as_matrix(transform: Any, d: int) -> np.ndarray:
@@ -85,7 +75,7 @@ def _as_field(field: np.ndarray, d: int) -> np.ndarray:
             f"got {field.shape}")
     if any(s == 0 for s in field.shape):
         raise ValueError(f"displacement field is empty (shape {field.shape})")
-    f = _native_contiguous(field, np.dtype(np.float32))
+    f = as_core_array(field, np.float32)
     if not np.all(np.isfinite(f)):
         raise ValueError("displacement field has a NaN or infinite entry (or a value beyond float32)")
     return f
