@@ -14,6 +14,8 @@ PYBIND11_MODULE(_core, m) {
     b::bind_stackreg(m.def_submodule("stackreg", "Stack registration: StackRegCore and frame shifting."));
     b::bind_sample(m.def_submodule("sample", "N-D resampling core (scipy.ndimage conventions); see "
                                              "spectralign_fast.warp."));
+    b::bind_register(m.def_submodule("register", "Intensity metrics with analytic gradients and Gaussian "
+                                                 "smoothing for affine registration."));
 #ifdef SPECTRALIGN_DEV_TOOLS
     // Built with -DSPECTRALIGN_DEV_TOOLS=ON only: benchmark helpers and test
     // hooks, here because they must reach this module's own FFTW plan cache

@@ -50,6 +50,7 @@ void bind_placement(py::module_ m);
 void bind_render(py::module_ m);
 void bind_stackreg(py::module_ m);
 void bind_sample(py::module_ m);
+void bind_register(py::module_ m);
 #ifdef SPECTRALIGN_DEV_TOOLS
 void bind_dev(py::module_ m);
 #endif

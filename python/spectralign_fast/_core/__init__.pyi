@@ -9,6 +9,7 @@ from . import dev as dev
 from . import image as image
 from . import match as match
 from . import place as place
+from . import register as register
 from . import render as render
 from . import sample as sample
 from . import stackreg as stackreg

@@ -1,6 +1,33 @@
-"""Registration: thunder-registration's ``CrossCorr`` stack registration (``register.crosscorr``)."""
+"""Registration.
+
+* ``register.crosscorr``: thunder-registration's ``CrossCorr`` stack registration.
+* Intensity-based affine registration in 2-D and 3-D with DIPY's names and conventions
+  (``dipy.align.imaffine`` / ``dipy.align.transforms``): ``AffineRegistration``, ``AffineMap``,
+  ``MutualInformationMetric``, the transforms, ``transform_centers_of_mass``; plus
+  ``CorrelationMetric`` and the one-call ``register_affine``.
+"""
 from __future__ import annotations
 
+from .affine import AffineRegistration, LevelReport, VerbosityLevels
+from .affine_map import (AffineInversionError, AffineMap, transform_centers_of_mass,
+                         transform_geometric_centers, transform_origins)
 from .crosscorr import CrossCorr, Displacement, LocalDisplacement, RegistrationModel
+from .metrics import CorrelationMetric, Metric, MutualInformationMetric
+from .pipeline import METRICS, MODELS, AffineResult, StageReport, register_affine
+from .parametric import (AffineTransform2D, AffineTransform3D, RigidIsoScalingTransform2D,
+                         RigidIsoScalingTransform3D, RigidScalingTransform2D, RigidScalingTransform3D,
+                         RigidTransform2D, RigidTransform3D, RotationTransform2D, RotationTransform3D,
+                         ScalingTransform2D, ScalingTransform3D, Transform, TranslationTransform2D,
+                         TranslationTransform3D, transform_for)
 
-__all__ = ["CrossCorr", "Displacement", "LocalDisplacement", "RegistrationModel"]
+__all__ = [
+    "CrossCorr", "Displacement", "LocalDisplacement", "RegistrationModel",
+    "AffineRegistration", "LevelReport", "VerbosityLevels", "AffineMap", "AffineInversionError",
+    "transform_centers_of_mass", "transform_geometric_centers", "transform_origins",
+    "Metric", "MutualInformationMetric", "CorrelationMetric",
+    "Transform", "TranslationTransform2D", "TranslationTransform3D", "RotationTransform2D",
+    "RotationTransform3D", "RigidTransform2D", "RigidTransform3D", "RigidIsoScalingTransform2D",
+    "RigidIsoScalingTransform3D", "RigidScalingTransform2D", "RigidScalingTransform3D",
+    "ScalingTransform2D", "ScalingTransform3D", "AffineTransform2D", "AffineTransform3D",
+    "transform_for", "register_affine", "AffineResult", "StageReport", "MODELS", "METRICS",
+]

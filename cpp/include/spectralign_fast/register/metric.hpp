@@ -1,0 +1,71 @@
+// Intensity metrics for affine registration and their analytic gradients.
+//
+// Conventions: 2-D or 3-D float32 arrays, C order, coordinates are ARRAY
+// INDICES in array axis order. `matrix` is the (d + 1) x (d + 1) homogeneous
+// map, row major, from a FIXED (static) index to a MOVING index; the moving
+// image is sampled there by d-linear interpolation. A fixed voxel takes part
+// when its moving coordinate lies inside [0, n - 1] on every axis and both
+// masks (fixed at the voxel, moving at the nearest moving voxel) are set.
+//
+// The gradient is d(value) / d(matrix[r][c]) for the top d rows, row major
+// (d * (d + 1) numbers), taken through the exact derivative of the linear
+// interpolant, so it agrees with finite differences of `value` wherever the
+// overlap does not change. Chain it through d(matrix)/d(parameters) outside.
+//
+// Determinism: the voxels are cut into a fixed number of chunks that does not
+// depend on the thread count; each chunk sums on its own, in order, and the
+// chunks are reduced in chunk order. Every result is bit-identical for any
+// `threads` and on every run.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace spectralign_fast::reg {
+
+struct Volume {
+    const float* data = nullptr;
+    int ndim = 2;
+    std::int64_t shape[3] = {0, 0, 0};
+};
+
+enum class MetricKind {
+    MutualInformation,  // Mattes: cubic B-spline Parzen windows on both axes
+    Correlation,        // Pearson correlation coefficient
+};
+
+struct MetricSetup {
+    MetricKind kind = MetricKind::MutualInformation;
+    Volume fixed;
+    Volume moving;
+    const std::uint8_t* fixed_mask = nullptr;   // fixed's shape; nullptr = all
+    const std::uint8_t* moving_mask = nullptr;  // moving's shape; nullptr = all
+    // Flat indices into `fixed`, strictly increasing; nullptr = every voxel.
+    const std::int64_t* samples = nullptr;
+    std::int64_t sample_count = 0;
+    // Mutual information: bins per axis and the intensity ranges they span.
+    int nbins = 32;
+    double fixed_min = 0.0, fixed_max = 1.0;
+    double moving_min = 0.0, moving_max = 1.0;
+};
+
+struct MetricValue {
+    double value = 0.0;             // MI in nats, or the correlation coefficient
+    std::vector<double> gradient;   // d * (d + 1), empty unless asked for
+    std::int64_t overlap = 0;       // voxels that took part
+};
+
+// Throws std::invalid_argument for inconsistent shapes, a non-finite matrix,
+// nbins outside [8, 1024] or an empty/invalid intensity range.
+MetricValue evaluate_metric(const MetricSetup& setup, const double* matrix, bool want_gradient,
+                            int threads);
+
+// The joint histogram (nbins x nbins, fixed along rows, probabilities) of the
+// mutual-information metric at `matrix`, for inspection and tests.
+std::vector<double> joint_histogram(const MetricSetup& setup, const double* matrix, int threads);
+
+// scipy.ndimage.gaussian_filter(image, sigma, mode="reflect", truncate=4.0)
+// in float32 arithmetic; sigma per axis in voxels (0 = that axis untouched).
+std::vector<float> gaussian_smooth(const Volume& image, const double* sigma, int threads);
+
+}  // namespace spectralign_fast::reg
