@@ -41,7 +41,8 @@ class MetricCore {
 public:
     MetricCore(const std::string& kind, FloatImage fixed, FloatImage moving, std::optional<MaskArray> fixed_mask,
                std::optional<MaskArray> moving_mask, std::optional<IndexArray> samples, int nbins,
-               std::pair<double, double> fixed_range, std::pair<double, double> moving_range)
+               std::pair<double, double> fixed_range, std::pair<double, double> moving_range, bool jitter,
+               std::uint64_t jitter_seed)
         : fixed_(std::move(fixed)), moving_(std::move(moving)) {
         if (kind == "mi")
             setup_.kind = reg::MetricKind::MutualInformation;
@@ -73,6 +74,15 @@ public:
         setup_.fixed_max = fixed_range.second;
         setup_.moving_min = moving_range.first;
         setup_.moving_max = moving_range.second;
+        if (jitter) {
+            setup_.jitter = true;
+            setup_.jitter_seed = jitter_seed;
+            {
+                py::gil_scoped_release release;
+                fixed_values_ = reg::jittered_fixed_values(setup_, 0);
+            }
+            setup_.fixed_values = fixed_values_.data();
+        }
         const int d = setup_.fixed.ndim;
         std::vector<double> identity(std::size_t((d + 1) * (d + 1)), 0.0);
         for (int k = 0; k <= d; ++k) identity[std::size_t(k * (d + 2))] = 1.0;
@@ -124,6 +134,7 @@ private:
     FloatImage fixed_, moving_;
     MaskArray fixed_mask_, moving_mask_;
     IndexArray samples_;
+    std::vector<float> fixed_values_;
     reg::MetricSetup setup_;
 };
 
@@ -156,10 +167,11 @@ void bind_register(py::module_ m) {
                            "affine maps from fixed to moving indices; holds references to its arrays.")
         .def(py::init<const std::string&, FloatImage, FloatImage, std::optional<MaskArray>,
                       std::optional<MaskArray>, std::optional<IndexArray>, int, std::pair<double, double>,
-                      std::pair<double, double>>(),
+                      std::pair<double, double>, bool, std::uint64_t>(),
              py::arg("kind"), py::arg("fixed"), py::arg("moving"), py::kw_only(), py::arg("fixed_mask") = py::none(),
              py::arg("moving_mask") = py::none(), py::arg("samples") = py::none(), py::arg("nbins") = 32,
-             py::arg("fixed_range") = std::make_pair(0.0, 1.0), py::arg("moving_range") = std::make_pair(0.0, 1.0))
+             py::arg("fixed_range") = std::make_pair(0.0, 1.0), py::arg("moving_range") = std::make_pair(0.0, 1.0),
+             py::arg("jitter") = false, py::arg("jitter_seed") = 0)
         .def_property_readonly("ndim", &MetricCore::ndim)
         .def("evaluate", &MetricCore::evaluate, py::arg("matrix"), py::kw_only(), py::arg("gradient") = true,
              py::arg("threads") = 0,

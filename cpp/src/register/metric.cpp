@@ -21,6 +21,27 @@ namespace {
 constexpr int kPad = 2;           // bins kept free at each end for the cubic window
 constexpr std::int64_t kChunks = 128;  // fixed, so sums never depend on the thread count
 
+// SplitMix64: a well-mixed 64-bit hash, so jitter offsets are reproducible
+// from the voxel index alone (no state shared between threads).
+inline std::uint64_t mix(std::uint64_t z) {
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// The jittered position of fixed voxel `flat` at index x: x + u, u in
+// [-0.5, 0.5) per axis, kept inside [0, n - 1].
+inline void jittered(std::int64_t flat, std::uint64_t seed, int d, const std::int64_t* shape,
+                     const double* x, double* out) {
+    std::uint64_t h = mix(static_cast<std::uint64_t>(flat) ^ mix(seed));
+    for (int a = 0; a < d; ++a) {
+        h = mix(h + static_cast<std::uint64_t>(a));
+        const double u = double(h >> 11) * 0x1.0p-53 - 0.5;
+        out[a] = std::clamp(x[a] + u, 0.0, double(shape[a] - 1));
+    }
+}
+
 std::int64_t voxel_count(const Volume& v) {
     std::int64_t n = 1;
     for (int a = 0; a < v.ndim; ++a) n *= v.shape[a];
@@ -54,6 +75,8 @@ void check_setup(const MetricSetup& s, const double* matrix) {
                 throw std::invalid_argument("sample indices must be strictly increasing");
         }
     }
+    if (s.jitter && s.fixed_values == nullptr)
+        throw std::invalid_argument("jitter needs the fixed image's jittered values");
     if (s.kind == MetricKind::MutualInformation) {
         if (s.nbins < 8 || s.nbins > 1024)
             throw std::invalid_argument("nbins must lie in [8, 1024]");
@@ -129,13 +152,7 @@ public:
                     x[a] = double(rest % f.shape[a]);
                     rest /= f.shape[a];
                 }
-                double y[3];
-                for (int r = 0; r < d_; ++r) {
-                    double acc = m_[r][d_];
-                    for (int c = 0; c < d_; ++c) acc += m_[r][c] * x[c];
-                    y[r] = acc;
-                }
-                visit_point(flat, x, y, visit);
+                visit_direct(flat, x, visit);
             }
             return;
         }
@@ -153,6 +170,13 @@ public:
                 step[r] = m_[r][d_ - 1];
             }
             const std::int64_t flat0 = row * width;
+            if (s_.jitter) {
+                for (std::int64_t i = 0; i < width; ++i) {
+                    x[d_ - 1] = double(i);
+                    visit_direct(flat0 + i, x, visit);
+                }
+                continue;
+            }
             for (std::int64_t i = 0; i < width; ++i) {
                 double y[3];
                 for (int r = 0; r < d_; ++r) y[r] = base[r] + step[r] * double(i);
@@ -163,6 +187,23 @@ public:
     }
 
 private:
+    // The map applied to the (jittered) point itself, not stepped along a row.
+    template <class Visit>
+    void visit_direct(std::int64_t flat, const double* x, Visit& visit) const {
+        double xj[3];
+        if (s_.jitter)
+            jittered(flat, s_.jitter_seed, d_, s_.fixed.shape, x, xj);
+        else
+            for (int a = 0; a < d_; ++a) xj[a] = x[a];
+        double y[3];
+        for (int r = 0; r < d_; ++r) {
+            double acc = m_[r][d_];
+            for (int c = 0; c < d_; ++c) acc += m_[r][c] * xj[c];
+            y[r] = acc;
+        }
+        visit_point(flat, xj, y, visit);
+    }
+
     template <class Visit>
     void visit_point(std::int64_t flat, const double* x, const double* y, Visit& visit) const {
         if (s_.fixed_mask && !s_.fixed_mask[flat]) return;
@@ -209,7 +250,7 @@ private:
             const double c0 = dx00 + fy * (dx01 - dx00), c1 = dx10 + fy * (dx11 - dx10);
             m.grad[2] = c0 + fz * (c1 - c0);
         }
-        visit(flat, x, double(s_.fixed.data[flat]), m);
+        visit(flat, x, double(s_.fixed_values ? s_.fixed_values[flat] : s_.fixed.data[flat]), m);
     }
 
     const MetricSetup& s_;
@@ -375,6 +416,51 @@ MetricValue evaluate_metric(const MetricSetup& setup, const double* matrix, bool
     const Walker walker(setup, matrix);
     if (setup.kind == MetricKind::Correlation) return correlation(setup, walker, want_gradient, threads);
     return mutual_information(setup, walker, want_gradient, threads);
+}
+
+std::vector<float> jittered_fixed_values(const MetricSetup& setup, int threads) {
+    check_volume(setup.fixed, "fixed image", 1);
+    const Volume& f = setup.fixed;
+    const int d = f.ndim;
+    const std::int64_t total = voxel_count(f);
+    std::int64_t stride[3] = {1, 1, 1};
+    for (int a = d - 2; a >= 0; --a) stride[a] = stride[a + 1] * f.shape[a + 1];
+    std::vector<float> out(static_cast<std::size_t>(total));
+    const std::int64_t rows = total / f.shape[d - 1];
+    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+        double x[3] = {0, 0, 0}, xj[3];
+        std::int64_t rest = std::int64_t(row);
+        for (int a = d - 2; a >= 0; --a) {
+            x[a] = double(rest % f.shape[a]);
+            rest /= f.shape[a];
+        }
+        for (std::int64_t i = 0; i < f.shape[d - 1]; ++i) {
+            x[d - 1] = double(i);
+            const std::int64_t flat = std::int64_t(row) * f.shape[d - 1] + i;
+            jittered(flat, setup.jitter_seed, d, f.shape, x, xj);
+            // d-linear interpolation; an axis of one sample has no neighbour.
+            std::int64_t lo[3], hi[3];
+            double t[3];
+            for (int a = 0; a < d; ++a) {
+                lo[a] = std::min<std::int64_t>(static_cast<std::int64_t>(xj[a]), f.shape[a] - 1);
+                hi[a] = std::min<std::int64_t>(lo[a] + 1, f.shape[a] - 1);
+                t[a] = xj[a] - double(lo[a]);
+            }
+            double acc = 0.0;
+            for (int corner = 0; corner < (1 << d); ++corner) {
+                double w = 1.0;
+                std::int64_t at = 0;
+                for (int a = 0; a < d; ++a) {
+                    const bool up = (corner >> (d - 1 - a)) & 1;
+                    w *= up ? t[a] : 1.0 - t[a];
+                    at += (up ? hi[a] : lo[a]) * stride[a];
+                }
+                if (w != 0.0) acc += w * double(f.data[at]);
+            }
+            out[static_cast<std::size_t>(flat)] = static_cast<float>(acc);
+        }
+    });
+    return out;
 }
 
 std::vector<double> joint_histogram(const MetricSetup& setup, const double* matrix, int threads) {

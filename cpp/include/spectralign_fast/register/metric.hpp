@@ -43,6 +43,18 @@ struct MetricSetup {
     // Flat indices into `fixed`, strictly increasing; nullptr = every voxel.
     const std::int64_t* samples = nullptr;
     std::int64_t sample_count = 0;
+    // Fixed sample points moved off the grid by a pseudo-random offset in
+    // [-0.5, 0.5) per axis (a hash of the voxel index and `jitter_seed`, so
+    // reproducible), the fixed image interpolated there (fixed_values below).
+    // On the grid, d-linear interpolation smooths the moving image's noise by
+    // an amount that depends on the sub-voxel part of the map, which biases
+    // both metrics towards half-voxel offsets when noise dominates; with
+    // jitter that amount no longer depends on the map.
+    bool jitter = false;
+    std::uint64_t jitter_seed = 0;
+    // With jitter: the fixed image at the jittered points (fixed's shape), as
+    // made by jittered_fixed_values(); the metric reads fixed values here.
+    const float* fixed_values = nullptr;
     // Mutual information: bins per axis and the intensity ranges they span.
     int nbins = 32;
     double fixed_min = 0.0, fixed_max = 1.0;
@@ -59,6 +71,9 @@ struct MetricValue {
 // nbins outside [8, 1024] or an empty/invalid intensity range.
 MetricValue evaluate_metric(const MetricSetup& setup, const double* matrix, bool want_gradient,
                             int threads);
+
+// The fixed image d-linearly interpolated at every jittered sample point.
+std::vector<float> jittered_fixed_values(const MetricSetup& setup, int threads);
 
 // The joint histogram (nbins x nbins, fixed along rows, probabilities) of the
 // mutual-information metric at `matrix`, for inspection and tests.
