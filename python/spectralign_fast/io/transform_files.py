@@ -493,7 +493,7 @@ def _read_mat4(data: bytes, p: Path) -> List[Tuple[str, np.ndarray]]:
         if rows < 0 or cols < 0 or not 1 <= namlen <= 4096:
             raise ValueError(f"{p}: bad MATLAB v4 header at byte {pos}")
         start = pos + 20 + namlen
-        dt = np.dtype(_MAT4_DTYPES[prec]).newbyteorder(order)
+        dt = np.dtype(order + _MAT4_DTYPES[prec])
         end = start + rows * cols * dt.itemsize
         if end > len(data):
             raise ValueError(f"{p}: truncated MATLAB v4 file (variable at byte {pos})")
