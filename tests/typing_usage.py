@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 import spectralign_fast as sf
+from spectralign_fast.io import read_affine, read_volume, write_affine, write_volume
 
 
 def stitch(tiles: dict[tuple[int, int], npt.NDArray[np.uint16]], out: Path) -> sf.MontageResult:
@@ -76,3 +77,12 @@ def stack(sections: list[np.ndarray], frames: np.ndarray) -> np.ndarray:
 def configure() -> str:
     sf.set_fft_planning("estimate")
     return str(sf.config()["fftw_version"])
+
+
+def transform_files(static: list[list[float]], moving: npt.NDArray[np.float64], out: Path) -> np.ndarray:
+    A = sf.affine_from_points(static, moving, model="rigid", weights=[1.0] * len(static))
+    written: Path = write_affine(out.with_suffix(".tfm"), A, world="ras", overwrite=True)
+    write_affine(str(out.with_suffix(".txt")), A, format="itk")
+    vol, g = read_volume(out.with_suffix(".nii.gz"))
+    write_volume(out.with_suffix(".tif"), vol[0], np.eye(3), overwrite=True)
+    return read_affine(written, world=None) @ g

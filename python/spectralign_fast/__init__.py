@@ -30,6 +30,7 @@ from .render.renderer import Renderer
 from .render.warp import warp
 from .transforms.affine import Affine
 from .transforms.nd import AffineTransform, DisplacementField
+from .transforms.points import affine_from_points
 from .workflows.montage import montage, write_report
 from .workflows.result import MontageResult
 from .workflows.sections import align_stack
@@ -54,6 +55,7 @@ __all__ = [
     "RefinementStats",
     "RegistrationModel",
     "Renderer",
+    "affine_from_points",
     "align_stack",
     "config",
     "montage",

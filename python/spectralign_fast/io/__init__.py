@@ -1,4 +1,10 @@
-"""Files in and out: images, tile stores, OME-Zarr, TIFF and JSON.
+"""Files in and out: images, tile stores, OME-Zarr, TIFF, JSON, NIfTI volumes and
+affine transform files (ITK ``.tfm``/``.mat``, plain matrices).
+
+``read_image``/``write_image`` here are the plain 2-D image readers (arrays
+only); ``read_volume``/``write_volume`` are ``io.volumes.read_image`` and
+``io.volumes.write_image``: an image with its grid-to-world matrix (NIfTI
+volumes, 2-D TIFF/PNG/JPEG).
 
 Every write goes through ``io.atomic`` (built under a temporary name and
 renamed when complete); file kinds and output dtypes are listed once in
@@ -11,6 +17,9 @@ from .jsonfile import write_json
 from .omezarr import OmeZarrWriter, read_ome_zarr, write_ome_zarr
 from .pyramid import chunk_grid, downsample
 from .tiff import tiff_needs_bigtiff, write_tiff
+from .transform_files import read_affine, write_affine
+from .volumes import read_image as read_volume, write_image as write_volume
 
-__all__ = ["OmeZarrWriter", "chunk_grid", "downsample", "read_image", "read_ome_zarr", "tiff_needs_bigtiff",
-           "write_image", "write_json", "write_ome_zarr", "write_tiff"]
+__all__ = ["OmeZarrWriter", "chunk_grid", "downsample", "read_affine", "read_image", "read_ome_zarr",
+           "read_volume", "tiff_needs_bigtiff", "write_affine", "write_image", "write_json",
+           "write_ome_zarr", "write_tiff", "write_volume"]
