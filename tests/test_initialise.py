@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from spectralign_fast.register import InitialAlignment, initial_affine
+from spectralign_fast.register._coarse import to_coarse
+from spectralign_fast.register._spectral import fourier_mellin
 
 ndi = pytest.importorskip("scipy.ndimage")
 skdata = pytest.importorskip("skimage.data")
@@ -85,6 +87,11 @@ CASES_2D = [
     ("camera", 180.0, 1.1, (20.0, 25.0), "square"),
     ("astronaut", -90.0, 1.0, (40.0, -40.0), "square"),
     ("retina", 30.0, 0.8, (10.0, -20.0), "invert"),
+    # angles off the 15-degree sweep's grid
+    ("camera", 37.0, 1.1, (25.0, 35.0), None),
+    ("brick", -23.0, 0.85, (-30.0, 12.0), None),
+    ("coins", 113.0, 1.15, (20.0, 20.0), "square"),
+    ("retina", -67.0, 0.9, (-40.0, 5.0), "invert"),
 ]
 
 
@@ -103,6 +110,23 @@ def test_photographs(name: str, degrees: float, scale: float, shift: tuple[float
     result = initial_affine(static_noisy, moving)
     assert isinstance(result, InitialAlignment)
     _check(result.affine, T, static.shape, f"{name} {degrees:g} deg x{scale:g} {remap or ''} [{result.method}]")
+
+
+@pytest.mark.parametrize("name,degrees,scale", [("camera", 37.0, 1.1), ("brick", -23.0, 0.85),
+                                                ("astronaut", 100.0, 0.9)])
+def test_fourier_mellin_alone(name: str, degrees: float, scale: float) -> None:
+    """The log-polar phase correlation by itself: rotation mod 180 degrees and scale."""
+    static = _photo(name)
+    moving = _moved(static, _similarity(static.shape, _rotation_2d(degrees), scale, np.array([12.0, -9.0])))
+    h = max(static.shape) / 127
+    shape = tuple(int(np.floor((n - 1) / h)) + 1 for n in static.shape)
+    coarse = [to_coarse(img, np.eye(3), None, h, np.zeros(2), shape, "image", 0) for img in (static, moving)]
+    angle, found = fourier_mellin(coarse[0], coarse[1], 0)
+    error = (np.degrees(angle) - degrees + 90.0) % 180.0 - 90.0
+    print(f"Fourier-Mellin {name} {degrees:g} deg x{scale:g}: angle error {error:.2f} deg, "
+          f"scale error {100 * abs(found / scale - 1):.2f} %")
+    assert abs(error) < 2.0
+    assert abs(found / scale - 1) < 0.03
 
 
 def test_model_restrictions() -> None:
