@@ -4,7 +4,8 @@
 * Intensity-based affine registration in 2-D and 3-D with DIPY's names and conventions
   (``dipy.align.imaffine`` / ``dipy.align.transforms``): ``AffineRegistration``, ``AffineMap``,
   ``MutualInformationMetric``, the transforms, ``transform_centers_of_mass``; plus
-  ``CorrelationMetric`` and the one-call ``register_affine``.
+  ``CorrelationMetric``, the global initialiser ``initial_affine`` (Fourier-Mellin, principal
+  axes, angle sweep; no ``params0`` needed) and the one-call ``register_affine``.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from .affine import AffineRegistration, LevelReport, VerbosityLevels
 from .affine_map import (AffineInversionError, AffineMap, transform_centers_of_mass,
                          transform_geometric_centers, transform_origins)
 from .crosscorr import CrossCorr, Displacement, LocalDisplacement, RegistrationModel
+from .initialise import InitialAlignment, initial_affine
 from .metrics import CorrelationMetric, Metric, MutualInformationMetric
 from .pipeline import METRICS, MODELS, AffineResult, StageReport, register_affine
 from .parametric import (AffineTransform2D, AffineTransform3D, RigidIsoScalingTransform2D,
@@ -29,5 +31,5 @@ __all__ = [
     "RotationTransform3D", "RigidTransform2D", "RigidTransform3D", "RigidIsoScalingTransform2D",
     "RigidIsoScalingTransform3D", "RigidScalingTransform2D", "RigidScalingTransform3D",
     "ScalingTransform2D", "ScalingTransform3D", "AffineTransform2D", "AffineTransform3D",
-    "transform_for", "register_affine", "AffineResult", "StageReport", "MODELS", "METRICS",
+    "transform_for", "InitialAlignment", "initial_affine", "register_affine", "AffineResult", "StageReport", "MODELS", "METRICS",
 ]
