@@ -140,7 +140,7 @@ def test_caller_arrays_untouched_and_bad_input():
     reg.register_affine(static, moving, model="translation", level_iters=[20, 10, 5])
     assert np.array_equal(static, s0) and np.array_equal(moving, m0)
     with pytest.raises(ValueError, match="2-D but moving is 3-D"):
-        reg.register_affine(static, np.zeros((4, 4, 4)))
+        reg.register_affine(static, np.random.default_rng(0).random((4, 4, 4)))
     bad = moving.copy()
     bad[0, 0] = np.inf
     with pytest.raises(ValueError, match="infinite"):
@@ -198,3 +198,20 @@ def test_affine_3d_mni_template(modality):
     found_index = np.linalg.inv(g2w) @ result.affine @ g2w
     err = rms_error(found_index, truth_index, vol.shape)
     assert err <= (0.1 if modality == "same" else 0.3), f"{modality}: RMS error {err:.4f} voxels"
+
+
+_LARGE = [
+    ("camera", 90.0, (1.0, 1.0), 0.0, (10.0, -12.0)),
+    ("astronaut", 180.0, (1.1, 1.1), 0.0, (-14.0, 6.0)),
+    ("brick", 30.0, (0.9, 0.9), 0.0, (20.0, 20.0)),
+    ("coins", -30.0, (1.2, 1.2), 0.02, (-25.0, 18.0)),
+]
+
+
+@pytest.mark.parametrize("name,angle,scale,shear,shift", _LARGE, ids=[f"{c[0]}-{c[1]:g}" for c in _LARGE])
+def test_large_rotations_need_no_params0(name, angle, scale, shear, shift):
+    static, moving, truth = make_pair(name, angle, scale, shear, shift, size=256)
+    result = reg.register_affine(static, moving)
+    err = rms_error(result.affine, truth, static.shape)
+    assert err <= 0.1, f"{name} {angle} deg: RMS error {err:.4f} px ({result.initial_method})"
+    assert result.initial_method.startswith("initial_affine")

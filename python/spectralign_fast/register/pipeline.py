@@ -17,6 +17,7 @@ from .._validate import as_int
 from . import _checks
 from .affine import AffineRegistration, LevelReport
 from .affine_map import AffineMap, transform_centers_of_mass, transform_geometric_centers
+from .initialise import initial_affine
 from .metrics import CorrelationMetric, Metric, MutualInformationMetric
 from .parametric import transform_for
 
@@ -82,19 +83,20 @@ def _metric(metric: Any, nbins: int, sampling_proportion: float | None) -> Metri
     raise ValueError(f"metric must be one of {METRICS} or a metric object, got {metric!r}")
 
 
-def _initial(initial: Any, static: np.ndarray, gs: np.ndarray, moving: np.ndarray, gm: np.ndarray,
-             smask: np.ndarray | None, mmask: np.ndarray | None) -> tuple[np.ndarray, str]:
+def _initial(initial: Any, model: str, static: np.ndarray, gs: np.ndarray, moving: np.ndarray,
+             gm: np.ndarray, smask: np.ndarray | None, mmask: np.ndarray | None,
+             threads: int) -> tuple[np.ndarray, str]:
     d = static.ndim
     if isinstance(initial, str):
-        if initial in ("auto", "mass"):
+        if initial == "auto":
+            found = initial_affine(static, moving, static_grid2world=gs, moving_grid2world=gm,
+                                   model="affine" if model == "rigid_scaling" else model,
+                                   static_mask=smask, moving_mask=mmask, threads=threads)
+            return np.array(found.affine), f"initial_affine: {found.method}"
+        if initial == "mass":
             s = static if smask is None else static * smask
             m = moving if mmask is None else moving * mmask
-            try:
-                return transform_centers_of_mass(s, gs, m, gm).get_affine(), "centres of mass"
-            except ValueError:
-                if initial == "mass":
-                    raise
-                return transform_geometric_centers(static, gs, moving, gm).get_affine(), "grid centres"
+            return transform_centers_of_mass(s, gs, m, gm).get_affine(), "centres of mass"
         if initial == "centers":
             return transform_geometric_centers(static, gs, moving, gm).get_affine(), "grid centres"
         if initial == "none":
@@ -129,8 +131,11 @@ def register_affine(static: Any, moving: Any, *, model: str = "affine", metric: 
     static_mask, moving_mask : array_like, optional
         Nonzero where voxels count.
     initial : {"auto", "mass", "centers", "none"} or array_like
-        The starting affine: "auto" (default) aligns the centres of mass (the grid centres
-        when an image has negative intensities); a matrix is used as given.
+        The starting affine. "auto" (default): the global initialiser ``initial_affine``
+        (Fourier-Mellin, principal axes and an angle sweep scored by mutual information on
+        coarse copies), which finds large rotations (90 and 180 degrees included), scale and
+        translation without ``params0``. "mass": DIPY's centres of mass; "centers": the grid
+        centres; "none": the identity; a matrix is used as given.
     level_iters, sigmas, factors : sequence, optional
         Multi-resolution settings, coarsest first (DIPY's defaults ``[10000, 1000, 100]``,
         ``[3, 1, 0]``, ``[4, 2, 1]``).
@@ -159,7 +164,7 @@ def register_affine(static: Any, moving: Any, *, model: str = "affine", metric: 
     gm = _checks.grid2world(moving_grid2world, d, "moving_grid2world")
     smask = _checks.mask(static_mask, s.shape, "static_mask")
     mmask = _checks.mask(moving_mask, m.shape, "moving_mask")
-    start, method = _initial(initial, s, gs, m, gm, smask, mmask)
+    start, method = _initial(initial, model, s, gs, m, gm, smask, mmask, threads)
     initial_affine = start.copy()
     registration = AffineRegistration(met, level_iters, sigmas, factors, verbosity=0, threads=threads)
     stages = []
