@@ -287,21 +287,33 @@ struct Bins {
 };
 
 // Joint histogram counts (row = fixed bin), followed by the overlap count.
+// Consecutive voxels usually fall in the same bins, so one table would chain
+// every add on the previous one's store; voxels take turns over kCopies
+// tables instead (a fixed rule, so the sums stay deterministic), added up at
+// the chunk's end.
+constexpr int kCopies = 4;
+
 std::vector<double> histogram_counts(const MetricSetup& s, const Walker& walker, int threads) {
     const Bins bins(s);
     const int nb = s.nbins;
     const std::size_t cells = std::size_t(nb) * std::size_t(nb);
     return chunked_sum(walker.chunks(), cells + 1, threads, [&](std::int64_t chunk, double* out) {
+        std::vector<double> tables(cells * kCopies, 0.0);
+        std::size_t turn = 0;
         double count = 0.0;
         walker.walk(chunk, [&](std::int64_t, const double*, double fixed, const Sample& m) {
             const Window wf = parzen(bins.fixed_coord(fixed), nb);
             const Window wm = parzen(bins.moving_coord(m.value), nb);
+            double* table = tables.data() + cells * turn;
+            turn = (turn + 1) % kCopies;
             for (int a = 0; a < 4; ++a) {
-                double* row = out + std::size_t(wf.first + a) * nb + wm.first;
+                double* row = table + std::size_t(wf.first + a) * nb + wm.first;
                 for (int b = 0; b < 4; ++b) row[b] += wf.w[a] * wm.w[b];
             }
             count += 1.0;
         });
+        for (int c = 0; c < kCopies; ++c)
+            for (std::size_t i = 0; i < cells; ++i) out[i] += tables[cells * std::size_t(c) + i];
         out[cells] = count;
     });
 }

@@ -6,8 +6,9 @@ points to MOVING world points, and ``AffineMap.transform(moving)`` resamples the
 onto the static grid.
 
 How it runs: a Gaussian scale space per image (levels coarse to fine, DIPY's ``factors`` and
-``sigmas``); at each level the static image is smoothed and subsampled, the moving image only
-smoothed (DIPY's choice), and scipy's L-BFGS-B minimises the metric's distance over the
+``sigmas``); at each level both images are smoothed and subsampled (DIPY keeps the moving image
+at full resolution; a subsampled one gives the same optimum at a coarse level, which only has
+to bring the next level into its basin, and stays in cache), and scipy's L-BFGS-B minimises the metric's distance over the
 transform's parameters. The metric and its analytic gradient run in the C++ core; the
 optimiser's own work per iteration is a few small matrix products in Python.
 
@@ -292,15 +293,21 @@ class AffineRegistration:
         d = s.ndim
         factor, sigma, max_iter = self.factors[li], self.sigmas[li], self.level_iters[li]
         lev = _level(s, gs, factor, sigma, threads=self.threads)
-        mlev = _level(m, gm, 1, sigma, threads=self.threads)
+        mlev = _level(m, gm, factor, sigma, threads=self.threads)
         lmask = None
         if smask is not None:
             index = tuple(slice(0, (n // f) * f, f) for n, f in zip(s.shape, lev.factors))
             lmask = np.ascontiguousarray(smask[index])
             if not lmask.any():
                 lmask = None
-        self.metric.setup(transform, lev.image, mlev.image, lev.grid2world, gm, None, lmask, mmask,
-                          threads=self.threads)
+        mlmask = None
+        if mmask is not None:
+            index = tuple(slice(0, (n // f) * f, f) for n, f in zip(m.shape, mlev.factors))
+            mlmask = np.ascontiguousarray(mmask[index])
+            if not mlmask.any():
+                mlmask = None
+        self.metric.setup(transform, lev.image, mlev.image, lev.grid2world, mlev.grid2world, None, lmask,
+                          mlmask, threads=self.threads)
         # Centre: the static grid's centre, carried into moving world by the start; units: one
         # voxel of this level for translations, one voxel at the image's radius otherwise.
         centre_index = (np.array(s.shape, dtype=np.float64) - 1.0) / 2.0
