@@ -330,7 +330,7 @@ class AffineRegistration:
                 callback(level_index, objective.evaluations)
             return out
 
-        options = {"gtol": 1e-4} if self.options is None else dict(self.options)
+        options = {"gtol": 1e-4, "ftol": 1e-6} if self.options is None else dict(self.options)
         if self.method == "L-BFGS-B":
             options["maxfun"] = max(max_iter, 1)
         else:
