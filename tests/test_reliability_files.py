@@ -128,6 +128,13 @@ def test_image_without_its_json_is_an_incomplete_run(tile_folder, tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "m.json"])
     assert cli.main(argv) == 2  # a complete pair is refused as before
     assert "already exists" in capsys.readouterr().err
+    # --overwrite killed between the new image and its JSON: the old JSON must not pass for its pair.
+    with monkeypatch.context() as m:
+        m.setattr(sf.MontageResult, "save", killed)
+        assert cli.main(argv + ["--overwrite"]) == 130
+    assert not (tmp_path / "m.json").exists() and (tmp_path / f".{name}.pending").exists()
+    assert cli.main(argv) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "m.json"])
 
 
 def test_an_image_of_the_users_is_never_taken_for_half_a_pair(tile_folder, tmp_path, capsys):

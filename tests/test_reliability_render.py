@@ -174,7 +174,7 @@ def test_ctrl_c_interrupts_stack_registration():
     sf.CrossCorr(threads=1).fit(frames[:4], ref)  # FFT plans made once, outside the timing
     small = _timed(lambda: sf.CrossCorr(threads=1).fit(frames[:n_small], ref))
     expected = small * n_long / n_small
-    assert expected > 0.8, f"the long call would take only {expected:.1f} s"
-    after = 0.15
+    assert expected > 0.5, f"the long call would take only {expected:.1f} s"
+    after = 0.1
     limit = min(0.3, (expected - after) / 2)
     _interrupted_within(lambda: sf.CrossCorr(threads=1).fit(frames, ref), after, limit)

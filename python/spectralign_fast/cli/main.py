@@ -113,6 +113,8 @@ def _image_and_json(out: Path) -> Iterator[None]:
     may be incomplete (kept when a failure leaves an image without its JSON)."""
     marker = _pending_marker(out)
     marker.touch()
+    # An old JSON (--overwrite) goes first: a new image beside it would pass for a complete pair.
+    _json_path(out).unlink(missing_ok=True)
     try:
         yield
     except BaseException:
