@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +256,43 @@ def test_tile_unreadable_during_render_leaves_no_store(client, grid, local_monta
     with pytest.raises(FileNotFoundError, match=r"tile \(0, 1\).*gone\.tif"):
         placed.write(tmp_path / "m.ome.zarr", tiles, chunk=256, client=client)
     assert list(tmp_path.iterdir()) == []
+
+
+def _slow(path: Path, delay: float):
+    def load():
+        time.sleep(delay)
+        return tifffile.imread(path)
+    return load
+
+
+def _fails():
+    def load():
+        raise RuntimeError("this tile fails on purpose")
+    return load
+
+
+def test_failed_render_stops_its_writers_and_waits_for_them(client, grid, local_montage, tmp_path):
+    """Finding 11: after a failure the other tasks write nothing more (each checks the store before
+    every chunk), montage waits for every running task, and only then removes the temporary store,
+    so nothing appears in the output's folder afterwards."""
+    _, paths = grid
+    placed = local_montage[0]
+    delay = 0.2
+    tiles = {t: _slow(p, delay) for t, p in paths.items()}
+    tiles[(0, 0)] = _fails()  # in the first chunk: the other batches are just starting
+    out = tmp_path / "out" / "m.ome.zarr"
+    out.parent.mkdir()
+    h, w = placed.renderer().shape
+    chunks = -(-h // 64) * -(-w // 64)
+    t0 = time.perf_counter()
+    with pytest.raises(Exception, match="on purpose"):
+        placed.write(out, tiles, chunk=64, client=client)
+    elapsed = time.perf_counter() - t0
+    assert list(out.parent.iterdir()) == []
+    # Rendering every chunk would take at least chunks * delay / 2 workers.
+    assert elapsed < chunks * delay / 2 / 3, f"{elapsed:.1f} s: the other tasks were not stopped"
+    time.sleep(1.5)
+    assert list(out.parent.iterdir()) == [], "a task wrote after the run was aborted"
 
 
 def test_bad_outputs_and_clients(client, grid, tmp_path):

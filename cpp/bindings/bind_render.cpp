@@ -80,11 +80,65 @@ Canvas make_canvas(double x0, double y0, long long w, long long h) {
 }
 
 using FloatCanvas = py::array_t<float, py::array::c_style>;
+using DoubleCanvas = py::array_t<double, py::array::c_style>;
 
-float* accumulator(FloatCanvas& a, const Canvas& c, const char* what) {
+template <class Array>
+auto accumulator(Array& a, const Canvas& c, const char* what) {
     if (a.ndim() != 2 || a.shape(0) != c.height || a.shape(1) != c.width)
         throw std::invalid_argument(std::string(what) + " does not match the canvas");
     return a.mutable_data();
+}
+
+// render_canvas and render_window: window = (row0, col0, rows, cols) of the canvas, or
+// None for all of it.
+py::tuple render_to_array(const py::list& images, const DoubleArray& transforms, const Canvas& c,
+                          const py::object& window, const std::string& interp, double blend,
+                          double fill, int threads, bool want_coverage, const std::string& dtype) {
+    const std::size_t n = images.size();
+    const double* tf = transforms_data(transforms, n);
+    const PixelType type = parse_pixel_type(dtype);
+    std::vector<py::array> keep;
+    std::vector<RenderTile> tiles;
+    keep.reserve(n);
+    tiles.reserve(n);
+    for (std::size_t k = 0; k < n; ++k) {
+        const std::string what = "image " + std::to_string(k);
+        keep.push_back(py::reinterpret_borrow<py::array>(images[k]));
+        if (pixel_type_of(keep.back().dtype(), what) != type)
+            throw std::invalid_argument("all images must have the same dtype (" + what + " differs)");
+        tiles.push_back(tile_view(keep.back(), tf + 6 * k, what));
+    }
+    RenderOptions opt;
+    opt.interp = parse_interp(interp);
+    opt.blend = blend;
+    opt.fill = static_cast<float>(fill);
+    opt.threads = threads;
+    if (c.width < 1 || c.height < 1)
+        throw std::invalid_argument("canvas is empty (" + std::to_string(c.width) + " x " +
+                                    std::to_string(c.height) + " pixels)");
+    Window win{0, 0, c.height, c.width};
+    if (!window.is_none()) {
+        const auto w = window.cast<std::vector<long long>>();
+        if (w.size() != 4) throw std::invalid_argument("window must be (row0, col0, rows, cols)");
+        win = Window{w[0], w[1], w[2], w[3]};
+        if (win.rows < 1 || win.cols < 1 || win.row0 < 0 || win.col0 < 0 ||
+            win.row0 > c.height - win.rows || win.col0 > c.width - win.cols)
+            throw std::invalid_argument("the window is empty or not inside the canvas");
+    }
+    py::array out(dtype_of(type), {static_cast<py::ssize_t>(win.rows), static_cast<py::ssize_t>(win.cols)});
+    py::object cov = py::none();
+    std::uint8_t* cov_ptr = nullptr;
+    if (want_coverage) {
+        py::array_t<bool> cv({static_cast<py::ssize_t>(win.rows), static_cast<py::ssize_t>(win.cols)});
+        cov_ptr = reinterpret_cast<std::uint8_t*>(cv.mutable_data());
+        cov = cv;
+    }
+    void* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        render_window(tiles, type, c, win, opt, o, static_cast<std::ptrdiff_t>(win.cols), cov_ptr);
+    }
+    return py::make_tuple(out, cov);
 }
 
 }  // namespace
@@ -94,64 +148,28 @@ void bind_render(py::module_ m) {
         "render_canvas",
         [](const py::list& images, const DoubleArray& transforms, double x0, double y0,
            long long width, long long height, const std::string& interp, double blend,
-           double fill, int threads, bool want_coverage, const std::string& dtype) {
-            const std::size_t n = images.size();
-            const double* tf = transforms_data(transforms, n);
-            const PixelType type = parse_pixel_type(dtype);
-            std::vector<py::array> keep;
-            std::vector<RenderTile> tiles;
-            keep.reserve(n);
-            tiles.reserve(n);
-            for (std::size_t k = 0; k < n; ++k) {
-                const std::string what = "image " + std::to_string(k);
-                keep.push_back(py::reinterpret_borrow<py::array>(images[k]));
-                if (pixel_type_of(keep.back().dtype(), what) != type)
-                    throw std::invalid_argument("all images must have the same dtype (" + what +
-                                                " differs)");
-                tiles.push_back(tile_view(keep.back(), tf + 6 * k, what));
-            }
-            const Canvas c = make_canvas(x0, y0, width, height);
-            RenderOptions opt;
-            opt.interp = parse_interp(interp);
-            opt.blend = blend;
-            opt.fill = static_cast<float>(fill);
-            opt.threads = threads;
-            if (width < 1 || height < 1)
-                throw std::invalid_argument("canvas is empty (" + std::to_string(width) + " x " +
-                                            std::to_string(height) + " pixels)");
-            py::array out(dtype_of(type), {static_cast<py::ssize_t>(height),
-                                           static_cast<py::ssize_t>(width)});
-            py::object cov = py::none();
-            std::uint8_t* cov_ptr = nullptr;
-            if (want_coverage) {
-                py::array_t<bool> cv({static_cast<py::ssize_t>(height),
-                                      static_cast<py::ssize_t>(width)});
-                cov_ptr = reinterpret_cast<std::uint8_t*>(cv.mutable_data());
-                cov = cv;
-            }
-            void* o = out.mutable_data();
-            {
-                py::gil_scoped_release release;
-                render_canvas(tiles, type, c, opt, o, static_cast<std::ptrdiff_t>(width), cov_ptr);
-            }
-            return py::make_tuple(out, cov);
+           double fill, int threads, bool want_coverage, const std::string& dtype,
+           const py::object& window) {
+            return render_to_array(images, transforms, make_canvas(x0, y0, width, height), window,
+                                   interp, blend, fill, threads, want_coverage, dtype);
         },
         py::arg("images"), py::arg("transforms"), py::arg("x0"), py::arg("y0"), py::arg("width"),
         py::arg("height"), py::arg("interpolation"), py::arg("blend"), py::arg("fill"),
-        py::arg("threads"), py::arg("coverage"), py::arg("dtype"),
+        py::arg("threads"), py::arg("coverage"), py::arg("dtype"), py::arg("window") = py::none(),
         "Render tiles (uint8/uint16/float32, all one dtype) into a new canvas; output pixel (i, j) "
-        "shows model point (x0 + j, y0 + i). Returns (image, coverage or None).");
+        "shows model point (x0 + j, y0 + i). With window=(row0, col0, rows, cols) only those "
+        "pixels, bit for bit as in the whole canvas. Returns (image, coverage or None).");
 
     m.def(
         "accumulate_tile",
         [](const py::array& image, const DoubleArray& transform, double x0, double y0,
            long long width, long long height, const std::string& interp, double blend,
-           FloatCanvas& num, FloatCanvas& den, int threads) {
+           DoubleCanvas& num, FloatCanvas& den, int threads) {
             if (transform.size() != 6) throw std::invalid_argument("transform must be 2x3");
             const PixelType type = pixel_type_of(image.dtype(), "image");
             const RenderTile t = tile_view(image, transform.data(), "image");
             const Canvas c = make_canvas(x0, y0, width, height);
-            float* nm = accumulator(num, c, "num");
+            double* nm = accumulator(num, c, "num");
             float* dn = accumulator(den, c, "den");
             RenderOptions opt;
             opt.interp = parse_interp(interp);
@@ -166,11 +184,11 @@ void bind_render(py::module_ m) {
 
     m.def(
         "finalize_canvas",
-        [](FloatCanvas& num, FloatCanvas& den, bool hard, double fill, const std::string& dtype,
+        [](DoubleCanvas& num, FloatCanvas& den, bool hard, double fill, const std::string& dtype,
            int threads, bool want_coverage) {
             if (num.ndim() != 2) throw std::invalid_argument("num must be 2-D");
             const Canvas c = make_canvas(0, 0, num.shape(1), num.shape(0));
-            const float* nm = accumulator(num, c, "num");
+            const double* nm = accumulator(num, c, "num");
             const float* dn = accumulator(den, c, "den");
             const PixelType type = parse_pixel_type(dtype);
             py::array out(dtype_of(type), {static_cast<py::ssize_t>(c.height),

@@ -6,6 +6,7 @@
 PYBIND11_MODULE(_core, m) {
     namespace b = spectralign_fast::bindings;
     m.doc() = "C++ core of spectralign_fast (private; use the spectralign_fast package).";
+    b::install_interrupts();
     b::bind_config(m.def_submodule("config", "Build facts, threads, FFT planning and FFTW wisdom."));
     b::bind_image(m.def_submodule("image", "Window extraction, apodization, affine warps, finiteness checks."));
     b::bind_matcher(m.def_submodule("match", "The matcher (SWiFT-IR's swim): MatcherCore and its results."));

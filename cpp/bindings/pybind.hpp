@@ -48,6 +48,8 @@ void bind_image(py::module_ m);
 void bind_matcher(py::module_ m);
 void bind_placement(py::module_ m);
 void bind_render(py::module_ m);
+// Ctrl-C in long core calls raises KeyboardInterrupt (interrupt.cpp).
+void install_interrupts();
 void bind_stackreg(py::module_ m);
 void bind_sample(py::module_ m);
 void bind_register(py::module_ m);

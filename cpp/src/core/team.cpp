@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "spectralign_fast/core/interrupt.hpp"
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #endif
@@ -43,6 +45,7 @@ void Team::work(int member) {
     for (int item = next_.fetch_add(1, std::memory_order_relaxed); item < items_;
          item = next_.fetch_add(1, std::memory_order_relaxed)) {
         try {
+            if (member == 0) check_interrupt();  // the calling thread (see interrupt.hpp)
             (*task_)(member, item);
         } catch (...) {
             std::lock_guard<std::mutex> lock(failure_mutex_);
@@ -70,7 +73,10 @@ void Team::helper_loop(int member) {
 double Team::run(int items, const std::function<void(int, int)>& task) {
     if (items <= 0) return 0.0;
     if (helpers_.empty()) {
-        for (int item = 0; item < items; ++item) task(0, item);
+        for (int item = 0; item < items; ++item) {
+            check_interrupt();
+            task(0, item);
+        }
         return 0.0;
     }
     task_ = &task;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/team.hpp"
+#include "spectralign_fast/core/interrupt.hpp"
 #include "match/swim_kernels.hpp"
 #include "spectralign_fast/fft/spectral.hpp"
 
@@ -227,7 +228,10 @@ void run_items(Team* team, int items, const std::function<void(int, int)>& task)
     if (team != nullptr) {
         team->run(items, task);
     } else {
-        for (int item = 0; item < items; ++item) task(0, item);
+        for (int item = 0; item < items; ++item) {
+            check_interrupt();
+            task(0, item);
+        }
     }
 }
 
@@ -591,6 +595,7 @@ RefineResult refine(const ImageView& img1, const ImageView& img2, const double p
     out.iterations.reserve(static_cast<std::size_t>(params.iterations));
     const double tol2 = params.tolerance * params.tolerance;
     for (int k = 0; k < params.iterations; ++k) {
+        check_interrupt();
         const SwimResult r = ws.match(img1, out.p1, img2, out.p2, params.swim, team);
         out.iterations.push_back(r);
         out.p1[0] -= r.dx / 2;

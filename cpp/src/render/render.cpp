@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/parallel.hpp"
+#include "spectralign_fast/core/interrupt.hpp"
 #include "sample/kernels.hpp"
 #include "sample/rows.hpp"  // the sample core's row functions do the interpolation
 
@@ -46,16 +47,19 @@ struct RowGeom {
     float dx0, dy;
 };
 
-using CombineFn = void (*)(const TileCtx&, const RowGeom&, int, const float*, float*, float*);
+using CombineFn = void (*)(const TileCtx&, const RowGeom&, int, const float*, double*, float*);
 
 // Blends a chunk of samples (interpolated by the sample core) into the
-// accumulators. Feathering: weighted sums, weight clamp(e / blend, 0, 1).
+// accumulators. Feathering: weighted sums, weight clamp(e / blend, 0, 1); each
+// product weight * value is a float (no larger than the value), the sum of
+// products a double, which cannot overflow where float32 would (two tiles of
+// 2e38); the weights (each <= 1) sum in float.
 // Hard seams: num holds the value and den the squared distance to the
 // centre of the tile that currently wins (ties: the larger value). The edge distance e decides coverage and the feathering
 // weight; it is computed in float from the chunk's start exactly as
 // tile_coverage() does, so coverage masks and renders agree.
 template <bool Hard>
-SA_INLINE void combine_row(const TileCtx& t, const RowGeom& g, int n, const float* val, float* num,
+SA_INLINE void combine_row(const TileCtx& t, const RowGeom& g, int n, const float* val, double* num,
                            float* den) {
     const float wm = static_cast<float>(t.w) - 0.5f, hm = static_cast<float>(t.h) - 0.5f;
     const float inv_r = t.inv_r, dy2 = g.dy * g.dy;
@@ -70,38 +74,44 @@ SA_INLINE void combine_row(const TileCtx& t, const RowGeom& g, int n, const floa
         const float dx = g.dx0 + kf;
         const float d2 = dx * dx + dy2, x = val[k];
         if constexpr (Hard) {
-            const float nk = num[k], dk = den[k];
-            const bool take = e > 0.0f && (d2 < dk || (d2 == dk && x > nk));
-            num[k] = take ? x : nk;
+            const double nk = num[k];
+            const float dk = den[k];
+            const bool take = e > 0.0f && (d2 < dk || (d2 == dk && static_cast<double>(x) > nk));
+            num[k] = take ? static_cast<double>(x) : nk;
             den[k] = take ? d2 : dk;
         } else {
             const float w0 = e * inv_r;
             const float wgt = w0 > 0.0f ? (w0 < 1.0f ? w0 : 1.0f) : 0.0f;
-            num[k] += wgt * x;
+            num[k] += static_cast<double>(wgt * x);
             den[k] += wgt;
         }
     }
 }
 
 SPECTRALIGN_CLONES void combine_f(const TileCtx& t, const RowGeom& g, int n, const float* val,
-                                  float* num, float* den) {
+                                  double* num, float* den) {
     combine_row<false>(t, g, n, val, num, den);
 }
 SPECTRALIGN_CLONES void combine_h(const TileCtx& t, const RowGeom& g, int n, const float* val,
-                                  float* num, float* den) {
+                                  double* num, float* den) {
     combine_row<true>(t, g, n, val, num, den);
 }
 
 using sample::kern::to_pixel;  // rounded half up and clamped (NaN -> 0)
 
 template <class T, bool Hard>
-SA_INLINE void finalize_row_t(const float* num, const float* den, int n, float fill, T* out,
+SA_INLINE void finalize_row_t(const double* num, const float* den, int n, float fill, T* out,
                               std::uint8_t* cov) {
     const float inf = std::numeric_limits<float>::infinity();
 #pragma omp simd
     for (int k = 0; k < n; ++k) {
         const bool covered = Hard ? den[k] < inf : den[k] > 0.0f;
-        const float v = covered ? (Hard ? num[k] : num[k] / (covered ? den[k] : 1.0f)) : fill;
+        // A weighted mean lies within the values' range, so it fits a float again
+        // once rounding (weights summed in float) is clamped away.
+        const double big = std::numeric_limits<float>::max();
+        const double m = Hard ? num[k] : num[k] / static_cast<double>(covered ? den[k] : 1.0f);
+        const double mean = m > big ? big : (m < -big ? -big : m);
+        const float v = covered ? static_cast<float>(mean) : fill;
         out[k] = to_pixel<T>(v);
     }
     if (cov) {
@@ -112,7 +122,7 @@ SA_INLINE void finalize_row_t(const float* num, const float* den, int n, float f
 }
 
 #define SA_FINALIZE(T, TN)                                                                        \
-    SPECTRALIGN_CLONES void finalize_##TN(const float* num, const float* den, int n, bool hard,   \
+    SPECTRALIGN_CLONES void finalize_##TN(const double* num, const float* den, int n, bool hard,  \
                                           float fill, void* out, std::uint8_t* cov) {             \
         if (hard)                                                                                 \
             finalize_row_t<T, true>(num, den, n, fill, static_cast<T*>(out), cov);                \
@@ -129,7 +139,7 @@ namespace {
 
 using namespace render_kernels;
 
-using FinalizeFn = void (*)(const float*, const float*, int, bool, float, void*, std::uint8_t*);
+using FinalizeFn = void (*)(const double*, const float*, int, bool, float, void*, std::uint8_t*);
 
 struct Kernels {
     sample::detail::RowFn sample32;  // 32-bit element offsets (tiles under 2^31 elements)
@@ -263,7 +273,7 @@ RowCover row_cover(const Prepared& p, double X0, double Y, int n) {
 // Adds tile p's samples for the output pixels (X0 + k, Y), k in [0, n):
 // the sample core interpolates a chunk (coordinates in double from the
 // chunk's own start), then the chunk is blended in.
-void process_row(const Prepared& p, const Kernels& kern, double X0, double Y, int n, float* num,
+void process_row(const Prepared& p, const Kernels& kern, double X0, double Y, int n, double* num,
                  float* den) {
     const double* inv = p.inv;
     const RowCover cover = row_cover(p, X0, Y, n);
@@ -308,49 +318,65 @@ void check_options(const RenderOptions& opt) {
 constexpr int kBlockRows = 64;
 constexpr int kBlockCols = 256;
 
+// The blocks of a window of the canvas: columns in blocks of kBlockCols
+// aligned to the canvas (a block's pixels are computed from its first column
+// on, whatever part of it the window shows, so a window renders bit for bit as
+// the same pixels of the whole canvas), rows in bands of kBlockRows from the
+// window's first row (rows are independent).
 struct BlockGrid {
-    long long nbx, nby;
+    long long bx0 = 0, nbx = 0, nby = 0;
+    Window win;
     std::vector<std::vector<int>> bins;  // tiles overlapping each block
 };
 
-// Output rows [i0, i0 + rows) and columns [j0, j0 + cols) of block b.
+// Canvas rows [i0, i0 + rows) and columns [j0, j0 + cols) of block b; the
+// window shows columns [c0, c1) of them.
 struct Block {
-    long long i0, j0;
+    long long i0, j0, c0, c1;
     int rows, cols;
 };
 
 Block block_at(const BlockGrid& grid, const Canvas& canvas, std::size_t b) {
     Block blk;
-    blk.i0 = static_cast<long long>(b) / grid.nbx * kBlockRows;
-    blk.j0 = static_cast<long long>(b) % grid.nbx * kBlockCols;
-    blk.rows = static_cast<int>(std::min<long long>(kBlockRows, canvas.height - blk.i0));
+    blk.i0 = grid.win.row0 + static_cast<long long>(b) / grid.nbx * kBlockRows;
+    blk.j0 = (grid.bx0 + static_cast<long long>(b) % grid.nbx) * kBlockCols;
+    blk.rows = static_cast<int>(std::min<long long>(kBlockRows, grid.win.row0 + grid.win.rows - blk.i0));
     blk.cols = static_cast<int>(std::min<long long>(kBlockCols, canvas.width - blk.j0));
+    blk.c0 = std::max(blk.j0, grid.win.col0);
+    blk.c1 = std::min(blk.j0 + blk.cols, grid.win.col0 + grid.win.cols);
     return blk;
 }
 
-BlockGrid bin_tiles(const std::vector<Prepared>& tiles, const Canvas& c) {
+BlockGrid bin_tiles(const std::vector<Prepared>& tiles, const Canvas& c, const Window& win) {
     BlockGrid g;
-    g.nbx = (c.width + kBlockCols - 1) / kBlockCols;
-    g.nby = (c.height + kBlockRows - 1) / kBlockRows;
+    g.win = win;
+    g.bx0 = win.col0 / kBlockCols;
+    g.nbx = (win.col0 + win.cols - 1) / kBlockCols - g.bx0 + 1;
+    g.nby = (win.rows + kBlockRows - 1) / kBlockRows;
     g.bins.resize(static_cast<std::size_t>(g.nbx * g.nby));
+    const double wj0 = static_cast<double>(g.bx0 * kBlockCols);
+    const double wj1 = std::min(static_cast<double>(c.width), static_cast<double>((g.bx0 + g.nbx) * kBlockCols)) - 1;
+    const double wi0 = static_cast<double>(win.row0), wi1 = static_cast<double>(win.row0 + win.rows - 1);
     for (std::size_t t = 0; t < tiles.size(); ++t) {
         const Prepared& p = tiles[t];
-        // Output columns j with x0 + j in [bx0, bx1].
-        const double j0 = std::max(0.0, std::floor(p.bx0 - c.x0));
-        const double j1 = std::min(static_cast<double>(c.width - 1), std::ceil(p.bx1 - c.x0));
-        const double i0 = std::max(0.0, std::floor(p.by0 - c.y0));
-        const double i1 = std::min(static_cast<double>(c.height - 1), std::ceil(p.by1 - c.y0));
+        // Canvas columns j with x0 + j in [bx0, bx1], within the window's blocks.
+        const double j0 = std::max(wj0, std::floor(p.bx0 - c.x0));
+        const double j1 = std::min(wj1, std::ceil(p.bx1 - c.x0));
+        const double i0 = std::max(wi0, std::floor(p.by0 - c.y0));
+        const double i1 = std::min(wi1, std::ceil(p.by1 - c.y0));
         if (!(j1 >= j0 && i1 >= i0)) continue;
-        const long long bx0 = static_cast<long long>(j0) / kBlockCols;
-        const long long bx1 = static_cast<long long>(j1) / kBlockCols;
-        const long long by0 = static_cast<long long>(i0) / kBlockRows;
-        const long long by1 = static_cast<long long>(i1) / kBlockRows;
+        const long long bx0 = static_cast<long long>(j0) / kBlockCols - g.bx0;
+        const long long bx1 = static_cast<long long>(j1) / kBlockCols - g.bx0;
+        const long long by0 = (static_cast<long long>(i0) - win.row0) / kBlockRows;
+        const long long by1 = (static_cast<long long>(i1) - win.row0) / kBlockRows;
         for (long long by = by0; by <= by1; ++by)
             for (long long bx = bx0; bx <= bx1; ++bx)
                 g.bins[static_cast<std::size_t>(by * g.nbx + bx)].push_back(static_cast<int>(t));
     }
     return g;
 }
+
+Window whole(const Canvas& c) { return Window{0, 0, c.height, c.width}; }
 
 std::vector<Prepared> prepare_all(const std::vector<RenderTile>& tiles, double blend,
                                   bool cubic = false) {
@@ -395,37 +421,48 @@ void tile_inverse(const RenderTile& t, double inv[6], std::size_t index) {
 void render_canvas(const std::vector<RenderTile>& tiles, PixelType type, const Canvas& canvas,
                    const RenderOptions& opt, void* out, std::ptrdiff_t out_stride,
                    std::uint8_t* coverage) {
+    render_window(tiles, type, canvas, whole(canvas), opt, out, out_stride, coverage);
+}
+
+void render_window(const std::vector<RenderTile>& tiles, PixelType type, const Canvas& canvas,
+                   const Window& win, const RenderOptions& opt, void* out,
+                   std::ptrdiff_t out_stride, std::uint8_t* coverage) {
     check_canvas(canvas);
     check_options(opt);
+    if (win.rows < 1 || win.cols < 1 || win.row0 < 0 || win.col0 < 0 ||
+        win.row0 > canvas.height - win.rows || win.col0 > canvas.width - win.cols)
+        throw std::invalid_argument("the window is empty or not inside the canvas");
     for (std::size_t k = 0; k < tiles.size(); ++k)
         if (tiles[k].data == nullptr || tiles[k].row_stride < tiles[k].width)
             throw std::invalid_argument("tile " + std::to_string(k) + " has no valid pixel data");
     const std::vector<Prepared> prep = prepare_all(tiles, opt.blend, opt.interp == Interp::Cubic);
     const bool hard = opt.blend == 0;
     const Kernels kern = pick_kernels(type, opt.interp, hard);
-    const BlockGrid grid = bin_tiles(prep, canvas);
+    const BlockGrid grid = bin_tiles(prep, canvas, win);
     const std::size_t psize = pixel_size(type);
     const float den0 = hard ? std::numeric_limits<float>::infinity() : 0.0f;
 
     struct BlockSums {
-        std::vector<float> num, den;
+        std::vector<double> num;
+        std::vector<float> den;
     };
     const std::size_t block_pixels = static_cast<std::size_t>(kBlockRows) * kBlockCols;
     parallel_for(
-        grid.bins.size(), opt.threads, [&]() { return BlockSums{std::vector<float>(block_pixels),
+        grid.bins.size(), opt.threads, [&]() { return BlockSums{std::vector<double>(block_pixels),
                                                                 std::vector<float>(block_pixels)}; },
         [&](BlockSums& sums, std::size_t b) {
-            std::vector<float>& num = sums.num;
+            std::vector<double>& num = sums.num;
             std::vector<float>& den = sums.den;
             const Block blk = block_at(grid, canvas, b);
             const long long i0 = blk.i0, j0 = blk.j0;
             const int rows = blk.rows, cols = blk.cols;
             for (int i = 0; i < rows; ++i) {
-                std::fill_n(num.data() + i * kBlockCols, cols, 0.0f);
+                std::fill_n(num.data() + i * kBlockCols, cols, 0.0);
                 std::fill_n(den.data() + i * kBlockCols, cols, den0);
             }
             const double X0 = canvas.x0 + static_cast<double>(j0);
             for (int t : grid.bins[b]) {
+                check_interrupt();  // a block under thousands of tiles is a long item
                 const Prepared& p = prep[static_cast<std::size_t>(t)];
                 for (int i = 0; i < rows; ++i) {
                     const double Y = canvas.y0 + static_cast<double>(i0 + i);
@@ -434,19 +471,21 @@ void render_canvas(const std::vector<RenderTile>& tiles, PixelType type, const C
                                 den.data() + i * kBlockCols);
                 }
             }
+            const std::ptrdiff_t skip = static_cast<std::ptrdiff_t>(blk.c0 - j0);
+            const int shown = static_cast<int>(blk.c1 - blk.c0);
             for (int i = 0; i < rows; ++i) {
+                const long long r = i0 + i - win.row0, c = blk.c0 - win.col0;
                 char* o = static_cast<char*>(out) +
-                          ((i0 + i) * out_stride + j0) * static_cast<std::ptrdiff_t>(psize);
-                std::uint8_t* cv =
-                    coverage ? coverage + (i0 + i) * canvas.width + j0 : nullptr;
-                kern.finalize(num.data() + i * kBlockCols, den.data() + i * kBlockCols, cols, hard,
-                              opt.fill, o, cv);
+                          (r * out_stride + c) * static_cast<std::ptrdiff_t>(psize);
+                std::uint8_t* cv = coverage ? coverage + r * win.cols + c : nullptr;
+                kern.finalize(num.data() + i * kBlockCols + skip, den.data() + i * kBlockCols + skip,
+                              shown, hard, opt.fill, o, cv);
             }
         });
 }
 
 void accumulate_tile(const RenderTile& tile, PixelType type, const Canvas& canvas,
-                     const RenderOptions& opt, float* num, float* den) {
+                     const RenderOptions& opt, double* num, float* den) {
     check_canvas(canvas);
     check_options(opt);
     if (tile.data == nullptr || tile.row_stride < tile.width)
@@ -480,7 +519,7 @@ void accumulate_tile(const RenderTile& tile, PixelType type, const Canvas& canva
     });
 }
 
-void finalize_canvas(const float* num, const float* den, const Canvas& canvas, PixelType type,
+void finalize_canvas(const double* num, const float* den, const Canvas& canvas, PixelType type,
                      bool hard, float fill, int threads, void* out, std::uint8_t* coverage) {
     check_canvas(canvas);
     if (!std::isfinite(fill)) throw std::invalid_argument("fill value must be finite");
@@ -505,7 +544,7 @@ void tile_coverage(const std::vector<RenderTile>& tiles, const Canvas& canvas, b
                    int threads, std::uint8_t* mask) {
     check_canvas(canvas);
     const std::vector<Prepared> prep = prepare_all(tiles, 1.0);
-    const BlockGrid grid = bin_tiles(prep, canvas);
+    const BlockGrid grid = bin_tiles(prep, canvas, whole(canvas));
     const int ntiles = static_cast<int>(tiles.size());
     parallel_for(
         grid.bins.size(), threads, [] { return std::vector<int>(static_cast<std::size_t>(kBlockCols)); },

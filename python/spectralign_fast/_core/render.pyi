@@ -19,6 +19,7 @@ def render_canvas(
     threads: int,
     coverage: bool,
     dtype: str,
+    window: tuple[int, int, int, int] | None = None,
 ) -> tuple[_Pixels, npt.NDArray[np.bool_] | None]: ...
 def accumulate_tile(
     image: _Pixels,
@@ -29,12 +30,12 @@ def accumulate_tile(
     height: int,
     interpolation: str,
     blend: float,
-    num: npt.NDArray[np.float32],
+    num: npt.NDArray[np.float64],
     den: npt.NDArray[np.float32],
     threads: int,
 ) -> None: ...
 def finalize_canvas(
-    num: npt.NDArray[np.float32],
+    num: npt.NDArray[np.float64],
     den: npt.NDArray[np.float32],
     hard: bool,
     fill: float,

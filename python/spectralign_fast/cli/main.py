@@ -82,17 +82,46 @@ def _json_path(output: Path) -> Path:
     return output.with_name(name + ".json")
 
 
-def _check_outputs(args: argparse.Namespace) -> Path:
+def _pending_marker(output: Path) -> Path:
+    """Made before the image is written and removed once its JSON is too: an image without its JSON
+    beside this marker is the half of a pair that a killed run left, not a file of the user's."""
+    return output.with_name(f".{output.name}.pending")
+
+
+def _check_outputs(args: argparse.Namespace) -> Tuple[Path, bool]:
+    """The output path, and whether the image there (if any) is to be replaced: with --overwrite,
+    or when it is the lone image of a run killed before its JSON was written."""
     out = Path(args.output)
+    marker = _pending_marker(out)
     try:
         output_kind(out)
-        check_output_path(out, overwrite=args.overwrite)
+        incomplete = marker.is_file() and not _json_path(out).exists()
+        if marker.is_file() and not incomplete:
+            marker.unlink()  # the pair was complete: killed just before removing the marker
+        check_output_path(out, overwrite=args.overwrite or incomplete)
         check_output_path(_json_path(out), overwrite=args.overwrite)
         if args.report:
             check_output_path(Path(args.report), overwrite=args.overwrite)
     except (ValueError, OSError) as exc:
         raise UsageError(str(exc)) from None
-    return out
+    return out, args.overwrite or incomplete
+
+
+@contextlib.contextmanager
+def _image_and_json(out: Path) -> Iterator[None]:
+    """Around writing the image, then its JSON: the pending marker lives exactly as long as the pair
+    may be incomplete (kept when a failure leaves an image without its JSON)."""
+    marker = _pending_marker(out)
+    marker.touch()
+    # An old JSON (--overwrite) goes first: a new image beside it would pass for a complete pair.
+    _json_path(out).unlink(missing_ok=True)
+    try:
+        yield
+    except BaseException:
+        if not (out.exists() and not _json_path(out).exists()):
+            marker.unlink(missing_ok=True)
+        raise
+    marker.unlink(missing_ok=True)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -157,16 +186,16 @@ def _client(args: argparse.Namespace, out: Path) -> Iterator[Any]:
 
 def cmd_montage(args: argparse.Namespace) -> int:
 
-    out = _check_outputs(args)
+    out, replace = _check_outputs(args)
     _plan(args)
     files = {(k[0], k[1]): p for k, p in expand_pattern(args.pattern, ("row", "col")).items()}
     t0 = time.perf_counter()
-    with _client(args, out) as client:
+    with _client(args, out) as client, _image_and_json(out):
         result = montage(files, overlap=args.overlap, model=args.model, fine_size=args.fine_size,
                          fine_step=args.fine_step, min_snr=args.min_snr, diagonals=args.diagonals,
-                         threads=args.threads, progress=not args.quiet, output=out, overwrite=args.overwrite,
+                         threads=args.threads, progress=not args.quiet, output=out, overwrite=replace,
                          chunk=args.chunk, client=client)
-    result.save(_json_path(out), overwrite=args.overwrite)
+        result.save(_json_path(out), overwrite=args.overwrite)
     if args.report:
         write_report(result, files, args.report, threads=args.threads)
     if not args.quiet:
@@ -176,7 +205,7 @@ def cmd_montage(args: argparse.Namespace) -> int:
 
 def cmd_stack(args: argparse.Namespace) -> int:
 
-    out = _check_outputs(args)
+    out, replace = _check_outputs(args)
     _plan(args)
     names = re.findall(r"{(\w+)}", args.pattern)
     if "z" not in names:
@@ -191,12 +220,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
     else:
         slices = [files[(z,)] for z in zs]
     t0 = time.perf_counter()
-    with _client(args, out) as client:
+    with _client(args, out) as client, _image_and_json(out):
         result = align_stack(slices, overlap=args.overlap, model=args.model, fine_size=args.fine_size,
                              fine_step=args.fine_step, min_snr=args.min_snr, diagonals=args.diagonals,
                              threads=args.threads, progress=not args.quiet, output=out,
-                             overwrite=args.overwrite, chunk=args.chunk, client=client)
-    result.save(_json_path(out), overwrite=args.overwrite)
+                             overwrite=replace, chunk=args.chunk, client=client)
+        result.save(_json_path(out), overwrite=args.overwrite)
     if args.report:
         tiles: Dict[Tuple[int, ...], str] = {}
         for z, sl in enumerate(slices):

@@ -113,9 +113,10 @@ def _run_batch(fn: Callable, items: List[Tuple]) -> List[Any]:
 _TileInfo = Dict[TileKey, Tuple[Tuple[int, int], str]]
 
 # The arguments of _render_block: transforms, sizes, blend, interpolation, rect (x, y, w, h),
-# sources, dtype, threads.
+# sources, dtype, threads, canvas (x0, y0, w, h) of the whole output.
 _BlockArgs = Tuple[Dict[TileKey, Affine], Dict[TileKey, Tuple[int, int]], float, str,
-                   Tuple[float, float, int, int], Dict[TileKey, Any], np.dtype, int]
+                   Tuple[float, float, int, int], Dict[TileKey, Any], np.dtype, int,
+                   Tuple[float, float, int, int]]
 
 
 def _tile_info(store: TileStore) -> _TileInfo:
@@ -180,12 +181,14 @@ def _cached_tile(src: Any, tile: TileKey) -> np.ndarray:
 
 def _render_block(transforms: Dict[TileKey, Affine], sizes: Dict[TileKey, Tuple[int, int]], blend: float,
                   interpolation: str, rect: Tuple[float, float, int, int], sources: Dict[TileKey, Any],
-                  dtype: np.dtype, threads: int) -> np.ndarray:
-    """The output block of model rectangle ``rect = (x, y, w, h)``, as the local writer renders it."""
+                  dtype: np.dtype, threads: int, canvas: Tuple[float, float, int, int]) -> np.ndarray:
+    """The output block of model rectangle ``rect = (x, y, w, h)``, as the local writer renders it:
+    in the whole output's canvas (clip=), so its pixels are bit for bit those of ``render_all``."""
     x0, y0, w, h = rect
     if not transforms:
         return np.zeros((h, w), np.float32).astype(dtype)  # render_region's fill, cast as locally
-    r = Renderer(affine=transforms, tilesize=sizes, blend=blend, interpolation=interpolation, threads=threads)
+    r = Renderer(affine=transforms, tilesize=sizes, clip=canvas, blend=blend, interpolation=interpolation,
+                 threads=threads)
     loaders = {t: (lambda src=src, t=t: _cached_tile(src, t)) for t, src in sources.items()}
     img = r.render_region(rect, loaders, threads=threads)
     return img if img.dtype == dtype else img.astype(dtype)
@@ -200,6 +203,7 @@ def _worker_write(what: str, target: Path, write: Callable[[], None]) -> None:
 
 
 def _zarr_chunk_task(writer: OmeZarrWriter, iy: int, ix: int, block_args: _BlockArgs) -> None:
+    writer.check_open()  # an aborted run: stop before the (expensive) rendering
     block = _render_block(*block_args)
     _worker_write(f"chunk ({iy}, {ix})", writer.path, lambda: writer.write_chunk(iy, ix, block))
 
@@ -208,14 +212,20 @@ def _zarr_build_task(writer: OmeZarrWriter, level: int, iy: int, ix: int) -> Non
     _worker_write(f"level {level} chunk ({iy}, {ix})", writer.path, lambda: writer.build_chunk(level, iy, ix))
 
 
+# Made in a stack's temporary store when its run fails: tasks still queued or running then write
+# nothing more, and the client removes the store once every task has finished.
+_ABORTED = ".aborted"
+
+
 def _stack_array(tmp: Path, level: int) -> zarr.Array:
-    if not tmp.is_dir():
+    if not tmp.is_dir() or (tmp / _ABORTED).exists():
         raise FileNotFoundError(f"the temporary store {tmp} is gone (the run was aborted)")
     return zarr.open_array(tmp / str(level), mode="r+", zarr_format=2)
 
 
 def _stack_chunk_task(tmp: str, z: int, region: Tuple[int, int, int, int], block_args: _BlockArgs) -> None:
     y, x, h, w = region
+    _stack_array(Path(tmp), 0)  # an aborted run: stop before the (expensive) rendering
     block = _render_block(*block_args)
 
     def write() -> None:
@@ -279,19 +289,22 @@ class DaskExecutor(Executor):
         return self.client.submit(_task, self.rigor, fn, *args, pure=False)
 
     def _map(self, fn: Callable, items: List[Tuple], *, desc: str, progress: bool, unit: str,
-             side_effects: bool = False) -> List[Any]:
-        """fn(*args) for every args in items, as batched tasks; results in order."""
+             stop: Optional[Callable[[], None]] = None) -> List[Any]:
+        """fn(*args) for every args in items, as batched tasks; results in order. ``stop`` (for
+        tasks that write): see ``_collect``."""
         batches = self._batches(items)
         futures = [self._submit(_run_batch, fn, list(b)) for b in batches]
         out: List[Any] = []
-        for res in self._collect(futures, desc=desc, progress=progress, unit="batch", side_effects=side_effects):
+        for res in self._collect(futures, desc=desc, progress=progress, unit="batch", stop=stop):
             out.extend(res)
         return out
 
     def _collect(self, futures: List[Any], *, desc: str, progress: bool, unit: str,
-                 side_effects: bool = False) -> List[Any]:
-        """Results in order; on the first failure the rest are cancelled (or, for tasks that write,
-        waited for, so nothing writes into a store being removed) and the error raised."""
+                 stop: Optional[Callable[[], None]] = None) -> List[Any]:
+        """Results in order; on the first failure (or Ctrl-C) the error is raised after the rest
+        are dealt with: cancelled, or, for tasks that write (``stop`` given), told to stop
+        (``stop()`` makes every further write refuse) and waited for, so no task is still running,
+        or writes, when the caller removes what they wrote into."""
         from distributed import as_completed
 
         try:
@@ -304,15 +317,20 @@ class DaskExecutor(Executor):
                         fut.result()
                     bar.update(1)
             return [f.result() for f in futures]
-        except BaseException as exc:
-            if side_effects and not isinstance(exc, KeyboardInterrupt):
-                for fut in futures:  # distributed.wait would look for a default client too
-                    try:
-                        fut.result()
-                    except Exception:
-                        pass
-            else:
+        except BaseException:
+            if stop is None:
                 self.client.cancel(futures)
+                raise
+            stop()
+            # Cancelling would not stop a task already running on a worker (Dask cannot interrupt
+            # it): each one must end, which after stop() takes at most the chunk it is rendering.
+            for fut in futures:  # distributed.wait would look for a default client too
+                try:
+                    fut.result()
+                except KeyboardInterrupt:
+                    raise
+                except BaseException:  # its own failure, or cancelled (asyncio's CancelledError)
+                    pass
             raise
 
     def _record(self, info: Mapping[TileKey, Tuple[Tuple[int, int], str]]) -> None:
@@ -392,7 +410,7 @@ class DaskExecutor(Executor):
         use = [t for t in over if t in keep]
         assert r.afms is not None  # the workflows render with transforms (MontageResult.renderer)
         return ({t: r.afms[t] for t in use}, {t: r.imgsizes[t] for t in use}, r.blend, r.interpolation,
-                rect, self._subset(use), dtype, self.threads)
+                rect, self._subset(use), dtype, self.threads, r.rect)
 
     def render(self, r: Renderer, tiles: Sequence[TileKey], dtype: np.dtype, *, output: Optional[Path],
                overwrite: bool, chunk: int, progress: bool,
@@ -426,11 +444,12 @@ class DaskExecutor(Executor):
             items = [(writer, k // gx, k % gx, self._block_args(r, tiles, (x0 + x, y0 + y, cw, ch), dtype))
                      for k, (y, x, ch, cw) in enumerate(writer.grid(0))]
             self._map(_zarr_chunk_task, items, desc=f"writing {path.name}", progress=progress, unit="chunk",
-                      side_effects=True)
+                      stop=writer.close_for_writing)
             for lv in range(1, writer.levels):
                 gy, gx = writer.grid_shape(lv)
                 self._map(_zarr_build_task, [(writer, lv, cy, cx) for cy in range(gy) for cx in range(gx)],
-                          desc=f"pyramid level {lv}", progress=progress, unit="chunk", side_effects=True)
+                          desc=f"pyramid level {lv}", progress=progress, unit="chunk",
+                          stop=writer.close_for_writing)
             writer.commit()
         except BaseException as exc:
             err = writer.abort_for(exc)
@@ -443,16 +462,20 @@ class DaskExecutor(Executor):
                            progress: bool) -> None:
         x0, y0 = r.origin
         tmp, shapes = create_stack_store(path.absolute(), r.shape, len(levels), dtype, chunk)
+
+        def stop() -> None:
+            (tmp / _ABORTED).touch()
+
         try:
             items = [(str(tmp), z, (y, x, ch, cw), self._block_args(r, lv, (x0 + x, y0 + y, cw, ch), dtype))
                      for z, lv in enumerate(levels) for (y, x, ch, cw) in chunk_grid(r.shape, chunk)]
             self._map(_stack_chunk_task, items, desc=f"writing {path.name}", progress=progress, unit="chunk",
-                      side_effects=True)
+                      stop=stop)
             for k in range(1, len(shapes)):
                 build = [(str(tmp), k, z, region, shapes[k - 1])
                          for z in range(len(levels)) for region in chunk_grid(shapes[k], chunk)]
                 self._map(_stack_build_task, build, desc=f"pyramid level {k}", progress=progress, unit="chunk",
-                          side_effects=True)
+                          stop=stop)
             commit_store(tmp, path, overwrite=overwrite)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import _core
 from .._validate import as_float, as_int
-from .atomic import UMASK, check_output_path, disk_full
+from .atomic import UMASK, check_output_path, disk_full, remove_stale_temporaries, temp_owner
 from .formats import ZARR_SUFFIXES, Region, as_chunk, as_dtype, as_shape, matching_suffix, to_dtype
 from .pyramid import auto_levels, chunk_grid, downsample, level_shapes, max_levels
 import numcodecs
@@ -110,8 +110,9 @@ class OmeZarrWriter:
     ``write_chunk``, then every chunk of levels 1, 2, ... with
     ``build_chunk``; finally ``commit`` (or ``abort``). Until the
     commit everything lives in a temporary sibling directory
-    ``<name>.partial-<random>``, so the final path only ever holds a complete
-    store.
+    ``<name>.partial-<pid>@<host>-<random>``, so the final path only ever holds a
+    complete store; ``create`` removes such folders of the same output left by
+    processes of this machine that no longer exist (killed runs).
 
     The format is OME-NGFF 0.4 on Zarr format 2 (``.zgroup``/``.zattrs``,
     Blosc-LZ4 chunks): the version that every current reader opens
@@ -212,7 +213,8 @@ class OmeZarrWriter:
             raise TypeError(f"name must be a string, got {type(name).__name__}")
 
         try:
-            tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}.partial-", dir=final.parent))
+            remove_stale_temporaries(final, "dir")
+            tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}.partial-{temp_owner()}-", dir=final.parent))
         except PermissionError:
             raise PermissionError(f"cannot create a folder next to {final}: the output folder "
                                   f"is not writable; choose another output path") from None
@@ -316,12 +318,28 @@ class OmeZarrWriter:
             raise ValueError(f"level {lv} does not exist: this store has levels 0..{self._levels - 1}")
         return lv
 
+    def check_open(self) -> None:
+        """Raise FileNotFoundError when the store takes no more chunks (committed, aborted, or
+        closed for writing)."""
+        if not (self._tmp / STATE_FILE).is_file():
+            raise FileNotFoundError(f"the temporary store {self._tmp} is gone (committed or "
+                                    f"aborted); no more chunks can be written")
+
+    def close_for_writing(self) -> None:
+        """Make every further ``write_chunk``/``build_chunk`` (in any process) refuse, the first step
+        of an abort while other processes may still be writing: once they have all finished,
+        ``abort()`` removes the store and nothing can write into it again."""
+        try:
+            os.unlink(self._tmp / STATE_FILE)
+        except FileNotFoundError:
+            pass
+
     def _array(self, level: int) -> zarr.Array:
+        # Checked before every write, not only the first: a cached array would otherwise write on
+        # (and zarr recreate the folders) after the store was aborted.
+        self.check_open()
         arr = self._arrays.get(level)
         if arr is None:
-            if not (self._tmp / STATE_FILE).is_file():
-                raise FileNotFoundError(f"the temporary store {self._tmp} is gone (committed or "
-                                        f"aborted); no more chunks can be written")
             # Every chunk must exist as a file, even one that is all fill value: commit()
             # and build_chunk() check completeness by the files. (zarr 3.1 ignores a
             # config= passed to open_array, so it is set on the opened array.)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from .._types import TileKey
-from ..io.atomic import check_output_path, write_atomically
+from ..io.atomic import check_output_path, remove_stale_temporaries, temp_owner, write_atomically
 from ..io.formats import output_kind
 from ..io.omezarr import NGFF_VERSION, drop_partial_files, write_ome_zarr
 from ..io.pyramid import chunk_grid, downsample
@@ -79,12 +79,14 @@ class _CachedLoaders(Dict[TileKey, Callable[[], Any]]):
 
 def create_stack_store(path: Path, shape: Tuple[int, int], nz: int, dtype: np.dtype,
                        chunk: int) -> Tuple[Path, List[Tuple[int, int]]]:
-    """The temporary (z, y, x) OME-Zarr store ``<name>.partial-<random>`` and its level shapes."""
+    """The temporary (z, y, x) OME-Zarr store ``<name>.partial-<pid>@<host>-<random>`` and its level shapes
+    (stale ones of killed runs removed first, as ``OmeZarrWriter.create`` does)."""
     h, w = shape
     shapes = [(h, w)]
     while max(shapes[-1]) > chunk:
         shapes.append(((shapes[-1][0] + 1) // 2, (shapes[-1][1] + 1) // 2))
-    tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.partial-", dir=path.parent))
+    remove_stale_temporaries(path, "dir")
+    tmp = Path(tempfile.mkdtemp(prefix=f"{path.name}.partial-{temp_owner()}-", dir=path.parent))
     try:
         group = zarr.open_group(tmp, mode="w", zarr_format=2)
         for k, s in enumerate(shapes):

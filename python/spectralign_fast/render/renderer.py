@@ -145,13 +145,18 @@ class Renderer:
     Notes
     -----
     The output dtype follows the input (uint8, uint16 or float32; float64
-    input is converted to float32 once). Accumulation is float32; integer
-    output is rounded and clamped to the dtype's range. Input images are
-    never modified.
+    input is converted to float32 once). Weighted sums accumulate in float64
+    (so tiles near the float32 maximum blend without overflow), weights in
+    float32; integer output is rounded and clamped to the dtype's range. Input
+    images are never modified. Tiles are blended in the order the renderer
+    was given them, whatever the order of a ``render_all``/``render_region``
+    dict, and ``render_region`` of a rectangle at whole-pixel offsets inside
+    the canvas gives bit for bit the same pixels as ``render_all``.
 
-    Incremental ``render()`` keeps two float32 accumulators of the canvas
-    size (8 bytes per output pixel); ``render_all()`` and ``render_region()``
-    need only the output itself plus small per-thread scratch.
+    Incremental ``render()`` keeps a float64 and a float32 accumulator of the
+    canvas size (12 bytes per output pixel); ``render_all()`` and
+    ``render_region()`` need only the output itself plus small per-thread
+    scratch.
     """
 
     def __init__(self, rigid: Optional[Mapping[TileKeyT, Any]] = None,
@@ -344,7 +349,7 @@ class Renderer:
         num, den = self._num, self._den
         if num is None or den is None:
             _check_bytes(float(h) * w * (8 + 4), f"rendering a canvas of {w} x {h} pixels incrementally")
-            num = self._num = np.zeros((h, w), np.float32)
+            num = self._num = np.zeros((h, w), np.float64)
             den = self._den = (np.full((h, w), np.inf, np.float32) if self.blend == 0
                                else np.zeros((h, w), np.float32))
         self._dtype = arr.dtype
@@ -469,6 +474,7 @@ class Renderer:
         x0, y0, w, h = self._parse_rect(rect)
         keys = self._check_keys(tiles)
         wanted = set(self.overlapping((x0, y0, w, h)))
+        frame, window = self._frame(x0, y0, w, h)
         keys = [t for t in keys if t in wanted]
         if not keys:
             _check_bytes(float(h) * w * 5, f"a region of {w} x {h} pixels")
@@ -479,8 +485,8 @@ class Renderer:
         _check_bytes(float(h) * w * (dtype.itemsize + 1), f"a region of {w} x {h} pixels")
         idx = [self._index[t] for t in keys]
         img, mask = _core.render.render_canvas(
-            arrays, self._transforms[idx], x0, y0, w, h, self.interpolation, self.blend,
-            self.fill, self._threads(threads), coverage, _DTYPES[dtype])
+            arrays, self._transforms[idx], *frame, self.interpolation, self.blend,
+            self.fill, self._threads(threads), coverage, _DTYPES[dtype], window)
         if coverage:
             assert mask is not None  # asked for
             return img, mask
@@ -514,11 +520,24 @@ class Renderer:
             raise KeyError(f"tile {tile!r} has no transform in this renderer") from None
 
     def _check_keys(self, images: Mapping[TileKeyT, Any]) -> List[TileKeyT]:
+        """The keys of ``images`` in the renderer's tile order (the order tiles are blended in)."""
         if not isinstance(images, Mapping):
             raise TypeError(f"images must be a dict {{tile: image or loader}}, got {type(images).__name__}")
         for t in images:
             self._tile_index(t)
-        return list(images.keys())
+        return sorted(images.keys(), key=self._tile_index)
+
+    def _frame(self, x0: float, y0: float, w: int, h: int) -> Tuple[Tuple[float, float, int, int],
+                                                                     Optional[Tuple[int, int, int, int]]]:
+        """The canvas to compute in and the window of it that ``rect = (x0, y0, w, h)`` is: this
+        renderer's canvas when the rectangle lies inside it at whole-pixel offsets (so its pixels
+        are computed exactly as ``render_all`` computes them), else the rectangle itself."""
+        ox, oy = x0 - self.origin[0], y0 - self.origin[1]
+        cw, ch = int(self.size[0]), int(self.size[1])
+        if (ox.is_integer() and oy.is_integer() and self.origin[0] + ox == x0 and self.origin[1] + oy == y0
+                and 0 <= ox <= cw - w and 0 <= oy <= ch - h):
+            return (self.origin[0], self.origin[1], cw, ch), (int(oy), int(ox), h, w)
+        return (x0, y0, w, h), None
 
     def _load_all(self, sources: Mapping[TileKeyT, Any], keys: List[TileKeyT],
                   threads: Optional[int]) -> List[np.ndarray]:

@@ -15,7 +15,8 @@
 //  * blend == 0 (hard seams): the covering tile whose centre is nearest (in
 //    model space) wins; on an exact tie the larger value wins, which keeps
 //    the result independent of the order of the tiles.
-// Accumulation is float32; integer outputs are rounded and clamped.
+// Accumulation: weighted sums in double (no overflow for values up to the
+// float32 maximum), weights in float32; integer outputs are rounded and clamped.
 #pragma once
 
 #include <cstddef>
@@ -42,6 +43,11 @@ struct Canvas {
     long long width = 0, height = 0;
 };
 
+// Rows [row0, row0 + rows) and columns [col0, col0 + cols) of a canvas.
+struct Window {
+    long long row0 = 0, col0 = 0, rows = 0, cols = 0;
+};
+
 struct RenderOptions {
     Interp interp = Interp::Linear;
     double blend = 10;  // 0 = hard seams
@@ -61,14 +67,22 @@ void render_canvas(const std::vector<RenderTile>& tiles, PixelType type, const C
                    const RenderOptions& opt, void* out, std::ptrdiff_t out_stride,
                    std::uint8_t* coverage);
 
-// Incremental rendering: adds one tile to the float32 accumulators num and
-// den (canvas-sized, C order). Initialise num to 0 and den to 0 (blend > 0)
+// The pixels of a window of the canvas, bit for bit those that render_canvas
+// gives them: `out` has win.rows rows of `out_stride` elements, `coverage`
+// win.rows * win.cols bytes. Throws std::invalid_argument unless the window
+// is non-empty and inside the canvas.
+void render_window(const std::vector<RenderTile>& tiles, PixelType type, const Canvas& canvas,
+                   const Window& win, const RenderOptions& opt, void* out,
+                   std::ptrdiff_t out_stride, std::uint8_t* coverage);
+
+// Incremental rendering: adds one tile to the accumulators num (double) and
+// den (float32), canvas-sized, C order. Initialise num to 0 and den to 0 (blend > 0)
 // or +inf (blend == 0) before the first tile.
 void accumulate_tile(const RenderTile& tile, PixelType type, const Canvas& canvas,
-                     const RenderOptions& opt, float* num, float* den);
+                     const RenderOptions& opt, double* num, float* den);
 
 // Turns the accumulators into the output image (and optional coverage).
-void finalize_canvas(const float* num, const float* den, const Canvas& canvas, PixelType type,
+void finalize_canvas(const double* num, const float* den, const Canvas& canvas, PixelType type,
                      bool hard, float fill, int threads, void* out, std::uint8_t* coverage);
 
 // mask[i*width + j] = 1 where any (all_tiles=false) or every (true) tile's
