@@ -1,8 +1,9 @@
-"""Command line: ``spectralign-fast montage | stack | demo``.
+"""Command line: ``spectralign-fast montage | stack | register | demo``.
 
     spectralign-fast montage "tiles/r{row}_c{col}.tif" -o out.ome.zarr --report report.png
     spectralign-fast stack "sections/s{z}.tif" -o stack.ome.zarr
     spectralign-fast stack "sections/s{z}_r{row}_c{col}.tif" -o stack.tif
+    spectralign-fast register static.nii.gz moving.nii.gz -o moved.nii.gz --transform out.tfm
     spectralign-fast demo
 
 User mistakes (missing files, a pattern that matches nothing, an output that
@@ -28,6 +29,7 @@ from ..workflows.montage import montage, write_report
 from ..workflows.result import MontageResult
 from ..workflows.sections import align_stack
 from . import demo
+from . import register as register_cli
 
 _FIELDS = ("row", "col", "z")
 
@@ -254,6 +256,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", help="files with {z} (and {row}, {col} for tiled levels)")
     _common(p)
     p.set_defaults(run=cmd_stack)
+    register_cli.add_parser(sub, UsageError)
     p = sub.add_parser("demo", help="stitch a photograph cut into a 3x3 grid, with known truth")
     p.add_argument("--output", default="demo-output", help="folder for the demo's files (demo-output)")
     p.add_argument("--data", help="folder with the two YFP microscopy tiles (default: ../shared/data)")
