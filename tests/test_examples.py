@@ -175,3 +175,15 @@ def test_large_montage_example_on_a_local_cluster(tmp_path):
     assert (tmp_path / "cluster_montage.json").is_file() and (tmp_path / "cli_montage.json").is_file()
     assert not list(tmp_path.glob("*.partial-*")), "temporary stores left behind"
     assert_figure(tmp_path / "large_montage_pyramid.png")
+
+
+def test_affine_registration_example(tmp_path):
+    claims = run_example("affine_registration.py", tmp_path)
+    # camera moved by 12 degrees, scale, shear and 20 px, intensities remapped; the MNI152
+    # template moved by 8 and -5 degrees and 5 voxels (docs/examples.md).
+    assert claims["photo_dipy_recipe_rms_px"] < 0.2       # DIPY's recipe, cross-modality
+    assert claims["photo_one_call_rms_px"] < 0.2
+    assert claims["photo_one_call_start"].startswith("initial_affine")
+    assert claims["brain_rms_voxels"] < 0.1
+    assert_figure(tmp_path / "affine_photographs.png")
+    assert_figure(tmp_path / "affine_brain.png")
