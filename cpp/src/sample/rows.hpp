@@ -36,6 +36,11 @@ struct Row {
     const float* field = nullptr;  // n * ndim floats, or null (affine)
     int n = 0;
     void* out = nullptr;
+    // 3-D affine rows: element offset from a pixel's source cell to the
+    // cell of the same pixel one output plane later (0: none). The linear
+    // span path prefetches that plane's new source rows (a hint only; the
+    // arithmetic does not depend on it).
+    std::int64_t next_plane = 0;
 };
 
 using RowFn = void (*)(const Source&, const Row&);

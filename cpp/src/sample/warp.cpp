@@ -211,6 +211,15 @@ void warp_affine(const Grid& in, const double* matrix, const std::int64_t* out_s
         throw std::invalid_argument("warp: the matrix's linear part is singular");
     const Plan pl = make_plan(in, opt);
     const std::size_t esize = dtype_size(in.type);
+    // Source offset of one output plane's step (3-D; for_rows walks planes
+    // innermost within a band of rows), for the span path's prefetch.
+    std::int64_t next_plane = 0;
+    if (D == 3) {
+        double step = 0.0;
+        for (int a = 0; a < D; ++a)
+            step += std::nearbyint(matrix[a * W]) * static_cast<double>(pl.src.stride[a]);
+        if (std::fabs(step) < 1e15) next_plane = static_cast<std::int64_t>(step);
+    }
     for_rows(in, out_shape, opt.threads, [&](std::int64_t r, std::int64_t c0, std::int64_t c1) {
         double o[3] = {0, 0, 0};
         row_index(D, out_shape, r, o);
@@ -226,6 +235,7 @@ void warp_affine(const Grid& in, const double* matrix, const std::int64_t* out_s
         row.n = static_cast<int>(c1 - c0);
         row.out = static_cast<char*>(out) +
                   (r * out_shape[D - 1] + c0) * static_cast<std::int64_t>(esize);
+        row.next_plane = next_plane;
         pl.fn(pl.src, row);
     });
 }
