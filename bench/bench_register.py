@@ -24,8 +24,8 @@ table says so:
              (its "Affine" has no rigid stage); threads via ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS.
 
 Every (tool, case, threads) runs in its own subprocess (inputs cached as .npy files), which
-times ``--repeats`` registrations in a row and reports the median, its own peak RSS
-(``getrusage(RUSAGE_SELF).ru_maxrss``) and the RSS just before the first registration, and
+times ``--repeats`` registrations in a row and reports the median, its own peak RSS (VmHWM;
+not ``ru_maxrss``, see ``_peak_mb``) and the RSS just before the first registration, and
 the recovered map converted to the truth's convention: static ARRAY INDEX -> moving ARRAY
 INDEX (see ``_index_map_*``). Accuracy is the RMS over every static voxel of the distance between
 the recovered and the true map (px / voxels). Each conversion is also checked by resampling
@@ -371,7 +371,7 @@ def worker(args) -> None:
         times.append(time.perf_counter() - t0)
         cpus.append(_cpu_seconds() - c0)
         extras.append(extra)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = _peak_mb()
     conv = _conversion_check(index, static.shape, moving, resample) if resample is not None else None
     print("RESULT " + json.dumps({
         "tool": args.tool, "case": args.case, "threads": threads, "times": times,
@@ -386,6 +386,20 @@ def _cpu_seconds() -> float:
     a = resource.getrusage(resource.RUSAGE_SELF)
     b = resource.getrusage(resource.RUSAGE_CHILDREN)
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def _peak_mb() -> float:
+    """This process's peak RSS: VmHWM of /proc/self/status. Not getrusage's ru_maxrss: on
+    Linux that carries the parent's high-water mark over fork + exec, so every worker would
+    report at least the driver's peak (which includes preparing the inputs)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _rss_mb() -> float:
