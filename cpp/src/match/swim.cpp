@@ -549,6 +549,8 @@ void check_refine_params(const ImageView& img1, const ImageView& img2, const Ref
     check_image(img2, "image 2");
     const int rad = p.swim.peak_radius;
     if (rad < 0) throw std::invalid_argument("peak radius must be >= 0");
+    // 2 * rad + 1 below must not overflow; no window side reaches this anyway.
+    if (rad > (1 << 24)) throw std::invalid_argument("peak radius is too large (at most 2^24)");
     if (p.width < 1 || p.height < 1)
         throw std::invalid_argument("window size must be positive, got (" + std::to_string(p.width) +
                                     ", " + std::to_string(p.height) + ")");

@@ -194,11 +194,10 @@ def _pair(static: Any, moving: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def _center_of_mass(img: np.ndarray, name: str) -> np.ndarray:
     w = img.astype(np.float64)
-    if float(w.min()) < 0.0:
-        raise ValueError(f"{name} has negative intensities; a centre of mass needs non-negative "
-                         f"weights (shift or mask the image first)")
-    if float(w.sum()) <= 0.0:
-        raise ValueError(f"{name} has no mass (all zero)")
+    total = float(w.sum())
+    if not total > 0.0:
+        raise ValueError(f"{name} has no positive mass (its intensities sum to {total:g}); a centre "
+                         f"of mass needs mostly non-negative intensities (shift or mask the image)")
     return np.asarray(ndimage.center_of_mass(w), dtype=np.float64)
 
 
