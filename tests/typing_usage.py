@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 import spectralign_fast as sf
+from spectralign_fast import register as reg
 from spectralign_fast.io import read_affine, read_volume, write_affine, write_volume
 
 
@@ -86,3 +87,18 @@ def transform_files(static: list[list[float]], moving: npt.NDArray[np.float64], 
     vol, g = read_volume(out.with_suffix(".nii.gz"))
     write_volume(out.with_suffix(".tif"), vol[0], np.eye(3), overwrite=True)
     return read_affine(written, world=None) @ g
+
+
+def affine_registration(static: npt.NDArray[np.float32], moving: npt.NDArray[np.float32],
+                        g2w: npt.NDArray[np.float64]) -> float:
+    affreg = reg.AffineRegistration(reg.MutualInformationMetric(32), level_iters=[100, 10],
+                                    sigmas=[1.0, 0.0], factors=[2, 1], threads=1)
+    start = reg.transform_centers_of_mass(static, g2w, moving, g2w)
+    amap = affreg.optimize(static, moving, reg.RigidTransform3D(), None, g2w, g2w,
+                           starting_affine=start.affine)
+    moved: np.ndarray = amap.transform(moving)
+    result = reg.register_affine(static, moving, model="similarity", metric="cc",
+                                 static_grid2world=g2w, moving_grid2world=g2w)
+    init = reg.initial_affine(static, moving, static_grid2world=g2w, moving_grid2world=g2w)
+    seconds: float = sum(lv.seconds for lv in affreg.levels_report) + result.seconds
+    return float(moved.mean()) + seconds + float(init.score) + float(result.affine[0, 0])

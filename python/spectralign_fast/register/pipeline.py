@@ -188,7 +188,7 @@ def _progress_bar(enabled: bool, stage: str, levels: int) -> tuple[Any, Any]:
     if not enabled:
         return None, lambda: None
     bar = tqdm(total=levels, desc=f"{stage}", unit="level", leave=True)
-    state = {"level": None}
+    state: dict[str, int | None] = {"level": None}
 
     def callback(level: int, evaluations: int) -> None:
         if state["level"] is not None and level != state["level"]:
