@@ -12,7 +12,7 @@ CLI_PAGE = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 def test_cli_page_lists_every_subcommand_and_option():
     text = CLI_PAGE.read_text()
     sub = next(a for a in parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"montage", "stack", "demo"}
+    assert set(sub.choices) == {"montage", "stack", "register", "demo"}
     for name, p in sub.choices.items():
         assert f"spectralign-fast {name}" in text, name
         for action in p._actions:
