@@ -150,14 +150,20 @@ def _timed(call) -> float:
 @pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="POSIX signals")
 def test_ctrl_c_interrupts_render_all():
     tile = np.random.default_rng(0).random((512, 512), dtype=np.float32)
-    n_small, n_long = 8, 4000
-    pos = {k: (float(k % 7) * 0.37, float(k % 5) * 0.29) for k in range(n_long)}
-    r_long = sf.Renderer(rigid=pos, tilesize=(512, 512), interpolation="cubic", threads=2)
-    r_small = sf.Renderer(rigid={k: pos[k] for k in range(n_small)}, tilesize=(512, 512),
+    n_small = 8
+
+    def position(k: int) -> tuple[float, float]:
+        return float(k % 7) * 0.37, float(k % 5) * 0.29
+    r_small = sf.Renderer(rigid={k: position(k) for k in range(n_small)}, tilesize=(512, 512),
                           interpolation="cubic", threads=2)
     small = _timed(lambda: r_small.render_all({k: tile for k in range(n_small)}))
-    expected = small * n_long / n_small  # the uninterrupted call
-    assert expected > 8, f"the long call would take only {expected:.1f} s"
+    # Sized on this machine: the uninterrupted call would take at least 10 s (every tile is the
+    # same array and they overlap, so more tiles cost time, not memory).
+    n_long = max(4000, int(np.ceil(10.0 * n_small / small)))
+    r_long = sf.Renderer(rigid={k: position(k) for k in range(n_long)}, tilesize=(512, 512),
+                         interpolation="cubic", threads=2)
+    expected = small * n_long / n_small
+    assert expected >= 10.0 - 1e-9
     _interrupted_within(lambda: r_long.render_all({k: tile for k in range(n_long)}), 0.5, 2.0)
     # The renderer is usable afterwards.
     assert r_small.render_all({k: tile for k in range(n_small)}).shape == r_small.shape
@@ -168,13 +174,17 @@ def test_ctrl_c_interrupts_stack_registration():
     """One pass over the frames is one core call (the frames loop runs in C++): the interrupt must
     come well before that call would have ended."""
     rng = np.random.default_rng(1)
-    n_small, n_long = 100, 1000
-    frames = rng.random((n_long, 256, 256), dtype=np.float32)
+    n_small = 100
+    frames = rng.random((n_small, 256, 256), dtype=np.float32)
     ref = frames[:50].mean(0)
     sf.CrossCorr(threads=1).fit(frames[:4], ref)  # FFT plans made once, outside the timing
-    small = _timed(lambda: sf.CrossCorr(threads=1).fit(frames[:n_small], ref))
+    small = min(_timed(lambda: sf.CrossCorr(threads=1).fit(frames, ref)) for _ in range(2))
+    # Sized on this machine to an uninterrupted call of about a second (at most 2000 frames,
+    # 0.5 GB), so a fast machine does not end the call before the signal arrives.
+    n_long = int(min(2000, max(1000, np.ceil(1.0 * n_small / small))))
+    frames = np.concatenate([frames, rng.random((n_long - n_small, 256, 256), dtype=np.float32)])
     expected = small * n_long / n_small
-    assert expected > 0.5, f"the long call would take only {expected:.1f} s"
+    assert expected > 0.3, f"the long call would take only {expected:.2f} s"
     after = 0.1
     limit = min(0.3, (expected - after) / 2)
     _interrupted_within(lambda: sf.CrossCorr(threads=1).fit(frames, ref), after, limit)
