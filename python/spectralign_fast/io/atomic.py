@@ -154,3 +154,14 @@ def write_atomically(path: str | os.PathLike, write: Callable[[str], object], *,
             raise full from exc
         raise
     return p
+
+
+def write_bytes_atomically(path: str | os.PathLike, data: bytes, *, overwrite: bool = True) -> Path:
+    """Write ``data`` to ``path`` through ``write_atomically``, synced to disk before the rename."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    return write_atomically(path, write, overwrite=overwrite)

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .._validate import as_int
-from .atomic import write_atomically
+from .atomic import write_bytes_atomically
 from .formats import JSON_SUFFIXES, matching_suffix
 
 
@@ -43,11 +43,4 @@ def write_json(path: str | os.PathLike, obj: Any, *, overwrite: bool = False,
     except ValueError as exc:
         raise ValueError(f"cannot write {p}: the data contain NaN or infinity, which JSON "
                          f"cannot represent; replace them (e.g. with None) first") from exc
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    return write_atomically(p, write, overwrite=overwrite)
+    return write_bytes_atomically(p, (text + "\n").encode("utf-8"), overwrite=overwrite)

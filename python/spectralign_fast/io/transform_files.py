@@ -41,7 +41,7 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 
 from .._validate import real_array
-from .atomic import write_atomically
+from .atomic import write_bytes_atomically
 
 __all__ = ["read_affine", "write_affine"]
 
@@ -116,14 +116,7 @@ def write_affine(path: str | os.PathLike, affine: Any, *, world: Optional[str] =
                  "FixedParameters: " + " ".join(_num(v) for v in fixed)]
         return _write_text(p, "\n".join(lines) + "\n", overwrite=bool(overwrite))
     blob = _mat4_vector(name, params) + _mat4_vector("fixed", fixed)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-
-    return write_atomically(p, write, overwrite=bool(overwrite))
+    return write_bytes_atomically(p, blob, overwrite=bool(overwrite))
 
 
 def read_affine(path: str | os.PathLike, *, world: Optional[str] = None) -> np.ndarray:
@@ -574,10 +567,4 @@ def _matrix_from_text(text: str, p: Path, world: Optional[str]) -> np.ndarray:
 
 
 def _write_text(p: Path, text: str, *, overwrite: bool) -> Path:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-
-    return write_atomically(p, write, overwrite=overwrite)
+    return write_bytes_atomically(p, text.encode("utf-8"), overwrite=overwrite)

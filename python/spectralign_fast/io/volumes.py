@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 
 from .._validate import real_array
-from .atomic import write_atomically
+from .atomic import write_bytes_atomically
 from .formats import PILLOW_SUFFIXES, TIFF_SUFFIXES
 from .images import read_image as _read_plain_image
 from .tiff import write_tiff
@@ -196,11 +196,4 @@ def write_image(path: str | os.PathLike, data: Any, grid2world: Any, *,
     blob = img.to_bytes()
     if p.name.lower().endswith(".gz"):
         blob = gzip.compress(blob, compresslevel=6)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-
-    return write_atomically(p, write, overwrite=bool(overwrite))
+    return write_bytes_atomically(p, blob, overwrite=bool(overwrite))
