@@ -34,6 +34,19 @@ def volume(image: Any, name: str, *, allow_constant: bool = False) -> np.ndarray
     return arr
 
 
+def volume_pair(static: Any, moving: Any, transform: Any = None, *,
+                allow_constant: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``static`` and ``moving`` as ``volume`` gives them, of one dimension; with a
+    ``transform`` (a register ``Transform``), of its dimension too."""
+    s = volume(static, "static", allow_constant=allow_constant)
+    m = volume(moving, "moving", allow_constant=allow_constant)
+    if s.ndim != m.ndim:
+        raise ValueError(f"static is {s.ndim}-D but moving is {m.ndim}-D")
+    if transform is not None and transform.dim != s.ndim:
+        raise ValueError(f"{type(transform).__name__} is {transform.dim}-D but the images are {s.ndim}-D")
+    return s, m
+
+
 def grid2world(matrix: Any, dim: int, name: str) -> np.ndarray:
     """A finite, invertible homogeneous ``(dim + 1, dim + 1)`` grid-to-world matrix (identity
     when None)."""

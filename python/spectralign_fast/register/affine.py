@@ -251,13 +251,8 @@ class AffineRegistration:
         if not isinstance(transform, Transform):
             raise TypeError(f"transform must be one of the transforms in spectralign_fast.register, "
                             f"got {type(transform).__name__}")
-        s = _checks.volume(static, "static")
-        m = _checks.volume(moving, "moving")
-        if s.ndim != m.ndim:
-            raise ValueError(f"static is {s.ndim}-D but moving is {m.ndim}-D")
+        s, m = _checks.volume_pair(static, moving, transform)
         d = s.ndim
-        if transform.dim != d:
-            raise ValueError(f"{type(transform).__name__} is {transform.dim}-D but the images are {d}-D")
         gs = _checks.grid2world(static_grid2world, d, "static_grid2world")
         gm = _checks.grid2world(moving_grid2world, d, "moving_grid2world")
         smask = _checks.mask(static_mask, s.shape, "static_mask")

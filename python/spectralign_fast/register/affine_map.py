@@ -184,14 +184,6 @@ def _translation_map(static: Any, static_grid2world: Any, moving: Any, moving_gr
     return AffineMap(t, s.shape, gs, m.shape, gm)
 
 
-def _pair(static: Any, moving: Any) -> tuple[np.ndarray, np.ndarray]:
-    s = _checks.volume(static, "static", allow_constant=True)
-    m = _checks.volume(moving, "moving", allow_constant=True)
-    if s.ndim != m.ndim:
-        raise ValueError(f"static is {s.ndim}-D but moving is {m.ndim}-D")
-    return s, m
-
-
 def _center_of_mass(img: np.ndarray, name: str) -> np.ndarray:
     w = img.astype(np.float64)
     total = float(w.sum())
@@ -205,7 +197,7 @@ def transform_centers_of_mass(static: Any, static_grid2world: Any, moving: Any,
                               moving_grid2world: Any) -> AffineMap:
     """The translation that maps the static image's intensity centre of mass (world) onto the
     moving image's (DIPY's function of the same name)."""
-    s, m = _pair(static, moving)
+    s, m = _checks.volume_pair(static, moving, allow_constant=True)
     return _translation_map(s, static_grid2world, m, moving_grid2world,
                             _center_of_mass(s, "static"), _center_of_mass(m, "moving"))
 
@@ -214,7 +206,7 @@ def transform_geometric_centers(static: Any, static_grid2world: Any, moving: Any
                                 moving_grid2world: Any) -> AffineMap:
     """The translation that maps the static grid's centre (world) onto the moving grid's
     (DIPY's convention: the centre of a grid of n samples is at index n / 2)."""
-    s, m = _pair(static, moving)
+    s, m = _checks.volume_pair(static, moving, allow_constant=True)
     return _translation_map(s, static_grid2world, m, moving_grid2world,
                             np.array(s.shape) * 0.5, np.array(m.shape) * 0.5)
 
@@ -222,6 +214,6 @@ def transform_geometric_centers(static: Any, static_grid2world: Any, moving: Any
 def transform_origins(static: Any, static_grid2world: Any, moving: Any,
                       moving_grid2world: Any) -> AffineMap:
     """The translation that maps the static grid's voxel 0 (world) onto the moving grid's."""
-    s, m = _pair(static, moving)
+    s, m = _checks.volume_pair(static, moving, allow_constant=True)
     z = np.zeros(s.ndim)
     return _translation_map(s, static_grid2world, m, moving_grid2world, z, z)

@@ -62,13 +62,8 @@ class Metric:
         if not isinstance(transform, Transform):
             raise TypeError(f"transform must be one of the transforms in "
                             f"spectralign_fast.register, got {type(transform).__name__}")
-        s = _checks.volume(static, "static")
-        m = _checks.volume(moving, "moving")
-        if s.ndim != m.ndim:
-            raise ValueError(f"static is {s.ndim}-D but moving is {m.ndim}-D")
+        s, m = _checks.volume_pair(static, moving, transform)
         d = s.ndim
-        if transform.dim != d:
-            raise ValueError(f"{type(transform).__name__} is {transform.dim}-D but the images are {d}-D")
         self.transform = transform
         self.dim = d
         self.static_grid2world = _checks.grid2world(static_grid2world, d, "static_grid2world")

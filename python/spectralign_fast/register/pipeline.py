@@ -155,10 +155,7 @@ def register_affine(static: Any, moving: Any, *, model: str = "affine", metric: 
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     threads = as_int(threads, "threads", minimum=0)
     met = _metric(metric, nbins, sampling_proportion)
-    s = _checks.volume(static, "static")
-    m = _checks.volume(moving, "moving")
-    if s.ndim != m.ndim:
-        raise ValueError(f"static is {s.ndim}-D but moving is {m.ndim}-D")
+    s, m = _checks.volume_pair(static, moving)
     d = s.ndim
     gs = _checks.grid2world(static_grid2world, d, "static_grid2world")
     gm = _checks.grid2world(moving_grid2world, d, "moving_grid2world")
