@@ -6,12 +6,20 @@
   ``MutualInformationMetric``, the transforms, ``transform_centers_of_mass``; plus
   ``CorrelationMetric``, the global initialiser ``initial_affine`` (Fourier-Mellin, principal
   axes, angle sweep; no ``params0`` needed) and the one-call ``register_affine``.
+* Symmetric diffeomorphic registration (``dipy.align.imwarp`` / ``dipy.align.metrics``):
+  ``SymmetricDiffeomorphicRegistration``, ``DiffeomorphicMap``, ``CCMetric``, ``SSDMetric``,
+  ``EMMetric``; plus ``ParzenMIMetric`` for images of different modalities.
 """
 from __future__ import annotations
 
 from .affine import AffineRegistration, LevelReport, VerbosityLevels
 from .affine_map import (AffineInversionError, AffineMap, transform_centers_of_mass,
                          transform_geometric_centers, transform_origins)
+from .deformable import SYN_METRICS, SynResult, register_syn
+from .diffeomorphic_map import DiffeomorphicMap
+from .figures import deformation_report, deformed_grid_lines
+from .syn import RegistrationStages, SymmetricDiffeomorphicRegistration, SynLevelReport
+from .syn_metrics import CCMetric, EMMetric, ParzenMIMetric, SimilarityMetric, SSDMetric
 from .crosscorr import CrossCorr, Displacement, LocalDisplacement, RegistrationModel
 from .initialise import InitialAlignment, initial_affine
 from .metrics import CorrelationMetric, Metric, MutualInformationMetric
@@ -31,5 +39,8 @@ __all__ = [
     "RotationTransform3D", "RigidTransform2D", "RigidTransform3D", "RigidIsoScalingTransform2D",
     "RigidIsoScalingTransform3D", "RigidScalingTransform2D", "RigidScalingTransform3D",
     "ScalingTransform2D", "ScalingTransform3D", "AffineTransform2D", "AffineTransform3D",
-    "transform_for", "InitialAlignment", "initial_affine", "register_affine", "AffineResult", "StageReport", "MODELS", "METRICS",
+    "transform_for", "SymmetricDiffeomorphicRegistration", "DiffeomorphicMap", "RegistrationStages",
+    "SynLevelReport", "SimilarityMetric", "CCMetric", "SSDMetric", "EMMetric", "ParzenMIMetric",
+    "register_syn", "SynResult", "SYN_METRICS", "deformation_report", "deformed_grid_lines",
+    "InitialAlignment", "initial_affine", "register_affine", "AffineResult", "StageReport", "MODELS", "METRICS",
 ]

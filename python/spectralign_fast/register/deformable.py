@@ -1,0 +1,140 @@
+"""``register_syn``: affine registration followed by symmetric diffeomorphic registration, in one call.
+
+Conventions (DIPY's): images in array axis order; ``grid2world`` maps a homogeneous array index
+to world (identity when None). The result maps STATIC world points to MOVING world points: a
+static point ``x`` goes to ``A @ (x + b(x))``, ``A`` the affine (static to moving world) and ``b``
+the displacement field on the static grid (world units, ``result.mapping.get_forward_field()``);
+``result.transform(moving)`` resamples the moving image onto the static grid.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .._validate import as_int
+from . import _checks
+from .diffeomorphic_map import DiffeomorphicMap
+from .pipeline import AffineResult, register_affine
+from .syn import RegistrationStages, SymmetricDiffeomorphicRegistration, SynLevelReport
+from .syn_metrics import CCMetric, EMMetric, ParzenMIMetric, SimilarityMetric, SSDMetric
+
+__all__ = ["register_syn", "SynResult", "SYN_METRICS"]
+
+SYN_METRICS = ("cc", "mi", "ssd", "em")
+
+
+@dataclass(frozen=True)
+class SynResult:
+    """The outcome of ``register_syn``.
+
+    ``mapping`` is the diffeomorphic map (with the affine as its pre-alignment); ``affine`` the
+    static-to-moving world affine it starts from; ``affine_result`` the affine stage's report
+    (None when the affine was given or skipped).
+    """
+    mapping: DiffeomorphicMap
+    affine: np.ndarray
+    affine_result: Optional[AffineResult]
+    levels: tuple[SynLevelReport, ...]
+    seconds: float
+    syn_seconds: float
+
+    def transform(self, moving: Any, interpolation: str = "linear", *, threads: int = 0) -> np.ndarray:
+        """``moving`` resampled onto the static grid."""
+        return self.mapping.transform(moving, interpolation, threads=threads)
+
+    def transform_inverse(self, static: Any, interpolation: str = "linear", *, threads: int = 0) -> np.ndarray:
+        """``static`` resampled onto the moving grid."""
+        return self.mapping.transform_inverse(static, interpolation, threads=threads)
+
+
+def syn_metric(name: Any, dim: int) -> SimilarityMetric:
+    """The SyN metric for a name (``cc``, ``mi``, ``ssd``, ``em``) or a metric object as given."""
+    if isinstance(name, SimilarityMetric):
+        if name.dim != dim:
+            raise ValueError(f"the metric is {name.dim}-D but the images are {dim}-D")
+        return name
+    makers = {"cc": CCMetric, "mi": ParzenMIMetric, "ssd": SSDMetric, "em": EMMetric}
+    if name not in makers:
+        raise ValueError(f"metric must be one of {SYN_METRICS} or a SimilarityMetric, got {name!r}")
+    return makers[name](dim)  # type: ignore[no-any-return]
+
+
+def register_syn(static: Any, moving: Any, *, metric: Any = "cc", static_grid2world: Any = None,
+                 moving_grid2world: Any = None, prealign: Any = "affine", affine_metric: str = "mi",
+                 level_iters: Any = None, step_length: float = 0.25, threads: int = 0,
+                 progress: bool = False) -> SynResult:
+    """Register ``moving`` to ``static``: an affine first, then SyN.
+
+    Parameters
+    ----------
+    static, moving : array_like, 2-D or 3-D
+        The images, array axis order (any modality pair with ``metric="mi"``).
+    metric : {"cc", "mi", "ssd", "em"} or SimilarityMetric
+        SyN's metric: local cross-correlation (default; ANTs' and DIPY's usual choice),
+        Parzen mutual information (different modalities), SSD, or EM.
+    static_grid2world, moving_grid2world : array_like, optional
+        Grid-to-world matrices (None: identity).
+    prealign : "affine", None or array_like
+        ``"affine"`` (default): run ``register_affine`` (model affine, ``affine_metric``) first;
+        None: no pre-alignment; a ``(d + 1, d + 1)`` static-to-moving world affine: use it.
+    affine_metric : {"mi", "cc"}
+        The affine stage's metric.
+    level_iters : sequence of int, optional
+        SyN iterations per level, coarsest first (default ``[100, 100, 25]``).
+    step_length : float
+        SyN's step length in world units (default 0.25).
+    threads : int
+        Threads (0: all cores).
+    progress : bool
+        Progress bars (affine stages, then one SyN bar per level).
+
+    Returns
+    -------
+    SynResult
+    """
+    t0 = time.perf_counter()
+    s, m = _checks.volume_pair(static, moving)
+    dim = s.ndim
+    threads = as_int(threads, "threads", minimum=0, maximum=4096)
+    syn = SymmetricDiffeomorphicRegistration(syn_metric(metric, dim), level_iters, step_length,
+                                             threads=threads)
+    affine_result: Optional[AffineResult] = None
+    if isinstance(prealign, str):
+        if prealign != "affine":
+            raise ValueError(f"prealign must be 'affine', None or a matrix, got {prealign!r}")
+        affine_result = register_affine(s, m, model="affine", metric=affine_metric,
+                                        static_grid2world=static_grid2world,
+                                        moving_grid2world=moving_grid2world, threads=threads,
+                                        progress=progress)
+        affine = affine_result.affine
+    elif prealign is None:
+        affine = np.eye(dim + 1)
+    else:
+        affine = _checks.affine(prealign, dim, "prealign")
+    bar: Any = None
+
+    def report(reg: SymmetricDiffeomorphicRegistration, stage: RegistrationStages) -> None:
+        nonlocal bar
+        if stage == RegistrationStages.SCALE_START:
+            total = reg.level_iters[reg.levels - 1 - reg.current_level]
+            bar = tqdm(total=total, desc=f"SyN level {reg.current_level}", unit="it", leave=False)
+        elif stage == RegistrationStages.ITER_END and bar is not None:
+            bar.update(1)
+        elif stage == RegistrationStages.SCALE_END and bar is not None:
+            bar.close()
+            bar = None
+
+    if progress:
+        syn.callback = report
+    t1 = time.perf_counter()
+    try:
+        mapping = syn.optimize(s, m, static_grid2world, moving_grid2world, affine)
+    finally:
+        if bar is not None:
+            bar.close()
+    now = time.perf_counter()
+    return SynResult(mapping, affine, affine_result, tuple(syn.levels_report), now - t0, now - t1)
