@@ -17,22 +17,22 @@ def _half(img):
 
 
 @pytest.fixture(scope="module")
-def camera_case():
-    static = _half(synthetic.photograph("camera"))
+def photo_case():
+    static = _half(synthetic.photograph("immunohistochemistry"))
     moving, truth = oracle.deformed_pair(static, max_displacement=6.0, bumps=6, seed=3)
     return static, moving, truth
 
 
 @pytest.fixture(scope="module")
-def camera_result(camera_case):
-    static, moving, truth = camera_case
+def photo_result(photo_case):
+    static, moving, truth = photo_case
     sdr = SymmetricDiffeomorphicRegistration(CCMetric(2), level_iters=[100, 100, 25])
     return sdr, sdr.optimize(static, moving)
 
 
-def test_recovers_a_known_deformation_of_a_photograph(camera_case, camera_result):
-    static, moving, truth = camera_case
-    sdr, mapping = camera_result
+def test_recovers_a_known_deformation_of_a_photograph(photo_case, photo_result):
+    static, moving, truth = photo_case
+    sdr, mapping = photo_result
     found = mapping.get_forward_field()
     region = oracle.interior(static.shape)
     before = oracle.rms(np.zeros_like(truth), truth, region)
@@ -46,9 +46,9 @@ def test_recovers_a_known_deformation_of_a_photograph(camera_case, camera_result
     assert resid_after < 0.35 * resid_before
 
 
-def test_no_folding_and_inverse_consistency(camera_case, camera_result):
-    static, _, _ = camera_case
-    _, mapping = camera_result
+def test_no_folding_and_inverse_consistency(photo_case, photo_result):
+    static, _, _ = photo_case
+    _, mapping = photo_result
     jac = mapping.jacobian_determinant()
     assert jac.dtype == np.float32 and jac.shape == static.shape
     assert float(jac.min()) > 0.0
@@ -64,9 +64,9 @@ def test_no_folding_and_inverse_consistency(camera_case, camera_result):
     assert np.sqrt((round_trip[region] ** 2).sum(-1)).max() < 0.1
 
 
-def test_points_follow_the_images(camera_case, camera_result):
-    static, moving, truth = camera_case
-    _, mapping = camera_result
+def test_points_follow_the_images(photo_case, photo_result):
+    static, moving, truth = photo_case
+    _, mapping = photo_result
     pts = np.array([[64.0, 64.0], [128.5, 100.25], [190.0, 70.0], [100.0, 180.0]])
     moved = mapping.transform_points(pts)
     expect = pts + oracle.sample_field(truth, pts.T[:, :, None])[:, 0, :]
@@ -75,8 +75,8 @@ def test_points_follow_the_images(camera_case, camera_result):
     assert np.abs(back - pts).max() < 0.1
 
 
-def test_threads_give_identical_bits(camera_case):
-    static, moving, _ = camera_case
+def test_threads_give_identical_bits(photo_case):
+    static, moving, _ = photo_case
     small = (slice(0, 128), slice(0, 128))
     maps = []
     for threads in (1, 2):
@@ -86,8 +86,8 @@ def test_threads_give_identical_bits(camera_case):
     np.testing.assert_array_equal(maps[0].backward, maps[1].backward)
 
 
-def test_caller_arrays_untouched(camera_case):
-    static, moving, _ = camera_case
+def test_caller_arrays_untouched(photo_case):
+    static, moving, _ = photo_case
     s0, m0 = static.copy(), moving.copy()
     SymmetricDiffeomorphicRegistration(CCMetric(2), level_iters=[3, 3]).optimize(static, moving)
     np.testing.assert_array_equal(static, s0)
@@ -95,8 +95,8 @@ def test_caller_arrays_untouched(camera_case):
 
 
 @pytest.mark.parametrize("metric", [SSDMetric(2), ParzenMIMetric(2)])
-def test_other_metrics_recover_the_deformation(camera_case, metric):
-    static, moving, truth = camera_case
+def test_other_metrics_recover_the_deformation(photo_case, metric):
+    static, moving, truth = photo_case
     if isinstance(metric, ParzenMIMetric):
         # A cross-modality pair: the moving image's intensities inverted and remapped.
         moving = (1.0 - moving) ** 2
@@ -109,8 +109,8 @@ def test_other_metrics_recover_the_deformation(camera_case, metric):
     assert float(mapping.jacobian_determinant().min()) > 0
 
 
-def test_prealign_and_grid2world(camera_case):
-    static, moving, truth = camera_case
+def test_prealign_and_grid2world(photo_case):
+    static, moving, truth = photo_case
     # The moving image on a grid with 2x spacing and an offset, pre-aligned by the exact affine.
     g2w = np.array([[2.0, 0, 5.0], [0, 2.0, -3.0], [0, 0, 1]])
     sdr = SymmetricDiffeomorphicRegistration(CCMetric(2), level_iters=[30, 30, 10])
@@ -201,13 +201,25 @@ def test_agrees_with_dipy_and_beats_its_overlap(mni_case):
     imwarp = pytest.importorskip("dipy.align.imwarp")
     dmetrics = pytest.importorskip("dipy.align.metrics")
     static, g2w, moving, truth = mni_case
-    ours = _mni_register(static, g2w, moving, (20, 10, 5))
-    theirs = imwarp.SymmetricDiffeomorphicRegistration(dmetrics.CCMetric(3), level_iters=[20, 10, 5]).optimize(
-        static, moving, static_grid2world=g2w, moving_grid2world=g2w)
+
+    def dipy_register(s, m):
+        return imwarp.SymmetricDiffeomorphicRegistration(dmetrics.CCMetric(3), level_iters=[20, 10, 5]).optimize(
+            s, m, static_grid2world=g2w, moving_grid2world=g2w)
+
+    # The template's background holds values near 1e-30 rather than zeros; there DIPY's float32
+    # window sums leave variances of ~1e-36 and its CC steps blow up to ~1e26 (ours treats such
+    # windows as flat). With an exactly zero background both compute the same thing.
+    clean_static = np.where(static < 1e-6 * static.max(), 0, static).astype(np.float32)
+    clean_moving = np.where(moving < 1e-6 * static.max(), 0, moving).astype(np.float32)
+    ours = _mni_register(clean_static, g2w, clean_moving, (20, 10, 5))
+    theirs = dipy_register(clean_static, clean_moving)
     a = ours.get_forward_field().astype(np.float64)
     b = np.asarray(theirs.get_forward_field(), dtype=np.float64)
     region = oracle.interior(static.shape)
-    assert oracle.rms(a, b, region) < 0.25 * oracle.rms(np.zeros_like(b), b, region)
+    assert oracle.rms(a, b, region) < 1e-3 * oracle.rms(np.zeros_like(b), b, region)
+    # On the template as shipped, our grey-matter overlap is at least DIPY's.
+    ours = _mni_register(static, g2w, moving, (20, 10, 5))
+    theirs = dipy_register(static, moving)
     gm = _gm(2)
     gm_moving = oracle.warp(gm, oracle.invert(truth))
     ours_dice = _dice(ours.transform(gm_moving) > 0.5, gm > 0.5)

@@ -181,6 +181,7 @@ void bind_register(py::module_ m) {
     m.def("gaussian_smooth", &gaussian_smooth, py::arg("image"), py::arg("sigma"), py::kw_only(),
           py::arg("threads") = 0,
           "scipy.ndimage.gaussian_filter(image, sigma, mode='reflect', truncate=4) in float32.");
+    bind_register_fields(m);
 }
 
 }  // namespace spectralign_fast::bindings

@@ -53,6 +53,7 @@ void install_interrupts();
 void bind_stackreg(py::module_ m);
 void bind_sample(py::module_ m);
 void bind_register(py::module_ m);
+void bind_register_fields(py::module_ m);
 #ifdef SPECTRALIGN_DEV_TOOLS
 void bind_dev(py::module_ m);
 #endif

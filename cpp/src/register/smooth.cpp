@@ -79,6 +79,20 @@ void smooth_axis(const float* in, float* out, const std::int64_t* shape, int ndi
 
 }  // namespace
 
+void gaussian_smooth_inplace(float* data, float* work, int ndim, const std::int64_t* shape, const double* sigma,
+                             int threads) {
+    std::int64_t total = 1;
+    for (int a = 0; a < ndim; ++a) total *= shape[a];
+    float* cur = data;
+    float* next = work;
+    for (int a = 0; a < ndim; ++a) {
+        if (sigma[a] == 0.0) continue;
+        smooth_axis(cur, next, shape, ndim, a, gaussian_kernel(sigma[a]), threads);
+        std::swap(cur, next);
+    }
+    if (cur != data) std::copy(cur, cur + total, data);
+}
+
 std::vector<float> gaussian_smooth(const Volume& image, const double* sigma, int threads) {
     if (image.ndim < 1 || image.ndim > 3) throw std::invalid_argument("image must be 1-D, 2-D or 3-D");
     std::int64_t total = 1;

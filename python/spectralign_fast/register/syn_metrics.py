@@ -58,6 +58,8 @@ class SimilarityMetric:
         self.threads = 0
         self._forward: Optional[np.ndarray] = None
         self._backward: Optional[np.ndarray] = None
+        self._forward_energy = np.inf
+        self._backward_energy = np.inf
 
     def set_levels_below(self, levels: int) -> None:
         """Number of scale-space levels below the current one (DIPY's hook)."""
@@ -115,22 +117,35 @@ class SimilarityMetric:
         self._forward = None
         self._backward = None
 
+    def _levels_below(self) -> int:
+        # DIPY's V-cycle depth: the number of levels at and below the current one.
+        return 0 if self.levels_below is None else max(0, min(int(self.levels_below), 30))
+
     def _step(self, which: str) -> np.ndarray:
         step = self._forward if which == "forward" else self._backward
         if step is None:
             raise ValueError("call initialize_iteration() first")
         return step
 
+    def _take(self, res: Any) -> None:
+        self._forward, self._backward = res.forward, res.backward
+        self._forward_energy, self._backward_energy = res.forward_energy, res.backward_energy
+        self.energy = res.forward_energy
+
     def compute_forward(self) -> np.ndarray:
-        """The step moving the moving image towards the static one."""
-        return self._step("forward")
+        """The step for the static image's map (``get_energy`` then gives the forward energy)."""
+        step = self._step("forward")
+        self.energy = self._forward_energy
+        return step
 
     def compute_backward(self) -> np.ndarray:
-        """The step moving the static image towards the moving one."""
-        return self._step("backward")
+        """The step for the moving image's map (``get_energy`` then gives the backward energy)."""
+        step = self._step("backward")
+        self.energy = self._backward_energy
+        return step
 
     def get_energy(self) -> float:
-        """The metric's energy at the last ``initialize_iteration`` (lower is better)."""
+        """The energy of the last step computed, as DIPY's metrics report it (lower is better)."""
         return float(self.energy)
 
 
@@ -165,7 +180,7 @@ class CCMetric(SimilarityMetric):
                              f"radius ({self.radius}), use fewer levels, or give larger images.")
         res = _core.cc_steps(self.static_image, self.moving_image, self.radius, ss, sd,
                              self.sigma_diff, threads=self.threads)
-        self._forward, self._backward, self.energy = res.forward, res.backward, res.energy
+        self._take(res)
 
     def __repr__(self) -> str:
         return f"CCMetric(dim={self.dim}, sigma_diff={self.sigma_diff}, radius={self.radius})"
@@ -199,8 +214,8 @@ class SSDMetric(SimilarityMetric):
     def initialize_iteration(self) -> None:
         ss, sd, ms, md = self._geometry()
         res = _core.ssd_steps(self.static_image, self.moving_image, ss, sd, self.smooth, self.inner_iter,
-                              self.step_type, threads=self.threads)
-        self._forward, self._backward, self.energy = res.forward, res.backward, res.energy
+                              self.step_type, levels_below=self._levels_below(), threads=self.threads)
+        self._take(res)
 
     def __repr__(self) -> str:
         return f"SSDMetric(dim={self.dim}, smooth={self.smooth}, step_type={self.step_type!r})"
@@ -265,8 +280,9 @@ class EMMetric(SimilarityMetric):
         ss, sd, ms, md = self._geometry()
         res = _core.em_steps(self.static_image, self.moving_image, self.static_image_mask,
                              self.moving_image_mask, ss, sd, self.q_levels, self.smooth, self.inner_iter,
-                             self.use_double_gradient, self.step_type, threads=self.threads)
-        self._forward, self._backward, self.energy = res.forward, res.backward, res.energy
+                             self.use_double_gradient, self.step_type, levels_below=self._levels_below(),
+                             threads=self.threads)
+        self._take(res)
 
     def __repr__(self) -> str:
         return f"EMMetric(dim={self.dim}, q_levels={self.q_levels}, step_type={self.step_type!r})"
@@ -302,7 +318,7 @@ class ParzenMIMetric(SimilarityMetric):
         ss, sd, ms, md = self._geometry()
         res = _core.mi_steps(self.static_image, self.moving_image, self.nbins, ss, sd, self.sigma_diff,
                              threads=self.threads)
-        self._forward, self._backward, self.energy = res.forward, res.backward, res.energy
+        self._take(res)
 
     def __repr__(self) -> str:
         return f"ParzenMIMetric(dim={self.dim}, nbins={self.nbins}, sigma_diff={self.sigma_diff})"

@@ -83,4 +83,9 @@ std::vector<double> joint_histogram(const MetricSetup& setup, const double* matr
 // in float32 arithmetic; sigma per axis in voxels (0 = that axis untouched).
 std::vector<float> gaussian_smooth(const Volume& image, const double* sigma, int threads);
 
+// The same, in place on `data`, with `work` (as large as data) as scratch;
+// sigma per axis is assumed checked (finite, >= 0, at most 1e4).
+void gaussian_smooth_inplace(float* data, float* work, int ndim, const std::int64_t* shape, const double* sigma,
+                             int threads);
+
 }  // namespace spectralign_fast::reg

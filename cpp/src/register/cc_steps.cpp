@@ -1,0 +1,199 @@
+// DIPY's CCMetric steps (local cross-correlation, Avants et al. 2008) with
+// box sums: the five window sums (I, J, I^2, J^2, IJ) of every voxel come
+// from running sums along each axis, so the cost does not depend on the
+// radius. A 3-D volume is processed slab by slab: each slab's 2-D window
+// sums are kept in a ring of 2 r + 2 slabs and a running sum over slabs
+// gives the 3-D sums, so the extra memory is O(r * slab), not O(volume).
+// Sums are double; every line's running sum starts at its own first sample
+// and element-wise updates do not depend on the thread count, so results
+// are bit-identical for any `threads`.
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "core/parallel.hpp"
+#include "step_common.hpp"
+
+namespace spectralign_fast::reg {
+
+using namespace fieldkit;
+
+namespace {
+
+constexpr int C = 5;  // I, J, I^2, J^2, IJ
+constexpr std::int64_t kColumnBlock = 64;
+
+inline std::int64_t window_count(std::int64_t x, std::int64_t n, std::int64_t r) {
+    return std::min(n - 1, x + r) - std::max<std::int64_t>(0, x - r) + 1;
+}
+
+// Window sums of one slab (n1 x n2 plane) along both in-plane axes.
+void slab_box_sums(const float* I, const float* J, std::int64_t n1, std::int64_t n2, std::int64_t r,
+                   double* rowbox, double* out, int threads) {
+    parallel_for(static_cast<std::size_t>(n1), threads, [] { return 0; }, [&](int&, std::size_t row) {
+        const float* a = I + std::int64_t(row) * n2;
+        const float* b = J + std::int64_t(row) * n2;
+        double* o = rowbox + std::int64_t(row) * n2 * C;
+        double s[C] = {0, 0, 0, 0, 0};
+        auto add = [&](std::int64_t j, double sign) {
+            const double x = a[j], y = b[j];
+            s[0] += sign * x;
+            s[1] += sign * y;
+            s[2] += sign * x * x;
+            s[3] += sign * y * y;
+            s[4] += sign * x * y;
+        };
+        for (std::int64_t j = 0; j < std::min(r, n2); ++j) add(j, 1.0);
+        for (std::int64_t j = 0; j < n2; ++j) {
+            if (j + r < n2) add(j + r, 1.0);
+            if (j - r - 1 >= 0) add(j - r - 1, -1.0);
+            for (int c = 0; c < C; ++c) o[j * C + c] = s[c];
+        }
+    });
+    const std::int64_t width = n2 * C;
+    const std::int64_t blocks = (width + kColumnBlock - 1) / kColumnBlock;
+    parallel_for(static_cast<std::size_t>(blocks), threads, [] { return 0; }, [&](int&, std::size_t blk) {
+        const std::int64_t c0 = std::int64_t(blk) * kColumnBlock, c1 = std::min(width, c0 + kColumnBlock);
+        double s[kColumnBlock];
+        std::fill(s, s + kColumnBlock, 0.0);
+        for (std::int64_t i = 0; i < std::min(r, n1); ++i)
+            for (std::int64_t c = c0; c < c1; ++c) s[c - c0] += rowbox[i * width + c];
+        for (std::int64_t i = 0; i < n1; ++i) {
+            if (i + r < n1)
+                for (std::int64_t c = c0; c < c1; ++c) s[c - c0] += rowbox[(i + r) * width + c];
+            if (i - r - 1 >= 0)
+                for (std::int64_t c = c0; c < c1; ++c) s[c - c0] -= rowbox[(i - r - 1) * width + c];
+            for (std::int64_t c = c0; c < c1; ++c) out[i * width + c] = s[c - c0];
+        }
+    });
+}
+
+template <int D>
+StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int radius, const double* spacing,
+                   const double* direction, double sigma, float* fwd, float* bwd, int threads) {
+    const Grid<D> g(shape);
+    const std::int64_t n0 = D == 3 ? g.n[0] : 1, n1 = g.n[D - 2], n2 = g.n[D - 1];
+    const std::int64_t r = radius, r0 = D == 3 ? r : 0;
+    const std::int64_t plane = n1 * n2;
+    const bool turn = !direction_is_identity(direction, D);
+    // Variances below this are rounding residue of the running sums (the
+    // window is flat): DIPY's "sff == 0" case.
+    double peak = 0.0;
+    for (std::int64_t v = 0; v < g.voxels(); ++v) peak = std::max({peak, double(std::abs(I[v])), double(std::abs(J[v]))});
+    const double flat = 1e-10 * peak * peak;
+
+    const std::int64_t ring_size = std::min<std::int64_t>(2 * r0 + 2, n0);
+    std::vector<double> rowbox(static_cast<std::size_t>(plane * C)), ring(static_cast<std::size_t>(ring_size * plane * C)),
+        sums(static_cast<std::size_t>(plane * C), 0.0);
+    std::vector<double> row_energy(static_cast<std::size_t>(n0 * n1), 0.0);
+    auto slot = [&](std::int64_t k) { return ring.data() + (k % ring_size) * plane * C; };
+    auto accumulate = [&](const double* src, double sign) {
+        const std::int64_t blocks = (plane * C + 4095) / 4096;
+        parallel_for(static_cast<std::size_t>(blocks), threads, [] { return 0; }, [&](int&, std::size_t b) {
+            const std::int64_t e0 = std::int64_t(b) * 4096, e1 = std::min(plane * C, e0 + 4096);
+            for (std::int64_t e = e0; e < e1; ++e) sums[std::size_t(e)] += sign * src[e];
+        });
+    };
+    for (std::int64_t k = 0; k < std::min(r0, n0); ++k) {
+        slab_box_sums(I + k * plane, J + k * plane, n1, n2, r, rowbox.data(), slot(k), threads);
+        accumulate(slot(k), 1.0);
+    }
+    for (std::int64_t s = 0; s < n0; ++s) {
+        if (s + r0 < n0) {
+            slab_box_sums(I + (s + r0) * plane, J + (s + r0) * plane, n1, n2, r, rowbox.data(), slot(s + r0),
+                          threads);
+            accumulate(slot(s + r0), 1.0);
+        }
+        if (s - r0 - 1 >= 0) accumulate(slot(s - r0 - 1), -1.0);
+        const bool slab_inside = s >= r0 && s < n0 - r0;
+        const std::int64_t cnt0 = window_count(s, n0, r0);
+        parallel_for(static_cast<std::size_t>(n1), threads, [] { return 0; }, [&](int&, std::size_t row) {
+            const std::int64_t i = std::int64_t(row);
+            std::int64_t idx[D];
+            if constexpr (D == 3) {
+                idx[0] = s;
+                idx[1] = i;
+            } else {
+                idx[0] = i;
+            }
+            const bool row_inside = slab_inside && i >= r && i < n1 - r;
+            const std::int64_t cnt01 = cnt0 * window_count(i, n1, r);
+            double energy = 0.0;
+            for (std::int64_t j = 0; j < n2; ++j) {
+                const std::int64_t v = s * plane + i * n2 + j;
+                float* f = fwd + v * D;
+                float* b = bwd + v * D;
+                for (int k = 0; k < D; ++k) f[k] = b[k] = 0.0f;
+                if (!row_inside || j < r || j >= n2 - r) continue;
+                const double* sm = sums.data() + (i * n2 + j) * C;
+                const double cnt = double(cnt01 * window_count(j, n2, r));
+                const double Imean = sm[0] / cnt, Jmean = sm[1] / cnt;
+                const double Ii = double(I[v]) - Imean, Ji = double(J[v]) - Jmean;
+                const double sfm = sm[4] - Jmean * sm[0] - Imean * sm[1] + cnt * Jmean * Imean;
+                double sff = sm[2] - Imean * sm[0] - Imean * sm[0] + cnt * Imean * Imean;
+                double smm = sm[3] - Jmean * sm[1] - Jmean * sm[1] + cnt * Jmean * Jmean;
+                if (sff <= flat * cnt) sff = 0.0;
+                if (smm <= flat * cnt) smm = 0.0;
+                if (sff == 0.0 || smm == 0.0) continue;
+                double local = 0.0;
+                if (sff * smm > 1e-5) local = sfm * sfm / (sff * smm);
+                if (local < 1.0) energy -= local;
+                idx[D - 1] = j;
+                double gs[D], gm[D];
+                image_gradient<D>(I, g, idx, v, spacing, direction, turn, gs);
+                image_gradient<D>(J, g, idx, v, spacing, direction, turn, gm);
+                const double tf = 2.0 * sfm / (sff * smm) * (Ji - sfm / sff * Ii);
+                const double tb = 2.0 * sfm / (sff * smm) * (Ii - sfm / smm * Ji);
+                for (int k = 0; k < D; ++k) {
+                    f[k] = static_cast<float>(-tf * gs[k]);
+                    b[k] = static_cast<float>(-tb * gm[k]);
+                }
+            }
+            row_energy[std::size_t(s * n1 + i)] = energy;
+        });
+    }
+    StepResult res;
+    for (double e : row_energy) res.forward_energy += e;
+    res.backward_energy = res.forward_energy;
+    smooth_field_components(fwd, shape, sigma, threads);
+    smooth_field_components(bwd, shape, sigma, threads);
+    return res;
+}
+
+}  // namespace
+
+void smooth_field_components(float* field, const FieldShape& s, double sigma, int threads) {
+    if (!std::isfinite(sigma) || sigma < 0.0 || sigma > 1e4)
+        throw std::invalid_argument("the smoothing sigma must be finite, >= 0 and at most 1e4");
+    if (sigma == 0.0) return;
+    const std::int64_t n = s.voxels();
+    const int d = s.ndim;
+    std::vector<float> comp(static_cast<std::size_t>(n)), work(static_cast<std::size_t>(n));
+    const double sig[3] = {sigma, sigma, sigma};
+    for (int k = 0; k < d; ++k) {
+        for (std::int64_t v = 0; v < n; ++v) comp[std::size_t(v)] = field[v * d + k];
+        gaussian_smooth_inplace(comp.data(), work.data(), d, s.shape, sig, threads);
+        for (std::int64_t v = 0; v < n; ++v) field[v * d + k] = comp[std::size_t(v)];
+    }
+}
+
+StepResult cc_steps(const float* static_img, const float* moving_img, const FieldShape& s, int radius,
+                    const double* spacing, const double* direction, double sigma_diff, float* forward,
+                    float* backward, int threads) {
+    check_shape(s, "image");
+    if (radius < 1) throw std::invalid_argument("radius must be >= 1");
+    for (int a = 0; a < s.ndim; ++a) {
+        if (s.shape[a] < 2 * std::int64_t(radius) + 1)
+            throw std::invalid_argument("each image dimension must be at least 2 * radius + 1");
+        if (!std::isfinite(spacing[a]) || !(spacing[a] > 0.0))
+            throw std::invalid_argument("spacing must be finite and positive");
+    }
+    if (!std::isfinite(sigma_diff) || sigma_diff < 0.0) throw std::invalid_argument("sigma_diff must be >= 0");
+    return with_dim(s.ndim, [&](auto dim) {
+        return cc_impl<decltype(dim)::value>(static_img, moving_img, s, radius, spacing, direction, sigma_diff,
+                                             forward, backward, threads);
+    });
+}
+
+}  // namespace spectralign_fast::reg
