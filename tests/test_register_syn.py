@@ -7,7 +7,7 @@ import pytest
 
 import deformation_oracle as oracle
 from spectralign_fast import synthetic
-from spectralign_fast.register import (CCMetric, DiffeomorphicMap, ParzenMIMetric, SSDMetric,
+from spectralign_fast.register import (CCMetric, DiffeomorphicMap, EMMetric, ParzenMIMetric, SSDMetric,
                                        SymmetricDiffeomorphicRegistration)
 
 
@@ -94,7 +94,8 @@ def test_caller_arrays_untouched(photo_case):
     np.testing.assert_array_equal(moving, m0)
 
 
-@pytest.mark.parametrize("metric", [SSDMetric(2), ParzenMIMetric(2)])
+@pytest.mark.parametrize("metric", [SSDMetric(2), SSDMetric(2, step_type="gauss_newton"), EMMetric(2),
+                                    EMMetric(2, step_type="demons"), ParzenMIMetric(2)], ids=repr)
 def test_other_metrics_recover_the_deformation(photo_case, metric):
     static, moving, truth = photo_case
     if isinstance(metric, ParzenMIMetric):
