@@ -187,3 +187,15 @@ def test_affine_registration_example(tmp_path):
     assert claims["brain_rms_voxels"] < 0.1
     assert_figure(tmp_path / "affine_photographs.png")
     assert_figure(tmp_path / "affine_brain.png")
+
+
+def test_deformable_registration_example(tmp_path):
+    claims = run_example("deformable_registration.py", tmp_path)
+    # camera moved by a known affine and Gaussian bumps up to 6 px; the MNI152 template (2 mm)
+    # deformed by bumps up to 5 voxels (docs/examples.md).
+    assert claims["photo_syn_rms_px"] < 0.6 < claims["photo_affine_only_rms_px"]
+    assert claims["photo_min_jacobian"] > 0
+    assert claims["brain_syn_rms_voxels"] < 0.4 < claims["brain_before_rms_voxels"]
+    assert claims["brain_min_jacobian"] > 0
+    assert_figure(tmp_path / "syn_photographs.png")
+    assert_figure(tmp_path / "syn_brain.png")
