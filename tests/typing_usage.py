@@ -101,4 +101,12 @@ def affine_registration(static: npt.NDArray[np.float32], moving: npt.NDArray[np.
                                  static_grid2world=g2w, moving_grid2world=g2w)
     init = reg.initial_affine(static, moving, static_grid2world=g2w, moving_grid2world=g2w)
     seconds: float = sum(lv.seconds for lv in affreg.levels_report) + result.seconds
-    return float(moved.mean()) + seconds + float(init.score) + float(result.affine[0, 0])
+    syn = reg.register_syn(static, moving, static_grid2world=g2w, moving_grid2world=g2w, level_iters=[5, 5])
+    sdr = reg.SymmetricDiffeomorphicRegistration(reg.CCMetric(3, sigma_diff=2.0, radius=2), level_iters=[3],
+                                                 threads=1)
+    mapping: reg.DiffeomorphicMap = sdr.optimize(static, moving, g2w, g2w, syn.affine)
+    warped: np.ndarray = mapping.transform(moving)
+    points: np.ndarray = mapping.transform_points(np.zeros((2, 3)))
+    jac: np.ndarray = mapping.jacobian_determinant()
+    return (float(moved.mean()) + seconds + float(init.score) + float(result.affine[0, 0]) + float(warped.mean())
+            + float(points.sum()) + float(jac.min()) + syn.seconds)

@@ -79,8 +79,17 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
     const bool turn = !direction_is_identity(direction, D);
     // Variances below this are rounding residue of the running sums (the
     // window is flat): DIPY's "sff == 0" case.
+    const std::int64_t nvox = g.voxels(), pblocks = (nvox + 65535) / 65536;
+    std::vector<double> block_peak(static_cast<std::size_t>(pblocks), 0.0);
+    parallel_for(static_cast<std::size_t>(pblocks), threads, [] { return 0; }, [&](int&, std::size_t b) {
+        double pk = 0.0;
+        const std::int64_t e = std::min(nvox, std::int64_t(b + 1) * 65536);
+        for (std::int64_t v = std::int64_t(b) * 65536; v < e; ++v)
+            pk = std::max({pk, double(std::abs(I[v])), double(std::abs(J[v]))});
+        block_peak[b] = pk;
+    });
     double peak = 0.0;
-    for (std::int64_t v = 0; v < g.voxels(); ++v) peak = std::max({peak, double(std::abs(I[v])), double(std::abs(J[v]))});
+    for (double pk : block_peak) peak = std::max(peak, pk);
     const double flat = 1e-10 * peak * peak;
 
     const std::int64_t ring_size = std::min<std::int64_t>(2 * r0 + 2, n0);
@@ -171,10 +180,17 @@ void smooth_field_components(float* field, const FieldShape& s, double sigma, in
     const int d = s.ndim;
     std::vector<float> comp(static_cast<std::size_t>(n)), work(static_cast<std::size_t>(n));
     const double sig[3] = {sigma, sigma, sigma};
+    const std::int64_t blocks = (n + 65535) / 65536;
     for (int k = 0; k < d; ++k) {
-        for (std::int64_t v = 0; v < n; ++v) comp[std::size_t(v)] = field[v * d + k];
+        parallel_for(static_cast<std::size_t>(blocks), threads, [] { return 0; }, [&](int&, std::size_t b) {
+            const std::int64_t e = std::min(n, std::int64_t(b + 1) * 65536);
+            for (std::int64_t v = std::int64_t(b) * 65536; v < e; ++v) comp[std::size_t(v)] = field[v * d + k];
+        });
         gaussian_smooth_inplace(comp.data(), work.data(), d, s.shape, sig, threads);
-        for (std::int64_t v = 0; v < n; ++v) field[v * d + k] = comp[std::size_t(v)];
+        parallel_for(static_cast<std::size_t>(blocks), threads, [] { return 0; }, [&](int&, std::size_t b) {
+            const std::int64_t e = std::min(n, std::int64_t(b + 1) * 65536);
+            for (std::int64_t v = std::int64_t(b) * 65536; v < e; ++v) field[v * d + k] = comp[std::size_t(v)];
+        });
     }
 }
 

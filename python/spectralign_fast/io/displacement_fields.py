@@ -184,7 +184,7 @@ def read_displacement_field(path: str | os.PathLike, *, world: Optional[str] = N
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such displacement field")
-    img = nib.load(str(p))
+    img: Any = nib.load(str(p))
     data = np.asarray(img.dataobj, dtype=np.float32)
     if data.ndim != 5 or data.shape[3] != 1 or data.shape[4] not in (2, 3):
         raise ValueError(f"{p.name}: a displacement field has shape (X, Y, Z, 1, d) with d = 2 or 3, got "

@@ -128,6 +128,8 @@ class DiffeomorphicMap:
         self.forward: Optional[np.ndarray] = None
         self.backward: Optional[np.ndarray] = None
         self.threads = 0
+        # Set by the optimiser for its internal warps of images it has checked already.
+        self._trusted_inputs = False
 
     # ------------------------------------------------------------------ fields
     def allocate(self) -> None:
@@ -163,7 +165,8 @@ class DiffeomorphicMap:
         if arr.ndim != self.dim:
             raise ValueError(f"this map is {self.dim}-D but the image has {arr.ndim} dimensions "
                              f"(shape {arr.shape})")
-        if interpolation == "linear":
+        if interpolation == "linear" and not (arr.dtype == np.float32 and arr.flags.c_contiguous
+                                              and self._trusted_inputs):
             arr = _checks.volume(arr, "image", allow_constant=True)
         elif arr.dtype == np.float64:
             arr = _checks.volume(arr, "image", allow_constant=True)

@@ -165,19 +165,19 @@ class ScaleSpace:
 
     def get_image(self, level: int) -> np.ndarray:
         """The smoothed, [0, 1]-scaled full-resolution image of ``level``."""
-        return self._at(self.images, level)  # type: ignore[no-any-return]
+        return self._at(self.images, level)
 
     def get_domain_shape(self, level: int) -> tuple[int, ...]:
         """The sampling grid shape of ``level``."""
-        return self._at(self.domain_shapes, level)  # type: ignore[no-any-return]
+        return self._at(self.domain_shapes, level)
 
     def get_spacing(self, level: int) -> np.ndarray:
         """Voxel sizes of ``level``'s grid."""
-        return self._at(self.spacings, level)  # type: ignore[no-any-return]
+        return self._at(self.spacings, level)
 
     def get_scaling(self, level: int) -> np.ndarray:
         """``level``'s spacing over the input spacing, per axis."""
-        return self._at(self.scalings, level)  # type: ignore[no-any-return]
+        return self._at(self.scalings, level)
 
     def get_affine(self, level: int) -> Any:
         """``level``'s grid-to-world matrix (None at level 0 for an image without one)."""
@@ -189,4 +189,4 @@ class ScaleSpace:
 
     def get_sigmas(self, level: int) -> np.ndarray:
         """The smoothing of ``level`` in input voxels, per axis."""
-        return self._at(self.sigmas, level)  # type: ignore[no-any-return]
+        return self._at(self.sigmas, level)

@@ -181,6 +181,8 @@ class SymmetricDiffeomorphicRegistration:
         self.moving_to_ref.allocate()
         for m in (self.static_to_ref, self.moving_to_ref):
             m.threads = self.threads
+            # Their images are the scale spaces' levels, checked once on the way in (no NaN/inf).
+            m._trusted_inputs = True
         self.metric.threads = self.threads
 
     def _update(self, model: DiffeomorphicMap, step: np.ndarray, spacing: np.ndarray,
@@ -195,12 +197,12 @@ class SymmetricDiffeomorphicRegistration:
 
     def _invert(self, model: DiffeomorphicMap, world2grid: np.ndarray, spacing: np.ndarray) -> None:
         sp = np.ascontiguousarray(spacing, dtype=np.float64)
-        model.backward = _core.invert_field(model.forward, world2grid, sp, self.inv_iter, self.inv_tol,
+        model.backward = _core.invert_field(model._field("forward"), world2grid, sp, self.inv_iter, self.inv_tol,
                                             start=model.backward, threads=self.threads)
 
     def _invert_back(self, model: DiffeomorphicMap, world2grid: np.ndarray, spacing: np.ndarray) -> None:
         sp = np.ascontiguousarray(spacing, dtype=np.float64)
-        model.forward = _core.invert_field(model.backward, world2grid, sp, self.inv_iter, self.inv_tol,
+        model.forward = _core.invert_field(model._field("backward"), world2grid, sp, self.inv_iter, self.inv_tol,
                                            start=model.forward, threads=self.threads)
 
     def _iterate(self) -> float:
@@ -268,6 +270,8 @@ class SymmetricDiffeomorphicRegistration:
                          report.iterations, report.seconds, report.energy)
             self._stage(RegistrationStages.SCALE_END)
         self.static_to_moving = self.moving_to_ref.warp_endomorphism(self.static_to_ref.inverse()).inverse()
+        for m in (self.static_to_moving, self.static_to_ref, self.moving_to_ref):
+            m._trusted_inputs = False  # the user's images are checked again
         self._stage(RegistrationStages.OPT_END)
 
     def optimize(self, static: Any, moving: Any, static_grid2world: Any = None, moving_grid2world: Any = None,

@@ -91,6 +91,11 @@ class SimilarityMetric:
     def use_moving_image_dynamics(self, original_moving_image: np.ndarray, transformation: Any) -> None:
         """Hook for metrics that need the moving image before warping (EM); no-op here."""
 
+    def _images(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.static_image is None or self.moving_image is None:
+            raise ValueError("set_static_image and set_moving_image must come before initialize_iteration")
+        return self.static_image, self.moving_image
+
     def _geometry(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if self.static_image is None or self.moving_image is None:
             raise ValueError("set_static_image and set_moving_image must come before initialize_iteration")
@@ -213,7 +218,8 @@ class SSDMetric(SimilarityMetric):
 
     def initialize_iteration(self) -> None:
         ss, sd, ms, md = self._geometry()
-        res = _core.ssd_steps(self.static_image, self.moving_image, ss, sd, self.smooth, self.inner_iter,
+        static, moving = self._images()
+        res = _core.ssd_steps(static, moving, ss, sd, self.smooth, self.inner_iter,
                               self.step_type, levels_below=self._levels_below(), threads=self.threads)
         self._take(res)
 
@@ -278,7 +284,8 @@ class EMMetric(SimilarityMetric):
 
     def initialize_iteration(self) -> None:
         ss, sd, ms, md = self._geometry()
-        res = _core.em_steps(self.static_image, self.moving_image, self.static_image_mask,
+        static, moving = self._images()
+        res = _core.em_steps(static, moving, self.static_image_mask,
                              self.moving_image_mask, ss, sd, self.q_levels, self.smooth, self.inner_iter,
                              self.use_double_gradient, self.step_type, levels_below=self._levels_below(),
                              threads=self.threads)
@@ -316,7 +323,8 @@ class ParzenMIMetric(SimilarityMetric):
 
     def initialize_iteration(self) -> None:
         ss, sd, ms, md = self._geometry()
-        res = _core.mi_steps(self.static_image, self.moving_image, self.nbins, ss, sd, self.sigma_diff,
+        static, moving = self._images()
+        res = _core.mi_steps(static, moving, self.nbins, ss, sd, self.sigma_diff,
                              threads=self.threads)
         self._take(res)
 
