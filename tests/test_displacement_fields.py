@@ -7,11 +7,10 @@ import pytest
 from scipy import ndimage
 
 from spectralign_fast import synthetic
-from spectralign_fast.io.displacement_fields import (read_displacement_field, read_mapping,
-                                                     write_ants_transforms, write_displacement_field,
-                                                     write_mapping)
+from spectralign_fast.io.displacement_fields import (read_displacement_field, write_ants_transforms,
+                                                     write_displacement_field)
 from spectralign_fast.io.volumes import write_image
-from spectralign_fast.register import DiffeomorphicMap
+from spectralign_fast.register import DiffeomorphicMap, read_mapping, write_mapping
 
 
 def _field(shape, scale, seed):

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.displacement_fields import write_ants_transforms
 from ..io.transform_files import write_affine
 from ..io.volumes import read_image, write_image
 from ..register.deformable import SYN_METRICS, register_syn
@@ -106,8 +107,6 @@ def cmd_register(args: argparse.Namespace, usage_error: type[Exception]) -> int:
 
 def _run_syn(args: argparse.Namespace, static: np.ndarray, static_g2w: np.ndarray, moving: np.ndarray,
              moving_g2w: np.ndarray, t0: float) -> int:
-    from ..io.displacement_fields import write_ants_transforms
-
     result = register_syn(static, moving, metric=args.syn_metric, static_grid2world=static_g2w,
                           moving_grid2world=moving_g2w, affine_metric=args.metric,
                           level_iters=args.level_iters, threads=args.threads, progress=not args.quiet)

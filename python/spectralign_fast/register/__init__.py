@@ -18,6 +18,7 @@ from .affine_map import (AffineInversionError, AffineMap, transform_centers_of_m
 from .deformable import SYN_METRICS, SynResult, register_syn
 from .diffeomorphic_map import DiffeomorphicMap
 from .figures import deformation_report, deformed_grid_lines
+from .mapping_files import read_mapping, write_mapping
 from .syn import RegistrationStages, SymmetricDiffeomorphicRegistration, SynLevelReport
 from .syn_metrics import CCMetric, EMMetric, ParzenMIMetric, SimilarityMetric, SSDMetric
 from .crosscorr import CrossCorr, Displacement, LocalDisplacement, RegistrationModel
@@ -30,7 +31,7 @@ from .parametric import (AffineTransform2D, AffineTransform3D, RigidIsoScalingTr
                          ScalingTransform2D, ScalingTransform3D, Transform, TranslationTransform2D,
                          TranslationTransform3D, transform_for)
 
-__all__ = [
+__all__ = ["read_mapping", "write_mapping", 
     "CrossCorr", "Displacement", "LocalDisplacement", "RegistrationModel",
     "AffineRegistration", "LevelReport", "VerbosityLevels", "AffineMap", "AffineInversionError",
     "transform_centers_of_mass", "transform_geometric_centers", "transform_origins",
