@@ -199,3 +199,14 @@ def test_bad_input():
         core.mi_steps(img, np.ones((10, 13), np.float32), 32, np.ones(2), np.eye(2), 1.0)
     with pytest.raises(TypeError, match="nearest"):
         core.warp_image(img.astype(np.int8), f, np.eye(3), np.eye(3), np.eye(3), [10, 12], interpolation="nearest")
+
+
+def test_step_smoothing_is_scipys_gaussian_per_component():
+    img = synthetic.photograph("immunohistochemistry")[:60, :70].copy()
+    moving = np.roll(img, 1, axis=1).copy()
+    raw = core.cc_steps(img, moving, 3, np.ones(2), np.eye(2), 0.0)
+    smooth = core.cc_steps(img, moving, 3, np.ones(2), np.eye(2), 1.5)
+    expected = np.stack([ndimage.gaussian_filter(raw.forward[..., k].astype(np.float64), 1.5)
+                         for k in range(2)], -1)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(smooth.forward, expected, atol=1e-5 * scale)

@@ -1,7 +1,7 @@
 // DIPY's CCMetric steps (local cross-correlation, Avants et al. 2008) with
 // box sums: the five window sums (I, J, I^2, J^2, IJ) of every voxel come
 // from running sums along each axis, so the cost does not depend on the
-// radius. A 3-D volume is processed slab by slab: each slab's 2-D window
+// radius. A 3-D volume is processed in fixed chunks of slabs: each slab's 2-D window
 // sums are kept in a ring of 2 r + 2 slabs and a running sum over slabs
 // gives the 3-D sums, so the extra memory is O(r * slab), not O(volume).
 // Sums are double; every line's running sum starts at its own first sample
@@ -23,6 +23,8 @@ namespace {
 
 constexpr int C = 5;  // I, J, I^2, J^2, IJ
 constexpr std::int64_t kColumnBlock = 64;
+// Slabs per unit of parallel work in 3-D (fixed: the results must not depend on the thread count).
+constexpr std::int64_t kSlabChunk = 12;
 
 inline std::int64_t window_count(std::int64_t x, std::int64_t n, std::int64_t r) {
     return std::min(n - 1, x + r) - std::max<std::int64_t>(0, x - r) + 1;
@@ -92,32 +94,12 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
     for (double pk : block_peak) peak = std::max(peak, pk);
     const double flat = 1e-10 * peak * peak;
 
-    const std::int64_t ring_size = std::min<std::int64_t>(2 * r0 + 2, n0);
-    std::vector<double> rowbox(static_cast<std::size_t>(plane * C)), ring(static_cast<std::size_t>(ring_size * plane * C)),
-        sums(static_cast<std::size_t>(plane * C), 0.0);
     std::vector<double> row_energy(static_cast<std::size_t>(n0 * n1), 0.0);
-    auto slot = [&](std::int64_t k) { return ring.data() + (k % ring_size) * plane * C; };
-    auto accumulate = [&](const double* src, double sign) {
-        const std::int64_t blocks = (plane * C + 4095) / 4096;
-        parallel_for(static_cast<std::size_t>(blocks), threads, [] { return 0; }, [&](int&, std::size_t b) {
-            const std::int64_t e0 = std::int64_t(b) * 4096, e1 = std::min(plane * C, e0 + 4096);
-            for (std::int64_t e = e0; e < e1; ++e) sums[std::size_t(e)] += sign * src[e];
-        });
-    };
-    for (std::int64_t k = 0; k < std::min(r0, n0); ++k) {
-        slab_box_sums(I + k * plane, J + k * plane, n1, n2, r, rowbox.data(), slot(k), threads);
-        accumulate(slot(k), 1.0);
-    }
-    for (std::int64_t s = 0; s < n0; ++s) {
-        if (s + r0 < n0) {
-            slab_box_sums(I + (s + r0) * plane, J + (s + r0) * plane, n1, n2, r, rowbox.data(), slot(s + r0),
-                          threads);
-            accumulate(slot(s + r0), 1.0);
-        }
-        if (s - r0 - 1 >= 0) accumulate(slot(s - r0 - 1), -1.0);
+    // One slab's steps from its window sums (rows in parallel with `inner_threads`).
+    auto slab_steps = [&](std::int64_t s, const double* sums, int inner_threads) {
         const bool slab_inside = s >= r0 && s < n0 - r0;
         const std::int64_t cnt0 = window_count(s, n0, r0);
-        parallel_for(static_cast<std::size_t>(n1), threads, [] { return 0; }, [&](int&, std::size_t row) {
+        parallel_for(static_cast<std::size_t>(n1), inner_threads, [] { return 0; }, [&](int&, std::size_t row) {
             const std::int64_t i = std::int64_t(row);
             std::int64_t idx[D];
             if constexpr (D == 3) {
@@ -135,7 +117,7 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
                 float* b = bwd + v * D;
                 for (int k = 0; k < D; ++k) f[k] = b[k] = 0.0f;
                 if (!row_inside || j < r || j >= n2 - r) continue;
-                const double* sm = sums.data() + (i * n2 + j) * C;
+                const double* sm = sums + (i * n2 + j) * C;
                 const double cnt = double(cnt01 * window_count(j, n2, r));
                 const double Imean = sm[0] / cnt, Jmean = sm[1] / cnt;
                 const double Ii = double(I[v]) - Imean, Ji = double(J[v]) - Jmean;
@@ -161,6 +143,50 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
             }
             row_energy[std::size_t(s * n1 + i)] = energy;
         });
+    };
+    if (n0 == 1) {
+        // One plane: its box sums and steps run in parallel inside it.
+        std::vector<double> rowbox(static_cast<std::size_t>(plane * C)), sums(static_cast<std::size_t>(plane * C));
+        slab_box_sums(I, J, n1, n2, r, rowbox.data(), sums.data(), threads);
+        slab_steps(0, sums.data(), threads);
+    } else {
+        // Volumes: fixed chunks of slabs (the same for every thread count, so the running sums
+        // and thus the bits do not depend on it) in parallel, each with its own ring of the
+        // 2 r + 2 slabs' plane sums and a running sum over its slabs' windows.
+        const std::int64_t ring_size = 2 * r0 + 2;
+        const std::int64_t chunks = (n0 + kSlabChunk - 1) / kSlabChunk;
+        struct ChunkState {
+            std::vector<double> rowbox, ring, sums;
+        };
+        parallel_for(static_cast<std::size_t>(chunks), threads,
+                     [&] {
+                         return ChunkState{std::vector<double>(static_cast<std::size_t>(plane * C)),
+                                           std::vector<double>(static_cast<std::size_t>(ring_size * plane * C)),
+                                           std::vector<double>(static_cast<std::size_t>(plane * C))};
+                     },
+                     [&](ChunkState& st, std::size_t chunk) {
+                         const std::int64_t s0 = std::int64_t(chunk) * kSlabChunk;
+                         const std::int64_t s1 = std::min(n0, s0 + kSlabChunk);
+                         auto slot = [&](std::int64_t k) { return st.ring.data() + (k % ring_size) * plane * C; };
+                         std::fill(st.sums.begin(), st.sums.end(), 0.0);
+                         std::int64_t lo = std::max<std::int64_t>(0, s0 - r0), hi = lo - 1;
+                         for (std::int64_t s = s0; s < s1; ++s) {
+                             const std::int64_t want_hi = std::min(n0 - 1, s + r0);
+                             const std::int64_t want_lo = std::max<std::int64_t>(0, s - r0);
+                             while (hi < want_hi) {
+                                 ++hi;
+                                 double* dst = slot(hi);
+                                 slab_box_sums(I + hi * plane, J + hi * plane, n1, n2, r, st.rowbox.data(), dst, 1);
+                                 for (std::int64_t e = 0; e < plane * C; ++e) st.sums[std::size_t(e)] += dst[e];
+                             }
+                             while (lo < want_lo) {
+                                 const double* src = slot(lo);
+                                 for (std::int64_t e = 0; e < plane * C; ++e) st.sums[std::size_t(e)] -= src[e];
+                                 ++lo;
+                             }
+                             slab_steps(s, st.sums.data(), 1);
+                         }
+                     });
     }
     StepResult res;
     for (double e : row_energy) res.forward_energy += e;
@@ -171,28 +197,6 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
 }
 
 }  // namespace
-
-void smooth_field_components(float* field, const FieldShape& s, double sigma, int threads) {
-    if (!std::isfinite(sigma) || sigma < 0.0 || sigma > 1e4)
-        throw std::invalid_argument("the smoothing sigma must be finite, >= 0 and at most 1e4");
-    if (sigma == 0.0) return;
-    const std::int64_t n = s.voxels();
-    const int d = s.ndim;
-    std::vector<float> comp(static_cast<std::size_t>(n)), work(static_cast<std::size_t>(n));
-    const double sig[3] = {sigma, sigma, sigma};
-    const std::int64_t blocks = (n + 65535) / 65536;
-    for (int k = 0; k < d; ++k) {
-        parallel_for(static_cast<std::size_t>(blocks), threads, [] { return 0; }, [&](int&, std::size_t b) {
-            const std::int64_t e = std::min(n, std::int64_t(b + 1) * 65536);
-            for (std::int64_t v = std::int64_t(b) * 65536; v < e; ++v) comp[std::size_t(v)] = field[v * d + k];
-        });
-        gaussian_smooth_inplace(comp.data(), work.data(), d, s.shape, sig, threads);
-        parallel_for(static_cast<std::size_t>(blocks), threads, [] { return 0; }, [&](int&, std::size_t b) {
-            const std::int64_t e = std::min(n, std::int64_t(b + 1) * 65536);
-            for (std::int64_t v = std::int64_t(b) * 65536; v < e; ++v) field[v * d + k] = comp[std::size_t(v)];
-        });
-    }
-}
 
 StepResult cc_steps(const float* static_img, const float* moving_img, const FieldShape& s, int radius,
                     const double* spacing, const double* direction, double sigma_diff, float* forward,

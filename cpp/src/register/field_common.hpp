@@ -37,6 +37,13 @@ struct Grid {
     }
 };
 
+// floor() for |x| < 2^62 without a libm call (the baseline x86-64 build has
+// no rounding instruction); callers range-check x first.
+inline double floor_small(double x) {
+    const double t = static_cast<double>(static_cast<std::int64_t>(x));
+    return t > x ? t - 1.0 : t;
+}
+
 // DIPY's _interpolate_vector / _interpolate_scalar: zero outside
 // (-1, n) on any axis; otherwise the weighted sum of the 2^D corners that
 // exist. Returns true when all corners exist ("inside"). `comps` values per
@@ -49,14 +56,15 @@ inline bool interpolate(const T* data, const Grid<D>& g, int comps, const double
     bool interior = true;
     for (int a = 0; a < D; ++a) {
         if (!(x[a] > -1.0 && x[a] < double(g.n[a]))) return false;
-        const double f = std::floor(x[a]);
+        const double f = floor_small(x[a]);
         base[a] = static_cast<std::int64_t>(f);
         frac[a] = x[a] - f;
         interior = interior && base[a] >= 0 && base[a] + 1 < g.n[a];
     }
     if (interior) {
-        // Every corner exists (the common case): the same sum, in the same
-        // corner order, without the per-corner bounds checks.
+        // Every corner exists (the common case): the same weights without the
+        // per-corner bounds checks (summed in a tree; the edge path below sums
+        // in corner order, so the two may differ in the last bit).
         std::int64_t off = 0;
         for (int a = 0; a < D; ++a) off += base[a] * g.stride[a];
         const T* p = data + off * comps;
@@ -65,8 +73,8 @@ inline bool interpolate(const T* data, const Grid<D>& g, int comps, const double
             const double w00 = (1.0 - frac[0]) * (1.0 - frac[1]), w01 = (1.0 - frac[0]) * frac[1],
                          w10 = frac[0] * (1.0 - frac[1]), w11 = frac[0] * frac[1];
             for (int k = 0; k < comps; ++k)
-                out[k] = w00 * double(p[k]) + w01 * double(p[s1 + k]) + w10 * double(p[s0 + k]) +
-                         w11 * double(p[s0 + s1 + k]);
+                out[k] = (w00 * double(p[k]) + w01 * double(p[s1 + k])) +
+                         (w10 * double(p[s0 + k]) + w11 * double(p[s0 + s1 + k]));
         } else {
             const std::int64_t s0 = g.stride[0] * comps, s1 = g.stride[1] * comps, s2 = g.stride[2] * comps;
             const double a0 = 1.0 - frac[0], a1 = 1.0 - frac[1], a2 = 1.0 - frac[2];
@@ -74,10 +82,13 @@ inline bool interpolate(const T* data, const Grid<D>& g, int comps, const double
                                  a0 * frac[1] * frac[2], frac[0] * a1 * a2,           frac[0] * a1 * frac[2],
                                  frac[0] * frac[1] * a2, frac[0] * frac[1] * frac[2]};
             const std::int64_t o[8] = {0, s2, s1, s1 + s2, s0, s0 + s2, s0 + s1, s0 + s1 + s2};
+            // A balanced sum: the corners' products in a tree, not one chain of dependent adds.
             for (int k = 0; k < comps; ++k) {
-                double acc = 0.0;
-                for (int c = 0; c < 8; ++c) acc += w[c] * double(p[o[c] + k]);
-                out[k] = acc;
+                const T* q = p + k;
+                out[k] = ((w[0] * double(q[o[0]]) + w[1] * double(q[o[1]])) +
+                          (w[2] * double(q[o[2]]) + w[3] * double(q[o[3]]))) +
+                         ((w[4] * double(q[o[4]]) + w[5] * double(q[o[5]])) +
+                          (w[6] * double(q[o[6]]) + w[7] * double(q[o[7]])));
             }
         }
         return true;

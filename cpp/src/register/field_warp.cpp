@@ -22,7 +22,7 @@ inline T nearest(const T* img, const Grid<D>& g, const double* x) {
     std::int64_t off = 0;
     for (int a = 0; a < D; ++a) {
         if (!(x[a] >= 0.0 && x[a] <= double(g.n[a] - 1))) return T(0);
-        const double f = std::floor(x[a]);
+        const double f = floor_small(x[a]);
         std::int64_t i = static_cast<std::int64_t>(f);
         const double c = x[a] - f;
         if (1.0 - c < c) ++i;

@@ -134,7 +134,8 @@ StepResult mi_steps(const float* static_img, const float* moving_img, const Fiel
                     const double* spacing, const double* direction, double sigma_diff, float* forward,
                     float* backward, int threads);
 
-// In place: scipy.ndimage.gaussian_filter on every component of a field.
+// In place: scipy.ndimage.gaussian_filter's kernel and edges on every
+// component of a field, in float32 arithmetic (not scipy's bits).
 void smooth_field_components(float* field, const FieldShape& s, double sigma, int threads);
 
 }  // namespace spectralign_fast::reg

@@ -88,4 +88,5 @@ std::vector<float> gaussian_smooth(const Volume& image, const double* sigma, int
 void gaussian_smooth_inplace(float* data, float* work, int ndim, const std::int64_t* shape, const double* sigma,
                              int threads);
 
+
 }  // namespace spectralign_fast::reg
