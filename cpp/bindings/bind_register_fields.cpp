@@ -126,16 +126,26 @@ py::tuple compose(const FloatImage& d1, const FloatImage& d2, const DoubleArray&
 }
 
 py::array_t<float> invert(const FloatImage& d, const DoubleArray& world2grid, const DoubleArray& spacing, int max_iter,
-                          double tolerance, std::optional<FloatImage> start, int threads) {
+                          double tolerance, std::optional<FloatImage> start, const py::object& out, int threads) {
     const FieldShape s = field_shape(d, "field");
     const double* W = matrix(world2grid, s.ndim, "world2grid");
     const double* sp = vector_of(spacing, s.ndim, "spacing");
-    py::array_t<float> p = new_field(s);
-    if (start) {
-        if (!same_shape(field_shape(*start, "start"), s)) throw std::invalid_argument("start must have the field's shape");
-        std::copy(start->data(), start->data() + start->size(), p.mutable_data());
+    py::array_t<float> p;
+    if (!out.is_none()) {
+        // In place: `out` holds the start on entry and the inverse on return.
+        if (start) throw std::invalid_argument("give start or out, not both (out is its own start)");
+        p = writable_field(out, "out");
+        if (!same_shape(field_shape(p, "out"), s)) throw std::invalid_argument("out must have the field's shape");
+        if (p.data() == d.data()) throw std::invalid_argument("out cannot be the field being inverted");
     } else {
-        std::fill(p.mutable_data(), p.mutable_data() + p.size(), 0.0f);
+        p = new_field(s);
+        if (start) {
+            if (!same_shape(field_shape(*start, "start"), s))
+                throw std::invalid_argument("start must have the field's shape");
+            std::copy(start->data(), start->data() + start->size(), p.mutable_data());
+        } else {
+            std::fill(p.mutable_data(), p.mutable_data() + p.size(), 0.0f);
+        }
     }
     {
         py::gil_scoped_release release;
@@ -350,8 +360,10 @@ void bind_register_fields(py::module_ m) {
           "(comp, stats): comp[i] = d1[i] + t * d2(A (i, 1) + B (d1[i], 0)) where d2 is inside, else 0; "
           "stats = (max, rms, DIPY's std) of the norms. out may be d1 (in place).");
     m.def("invert_field", &invert, py::arg("field"), py::arg("world2grid"), py::arg("spacing"), py::arg("max_iter"),
-          py::arg("tolerance"), py::kw_only(), py::arg("start") = py::none(), py::arg("threads") = 0,
-          "DIPY's fixed-point inverse of a displacement field (a new array).");
+          py::arg("tolerance"), py::kw_only(), py::arg("start") = py::none(), py::arg("out") = py::none(),
+          py::arg("threads") = 0,
+          "DIPY's fixed-point inverse of a displacement field: a new array from `start` (zeros by "
+          "default), or in place in `out` (which holds the start).");
     m.def("resample_field", &resample, py::arg("field"), py::arg("factors"), py::arg("shape"), py::kw_only(),
           py::arg("threads") = 0, "out[i] = field(diag(factors) i) on a grid of `shape`.");
     m.def("interpolate_field", &interpolate, py::arg("field"), py::arg("points"), py::kw_only(),

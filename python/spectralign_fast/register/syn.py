@@ -196,14 +196,16 @@ class SymmetricDiffeomorphicRegistration:
                              out=model.forward, threads=self.threads)
 
     def _invert(self, model: DiffeomorphicMap, world2grid: np.ndarray, spacing: np.ndarray) -> None:
+        """backward <- inverse of forward, in place (the current backward is the start)."""
         sp = np.ascontiguousarray(spacing, dtype=np.float64)
-        model.backward = _core.invert_field(model._field("forward"), world2grid, sp, self.inv_iter, self.inv_tol,
-                                            start=model.backward, threads=self.threads)
+        _core.invert_field(model._field("forward"), world2grid, sp, self.inv_iter, self.inv_tol,
+                           out=model._field("backward"), threads=self.threads)
 
     def _invert_back(self, model: DiffeomorphicMap, world2grid: np.ndarray, spacing: np.ndarray) -> None:
+        """forward <- inverse of backward, in place."""
         sp = np.ascontiguousarray(spacing, dtype=np.float64)
-        model.forward = _core.invert_field(model._field("backward"), world2grid, sp, self.inv_iter, self.inv_tol,
-                                           start=model.forward, threads=self.threads)
+        _core.invert_field(model._field("backward"), world2grid, sp, self.inv_iter, self.inv_tol,
+                           out=model._field("forward"), threads=self.threads)
 
     def _iterate(self) -> float:
         lev = self.current_level
