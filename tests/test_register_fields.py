@@ -210,3 +210,28 @@ def test_step_smoothing_is_scipys_gaussian_per_component():
                          for k in range(2)], -1)
     scale = np.abs(expected).max()
     np.testing.assert_allclose(smooth.forward, expected, atol=1e-5 * scale)
+
+
+def test_buffers_given_to_the_core_are_filled_in_place():
+    img = synthetic.photograph("immunohistochemistry")[:50, :60].copy()
+    moving = np.roll(img, 1, axis=0).copy()
+    fwd, bwd = np.empty(img.shape + (2,), np.float32), np.empty(img.shape + (2,), np.float32)
+    res = core.cc_steps(img, moving, 3, np.ones(2), np.eye(2), 1.0, forward_out=fwd, backward_out=bwd)
+    assert res.forward is fwd or np.shares_memory(res.forward, fwd)
+    np.testing.assert_array_equal(fwd, core.cc_steps(img, moving, 3, np.ones(2), np.eye(2), 1.0).forward)
+    field = np.zeros(img.shape + (2,), np.float32)
+    out = np.empty(img.shape, np.float32)
+    core.warp_image(img, field, np.eye(3), np.eye(3), np.eye(3), list(img.shape), out=out)
+    np.testing.assert_array_equal(out, img)
+    inv = np.zeros_like(field)
+    core.invert_field(field + 0.5, np.eye(3), np.ones(2), 10, 1e-4, out=inv)
+    np.testing.assert_array_equal(inv, core.invert_field(field + 0.5, np.eye(3), np.ones(2), 10, 1e-4))
+    assert np.abs(inv[5:-5, 5:-5] + 0.5).max() < 0.05
+    with pytest.raises(TypeError, match="writeable"):
+        core.cc_steps(img, moving, 3, np.ones(2), np.eye(2), 1.0, forward_out=np.empty(img.shape + (2,)))
+    with pytest.raises(ValueError, match="different"):
+        core.cc_steps(img, moving, 3, np.ones(2), np.eye(2), 1.0, forward_out=fwd, backward_out=fwd)
+    with pytest.raises(TypeError, match="out_shape"):
+        core.warp_image(img, field, np.eye(3), np.eye(3), np.eye(3), list(img.shape), out=np.empty((3, 3), np.float32))
+    with pytest.raises(ValueError, match="start or out"):
+        core.invert_field(field, np.eye(3), np.ones(2), 5, 1e-3, start=field, out=inv)

@@ -202,7 +202,7 @@ py::array contiguous(const py::array& a) {
 
 py::array warp(const py::array& image, const FloatImage& field, const DoubleArray& idx_in, const DoubleArray& idx_out,
                const DoubleArray& disp, const std::vector<std::int64_t>& out_shape, const std::string& interpolation,
-               int threads) {
+               const py::object& out_obj, int threads) {
     reg::FieldInterp interp;
     if (interpolation == "linear")
         interp = reg::FieldInterp::Linear;
@@ -236,7 +236,19 @@ py::array warp(const py::array& image, const FloatImage& field, const DoubleArra
     const double* A = matrix(idx_in, is.ndim, "affine_idx_in");
     const double* B = matrix(idx_out, is.ndim, "affine_idx_out");
     const double* W = matrix(disp, is.ndim, "affine_disp");
-    py::array out(img.dtype(), std::vector<py::ssize_t>(os.shape, os.shape + os.ndim));
+    py::array out;
+    if (out_obj.is_none()) {
+        out = py::array(img.dtype(), std::vector<py::ssize_t>(os.shape, os.shape + os.ndim));
+    } else {
+        if (!py::isinstance<py::array>(out_obj)) throw py::type_error("out must be a numpy array");
+        out = py::reinterpret_borrow<py::array>(out_obj);
+        bool ok = out.dtype().equal(img.dtype()) && (out.flags() & py::array::c_style) && out.writeable() &&
+                  out.ndim() == os.ndim;
+        for (int a = 0; ok && a < os.ndim; ++a) ok = out.shape(a) == os.shape[a];
+        if (!ok) throw py::type_error("out must be a writeable, C-contiguous array of out_shape and the image's dtype");
+        check_aligned(out, "out");
+        if (out.data() == img.data()) throw std::invalid_argument("out cannot be the image being warped");
+    }
     const void* src = img.data();
     void* dst = out.mutable_data();
     {
@@ -251,6 +263,19 @@ struct Steps {
     py::array_t<float> forward, backward;
     double forward_energy = 0.0, backward_energy = 0.0;
 };
+
+// The steps' arrays: the caller's buffers when given (reused across iterations), else new ones.
+Steps step_buffers(const FieldShape& shape, const py::object& forward, const py::object& backward) {
+    Steps out;
+    out.forward = forward.is_none() ? new_field(shape) : writable_field(forward, "forward_out");
+    out.backward = backward.is_none() ? new_field(shape) : writable_field(backward, "backward_out");
+    if (!same_shape(field_shape(out.forward, "forward_out"), shape) ||
+        !same_shape(field_shape(out.backward, "backward_out"), shape))
+        throw std::invalid_argument("forward_out and backward_out must have shape grid + (d,)");
+    if (out.forward.data() == out.backward.data())
+        throw std::invalid_argument("forward_out and backward_out must be different arrays");
+    return out;
+}
 
 struct Pair {
     FieldShape shape;
@@ -269,9 +294,10 @@ Pair pair_of(const FloatImage& a, const FloatImage& b, const DoubleArray& spacin
 }
 
 Steps cc(const FloatImage& s, const FloatImage& m, int radius, const DoubleArray& spacing,
-         const DoubleArray& direction, double sigma_diff, int threads) {
+         const DoubleArray& direction, double sigma_diff, const py::object& forward_out,
+         const py::object& backward_out, int threads) {
     const Pair p = pair_of(s, m, spacing, direction);
-    Steps out{new_field(p.shape), new_field(p.shape)};
+    Steps out = step_buffers(p.shape, forward_out, backward_out);
     float* f = out.forward.mutable_data();
     float* b = out.backward.mutable_data();
     py::gil_scoped_release release;
@@ -288,10 +314,11 @@ void check_step_type(const std::string& step_type) {
 }
 
 Steps ssd(const FloatImage& s, const FloatImage& m, const DoubleArray& spacing, const DoubleArray& direction,
-          double smooth, int inner_iter, const std::string& step_type, int levels_below, int threads) {
+          double smooth, int inner_iter, const std::string& step_type, int levels_below,
+          const py::object& forward_out, const py::object& backward_out, int threads) {
     check_step_type(step_type);
     const Pair p = pair_of(s, m, spacing, direction);
-    Steps out{new_field(p.shape), new_field(p.shape)};
+    Steps out = step_buffers(p.shape, forward_out, backward_out);
     float* f = out.forward.mutable_data();
     float* b = out.backward.mutable_data();
     py::gil_scoped_release release;
@@ -315,12 +342,12 @@ const std::int32_t* mask_of(const std::optional<Int32Array>& mask, const FieldSh
 Steps em(const FloatImage& s, const FloatImage& m, const std::optional<Int32Array>& smask,
          const std::optional<Int32Array>& mmask, const DoubleArray& spacing, const DoubleArray& direction,
          int q_levels, double smooth, int inner_iter, bool double_gradient, const std::string& step_type,
-         int levels_below, int threads) {
+         int levels_below, const py::object& forward_out, const py::object& backward_out, int threads) {
     check_step_type(step_type);
     const Pair p = pair_of(s, m, spacing, direction);
     const std::int32_t* sm = mask_of(smask, p.shape, "static_mask");
     const std::int32_t* mm = mask_of(mmask, p.shape, "moving_mask");
-    Steps out{new_field(p.shape), new_field(p.shape)};
+    Steps out = step_buffers(p.shape, forward_out, backward_out);
     float* f = out.forward.mutable_data();
     float* b = out.backward.mutable_data();
     py::gil_scoped_release release;
@@ -333,9 +360,10 @@ Steps em(const FloatImage& s, const FloatImage& m, const std::optional<Int32Arra
 }
 
 Steps mi(const FloatImage& s, const FloatImage& m, int nbins, const DoubleArray& spacing,
-         const DoubleArray& direction, double sigma_diff, int threads) {
+         const DoubleArray& direction, double sigma_diff, const py::object& forward_out,
+         const py::object& backward_out, int threads) {
     const Pair p = pair_of(s, m, spacing, direction);
-    Steps out{new_field(p.shape), new_field(p.shape)};
+    Steps out = step_buffers(p.shape, forward_out, backward_out);
     float* f = out.forward.mutable_data();
     float* b = out.backward.mutable_data();
     py::gil_scoped_release release;
@@ -374,20 +402,25 @@ void bind_register_fields(py::module_ m) {
           py::arg("threads") = 0, "det(I + du/dx) per voxel (central differences), float32.");
     m.def("warp_image", &warp, py::arg("image"), py::arg("field"), py::arg("affine_idx_in"),
           py::arg("affine_idx_out"), py::arg("affine_disp"), py::arg("out_shape"), py::kw_only(),
-          py::arg("interpolation") = "linear", py::arg("threads") = 0,
+          py::arg("interpolation") = "linear", py::arg("out") = py::none(), py::arg("threads") = 0,
           "DIPY's warp: out[i] = image(W field(A (i, 1)) + B (i, 1)); linear (float32) or nearest (keeps dtype).");
     m.def("cc_steps", &cc, py::arg("static"), py::arg("moving"), py::arg("radius"), py::arg("spacing"),
-          py::arg("direction"), py::arg("sigma_diff"), py::kw_only(), py::arg("threads") = 0,
-          "DIPY's CCMetric forward and backward steps (box sums, smoothed).");
+          py::arg("direction"), py::arg("sigma_diff"), py::kw_only(), py::arg("forward_out") = py::none(),
+          py::arg("backward_out") = py::none(), py::arg("threads") = 0,
+          "DIPY's CCMetric forward and backward steps (box sums, smoothed); written into "
+          "forward_out / backward_out when given.");
     m.def("ssd_steps", &ssd, py::arg("static"), py::arg("moving"), py::arg("spacing"), py::arg("direction"),
           py::arg("smooth"), py::arg("inner_iter"), py::arg("step_type"), py::kw_only(), py::arg("levels_below") = 0,
-          py::arg("threads") = 0, "DIPY's SSDMetric steps ('demons' or 'gauss_newton').");
+          py::arg("forward_out") = py::none(), py::arg("backward_out") = py::none(), py::arg("threads") = 0,
+          "DIPY's SSDMetric steps ('demons' or 'gauss_newton').");
     m.def("em_steps", &em, py::arg("static"), py::arg("moving"), py::arg("static_mask"), py::arg("moving_mask"),
           py::arg("spacing"), py::arg("direction"), py::arg("q_levels"), py::arg("smooth"), py::arg("inner_iter"),
           py::arg("double_gradient"), py::arg("step_type"), py::kw_only(), py::arg("levels_below") = 0,
-          py::arg("threads") = 0, "DIPY's EMMetric steps ('demons' or 'gauss_newton').");
+          py::arg("forward_out") = py::none(), py::arg("backward_out") = py::none(), py::arg("threads") = 0,
+          "DIPY's EMMetric steps ('demons' or 'gauss_newton').");
     m.def("mi_steps", &mi, py::arg("static"), py::arg("moving"), py::arg("nbins"), py::arg("spacing"),
-          py::arg("direction"), py::arg("sigma_diff"), py::kw_only(), py::arg("threads") = 0,
+          py::arg("direction"), py::arg("sigma_diff"), py::kw_only(), py::arg("forward_out") = py::none(),
+          py::arg("backward_out") = py::none(), py::arg("threads") = 0,
           "Parzen-window mutual-information steps (energy: -MI in nats).");
 }
 

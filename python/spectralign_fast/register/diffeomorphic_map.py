@@ -158,7 +158,8 @@ class DiffeomorphicMap:
 
     # ------------------------------------------------------------------ warping images
     def _warp(self, image: Any, backward: bool, interpolation: str, image_world2grid: Any,
-              out_shape: Any, out_grid2world: Any, threads: Optional[int]) -> np.ndarray:
+              out_shape: Any, out_grid2world: Any, threads: Optional[int],
+              out: Optional[np.ndarray] = None) -> np.ndarray:
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f"interpolation must be 'linear' or 'nearest', got {interpolation!r}")
         arr = np.asarray(image)
@@ -198,12 +199,12 @@ class DiffeomorphicMap:
             disp = W
         d = self.dim
         return _core.warp_image(arr, field, _eye_if_none(idx_in, d), _eye_if_none(idx_out, d),
-                                _eye_if_none(disp, d), list(shape), interpolation=interpolation,
+                                _eye_if_none(disp, d), list(shape), interpolation=interpolation, out=out,
                                 threads=self.threads if threads is None else threads)
 
     def transform(self, image: Any, interpolation: str = "linear", image_world2grid: Any = None,
                   out_shape: Any = None, out_grid2world: Any = None, *,
-                  threads: Optional[int] = None) -> np.ndarray:
+                  threads: Optional[int] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Warp ``image`` in the forward direction (the backward one when ``is_inverse``).
 
         Parameters
@@ -219,6 +220,9 @@ class DiffeomorphicMap:
             The sampling grid (default: the domain's).
         threads : int, optional
             Threads (0: all cores; default: the map's ``threads`` attribute, 0).
+        out : ndarray, optional
+            Write the result here (C-contiguous, writeable, the output's shape and dtype: float32
+            for linear) instead of a new array.
 
         Returns
         -------
@@ -226,18 +230,18 @@ class DiffeomorphicMap:
             The warped image; samples whose source lies outside ``image`` are 0.
         """
         return self._warp(image, self.is_inverse, interpolation, image_world2grid, out_shape,
-                          out_grid2world, threads)
+                          out_grid2world, threads, out)
 
     def transform_inverse(self, image: Any, interpolation: str = "linear", image_world2grid: Any = None,
                           out_shape: Any = None, out_grid2world: Any = None, *,
-                          threads: Optional[int] = None) -> np.ndarray:
+                          threads: Optional[int] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Warp ``image`` in the backward direction (the forward one when ``is_inverse``).
 
         Same parameters as ``transform``; by default ``image`` lies on the domain grid (the static
         image) and is sampled onto the codomain grid (the moving image's).
         """
         return self._warp(image, not self.is_inverse, interpolation, image_world2grid, out_shape,
-                          out_grid2world, threads)
+                          out_grid2world, threads, out)
 
     # ------------------------------------------------------------------ points
     def _points(self, points: Any, backward: bool, coord2world: Any, world2coord: Any) -> np.ndarray:

@@ -137,6 +137,7 @@ class SymmetricDiffeomorphicRegistration:
         self.levels_report: list[SynLevelReport] = []
         self.dim = metric.dim
         self.verbosity = 1
+        self._warped: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     def set_level_iters(self, level_iters: Any) -> None:
         """Iterations per level, coarsest first; the list's length sets the number of levels."""
@@ -216,8 +217,13 @@ class SymmetricDiffeomorphicRegistration:
         spacing = self.static_ss.get_spacing(lev)
         current_static = self.static_ss.get_image(lev)
         current_moving = self.moving_ss.get_image(lev)
-        wstatic = self.static_to_ref.transform_inverse(current_static, "linear", None, shape, g2w)
-        wmoving = self.moving_to_ref.transform_inverse(current_moving, "linear", None, shape, g2w)
+        # The two warped images go into buffers kept for the level (no new arrays per iteration).
+        if self._warped is None or self._warped[0].shape != tuple(shape):
+            self._warped = (np.empty(tuple(shape), np.float32), np.empty(tuple(shape), np.float32))
+        wstatic = self.static_to_ref.transform_inverse(current_static, "linear", None, shape, g2w,
+                                                       out=self._warped[0])
+        wmoving = self.moving_to_ref.transform_inverse(current_moving, "linear", None, shape, g2w,
+                                                       out=self._warped[1])
         metric = self.metric
         metric.set_moving_image(wmoving, g2w, spacing, self.static_direction)
         metric.use_moving_image_dynamics(current_moving, self.moving_to_ref.inverse())
@@ -309,9 +315,14 @@ class SymmetricDiffeomorphicRegistration:
         self._stage(RegistrationStages.INIT_START)
         self._init_optimizer(s, m, sg, mg, pre)
         self._stage(RegistrationStages.INIT_END)
+        self._warped = None
+        self.metric._reuse_buffers = True
         try:
             self._optimize()
         finally:
+            self.metric._reuse_buffers = False
+            self.metric._buffers = None
+            self._warped = None
             del self.moving_ss
             del self.static_ss
         return self.static_to_moving

@@ -60,6 +60,10 @@ class SimilarityMetric:
         self._backward: Optional[np.ndarray] = None
         self._forward_energy = np.inf
         self._backward_energy = np.inf
+        # Set by the optimiser while it runs: the steps are then written into two buffers reused
+        # from one iteration to the next (it consumes each step within its iteration).
+        self._reuse_buffers = False
+        self._buffers: Optional[tuple[np.ndarray, np.ndarray]] = None
 
     def set_levels_below(self, levels: int) -> None:
         """Number of scale-space levels below the current one (DIPY's hook)."""
@@ -121,6 +125,16 @@ class SimilarityMetric:
         """Drop the current iteration's steps."""
         self._forward = None
         self._backward = None
+
+    def _out(self) -> dict[str, Any]:
+        """forward_out / backward_out for the core: the reused buffers, or none (new arrays)."""
+        if not self._reuse_buffers or self.static_image is None:
+            self._buffers = None
+            return {}
+        shape = self.static_image.shape + (self.dim,)
+        if self._buffers is None or self._buffers[0].shape != shape:
+            self._buffers = (np.empty(shape, np.float32), np.empty(shape, np.float32))
+        return {"forward_out": self._buffers[0], "backward_out": self._buffers[1]}
 
     def _levels_below(self) -> int:
         # DIPY's V-cycle depth: the number of levels at and below the current one.
@@ -184,7 +198,7 @@ class CCMetric(SimilarityMetric):
                              f"grid at this level is {self.static_image.shape}. Decrease CCMetric's "
                              f"radius ({self.radius}), use fewer levels, or give larger images.")
         res = _core.cc_steps(self.static_image, self.moving_image, self.radius, ss, sd,
-                             self.sigma_diff, threads=self.threads)
+                             self.sigma_diff, threads=self.threads, **self._out())
         self._take(res)
 
     def __repr__(self) -> str:
@@ -220,7 +234,8 @@ class SSDMetric(SimilarityMetric):
         ss, sd, ms, md = self._geometry()
         static, moving = self._images()
         res = _core.ssd_steps(static, moving, ss, sd, self.smooth, self.inner_iter,
-                              self.step_type, levels_below=self._levels_below(), threads=self.threads)
+                              self.step_type, levels_below=self._levels_below(), threads=self.threads,
+                              **self._out())
         self._take(res)
 
     def __repr__(self) -> str:
@@ -288,7 +303,7 @@ class EMMetric(SimilarityMetric):
         res = _core.em_steps(static, moving, self.static_image_mask,
                              self.moving_image_mask, ss, sd, self.q_levels, self.smooth, self.inner_iter,
                              self.use_double_gradient, self.step_type, levels_below=self._levels_below(),
-                             threads=self.threads)
+                             threads=self.threads, **self._out())
         self._take(res)
 
     def __repr__(self) -> str:
@@ -325,7 +340,7 @@ class ParzenMIMetric(SimilarityMetric):
         ss, sd, ms, md = self._geometry()
         static, moving = self._images()
         res = _core.mi_steps(static, moving, self.nbins, ss, sd, self.sigma_diff,
-                             threads=self.threads)
+                             threads=self.threads, **self._out())
         self._take(res)
 
     def __repr__(self) -> str:
