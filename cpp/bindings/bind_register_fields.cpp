@@ -195,11 +195,6 @@ py::array_t<float> jacobian(const FloatImage& field, const DoubleArray& grid2wor
     return out;
 }
 
-template <class T>
-py::array contiguous(const py::array& a) {
-    return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
-}
-
 py::array warp(const py::array& image, const FloatImage& field, const DoubleArray& idx_in, const DoubleArray& idx_out,
                const DoubleArray& disp, const std::vector<std::int64_t>& out_shape, const std::string& interpolation,
                const py::object& out_obj, int threads) {
@@ -293,19 +288,31 @@ Pair pair_of(const FloatImage& a, const FloatImage& b, const DoubleArray& spacin
     return p;
 }
 
+// The steps into the caller's buffers (or new ones), computed by `run(forward, backward)`
+// with the GIL released.
+template <class Run>
+Steps run_steps(const FieldShape& shape, const py::object& forward_out, const py::object& backward_out, Run run) {
+    Steps out = step_buffers(shape, forward_out, backward_out);
+    float* f = out.forward.mutable_data();
+    float* b = out.backward.mutable_data();
+    reg::StepResult r;
+    {
+        py::gil_scoped_release release;
+        r = run(f, b);
+    }
+    out.forward_energy = r.forward_energy;
+    out.backward_energy = r.backward_energy;
+    return out;
+}
+
 Steps cc(const FloatImage& s, const FloatImage& m, int radius, const DoubleArray& spacing,
          const DoubleArray& direction, double sigma_diff, const py::object& forward_out,
          const py::object& backward_out, int threads) {
     const Pair p = pair_of(s, m, spacing, direction);
-    Steps out = step_buffers(p.shape, forward_out, backward_out);
-    float* f = out.forward.mutable_data();
-    float* b = out.backward.mutable_data();
-    py::gil_scoped_release release;
-    const reg::StepResult r =
-        reg::cc_steps(s.data(), m.data(), p.shape, radius, p.spacing, p.direction.data(), sigma_diff, f, b, threads);
-    out.forward_energy = r.forward_energy;
-    out.backward_energy = r.backward_energy;
-    return out;
+    return run_steps(p.shape, forward_out, backward_out, [&](float* f, float* b) {
+        return reg::cc_steps(s.data(), m.data(), p.shape, radius, p.spacing, p.direction.data(), sigma_diff, f, b,
+                             threads);
+    });
 }
 
 void check_step_type(const std::string& step_type) {
@@ -318,19 +325,13 @@ Steps ssd(const FloatImage& s, const FloatImage& m, const DoubleArray& spacing, 
           const py::object& forward_out, const py::object& backward_out, int threads) {
     check_step_type(step_type);
     const Pair p = pair_of(s, m, spacing, direction);
-    Steps out = step_buffers(p.shape, forward_out, backward_out);
-    float* f = out.forward.mutable_data();
-    float* b = out.backward.mutable_data();
-    py::gil_scoped_release release;
-    reg::StepResult r;
-    if (step_type == "demons")
-        r = reg::ssd_demons_steps(s.data(), m.data(), p.shape, p.spacing, p.direction.data(), smooth, f, b, threads);
-    else
-        r = reg::ssd_gauss_newton_steps(s.data(), m.data(), p.shape, p.spacing, p.direction.data(), smooth,
-                                        inner_iter, levels_below, f, b, threads);
-    out.forward_energy = r.forward_energy;
-    out.backward_energy = r.backward_energy;
-    return out;
+    return run_steps(p.shape, forward_out, backward_out, [&](float* f, float* b) {
+        if (step_type == "demons")
+            return reg::ssd_demons_steps(s.data(), m.data(), p.shape, p.spacing, p.direction.data(), smooth, f, b,
+                                         threads);
+        return reg::ssd_gauss_newton_steps(s.data(), m.data(), p.shape, p.spacing, p.direction.data(), smooth,
+                                           inner_iter, levels_below, f, b, threads);
+    });
 }
 
 const std::int32_t* mask_of(const std::optional<Int32Array>& mask, const FieldShape& s, const char* what) {
@@ -347,31 +348,20 @@ Steps em(const FloatImage& s, const FloatImage& m, const std::optional<Int32Arra
     const Pair p = pair_of(s, m, spacing, direction);
     const std::int32_t* sm = mask_of(smask, p.shape, "static_mask");
     const std::int32_t* mm = mask_of(mmask, p.shape, "moving_mask");
-    Steps out = step_buffers(p.shape, forward_out, backward_out);
-    float* f = out.forward.mutable_data();
-    float* b = out.backward.mutable_data();
-    py::gil_scoped_release release;
-    const reg::StepResult r = reg::em_steps(s.data(), m.data(), sm, mm, p.shape, p.spacing, p.direction.data(),
-                                            q_levels, smooth, double_gradient, step_type == "gauss_newton",
-                                            inner_iter, levels_below, f, b, threads);
-    out.forward_energy = r.forward_energy;
-    out.backward_energy = r.backward_energy;
-    return out;
+    return run_steps(p.shape, forward_out, backward_out, [&](float* f, float* b) {
+        return reg::em_steps(s.data(), m.data(), sm, mm, p.shape, p.spacing, p.direction.data(), q_levels, smooth,
+                             double_gradient, step_type == "gauss_newton", inner_iter, levels_below, f, b, threads);
+    });
 }
 
 Steps mi(const FloatImage& s, const FloatImage& m, int nbins, const DoubleArray& spacing,
          const DoubleArray& direction, double sigma_diff, const py::object& forward_out,
          const py::object& backward_out, int threads) {
     const Pair p = pair_of(s, m, spacing, direction);
-    Steps out = step_buffers(p.shape, forward_out, backward_out);
-    float* f = out.forward.mutable_data();
-    float* b = out.backward.mutable_data();
-    py::gil_scoped_release release;
-    const reg::StepResult r =
-        reg::mi_steps(s.data(), m.data(), p.shape, nbins, p.spacing, p.direction.data(), sigma_diff, f, b, threads);
-    out.forward_energy = r.forward_energy;
-    out.backward_energy = r.backward_energy;
-    return out;
+    return run_steps(p.shape, forward_out, backward_out, [&](float* f, float* b) {
+        return reg::mi_steps(s.data(), m.data(), p.shape, nbins, p.spacing, p.direction.data(), sigma_diff, f, b,
+                             threads);
+    });
 }
 
 }  // namespace

@@ -38,14 +38,6 @@ Dtype dtype_of(const py::array& a) {
                          " (use uint8, uint16 or float32)");
 }
 
-// The image as a C-contiguous native array of its own dtype: forcecast
-// copies only when the caller's array is not already one (the Python layer
-// makes that one copy itself, so here it is a no-op).
-template <class T>
-py::array contiguous(const py::array& a) {
-    return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
-}
-
 struct Image {
     py::array keep;
     sample::Grid grid;

@@ -30,6 +30,14 @@ inline void check_aligned(const py::array& a, const std::string& what) {
                                     "requirements='CA') (the library's own calls do this)");
 }
 
+// An array as a C-contiguous native array of type T: forcecast copies only
+// when the caller's array is not already one (the Python layer makes that one
+// copy itself, so here it is usually a no-op).
+template <class T>
+py::array contiguous(const py::array& a) {
+    return py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(a);
+}
+
 inline ImageView image_view(const FloatImage& img, const char* what) {
     check_aligned(img, what);
     if (img.ndim() != 2)

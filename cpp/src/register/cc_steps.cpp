@@ -203,12 +203,10 @@ StepResult cc_steps(const float* static_img, const float* moving_img, const Fiel
                     float* backward, int threads) {
     check_shape(s, "image");
     if (radius < 1) throw std::invalid_argument("radius must be >= 1");
-    for (int a = 0; a < s.ndim; ++a) {
+    for (int a = 0; a < s.ndim; ++a)
         if (s.shape[a] < 2 * std::int64_t(radius) + 1)
             throw std::invalid_argument("each image dimension must be at least 2 * radius + 1");
-        if (!std::isfinite(spacing[a]) || !(spacing[a] > 0.0))
-            throw std::invalid_argument("spacing must be finite and positive");
-    }
+    check_spacing(spacing, s.ndim);
     if (!std::isfinite(sigma_diff) || sigma_diff < 0.0) throw std::invalid_argument("sigma_diff must be >= 0");
     return with_dim(s.ndim, [&](auto dim) {
         return cc_impl<decltype(dim)::value>(static_img, moving_img, s, radius, spacing, direction, sigma_diff,

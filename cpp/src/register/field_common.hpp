@@ -144,6 +144,12 @@ inline void check_shape(const FieldShape& s, const char* what) {
         if (s.shape[a] < 1) throw std::invalid_argument(std::string(what) + " is empty");
 }
 
+inline void check_spacing(const double* spacing, int d) {
+    for (int a = 0; a < d; ++a)
+        if (!std::isfinite(spacing[a]) || !(spacing[a] > 0.0))
+            throw std::invalid_argument("spacing must be finite and positive");
+}
+
 // numpy.gradient of a float32 image along `axis` at flat index `i` (index
 // `ia` on that axis): central difference / 2 inside, one-sided at the edges,
 // 0 for an axis of length 1; float32 arithmetic as numpy does.

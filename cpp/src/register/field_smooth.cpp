@@ -12,6 +12,7 @@
 #include "core/parallel.hpp"
 #include "core/simd_clones.hpp"
 #include "field_common.hpp"
+#include "gaussian_kernel.hpp"
 
 namespace spectralign_fast::reg {
 
@@ -22,23 +23,8 @@ SPECTRALIGN_CLONES void axpy(float* acc, const float* src, float w, std::int64_t
 }
 
 std::vector<float> kernel(double sigma) {
-    const int radius = static_cast<int>(4.0 * sigma + 0.5);
-    std::vector<double> w(static_cast<std::size_t>(2 * radius + 1));
-    double sum = 0.0;
-    for (int k = -radius; k <= radius; ++k) {
-        w[static_cast<std::size_t>(k + radius)] = std::exp(-0.5 * double(k) * double(k) / (sigma * sigma));
-        sum += w[static_cast<std::size_t>(k + radius)];
-    }
-    std::vector<float> out(w.size());
-    for (std::size_t k = 0; k < w.size(); ++k) out[k] = static_cast<float>(w[k] / sum);
-    return out;
-}
-
-inline std::int64_t reflect(std::int64_t i, std::int64_t n) {
-    const std::int64_t period = 2 * n;
-    i %= period;
-    if (i < 0) i += period;
-    return i < n ? i : period - 1 - i;
+    const std::vector<double> w = gaussian_kernel(sigma);
+    return std::vector<float>(w.begin(), w.end());
 }
 
 // Along an axis with `inner` contiguous values per index (outer slabs of n x inner).
@@ -51,7 +37,7 @@ void smooth_outer_axis(const float* in, float* out, std::int64_t outer, std::int
         std::fill(dst, dst + inner, 0.0f);
         const float* slab = in + o * n * inner;
         for (int k = -radius; k <= radius; ++k)
-            axpy(dst, slab + reflect(i + k, n) * inner, w[std::size_t(k + radius)], inner);
+            axpy(dst, slab + reflect_index(i + k, n) * inner, w[std::size_t(k + radius)], inner);
     });
 }
 
@@ -65,7 +51,7 @@ void smooth_last_axis(const float* in, float* out, std::int64_t lines, std::int6
                  [&](std::vector<float>& line, std::size_t o) {
                      const float* src = in + std::int64_t(o) * n * comps;
                      for (std::int64_t i = -radius; i < n + radius; ++i)
-                         std::copy(src + reflect(i, n) * comps, src + reflect(i, n) * comps + comps,
+                         std::copy(src + reflect_index(i, n) * comps, src + reflect_index(i, n) * comps + comps,
                                    line.data() + (i + radius) * comps);
                      float* dst = out + std::int64_t(o) * n * comps;
                      std::fill(dst, dst + n * comps, 0.0f);

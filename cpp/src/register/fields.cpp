@@ -287,12 +287,6 @@ void jacobian_impl(const float* field, const FieldShape& s, const double* grid2w
     });
 }
 
-void check_spacing(const double* spacing, int d) {
-    for (int a = 0; a < d; ++a)
-        if (!std::isfinite(spacing[a]) || !(spacing[a] > 0.0))
-            throw std::invalid_argument("spacing must be finite and positive");
-}
-
 }  // namespace
 
 CompositionStats compose_fields(const float* d1, const FieldShape& s1, const float* d2, const FieldShape& s2,

@@ -21,9 +21,7 @@ namespace {
 
 void check_geometry(const FieldShape& s, const double* spacing) {
     check_shape(s, "image");
-    for (int a = 0; a < s.ndim; ++a)
-        if (!std::isfinite(spacing[a]) || !(spacing[a] > 0.0))
-            throw std::invalid_argument("spacing must be finite and positive");
+    check_spacing(spacing, s.ndim);
 }
 
 double mean_square_spacing(const double* spacing, int d) {

@@ -10,32 +10,12 @@
 #include <string>
 
 #include "core/parallel.hpp"
+#include "gaussian_kernel.hpp"
 #include "spectralign_fast/register/metric.hpp"
 
 namespace spectralign_fast::reg {
 
 namespace {
-
-std::vector<double> gaussian_kernel(double sigma) {
-    const int radius = static_cast<int>(4.0 * sigma + 0.5);
-    std::vector<double> w(static_cast<std::size_t>(2 * radius + 1));
-    double sum = 0.0;
-    for (int k = -radius; k <= radius; ++k) {
-        const double v = std::exp(-0.5 * double(k) * double(k) / (sigma * sigma));
-        w[static_cast<std::size_t>(k + radius)] = v;
-        sum += v;
-    }
-    for (double& v : w) v /= sum;
-    return w;
-}
-
-// scipy's "reflect" for any offset, also when the kernel is wider than the axis.
-inline std::int64_t reflect(std::int64_t i, std::int64_t n) {
-    const std::int64_t period = 2 * n;
-    i %= period;
-    if (i < 0) i += period;
-    return i < n ? i : period - 1 - i;
-}
 
 void smooth_axis(const float* in, float* out, const std::int64_t* shape, int ndim, int axis,
                  const std::vector<double>& w, int threads) {
@@ -50,7 +30,7 @@ void smooth_axis(const float* in, float* out, const std::int64_t* shape, int ndi
                      [&](std::vector<double>& line, std::size_t o) {
                          const float* src = in + std::int64_t(o) * n;
                          for (std::int64_t i = -radius; i < n + radius; ++i)
-                             line[std::size_t(i + radius)] = src[reflect(i, n)];
+                             line[std::size_t(i + radius)] = src[reflect_index(i, n)];
                          float* dst = out + std::int64_t(o) * n;
                          for (std::int64_t i = 0; i < n; ++i) {
                              const double* l = &line[std::size_t(i)];
@@ -69,7 +49,7 @@ void smooth_axis(const float* in, float* out, const std::int64_t* shape, int ndi
                      const float* slab0 = in + o * n * inner;
                      for (int k = -radius; k <= radius; ++k) {
                          const double wk = w[std::size_t(k + radius)];
-                         const float* src = slab0 + reflect(i + k, n) * inner;
+                         const float* src = slab0 + reflect_index(i + k, n) * inner;
                          for (std::int64_t j = 0; j < inner; ++j) acc[std::size_t(j)] += wk * src[j];
                      }
                      float* dst = out + (o * n + i) * inner;

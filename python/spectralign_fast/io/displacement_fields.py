@@ -23,7 +23,6 @@ Every write is atomic (``io.atomic``).
 """
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
@@ -33,7 +32,8 @@ import numpy as np
 
 from .._validate import real_array
 from .atomic import write_bytes_atomically
-from .transform_files import WORLDS, write_affine
+from .transform_files import WORLDS, _basis, write_affine
+from .volumes import nifti_affine, nifti_bytes
 
 __all__ = ["AntsTransformFiles", "DisplacementField", "read_displacement_field", "write_ants_transforms",
            "write_displacement_field"]
@@ -73,25 +73,6 @@ def _world(world: Optional[str], d: int) -> str:
     return w
 
 
-def _to_itk_basis(d: int, world: str) -> np.ndarray:
-    """C with p_itk = C p_ours (homogeneous, (d+1)^2); its own inverse."""
-    C = np.eye(d + 1)
-    if world == "ras":
-        C[0, 0] = C[1, 1] = -1.0
-    elif world == "array":
-        C[:d, :d] = np.eye(d)[::-1]
-    return C
-
-
-def _embed4(M: np.ndarray) -> np.ndarray:
-    """A 2-D homogeneous (3x3) matrix as NIfTI's 4x4 (z untouched)."""
-    if M.shape == (4, 4):
-        return M
-    out = np.eye(4)
-    out[np.ix_([0, 1, 3], [0, 1, 3])] = M
-    return out
-
-
 def _check_field(field: Any, grid2world: Any) -> tuple[np.ndarray, np.ndarray]:
     f = real_array(field, "field")
     if f.ndim not in (3, 4) or f.shape[-1] != f.ndim - 1:
@@ -105,20 +86,6 @@ def _check_field(field: Any, grid2world: Any) -> tuple[np.ndarray, np.ndarray]:
     if abs(np.linalg.det(g[:d, :d])) < 1e-12:
         raise ValueError("grid2world is singular")
     return np.ascontiguousarray(f, dtype=np.float32), g
-
-
-def _nifti_bytes(data: np.ndarray, affine: np.ndarray, path: Path, *, vector: bool) -> bytes:
-    img = nib.Nifti1Image(data, affine)
-    img.set_sform(affine, code=1)
-    try:
-        img.set_qform(affine, code=1, strip_shears=False)
-    except nib.spatialimages.HeaderDataError:
-        img.set_qform(None, code=0)
-    img.header.set_xyzt_units("mm")
-    if vector:
-        img.header.set_intent("vector", (), name="")
-    blob = img.to_bytes()
-    return gzip.compress(blob, compresslevel=6) if path.name.lower().endswith(".gz") else blob
 
 
 def write_displacement_field(path: str | os.PathLike, field: Any, grid2world: Any, *,
@@ -148,20 +115,20 @@ def write_displacement_field(path: str | os.PathLike, field: Any, grid2world: An
     f, g = _check_field(field, grid2world)
     d = f.ndim - 1
     w = _world(world, d)
-    C = _to_itk_basis(d, w)
+    C = _basis(d, w)
     # ITK's index order: our array order, reversed for the "array" world (GetImageFromArray).
     perm = np.arange(d)[::-1] if w == "array" else np.arange(d)
     P = np.eye(d + 1)
     P[:d, :d] = np.eye(d)[:, perm]  # our index = P @ itk index
     itk_index_to_lps = C @ g @ P
-    affine = _F @ _embed4(itk_index_to_lps)  # NIfTI's affine is index -> RAS
+    affine = _F @ nifti_affine(itk_index_to_lps)  # NIfTI's affine is index -> RAS
     vectors = f @ C[:d, :d].T  # LPS components, ITK's order (x, y[, z])
     data = np.transpose(vectors, tuple(perm) + (d,))
     if d == 2:
         data = data[:, :, None, None, :]
     else:
         data = data[:, :, :, None, :]
-    blob = _nifti_bytes(np.ascontiguousarray(data, dtype=np.float32), affine, p, vector=True)
+    blob = nifti_bytes(np.ascontiguousarray(data, dtype=np.float32), affine, p, intent="vector")
     return write_bytes_atomically(p, blob, overwrite=bool(overwrite))
 
 
@@ -193,7 +160,7 @@ def read_displacement_field(path: str | os.PathLike, *, world: Optional[str] = N
     if d == 2 and data.shape[2] != 1:
         raise ValueError(f"{p.name}: a 2-D field must have Z = 1, got shape {data.shape}")
     w = _world(world, d)
-    C = _to_itk_basis(d, w)
+    C = _basis(d, w)
     perm = np.arange(d)[::-1] if w == "array" else np.arange(d)
     P = np.eye(d + 1)
     P[:d, :d] = np.eye(d)[:, perm]

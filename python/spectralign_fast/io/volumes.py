@@ -16,7 +16,7 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import nibabel as nib
 import numpy as np
@@ -182,18 +182,29 @@ def write_image(path: str | os.PathLike, data: Any, grid2world: Any, *,
             raise ValueError("a TIFF cannot store grid2world and it is not the identity; write "
                              "NIfTI (.nii.gz) to keep it")
         return write_tiff(p, arr32, overwrite=bool(overwrite))
-    affine = g
-    if d == 2:
-        affine = np.eye(4)
-        affine[np.ix_([0, 1, 3], [0, 1, 3])] = g
-    img = nib.Nifti1Image(arr32, affine)
+    return write_bytes_atomically(p, nifti_bytes(arr32, nifti_affine(g), p), overwrite=bool(overwrite))
+
+
+def nifti_affine(grid2world: np.ndarray) -> np.ndarray:
+    """A (d+1)x(d+1) grid2world as NIfTI's 4x4 affine (a 2-D one leaves z untouched)."""
+    if grid2world.shape == (4, 4):
+        return grid2world
+    out = np.eye(4)
+    out[np.ix_([0, 1, 3], [0, 1, 3])] = grid2world
+    return out
+
+
+def nifti_bytes(data: np.ndarray, affine: np.ndarray, path: Path, *, intent: Optional[str] = None) -> bytes:
+    """A NIfTI-1 file's bytes (gzip for ``.gz``): ``affine`` as sform and, unless it has shears a
+    qform cannot hold, as qform (codes 1, scanner); units mm; ``intent`` e.g. ``"vector"``."""
+    img = nib.Nifti1Image(data, affine)
     img.set_sform(affine, code=1)
     try:
         img.set_qform(affine, code=1, strip_shears=False)
     except nib.spatialimages.HeaderDataError:
         img.set_qform(None, code=0)
     img.header.set_xyzt_units("mm")
+    if intent is not None:
+        img.header.set_intent(intent, (), name="")
     blob = img.to_bytes()
-    if p.name.lower().endswith(".gz"):
-        blob = gzip.compress(blob, compresslevel=6)
-    return write_bytes_atomically(p, blob, overwrite=bool(overwrite))
+    return gzip.compress(blob, compresslevel=6) if path.name.lower().endswith(".gz") else blob
