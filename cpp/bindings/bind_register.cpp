@@ -182,6 +182,7 @@ void bind_register(py::module_ m) {
           py::arg("threads") = 0,
           "scipy.ndimage.gaussian_filter(image, sigma, mode='reflect', truncate=4) in float32.");
     bind_register_fields(m);
+    bind_register_lddmm(m);
 }
 
 }  // namespace spectralign_fast::bindings

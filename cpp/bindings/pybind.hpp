@@ -62,6 +62,7 @@ void bind_stackreg(py::module_ m);
 void bind_sample(py::module_ m);
 void bind_register(py::module_ m);
 void bind_register_fields(py::module_ m);
+void bind_register_lddmm(py::module_ m);
 #ifdef SPECTRALIGN_DEV_TOOLS
 void bind_dev(py::module_ m);
 #endif

@@ -1,0 +1,55 @@
+// The state and work buffers of one LDDMM problem (lddmm.cpp: the energy
+// and its gradients; lddmm_state.cpp: construction, the step and the
+// mixture weights).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "lddmm_common.hpp"
+
+namespace spectralign_fast::reg {
+
+inline constexpr std::int64_t chunk_points = 4096;
+
+struct LddmmChunk {
+    std::vector<double> bb, bj;  // contrast normal equations
+    double em = 0.0;
+    double gAi[12] = {};                                  // dE/dA^-1, top d rows
+    std::vector<double> sums;                             // weight-update reductions
+    std::vector<std::int64_t> box_lo, box_hi, box_stride;  // nt x d: the velocity nodes this chunk splats onto
+    std::vector<std::vector<double>> splat;               // per t, over the box, d values per node
+};
+
+struct LddmmProblem::Impl {
+    int d = 2, cI = 1, cJ = 1, nt = 3, threads = 0;
+    PhysGrid gI, gJ, gV;
+    LddmmSettings s;
+    std::vector<double> I, J, v, A, WM, WA, WB, muA, muB, pI, pJ;
+    std::int64_t np = 0, nJ = 0, nV = 0;
+    std::vector<double> X;  // (nt + 1) blocks of nJ x d positions
+    std::vector<double> AI, fAI, coeffs, grad_v, smooth_v;
+    double grad_A[16] = {};
+    bool fixed_coeffs = false;
+    std::vector<LddmmChunk> chunks;
+    // Half spectrum of the velocity grid: |L|^2 and the count of each bin
+    // in the full spectrum (1 or 2).
+    std::vector<double> LL, mult;
+    std::vector<int> fshape;
+    std::int64_t nhalf = 0;
+
+    void setup_spectrum();
+    void fit_contrast();
+    double regularization(bool want_gradient, double* grad);  // grad += dER/dv when asked
+    void smooth(const double* g, double* out);
+    template <int D>
+    void forward(bool bbox);
+    template <int D>
+    void residual(bool want_gradient);
+    template <int D>
+    double landmarks(bool want_gradient, double* gA);
+    LddmmEnergy run(bool want_gradient);
+};
+
+
+}  // namespace spectralign_fast::reg
