@@ -99,10 +99,10 @@ class LDDMM:
         initial source-to-target affine; ``muA``/``muB``: fixed artifact / background means.
         """
         d = len(xI)
-        Ic = image_of(I, xI, "I")
-        Jc = image_of(J, xJ, "J")
         if len(xJ) != d:
             raise ValueError(f"xI is {d}-D but xJ is {len(xJ)}-D")
+        Ic = image_of(I, xI, "I")
+        Jc = image_of(J, xJ, "J")
         _, sJ, shJ = grid_of(xJ, "xJ")
         pixel = float(np.min(sJ[np.array(shJ) > 1])) if max(shJ) > 1 else 1.0
         extent = float(np.min([n * s for n, s in zip(shJ, sJ) if n > 1]))

@@ -42,9 +42,6 @@ __all__ = ["LddmmResult", "LddmmTransform", "velocity_grid", "grid_of", "run_sch
 def grid_of(x: Sequence[Any], name: str) -> Tuple[np.ndarray, np.ndarray, Tuple[int, ...]]:
     """``(origin, spacing, shape)`` of a grid given as coordinate vectors; each vector must be
     uniformly spaced and increasing (a single point gets spacing 1)."""
-    if isinstance(x, np.ndarray) and x.ndim != 1 and x.dtype != object:
-        raise TypeError(f"{name} must be a list of 1-D coordinate vectors, one per axis "
-                        f"(STalign's xI = [rows, cols]), got an array of shape {x.shape}")
     vecs = [np.asarray(_numpy(v), dtype=np.float64).ravel() for v in x]
     if len(vecs) not in (2, 3):
         raise ValueError(f"{name} must have 2 or 3 coordinate vectors (one per axis), got {len(vecs)}")
