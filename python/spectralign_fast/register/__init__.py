@@ -9,6 +9,9 @@
 * Symmetric diffeomorphic registration (``dipy.align.imwarp`` / ``dipy.align.metrics``):
   ``SymmetricDiffeomorphicRegistration``, ``DiffeomorphicMap``, ``CCMetric``, ``SSDMetric``,
   ``EMMetric``; plus ``ParzenMIMetric`` for images of different modalities.
+* LDDMM with an affine part and a contrast model (STalign's energy): ``LDDMM`` (defaults from
+  the images, adapted steps, a stopping rule) and its ``LddmmResult`` / ``LddmmTransform``;
+  STalign's own function names live in ``spectralign_fast.stalign``.
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from .affine_map import (AffineInversionError, AffineMap, transform_centers_of_m
 from .deformable import SYN_METRICS, SynResult, register_syn
 from .diffeomorphic_map import DiffeomorphicMap
 from .figures import deformation_report, deformed_grid_lines
+from .lddmm import LDDMM
+from .lddmm_map import LddmmResult, LddmmTransform
 from .mapping_files import read_mapping, write_mapping
 from .syn import RegistrationStages, SymmetricDiffeomorphicRegistration, SynLevelReport
 from .syn_metrics import CCMetric, EMMetric, ParzenMIMetric, SimilarityMetric, SSDMetric
@@ -31,7 +36,7 @@ from .parametric import (AffineTransform2D, AffineTransform3D, RigidIsoScalingTr
                          ScalingTransform2D, ScalingTransform3D, Transform, TranslationTransform2D,
                          TranslationTransform3D, transform_for)
 
-__all__ = ["read_mapping", "write_mapping", 
+__all__ = ["read_mapping", "write_mapping", "LDDMM", "LddmmResult", "LddmmTransform",
     "CrossCorr", "Displacement", "LocalDisplacement", "RegistrationModel",
     "AffineRegistration", "LevelReport", "VerbosityLevels", "AffineMap", "AffineInversionError",
     "transform_centers_of_mass", "transform_geometric_centers", "transform_origins",
