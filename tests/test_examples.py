@@ -199,3 +199,27 @@ def test_deformable_registration_example(tmp_path):
     assert claims["brain_min_jacobian"] > 0
     assert_figure(tmp_path / "syn_photographs.png")
     assert_figure(tmp_path / "syn_brain.png")
+
+
+def test_stalign_he_fluorescence_example(tmp_path):
+    claims = run_example("stalign_he_fluorescence.py", tmp_path)
+    # Simulated fluorescence onto the IHC photograph: zoom 1.1, 10 degrees, a shift and a smooth
+    # deformation up to 5 px; 4 landmarks with 1 px noise, 500 tissue points (docs/stalign.md).
+    assert claims["points"] == 500
+    assert claims["affine_rms_px"] > 1.5                   # the landmark affine leaves the deformation
+    assert claims["lddmm_rms_px"] < 1.0
+    assert claims["lddmm_rms_px"] < claims["affine_rms_px"] / 3
+    assert claims["converged"] is True
+    assert claims["energy_last"] < claims["energy_first"]
+    assert_figure(tmp_path / "stalign_he_fluorescence.png")
+
+
+def test_stalign_cell_clouds_example(tmp_path):
+    claims = run_example("stalign_cell_clouds.py", tmp_path)
+    # Nuclei of the IHC photograph and their images under a known map, 10 % lost, 5 % spurious,
+    # rasterized at dx = 3 px (docs/stalign.md).
+    assert claims["pairs"] >= 200 and claims["cells_target"] > claims["pairs"]
+    assert claims["tre_before_mean_px"] > 10               # the clouds start far apart
+    assert claims["tre_mean_px"] < 1.5
+    assert claims["converged"] is True
+    assert_figure(tmp_path / "stalign_cell_clouds.png", chart=True)

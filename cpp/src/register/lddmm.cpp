@@ -145,8 +145,10 @@ void LddmmProblem::Impl::forward(bool bbox) {
             }
         Stencil<D> st;
         double y[D], x[D], u[D], B[8];
-        for (std::int64_t i = lo; i < hi; ++i) {
-            gj.position(gJ, i, y);
+        std::int64_t at[D];
+        gj.index_of(lo, at);
+        for (std::int64_t i = lo; i < hi; ++i, gj.next(at)) {
+            for (int a = 0; a < D; ++a) y[a] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
             for (int r = 0; r < D; ++r) {
                 double acc = Ai(r, D);
                 for (int c = 0; c < D; ++c) acc += Ai(r, c) * y[c];
@@ -155,7 +157,7 @@ void LddmmProblem::Impl::forward(bool bbox) {
             double* Xt = X.data() + (std::size_t(nt) * std::size_t(nJ) + std::size_t(i)) * D;
             for (int a = 0; a < D; ++a) Xt[a] = x[a];
             for (int t = nt - 1; t >= 0; --t) {
-                stencil_zeros<D>(gv, x, st);
+                stencil_zeros<D, false>(gv, x, st);
                 gather<D>(st, v.data() + t * vstep, D, u);
                 if (bbox && st.any)
                     for (int a = 0; a < D; ++a) {
@@ -168,7 +170,7 @@ void LddmmProblem::Impl::forward(bool bbox) {
                 double* Xs = X.data() + (std::size_t(t) * std::size_t(nJ) + std::size_t(i)) * D;
                 for (int a = 0; a < D; ++a) Xs[a] = x[a];
             }
-            stencil_border<D>(gi, x, st);
+            stencil_border<D, false>(gi, x, st);
             const std::int64_t npI = gi.points();
             B[0] = 1.0;
             for (int c = 0; c < cI; ++c) {
@@ -236,7 +238,9 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
         }
         Stencil<D> st;
         double y[D], gx[D], jac[D * D], r[8];
-        for (std::int64_t i = lo; i < hi; ++i) {
+        std::int64_t at[D];
+        gj.index_of(lo, at);
+        for (std::int64_t i = lo; i < hi; ++i, gj.next(at)) {
             double e = 0.0;
             for (int c = 0; c < cJ; ++c) {
                 double f = coeffs[std::size_t(c)];
@@ -296,7 +300,7 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                 }
                 for (int a = 0; a < D; ++a) gx[a] = ng[a];
             }
-            gj.position(gJ, i, y);
+            for (int a = 0; a < D; ++a) y[a] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
             for (int rr = 0; rr < D; ++rr) {
                 for (int c = 0; c < D; ++c) ch.gAi[rr * (D + 1) + c] += gx[rr] * y[c];
                 ch.gAi[rr * (D + 1) + D] += gx[rr];

@@ -37,12 +37,18 @@ struct Grid {
         }
     }
     std::int64_t points() const { return n[0] * stride[0]; }
-    // Physical coordinates of the point with linear index `idx`.
-    void position(const PhysGrid& g, std::int64_t idx, double* x) const {
+    // The array index of the point with linear index `idx`.
+    void index_of(std::int64_t idx, std::int64_t* i) const {
         for (int a = D - 1; a >= 0; --a) {
-            const std::int64_t i = idx % n[a];
+            i[a] = idx % n[a];
             idx /= n[a];
-            x[a] = g.origin[a] + double(i) * g.spacing[a];
+        }
+    }
+    // Steps an array index to the next point (C order).
+    void next(std::int64_t* i) const {
+        for (int a = D - 1; a >= 0; --a) {
+            if (++i[a] < n[a]) return;
+            i[a] = 0;
         }
     }
 };
@@ -60,7 +66,8 @@ struct Stencil {
     bool any = false;      // false: every weight is 0
 };
 
-template <int D>
+// Deriv = false skips the derivative weights (value-only uses).
+template <int D, bool Deriv = true>
 inline void fill_corners(const Grid<D>& g, const double* frac, const double* dscale, Stencil<D>& s) {
     for (int k = 0; k < Stencil<D>::K; ++k) {
         double wa[D];
@@ -76,14 +83,16 @@ inline void fill_corners(const Grid<D>& g, const double* frac, const double* dsc
         if (!valid) {
             s.off[k] = 0;
             s.w[k] = 0.0;
-            for (int a = 0; a < D; ++a) s.dw[a][k] = 0.0;
+            if constexpr (Deriv)
+                for (int a = 0; a < D; ++a) s.dw[a][k] = 0.0;
             continue;
         }
         s.off[k] = off;
         double w = 1.0;
         for (int a = 0; a < D; ++a) w *= wa[a];
         s.w[k] = w;
-        for (int a = 0; a < D; ++a) {
+        if constexpr (Deriv)
+            for (int a = 0; a < D; ++a) {
             const int bit = (k >> (D - 1 - a)) & 1;
             double p = bit ? dscale[a] : -dscale[a];
             for (int b = 0; b < D; ++b)
@@ -95,7 +104,7 @@ inline void fill_corners(const Grid<D>& g, const double* frac, const double* dsc
 
 // grid_sample(padding_mode="zeros"): corners outside count as 0; a point
 // with no corner inside (index outside (-1, n) on some axis) is all zero.
-template <int D>
+template <int D, bool Deriv = true>
 inline void stencil_zeros(const Grid<D>& g, const double* x, Stencil<D>& s) {
     double frac[D], dscale[D];
     for (int a = 0; a < D; ++a) {
@@ -110,13 +119,13 @@ inline void stencil_zeros(const Grid<D>& g, const double* x, Stencil<D>& s) {
         dscale[a] = g.inv[a];
     }
     s.any = true;
-    fill_corners<D>(g, frac, dscale, s);
+    fill_corners<D, Deriv>(g, frac, dscale, s);
 }
 
 // grid_sample(padding_mode="border"): the index is clamped into [0, n - 1]
 // (derivative 0 along a clamped axis); the grid needs n >= 2 on every axis.
 // NaN coordinates clamp to 0.
-template <int D>
+template <int D, bool Deriv = true>
 inline void stencil_border(const Grid<D>& g, const double* x, Stencil<D>& s) {
     double frac[D], dscale[D];
     for (int a = 0; a < D; ++a) {
@@ -135,7 +144,7 @@ inline void stencil_border(const Grid<D>& g, const double* x, Stencil<D>& s) {
         frac[a] = u - f;
     }
     s.any = true;
-    fill_corners<D>(g, frac, dscale, s);
+    fill_corners<D, Deriv>(g, frac, dscale, s);
 }
 
 // Interleaved values (comps per grid point): out[k] = sum_c w_c data[off_c * comps + k].

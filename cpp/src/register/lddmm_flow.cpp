@@ -29,9 +29,9 @@ void sample_impl(const double* image, int channels, const PhysGrid& pg, const do
         Stencil<D> s;
         for (std::int64_t i = lo; i < hi; ++i) {
             if (padding == Padding::border)
-                stencil_border<D>(g, points + i * D, s);
+                stencil_border<D, false>(g, points + i * D, s);
             else
-                stencil_zeros<D>(g, points + i * D, s);
+                stencil_zeros<D, false>(g, points + i * D, s);
             for (int c = 0; c < channels; ++c) {
                 double acc = 0.0;
                 if (s.any) {
@@ -69,7 +69,7 @@ void flow_impl(const double* v, int nt, const PhysGrid& pg, const double* M, dou
             if (!forward) apply_matrix(p);
             for (int step = 0; step < nt; ++step) {
                 const int t = forward ? step : nt - 1 - step;
-                stencil_zeros<D>(g, p, s);
+                stencil_zeros<D, false>(g, p, s);
                 gather<D>(s, v + t * vstep, D, u);
                 for (int a = 0; a < D; ++a) p[a] += (forward ? dt : -dt) * u[a];
             }

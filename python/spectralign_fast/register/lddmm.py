@@ -56,8 +56,11 @@ class LDDMM:
         Iterations that move only the affine before the deformation starts.
     weights_start : int
         First iteration of the mixture-weight updates (STalign: 50).
-    tolerance, patience :
-        The stopping rule (see the module docstring).
+    tolerance : float
+        The stopping rule: a block of 5 iterations between two mixture-weight updates is quiet
+        when the energy fell by less than this (relative) over it.
+    patience : int
+        The run stops after this many quiet blocks in a row (counted from ``weights_start``).
     initial_step : float
         Largest move of the map by the first step, in target pixels.
     threads : int
