@@ -185,3 +185,20 @@ def test_own_front_end_refuses_bad_input(pair):
     uneven = [pair.xI[0] ** 1.01, pair.xI[1]]
     with pytest.raises(ValueError, match="uniformly spaced"):
         LDDMM().fit(uneven, pair.I, pair.xJ, pair.J)
+
+
+def test_stalign_layer_reproduces_stalign_itself():
+    """STalign's own result on a small case (tests/data/stalign_golden.npz, written by
+    bench/stalign_golden.py in STalign's PyTorch environment): the same A, v and weights after
+    60 iterations, past the start of the weight updates."""
+    from pathlib import Path
+
+    d = np.load(Path(__file__).parent / "data" / "stalign_golden.npz")
+    params = {k[len("param_"):]: float(d[k]) for k in d.files if k.startswith("param_")}
+    params["nt"] = int(params["nt"])
+    out = STalign.LDDMM([d["xI0"], d["xI1"]], d["I"], [d["xJ0"], d["xJ1"]], d["J"], pointsI=d["pointsI"],
+                        pointsJ=d["pointsJ"], L=d["L"], T=d["T"], niter=int(d["niter"]), **params)
+    v = d["v_stalign"]
+    assert np.allclose(out["A"], d["A_stalign"], rtol=1e-6, atol=1e-6)
+    assert np.abs(out["v"] - v).max() < 1e-5 * np.abs(v).max()  # the core's FFT is float32
+    assert np.allclose(out["WM"], d["WM_stalign"], atol=1e-5)

@@ -240,17 +240,21 @@ def make_problem(xI: Sequence[Any], I: np.ndarray, xJ: Sequence[Any], J: np.ndar
 
 
 def run_schedule(problem: Any, *, niter: int, diffeo_start: int, epL: float, epT: float,
-                 epV: float, estimate_muA: bool, estimate_muB: bool) -> np.ndarray:
+                 epV: float, estimate_muA: bool, estimate_muB: bool) -> Tuple[np.ndarray, np.ndarray]:
     """STalign's loop: ``niter`` steps of fixed size (affine steps divided by 10 once the
     deformation starts at ``diffeo_start``), the mixture means every 5 iterations and the
-    weights too from iteration 50 on. Returns the energies ``(niter, 4)``."""
+    weights too from iteration 50 on. Returns the energies ``(niter, 4)`` and the affine the
+    last iteration started from (what STalign returns as ``A``: the last affine update is not
+    in it, while the last velocity update is in ``v``)."""
     energies = np.empty((niter, 4))
+    last_A = problem.affine
     for it in range(niter):
         diffeo = it >= diffeo_start
         scale = 10.0 if diffeo else 1.0
+        if it == niter - 1:
+            last_A = problem.affine
         e = problem.step(epL / scale, epT / scale, epV if diffeo else 0.0)
         energies[it] = (e.total, e.matching, e.regularization, e.points)
         if it % 5 == 0:
             problem.update_weights(estimate_muA, estimate_muB, it >= 50)
-    return energies
-
+    return energies, last_A

@@ -15,7 +15,10 @@ def _out_dtype(dtype: Any) -> Any:
     """NumPy dtype for STalign's ``dtype`` (a torch or NumPy dtype, or a name)."""
     if dtype is None:
         return np.float64
-    name = str(dtype).replace("torch.", "")
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = str(dtype).replace("torch.", "")
     if name in ("float32", "float"):
         return np.float32
     if name in ("float64", "double"):
@@ -109,10 +112,10 @@ def _run(xI: Sequence[Any], I: Any, xJ: Sequence[Any], J: Any, *, pointsI: Any, 
         problem.muA = mA
     if mB is not None:
         problem.muB = mB
-    energies = run_schedule(problem, niter=int(niter), diffeo_start=int(diffeo_start), epL=epL,
+    energies, last_A = run_schedule(problem, niter=int(niter), diffeo_start=int(diffeo_start), epL=epL,
                             epT=epT, epV=epV, estimate_muA=mA is None, estimate_muB=mB is None)
     return {
-        "A": problem.affine.astype(out_dtype),
+        "A": last_A.astype(out_dtype),
         "v": problem.velocity.astype(out_dtype),
         "xv": [x.astype(out_dtype) for x in xv_list],
         "WM": problem.WM.astype(out_dtype),
@@ -145,7 +148,8 @@ def LDDMM(xI: Sequence[Any], I: Any, xJ: Sequence[Any], J: Any, pointsI: Any = N
     when None). ``device`` is ignored; ``dtype`` (float64 by default) is the results' type;
     ``threads`` (0 = all cores) is this package's addition.
 
-    Returns STalign's dictionary: ``A`` ``(d+1, d+1)``, ``v`` ``(nt, *grid_v, d)``, ``xv``,
+    Returns STalign's dictionary: ``A`` ``(d+1, d+1)`` (as STalign returns it: the affine
+    the last iteration started from, without that iteration's affine update), ``v`` ``(nt, *grid_v, d)``, ``xv``,
     ``WM``, ``WB``, ``WA`` (target-shaped weights), plus ``E``: the energy before each
     iteration, ``(niter, 4)`` = total, matching, regularization, points.
     """
