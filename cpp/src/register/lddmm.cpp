@@ -134,8 +134,6 @@ void LddmmProblem::Impl::forward(bool bbox) {
     parallel_for(chunks.size(), threads, [] { return 0; }, [&](int&, std::size_t ci) {
         LddmmChunk& ch = chunks[ci];
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
-        std::fill(ch.bb.begin(), ch.bb.end(), 0.0);
-        std::fill(ch.bj.begin(), ch.bj.end(), 0.0);
         std::int64_t* boxlo = ch.box_lo.data();
         std::int64_t* boxhi = ch.box_hi.data();
         if (bbox)
@@ -143,53 +141,71 @@ void LddmmProblem::Impl::forward(bool bbox) {
                 boxlo[k] = INT64_MAX;
                 boxhi[k] = INT64_MIN;
             }
+        // Blocks of points, one time step at a time across the block: the points' chains of
+        // dependent loads (position -> stencil -> velocity -> position) overlap.
+        constexpr int block = 256;
         Stencil<D> st;
-        double y[D], x[D], u[D], B[8];
+        double xs[block][D], u[D], B[8];
+        double bbl[64] = {}, bjl[64] = {};  // nb <= 8, cJ <= 8: the sums stay in locals
+        const std::int64_t npI = gi.points();
         std::int64_t at[D];
         gj.index_of(lo, at);
-        for (std::int64_t i = lo; i < hi; ++i, gj.next(at)) {
-            for (int a = 0; a < D; ++a) y[a] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
-            for (int r = 0; r < D; ++r) {
-                double acc = Ai(r, D);
-                for (int c = 0; c < D; ++c) acc += Ai(r, c) * y[c];
-                x[r] = acc;
+        for (std::int64_t b0 = lo; b0 < hi; b0 += block) {
+            const int nbk = int(std::min<std::int64_t>(block, hi - b0));
+            for (int j = 0; j < nbk; ++j, gj.next(at)) {
+                double y[D];
+                for (int a = 0; a < D; ++a) y[a] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
+                double* Xt = X.data() + (std::size_t(nt) * std::size_t(nJ) + std::size_t(b0 + j)) * D;
+                for (int r = 0; r < D; ++r) {
+                    double acc = Ai(r, D);
+                    for (int c = 0; c < D; ++c) acc += Ai(r, c) * y[c];
+                    xs[j][r] = acc;
+                    Xt[r] = acc;
+                }
             }
-            double* Xt = X.data() + (std::size_t(nt) * std::size_t(nJ) + std::size_t(i)) * D;
-            for (int a = 0; a < D; ++a) Xt[a] = x[a];
             for (int t = nt - 1; t >= 0; --t) {
-                stencil_zeros<D, false>(gv, x, st);
-                gather<D>(st, v.data() + t * vstep, D, u);
-                if (bbox && st.any)
+                const double* vt = v.data() + t * vstep;
+                double* Xs = X.data() + (std::size_t(t) * std::size_t(nJ) + std::size_t(b0)) * D;
+                for (int j = 0; j < nbk; ++j) {
+                    double* x = xs[j];
+                    stencil_zeros<D, false>(gv, x, st);
+                    gather<D>(st, vt, D, u);
+                    if (bbox && st.any)
+                        for (int a = 0; a < D; ++a) {
+                            const std::int64_t lo_a = std::max<std::int64_t>(st.base[a], 0);
+                            const std::int64_t hi_a = std::min<std::int64_t>(st.base[a] + 1, gv.n[a] - 1);
+                            boxlo[t * D + a] = std::min(boxlo[t * D + a], lo_a);
+                            boxhi[t * D + a] = std::max(boxhi[t * D + a], hi_a);
+                        }
                     for (int a = 0; a < D; ++a) {
-                        const std::int64_t b0 = std::max<std::int64_t>(st.base[a], 0);
-                        const std::int64_t b1 = std::min<std::int64_t>(st.base[a] + 1, gv.n[a] - 1);
-                        boxlo[t * D + a] = std::min(boxlo[t * D + a], b0);
-                        boxhi[t * D + a] = std::max(boxhi[t * D + a], b1);
+                        x[a] -= dt * u[a];
+                        Xs[j * D + a] = x[a];
                     }
-                for (int a = 0; a < D; ++a) x[a] -= dt * u[a];
-                double* Xs = X.data() + (std::size_t(t) * std::size_t(nJ) + std::size_t(i)) * D;
-                for (int a = 0; a < D; ++a) Xs[a] = x[a];
+                }
             }
-            stencil_border<D, false>(gi, x, st);
-            const std::int64_t npI = gi.points();
-            B[0] = 1.0;
-            for (int c = 0; c < cI; ++c) {
-                const double* img = I.data() + c * npI;
-                double acc = 0.0;
-                for (int k = 0; k < Stencil<D>::K; ++k) acc += st.w[k] * img[st.off[k]];
-                AI[std::size_t(c) * std::size_t(nJ) + std::size_t(i)] = acc;
-                B[c + 1] = acc;
-            }
-            if (!fixed_coeffs) {
-                const double w = WM[std::size_t(i)];
+            for (int j = 0; j < nbk; ++j) {
+                const std::size_t i = std::size_t(b0 + j);
+                stencil_border<D, false>(gi, xs[j], st);
+                B[0] = 1.0;
+                for (int c = 0; c < cI; ++c) {
+                    const double* img = I.data() + c * npI;
+                    double acc = 0.0;
+#pragma GCC unroll 8
+                    for (int k = 0; k < Stencil<D>::K; ++k) acc += st.w[k] * img[st.off[k]];
+                    AI[std::size_t(c) * std::size_t(nJ) + i] = acc;
+                    B[c + 1] = acc;
+                }
+                if (fixed_coeffs) continue;
+                const double w = WM[i];
                 for (int r = 0; r < nb; ++r) {
                     const double wr = w * B[r];
-                    for (int c = 0; c < nb; ++c) ch.bb[std::size_t(r * nb + c)] += wr * B[c];
-                    for (int c = 0; c < cJ; ++c)
-                        ch.bj[std::size_t(r * cJ + c)] += wr * J[std::size_t(c) * std::size_t(nJ) + std::size_t(i)];
+                    for (int c = 0; c < nb; ++c) bbl[r * nb + c] += wr * B[c];
+                    for (int c = 0; c < cJ; ++c) bjl[r * cJ + c] += wr * J[std::size_t(c) * std::size_t(nJ) + i];
                 }
             }
         }
+        for (int k = 0; k < nb * nb; ++k) ch.bb[std::size_t(k)] = bbl[k];
+        for (int k = 0; k < nb * cJ; ++k) ch.bj[std::size_t(k)] = bjl[k];
     });
 }
 
@@ -223,9 +239,7 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
     parallel_for(chunks.size(), threads, [] { return 0; }, [&](int&, std::size_t ci) {
         LddmmChunk& ch = chunks[ci];
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
-        ch.em = 0.0;
         if (want_gradient) {
-            for (int k = 0; k < 12; ++k) ch.gAi[k] = 0.0;
             for (int t = 0; t < nt; ++t) {
                 std::int64_t size = 1;
                 for (int a = D - 1; a >= 0; --a) {
@@ -236,76 +250,94 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                 ch.splat[std::size_t(t)].assign(std::size_t(size * D), 0.0);
             }
         }
+        constexpr int block = 256;
         Stencil<D> st;
-        double y[D], gx[D], jac[D * D], r[8];
+        double gxs[block][D], jac[D * D], r[8], gAi[12] = {};
+        double em = 0.0;
         std::int64_t at[D];
         gj.index_of(lo, at);
-        for (std::int64_t i = lo; i < hi; ++i, gj.next(at)) {
-            double e = 0.0;
-            for (int c = 0; c < cJ; ++c) {
-                double f = coeffs[std::size_t(c)];
-                for (int k = 0; k < cI; ++k)
-                    f += coeffs[std::size_t((k + 1) * cJ + c)] * AI[std::size_t(k) * std::size_t(nJ) + std::size_t(i)];
-                fAI[std::size_t(c) * std::size_t(nJ) + std::size_t(i)] = f;
-                r[c] = f - J[std::size_t(c) * std::size_t(nJ) + std::size_t(i)];
-                e += r[c] * r[c];
-            }
-            const double w = WM[std::size_t(i)];
-            ch.em += w * e;
-            if (!want_gradient) continue;
-            // dE/dX_0 = sum_k dE/dAI_k grad(I_k)(X_0)
-            const double* X0 = X.data() + std::size_t(i) * D;
-            stencil_border<D>(gi, X0, st);
-            for (int a = 0; a < D; ++a) gx[a] = 0.0;
-            for (int k = 0; k < cI; ++k) {
-                double gk = 0.0;
-                for (int c = 0; c < cJ; ++c) gk += r[c] * coeffs[std::size_t((k + 1) * cJ + c)];
-                gk *= w * inv_sm2;
-                if (gk == 0.0) continue;
-                const double* img = I.data() + k * npI;
-                for (int a = 0; a < D; ++a) {
-                    double acc = 0.0;
-                    for (int q = 0; q < Stencil<D>::K; ++q) acc += st.dw[a][q] * img[st.off[q]];
-                    gx[a] += gk * acc;
+        for (std::int64_t b0 = lo; b0 < hi; b0 += block) {
+            const int nbk = int(std::min<std::int64_t>(block, hi - b0));
+            for (int j = 0; j < nbk; ++j) {
+                const std::size_t i = std::size_t(b0 + j);
+                double e = 0.0;
+                for (int c = 0; c < cJ; ++c) {
+                    double f = coeffs[std::size_t(c)];
+                    for (int k = 0; k < cI; ++k)
+                        f += coeffs[std::size_t((k + 1) * cJ + c)] * AI[std::size_t(k) * std::size_t(nJ) + i];
+                    fAI[std::size_t(c) * std::size_t(nJ) + i] = f;
+                    r[c] = f - J[std::size_t(c) * std::size_t(nJ) + i];
+                    e += r[c] * r[c];
+                }
+                const double w = WM[i];
+                em += w * e;
+                if (!want_gradient) continue;
+                // dE/dX_0 = sum_k dE/dAI_k grad(I_k)(X_0)
+                double* gx = gxs[j];
+                stencil_border<D>(gi, X.data() + i * D, st);
+                for (int a = 0; a < D; ++a) gx[a] = 0.0;
+                for (int k = 0; k < cI; ++k) {
+                    double gk = 0.0;
+                    for (int c = 0; c < cJ; ++c) gk += r[c] * coeffs[std::size_t((k + 1) * cJ + c)];
+                    gk *= w * inv_sm2;
+                    const double* img = I.data() + k * npI;
+                    for (int a = 0; a < D; ++a) {
+                        double acc = 0.0;
+#pragma GCC unroll 8
+                        for (int q = 0; q < Stencil<D>::K; ++q) acc += st.dw[a][q] * img[st.off[q]];
+                        gx[a] += gk * acc;
+                    }
                 }
             }
-            // Back through X_t = X_{t+1} - dt v_t(X_{t+1}), t = 0 .. nt-1.
+            if (!want_gradient) continue;
+            // Back through X_t = X_{t+1} - dt v_t(X_{t+1}), t = 0 .. nt-1, a block at a time.
             for (int t = 0; t < nt; ++t) {
-                const double* Xn = X.data() + (std::size_t(t + 1) * std::size_t(nJ) + std::size_t(i)) * D;
-                stencil_zeros<D>(gv, Xn, st);
-                if (!st.any) continue;
-                jacobian<D>(st, v.data() + t * vstep, jac);
+                const double* vt = v.data() + t * vstep;
+                const double* Xn = X.data() + (std::size_t(t + 1) * std::size_t(nJ) + std::size_t(b0)) * D;
                 double* buf = ch.splat[std::size_t(t)].data();
                 const std::int64_t* blo = ch.box_lo.data() + t * D;
                 const std::int64_t* bst = ch.box_stride.data() + t * D;
+                std::int64_t corner[Stencil<D>::K];
                 for (int q = 0; q < Stencil<D>::K; ++q) {
-                    if (st.w[q] == 0.0) continue;
-                    std::int64_t lo_off = 0;
-                    bool inside = true;
-                    for (int a = 0; a < D; ++a) {
-                        const int bit = (q >> (D - 1 - a)) & 1;
-                        const std::int64_t idx = st.base[a] + bit - blo[a];
-                        inside = inside && idx >= 0;
-                        lo_off += idx * bst[a];
+                    corner[q] = 0;
+                    for (int a = 0; a < D; ++a) corner[q] += ((q >> (D - 1 - a)) & 1) * bst[a];
+                }
+                for (int j = 0; j < nbk; ++j) {
+                    stencil_zeros<D>(gv, Xn + j * D, st);
+                    if (!st.any) continue;
+                    double* gx = gxs[j];
+                    jacobian<D>(st, vt, jac);
+                    // Corner q's node sits at base + bits(q); valid corners lie inside the box.
+                    std::int64_t local = 0;
+                    for (int a = 0; a < D; ++a) local += (st.base[a] - blo[a]) * bst[a];
+#pragma GCC unroll 8
+                    for (int q = 0; q < Stencil<D>::K; ++q) {
+                        if (st.w[q] == 0.0) continue;
+                        const double wq = -dt * st.w[q];
+                        double* node = buf + (local + corner[q]) * D;
+                        for (int a = 0; a < D; ++a) node[a] += wq * gx[a];
                     }
-                    if (!inside) continue;
-                    const double wq = -dt * st.w[q];
-                    for (int a = 0; a < D; ++a) buf[lo_off * D + a] += wq * gx[a];
+                    double ng[D];
+                    for (int a = 0; a < D; ++a) {
+                        double acc = 0.0;
+                        for (int k = 0; k < D; ++k) acc += jac[k * D + a] * gx[k];
+                        ng[a] = gx[a] - dt * acc;
+                    }
+                    for (int a = 0; a < D; ++a) gx[a] = ng[a];
                 }
-                double ng[D];
-                for (int a = 0; a < D; ++a) {
-                    double acc = 0.0;
-                    for (int k = 0; k < D; ++k) acc += jac[k * D + a] * gx[k];
-                    ng[a] = gx[a] - dt * acc;
-                }
-                for (int a = 0; a < D; ++a) gx[a] = ng[a];
             }
-            for (int a = 0; a < D; ++a) y[a] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
-            for (int rr = 0; rr < D; ++rr) {
-                for (int c = 0; c < D; ++c) ch.gAi[rr * (D + 1) + c] += gx[rr] * y[c];
-                ch.gAi[rr * (D + 1) + D] += gx[rr];
+            for (int j = 0; j < nbk; ++j, gj.next(at)) {
+                double y[D];
+                for (int a = 0; a < D; ++a) y[a] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
+                for (int rr = 0; rr < D; ++rr) {
+                    for (int c = 0; c < D; ++c) gAi[rr * (D + 1) + c] += gxs[j][rr] * y[c];
+                    gAi[rr * (D + 1) + D] += gxs[j][rr];
+                }
             }
         }
+        ch.em = em;
+        if (want_gradient)
+            for (int k = 0; k < 12; ++k) ch.gAi[k] = gAi[k];
     });
 }
 

@@ -14,6 +14,13 @@
 
 namespace spectralign_fast::reg::lddmmkit {
 
+// The stencil helpers sit in the innermost loops: inlined, their results stay in registers.
+#if defined(__GNUC__)
+#define LDDMM_INLINE inline __attribute__((always_inline))
+#else
+#define LDDMM_INLINE inline
+#endif
+
 // floor() for |x| < 2^62 without a libm call; callers range-check x first.
 inline double floor_small(double x) {
     const double t = static_cast<double>(static_cast<std::int64_t>(x));
@@ -102,10 +109,55 @@ inline void fill_corners(const Grid<D>& g, const double* frac, const double* dsc
     }
 }
 
+// Every corner inside (the common case): the weights written out, no checks.
+template <int D, bool Deriv>
+LDDMM_INLINE void fill_interior(const Grid<D>& g, const double* frac, const double* dscale, Stencil<D>& s) {
+    std::int64_t off = 0;
+    for (int a = 0; a < D; ++a) off += s.base[a] * g.stride[a];
+    if constexpr (D == 2) {
+        const std::int64_t s0 = g.stride[0], s1 = g.stride[1];
+        const double f0 = frac[0], f1 = frac[1], g0 = 1.0 - f0, g1 = 1.0 - f1;
+        s.off[0] = off;
+        s.off[1] = off + s1;
+        s.off[2] = off + s0;
+        s.off[3] = off + s0 + s1;
+        s.w[0] = g0 * g1;
+        s.w[1] = g0 * f1;
+        s.w[2] = f0 * g1;
+        s.w[3] = f0 * f1;
+        if constexpr (Deriv) {
+            const double d0 = dscale[0], d1 = dscale[1];
+            s.dw[0][0] = -g1 * d0;
+            s.dw[0][1] = -f1 * d0;
+            s.dw[0][2] = g1 * d0;
+            s.dw[0][3] = f1 * d0;
+            s.dw[1][0] = -g0 * d1;
+            s.dw[1][1] = g0 * d1;
+            s.dw[1][2] = -f0 * d1;
+            s.dw[1][3] = f0 * d1;
+        }
+    } else {
+        const std::int64_t s0 = g.stride[0], s1 = g.stride[1], s2 = g.stride[2];
+        const double f[3] = {frac[0], frac[1], frac[2]};
+        const double h[3] = {1.0 - frac[0], 1.0 - frac[1], 1.0 - frac[2]};
+        for (int k = 0; k < 8; ++k) {
+            const int b0 = (k >> 2) & 1, b1 = (k >> 1) & 1, b2 = k & 1;
+            s.off[k] = off + b0 * s0 + b1 * s1 + b2 * s2;
+            const double w0 = b0 ? f[0] : h[0], w1 = b1 ? f[1] : h[1], w2 = b2 ? f[2] : h[2];
+            s.w[k] = w0 * w1 * w2;
+            if constexpr (Deriv) {
+                s.dw[0][k] = (b0 ? dscale[0] : -dscale[0]) * w1 * w2;
+                s.dw[1][k] = (b1 ? dscale[1] : -dscale[1]) * w0 * w2;
+                s.dw[2][k] = (b2 ? dscale[2] : -dscale[2]) * w0 * w1;
+            }
+        }
+    }
+}
+
 // grid_sample(padding_mode="zeros"): corners outside count as 0; a point
 // with no corner inside (index outside (-1, n) on some axis) is all zero.
 template <int D, bool Deriv = true>
-inline void stencil_zeros(const Grid<D>& g, const double* x, Stencil<D>& s) {
+LDDMM_INLINE void stencil_zeros(const Grid<D>& g, const double* x, Stencil<D>& s) {
     double frac[D], dscale[D];
     for (int a = 0; a < D; ++a) {
         const double u = (x[a] - g.origin[a]) * g.inv[a];
@@ -119,14 +171,19 @@ inline void stencil_zeros(const Grid<D>& g, const double* x, Stencil<D>& s) {
         dscale[a] = g.inv[a];
     }
     s.any = true;
-    fill_corners<D, Deriv>(g, frac, dscale, s);
+    bool interior = true;
+    for (int a = 0; a < D; ++a) interior = interior && s.base[a] >= 0 && s.base[a] + 1 < g.n[a];
+    if (interior)
+        fill_interior<D, Deriv>(g, frac, dscale, s);
+    else
+        fill_corners<D, Deriv>(g, frac, dscale, s);
 }
 
 // grid_sample(padding_mode="border"): the index is clamped into [0, n - 1]
 // (derivative 0 along a clamped axis); the grid needs n >= 2 on every axis.
 // NaN coordinates clamp to 0.
 template <int D, bool Deriv = true>
-inline void stencil_border(const Grid<D>& g, const double* x, Stencil<D>& s) {
+LDDMM_INLINE void stencil_border(const Grid<D>& g, const double* x, Stencil<D>& s) {
     double frac[D], dscale[D];
     for (int a = 0; a < D; ++a) {
         double u = (x[a] - g.origin[a]) * g.inv[a];
@@ -144,12 +201,23 @@ inline void stencil_border(const Grid<D>& g, const double* x, Stencil<D>& s) {
         frac[a] = u - f;
     }
     s.any = true;
-    fill_corners<D, Deriv>(g, frac, dscale, s);
+    fill_interior<D, Deriv>(g, frac, dscale, s);  // clamped: every corner is inside
 }
 
 // Interleaved values (comps per grid point): out[k] = sum_c w_c data[off_c * comps + k].
+// Sums in locals: `out` might alias `data` for all the compiler knows.
 template <int D>
-inline void gather(const Stencil<D>& s, const double* data, int comps, double* out) {
+LDDMM_INLINE void gather(const Stencil<D>& s, const double* data, int comps, double* out) {
+    double acc[4] = {0.0, 0.0, 0.0, 0.0};
+    if (s.any && comps == D) {
+#pragma GCC unroll 8
+        for (int c = 0; c < Stencil<D>::K; ++c) {
+            const double* p = data + s.off[c] * D;
+            for (int k = 0; k < D; ++k) acc[k] += s.w[c] * p[k];
+        }
+        for (int k = 0; k < D; ++k) out[k] = acc[k];
+        return;
+    }
     for (int k = 0; k < comps; ++k) out[k] = 0.0;
     if (!s.any) return;
     for (int c = 0; c < Stencil<D>::K; ++c) {
@@ -160,14 +228,16 @@ inline void gather(const Stencil<D>& s, const double* data, int comps, double* o
 
 // Jacobian of an interleaved D-component field: jac[k * D + a] = d field_k / d x_a.
 template <int D>
-inline void jacobian(const Stencil<D>& s, const double* data, double* jac) {
-    for (int k = 0; k < D * D; ++k) jac[k] = 0.0;
-    if (!s.any) return;
-    for (int c = 0; c < Stencil<D>::K; ++c) {
-        const double* p = data + s.off[c] * D;
-        for (int k = 0; k < D; ++k)
-            for (int a = 0; a < D; ++a) jac[k * D + a] += s.dw[a][c] * p[k];
-    }
+LDDMM_INLINE void jacobian(const Stencil<D>& s, const double* data, double* jac) {
+    double acc[D * D] = {};
+    if (s.any)
+#pragma GCC unroll 8
+        for (int c = 0; c < Stencil<D>::K; ++c) {
+            const double* p = data + s.off[c] * D;
+            for (int k = 0; k < D; ++k)
+                for (int a = 0; a < D; ++a) acc[k * D + a] += s.dw[a][c] * p[k];
+        }
+    for (int k = 0; k < D * D; ++k) jac[k] = acc[k];
 }
 
 inline void check_grid(const PhysGrid& g, const char* what, std::int64_t min_points) {
