@@ -163,6 +163,8 @@ def worker(args) -> dict:
     if "pointsI" in d:
         kw.update(pointsI=d["pointsI"], pointsJ=d["pointsJ"])
     stamps: list = []
+    if args.tool == "defaults":
+        return _worker_defaults(args, d, xI, xJ)
     if args.tool == "stalign":
         import torch
         from STalign import STalign as ST
@@ -201,6 +203,26 @@ def worker(args) -> dict:
             "peak_mb": _peak_mb(), "rms_px": float(np.sqrt(np.mean(err ** 2))), "tre_mean": float(err.mean()),
             "tre_std": float(err.std()), "A": A.tolist(), "version": version, "no_draw": bool(args.no_draw),
             "finite": bool(np.all(np.isfinite(mapped)))}
+
+
+def _worker_defaults(args, d, xI, xJ) -> dict:
+    """Our own front end (register.LDDMM) with its defaults, from the same landmark affine:
+    iterations until its stopping rule, wall time, accuracy."""
+    import spectralign_fast
+    from spectralign_fast import stalign as ST
+    from spectralign_fast.register import LDDMM
+    pts = dict(points_I=d["pointsI"], points_J=d["pointsJ"]) if "pointsI" in d else {}
+    t0 = time.perf_counter()
+    res = LDDMM(threads=args.threads).fit(xI, d["I"], xJ, d["J"], A=ST.to_A(d["L"], d["T"]), **pts)
+    wall = time.perf_counter() - t0
+    mapped = res.transform_points(d["eval_points"])
+    err = np.sqrt(np.sum((mapped - d["eval_truth"]) ** 2, axis=1))
+    return {"tool": "defaults", "case": args.case, "dtype": "float64", "threads": args.threads,
+            "niter": int(res.iterations), "converged": bool(res.converged), "wall_s": wall,
+            "it_ms_median": 1e3 * wall / max(res.iterations, 1), "peak_mb": _peak_mb(),
+            "rms_px": float(np.sqrt(np.mean(err ** 2))), "tre_mean": float(err.mean()),
+            "tre_std": float(err.std()), "A": res.A.tolist(), "version": spectralign_fast.__version__,
+            "no_draw": False, "finite": bool(np.all(np.isfinite(mapped)))}
 
 
 def initial_error(path: str) -> float:
@@ -252,7 +274,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=None)
     ap.add_argument("--dtypes", nargs="+", default=None, choices=["float64", "float32"])
     ap.add_argument("--cases", nargs="+", default=["ihc", "points"], choices=list(PARAMS))
-    ap.add_argument("--tools", nargs="+", default=["stalign", "ours"], choices=["stalign", "ours"])
+    ap.add_argument("--tools", nargs="+", default=["stalign", "ours", "defaults"],
+                    choices=["stalign", "ours", "defaults"],
+                    help="defaults: our register.LDDMM with its own defaults and stopping rule")
     ap.add_argument("--niter", type=int, default=None, help="iterations of the main run (default per case)")
     ap.add_argument("--stalign-no-draw", dest="no_draw", action="store_true",
                     help="replace STalign's plt by a no-op stand-in (figures only)")
@@ -260,7 +284,7 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--stalign-python", default=STALIGN_PY)
     ap.add_argument("--ours-python", default=OURS_PY if os.path.exists(OURS_PY) else sys.executable)
-    ap.add_argument("--worker", choices=["stalign", "ours"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=["stalign", "ours", "defaults"], help=argparse.SUPPRESS)
     ap.add_argument("--stalign-worker", dest="worker", action="store_const", const="stalign", help=argparse.SUPPRESS)
     ap.add_argument("--make-inputs", metavar="DIR", help=argparse.SUPPRESS)
     ap.add_argument("--case", help=argparse.SUPPRESS)
@@ -284,7 +308,7 @@ def main(argv=None) -> int:
           f"diff = (wall(niter) - wall({NSHORT})) / (niter - {NSHORT}), drawing included.\n")
     have_stalign = os.path.exists(args.stalign_python)
     probe = subprocess.run([args.ours_python, "-c", "from spectralign_fast import stalign"], capture_output=True)
-    tools = [t for t in args.tools if (t == "stalign" and have_stalign) or (t == "ours" and probe.returncode == 0)]
+    tools = [t for t in args.tools if (t == "stalign" and have_stalign) or (t != "stalign" and probe.returncode == 0)]
     if "ours" in args.tools and "ours" not in tools:
         print("ours: not available yet (spectralign_fast.stalign does not import)")
     if "stalign" in args.tools and not have_stalign:
@@ -303,11 +327,15 @@ def main(argv=None) -> int:
             for dtype in dtypes:
                 for th in threads:
                     for tool in tools:
+                        if tool == "defaults" and dtype != dtypes[0]:
+                            continue  # float64 only; its iteration count is its own
                         py = args.stalign_python if tool == "stalign" else args.ours_python
                         r = launch(py, tool, case, inputs, dtype, th, niter, args.no_draw, args.timeout)
                         s = launch(py, tool, case, inputs, dtype, th, NSHORT, args.no_draw, args.timeout) \
-                            if niter > NSHORT and "failed" not in r else {}
-                        r.update(tool=tool, case=case, dtype=dtype, threads=th, niter=niter, initial_rms_px=e0)
+                            if niter > NSHORT and "failed" not in r and tool != "defaults" else {}
+                        r.update(tool=tool, case=case, threads=th, initial_rms_px=e0)
+                        if tool != "defaults":
+                            r.update(dtype=dtype, niter=niter)
                         if "wall_s" in s:
                             r["short_wall_s"] = s["wall_s"]
                             r["it_ms_diff"] = 1e3 * (r["wall_s"] - s["wall_s"]) / (niter - NSHORT)

@@ -74,10 +74,8 @@ def test_cell_point_clouds_tre_within_1_5_pixels():
     assert before > 10 and tre < 1.5, (before, tre)
 
 
-@pytest.mark.slow
-def test_atlas_to_oblique_slice_within_one_voxel():
-    nilearn = pytest.importorskip("nilearn")
-    del nilearn
+def _atlas_case():
+    pytest.importorskip("nilearn")
     from scipy.spatial.transform import Rotation
 
     s = synthetic.atlas_slice()
@@ -88,18 +86,37 @@ def test_atlas_to_oblique_slice_within_one_voxel():
     P[:3, 3] = centre - P[:3, :3] @ centre + np.array([2.0, -3.0, 2.0])
     start = P @ s.A_true  # slice -> atlas, 3 degrees and ~4 mm off
     pts = s.slice_points(500, seed=3)
-    truth = s.target_to_atlas(pts)
     h = np.c_[pts, np.ones(len(pts))]
-    assert _rms((h @ start.T)[:, :3], truth) > 2.0
-    result = LDDMM(threads=2, expand=1.25, max_iterations=400).fit(s.xI, s.I, s.xJ, s.J,
-                                                                   A=np.linalg.inv(start))
+    assert _rms((h @ start.T)[:, :3], s.target_to_atlas(pts)) > 2.0
+    return s, start, pts, h
+
+
+def _check_slice(s, pts, h, target_to_atlas, A):
     voxel = 2.0
-    err = np.sqrt(np.sum((result.inverse().transform_points(pts) - truth) ** 2, axis=1))
+    err = np.sqrt(np.sum((target_to_atlas - s.target_to_atlas(pts)) ** 2, axis=1))
     assert np.sqrt(np.mean(err ** 2)) < 0.5 * voxel and np.percentile(err, 95) < voxel
     # The pose alone (the affine, no deformation) against the true pose of the plane.
-    pose = (h @ np.linalg.inv(result.A).T)[:, :3]
-    plane = (h @ s.A_true.T)[:, :3]
-    assert _rms(pose, plane) < voxel
+    pose = (h @ np.linalg.inv(A).T)[:, :3]
+    assert _rms(pose, (h @ s.A_true.T)[:, :3]) < voxel
+
+
+@pytest.mark.slow
+def test_atlas_to_oblique_slice_within_one_voxel():
+    s, start, pts, h = _atlas_case()
+    result = LDDMM(threads=2, expand=1.25, max_iterations=400).fit(s.xI, s.I, s.xJ, s.J,
+                                                                   A=np.linalg.inv(start))
+    _check_slice(s, pts, h, result.inverse().transform_points(pts), result.A)
+
+
+def test_stalign_3d_to_slice_within_one_voxel():
+    """STalign's LDDMM_3D_to_slice (its defaults but for the step sizes and mixture scales)."""
+    s, start, pts, h = _atlas_case()
+    out = STalign.LDDMM_3D_to_slice(s.xI, s.I, [s.xJ[1], s.xJ[2]], s.J[:, 0], A=np.linalg.inv(start),
+                                    a=20.0, niter=300, epL=1e-7, epT=2e-3, epV=2.5, sigmaM=0.1,
+                                    sigmaB=0.2, sigmaA=0.5)
+    assert out["E"][-1, 0] < 0.05 * out["E"][0, 0]
+    mapped = STalign.transform_points_target_to_source(out["xv"], out["v"], out["A"], pts)
+    _check_slice(s, pts, h, mapped, out["A"])
 
 
 def test_threads_give_identical_results(pair):
