@@ -136,8 +136,11 @@ def main() -> None:
                               (2, "regularization", "tab:orange"), (3, "landmarks", "tab:green")):
         keep = e[:, col] > 0
         ax.semilogy(it[keep], e[keep, col], color=colour, label=name)
+    coarse = result.level_iterations[0]
     ax.axvline(50, color="0.6", ls=":", lw=1)
     ax.text(55, 20.0, "mixture weights\nupdated from here", fontsize=8, color="0.4", va="center")
+    ax.axvline(coarse, color="0.3", ls="--", lw=1)
+    ax.text(coarse + 5, 2e2, "full resolution\n(the energy's scale\nchanges)", fontsize=8, color="0.3")
     ax.set_xlabel("iteration")
     ax.set_ylabel("energy")
     ax.set_title(f"energy ({result.iterations} iterations, {seconds:.1f} s)", fontsize=10)
@@ -147,7 +150,8 @@ def main() -> None:
     report(affine_rms_px=round(affine_rms, 3), lddmm_rms_px=round(lddmm_rms, 3),
            lddmm_max_px=round(lddmm_max, 3), landmarks_rms_px=round(landmark_rms, 3),
            iterations=int(result.iterations), converged=bool(result.converged),
-           energy_first=round(float(e[0, 0]), 1), energy_last=round(float(e[-1, 0]), 1),
+           energy_first=round(float(e[0, 0]), 1),
+           energy_last=round(float(e[result.level_iterations[0] - 1, 0]), 1),  # the coarse level's
            points=len(points), lddmm_s=round(seconds, 2))
 
 

@@ -50,8 +50,17 @@ def test_fluorescence_to_ihc_within_one_pixel(pair):
     assert err < 1.0, f"RMS {err:.3f} px"
     assert err < 0.5 * _rms(affine_only, truth)
     assert result.converged and result.iterations < 2000
-    E = result.energies[:, 0]
-    assert E[-1] < 0.8 * E[0]
+    assert len(result.level_iterations) == 2 and sum(result.level_iterations) == result.iterations
+    first = result.energies[:result.level_iterations[0], 0]
+    assert first[-1] < 0.8 * first[0]
+    # Between two weight updates (every 5 iterations) the energy is one function: it falls.
+    start = 0
+    for n in result.level_iterations:
+        E = result.energies[start:start + n, 0]
+        for m in range(0, n - 1, 5):
+            block = E[m + 1:m + 6]
+            assert np.all(np.diff(block) <= 1e-12 * np.abs(block[:-1])), (start, m, block)
+        start += n
     grid = np.stack(np.meshgrid(np.arange(10, 220, 6.0), np.arange(10, 220, 6.0), indexing="ij"), -1)
     assert _min_jacobian(result, grid.reshape(-1, 2)) > 0.5  # no folding
     # The inverse takes the mapped points back.

@@ -6,6 +6,9 @@ Conventions as ``register.lddmm_map`` states them (STalign's): physical coordina
 axis order, grids as lists of 1-D coordinate vectors, images channels first, the map taking
 source points to target points (``y = A phi(x)``).
 
+Resolution levels (``levels``, default 2): the images are block-averaged and registered coarse
+to fine, each level starting from the last one's affine and velocity.
+
 The step sizes: one trial step measures how far a unit step moves the map; the first steps
 then move it by ``initial_step`` pixels at most. A step after which the energy went up is undone
 and all step sizes halved; an accepted one lets them grow by 10 %. The mixture weights are
@@ -24,6 +27,27 @@ from .lddmm_map import (LddmmResult, LddmmTransform, _numpy, grid_of, image_of, 
                         points_of, velocity_grid)
 
 __all__ = ["LDDMM"]
+
+
+def _block_mean(image: np.ndarray, x: Sequence[Any], factor: int) -> tuple[np.ndarray, list]:
+    """``image`` (channels first) averaged over blocks of ``factor`` pixels along every axis
+    long enough for two blocks (a remainder at the end is dropped), with the blocks' centre
+    coordinates."""
+    vecs = [np.asarray(_numpy(v), dtype=np.float64).ravel() for v in x]
+    if factor == 1:
+        return image, vecs
+    out = image
+    coords = []
+    for a, v in enumerate(vecs):
+        f = factor if v.size >= 2 * factor else 1
+        n = (v.size // f) * f
+        coords.append(v[:n].reshape(-1, f).mean(axis=1))
+        if f == 1:
+            continue
+        taken = np.take(out, np.arange(n), axis=a + 1)
+        shape = taken.shape[:a + 1] + (n // f, f) + taken.shape[a + 2:]
+        out = taken.reshape(shape).mean(axis=a + 2)
+    return np.ascontiguousarray(out), coords
 
 
 class LDDMM:
@@ -63,6 +87,12 @@ class LDDMM:
         The run stops after this many quiet blocks in a row (counted from ``weights_start``).
     initial_step : float
         Largest move of the map by the first step, in target pixels.
+    levels : int
+        Resolution levels: the images are block-averaged by 2^(levels-1), ..., 2, 1 and each
+        level starts from the previous one's affine and velocity (both live in physical
+        coordinates, so they carry over unchanged). The coarse levels cost a fraction of an
+        iteration at full resolution. ``sigmaR`` and ``sigmaP`` are scaled with the pixel
+        count so that every level has the same minimiser.
     threads : int
         Worker threads (0 = all cores); results are identical for any count.
     """
@@ -72,7 +102,8 @@ class LDDMM:
                  sigmaA: Optional[float] = None, sigmaR: Optional[float] = None,
                  sigmaP: Optional[float] = None, max_iterations: int = 2000,
                  affine_iterations: int = 0, weights_start: int = 50, tolerance: float = 2e-4,
-                 patience: int = 4, initial_step: float = 0.5, threads: int = 0) -> None:
+                 patience: int = 4, initial_step: float = 0.5, levels: int = 2,
+                 threads: int = 0) -> None:
         self.a = None if a is None else as_float(a, "a")
         self.p = as_float(p, "p")
         self.expand = as_float(expand, "expand")
@@ -87,6 +118,7 @@ class LDDMM:
         self.tolerance = as_float(tolerance, "tolerance")
         self.patience = as_int(patience, "patience", minimum=1)
         self.initial_step = as_float(initial_step, "initial_step")
+        self.levels = as_int(levels, "levels", minimum=1, maximum=6)
         self.threads = as_int(threads, "threads", minimum=0)
         for name in ("p", "expand", "tolerance", "initial_step"):
             if not getattr(self, name) > 0:
@@ -133,23 +165,44 @@ class LDDMM:
             area = float(np.prod([x[-1] - x[0] for x in xv]))
             em_unit = 0.01 * np.prod(shJ) * Jc.shape[0] * 0.125 / pixel ** 2
             sigmaR = float(np.sqrt(area * self.nt / (2.0 * em_unit)))
-        problem = make_problem(xI, Ic, xJ, Jc, xv, nt=self.nt, a=a, p=self.p, sigmaM=sigmaM,
-                               sigmaB=sigmaB, sigmaA=sigmaA, sigmaR=sigmaR, sigmaP=sigmaP,
-                               points_I=pI, points_J=pJ, threads=self.threads)
-        problem.affine = A0
+        means = {}
         for name, mu in (("muA", muA), ("muB", muB)):
             if mu is not None:
                 m = np.array(_numpy(mu), dtype=np.float64).ravel()
                 if m.size != Jc.shape[0] or not np.isfinite(m).all():
                     raise ValueError(f"{name} needs one finite value per target channel ({Jc.shape[0]})")
+                means[name] = m
+        A_k, v_k = A0, None
+        all_energies = []
+        converged = False
+        for level in range(self.levels):
+            factor = 2 ** (self.levels - 1 - level)
+            Ik, xIk = _block_mean(Ic, xI, factor)
+            Jk, xJk = _block_mean(Jc, xJ, factor)
+            scale = float(np.sqrt(Jc[0].size / Jk[0].size))
+            problem = make_problem(xIk, Ik, xJk, Jk, xv, nt=self.nt, a=a, p=self.p, sigmaM=sigmaM,
+                                   sigmaB=sigmaB, sigmaA=sigmaA, sigmaR=sigmaR * scale,
+                                   sigmaP=sigmaP * scale, points_I=pI, points_J=pJ,
+                                   threads=self.threads)
+            problem.affine = A_k
+            if v_k is not None:
+                problem.velocity = v_k
+            for name, m in means.items():
                 setattr(problem, name, m)
-        energies, converged = self._descend(problem, pixel, extent, muA is None, muB is None)
+            # Later levels start aligned: their weights may move from the first block on.
+            start = self.weights_start if level == 0 else min(self.weights_start, 5)
+            energies, converged = self._descend(problem, pixel * factor, extent, muA is None,
+                                                muB is None, start)
+            all_energies.append(energies)
+            A_k, v_k = problem.affine, problem.velocity
+        energies = np.concatenate(all_energies)
         xI_list = [np.asarray(_numpy(x), dtype=np.float64).ravel() for x in xI]
         xJ_list = [np.asarray(_numpy(x), dtype=np.float64).ravel() for x in xJ]
         tf = LddmmTransform(problem.affine, problem.velocity, xv, xI_list, xJ_list, True,
                             self.threads)
         return LddmmResult(tf, problem.WM, problem.WA, problem.WB, energies, len(energies),
-                           converged, problem.contrast_coefficients)
+                           converged, problem.contrast_coefficients,
+                           tuple(len(e) for e in all_energies))
 
     @staticmethod
     def _initial_affine(A: Any, pI: Optional[np.ndarray], pJ: Optional[np.ndarray],
@@ -171,7 +224,7 @@ class LDDMM:
         return Am
 
     def _descend(self, problem: Any, pixel: float, extent: float, estimate_muA: bool,
-                 estimate_muB: bool) -> tuple[np.ndarray, bool]:
+                 estimate_muB: bool, weights_start: int) -> tuple[np.ndarray, bool]:
         d = problem.affine.shape[0] - 1
         # Calibration: how far one unit step moves the velocity, translation and linear part.
         v0, A0 = problem.velocity, problem.affine
@@ -209,14 +262,14 @@ class LDDMM:
                 block_first = e.total
             if it % 5 == 0:
                 # The block between two weight updates ends: did the energy still fall enough?
-                if it >= self.weights_start and block_first is not None:
+                if it >= weights_start and block_first is not None:
                     drop = (block_first - e.total) / max(abs(block_first), tiny)
                     blocks_quiet = blocks_quiet + 1 if drop < self.tolerance else 0
                     if blocks_quiet >= self.patience:
                         converged = True
                         it += 1
                         break
-                problem.update_weights(estimate_muA, estimate_muB, it >= self.weights_start)
+                problem.update_weights(estimate_muA, estimate_muB, it >= weights_start)
                 prev_energy = None
                 block_first = None
             it += 1

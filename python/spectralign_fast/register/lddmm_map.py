@@ -180,7 +180,9 @@ class LddmmResult:
     """An LDDMM registration: the map, the mixture weights and the energy history.
 
     ``energies`` has one row per iteration: total, matching, regularization, points (the
-    energy before that iteration's step)."""
+    energy before that iteration's step), the resolution levels' rows one after another
+    (``level_iterations`` of them each, coarse to fine; the energy's scale changes between
+    levels with the pixel count)."""
 
     map: LddmmTransform
     WM: np.ndarray
@@ -190,6 +192,7 @@ class LddmmResult:
     iterations: int
     converged: bool
     contrast: np.ndarray = field(repr=False)
+    level_iterations: Tuple[int, ...] = ()
 
     @property
     def A(self) -> np.ndarray:
