@@ -228,3 +228,56 @@ def test_stalign_layer_reproduces_stalign_itself():
     assert np.allclose(out["A"], d["A_stalign"], rtol=1e-6, atol=1e-6)
     assert np.abs(out["v"] - v).max() < 1e-5 * np.abs(v).max()  # the core's FFT is float32
     assert np.allclose(out["WM"], d["WM_stalign"], atol=1e-5)
+
+
+class _TensorLike:
+    """Stands in for a torch tensor (detach / cpu / numpy), without torch."""
+
+    def __init__(self, a):
+        self.a = np.asarray(a)
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self
+
+    def numpy(self):
+        return self.a
+
+
+def test_stalign_helpers_against_numpy():
+    rng = np.random.default_rng(7)
+    A = np.array([[1.05, -0.2, 3.0], [0.15, 0.9, -2.0], [0, 0, 1]])
+    pI = rng.uniform(0, 100, (6, 2))
+    pJ = pI @ A[:2, :2].T + A[:2, 2]
+    L, T = STalign.L_T_from_points(_TensorLike(pI), pJ)
+    assert np.allclose(STalign.to_A(L, T), A)
+    L2, T2 = STalign.L_T_from_points(pI[:2], pJ[:2])
+    assert np.array_equal(L2, np.eye(2)) and np.allclose(T2, pJ[:2].mean(0) - pI[:2].mean(0))
+    with pytest.raises(ValueError, match="collinear"):
+        STalign.L_T_from_points(np.c_[np.arange(4.0), np.arange(4.0)], pJ[:4])
+    assert STalign.extent_from_x([np.arange(3) * 2.0 + 1, np.arange(4) * 0.5]) == (-0.25, 1.75, 6.0, 0.0)
+    tre = STalign.calculate_tre(pI, pJ)
+    d = np.linalg.norm(pI - pJ, axis=1)
+    assert tre == pytest.approx((d.mean(), d.std()))
+    assert np.allclose(STalign.normalize(np.array([2.0, 4.0, 3.0]), 1, 3), [1.0, 3.0, 2.0])
+    X, Y, W, fig = STalign.rasterize(pI[:, 1], pI[:, 0], dx=5.0, blur=[2.0, 1.0])
+    assert W.shape == (2, len(Y), len(X)) and fig is not None
+    assert np.allclose(W.sum(axis=(1, 2)), len(pI))  # each cell adds its unit weight
+
+
+def test_affine_image_transform_matches_scipy():
+    ndimage = pytest.importorskip("scipy.ndimage")
+    rng = np.random.default_rng(8)
+    I = ndimage.gaussian_filter(rng.random((2, 40, 50)), (0, 2, 2))
+    xI = [np.arange(40) * 1.0, np.arange(50) * 1.0]
+    xJ = [np.arange(30) * 1.0 + 4, np.arange(35) * 1.0 + 6]
+    A = np.array([[0.95, 0.1, 2.0], [-0.08, 1.05, -3.0], [0, 0, 1]])
+    out = STalign.transform_image_source_with_A(_TensorLike(A), xI, I, xJ)
+    Ai = np.linalg.inv(A)
+    grid = np.stack(np.meshgrid(*xJ, indexing="ij"))
+    src = np.tensordot(Ai[:2, :2], grid, 1) + Ai[:2, 2][:, None, None]
+    for c in range(2):
+        ref = ndimage.map_coordinates(I[c], src, order=1, mode="nearest")
+        assert np.allclose(out[c], ref, atol=1e-10)
