@@ -27,7 +27,7 @@ struct LddmmProblem::Impl {
     LddmmSettings s;
     std::vector<double> I, J, v, A, WM, WA, WB, muA, muB, pI, pJ;
     std::int64_t np = 0, nJ = 0, nV = 0;
-    std::vector<double> X;  // (nt + 1) blocks of nJ x d positions
+    std::vector<double> X;  // positions, planar: X[(t * d + a) * nJ + i], t = 0 .. nt
     std::vector<double> AI, fAI, coeffs, grad_v, smooth_v;
     double grad_A[16] = {};
     bool fixed_coeffs = false;

@@ -1,0 +1,302 @@
+// The two passes over the target of one LDDMM evaluation (see lddmm.cpp):
+// forward (the Euler positions X_t of every target point, the source sampled
+// at X_0, the contrast sums) and residual (the contrast-mapped source, the
+// matching energy and, when asked, the gradient carried back through the
+// Euler steps as splats onto each chunk's box of velocity nodes and the sum
+// dE/dA^-1). Points go in blocks, one time step at a time across a block, so
+// that independent points' chains of dependent loads overlap; in 2-D the
+// block loops are the vectorised kernels of lddmm_simd.cpp, with the general
+// stencil for points whose cell leaves the velocity grid. X is planar:
+// X[(t * d + a) * nJ + i].
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "core/parallel.hpp"
+#include "lddmm_impl.hpp"
+#include "lddmm_simd.hpp"
+
+namespace spectralign_fast::reg {
+
+using namespace lddmmkit;
+
+namespace {
+
+constexpr int block = 256;
+
+Cell2 cell_of(const PhysGrid& g) {
+    Cell2 c;
+    c.n0 = int(g.shape[0]);
+    c.n1 = int(g.shape[1]);
+    c.o0 = g.origin[0];
+    c.o1 = g.origin[1];
+    c.inv0 = 1.0 / g.spacing[0];
+    c.inv1 = 1.0 / g.spacing[1];
+    return c;
+}
+
+// The block kernels index with 32-bit integers.
+bool fits_int32(const PhysGrid& g, int comps) { return g.points() * comps < (std::int64_t(1) << 30); }
+
+}  // namespace
+
+template <int D>
+void LddmmProblem::Impl::forward(bool bbox) {
+    const Grid<D> gj(gJ), gv(gV), gi(gI);
+    Eigen::Matrix<double, D + 1, D + 1, Eigen::RowMajor> Am;
+    for (int r = 0; r <= D; ++r)
+        for (int c = 0; c <= D; ++c) Am(r, c) = A[std::size_t(r * (D + 1) + c)];
+    const Eigen::Matrix<double, D + 1, D + 1, Eigen::RowMajor> Ai = Am.inverse();
+    if (!Ai.allFinite()) throw std::invalid_argument("the affine matrix A is singular");
+    const double dt = 1.0 / nt;
+    const std::int64_t vstep = nV * D;
+    const int nb = cI + 1;
+    const bool blocks2d = D == 2 && fits_int32(gV, 2) && fits_int32(gI, 1);
+    const Cell2 cv = cell_of(gV), ci2 = cell_of(gI);
+    const std::int64_t npI = gi.points();
+    parallel_for(chunks.size(), threads, [] { return 0; }, [&](int&, std::size_t ci) {
+        LddmmChunk& ch = chunks[ci];
+        const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
+        std::int64_t* boxlo = ch.box_lo.data();
+        std::int64_t* boxhi = ch.box_hi.data();
+        if (bbox)
+            for (int k = 0; k < nt * D; ++k) {
+                boxlo[k] = INT64_MAX;
+                boxhi[k] = INT64_MIN;
+            }
+        auto grow = [&](int t, const std::int64_t* base) {
+            for (int a = 0; a < D; ++a) {
+                boxlo[t * D + a] = std::min(boxlo[t * D + a], std::max<std::int64_t>(base[a], 0));
+                boxhi[t * D + a] = std::max(boxhi[t * D + a], std::min<std::int64_t>(base[a] + 1, gv.n[a] - 1));
+            }
+        };
+        Stencil<D> st;
+        double xs[D][block], u[D], B[8], sample[block];
+        int b0[block], b1[block];
+        double bbl[64] = {}, bjl[64] = {};  // nb <= 8, cJ <= 8: the sums stay in locals
+        std::int64_t at[D];
+        gj.index_of(lo, at);
+        for (std::int64_t s0 = lo; s0 < hi; s0 += block) {
+            const int nbk = int(std::min<std::int64_t>(block, hi - s0));
+            for (int j = 0; j < nbk; ++j, gj.next(at)) {
+                double y[D];
+                for (int a = 0; a < D; ++a) y[a] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
+                for (int r = 0; r < D; ++r) {
+                    double acc = Ai(r, D);
+                    for (int c = 0; c < D; ++c) acc += Ai(r, c) * y[c];
+                    xs[r][j] = acc;
+                }
+            }
+            for (int a = 0; a < D; ++a)
+                std::copy(xs[a], xs[a] + nbk, X.data() + (std::size_t(nt * D + a) * std::size_t(nJ) + std::size_t(s0)));
+            for (int t = nt - 1; t >= 0; --t) {
+                const double* vt = v.data() + t * vstep;
+                if constexpr (D == 2) {
+                    if (blocks2d) flow_step_2d(vt, cv, xs[0], xs[1], nbk, -dt, b0, b1);
+                }
+                for (int j = 0; j < nbk; ++j) {
+                    if (D == 2 && blocks2d && b0[j] >= 0) {
+                        if (bbox) {
+                            const std::int64_t base[2] = {b0[j], b1[j]};
+                            grow(t, base);
+                        }
+                        continue;
+                    }
+                    double x[D];
+                    for (int a = 0; a < D; ++a) x[a] = xs[a][j];
+                    stencil_zeros<D, false>(gv, x, st);
+                    gather<D>(st, vt, D, u);
+                    if (bbox && st.any) grow(t, st.base);
+                    for (int a = 0; a < D; ++a) xs[a][j] = x[a] - dt * u[a];
+                }
+                for (int a = 0; a < D; ++a)
+                    std::copy(xs[a], xs[a] + nbk, X.data() + (std::size_t(t * D + a) * std::size_t(nJ) + std::size_t(s0)));
+            }
+            for (int c = 0; c < cI; ++c) {
+                const double* img = I.data() + c * npI;
+                double* out = AI.data() + std::size_t(c) * std::size_t(nJ) + std::size_t(s0);
+                if (D == 2 && blocks2d) {
+                    sample_border_2d(img, ci2, xs[0], xs[1], nbk, sample);
+                    std::copy(sample, sample + nbk, out);
+                    continue;
+                }
+                for (int j = 0; j < nbk; ++j) {
+                    double x[D];
+                    for (int a = 0; a < D; ++a) x[a] = xs[a][j];
+                    stencil_border<D, false>(gi, x, st);
+                    double acc = 0.0;
+#pragma GCC unroll 8
+                    for (int k = 0; k < Stencil<D>::K; ++k) acc += st.w[k] * img[st.off[k]];
+                    out[j] = acc;
+                }
+            }
+            if (fixed_coeffs) continue;
+            for (int j = 0; j < nbk; ++j) {
+                const std::size_t i = std::size_t(s0 + j);
+                B[0] = 1.0;
+                for (int c = 0; c < cI; ++c) B[c + 1] = AI[std::size_t(c) * std::size_t(nJ) + i];
+                const double w = WM[i];
+                for (int r = 0; r < nb; ++r) {
+                    const double wr = w * B[r];
+                    for (int c = 0; c < nb; ++c) bbl[r * nb + c] += wr * B[c];
+                    for (int c = 0; c < cJ; ++c) bjl[r * cJ + c] += wr * J[std::size_t(c) * std::size_t(nJ) + i];
+                }
+            }
+        }
+        for (int k = 0; k < nb * nb; ++k) ch.bb[std::size_t(k)] = bbl[k];
+        for (int k = 0; k < nb * cJ; ++k) ch.bj[std::size_t(k)] = bjl[k];
+    });
+}
+
+template <int D>
+void LddmmProblem::Impl::residual(bool want_gradient) {
+    const Grid<D> gj(gJ), gv(gV), gi(gI);
+    const double dt = 1.0 / nt;
+    const std::int64_t vstep = nV * D;
+    const double inv_sm2 = 1.0 / (s.sigmaM * s.sigmaM);
+    const std::int64_t npI = gi.points();
+    const bool blocks2d = D == 2 && fits_int32(gV, 2) && fits_int32(gI, 1);
+    const Cell2 cv = cell_of(gV), ci2 = cell_of(gI);
+    parallel_for(chunks.size(), threads, [] { return 0; }, [&](int&, std::size_t ci) {
+        LddmmChunk& ch = chunks[ci];
+        const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
+        if (want_gradient) {
+            for (int t = 0; t < nt; ++t) {
+                std::int64_t size = 1;
+                for (int a = D - 1; a >= 0; --a) {
+                    const std::int64_t ext = std::max<std::int64_t>(ch.box_hi[t * D + a] - ch.box_lo[t * D + a] + 1, 0);
+                    ch.box_stride[t * D + a] = size;
+                    size *= ext;
+                }
+                ch.splat[std::size_t(t)].assign(std::size_t(size * D), 0.0);
+            }
+        }
+        Stencil<D> st;
+        double gxs[D][block], wk[8][block], jac[D * D], r[8], gAi[12] = {}, splat[8 * block];
+        int b0[block], b1[block];
+        double em = 0.0;
+        std::int64_t at[D];
+        gj.index_of(lo, at);
+        for (std::int64_t s0 = lo; s0 < hi; s0 += block) {
+            const int nbk = int(std::min<std::int64_t>(block, hi - s0));
+            for (int j = 0; j < nbk; ++j) {
+                const std::size_t i = std::size_t(s0 + j);
+                double e = 0.0;
+                for (int c = 0; c < cJ; ++c) {
+                    double f = coeffs[std::size_t(c)];
+                    for (int k = 0; k < cI; ++k)
+                        f += coeffs[std::size_t((k + 1) * cJ + c)] * AI[std::size_t(k) * std::size_t(nJ) + i];
+                    fAI[std::size_t(c) * std::size_t(nJ) + i] = f;
+                    r[c] = f - J[std::size_t(c) * std::size_t(nJ) + i];
+                    e += r[c] * r[c];
+                }
+                const double w = WM[i];
+                em += w * e;
+                // dE/dAI_k at this point.
+                for (int k = 0; k < cI; ++k) {
+                    double gk = 0.0;
+                    for (int c = 0; c < cJ; ++c) gk += r[c] * coeffs[std::size_t((k + 1) * cJ + c)];
+                    wk[k][j] = gk * w * inv_sm2;
+                }
+            }
+            if (!want_gradient) continue;
+            // dE/dX_0 = sum_k dE/dAI_k grad(I_k)(X_0)
+            for (int a = 0; a < D; ++a) std::fill(gxs[a], gxs[a] + nbk, 0.0);
+            const double* X0[D];
+            for (int a = 0; a < D; ++a) X0[a] = X.data() + std::size_t(a) * std::size_t(nJ) + std::size_t(s0);
+            for (int k = 0; k < cI; ++k) {
+                const double* img = I.data() + k * npI;
+                if (D == 2 && blocks2d) {
+                    gradient_border_2d(img, ci2, X0[0], X0[D - 1], wk[k], nbk, gxs[0], gxs[D - 1]);
+                    continue;
+                }
+                for (int j = 0; j < nbk; ++j) {
+                    double x[D];
+                    for (int a = 0; a < D; ++a) x[a] = X0[a][j];
+                    stencil_border<D>(gi, x, st);
+                    for (int a = 0; a < D; ++a) {
+                        double acc = 0.0;
+#pragma GCC unroll 8
+                        for (int q = 0; q < Stencil<D>::K; ++q) acc += st.dw[a][q] * img[st.off[q]];
+                        gxs[a][j] += wk[k][j] * acc;
+                    }
+                }
+            }
+            // Back through X_t = X_{t+1} - dt v_t(X_{t+1}), t = 0 .. nt-1, a block at a time.
+            for (int t = 0; t < nt; ++t) {
+                const double* vt = v.data() + t * vstep;
+                const double* Xn[D];
+                for (int a = 0; a < D; ++a)
+                    Xn[a] = X.data() + std::size_t((t + 1) * D + a) * std::size_t(nJ) + std::size_t(s0);
+                double* buf = ch.splat[std::size_t(t)].data();
+                const std::int64_t* blo = ch.box_lo.data() + t * D;
+                const std::int64_t* bst = ch.box_stride.data() + t * D;
+                std::int64_t corner[Stencil<D>::K];
+                for (int q = 0; q < Stencil<D>::K; ++q) {
+                    corner[q] = 0;
+                    for (int a = 0; a < D; ++a) corner[q] += ((q >> (D - 1 - a)) & 1) * bst[a];
+                }
+                if constexpr (D == 2) {
+                    if (blocks2d) adjoint_step_2d(vt, cv, Xn[0], Xn[1], gxs[0], gxs[1], nbk, dt, b0, b1, splat);
+                }
+                for (int j = 0; j < nbk; ++j) {
+                    if (D == 2 && blocks2d && b0[j] >= 0) {
+                        const std::int64_t local = (b0[j] - blo[0]) * bst[0] + (b1[j] - blo[D - 1]) * bst[D - 1];
+                        const double* sp = splat + 8 * j;
+#pragma GCC unroll 4
+                        for (int q = 0; q < 4; ++q) {
+                            double* node = buf + (local + corner[q]) * D;
+                            node[0] += sp[2 * q];
+                            node[D - 1] += sp[2 * q + 1];
+                        }
+                        continue;
+                    }
+                    double x[D];
+                    for (int a = 0; a < D; ++a) x[a] = Xn[a][j];
+                    stencil_zeros<D>(gv, x, st);
+                    if (!st.any) continue;
+                    jacobian<D>(st, vt, jac);
+                    // Corner q's node sits at base + bits(q); valid corners lie inside the box.
+                    std::int64_t local = 0;
+                    for (int a = 0; a < D; ++a) local += (st.base[a] - blo[a]) * bst[a];
+#pragma GCC unroll 8
+                    for (int q = 0; q < Stencil<D>::K; ++q) {
+                        if (st.w[q] == 0.0) continue;
+                        const double wq = -dt * st.w[q];
+                        double* node = buf + (local + corner[q]) * D;
+                        for (int a = 0; a < D; ++a) node[a] += wq * gxs[a][j];
+                    }
+                    double ng[D];
+                    for (int a = 0; a < D; ++a) {
+                        double acc = 0.0;
+                        for (int k = 0; k < D; ++k) acc += jac[k * D + a] * gxs[k][j];
+                        ng[a] = gxs[a][j] - dt * acc;
+                    }
+                    for (int a = 0; a < D; ++a) gxs[a][j] = ng[a];
+                }
+            }
+            for (int j = 0; j < nbk; ++j, gj.next(at)) {
+                double y[D];
+                for (int a = 0; a < D; ++a) y[a] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
+                for (int rr = 0; rr < D; ++rr) {
+                    for (int c = 0; c < D; ++c) gAi[rr * (D + 1) + c] += gxs[rr][j] * y[c];
+                    gAi[rr * (D + 1) + D] += gxs[rr][j];
+                }
+            }
+        }
+        ch.em = em;
+        if (want_gradient)
+            for (int k = 0; k < 12; ++k) ch.gAi[k] = gAi[k];
+    });
+}
+
+template void LddmmProblem::Impl::forward<2>(bool);
+template void LddmmProblem::Impl::forward<3>(bool);
+template void LddmmProblem::Impl::residual<2>(bool);
+template void LddmmProblem::Impl::residual<3>(bool);
+
+}  // namespace spectralign_fast::reg

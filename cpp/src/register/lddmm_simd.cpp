@@ -1,0 +1,123 @@
+// The 2-D LDDMM inner loops over blocks of points held as separate coordinate
+// arrays, written so that GCC vectorises them (AVX2 gathers, with AVX-512 /
+// AVX2 / baseline clones chosen at load time): the Euler step through a
+// velocity, the adjoint of that step, and the border-clamped image sample and
+// gradient. Points whose bilinear cell leaves the velocity grid are marked
+// (base0 = -1) for the caller's general path. Indices are 32-bit: the caller
+// uses these only for grids under 2^30 values.
+#include "lddmm_simd.hpp"
+
+#include <cmath>
+
+#include "core/simd_clones.hpp"
+
+namespace spectralign_fast::reg::lddmmkit {
+
+SPECTRALIGN_CLONES
+void flow_step_2d(const double* __restrict v, const Cell2& g, double* __restrict x0, double* __restrict x1,
+                  int count, double sdt, int* __restrict base0, int* __restrict base1) {
+    const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
+    const int n1 = g.n1, row = 2 * g.n1;
+    const double o0 = g.o0, o1 = g.o1, inv0 = g.inv0, inv1 = g.inv1;
+    for (int j = 0; j < count; ++j) {
+        const double u0 = (x0[j] - o0) * inv0, u1 = (x1[j] - o1) * inv1;
+        const bool in = (u0 >= 0.0) & (u0 < hi0) & (u1 >= 0.0) & (u1 < hi1);
+        const double c0 = in ? u0 : 0.0, c1 = in ? u1 : 0.0;
+        const double f0 = std::floor(c0), f1 = std::floor(c1);
+        const int i0 = int(f0), i1 = int(f1);
+        const int k = 2 * (i0 * n1 + i1), k2 = k + row;
+        const double a0 = c0 - f0, a1 = c1 - f1;
+        const double w00 = (1.0 - a0) * (1.0 - a1), w01 = (1.0 - a0) * a1, w10 = a0 * (1.0 - a1), w11 = a0 * a1;
+        const double ux = ((w00 * v[k] + w01 * v[k + 2]) + w10 * v[k2]) + w11 * v[k2 + 2];
+        const double uy = ((w00 * v[k + 1] + w01 * v[k + 3]) + w10 * v[k2 + 1]) + w11 * v[k2 + 3];
+        x0[j] = in ? x0[j] + sdt * ux : x0[j];
+        x1[j] = in ? x1[j] + sdt * uy : x1[j];
+        base0[j] = in ? i0 : -1;
+        base1[j] = i1;
+    }
+}
+
+SPECTRALIGN_CLONES
+void adjoint_step_2d(const double* __restrict v, const Cell2& g, const double* __restrict x0,
+                     const double* __restrict x1, double* __restrict gx0, double* __restrict gx1, int count,
+                     double dt, int* __restrict base0, int* __restrict base1, double* __restrict splat) {
+    const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
+    const int n1 = g.n1, row = 2 * g.n1;
+    const double o0 = g.o0, o1 = g.o1, inv0 = g.inv0, inv1 = g.inv1;
+    for (int j = 0; j < count; ++j) {
+        const double u0 = (x0[j] - o0) * inv0, u1 = (x1[j] - o1) * inv1;
+        const bool in = (u0 >= 0.0) & (u0 < hi0) & (u1 >= 0.0) & (u1 < hi1);
+        const double c0 = in ? u0 : 0.0, c1 = in ? u1 : 0.0;
+        const double f0 = std::floor(c0), f1 = std::floor(c1);
+        const int i0 = int(f0), i1 = int(f1);
+        const int k = 2 * (i0 * n1 + i1), k2 = k + row;
+        const double a0 = c0 - f0, a1 = c1 - f1, b0 = 1.0 - a0, b1 = 1.0 - a1;
+        // d v_k / d x_a from the four corners.
+        const double p00x = v[k], p00y = v[k + 1], p01x = v[k + 2], p01y = v[k + 3];
+        const double p10x = v[k2], p10y = v[k2 + 1], p11x = v[k2 + 2], p11y = v[k2 + 3];
+        const double dx0 = ((p10x - p00x) * b1 + (p11x - p01x) * a1) * inv0;  // d vx / d x0
+        const double dx1 = ((p01x - p00x) * b0 + (p11x - p10x) * a0) * inv1;  // d vx / d x1
+        const double dy0 = ((p10y - p00y) * b1 + (p11y - p01y) * a1) * inv0;
+        const double dy1 = ((p01y - p00y) * b0 + (p11y - p10y) * a0) * inv1;
+        const double gx = gx0[j], gy = gx1[j];
+        const double s = -dt;
+        splat[8 * j + 0] = in ? s * b0 * b1 * gx : 0.0;
+        splat[8 * j + 1] = in ? s * b0 * b1 * gy : 0.0;
+        splat[8 * j + 2] = in ? s * b0 * a1 * gx : 0.0;
+        splat[8 * j + 3] = in ? s * b0 * a1 * gy : 0.0;
+        splat[8 * j + 4] = in ? s * a0 * b1 * gx : 0.0;
+        splat[8 * j + 5] = in ? s * a0 * b1 * gy : 0.0;
+        splat[8 * j + 6] = in ? s * a0 * a1 * gx : 0.0;
+        splat[8 * j + 7] = in ? s * a0 * a1 * gy : 0.0;
+        gx0[j] = in ? gx - dt * (dx0 * gx + dy0 * gy) : gx;
+        gx1[j] = in ? gy - dt * (dx1 * gx + dy1 * gy) : gy;
+        base0[j] = in ? i0 : -1;
+        base1[j] = i1;
+    }
+}
+
+SPECTRALIGN_CLONES
+void sample_border_2d(const double* __restrict img, const Cell2& g, const double* __restrict x0,
+                      const double* __restrict x1, int count, double* __restrict out) {
+    const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
+    const int n1 = g.n1;
+    const double o0 = g.o0, o1 = g.o1, inv0 = g.inv0, inv1 = g.inv1;
+    for (int j = 0; j < count; ++j) {
+        double u0 = (x0[j] - o0) * inv0, u1 = (x1[j] - o1) * inv1;
+        u0 = u0 > 0.0 ? (u0 < hi0 ? u0 : hi0) : 0.0;  // NaN -> 0
+        u1 = u1 > 0.0 ? (u1 < hi1 ? u1 : hi1) : 0.0;
+        const double fl0 = std::floor(u0), fl1 = std::floor(u1);
+        const double f0 = fl0 < hi0 - 1.0 ? fl0 : hi0 - 1.0, f1 = fl1 < hi1 - 1.0 ? fl1 : hi1 - 1.0;
+        const int k = int(f0) * n1 + int(f1), k2 = k + n1;
+        const double a0 = u0 - f0, a1 = u1 - f1;
+        out[j] = (((1.0 - a0) * (1.0 - a1)) * img[k] + ((1.0 - a0) * a1) * img[k + 1]) +
+                 ((a0 * (1.0 - a1)) * img[k2] + (a0 * a1) * img[k2 + 1]);
+    }
+}
+
+SPECTRALIGN_CLONES
+void gradient_border_2d(const double* __restrict img, const Cell2& g, const double* __restrict x0,
+                        const double* __restrict x1, const double* __restrict weight, int count,
+                        double* __restrict gx0, double* __restrict gx1) {
+    const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
+    const int n1 = g.n1;
+    const double o0 = g.o0, o1 = g.o1, inv0 = g.inv0, inv1 = g.inv1;
+    for (int j = 0; j < count; ++j) {
+        const double r0 = (x0[j] - o0) * inv0, r1 = (x1[j] - o1) * inv1;
+        // A clamped axis has no derivative (torch's border rule); exactly on an edge it has.
+        const double d0 = (r0 >= 0.0) & (r0 <= hi0) ? inv0 : 0.0;
+        const double d1 = (r1 >= 0.0) & (r1 <= hi1) ? inv1 : 0.0;
+        const double u0 = r0 > 0.0 ? (r0 < hi0 ? r0 : hi0) : 0.0;
+        const double u1 = r1 > 0.0 ? (r1 < hi1 ? r1 : hi1) : 0.0;
+        const double fl0 = std::floor(u0), fl1 = std::floor(u1);
+        const double f0 = fl0 < hi0 - 1.0 ? fl0 : hi0 - 1.0, f1 = fl1 < hi1 - 1.0 ? fl1 : hi1 - 1.0;
+        const int k = int(f0) * n1 + int(f1), k2 = k + n1;
+        const double a0 = u0 - f0, a1 = u1 - f1;
+        const double p00 = img[k], p01 = img[k + 1], p10 = img[k2], p11 = img[k2 + 1];
+        const double w = weight[j];
+        gx0[j] += w * (((p10 - p00) * (1.0 - a1) + (p11 - p01) * a1) * d0);
+        gx1[j] += w * (((p01 - p00) * (1.0 - a0) + (p11 - p10) * a0) * d1);
+    }
+}
+
+}  // namespace spectralign_fast::reg::lddmmkit

@@ -1,0 +1,29 @@
+// Vectorised 2-D LDDMM block kernels (lddmm_simd.cpp).
+#pragma once
+
+namespace spectralign_fast::reg::lddmmkit {
+
+// A 2-D grid for the block kernels: n0 x n1 points, index = (x - o) * inv.
+struct Cell2 {
+    int n0 = 0, n1 = 0;
+    double o0 = 0.0, o1 = 0.0, inv0 = 1.0, inv1 = 1.0;
+};
+
+// x += sdt * v(x) for points whose bilinear cell lies inside the grid; their
+// cell in base0/base1; base0 = -1 marks the others (left unchanged).
+void flow_step_2d(const double* v, const Cell2& g, double* x0, double* x1, int count, double sdt, int* base0,
+                  int* base1);
+
+// The adjoint of x' = x - dt v(x) at x: the splat of -dt w_q g onto the four
+// corners (8 values per point: corners 00, 01, 10, 11, two components each)
+// and g <- g - dt Dv(x)^T g; base0 = -1 marks points left to the caller.
+void adjoint_step_2d(const double* v, const Cell2& g, const double* x0, const double* x1, double* gx0,
+                     double* gx1, int count, double dt, int* base0, int* base1, double* splat);
+
+// One channel sampled with the border rule; and weight * its gradient added to (gx0, gx1).
+void sample_border_2d(const double* img, const Cell2& g, const double* x0, const double* x1, int count,
+                      double* out);
+void gradient_border_2d(const double* img, const Cell2& g, const double* x0, const double* x1,
+                        const double* weight, int count, double* gx0, double* gx1);
+
+}  // namespace spectralign_fast::reg::lddmmkit
