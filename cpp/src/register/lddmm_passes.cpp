@@ -9,6 +9,7 @@
 // stencil for points whose cell leaves the velocity grid. X is planar:
 // X[(t * d + a) * nJ + i].
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -37,6 +38,18 @@ Cell2 cell_of(const PhysGrid& g) {
     c.inv0 = 1.0 / g.spacing[0];
     c.inv1 = 1.0 / g.spacing[1];
     return c;
+}
+
+// sum_j w[j] a[j] b[j] over n values (a or b null: ones) in four interleaved partial sums,
+// so that the compiler can vectorise it; the order is fixed, so the result is too.
+double weighted_dot(const double* w, const double* a, const double* b, int n) {
+    double acc[4] = {0.0, 0.0, 0.0, 0.0};
+    int j = 0;
+    for (; j + 4 <= n; j += 4)
+        for (int l = 0; l < 4; ++l)
+            acc[l] += w[j + l] * (a ? a[j + l] : 1.0) * (b ? b[j + l] : 1.0);
+    for (; j < n; ++j) acc[j & 3] += w[j] * (a ? a[j] : 1.0) * (b ? b[j] : 1.0);
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
 // The block kernels index with 32-bit integers.
@@ -75,7 +88,7 @@ void LddmmProblem::Impl::forward(bool bbox) {
             }
         };
         Stencil<D> st;
-        double xs[D][block], u[D], B[8], sample[block];
+        double xs[D][block], u[D], sample[block];
         int b0[block], b1[block];
         double bbl[64] = {}, bjl[64] = {};  // nb <= 8, cJ <= 8: the sums stay in locals
         std::int64_t at[D];
@@ -98,14 +111,27 @@ void LddmmProblem::Impl::forward(bool bbox) {
                 if constexpr (D == 2) {
                     if (blocks2d) flow_step_2d(vt, cv, xs[0], xs[1], nbk, -dt, b0, b1);
                 }
-                for (int j = 0; j < nbk; ++j) {
-                    if (D == 2 && blocks2d && b0[j] >= 0) {
-                        if (bbox) {
-                            const std::int64_t base[2] = {b0[j], b1[j]};
-                            grow(t, base);
-                        }
-                        continue;
+                bool edges = true;
+                if (D == 2 && blocks2d) {
+                    // The interior points' cells (a vectorised min / max), then the rest.
+                    int lo0 = INT32_MAX, hi0 = -1, lo1 = INT32_MAX, hi1 = -1, outside = 0;
+                    for (int j = 0; j < nbk; ++j) {
+                        const bool in = b0[j] >= 0;
+                        lo0 = std::min(lo0, in ? b0[j] : INT32_MAX);
+                        hi0 = std::max(hi0, b0[j]);
+                        lo1 = std::min(lo1, in ? b1[j] : INT32_MAX);
+                        hi1 = std::max(hi1, in ? b1[j] : -1);
+                        outside += in ? 0 : 1;
                     }
+                    if (bbox && hi0 >= 0) {
+                        const std::int64_t lo_b[2] = {lo0, lo1}, hi_b[2] = {hi0, hi1};
+                        grow(t, lo_b);
+                        grow(t, hi_b);
+                    }
+                    edges = outside > 0;
+                }
+                for (int j = 0; j < nbk && edges; ++j) {
+                    if (D == 2 && blocks2d && b0[j] >= 0) continue;
                     double x[D];
                     for (int a = 0; a < D; ++a) x[a] = xs[a][j];
                     stencil_zeros<D, false>(gv, x, st);
@@ -135,16 +161,19 @@ void LddmmProblem::Impl::forward(bool bbox) {
                 }
             }
             if (fixed_coeffs) continue;
-            for (int j = 0; j < nbk; ++j) {
-                const std::size_t i = std::size_t(s0 + j);
-                B[0] = 1.0;
-                for (int c = 0; c < cI; ++c) B[c + 1] = AI[std::size_t(c) * std::size_t(nJ) + i];
-                const double w = WM[i];
-                for (int r = 0; r < nb; ++r) {
-                    const double wr = w * B[r];
-                    for (int c = 0; c < nb; ++c) bbl[r * nb + c] += wr * B[c];
-                    for (int c = 0; c < cJ; ++c) bjl[r * cJ + c] += wr * J[std::size_t(c) * std::size_t(nJ) + i];
+            // The weighted normal equations of the contrast fit, B = (1, AI_0, AI_1, ...).
+            const double* w = WM.data() + s0;
+            const double* Bk[8];
+            Bk[0] = nullptr;
+            for (int c = 0; c < cI; ++c) Bk[c + 1] = AI.data() + std::size_t(c) * std::size_t(nJ) + std::size_t(s0);
+            for (int r = 0; r < nb; ++r) {
+                for (int c = r; c < nb; ++c) {
+                    const double sum = weighted_dot(w, Bk[r], Bk[c], nbk);
+                    bbl[r * nb + c] += sum;
+                    if (c != r) bbl[c * nb + r] += sum;
                 }
+                for (int c = 0; c < cJ; ++c)
+                    bjl[r * cJ + c] += weighted_dot(w, Bk[r], J.data() + std::size_t(c) * std::size_t(nJ) + std::size_t(s0), nbk);
             }
         }
         for (int k = 0; k < nb * nb; ++k) ch.bb[std::size_t(k)] = bbl[k];
@@ -176,33 +205,43 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
             }
         }
         Stencil<D> st;
-        double gxs[D][block], wk[8][block], jac[D * D], r[8], gAi[12] = {}, splat[8 * block];
+        double gxs[D][block], ys[D][block], wk[8][block], res[8][block], jac[D * D], gAi[12] = {};
+        double splat[8 * block];
         int b0[block], b1[block];
         double em = 0.0;
         std::int64_t at[D];
         gj.index_of(lo, at);
         for (std::int64_t s0 = lo; s0 < hi; s0 += block) {
             const int nbk = int(std::min<std::int64_t>(block, hi - s0));
-            for (int j = 0; j < nbk; ++j) {
-                const std::size_t i = std::size_t(s0 + j);
-                double e = 0.0;
-                for (int c = 0; c < cJ; ++c) {
-                    double f = coeffs[std::size_t(c)];
-                    for (int k = 0; k < cI; ++k)
-                        f += coeffs[std::size_t((k + 1) * cJ + c)] * AI[std::size_t(k) * std::size_t(nJ) + i];
-                    fAI[std::size_t(c) * std::size_t(nJ) + i] = f;
-                    r[c] = f - J[std::size_t(c) * std::size_t(nJ) + i];
-                    e += r[c] * r[c];
-                }
-                const double w = WM[i];
-                em += w * e;
-                // dE/dAI_k at this point.
+            // The contrast-mapped source, its residual and, per source channel, dE/dAI_k;
+            // channel-major loops over the block (vectorised).
+            const double* w = WM.data() + s0;
+            for (int c = 0; c < cJ; ++c) {
+                double* f = fAI.data() + std::size_t(c) * std::size_t(nJ) + std::size_t(s0);
+                const double* Jc = J.data() + std::size_t(c) * std::size_t(nJ) + std::size_t(s0);
+                const double c0 = coeffs[std::size_t(c)];
+                for (int j = 0; j < nbk; ++j) f[j] = c0;
                 for (int k = 0; k < cI; ++k) {
-                    double gk = 0.0;
-                    for (int c = 0; c < cJ; ++c) gk += r[c] * coeffs[std::size_t((k + 1) * cJ + c)];
-                    wk[k][j] = gk * w * inv_sm2;
+                    const double ck = coeffs[std::size_t((k + 1) * cJ + c)];
+                    const double* Ak = AI.data() + std::size_t(k) * std::size_t(nJ) + std::size_t(s0);
+                    for (int j = 0; j < nbk; ++j) f[j] += ck * Ak[j];
                 }
+                for (int j = 0; j < nbk; ++j) res[c][j] = f[j] - Jc[j];
             }
+            for (int j = 0; j < nbk; ++j) {
+                double e = 0.0;
+                for (int c = 0; c < cJ; ++c) e += res[c][j] * res[c][j];
+                em += w[j] * e;
+            }
+            if (want_gradient)
+                for (int k = 0; k < cI; ++k) {
+                    for (int j = 0; j < nbk; ++j) wk[k][j] = 0.0;
+                    for (int c = 0; c < cJ; ++c) {
+                        const double ck = coeffs[std::size_t((k + 1) * cJ + c)];
+                        for (int j = 0; j < nbk; ++j) wk[k][j] += res[c][j] * ck;
+                    }
+                    for (int j = 0; j < nbk; ++j) wk[k][j] *= w[j] * inv_sm2;
+                }
             if (!want_gradient) continue;
             // dE/dX_0 = sum_k dE/dAI_k grad(I_k)(X_0)
             for (int a = 0; a < D; ++a) std::fill(gxs[a], gxs[a] + nbk, 0.0);
@@ -243,15 +282,29 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                 if constexpr (D == 2) {
                     if (blocks2d) adjoint_step_2d(vt, cv, Xn[0], Xn[1], gxs[0], gxs[1], nbk, dt, b0, b1, splat);
                 }
+                // Neighbouring points mostly share a velocity cell: their splats are summed
+                // while the cell stays the same and added to the buffer once per run.
+                std::int64_t run_cell = -1;
+                double run[8] = {};
+                auto flush = [&] {
+                    if (run_cell < 0) return;
+#pragma GCC unroll 4
+                    for (int q = 0; q < 4; ++q) {
+                        double* node = buf + (run_cell + corner[q]) * D;
+                        node[0] += run[2 * q];
+                        node[D - 1] += run[2 * q + 1];
+                    }
+                };
                 for (int j = 0; j < nbk; ++j) {
                     if (D == 2 && blocks2d && b0[j] >= 0) {
                         const std::int64_t local = (b0[j] - blo[0]) * bst[0] + (b1[j] - blo[D - 1]) * bst[D - 1];
                         const double* sp = splat + 8 * j;
-#pragma GCC unroll 4
-                        for (int q = 0; q < 4; ++q) {
-                            double* node = buf + (local + corner[q]) * D;
-                            node[0] += sp[2 * q];
-                            node[D - 1] += sp[2 * q + 1];
+                        if (local != run_cell) {
+                            flush();
+                            run_cell = local;
+                            for (int k = 0; k < 8; ++k) run[k] = sp[k];
+                        } else {
+                            for (int k = 0; k < 8; ++k) run[k] += sp[k];
                         }
                         continue;
                     }
@@ -278,14 +331,14 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                     }
                     for (int a = 0; a < D; ++a) gxs[a][j] = ng[a];
                 }
+                flush();
             }
-            for (int j = 0; j < nbk; ++j, gj.next(at)) {
-                double y[D];
-                for (int a = 0; a < D; ++a) y[a] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
-                for (int rr = 0; rr < D; ++rr) {
-                    for (int c = 0; c < D; ++c) gAi[rr * (D + 1) + c] += gxs[rr][j] * y[c];
-                    gAi[rr * (D + 1) + D] += gxs[rr][j];
-                }
+            // dE/dA^-1 += sum_j gx_j (y_j, 1)^T
+            for (int j = 0; j < nbk; ++j, gj.next(at))
+                for (int a = 0; a < D; ++a) ys[a][j] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
+            for (int rr = 0; rr < D; ++rr) {
+                for (int c = 0; c < D; ++c) gAi[rr * (D + 1) + c] += weighted_dot(gxs[rr], ys[c], nullptr, nbk);
+                gAi[rr * (D + 1) + D] += weighted_dot(gxs[rr], nullptr, nullptr, nbk);
             }
         }
         ch.em = em;
