@@ -281,3 +281,16 @@ def test_affine_image_transform_matches_scipy():
     for c in range(2):
         ref = ndimage.map_coordinates(I[c], src, order=1, mode="nearest")
         assert np.allclose(out[c], ref, atol=1e-10)
+
+
+def test_result_as_displacement_field_warps_like_transform(pair):
+    import spectralign_fast as sf
+
+    result = LDDMM(threads=2, max_iterations=40, levels=1).fit(pair.xI, pair.I, pair.xJ, pair.J)
+    field = result.displacement_field()
+    assert field.field.shape == pair.J.shape[1:] + (2,)
+    moved = sf.warp(pair.I[0].astype(np.float32), field, order=1, mode="nearest")
+    ref = result.transform(pair.I)[0]
+    assert np.allclose(moved, ref, atol=1e-4)
+    back = result.inverse().displacement_field()
+    assert isinstance(back, sf.DisplacementField)

@@ -35,6 +35,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .._core import register as _reg
+from ..transforms.nd import DisplacementField
 
 __all__ = ["LddmmResult", "LddmmTransform", "velocity_grid", "grid_of", "run_schedule"]
 
@@ -169,6 +170,17 @@ class LddmmTransform:
                                 threads=self.threads)
         return out.reshape((img.shape[0],) + pts.shape[:-1])
 
+    def displacement_field(self) -> DisplacementField:
+        """This map in the package's N-D convention: a ``DisplacementField`` over the ``x_to``
+        grid in array indices (output index ``o`` reads the ``x_from`` image at index
+        ``o + field[o]``), so that ``spectralign_fast.warp(image, field)`` resamples a channel
+        like ``transform`` does (and the field composes with the other N-D transforms)."""
+        pts = self.sample_points()
+        o, s, _ = grid_of(self.x_from, "x_from")
+        index_to = np.stack(np.meshgrid(*[np.arange(len(x), dtype=np.float64) for x in self.x_to],
+                                        indexing="ij"), -1)
+        return DisplacementField((pts - o) / s - index_to)
+
     def inverse(self) -> "LddmmTransform":
         """The inverse map (target to source), exact up to the Euler steps' discretisation."""
         return LddmmTransform(self.A, self.v, self.xv, self.x_to, self.x_from, not self.forward,
@@ -217,6 +229,11 @@ class LddmmResult:
     def inverse(self) -> LddmmTransform:
         """The target-to-source map."""
         return self.map.inverse()
+
+    def displacement_field(self) -> DisplacementField:
+        """The map as a ``DisplacementField`` over the target grid (see
+        ``LddmmTransform.displacement_field``)."""
+        return self.map.displacement_field()
 
 
 def make_problem(xI: Sequence[Any], I: np.ndarray, xJ: Sequence[Any], J: np.ndarray,
