@@ -29,6 +29,20 @@ namespace {
 
 constexpr int block = 256;
 
+Cell3 cell3_of(const PhysGrid& g) {
+    Cell3 c;
+    c.n0 = int(g.shape[0]);
+    c.n1 = int(g.shape[1]);
+    c.n2 = int(g.shape[2]);
+    c.o0 = g.origin[0];
+    c.o1 = g.origin[1];
+    c.o2 = g.origin[2];
+    c.inv0 = 1.0 / g.spacing[0];
+    c.inv1 = 1.0 / g.spacing[1];
+    c.inv2 = 1.0 / g.spacing[2];
+    return c;
+}
+
 Cell2 cell_of(const PhysGrid& g) {
     Cell2 c;
     c.n0 = int(g.shape[0]);
@@ -69,7 +83,9 @@ void LddmmProblem::Impl::forward(bool bbox) {
     const std::int64_t vstep = nV * D;
     const int nb = cI + 1;
     const bool blocks2d = D == 2 && fits_int32(gV, 2) && fits_int32(gI, 1);
+    const bool image3d = D == 3 && fits_int32(gI, 1);
     const Cell2 cv = cell_of(gV), ci2 = cell_of(gI);
+    const Cell3 ci3 = D == 3 ? cell3_of(gI) : Cell3{};
     const std::int64_t npI = gi.points();
     parallel_for(chunks.size(), threads, [] { return 0; }, [&](int&, std::size_t ci) {
         LddmmChunk& ch = chunks[ci];
@@ -150,6 +166,11 @@ void LddmmProblem::Impl::forward(bool bbox) {
                     std::copy(sample, sample + nbk, out);
                     continue;
                 }
+                if (D == 3 && image3d) {
+                    sample_border_3d(img, ci3, xs[0], xs[D > 1 ? 1 : 0], xs[D - 1], nbk, sample);
+                    std::copy(sample, sample + nbk, out);
+                    continue;
+                }
                 for (int j = 0; j < nbk; ++j) {
                     double x[D];
                     for (int a = 0; a < D; ++a) x[a] = xs[a][j];
@@ -189,7 +210,9 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
     const double inv_sm2 = 1.0 / (s.sigmaM * s.sigmaM);
     const std::int64_t npI = gi.points();
     const bool blocks2d = D == 2 && fits_int32(gV, 2) && fits_int32(gI, 1);
+    const bool image3d = D == 3 && fits_int32(gI, 1);
     const Cell2 cv = cell_of(gV), ci2 = cell_of(gI);
+    const Cell3 ci3 = D == 3 ? cell3_of(gI) : Cell3{};
     parallel_for(chunks.size(), threads, [] { return 0; }, [&](int&, std::size_t ci) {
         LddmmChunk& ch = chunks[ci];
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
@@ -251,6 +274,11 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                 const double* img = I.data() + k * npI;
                 if (D == 2 && blocks2d) {
                     gradient_border_2d(img, ci2, X0[0], X0[D - 1], wk[k], nbk, gxs[0], gxs[D - 1]);
+                    continue;
+                }
+                if (D == 3 && image3d) {
+                    gradient_border_3d(img, ci3, X0[0], X0[D > 1 ? 1 : 0], X0[D - 1], wk[k], nbk, gxs[0],
+                                       gxs[D > 1 ? 1 : 0], gxs[D - 1]);
                     continue;
                 }
                 for (int j = 0; j < nbk; ++j) {

@@ -27,3 +27,19 @@ void gradient_border_2d(const double* img, const Cell2& g, const double* x0, con
                         const double* weight, int count, double* gx0, double* gx1);
 
 }  // namespace spectralign_fast::reg::lddmmkit
+
+namespace spectralign_fast::reg::lddmmkit {
+
+// A 3-D grid for the block kernels.
+struct Cell3 {
+    int n0 = 0, n1 = 0, n2 = 0;
+    double o0 = 0.0, o1 = 0.0, o2 = 0.0, inv0 = 1.0, inv1 = 1.0, inv2 = 1.0;
+};
+
+// One channel of a 3-D image sampled with the border rule; and weight * its gradient added.
+void sample_border_3d(const double* img, const Cell3& g, const double* x0, const double* x1, const double* x2,
+                      int count, double* out);
+void gradient_border_3d(const double* img, const Cell3& g, const double* x0, const double* x1, const double* x2,
+                        const double* weight, int count, double* gx0, double* gx1, double* gx2);
+
+}  // namespace spectralign_fast::reg::lddmmkit
