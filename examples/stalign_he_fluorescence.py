@@ -90,8 +90,10 @@ def main() -> None:
     print(f"landmark affine: {affine_rms:.2f} px RMS over {len(points)} tissue points")
     print(f"LDDMM: {lddmm_rms:.3f} px RMS (max {lddmm_max:.2f} px), {result.iterations} iterations, "
           f"converged={result.converged}, {seconds:.1f} s")
-    print(f"energy: {e[0, 0]:.4g} -> {e[-1, 0]:.4g} (matching {e[0, 1]:.4g} -> {e[-1, 1]:.4g}, "
-          f"regularization {e[-1, 2]:.4g}, points {e[-1, 3]:.4g})")
+    c = result.level_iterations[0]
+    print(f"energy at half resolution: {e[0, 0]:.4g} -> {e[c - 1, 0]:.4g}; at full resolution: "
+          f"{e[c, 0]:.4g} -> {e[-1, 0]:.4g} (matching {e[-1, 1]:.4g}, regularization {e[-1, 2]:.4g}, "
+          f"points {e[-1, 3]:.4g})")
 
     # The figure: red = target grey inverted (fluorescence-like), green = moved source.
     red = 1.0 - synthetic_tissue.to_grey(pair.J)
