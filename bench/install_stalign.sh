@@ -42,8 +42,8 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-# CPU wheel: this machine's pip config already has find-links for it; elsewhere use
-# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
+# The CPU build of torch: pip finds it through this machine's pip configuration; elsewhere point
+# pip at an index that has the CPU wheels (PIP_EXTRA_INDEX_URL) before running this.
 "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
 "$VENV/bin/python" -m pip install -q numpy matplotlib scipy scikit-image pandas \
     pynrrd plotly tornado requests psutil
