@@ -55,14 +55,20 @@ void LddmmProblem::Impl::setup_spectrum() {
     }
 }
 
-// ER = DV / (2 sigmaR^2 N) sum_t,k sum_f LL |FFT v_tk|^2; its gradient is
-// DV / sigmaR^2 IFFT(LL FFT v) (unnormalised FFTs).
-double LddmmProblem::Impl::regularization(bool want_gradient, double* grad) {
-    const std::size_t items = std::size_t(nt) * std::size_t(d);
-    std::vector<double> part(items, 0.0);
+// DV / sigmaR^2: the regulariser's weight per velocity node.
+double LddmmProblem::Impl::regularizer_scale() const {
     double DV = 1.0;
     for (int a = 0; a < d; ++a) DV *= gV.spacing[a];
-    const double scale = DV / (s.sigmaR * s.sigmaR);
+    return DV / (s.sigmaR * s.sigmaR);
+}
+
+// For every time step t and component k of `field` (laid out like v), in parallel: its
+// forward FFT (float32, half spectrum) goes to spectrum(item, c), which may change c and
+// returns whether the inverse is wanted; if so the unnormalised inverse goes to
+// back(offset of (t, node 0, k), r).
+template <class Spectrum, class Back>
+void LddmmProblem::Impl::each_component_fft(const double* field, Spectrum spectrum, Back back) {
+    const std::size_t items = std::size_t(nt) * std::size_t(d);
     struct Bufs {
         RealBuffer r;
         ComplexBuffer c;
@@ -72,49 +78,54 @@ double LddmmProblem::Impl::regularization(bool want_gradient, double* grad) {
     parallel_for(items, threads, [&] { return Bufs{RealBuffer(std::size_t(nV)), ComplexBuffer(std::size_t(nhalf))}; },
                  [&](Bufs& b, std::size_t item) {
         const std::size_t t = item / std::size_t(d), k = item % std::size_t(d);
-        const double* vt = v.data() + t * std::size_t(nV) * d;
-        for (std::int64_t i = 0; i < nV; ++i) b.r[std::size_t(i)] = float(vt[i * d + std::int64_t(k)]);
+        const std::size_t base = t * std::size_t(nV) * d + k;
+        for (std::int64_t i = 0; i < nV; ++i) b.r[std::size_t(i)] = float(field[base + std::size_t(i * d)]);
         r2c.execute(b.r.data(), b.c.data());
-        double acc = 0.0;
-        for (std::int64_t h = 0; h < nhalf; ++h) acc += mult[std::size_t(h)] * LL[std::size_t(h)] * std::norm(b.c[std::size_t(h)]);
-        part[item] = acc;
-        if (!want_gradient) return;
-        for (std::int64_t h = 0; h < nhalf; ++h) b.c[std::size_t(h)] *= float(LL[std::size_t(h)]);
+        if (!spectrum(item, b.c.data())) return;
         c2r.execute(b.c.data(), b.r.data());
-        double* gt = grad + t * std::size_t(nV) * d;
-        for (std::int64_t i = 0; i < nV; ++i) gt[i * d + std::int64_t(k)] += scale * double(b.r[std::size_t(i)]) / double(nV);
+        back(base, b.r.data());
     });
+}
+
+// ER = DV / (2 sigmaR^2 N) sum_t,k sum_f LL |FFT v_tk|^2; its gradient is
+// DV / sigmaR^2 IFFT(LL FFT v) (unnormalised FFTs).
+double LddmmProblem::Impl::regularization(bool want_gradient, double* grad) {
+    std::vector<double> part(std::size_t(nt) * std::size_t(d), 0.0);
+    const double scale = regularizer_scale();
+    each_component_fft(
+        v.data(),
+        [&](std::size_t item, std::complex<float>* c) {
+            double acc = 0.0;
+            for (std::int64_t h = 0; h < nhalf; ++h) acc += mult[std::size_t(h)] * LL[std::size_t(h)] * std::norm(c[h]);
+            part[item] = acc;
+            if (!want_gradient) return false;
+            for (std::int64_t h = 0; h < nhalf; ++h) c[h] *= float(LL[std::size_t(h)]);
+            return true;
+        },
+        [&](std::size_t base, const float* r) {
+            for (std::int64_t i = 0; i < nV; ++i) grad[base + std::size_t(i * d)] += scale * double(r[i]) / double(nV);
+        });
     double total = 0.0;
     for (double p : part) total += p;
-    return total * DV / (2.0 * s.sigmaR * s.sigmaR * double(nV));
+    return total * scale / (2.0 * double(nV));
 }
 
 // out = IFFT(K FFT g) / N + DV / sigmaR^2 v: the smoothed gradient of the
 // matching and landmark terms plus the regulariser's (K LL = 1 exactly).
 void LddmmProblem::Impl::smooth(const double* g, double* out) {
-    const std::size_t items = std::size_t(nt) * std::size_t(d);
-    double DV = 1.0;
-    for (int a = 0; a < d; ++a) DV *= gV.spacing[a];
-    const double scale = DV / (s.sigmaR * s.sigmaR);
-    struct Bufs {
-        RealBuffer r;
-        ComplexBuffer c;
-    };
-    const R2CPlan& r2c = R2CPlan::get(fshape);
-    const C2RPlan& c2r = C2RPlan::get(fshape);
-    parallel_for(items, threads, [&] { return Bufs{RealBuffer(std::size_t(nV)), ComplexBuffer(std::size_t(nhalf))}; },
-                 [&](Bufs& b, std::size_t item) {
-        const std::size_t t = item / std::size_t(d), k = item % std::size_t(d);
-        const std::size_t base = t * std::size_t(nV) * d;
-        for (std::int64_t i = 0; i < nV; ++i) b.r[std::size_t(i)] = float(g[base + std::size_t(i * d) + k]);
-        r2c.execute(b.r.data(), b.c.data());
-        for (std::int64_t h = 0; h < nhalf; ++h) b.c[std::size_t(h)] *= float(1.0 / LL[std::size_t(h)]);
-        c2r.execute(b.c.data(), b.r.data());
-        for (std::int64_t i = 0; i < nV; ++i) {
-            const std::size_t at = base + std::size_t(i * d) + k;
-            out[at] = double(b.r[std::size_t(i)]) / double(nV) + scale * v[at];
-        }
-    });
+    const double scale = regularizer_scale();
+    each_component_fft(
+        g,
+        [&](std::size_t, std::complex<float>* c) {
+            for (std::int64_t h = 0; h < nhalf; ++h) c[h] *= float(1.0 / LL[std::size_t(h)]);
+            return true;
+        },
+        [&](std::size_t base, const float* r) {
+            for (std::int64_t i = 0; i < nV; ++i) {
+                const std::size_t at = base + std::size_t(i * d);
+                out[at] = double(r[i]) / double(nV) + scale * v[at];
+            }
+        });
 }
 
 void LddmmProblem::Impl::fit_contrast() {

@@ -10,6 +10,7 @@
 #include <string>
 #include <type_traits>
 
+#include "field_common.hpp"
 #include "spectralign_fast/register/lddmm.hpp"
 
 namespace spectralign_fast::reg::lddmmkit {
@@ -21,11 +22,7 @@ namespace spectralign_fast::reg::lddmmkit {
 #define LDDMM_INLINE inline
 #endif
 
-// floor() for |x| < 2^62 without a libm call; callers range-check x first.
-inline double floor_small(double x) {
-    const double t = static_cast<double>(static_cast<std::int64_t>(x));
-    return t > x ? t - 1.0 : t;
-}
+using fieldkit::floor_small;
 
 template <int D>
 struct Grid {

@@ -1,6 +1,7 @@
 // STalign's point flows, image sampling and rasterizer. Every output point
 // depends only on its own input, so blocks of points run in parallel with
 // identical bits for any thread count.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -53,12 +54,8 @@ void flow_impl(const double* v, int nt, const PhysGrid& pg, const double* M, dou
     auto apply_matrix = [&](double* p) {
         if (!M) return;
         double q[D];
-        for (int r = 0; r < D; ++r) {
-            double acc = M[r * (D + 1) + D];
-            for (int c = 0; c < D; ++c) acc += M[r * (D + 1) + c] * p[c];
-            q[r] = acc;
-        }
-        for (int r = 0; r < D; ++r) p[r] = q[r];
+        fieldkit::apply<D>(M, p, 1.0, q);
+        std::copy(q, q + D, p);
     };
     parallel_for(blocks_of(n), threads, [] { return 0; }, [&](int&, std::size_t b) {
         const std::int64_t lo = std::int64_t(b) * block, hi = std::min(n, lo + block);

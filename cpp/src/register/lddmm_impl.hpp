@@ -41,6 +41,9 @@ struct LddmmProblem::Impl {
     void setup_spectrum();
     void fit_contrast();
     double regularization(bool want_gradient, double* grad);  // grad += dER/dv when asked
+    double regularizer_scale() const;
+    template <class Spectrum, class Back>
+    void each_component_fft(const double* field, Spectrum spectrum, Back back);
     void smooth(const double* g, double* out);
     template <int D>
     void forward(bool bbox);
