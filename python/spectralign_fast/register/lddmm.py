@@ -23,8 +23,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .._validate import as_float, as_int
-from .lddmm_map import (LddmmResult, LddmmTransform, _numpy, grid_of, image_of, make_problem,
-                        points_of, velocity_grid)
+from ..transforms.points import affine_from_points
+from .lddmm_map import (LddmmResult, LddmmTransform, _numpy, class_mean, grid_of, image_of,
+                        make_problem, points_of, velocity_grid)
 
 __all__ = ["LDDMM"]
 
@@ -165,13 +166,9 @@ class LDDMM:
             area = float(np.prod([x[-1] - x[0] for x in xv]))
             em_unit = 0.01 * np.prod(shJ) * Jc.shape[0] * 0.125 / pixel ** 2
             sigmaR = float(np.sqrt(area * self.nt / (2.0 * em_unit)))
-        means = {}
-        for name, mu in (("muA", muA), ("muB", muB)):
-            if mu is not None:
-                m = np.array(_numpy(mu), dtype=np.float64).ravel()
-                if m.size != Jc.shape[0] or not np.isfinite(m).all():
-                    raise ValueError(f"{name} needs one finite value per target channel ({Jc.shape[0]})")
-                means[name] = m
+        means = {name: m for name, m in (("muA", class_mean(muA, Jc.shape[0], "muA")),
+                                            ("muB", class_mean(muB, Jc.shape[0], "muB")))
+                 if m is not None}
         A_k, v_k = A0, None
         all_energies = []
         converged = False
@@ -215,11 +212,10 @@ class LDDMM:
         Am = np.eye(d + 1)
         if pI is not None and pJ is not None:
             if pI.shape[0] > d:
-                h = np.concatenate((pI, np.ones((pI.shape[0], 1))), 1)
-                sol, _, rank, _ = np.linalg.lstsq(h, pJ, rcond=None)
-                if rank == d + 1:
-                    Am[:d] = sol.T
-                    return Am
+                try:
+                    return affine_from_points(pI, pJ)
+                except ValueError:  # collinear / coplanar: the translation below
+                    pass
             Am[:d, d] = pJ.mean(0) - pI.mean(0)
         return Am
 

@@ -236,6 +236,18 @@ class LddmmResult:
         return self.map.displacement_field()
 
 
+def class_mean(mu: Any, channels: int, name: str) -> Optional[np.ndarray]:
+    """A fixed artifact / background mean: one finite value per target channel (None: none)."""
+    if mu is None:
+        return None
+    m = np.array(_numpy(mu), dtype=np.float64).ravel()
+    if m.size != channels:
+        raise ValueError(f"{name} must have one value per target channel ({channels}), got {m.size}")
+    if not np.isfinite(m).all():
+        raise ValueError(f"{name} must be finite")
+    return m
+
+
 def make_problem(xI: Sequence[Any], I: np.ndarray, xJ: Sequence[Any], J: np.ndarray,
                  xv: Sequence[np.ndarray], *, nt: int, a: float, p: float, sigmaM: float,
                  sigmaB: float, sigmaA: float, sigmaR: float, sigmaP: float,

@@ -2,13 +2,13 @@
 gradient-descent schedule, on the C++ core (see ``register.lddmm_map`` for the energy)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
+from ..register.lddmm_map import (_numpy, class_mean, grid_of, image_of, make_problem, points_of,
+                                  run_schedule, velocity_grid)
 from .transforms import build_transform
-from ..register.lddmm_map import (_numpy, grid_of, image_of, make_problem, points_of, run_schedule,
-                                  velocity_grid)
 
 
 def _out_dtype(dtype: Any) -> Any:
@@ -52,17 +52,6 @@ def _initial_affine(L: Any, T: Any, A: Any, d: int) -> np.ndarray:
     return Am
 
 
-def _mean(mu: Any, channels: int, name: str) -> Optional[np.ndarray]:
-    if mu is None:
-        return None
-    m = np.array(_numpy(mu), dtype=np.float64).ravel()
-    if m.size != channels:
-        raise ValueError(f"{name} must have one value per target channel ({channels}), got {m.size}")
-    if not np.isfinite(m).all():
-        raise ValueError(f"{name} must be finite")
-    return m
-
-
 def _run(xI: Sequence[Any], I: Any, xJ: Sequence[Any], J: Any, *, pointsI: Any, pointsJ: Any,
          L: Any, T: Any, A: Any, v: Any, xv: Any, a: float, p: float, expand: float, nt: int,
          niter: int, diffeo_start: int, epL: float, epT: float, epV: float, sigmaM: float,
@@ -101,8 +90,8 @@ def _run(xI: Sequence[Any], I: Any, xJ: Sequence[Any], J: Any, *, pointsI: Any, 
         if pI.shape != pJ.shape:
             raise ValueError(f"pointsI and pointsJ must have the same number of points, got "
                              f"{pI.shape[0]} and {pJ.shape[0]}")
-    mA = _mean(muA, Jc.shape[0], "muA")
-    mB = _mean(muB, Jc.shape[0], "muB")
+    mA = class_mean(muA, Jc.shape[0], "muA")
+    mB = class_mean(muB, Jc.shape[0], "muB")
     problem = make_problem(xI, Ic, xJ, Jc, xv_list, nt=int(nt), a=a, p=p, sigmaM=sigmaM,
                            sigmaB=sigmaB, sigmaA=sigmaA, sigmaR=sigmaR, sigmaP=sigmaP,
                            points_I=pI, points_J=pJ, threads=threads)

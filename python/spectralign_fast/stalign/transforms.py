@@ -15,6 +15,7 @@ import numpy as np
 
 from .._core import register as _reg
 from ..register.lddmm_map import _numpy, grid_of, image_of, points_of
+from ..transforms.points import affine_from_points
 
 
 def _matrix(A: Any, name: str = "A") -> np.ndarray:
@@ -87,15 +88,9 @@ def L_T_from_points(pointsI: Any, pointsJ: Any) -> Tuple[np.ndarray, np.ndarray]
         raise ValueError("no points given")
     if not (np.isfinite(pI).all() and np.isfinite(pJ).all()):
         raise ValueError("points must be finite")
-    n = pI.shape[0]
-    if n < 3:
+    if pI.shape[0] < 3:
         return np.eye(2), pJ.mean(0) - pI.mean(0)
-    hI = np.concatenate((pI, np.ones((n, 1))), 1)
-    hJ = np.concatenate((pJ, np.ones((n, 1))), 1)
-    sol, _, rank, _ = np.linalg.lstsq(hI, hJ, rcond=None)
-    if rank < 3:
-        raise ValueError("the points are collinear; an affine needs 3 points not on one line")
-    A = sol.T
+    A = affine_from_points(pI, pJ)  # least squares; refuses collinear points
     return A[:2, :2].copy(), A[:2, -1].copy()
 
 
