@@ -50,6 +50,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 STALIGN_PY = os.path.join(HERE, ".venv-stalign", "bin", "python")
 OURS_PY = os.path.join(ROOT, ".venv", "bin", "python")
+sys.path.insert(0, HERE)
+# Peak RSS as VmHWM; bench_register needs only the standard library and NumPy at import, so
+# this loads in STalign's environment too.
+from bench_register import _peak_mb  # noqa: E402
 SEED = 18
 NSHORT = 20  # the short run of the (wall(niter) - wall(NSHORT)) per-iteration estimate
 NITER = {"ihc": 200, "points": 200}
@@ -135,19 +139,6 @@ def make_inputs(case: str, path: str) -> None:
 
 
 # ----------------------------------------------------------------------------- worker
-def _peak_mb() -> float:
-    """Peak RSS of this process: VmHWM (ru_maxrss inherits the parent's peak over fork+exec)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 class _Null:
     """Absorbs every figure/axes call (for --stalign-no-draw)."""
     def __getattr__(self, name): return self
