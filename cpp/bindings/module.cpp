@@ -10,7 +10,10 @@ PYBIND11_MODULE(_core, m) {
     b::bind_config(m.def_submodule("config", "Build facts, threads, FFT planning and FFTW wisdom."));
     b::bind_image(m.def_submodule("image", "Window extraction, apodization, affine warps, finiteness checks."));
     b::bind_matcher(m.def_submodule("match", "The matcher (SWiFT-IR's swim): MatcherCore and its results."));
-    b::bind_placement(m.def_submodule("place", "Sparse least-squares placement of tiles."));
+    py::module_ place = m.def_submodule("place", "Sparse least-squares placement of tiles, and the elastic "
+                                                 "mesh of serial sections.");
+    b::bind_placement(place);
+    b::bind_mesh(place);
     b::bind_render(m.def_submodule("render", "Rendering tiles into a canvas."));
     b::bind_stackreg(m.def_submodule("stackreg", "Stack registration: StackRegCore and frame shifting."));
     b::bind_sample(m.def_submodule("sample", "N-D resampling core (scipy.ndimage conventions); see "

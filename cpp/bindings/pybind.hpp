@@ -55,6 +55,7 @@ void bind_config(py::module_ m);
 void bind_image(py::module_ m);
 void bind_matcher(py::module_ m);
 void bind_placement(py::module_ m);
+void bind_mesh(py::module_ m);  // into the place submodule
 void bind_render(py::module_ m);
 // Ctrl-C in long core calls raises KeyboardInterrupt (interrupt.cpp).
 void install_interrupts();

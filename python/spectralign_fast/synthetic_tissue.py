@@ -68,14 +68,15 @@ def _grid(shape: Sequence[int], step: float = 1.0) -> np.ndarray:
     return np.column_stack([r.ravel(), c.ravel()])
 
 
-def _smooth_displacement(rng: np.random.Generator, grid: np.ndarray, max_displacement: float,
-                         linear: np.ndarray, terms: int = 4) -> SmoothDisplacement:
-    """Random smooth field, 0.5 to 1.5 cycles across the grid's extent, scaled so that its
+def smooth_displacement(rng: np.random.Generator, grid: np.ndarray, max_displacement: float,
+                         linear: np.ndarray, terms: int = 4,
+                         cycles_range: Tuple[float, float] = (0.5, 1.5)) -> SmoothDisplacement:
+    """Random smooth field, ``cycles_range`` cycles across the grid's extent, scaled so that its
     largest magnitude on ``grid`` is ``max_displacement``. ``x -> linear @ x + d(x)`` is
     checked to be a diffeomorphism: ``|linear^-1 grad d| < 1`` everywhere (a bound)."""
     extent = float(np.max(grid.max(axis=0) - grid.min(axis=0)))
     angle = rng.uniform(0, 2 * np.pi, terms)
-    cycles = rng.uniform(0.5, 1.5, terms) / extent
+    cycles = rng.uniform(*cycles_range, terms) / extent
     freq = np.column_stack([np.cos(angle), np.sin(angle)]) * cycles[:, None]
     field = SmoothDisplacement(rng.normal(size=(terms, 2)), freq, rng.uniform(0, 2 * np.pi, terms))
     biggest = float(np.max(np.linalg.norm(field(grid), axis=1)))
@@ -210,7 +211,7 @@ def fluorescence_pair(*, downsample: int = 2, zoom: float = 1.1, rotation_deg: f
     cI, cJ = np.array([(Hs - 1) / 2, (Ws - 1) / 2]), np.array([(H - 1) / 2, (W - 1) / 2])
     affine = _homogeneous(linear, cJ + np.asarray(translation, dtype=np.float64) - linear @ cI)
     grid = _grid((Hs, Ws))
-    field = _smooth_displacement(np.random.default_rng(seed), grid, max_displacement, linear)
+    field = smooth_displacement(np.random.default_rng(seed), grid, max_displacement, linear)
     pair = TissuePair(np.empty((1, Hs, Ws)), [np.arange(Hs) * 1.0, np.arange(Ws) * 1.0], J,
                       [np.arange(H) * 1.0, np.arange(W) * 1.0], affine, field,
                       np.zeros((Hs, Ws), dtype=bool))
@@ -306,7 +307,7 @@ def cell_point_clouds(*, downsample: int = 2, dropout: float = 0.1, extra: float
     linear = _rotation_2d(zoom, rotation_deg)
     shift = np.asarray(translation, dtype=np.float64)
     affine = _homogeneous(linear, centre + shift - linear @ centre)
-    field = _smooth_displacement(rng, _grid(shape), max_displacement, linear)
+    field = smooth_displacement(rng, _grid(shape), max_displacement, linear)
     pair = PointCloudPair(source, np.empty((0, 2)), np.empty(0, np.int64), np.empty(0, np.int64),
                           affine, field, image)
     mapped = pair.source_to_target(source)
@@ -414,8 +415,8 @@ def atlas_slice(*, resolution: int = 2, tilt_deg: Tuple[float, float] = (8.0, 5.
     plane_centre = np.array([0.0, (H - 1) / 2 * r, (W - 1) / 2 * r])
     A = _homogeneous(rot, centre - rot @ plane_centre)
     grid = _grid((H, W), float(r))
-    field = _smooth_displacement(np.random.default_rng(seed), grid, max_displacement * r,
-                                 np.eye(2))
+    field = smooth_displacement(np.random.default_rng(seed), grid, max_displacement * r,
+                                np.eye(2))
     out = AtlasSlice(atlas[None], xI, np.empty((1, 1, H, W)),
                      [np.zeros(1), xI[1].copy(), xI[2].copy()], A, field,
                      np.zeros((H, W), dtype=bool))

@@ -89,3 +89,58 @@ def solve_similarity(
     w: npt.ArrayLike,
     fix: int,
 ) -> SimilaritySolution: ...
+
+class MeshSolution:
+    """What solve_mesh returns."""
+    @property
+    def displacement(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def residual(self) -> npt.NDArray[np.float64]: ...
+    @property
+    def inverted(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def unknowns(self) -> int: ...
+    @property
+    def nonzeros(self) -> int: ...
+    @property
+    def solver(self) -> str: ...
+    @property
+    def assemble_s(self) -> float: ...
+    @property
+    def factor_s(self) -> float: ...
+    @property
+    def solve_s(self) -> float: ...
+
+def solve_mesh(
+    n_sections: int,
+    ny: int,
+    nx: int,
+    spacing: float,
+    origin_x: float,
+    origin_y: float,
+    za: npt.ArrayLike,
+    zb: npt.ArrayLike,
+    pa: npt.ArrayLike,
+    pb: npt.ArrayLike,
+    w: npt.ArrayLike,
+    stiffness: float,
+    pull: float,
+) -> MeshSolution: ...
+def mesh_interpolate(
+    displacement: npt.ArrayLike, spacing: float, origin_x: float, origin_y: float, points: npt.ArrayLike
+) -> npt.NDArray[np.float64]: ...
+def mesh_inverse(
+    displacement: npt.ArrayLike, spacing: float, origin_x: float, origin_y: float, points: npt.ArrayLike
+) -> npt.NDArray[np.float64]: ...
+def mesh_field(
+    displacement: npt.ArrayLike,
+    spacing: float,
+    origin_x: float,
+    origin_y: float,
+    row0: int,
+    col0: int,
+    h: int,
+    w: int,
+    matrix: npt.ArrayLike,
+    threads: int,
+) -> npt.NDArray[np.float32]: ...

@@ -16,7 +16,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._types import TileKey
+from ..match.flow import SectionFlow
 from ..match.pairs import MatchSettings, PairMatches
+from ..render.elastic import ElasticRenderer
 from ..render.renderer import Renderer
 from ..transforms.affine import Affine
 
@@ -84,6 +86,17 @@ class Executor(ABC):
                levels: Optional[Sequence[Sequence[TileKey]]]) -> Optional[np.ndarray]:
         """Render ``tiles`` through ``r`` (each level of ``levels`` as one plane of a stack) into
         ``output``, or return the image (or (z, y, x) stack) when ``output`` is None."""
+
+    @abstractmethod
+    def section_flows(self, er: ElasticRenderer, *, size: int, step: float, settings: MatchSettings,
+                      progress: bool) -> List[SectionFlow]:
+        """``match.flow.stack_flows`` between every pair of neighbouring sections of ``er``, in order."""
+
+    @abstractmethod
+    def render_elastic(self, er: ElasticRenderer, dtype: np.dtype, *, output: Optional[Path], overwrite: bool,
+                       chunk: int, progress: bool) -> Optional[np.ndarray]:
+        """Every section through its mesh (``ElasticRenderer``) into ``output``, or the (z, y, x)
+        stack when ``output`` is None."""
 
     @abstractmethod
     def source_name(self, tile: TileKey) -> Optional[str]:

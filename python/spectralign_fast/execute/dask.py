@@ -43,8 +43,10 @@ from ..io.formats import output_kind
 from ..io.omezarr import OmeZarrWriter
 from ..io.pyramid import chunk_grid
 from ..io.tiles import LRUCache, TileStore, read_raw, render_array
+from ..match.flow import SectionFlow, stack_flows
 from ..match.levels import match_levels
 from ..match.pairs import MatchSettings, PairMatches, match_pair, rematch_pair
+from ..render.elastic import ElasticRenderer
 from ..render.output import commit_store, create_stack_store, stack_pyramid_block
 from ..render.overview import overview
 from ..render.renderer import Renderer
@@ -189,8 +191,7 @@ def _render_block(transforms: Dict[TileKey, Affine], sizes: Dict[TileKey, Tuple[
         return np.zeros((h, w), np.float32).astype(dtype)  # render_region's fill, cast as locally
     r = Renderer(affine=transforms, tilesize=sizes, clip=canvas, blend=blend, interpolation=interpolation,
                  threads=threads)
-    loaders = {t: (lambda src=src, t=t: _cached_tile(src, t)) for t, src in sources.items()}
-    img = r.render_region(rect, loaders, threads=threads)
+    img = r.render_region(rect, _loaders(sources), threads=threads)
     return img if img.dtype == dtype else img.astype(dtype)
 
 
@@ -223,10 +224,29 @@ def _stack_array(tmp: Path, level: int) -> zarr.Array:
     return zarr.open_array(tmp / str(level), mode="r+", zarr_format=2)
 
 
-def _stack_chunk_task(tmp: str, z: int, region: Tuple[int, int, int, int], block_args: _BlockArgs) -> None:
+def _loaders(sources: Dict[TileKey, Any]) -> Dict[TileKey, Callable[[], np.ndarray]]:
+    def loader(src: Any, t: TileKey) -> Callable[[], np.ndarray]:
+        return lambda: _cached_tile(src, t)
+
+    return {t: loader(src, t) for t, src in sources.items()}
+
+
+def _flow_task(er: ElasticRenderer, sources: Dict[TileKey, Any], zs: List[int], size: int, step: float,
+               settings: MatchSettings) -> List[SectionFlow]:
+    return stack_flows(er, _loaders(sources), zs, size=size, step=step, settings=settings)
+
+
+def _elastic_block(er: ElasticRenderer, z: int, region: Tuple[int, int, int, int], sources: Dict[TileKey, Any],
+                   dtype: np.dtype, threads: int) -> np.ndarray:
+    y, x, h, w = region
+    return er.region(z, _loaders(sources), y, x, h, w, dtype, threads=threads)
+
+
+def _stack_chunk_task(tmp: str, z: int, region: Tuple[int, int, int, int], block_args: Tuple,
+                      block_fn: Callable[..., np.ndarray] = _render_block) -> None:
     y, x, h, w = region
     _stack_array(Path(tmp), 0)  # an aborted run: stop before the (expensive) rendering
-    block = _render_block(*block_args)
+    block = block_fn(*block_args)
 
     def write() -> None:
         _stack_array(Path(tmp), 0)[z, y:y + h, x:x + w] = block
@@ -461,25 +481,68 @@ class DaskExecutor(Executor):
                            overwrite: bool, chunk: int,
                            progress: bool) -> None:
         x0, y0 = r.origin
-        tmp, shapes = create_stack_store(path.absolute(), r.shape, len(levels), dtype, chunk)
+        self._write_stack(path, r.shape, len(levels), dtype,
+                          lambda z, y, x, ch, cw: (self._block_args(r, levels[z], (x0 + x, y0 + y, cw, ch), dtype),
+                                                   _render_block),
+                          overwrite=overwrite, chunk=chunk, progress=progress)
+
+    def _write_stack(self, path: Path, shape: Tuple[int, int], nz: int, dtype: np.dtype,
+                     block: Callable[[int, int, int, int, int], Tuple[Tuple, Callable[..., np.ndarray]]], *,
+                     overwrite: bool, chunk: int, progress: bool) -> None:
+        """A (z, y, x) OME-Zarr whose chunk (z, y, x, h, w) is ``fn(*args)`` for ``args, fn = block(z, y, x, h,
+        w)``, one task per batch of chunks, then the pyramid, then the rename."""
+        tmp, shapes = create_stack_store(path.absolute(), shape, nz, dtype, chunk)
 
         def stop() -> None:
             (tmp / _ABORTED).touch()
 
         try:
-            items = [(str(tmp), z, (y, x, ch, cw), self._block_args(r, lv, (x0 + x, y0 + y, cw, ch), dtype))
-                     for z, lv in enumerate(levels) for (y, x, ch, cw) in chunk_grid(r.shape, chunk)]
+            items = [(str(tmp), z, (y, x, ch, cw)) + block(z, y, x, ch, cw)
+                     for z in range(nz) for (y, x, ch, cw) in chunk_grid(shape, chunk)]
             self._map(_stack_chunk_task, items, desc=f"writing {path.name}", progress=progress, unit="chunk",
                       stop=stop)
             for k in range(1, len(shapes)):
                 build = [(str(tmp), k, z, region, shapes[k - 1])
-                         for z in range(len(levels)) for region in chunk_grid(shapes[k], chunk)]
+                         for z in range(nz) for region in chunk_grid(shapes[k], chunk)]
                 self._map(_stack_build_task, build, desc=f"pyramid level {k}", progress=progress, unit="chunk",
                           stop=stop)
             commit_store(tmp, path, overwrite=overwrite)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    # -- elastic sections -----------------------------------------------------------------
+
+    def section_flows(self, er: ElasticRenderer, *, size: int, step: float, settings: MatchSettings,
+                      progress: bool) -> List[SectionFlow]:
+        """One task per run of consecutive pairs (each renders its sections once)."""
+        lv = er.levels
+        futures = [self._submit(_flow_task, er, self._subset(t for z in b for t in lv[z] + lv[z + 1]), list(b),
+                                size, step, self._settings(settings))
+                   for b in self._batches(list(range(len(lv) - 1)), per_thread=1)]
+        parts = self._collect(futures, desc="section flow", progress=progress, unit="batch")
+        return [f for part in parts for f in part]
+
+    def render_elastic(self, er: ElasticRenderer, dtype: np.dtype, *, output: Optional[Path], overwrite: bool,
+                       chunk: int, progress: bool) -> Optional[np.ndarray]:
+        def args(z: int, region: Tuple[int, int, int, int]) -> Tuple:
+            return (er, z, region, self._subset(er.levels[z]), dtype, self.threads)
+
+        h, w = er.shape
+        nz = len(er.levels)
+        if output is not None:
+            self._write_stack(output, er.shape, nz, dtype, lambda z, y, x, ch, cw: (args(z, (y, x, ch, cw)),
+                                                                                     _elastic_block),
+                              overwrite=overwrite, chunk=chunk, progress=progress)
+            return None
+        grid = chunk_grid((h, w), chunk)
+        blocks = iter(self._map(_elastic_block, [args(z, region) for z in range(nz) for region in grid],
+                                desc="rendering", progress=progress, unit="chunk"))
+        image = np.empty((nz, h, w), dtype)
+        for z in range(nz):
+            for (y, x, ch, cw) in grid:
+                image[z, y:y + ch, x:x + cw] = next(blocks)
+        return image
 
 
 def check_output(output: Any, overwrite: bool) -> Optional[Path]:

@@ -10,9 +10,11 @@ from .._types import TileKey, TileKeyT
 from ..io.atomic import check_output_path
 from ..io.formats import output_kind
 from ..io.tiles import TileStore
+from ..match.flow import SectionFlow, stack_flows
 from ..match.levels import match_levels
 from ..match.pairs import MatchSettings, PairMatches, match_pair, rematch_pair
-from ..render.output import write_rendered
+from ..render.elastic import ElasticRenderer
+from ..render.output import write_rendered, write_stack
 from ..render.overview import overview
 from ..render.renderer import Renderer
 from ..transforms.affine import Affine
@@ -88,6 +90,26 @@ class LocalExecutor(Executor):
         stack = np.empty((len(levels), h, w), dtype)
         for z, lv in enumerate(progress_bar(levels, total=len(levels), desc="rendering", enabled=progress)):
             stack[z] = r.render_region(r.rect, {t: loaders[t] for t in lv})
+        return stack
+
+    def section_flows(self, er: ElasticRenderer, *, size: int, step: float, settings: MatchSettings,
+                      progress: bool) -> List[SectionFlow]:
+        tiles = {t: self.store.loader(t) for lv in er.levels for t in lv}
+        n = len(er.levels) - 1
+        zs = progress_bar(range(n), total=n, desc="section flow", enabled=progress)
+        return stack_flows(er, tiles, zs, size=size, step=step, settings=settings)
+
+    def render_elastic(self, er: ElasticRenderer, dtype: np.dtype, *, output: Optional[Path], overwrite: bool,
+                       chunk: int, progress: bool) -> Optional[np.ndarray]:
+        tiles = {t: self.store.loader(t) for lv in er.levels for t in lv}
+        fns = er.region_fns(tiles, dtype, threads=self.threads)
+        if output is not None:
+            write_stack(output, er.shape, dtype, fns, overwrite=overwrite, chunk=chunk, progress=progress)
+            return None
+        h, w = er.shape
+        stack = np.empty((len(fns), h, w), dtype)
+        for z in progress_bar(range(len(fns)), total=len(fns), desc="rendering", enabled=progress):
+            stack[z] = fns[z](0, 0, h, w)
         return stack
 
     def source_name(self, tile: TileKey) -> Optional[str]:

@@ -55,15 +55,24 @@ def write_rendered(path: Path, r: Renderer, loaders: Mapping[TileKey, Callable[[
             return write_ome_zarr(path, (h, w), dtype, fn, chunk=chunk, overwrite=overwrite,
                                   threads=threads, progress=progress)
         return write_tiff(path, (h, w), dtype, fn, overwrite=overwrite, progress=progress)
-    if kind == "tiff":
+    fns = [_region_fn(r, {t: tiles[t] for t in lv}, dtype) for lv in levels]
+    return write_stack(path, (h, w), dtype, fns, overwrite=overwrite, chunk=chunk, progress=progress)
+
+
+def write_stack(path: Path, shape: Tuple[int, int], dtype: np.dtype,
+                levels: Sequence[Callable[[int, int, int, int], np.ndarray]], *, overwrite: bool, chunk: int,
+                progress: bool) -> Path:
+    """Write a (z, y, x) stack whose plane z has block (y, x, h, w) ``levels[z](y, x, h, w)`` to
+    ``path`` (``.tif``: planes rendered whole; ``.ome.zarr``: chunk by chunk, with a pyramid)."""
+    h, w = shape
+    if output_kind(path) == "tiff":
         stack = np.empty((len(levels), h, w), dtype)
-        for z, lv in enumerate(levels):
-            stack[z] = _region_fn(r, {t: tiles[t] for t in lv}, dtype)(0, 0, h, w)
+        for z, fn in enumerate(levels):
+            stack[z] = fn(0, 0, h, w)
         write_atomically(path, lambda tmp: tifffile.imwrite(tmp, stack, bigtiff=stack.nbytes > 2**32 - 2**25,
                                                             photometric="minisblack"), overwrite=overwrite)
         return path
-    return _write_zarr_stack(path, r, tiles, dtype, levels, chunk=chunk, overwrite=overwrite,
-                             progress=progress)
+    return _write_zarr_stack(path, shape, dtype, levels, chunk=chunk, overwrite=overwrite, progress=progress)
 
 
 class _CachedLoaders(Dict[TileKey, Callable[[], Any]]):
@@ -139,10 +148,10 @@ def _array(group: zarr.Group, name: str) -> zarr.Array:
     return arr
 
 
-def _write_zarr_stack(path: Path, r: Renderer, tiles: Mapping[TileKey, Callable[[], Any]], dtype: np.dtype,
-                      levels: Sequence[Sequence[TileKey]], *,
+def _write_zarr_stack(path: Path, shape: Tuple[int, int], dtype: np.dtype,
+                      levels: Sequence[Callable[[int, int, int, int], np.ndarray]], *,
                       chunk: int, overwrite: bool, progress: bool) -> Path:
-    h, w = r.shape
+    h, w = shape
     nz = len(levels)
     tmp, shapes = create_stack_store(path, (h, w), nz, dtype, chunk)
     try:
@@ -150,8 +159,7 @@ def _write_zarr_stack(path: Path, r: Renderer, tiles: Mapping[TileKey, Callable[
         arrays = [_array(group, str(k)) for k in range(len(shapes))]
         grid = chunk_grid((h, w), chunk)
         with tqdm(total=nz * len(grid), disable=not progress, unit="chunk", desc=f"writing {path.name}") as bar:
-            for z, lv in enumerate(levels):
-                fn = _region_fn(r, {t: tiles[t] for t in lv}, dtype)
+            for z, fn in enumerate(levels):
                 for (y, x, ch, cw) in grid:
                     arrays[0][z, y:y + ch, x:x + cw] = fn(y, x, ch, cw)
                     bar.update(1)

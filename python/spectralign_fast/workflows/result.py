@@ -20,9 +20,11 @@ from ..io.atomic import write_atomically
 from ..io.tiles import describe, output_dtype
 from ..match.pairs import PairMatches
 from ..place.placement import PlacementResiduals
+from ..render.elastic import ElasticRenderer
 from ..render.renderer import Renderer
 from ..transforms.affine import Affine
 from .common import check_render_options
+from .elastic import ElasticResult
 
 FORMAT = "spectralign-fast alignment"
 
@@ -59,6 +61,9 @@ class MontageResult:
     timings : dict
         Seconds spent per stage ("match", "place", "match (pass 2)",
         "place (pass 2)", "render") by the call that made this result.
+    elastic : ElasticResult or None
+        ``align_stack(model="elastic")``: every section's mesh; rendering
+        (here and in ``write``) shows each section through it.
     """
 
     transforms: Dict[TileKey, Affine]
@@ -72,6 +77,7 @@ class MontageResult:
     sources: Dict[TileKey, str] = field(default_factory=dict)
     levels: Optional[List[List[TileKey]]] = None
     timings: Dict[str, float] = field(default_factory=dict, repr=False)
+    elastic: Optional[ElasticResult] = None
 
     @property
     def n_matches(self) -> int:
@@ -118,8 +124,13 @@ class MontageResult:
         dtype = output_dtype({t: ex.dtypes[t] for t in keys})
         r = self.renderer(blend=blend, interpolation=interpolation, threads=ex.threads)
         self.canvas = r.rect
-        ex.render(r, keys, dtype, output=path, overwrite=overwrite, chunk=chunk, progress=progress,
-                  levels=self.levels)
+        if self.elastic is not None and self.levels is not None:
+            er = ElasticRenderer(r, self.levels, self.transforms, self.elastic.displacement, self.elastic.spacing,
+                                 self.elastic.origin)
+            ex.render_elastic(er, dtype, output=path, overwrite=overwrite, chunk=chunk, progress=progress)
+        else:
+            ex.render(r, keys, dtype, output=path, overwrite=overwrite, chunk=chunk, progress=progress,
+                      levels=self.levels)
         self.output = path
         return Path(output)
 
@@ -167,6 +178,12 @@ class MontageResult:
             "residuals": {"rms": _num(self.residuals.rms), "max": _num(self.residuals.max),
                           "n_matches": self.n_matches},
             "matches": [pm.to_json() for pm in self.matches],
+            "elastic": None if self.elastic is None else {
+                "convention": "section z's affine-aligned point p lies at p + v_z(p) in the output (canvas "
+                              "pixels); node (r, c) at (x, y) = origin + spacing * (c, r); displacement[z][r][c] "
+                              "= v_z there, (x, y)",
+                "spacing": self.elastic.spacing, "origin": list(self.elastic.origin),
+                "displacement": np.asarray(self.elastic.displacement).tolist()},
         }
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> None:
@@ -246,13 +263,33 @@ class MontageResult:
         model = field("model", lambda: d["model"])
         if model not in ("affine", "similarity", "rigid"):
             raise ValueError(f"{p}: field model must be 'affine', 'similarity' or 'rigid', got {model!r}")
-        return cls(transforms, matches, res, model, sizes, canvas=canvas, sources=sources, levels=levels)
+        elastic = field("elastic", lambda: _elastic(d.get("elastic"), levels))
+        return cls(transforms, matches, res, model, sizes, canvas=canvas, sources=sources, levels=levels,
+                   elastic=elastic)
 
     def __repr__(self) -> str:
         where = (f", image {'x'.join(map(str, self.image.shape[::-1]))} {self.image.dtype}" if self.image is not None
                  else f", written to {self.output}" if self.output is not None else "")
         return (f"<MontageResult {len(self.transforms)} tiles, {self.model}, {self.n_matches} matches, "
                 f"residual RMS {self.residuals.rms:.3f} px{where}>")
+
+
+def _elastic(v: Any, levels: Optional[List[List[Hashable]]]) -> Optional[ElasticResult]:
+    """The saved meshes (flows and statistics are not saved: what rendering needs)."""
+    if v is None:
+        return None
+    u = np.asarray(v["displacement"], dtype=np.float64)
+    if levels is None or u.ndim != 4 or u.shape[0] != len(levels) or u.shape[3] != 2 or min(u.shape[1:3]) < 2:
+        raise ValueError("the displacement must have shape (levels, ny >= 2, nx >= 2, 2)")
+    if not np.isfinite(u).all():
+        raise ValueError("the displacement has non-finite values")
+    spacing = float(v["spacing"])
+    origin = tuple(float(c) for c in v["origin"])
+    if not spacing > 0 or len(origin) != 2 or not np.isfinite(origin).all():
+        raise ValueError("spacing must be positive and origin two finite numbers")
+    n = u.shape[0]
+    return ElasticResult(spacing, (origin[0], origin[1]), u, [], np.full(n - 1, np.nan), np.full(n - 1, np.nan),
+                         np.zeros(n, np.int64), float("nan"), float("nan"))
 
 
 def _size(v: Any) -> Tuple[int, int]:

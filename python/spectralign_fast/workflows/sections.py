@@ -20,8 +20,10 @@ from ..execute import executor_for
 from ..execute.base import Overview
 from ..io.tiles import output_dtype
 from ..match.pairs import PairMatches, neighbour_pairs
+from ..render.elastic import ElasticRenderer
 from ..transforms.affine import Affine
 from .common import check_grid, check_render_options, check_settings, solve, solve_placed
+from .elastic import check_elastic, check_spacing, run_elastic, section_extents
 from .result import MontageResult
 
 
@@ -49,7 +51,8 @@ def _levels(slices: Any) -> List[Dict[GridKey, Any]]:
 def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coarse_size: Any = None,
                 fine_size: int = 128, fine_step: float = 100, iters: int = 3, min_snr: float = 8.0,
                 whiten: float = -0.65, peak_radius: int = 3, diagonals: bool = False, z_size: int = 256,
-                z_step: float = 200,
+                z_step: float = 200, mesh_spacing: float = 64, stiffness: float = 1.0, pull: float = 1e-3,
+                flow_size: int | None = None, flow_step: float | None = None, flow_passes: int = 2,
                 threads: int = 0, progress: bool = True, render: bool = True,
                 output: str | os.PathLike | None = None, overwrite: bool = False, blend: float = 10,
                 interpolation: str = "linear", chunk: int = 1024, client: Any = None) -> MontageResult:
@@ -61,8 +64,10 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
         One entry per z-level, in order: a 2-D image (array, ``Image`` or
         path), or a grid ``{(row, col): tile}`` montaged as in ``montage``.
         A (z, y, x) array gives one image per level.
-    model : {"affine", "similarity", "rigid"}
-        Placement model for every tile.
+    model : {"affine", "similarity", "rigid", "elastic"}
+        Placement model for every tile. "elastic": the affine placement,
+        then a mesh per section solved jointly over all sections (see
+        ``mesh_spacing``; ``result.elastic`` holds it).
     overlap : float
         Guessed overlap between neighbouring tiles of a tiled level, as in ``montage``.
     coarse_size : int or (width, height), optional
@@ -86,6 +91,28 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
         Window size (model pixels) of the matches between neighbouring levels.
     z_step : float
         Spacing (model pixels) of the grid of matches between neighbouring levels.
+    mesh_spacing : float
+        model="elastic": distance (canvas pixels) between the nodes of each
+        section's regular triangle mesh (default 64); at most half the
+        smallest section side.
+    stiffness : float
+        model="elastic": weight of the linear spring on every mesh edge
+        against the flow matches (normalised to one unit of match weight per
+        mesh cell, so it does not depend on the flow density). Higher is
+        smoother; 0 leaves only ``pull``. Default 1.
+    pull : float
+        model="elastic": weight pulling each node toward the affine solution
+        (fixes the common displacement of all sections and holds unmatched
+        parts), default 1e-3.
+    flow_size : int, optional
+        model="elastic": window (pixels) of the dense flow matches between
+        neighbouring sections; default ``max(32, 2 * mesh_spacing)``.
+    flow_step : float, optional
+        model="elastic": spacing of the flow matches; default ``mesh_spacing / 2``.
+    flow_passes : int
+        model="elastic": rounds of flow and mesh solve (default 2); each
+        round after the first matches the sections as rendered through the
+        meshes found so far, so the windows compare nearly aligned content.
     threads : int
         Threads for matching and rendering; 0 (default) = all cores.
     progress : bool
@@ -118,10 +145,17 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
     MontageResult
         Tiles are ``(z, row, col)``; ``levels`` lists each level's tiles;
         matches between levels have kind "z". Model space is the frame of the
-        first tile of level 0.
+        first tile of level 0. With model="elastic", ``model`` is "affine"
+        (the tiles' transforms) and ``elastic`` holds the meshes; the
+        rendered stack shows every section through its mesh.
     """
     levels = _levels(slices)
     check_render_options(blend=blend, interpolation=interpolation, chunk=chunk)
+    eopts = None
+    if model == "elastic":
+        eopts = check_elastic(mesh_spacing=mesh_spacing, stiffness=stiffness, pull=pull, flow_size=flow_size,
+                              flow_step=flow_step, passes=flow_passes)
+        model = "affine"
     settings = check_settings(overlap=overlap, model=model, coarse_size=coarse_size, fine_size=fine_size,
                               fine_step=fine_step, iters=iters, min_snr=min_snr, threads=threads, whiten=whiten,
                               peak_radius=peak_radius)
@@ -152,6 +186,8 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
     ex.probe(all_keys)
     dtype = output_dtype({t: ex.dtypes[t] for t in all_keys})
     sizes: Dict[TileKey, Tuple[int, int]] = {t: ex.sizes[t] for t in all_keys}
+    if eopts is not None:
+        check_spacing(eopts, section_extents(level_keys, tf, sizes))
 
     # 2. Between neighbouring levels, each still in its own frame, matched through overviews
     # of one scale for all levels (so their content matches in size).
@@ -176,6 +212,16 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
     levels_of: List[List[TileKey]] = [list(keys) for keys in level_keys]
     result = MontageResult(transforms, within + between, residuals, model, sizes,
                            sources={t: s for t in all_keys if (s := ex.source_name(t))}, levels=levels_of)
+    if eopts is not None:
+        r = result.renderer(blend=blend, interpolation=interpolation, threads=ex.threads)
+        result.elastic = run_elastic(ex, r, levels_of, transforms, eopts, settings, progress=progress)
+        if render:
+            er = ElasticRenderer(r, levels_of, transforms, result.elastic.displacement, eopts.spacing)
+            result.canvas = r.rect
+            result.image = ex.render_elastic(er, dtype, output=out, overwrite=overwrite, chunk=chunk,
+                                             progress=progress)
+            result.output = out
+        return result
     if render:
         r = result.renderer(blend=blend, interpolation=interpolation, threads=ex.threads)
         result.canvas = r.rect
