@@ -43,6 +43,9 @@ def _local_run(kind: str, *args):
         return sf.align_stack(paths, progress=False, output=out, chunk=128)
     if kind == "stack in memory":
         return sf.align_stack(args[0], progress=False)
+    if kind == "elastic stack":
+        paths, out = args
+        return sf.align_stack(paths, model="elastic", mesh_spacing=64, progress=False, output=out, chunk=128)
     if kind == "crosscorr":
         frames, ref = args
         model = sf.CrossCorr().fit(frames, ref)
@@ -181,6 +184,22 @@ def test_align_stack_on_cluster_equals_local(client, sections, tmp_path, local):
     mem = sf.align_stack(sections, progress=False, client=client)
     assert mem.image.shape == mem_local.image.shape == (4,) + read_ome_zarr(tmp_path / "local.ome.zarr").shape[1:]
     np.testing.assert_array_equal(mem.image, mem_local.image)
+
+
+def test_elastic_stack_on_cluster_equals_local(client, sections, tmp_path, local):
+    ref = local("elastic stack", sections, tmp_path / "local.ome.zarr")
+    remote = sf.align_stack(sections, model="elastic", mesh_spacing=64, progress=False,
+                            output=tmp_path / "remote.ome.zarr", chunk=128, client=client)
+    _same_result(ref, remote)
+    assert len(remote.elastic.flows) == 3
+    for a, b in zip(ref.elastic.flows, remote.elastic.flows):
+        np.testing.assert_array_equal(a.kept, b.kept)
+        np.testing.assert_array_equal(a.p1, b.p1)
+        np.testing.assert_array_equal(a.p2, b.p2)
+    np.testing.assert_array_equal(remote.elastic.displacement, ref.elastic.displacement)
+    assert _same_store(tmp_path / "local.ome.zarr", tmp_path / "remote.ome.zarr") >= 2
+    mem = sf.align_stack(sections, model="elastic", mesh_spacing=64, progress=False, client=client)
+    np.testing.assert_array_equal(mem.image, read_ome_zarr(tmp_path / "local.ome.zarr"))
 
 
 def test_crosscorr_with_active_client(client, tmp_path, local):

@@ -19,11 +19,14 @@
 #include <Eigen/SparseCholesky>
 #endif
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -49,6 +52,46 @@ constexpr const char* kSolverName = "ldlt";
 double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+
+// OpenBLAS (under CHOLMOD's supernodal kernels) sums in an order that depends
+// on its thread count, so the factor's last bits would depend on the
+// machine and on whoever set OPENBLAS_NUM_THREADS. The mesh solve runs its
+// BLAS on one thread (found at run time; nothing to do for other BLAS
+// builds), which makes it bit for bit reproducible everywhere.
+class OneBlasThread {
+public:
+    OneBlasThread() : lock_(mutex()) {
+        for (const char* name : {"libopenblas.so.0", "libblas.so.3"}) {
+            void* h = dlopen(name, RTLD_LAZY | RTLD_NOLOAD);
+            if (h == nullptr) continue;
+            get_ = reinterpret_cast<int (*)()>(dlsym(h, "openblas_get_num_threads"));
+            set_ = reinterpret_cast<void (*)(int)>(dlsym(h, "openblas_set_num_threads"));
+            dlclose(h);  // still loaded: NOLOAD took a reference to a library already in use
+            if (get_ != nullptr && set_ != nullptr) break;
+            get_ = nullptr;
+            set_ = nullptr;
+        }
+        if (set_ != nullptr) {
+            saved_ = get_();
+            set_(1);
+        }
+    }
+    ~OneBlasThread() {
+        if (set_ != nullptr) set_(saved_);
+    }
+    OneBlasThread(const OneBlasThread&) = delete;
+    OneBlasThread& operator=(const OneBlasThread&) = delete;
+
+private:
+    static std::mutex& mutex() {
+        static std::mutex m;
+        return m;
+    }
+    std::lock_guard<std::mutex> lock_;
+    int (*get_)() = nullptr;
+    void (*set_)(int) = nullptr;
+    int saved_ = 1;
+};
 
 struct Bary {
     I64 node[3];
@@ -331,6 +374,7 @@ MeshResult solve_mesh(I64 n_sections, const MeshGrid& grid, I64 n_matches, const
     res.nonzeros = K.nonZeros();
     res.assemble_s = seconds_since(t);
     t = std::chrono::steady_clock::now();
+    OneBlasThread one_blas_thread;
     Factor factor;
     factor.compute(K);
     if (factor.info() != Eigen::Success)
@@ -390,8 +434,13 @@ void mesh_field(const MeshGrid& grid, const double* displacement, I64 row0, I64 
         for (I64 j = 0; j < w; ++j) {
             double px, py;
             invert_one(grid, displacement, double(col0 + j), y, px, py);
-            o[2 * j] = static_cast<float>(M[0] * py + M[1] * px + M[2] - double(i));
-            o[2 * j + 1] = static_cast<float>(M[3] * py + M[4] * px + M[5] - double(j));
+            // Source positions on a 1/256 px grid: the offsets are then exact in float32 (below
+            // 2^16 px) and the warp core's double sum gives the same position whatever the region's
+            // origin, so a chunked write is bit for bit the whole render.
+            const double sr = std::nearbyint((M[0] * py + M[1] * px + M[2]) * 256.0) / 256.0;
+            const double sc = std::nearbyint((M[3] * py + M[4] * px + M[5]) * 256.0) / 256.0;
+            o[2 * j] = static_cast<float>(sr - double(i));
+            o[2 * j + 1] = static_cast<float>(sc - double(j));
         }
     });
 }

@@ -221,6 +221,10 @@ def solve_elastic(flows: Sequence[SectionFlow], n_sections: int, shape: Tuple[in
                       RuntimeWarning, stacklevel=4)
     t0 = time.perf_counter()
     ny, nx = mesh_shape(shape, opts.spacing)
+    # A point the previous pass's mesh put beyond the canvas (an extrapolated, folded border) is not used.
+    lo, hi = -opts.spacing / 2, np.array([shape[1] - 1, shape[0] - 1]) + opts.spacing / 2
+    flows = [replace(f, kept=f.kept & np.all((f.p1 >= lo) & (f.p1 <= hi) & (f.p2 >= lo) & (f.p2 <= hi), 1))
+             for f in flows]
     kept = [f for f in flows if f.kept.any()]
     za = np.concatenate([np.full(int(f.kept.sum()), f.z, np.int64) for f in kept] or [np.zeros(0, np.int64)])
     pa = np.concatenate([f.p1[f.kept] for f in kept] or [np.zeros((0, 2))])

@@ -83,8 +83,9 @@ void mesh_inverse(const MeshGrid& grid, const double* displacement, std::int64_t
 // canvas q = (x, y) = (col0 + j, row0 + i) pulls from the input array index
 // M * (p_y, p_x, 1) with p = the inverse push map at q (mesh_inverse), M a
 // 3x3 homogeneous matrix in array order (row, col), row-major. out: h x w x 2
-// float32, (row, col) offsets from (i, j). Bit-identical for every thread
-// count.
+// float32, (row, col) offsets from (i, j), the source position rounded to
+// 1/256 px so that any split of a canvas into regions samples bit for bit the
+// same positions. Bit-identical for every thread count.
 void mesh_field(const MeshGrid& grid, const double* displacement, std::int64_t row0, std::int64_t col0,
                 std::int64_t h, std::int64_t w, const double* matrix, float* out, int threads);
 
