@@ -27,17 +27,21 @@ def _problem(seed: int = 0, n_sections: int = 3, ny: int = 4, nx: int = 5, s: fl
     return dict(za=np.array(za), zb=np.array(zb), pa=np.concatenate(pa), pb=np.concatenate(pb), w=w), truth
 
 
-def _solve(m, n_sections=3, ny=4, nx=5, s=10.0, stiffness=0.7, pull=0.01):
-    return P.solve_mesh(n_sections, ny, nx, s, 0.0, 0.0, m["za"], m["zb"], m["pa"], m["pb"], m["w"], stiffness, pull)
+def _solve(m, n_sections=3, ny=4, nx=5, s=10.0, stiffness=0.7, pull=0.01, **kw):
+    return P.solve_mesh(n_sections, ny, nx, s, 0.0, 0.0, m["za"], m["zb"], m["pa"], m["pb"], m["w"], stiffness, pull,
+                        **kw)
 
 
-def test_solve_matches_the_dense_oracle():
+@pytest.mark.parametrize("solver", ["auto", "cholesky", "cg"])
+def test_solve_matches_the_dense_oracle(solver):
     m, _ = _problem()
-    sol = _solve(m)
+    sol = _solve(m, solver=solver)
     want = mesh_oracle.solve(3, 4, 5, 10.0, m["za"], m["zb"], m["pa"], m["pb"], m["w"], 0.7, 0.01)
-    np.testing.assert_allclose(sol.displacement, want, atol=1e-9)
+    np.testing.assert_allclose(sol.displacement, want, atol=1e-9 if solver == "cholesky" else 1e-7)
     assert sol.displacement.shape == (3, 4, 5, 2)
-    assert sol.unknowns == 60 and sol.solver in ("cholmod", "ldlt")
+    assert sol.unknowns == 60
+    assert sol.solver == ("cg" if solver != "cholesky" else sol.solver) and sol.solver in ("cholmod", "ldlt", "cg")
+    assert (sol.cg_iterations > 0) == (sol.solver == "cg") and sol.cg_error < 1e-10
     assert list(sol.inverted) == [0, 0, 0]
     # The residual is that of each match as given: pa + v_za(pa) - pb - v_zb(pb).
     ua = np.array([mesh_oracle.interpolate(want[z], 10.0, m["pa"][k:k + 1])[0] for k, z in enumerate(m["za"])])
@@ -67,6 +71,17 @@ def test_noise_free_piecewise_linear_truth_is_fitted_exactly():
         b = mesh_oracle.inverse(truth[z + 1], 10.0, q)
         np.testing.assert_allclose(a + mesh_oracle.interpolate(u[z], 10.0, a),
                                    b + mesh_oracle.interpolate(u[z + 1], 10.0, b), atol=1e-5)
+
+
+def test_cg_that_does_not_converge_raises_or_falls_back_to_the_factor():
+    m, _ = _problem(seed=8)
+    with pytest.raises(ValueError, match="did not converge"):
+        _solve(m, solver="cg", maxiter=2)
+    auto = _solve(m, maxiter=2)
+    assert auto.solver in ("cholmod", "ldlt")
+    np.testing.assert_allclose(auto.displacement, _solve(m, solver="cholesky").displacement, atol=1e-12)
+    with pytest.raises(ValueError, match="solver"):
+        _solve(m, solver="lu")
 
 
 def test_swapped_matches_give_the_same_mesh():

@@ -19,6 +19,8 @@ struct MeshSolution {
     py::array_t<std::int64_t> inverted;  // (sections,)
     std::int64_t unknowns = 0, nonzeros = 0;
     std::string solver;
+    int cg_iterations = 0;
+    double cg_error = 0;
     double assemble_s = 0, factor_s = 0, solve_s = 0;
 };
 
@@ -56,6 +58,8 @@ void bind_mesh(py::module_ m) {
         .def_readonly("unknowns", &MeshSolution::unknowns)
         .def_readonly("nonzeros", &MeshSolution::nonzeros)
         .def_readonly("solver", &MeshSolution::solver)
+        .def_readonly("cg_iterations", &MeshSolution::cg_iterations)
+        .def_readonly("cg_error", &MeshSolution::cg_error)
         .def_readonly("assemble_s", &MeshSolution::assemble_s)
         .def_readonly("factor_s", &MeshSolution::factor_s)
         .def_readonly("solve_s", &MeshSolution::solve_s);
@@ -64,7 +68,8 @@ void bind_mesh(py::module_ m) {
         "solve_mesh",
         [](std::int64_t n_sections, std::int64_t ny, std::int64_t nx, double spacing, double origin_x,
            double origin_y, const IndexArray& za, const IndexArray& zb, const DoubleArray& pa,
-           const DoubleArray& pb, const DoubleArray& w, double stiffness, double pull) {
+           const DoubleArray& pb, const DoubleArray& w, double stiffness, double pull, const std::string& solver,
+           std::int64_t auto_limit, double tol, int maxiter) {
             const MeshGrid g = grid_of(ny, nx, spacing, origin_x, origin_y);
             const py::ssize_t n = za.ndim() == 1 ? za.shape(0) : -1;
             if (n < 0 || zb.ndim() != 1 || zb.shape(0) != n || w.ndim() != 1 || w.shape(0) != n)
@@ -78,6 +83,15 @@ void bind_mesh(py::module_ m) {
             MeshOptions opt;
             opt.stiffness = stiffness;
             opt.pull = pull;
+            if (solver == "auto") opt.solver = MeshSolver::Auto;
+            else if (solver == "cholesky") opt.solver = MeshSolver::Cholesky;
+            else if (solver == "cg") opt.solver = MeshSolver::CG;
+            else throw std::invalid_argument("solver must be 'auto', 'cholesky' or 'cg', got '" + solver + "'");
+            if (!(tol > 0) || maxiter < 0 || auto_limit < 0)
+                throw std::invalid_argument("tol must be positive, maxiter and auto_limit >= 0");
+            opt.auto_cholesky_limit = auto_limit;
+            opt.cg_tolerance = tol;
+            opt.cg_max_iterations = maxiter;
             MeshResult r;
             {
                 py::gil_scoped_release release;
@@ -90,6 +104,8 @@ void bind_mesh(py::module_ m) {
             s.unknowns = r.unknowns;
             s.nonzeros = r.nonzeros;
             s.solver = r.solver;
+            s.cg_iterations = r.cg_iterations;
+            s.cg_error = r.cg_error;
             s.assemble_s = r.assemble_s;
             s.factor_s = r.factor_s;
             s.solve_s = r.solve_s;
@@ -97,7 +113,8 @@ void bind_mesh(py::module_ m) {
         },
         py::arg("n_sections"), py::arg("ny"), py::arg("nx"), py::arg("spacing"), py::arg("origin_x"),
         py::arg("origin_y"), py::arg("za"), py::arg("zb"), py::arg("pa"), py::arg("pb"), py::arg("w"),
-        py::arg("stiffness"), py::arg("pull"),
+        py::arg("stiffness"), py::arg("pull"), py::arg("solver") = "auto", py::arg("auto_limit") = 0,
+        py::arg("tol") = 1e-10, py::arg("maxiter") = 0,
         "Joint elastic mesh of all sections (see place/mesh.hpp); points (x, y) in canvas pixels.");
 
     m.def(

@@ -11,11 +11,12 @@
 // kMaxCellOffset).
 #include "spectralign_fast/place/mesh.hpp"
 
+#include <Eigen/IterativeLinearSolvers>
+#include <Eigen/OrderingMethods>
 #include <Eigen/SparseCore>
 #ifdef SPECTRALIGN_HAVE_CHOLMOD
 #include <Eigen/CholmodSupport>
 #else
-#include <Eigen/OrderingMethods>
 #include <Eigen/SparseCholesky>
 #endif
 
@@ -345,6 +346,58 @@ void invert_one(const MeshGrid& g, const double* u, double qx, double qy, double
     }
 }
 
+// Auto solves by CG and falls back to the factor when CG does not converge
+// and the system has at most this many unknowns per coordinate. Measured on
+// 2 cores (bench/RESULTS.md): CG with an incomplete Cholesky of the natural
+// (section by section) ordering took 85 iterations and 1.2 s where CHOLMOD's
+// factor took 4.6 s at 109k nodes, and 200 iterations and 24 s at 1.09M
+// nodes, where a factor would fill ~20 GB (the separators are whole sections).
+constexpr I64 kAutoCholeskyLimit = 300000;
+
+Dense2 solve_direct(const SpMat& K, const Dense2& rhs, MeshResult& res) {
+    auto t = std::chrono::steady_clock::now();
+    OneBlasThread one_blas_thread;
+    Factor factor;
+    factor.compute(K);
+    if (factor.info() != Eigen::Success)
+        throw std::invalid_argument("the mesh system is singular or not positive definite (pull too small?)");
+    res.solver = kSolverName;
+    res.factor_s = seconds_since(t);
+    t = std::chrono::steady_clock::now();
+    Dense2 u = factor.solve(rhs);
+    // One step of iterative refinement against the residual in double.
+    const Dense2 r = rhs - K.selfadjointView<Eigen::Lower>() * u;
+    u += factor.solve(r);
+    res.solve_s = seconds_since(t);
+    return u;
+}
+
+Dense2 solve_cg(const SpMat& K, const Dense2& rhs, const MeshOptions& opt, MeshResult& res) {
+    auto t = std::chrono::steady_clock::now();
+    Eigen::ConjugateGradient<SpMat, Eigen::Lower, Eigen::IncompleteCholesky<double, Eigen::Lower,
+                                                                            Eigen::NaturalOrdering<I64>>> cg;  // AMD: 3x the iterations
+    cg.setTolerance(opt.cg_tolerance);
+    cg.setMaxIterations(opt.cg_max_iterations > 0 ? opt.cg_max_iterations : 20000);
+    cg.compute(K);
+    if (cg.info() != Eigen::Success)
+        throw std::invalid_argument("the mesh system's incomplete Cholesky preconditioner failed");
+    res.solver = "cg";
+    res.factor_s = seconds_since(t);
+    t = std::chrono::steady_clock::now();
+    Dense2 u(rhs.rows(), 2);
+    for (int c = 0; c < 2; ++c) {
+        u.col(c) = cg.solve(rhs.col(c));
+        res.cg_iterations = std::max(res.cg_iterations, static_cast<int>(cg.iterations()));
+        res.cg_error = std::max(res.cg_error, cg.error());
+        if (cg.info() != Eigen::Success)
+            throw std::invalid_argument("the mesh CG solve did not converge in " + std::to_string(cg.iterations()) +
+                                        " iterations (relative residual " + std::to_string(cg.error()) +
+                                        "); use solver='cholesky' or a looser tolerance");
+    }
+    res.solve_s = seconds_since(t);
+    return u;
+}
+
 }  // namespace
 
 MeshResult solve_mesh(I64 n_sections, const MeshGrid& grid, I64 n_matches, const I64* za, const I64* zb,
@@ -366,26 +419,24 @@ MeshResult solve_mesh(I64 n_sections, const MeshGrid& grid, I64 n_matches, const
 
     MeshResult res;
     res.unknowns = n_sections * N;
-    res.solver = kSolverName;
     auto t = std::chrono::steady_clock::now();
     assemble(s, n_sections, grid, m, opt);
     const SpMat K = matrix_of(s, n_sections, grid);
     std::vector<double>().swap(s.cross);
     res.nonzeros = K.nonZeros();
     res.assemble_s = seconds_since(t);
-    t = std::chrono::steady_clock::now();
-    OneBlasThread one_blas_thread;
-    Factor factor;
-    factor.compute(K);
-    if (factor.info() != Eigen::Success)
-        throw std::invalid_argument("the mesh system is singular or not positive definite (pull too small?)");
-    res.factor_s = seconds_since(t);
-    t = std::chrono::steady_clock::now();
-    Dense2 u = factor.solve(s.rhs);
-    // One step of iterative refinement against the residual in double.
-    const Dense2 r = s.rhs - K.selfadjointView<Eigen::Lower>() * u;
-    u += factor.solve(r);
-    res.solve_s = seconds_since(t);
+    const I64 limit = opt.auto_cholesky_limit > 0 ? opt.auto_cholesky_limit : kAutoCholeskyLimit;
+    Dense2 u;
+    if (opt.solver == MeshSolver::Cholesky) {
+        u = solve_direct(K, s.rhs, res);
+    } else {
+        try {
+            u = solve_cg(K, s.rhs, opt, res);
+        } catch (const std::invalid_argument&) {
+            if (opt.solver == MeshSolver::CG || res.unknowns > limit) throw;
+            u = solve_direct(K, s.rhs, res);  // badly conditioned (weak pull and springs): the exact factor
+        }
+    }
     if (!u.allFinite()) throw std::invalid_argument("the mesh solve produced non-finite displacements");
     res.displacement.resize(static_cast<std::size_t>(n_sections * N * 2));
     for (I64 k = 0; k < n_sections * N; ++k) {

@@ -105,6 +105,10 @@ class MeshSolution:
     @property
     def solver(self) -> str: ...
     @property
+    def cg_iterations(self) -> int: ...
+    @property
+    def cg_error(self) -> float: ...
+    @property
     def assemble_s(self) -> float: ...
     @property
     def factor_s(self) -> float: ...
@@ -125,6 +129,10 @@ def solve_mesh(
     w: npt.ArrayLike,
     stiffness: float,
     pull: float,
+    solver: str = "auto",
+    auto_limit: int = 0,
+    tol: float = 1e-10,
+    maxiter: int = 0,
 ) -> MeshSolution: ...
 def mesh_interpolate(
     displacement: npt.ArrayLike, spacing: float, origin_x: float, origin_y: float, points: npt.ArrayLike

@@ -69,7 +69,9 @@ class ElasticResult:
     stiffness, pull : float
         The spring and pull weights used (see ``align_stack``).
     solve : dict
-        ``unknowns``, ``nonzeros``, ``solver`` and the seconds
+        ``unknowns``, ``nonzeros``, ``solver`` ("cg": conjugate gradients with an
+        incomplete-Cholesky preconditioner, or "cholmod"/"ldlt" when CG did
+        not converge), ``cg_iterations`` and the seconds
         ``assemble_s``, ``factor_s``, ``solve_s`` of the sparse solve.
     timings : dict
         Seconds per stage: "render for matching", "flow", "solve".
@@ -247,7 +249,8 @@ def solve_elastic(flows: Sequence[SectionFlow], n_sections: int, shape: Tuple[in
         warnings.warn(f"the elastic meshes of sections {bad} have inverted triangles (count in brackets): the "
                       f"matches there disagree (a fold or tear in the tissue?). Raise stiffness, or inspect "
                       f"those sections; they are rendered as solved", RuntimeWarning, stacklevel=3)
-    info = {"unknowns": int(sol.unknowns), "nonzeros": int(sol.nonzeros), "solver": sol.solver, "assemble_s": sol.assemble_s, "factor_s": sol.factor_s,
+    info = {"unknowns": int(sol.unknowns), "nonzeros": int(sol.nonzeros), "solver": sol.solver,
+            "cg_iterations": int(sol.cg_iterations), "assemble_s": sol.assemble_s, "factor_s": sol.factor_s,
             "solve_s": sol.solve_s}
     return ElasticResult(opts.spacing, (0.0, 0.0), np.asarray(sol.displacement), list(flows), before, after,
                          inverted, opts.stiffness, opts.pull, info, {"solve": time.perf_counter() - t0})

@@ -60,7 +60,9 @@ class MontageResult:
         For stacks: the tiles of each z-level.
     timings : dict
         Seconds spent per stage ("match", "place", "match (pass 2)",
-        "place (pass 2)", "render") by the call that made this result.
+        "place (pass 2)", "render"; stacks also "match between levels" and,
+        elastic, "elastic", split further in ``elastic.timings``) by the
+        call that made this result.
     elastic : ElasticResult or None
         ``align_stack(model="elastic")``: every section's mesh; rendering
         (here and in ``write``) shows each section through it.

@@ -22,7 +22,7 @@ from ..io.tiles import output_dtype
 from ..match.pairs import PairMatches, neighbour_pairs
 from ..render.elastic import ElasticRenderer
 from ..transforms.affine import Affine
-from .common import check_grid, check_render_options, check_settings, solve, solve_placed
+from .common import Clock, check_grid, check_render_options, check_settings, solve, solve_placed
 from .elastic import check_elastic, check_spacing, run_elastic, section_extents
 from .result import MontageResult
 
@@ -169,6 +169,7 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
     ex = executor_for(client, sources, settings.threads, capacity=4 * widest + 8)
     out = ex.check_output(output, overwrite) if render else None
 
+    clock = Clock()
     # 1. Within each level: neighbour matches and a placement of the level alone.
     pairs = [((z,) + a, (z,) + b, kind) for z, keys in enumerate(level_keys)
              for a, b, kind in neighbour_pairs([k[1:] for k in keys], bool(diagonals))]
@@ -188,6 +189,7 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
     sizes: Dict[TileKey, Tuple[int, int]] = {t: ex.sizes[t] for t in all_keys}
     if eopts is not None:
         check_spacing(eopts, section_extents(level_keys, tf, sizes))
+    clock.lap("match")
 
     # 2. Between neighbouring levels, each still in its own frame, matched through overviews
     # of one scale for all levels (so their content matches in size).
@@ -200,27 +202,34 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
     redo = [z for z in range(len(level_keys)) if ov_cache[z][0] != kmax]
     ov_cache.update(zip(redo, overviews(redo, factor=int(kmax))))
     between = ex.match_levels(level_keys, tf, sizes, zset, ov_cache, progress=progress)
+    clock.lap("match between levels")
 
     # 3. All levels placed jointly; unless rigid, a second pass through that placement.
     hint = "Check the overlap guess and min_snr, or the z_size / z_step of the matches between levels."
     transforms, residuals, model = solve_placed(all_keys, within + between, model, all_keys[0], hint)
+    clock.lap("place")
     if model != "rigid":
         both = ex.rematch([(pm, settings) for pm in within] + [(pm, zset) for pm in between], transforms,
                           progress=progress)
         within, between = both[:len(within)], both[len(within):]
+        clock.lap("match (pass 2)")
         transforms, residuals, model = solve_placed(all_keys, within + between, model, all_keys[0], hint)
+        clock.lap("place (pass 2)")
     levels_of: List[List[TileKey]] = [list(keys) for keys in level_keys]
     result = MontageResult(transforms, within + between, residuals, model, sizes,
                            sources={t: s for t in all_keys if (s := ex.source_name(t))}, levels=levels_of)
     if eopts is not None:
         r = result.renderer(blend=blend, interpolation=interpolation, threads=ex.threads)
         result.elastic = run_elastic(ex, r, levels_of, transforms, eopts, settings, progress=progress)
+        clock.lap("elastic")
         if render:
             er = ElasticRenderer(r, levels_of, transforms, result.elastic.displacement, eopts.spacing)
             result.canvas = r.rect
             result.image = ex.render_elastic(er, dtype, output=out, overwrite=overwrite, chunk=chunk,
                                              progress=progress)
             result.output = out
+            clock.lap("render")
+        result.timings = clock.laps
         return result
     if render:
         r = result.renderer(blend=blend, interpolation=interpolation, threads=ex.threads)
@@ -228,4 +237,6 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
         result.image = ex.render(r, all_keys, dtype, output=out, overwrite=overwrite, chunk=chunk,
                                  progress=progress, levels=levels_of)
         result.output = out
+        clock.lap("render")
+    result.timings = clock.laps
     return result

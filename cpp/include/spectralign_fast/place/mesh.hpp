@@ -42,9 +42,22 @@ struct MeshGrid {
     double origin_x = 0, origin_y = 0;
 };
 
+// Cholesky: CHOLMOD's supernodal factorisation (its BLAS on one thread) when
+// built with it, else Eigen's simplicial LDL^T, with one step of iterative
+// refinement. CG: conjugate gradients with an incomplete-Cholesky
+// preconditioner (natural order), to cg_tolerance. Auto: CG, and the factor
+// when CG does not converge and there are at most auto_cholesky_limit
+// unknowns per coordinate (a factor costs the cube of a section's node count
+// per section: whole sections are its separators).
+enum class MeshSolver { Auto, Cholesky, CG };
+
 struct MeshOptions {
     double stiffness = 1.0;  // weight of each edge spring
     double pull = 1e-3;      // weight pulling each node to zero displacement (> 0)
+    MeshSolver solver = MeshSolver::Auto;
+    std::int64_t auto_cholesky_limit = 0;  // 0: built-in (see mesh.cpp)
+    double cg_tolerance = 1e-10;           // relative residual |r| / |b| of each CG solve
+    int cg_max_iterations = 0;             // 0: 20000
 };
 
 struct MeshResult {
@@ -55,7 +68,9 @@ struct MeshResult {
     // Inverted (or degenerate) triangles per section after the solve.
     std::vector<std::int64_t> inverted;
     std::int64_t unknowns = 0, nonzeros = 0;
-    std::string solver;  // "cholmod" or "ldlt"
+    std::string solver;  // "cholmod", "ldlt" or "cg"
+    int cg_iterations = 0;  // largest over x and y (cg only)
+    double cg_error = 0;    // largest relative residual (cg only)
     double assemble_s = 0, factor_s = 0, solve_s = 0;
 };
 
