@@ -503,7 +503,7 @@ class Placement:
             else:
                 prior = None
                 if regularize > 0:
-                    prior, how["prior"] = prior_transforms(n, *args, max(fixidx, 0))
+                    prior, how["prior"] = prior_transforms(n, *args)
                 out = _core.place.solve(n, *args, affine=affine, fix=fixidx, separate=components == "separate",
                                         solver=solver, tol=tol, maxiter=maxit, regularize=regularize, prior=prior)
                 how.update(solver=out.solver, cg_iterations=out.cg_iterations, cg_error=out.cg_error,
