@@ -229,14 +229,14 @@ void bind_placement(py::module_ m) {
         "solve_similarity",
         [](std::int64_t n_tiles, const IndexArray& t1, const IndexArray& t2, const DoubleArray& p1,
            const DoubleArray& p2, const DoubleArray& w, std::int64_t fix, const std::string& solver,
-           int refine) {
+           int refine, std::int64_t reference) {
             const py::ssize_t n = check_match_arrays(t1, t2, p1, p2, w);
             const PlacementSolver which = parse_solver(solver);
             SimilarityResult r;
             {
                 py::gil_scoped_release release;
                 r = place_similarity(n_tiles, n, t1.data(), t2.data(), p1.data(), p2.data(), w.data(), fix, which,
-                                     refine);
+                                     refine, reference);
             }
             SimilaritySolution out;
             out.params = py::array_t<double>(std::vector<py::ssize_t>{n_tiles, 2, 3});
@@ -250,9 +250,11 @@ void bind_placement(py::module_ m) {
             return out;
         },
         py::arg("n_tiles"), py::arg("t1"), py::arg("t2"), py::arg("p1"), py::arg("p2"), py::arg("w"),
-        py::arg("fix"), py::arg("solver") = "auto", py::arg("refine") = 3,
+        py::arg("fix"), py::arg("solver") = "auto", py::arg("refine") = 3, py::arg("reference") = -1,
         "Similarity placement (rotation, uniform scale, translation per tile; tile `fix` the identity) "
         "as one sparse Hermitian least-squares solve (solver 'auto', 'cholesky' or 'ldlt'), refined as solve; "
+        "reference (default fix): the tile held at the identity in the solve, the result then moved so that "
+        "tile fix is; "
         "returns a SimilaritySolution. Releases the GIL while solving.");
 }
 

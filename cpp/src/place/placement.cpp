@@ -71,6 +71,14 @@ inline double conj_of(double x) { return x; }
 inline long double conj_of(long double x) { return x; }
 inline cplx conj_of(const cplx& x) { return std::conj(x); }
 inline std::complex<long double> conj_of(const std::complex<long double>& x) { return std::conj(x); }
+// Products without the library's complex multiplication (which calls __muldc3 /
+// __mulxc3 for C99's inf/nan rules: several times slower, and all values here are finite).
+inline double mul(double a, double b) { return a * b; }
+inline long double mul(long double a, long double b) { return a * b; }
+template <class T>
+inline std::complex<T> mul(const std::complex<T>& a, const std::complex<T>& b) {
+    return {a.real() * b.real() - a.imag() * b.imag(), a.real() * b.imag() + a.imag() * b.real()};
+}
 
 constexpr const char* kSingular =
     "the placement system is singular or nearly so: the matches do not determine the placement "
@@ -212,15 +220,15 @@ SpMatT<Scalar> assemble_normal(I64 n_matches, const I64* t1, const I64* t2, cons
         Scalar* db = fb >= 0 ? &diag[fb * k * k] : &qrr[refslot[bb] * k * k];
         for (int i = 0; i < k; ++i)
             for (int j = 0; j < k; ++j) {
-                da[i * k + j] += wm * conj_of(q1[i]) * q1[j];
-                db[i * k + j] += wm * conj_of(q2[i]) * q2[j];
+                da[i * k + j] += wm * mul(conj_of(q1[i]), q1[j]);
+                db[i * k + j] += wm * mul(conj_of(q2[i]), q2[j]);
             }
         if (fa >= 0 && fb < 0) {
             for (int i = 0; i < k; ++i)
-                for (int j = 0; j < k; ++j) qor(fa * k + i, j) -= wm * conj_of(q1[i]) * q2[j];
+                for (int j = 0; j < k; ++j) qor(fa * k + i, j) -= wm * mul(conj_of(q1[i]), q2[j]);
         } else if (fb >= 0 && fa < 0) {
             for (int i = 0; i < k; ++i)
-                for (int j = 0; j < k; ++j) qor(fb * k + i, j) -= wm * conj_of(q2[i]) * q1[j];
+                for (int j = 0; j < k; ++j) qor(fb * k + i, j) -= wm * mul(conj_of(q2[i]), q1[j]);
         } else if (fa >= 0 && fb >= 0) {
             ++count[std::min(fa, fb)];
         }
@@ -290,7 +298,7 @@ SpMatT<Scalar> assemble_normal(I64 n_matches, const I64* t1, const I64* t2, cons
                 jac(first_is_h ? p1 + 2 * m : p2 + 2 * m, q1);  // g_h
                 jac(first_is_h ? p2 + 2 * m : p1 + 2 * m, q2);  // g_i
                 for (int r = 0; r < k; ++r)
-                    for (int c = 0; c < k; ++c) acc[r * k + c] -= w[m] * conj_of(q1[r]) * q2[c];
+                    for (int c = 0; c < k; ++c) acc[r * k + c] -= w[m] * mul(conj_of(q1[r]), q2[c]);
             }
             for (int a = 0; a < k; ++a) {
                 I64 o = op[i * k + a] + (k - a) + slot * k;
@@ -323,15 +331,15 @@ std::vector<typename Wide<Scalar>::type> match_residual(I64 n_tiles, I64 n_match
         const I64 a = t1[m], b = t2[m];
         jac(p1 + 2 * m, g1);
         jac(p2 + 2 * m, g2);
-        const W wm = W(w[m]);
+        const long double wm = w[m];
         for (int s = 0; s < ncol; ++s) {
             W e = offset ? W(static_cast<long double>(p1[2 * m + s]) - static_cast<long double>(p2[2 * m + s]))
                          : W(0);
-            for (int i = 0; i < k; ++i) e += g1[i] * W(V(a * k + i, s)) - g2[i] * W(V(b * k + i, s));
+            for (int i = 0; i < k; ++i) e += mul(g1[i], W(V(a * k + i, s))) - mul(g2[i], W(V(b * k + i, s)));
             e *= wm;
             for (int i = 0; i < k; ++i) {
-                R[(a * k + i) * ncol + s] -= conj_of(g1[i]) * e;
-                R[(b * k + i) * ncol + s] += conj_of(g2[i]) * e;
+                R[(a * k + i) * ncol + s] -= mul(conj_of(g1[i]), e);
+                R[(b * k + i) * ncol + s] += mul(conj_of(g2[i]), e);
             }
         }
     }
@@ -1009,9 +1017,12 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
 
 SimilarityResult place_similarity(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, const double* p1,
                                   const double* p2, const double* w, I64 fix, PlacementSolver solver,
-                                  int refine_steps) {
+                                  int refine_steps, I64 reference) {
     check_matches(n_tiles, n_matches, t1, t2, p1, p2, w);
     if (fix < 0 || fix >= n_tiles) throw std::invalid_argument("the fixed tile index is out of range");
+    if (reference >= n_tiles) throw std::invalid_argument("the reference tile index is out of range");
+    const I64 out_fix = fix;
+    if (reference >= 0) fix = reference;
     if (refine_steps < 0) throw std::invalid_argument("refine_steps must be >= 0");
     if (solver == PlacementSolver::CG) throw std::invalid_argument("the similarity placement has no 'cg' solver");
     I64 nc = 0;
@@ -1084,6 +1095,17 @@ SimilarityResult place_similarity(I64 n_tiles, I64 n_matches, const I64* t1, con
     res.factor_s = F.factor_s;
     res.solve_s = F.solve_s;
 
+    if (out_fix != fix) {
+        // One global similarity z -> (z - tau_f) / alpha_f * L + c0 makes tile out_fix
+        // the identity (in the centred basis: alpha = L, tau = c0).
+        const cplx af = x.V(2 * out_fix, 0), tf = x.V(2 * out_fix + 1, 0);
+        const cplx c0(fr.cx, fr.cy);
+        for (I64 t = 0; t < n_tiles; ++t) {
+            x.V(2 * t, 0) = x.V(2 * t, 0) / af * fr.L;
+            x.V(2 * t + 1, 0) = (x.V(2 * t + 1, 0) - tf) / af * fr.L + c0;
+        }
+    }
+    fix = out_fix;
     res.params.resize(static_cast<std::size_t>(n_tiles) * 6);
     for (I64 t = 0; t < n_tiles; ++t) {
         const cplx ab = x.V(2 * t, 0) / fr.L, tau = x.V(2 * t + 1, 0);

@@ -112,4 +112,5 @@ def solve_similarity(
     fix: int,
     solver: str = "auto",
     refine: int = 3,
+    reference: int = -1,
 ) -> SimilaritySolution: ...

@@ -17,7 +17,7 @@ import numpy as np
 from .. import _core
 from .._validate import as_float, as_int, as_point, as_points
 from ..transforms.affine import Affine
-from .regularize import check_regularize, prior_transforms
+from .regularize import central_tile, check_regularize, prior_transforms
 
 Match = namedtuple("Match", ("tile1", "tile2", "p1", "p2", "weight"))
 Match.__doc__ = """One pair of matching points: point ``p1`` = (x, y) of ``tile1`` and
@@ -390,9 +390,15 @@ class Placement:
         a tile wide determines poorly (an affine fit must extrapolate them
         across the tile). Solved as one sparse least-squares system, two
         complex unknowns per tile (CHOLMOD's supernodal Cholesky when the
-        build has it, else Eigen's simplicial LDL^T), with ``fix`` (default:
-        the first tile) the identity, then iteratively refined as the other
-        solves.
+        build has it, else Eigen's simplicial LDL^T), with the central tile
+        of the match graph held at the identity, iteratively refined as the
+        other solves, then moved by one global similarity so that ``fix``
+        (default: the first tile) is the identity. The central reference
+        matters: the least-squares misfit is measured in the reference
+        tile's scale, and tiles far from it shrink (on a 100 x 100 grid with
+        0.2 px noise, a corner reference put the far tiles 68 px RMS off,
+        the central one 2 px); it also keeps the system well conditioned
+        (noise-free 1000 x 1000 grid: 9e-6 px off against 0.6 px).
 
         Parameters
         ----------
@@ -498,7 +504,7 @@ class Placement:
             out: Union[_core.place.SimilaritySolution, _core.place.PlacementSolution]
             how: Dict[str, Any] = dict(prior=None)
             if similarity:
-                out = _core.place.solve_similarity(n, *args, fix=max(fixidx, 0))
+                out = _core.place.solve_similarity(n, *args, fix=max(fixidx, 0), reference=central_tile(n, k1, k2))
                 how.update(solver=out.solver, cg_iterations=0, cg_error=0.0, n_components=1)
             else:
                 prior = None

@@ -83,10 +83,12 @@ def prior_transforms(n: int, t1: np.ndarray, t2: np.ndarray, P1: np.ndarray, P2:
     2 px). The gauge of the regularised solution is set afterwards, whatever this is."""
     fix = central_tile(n, t1, t2)
     try:
-        sim = _core.place.solve_similarity(n, t1, t2, P1, P2, w, fix=fix)
+        # No refinement: the prior only needs to be near, and at a million tiles the
+        # similarity's refinement costs seconds.
+        sim = _core.place.solve_similarity(n, t1, t2, P1, P2, w, fix=fix, refine=0)
         return sim.params, "similarity"
     except ValueError:
-        rig = _core.place.solve(n, t1, t2, P1, P2, w, affine=False, fix=fix)
+        rig = _core.place.solve(n, t1, t2, P1, P2, w, affine=False, fix=fix, refine=0)
         prior = np.zeros((n, 2, 3))
         prior[:, 0, 0] = prior[:, 1, 1] = 1.0
         prior[:, :, 2] = rig.params

@@ -104,7 +104,13 @@ PlacementResult place(std::int64_t n_tiles, std::int64_t n_matches, const std::i
 // one sparse Hermitian system in 2 complex unknowns per tile (s R = a + ib
 // acting on x + iy, and the translation), with CHOLMOD when built with it
 // (solver Auto or Cholesky) or Eigen's simplicial LDL^T, then refined as
-// place(). Returns n_tiles x 2 x 3 row-major [[a, -b, tx], [b, a, ty]].
+// place(). `reference` (default: `fix`) is the tile held at the identity in
+// the solve; the result is then moved by one global similarity so that tile
+// `fix` is the identity. A reference in the middle of the match graph keeps
+// the system far better conditioned than one at a corner (a 1000 x 1000
+// grid: pivot ratio 4.5e-7 against 3.4e-8) and the least-squares misfit,
+// measured in the reference tile's scale, from shrinking tiles far from it.
+// Returns n_tiles x 2 x 3 row-major [[a, -b, tx], [b, a, ty]].
 // Throws std::invalid_argument for bad input, a tile without matches, a
 // disconnected graph or an ill-posed system.
 struct SimilarityResult {
@@ -119,6 +125,6 @@ struct SimilarityResult {
 SimilarityResult place_similarity(std::int64_t n_tiles, std::int64_t n_matches, const std::int64_t* t1,
                                   const std::int64_t* t2, const double* p1, const double* p2, const double* w,
                                   std::int64_t fix, PlacementSolver solver = PlacementSolver::Auto,
-                                  int refine_steps = 3);
+                                  int refine_steps = 3, std::int64_t reference = -1);
 
 }  // namespace spectralign_fast
