@@ -163,7 +163,10 @@ def run_case(size: int, mode: str, method: str, solver: str, noise: float = NOIS
         w = np.ones(len(t1))
         t0 = time.perf_counter()
         if mode == "similarity":
-            core = _core.place.solve_similarity(n, t1, t2, P1, P2, w, fix=0, refine=0)
+            from spectralign_fast.place.regularize import central_tile
+
+            core = _core.place.solve_similarity(n, t1, t2, P1, P2, w, fix=0, refine=0,
+                                                reference=central_tile(n, t1, t2))  # as similarity()
         else:
             core = _core.place.solve(n, t1, t2, P1, P2, w, affine=affine, refine=0)
         out["solve_s"] = time.perf_counter() - t0
