@@ -243,3 +243,17 @@ def test_align_stack_passes_regularize(monkeypatch):
     assert seen and set(seen) == {0.25}
     with pytest.raises(ValueError, match="regularize"):
         sf.align_stack([img, img], regularize=float("nan"), progress=False, render=False)
+
+
+def test_similarity_solvers_agree():
+    """The complex Hermitian similarity system gives one answer with CHOLMOD (when built) and
+    with Eigen's simplicial LDL^T; 'cg' is refused."""
+    _, t1, t2, P1, P2 = grid(6, 7, noise=0.3, seed=10, scale=2e-3)
+    w = np.random.default_rng(11).uniform(0.5, 2.0, len(t1))
+    a = _core.place.solve_similarity(42, t1, t2, P1, P2, w, fix=3, solver="ldlt", reference=17)
+    b = _core.place.solve_similarity(42, t1, t2, P1, P2, w, fix=3, solver="cholesky", reference=17)
+    assert a.solver == "ldlt" and b.solver == ("cholmod" if sf.config()["cholmod"] else "ldlt")
+    np.testing.assert_allclose(a.params, b.params, atol=1e-9, rtol=0)
+    np.testing.assert_array_equal(a.params[3], [[1, 0, 0], [0, 1, 0]])
+    with pytest.raises(ValueError, match="cg"):
+        _core.place.solve_similarity(42, t1, t2, P1, P2, w, fix=3, solver="cg")

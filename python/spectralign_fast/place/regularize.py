@@ -44,8 +44,11 @@ def central_tile(n: int, t1: np.ndarray, t2: np.ndarray) -> int:
     far-apart tiles is smallest (the ends of a long shortest path, found by breadth-first
     sweeps, then the tile farthest from both and the one farthest from that; on a grid,
     its four corners)."""
-    a = np.concatenate([t1, t2])
-    b = np.concatenate([t2, t1])
+    # Matches of one tile pair usually come in runs: drop the repeats before sorting.
+    run = np.ones(len(t1), bool)
+    run[1:] = (t1[1:] != t1[:-1]) | (t2[1:] != t2[:-1])
+    a = np.concatenate([t1[run], t2[run]])
+    b = np.concatenate([t2[run], t1[run]])
     order = np.argsort(a, kind="stable")
     nbrs = b[order]
     indptr = np.zeros(n + 1, np.int64)
