@@ -1,13 +1,20 @@
-"""Benchmark of Placement on synthetic tile grids (issue 3).
+"""Benchmark of Placement on synthetic tile grids (issues 3 and 19).
 
 Each grid has R x C tiles of 1000 x 1000 px on a 900 px pitch, 8 matches per
 neighbour edge (in the 100 px overlap) and 0.2 px Gaussian noise on the
-matched points. Every case runs in its own subprocess so that the peak
-resident memory (ru_maxrss of the child) covers the C++ allocations too.
+matched points (``--noise``). Every case runs in its own subprocess so that
+the peak resident memory (ru_maxrss of the child) covers the C++ allocations
+too. Modes: rigid (translation truth), similarity (truth: rotation and scale
+per tile, sd 2e-3), affine and affine-reg (truth: every entry of A_t off the
+identity by sd 2e-3; affine-reg is ``affine(regularize=DEFAULT_REGULARIZE)``,
+its time including the similarity solve of its prior).
 
     python bench/bench_place.py                 # the full table (Markdown)
     python bench/bench_place.py --sizes 30 100  # a subset
     python bench/bench_place.py --case 300 affine sparse auto   # one case, JSON
+    python bench/bench_place.py --noise 0 --sizes 300 --dense-sizes --modes rigid similarity affine
+        # noise-free grids: how close iterative refinement gets (method "norefine": without it)
+    python bench/bench_place.py --montage       # the 8 x 8 grid of 2048 px tiles, regularize sweep
 """
 from __future__ import annotations
 
@@ -20,6 +27,8 @@ import sys
 import tempfile
 import time
 
+from typing import Any, Dict, List, Tuple
+
 import numpy as np
 
 TILE = 1000.0
@@ -28,18 +37,25 @@ PER_EDGE = 8
 NOISE = 0.2
 
 
-def make_grid(rows: int, cols: int, *, affine: bool, noise: float = NOISE, per_edge: int = PER_EDGE,
-              seed: int = 0):
-    """Vectorised synthetic grid: (truth (N,2,3), t1, t2, P1, P2) with integer tile ids."""
+MODES = ("rigid", "similarity", "affine", "affine-reg")
+
+
+def make_grid(rows: int, cols: int, *, affine: Any, noise: float = NOISE, per_edge: int = PER_EDGE,
+              seed: int = 0, tile: float = TILE, pitch: float = PITCH):
+    """Vectorised synthetic grid: (truth (N,2,3), t1, t2, P1, P2) with integer tile ids.
+    ``affine``: True (random A_t), "similarity" (random rotation and scale) or False."""
     rng = np.random.default_rng(seed)
     n = rows * cols
     ids = np.arange(n, dtype=np.int64).reshape(rows, cols)
     truth = np.zeros((n, 2, 3))
     truth[:, 0, 0] = truth[:, 1, 1] = 1.0
-    if affine:
+    if affine == "similarity":
+        ab = rng.normal(0.0, 2e-3, (n, 2))
+        truth[:, :, :2] += np.stack([np.stack([ab[:, 0], -ab[:, 1]], 1), np.stack([ab[:, 1], ab[:, 0]], 1)], 1)
+    elif affine:
         truth[:, :, :2] += rng.normal(0.0, 2e-3, (n, 2, 2))
-    truth[:, 0, 2] = (ids % cols).ravel() * PITCH + rng.normal(0.0, 5.0, n)
-    truth[:, 1, 2] = (ids // cols).ravel() * PITCH + rng.normal(0.0, 5.0, n)
+    truth[:, 0, 2] = (ids % cols).ravel() * pitch + rng.normal(0.0, 5.0, n)
+    truth[:, 1, 2] = (ids // cols).ravel() * pitch + rng.normal(0.0, 5.0, n)
     h1 = ids[:, :-1].ravel()
     v1 = ids[:-1, :].ravel()
     e1 = np.concatenate([h1, v1])
@@ -50,8 +66,8 @@ def make_grid(rows: int, cols: int, *, affine: bool, noise: float = NOISE, per_e
     hz = np.repeat(horiz, per_edge)
     m = len(t1)
     # points of tile 1 inside the overlap with tile 2 (tile-1 pixel coordinates)
-    along = rng.uniform(50.0, TILE - 50.0, m)
-    across = rng.uniform(PITCH + 10.0, TILE - 10.0, m)
+    along = rng.uniform(0.05 * tile, 0.95 * tile, m)
+    across = rng.uniform(pitch + 0.01 * tile, tile - 0.01 * tile, m)
     P1 = np.empty((m, 2))
     P1[:, 0] = np.where(hz, across, along)
     P1[:, 1] = np.where(hz, along, across)
@@ -112,43 +128,127 @@ def dense_solve(t1, t2, P1, P2, n, affine):
     return np.stack([np.stack([x[:, 0], x[:, 1], x[:, 4]], 1), np.stack([x[:, 2], x[:, 3], x[:, 5]], 1)], 1)
 
 
-def run_case(size: int, mode: str, method: str, solver: str) -> dict:
-    affine = mode == "affine"
+def corner_errors(sol: np.ndarray, truth: np.ndarray, tile: float = TILE) -> Tuple[float, float]:
+    """(RMS over tiles of the tile-centre error, largest tile-corner error), px, with the solution
+    and the truth both mapped into the mean gauge (mean A = I, mean X = 0)."""
+    a, b = gauge_truth(sol, True), gauge_truth(truth, True)
+    c = np.array([tile / 2, tile / 2, 1.0])
+    centre = np.einsum("nij,j->ni", a - b, c)
+    worst = 0.0
+    step = 1 << 18
+    for s in range(0, len(a), step):
+        for corner in ((0.0, 0.0), (tile, 0.0), (0.0, tile), (tile, tile)):
+            d = np.einsum("nij,j->ni", a[s:s + step] - b[s:s + step], np.array([*corner, 1.0]))
+            worst = max(worst, float(np.hypot(d[:, 0], d[:, 1]).max()))
+    return float(np.sqrt(np.mean(np.sum(centre ** 2, axis=1)))), worst
+
+
+def run_case(size: int, mode: str, method: str, solver: str, noise: float = NOISE) -> dict:
+    affine = mode in ("affine", "affine-reg")
+    truth_kind: Any = "similarity" if mode == "similarity" else affine
     t0 = time.perf_counter()
-    truth, t1, t2, P1, P2 = make_grid(size, size, affine=affine)
+    truth, t1, t2, P1, P2 = make_grid(size, size, affine=truth_kind, noise=noise)
     t_gen = time.perf_counter() - t0
     n = size * size
-    out = {"size": size, "tiles": n, "matches": len(t1), "mode": mode, "method": method, "gen_s": t_gen}
+    out = {"size": size, "tiles": n, "matches": len(t1), "mode": mode, "method": method, "gen_s": t_gen,
+           "noise": noise}
     if method == "dense":
         t0 = time.perf_counter()
         sol = dense_solve(t1, t2, P1, P2, n, affine)
         out["solve_s"] = time.perf_counter() - t0
         out["solver"] = "numpy dense"
+    elif method == "norefine":  # the C++ solve without iterative refinement (for comparison)
+        from spectralign_fast import _core
+
+        w = np.ones(len(t1))
+        t0 = time.perf_counter()
+        if mode == "similarity":
+            from spectralign_fast.place.regularize import central_tile
+
+            core = _core.place.solve_similarity(n, t1, t2, P1, P2, w, fix=0, refine=0,
+                                                reference=central_tile(n, t1, t2))  # as similarity()
+        else:
+            core = _core.place.solve(n, t1, t2, P1, P2, w, affine=affine, refine=0)
+        out["solve_s"] = time.perf_counter() - t0
+        out["solver"] = core.solver
+        sol = core.params
     else:
         import spectralign_fast as sf
+        from spectralign_fast.place.regularize import DEFAULT_REGULARIZE
 
         t0 = time.perf_counter()
         plc = sf.Placement()
         plc.addmatches(t1, t2, P1, P2)
         out["add_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        res = plc.affine(solver=solver) if affine else plc.rigid(solver=solver)
+        res: Any
+        if mode == "similarity":
+            res = plc.similarity()
+        elif affine:
+            lam = DEFAULT_REGULARIZE if mode == "affine-reg" else 0.0
+            res = plc.affine(solver=solver, regularize=lam)
+            out["regularize"] = lam
+        else:
+            res = plc.rigid(solver=solver)
         out["solve_s"] = time.perf_counter() - t0  # includes building the result dict
         info = plc.solve_info
         out.update(solver=info["solver"], unknowns=info["unknowns"], cg_iterations=info["cg_iterations"],
-                   cpp=info["timings"])
+                   cpp=info["timings"], refinement=info["refinement"])
         sol = np.array([res[i] for i in range(n)]) if n <= 10000 else plc._result["params"]
         r = plc.residuals()
         out["resid_rms"] = r.rms
-    ref = gauge_truth(truth, affine)
-    if affine:
-        # position error of the tile centres vs. the (gauged) truth
-        c = np.array([TILE / 2, TILE / 2, 1.0])
-        err = np.einsum("nij,j->ni", sol - ref, c)
-    else:
+    if mode == "rigid":
+        ref = gauge_truth(truth, False)
         err = sol - ref
-    out["err_rms_px"] = float(np.sqrt(np.mean(np.sum(err ** 2, axis=1))))
+        out["err_rms_px"] = float(np.sqrt(np.mean(np.sum(err ** 2, axis=1))))
+        out["corner_max_px"] = float(np.hypot(err[:, 0], err[:, 1]).max())
+    else:
+        # tile centres (RMS) and corners (max) vs. the truth, both in the mean gauge
+        out["err_rms_px"], out["corner_max_px"] = corner_errors(sol, truth)
     return out
+
+
+def montage_sweep(seeds: int = 5, lams: Tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1, 1.0)) -> None:
+    """The 8 x 8 grid of 2048 px tiles, 10 % overlap, 20 matches per edge, 0.2 px noise: tile-corner
+    errors (RMS over tiles and corners, mean over seeds) of affine, similarity and regularised affine
+    for three truths: rotations only (sd 1e-3 rad), plus 0.5 % uniform scale per tile, plus 0.5 %
+    scale per axis (a stretch that a similarity cannot follow)."""
+    import spectralign_fast as sf
+
+    tile, pitch = 2048.0, 2048.0 * 0.9
+    cases = (("rotation", 0.0, 0.0), ("0.5% scale", 0.005, 0.0), ("0.5% per-axis scale", 0.0, 0.005))
+    corners = np.array([[0.0, 0.0, 1.0], [tile, 0.0, 1.0], [0.0, tile, 1.0], [tile, tile, 1.0]])
+    models = ["affine", "similarity"] + [f"regularize={lam:g}" for lam in lams]
+    print(f"| truth | {' | '.join(models)} |")
+    print("|---|" + "---|" * len(models))
+    for name, scale, axis in cases:
+        errs: Dict[str, List[float]] = {m: [] for m in models}
+        for seed in range(seeds):
+            rng = np.random.default_rng(100 + seed)
+            truth, t1, t2, P1, P2 = make_grid(8, 8, affine=False, noise=0.0, per_edge=20, seed=seed, tile=tile,
+                                              pitch=pitch)
+            th = rng.normal(0.0, 1e-3, 64)
+            s = 1.0 + rng.normal(0.0, scale, 64) if scale else np.ones(64)
+            sx = 1.0 + rng.normal(0.0, axis, 64) if axis else np.ones(64)
+            sy = 1.0 + rng.normal(0.0, axis, 64) if axis else np.ones(64)
+            rot = np.stack([np.stack([np.cos(th), -np.sin(th)], 1), np.stack([np.sin(th), np.cos(th)], 1)], 1)
+            truth[:, :, :2] = rot * s[:, None, None] @ np.stack([np.stack([sx, 0 * sx], 1),
+                                                                 np.stack([0 * sy, sy], 1)], 1)
+            T1, T2 = truth[t1], truth[t2]
+            q = np.einsum("mij,mj->mi", T1[:, :, :2], P1) + T1[:, :, 2]
+            P2 = np.linalg.solve(T2[:, :, :2], (q - T2[:, :, 2])[:, :, None])[:, :, 0]
+            P2 += rng.normal(0.0, NOISE, P2.shape)
+            plc = sf.Placement()
+            plc.addmatches(t1, t2, P1, P2)
+            sols = {"affine": plc.affine(), "similarity": plc.similarity()}
+            for lam in lams:
+                sols[f"regularize={lam:g}"] = plc.affine(regularize=lam)
+            ref = gauge_truth(truth, True)
+            for m, sol in sols.items():
+                arr = gauge_truth(np.array([np.asarray(sol[i]) for i in range(64)]), True)
+                d = np.einsum("nij,kj->nki", arr - ref, corners)
+                errs[m].append(float(np.sqrt(np.mean(np.sum(d ** 2, axis=-1)))))
+        print(f"| {name} | " + " | ".join(f"{np.mean(errs[m]):.3f}" for m in models) + " |")
 
 
 def hardware() -> str:
@@ -171,9 +271,9 @@ def hardware() -> str:
     return f"{cpu}, {os.cpu_count()} logical cores{mem}, Python {platform.python_version()}, NumPy {np.__version__}"
 
 
-def child(size, mode, method, solver, timeout):
+def child(size, mode, method, solver, timeout, noise=NOISE):
     """Run one case in a subprocess; its own peak RSS comes from os.wait4's rusage."""
-    cmd = [sys.executable, __file__, "--case", str(size), mode, method, solver]
+    cmd = [sys.executable, __file__, "--case", str(size), mode, method, solver, "--noise", str(noise)]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
         t0 = time.monotonic()
@@ -205,33 +305,46 @@ def main() -> None:
     ap.add_argument("--dense-sizes", nargs="*", type=int, default=[10, 20, 30, 40])
     ap.add_argument("--solvers", nargs="*", default=["auto"])
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--noise", type=float, default=NOISE, help="match noise, px (0: noise-free)")
+    ap.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
+    ap.add_argument("--norefine", action="store_true", help="also run each sparse case without refinement")
+    ap.add_argument("--montage", action="store_true", help="the 8 x 8 regularize sweep instead")
     a = ap.parse_args()
     if a.case:
         size, mode, method, solver = a.case
-        print(json.dumps(run_case(int(size), mode, method, solver)))
+        print(json.dumps(run_case(int(size), mode, method, solver, a.noise)))
+        return
+    if a.montage:
+        montage_sweep()
         return
     cases = []
     for s in a.dense_sizes:
         for mode in ("rigid", "affine"):
-            cases.append((s, mode, "dense", "-"))
+            if mode in a.modes:
+                cases.append((s, mode, "dense", "-"))
     for s in a.sizes:
-        for mode in ("rigid", "affine"):
+        for mode in a.modes:
             for solver in a.solvers:
                 cases.append((s, mode, "sparse", solver))
-    cases.sort(key=lambda c: (c[0] ** 2 * (6 if c[1] == "affine" else 1) * (40 if c[2] == "dense" else 1)))
+            if a.norefine:
+                cases.append((s, mode, "norefine", "auto"))
+    weight = {"rigid": 1, "similarity": 4, "affine": 6, "affine-reg": 10}
+    cases.sort(key=lambda c: (c[0] ** 2 * weight[c[1]] * (40 if c[2] == "dense" else 1)))
     print(f"Hardware: {hardware()}\n")
-    print("| grid | tiles | matches | mode | method | solver | build+add s | solve s | peak RSS MB "
-          "| err RMS px |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| grid | tiles | matches | noise px | mode | method | solver | build+add s | solve s | peak RSS MB "
+          "| err RMS px | max corner err px |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size, mode, method, solver in cases:
-        r = child(size, mode, method, solver, a.timeout)
+        r = child(size, mode, method, solver, a.timeout, a.noise)
         if "error" in r:
-            print(f"| {size}x{size} | {size*size} | | {mode} | {method} | {solver} | | {r['error']} | | |")
+            print(f"| {size}x{size} | {size*size} | | {a.noise:g} | {mode} | {method} | {solver} | | {r['error']} "
+                  f"| | | |")
         else:
             solv = r["solver"] + (f" ({r['cg_iterations']} it)" if r.get("cg_iterations") else "")
             add = r["gen_s"] + r.get("add_s", 0.0)
-            print(f"| {size}x{size} | {r['tiles']} | {r['matches']} | {mode} | {method} | {solv} | "
-                  f"{add:.2f} | {r['solve_s']:.3f} | {r['peak_rss_mb']:.0f} | {r['err_rms_px']:.3f} |")
+            print(f"| {size}x{size} | {r['tiles']} | {r['matches']} | {a.noise:g} | {mode} | {method} | {solv} | "
+                  f"{add:.2f} | {r['solve_s']:.3f} | {r['peak_rss_mb']:.0f} | {r['err_rms_px']:.3g} "
+                  f"| {r['corner_max_px']:.3g} |")
         sys.stdout.flush()
 
 

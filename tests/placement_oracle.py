@@ -146,3 +146,52 @@ def dense_similarity(matches, fix):
         a, b, tx, ty = sol[col[t]:col[t] + 4]
         out[t] = np.array([[a, -b, tx], [b, a, ty]])
     return out
+
+
+def dense_regularized_affine(matches, prior, lam, fix=None):
+    """Regularised affine (issue 19), as one dense weighted least-squares problem (NumPy lstsq,
+    no normal equations) in every tile's (A00, A01, A10, A11, X0, X1): the match rows
+    sqrt(w) (A_t1 p1 + X_t1 - A_t2 p2 - X_t2) and, per tile, the rows sqrt(lam W_t) of
+    (T_t - S_t)(c0) and sqrt(lam W_t) L (A_t - A_S), where W_t is the summed weight of the
+    tile's matches, c0 the mean of all matched points and L their RMS distance from c0. The
+    solution is then mapped by one global affine map so that the mean A is I and the mean X
+    is 0, or tile ``fix`` is the identity. ``prior``: {tile: 2x3}. Returns {tile: 2x3}."""
+    ids = tile_order(matches)
+    n = len(ids)
+    pts = np.array([p for m in matches for p in (m[2], m[3])], dtype=float)
+    c0 = pts.mean(axis=0)
+    L = np.sqrt(np.mean(np.sum((pts - c0) ** 2, axis=1)))
+    W = np.zeros(n)
+    rows, rhs = [], []
+    for t1, t2, p1, p2, w in matches:
+        W[ids[t1]] += w
+        W[ids[t2]] += w
+        for r in range(2):
+            row = np.zeros(6 * n)
+            for t, p, sign in ((t1, p1, 1.0), (t2, p2, -1.0)):
+                k = 6 * ids[t]
+                row[k + 2 * r:k + 2 * r + 2] += sign * np.asarray(p, float)
+                row[k + 4 + r] += sign
+            rows.append(np.sqrt(w) * row)
+            rhs.append(0.0)
+    for t, i in ids.items():
+        S = np.asarray(prior[t], float)
+        s = np.sqrt(lam * W[i])
+        for r in range(2):
+            row = np.zeros(6 * n)
+            row[6 * i + 2 * r:6 * i + 2 * r + 2] = c0
+            row[6 * i + 4 + r] = 1.0
+            rows.append(s * row)
+            rhs.append(s * (S[r, :2] @ c0 + S[r, 2]))
+            for j in range(2):
+                row = np.zeros(6 * n)
+                row[6 * i + 2 * r + j] = L
+                rows.append(s * row)
+                rhs.append(s * L * S[r, j])
+    x, *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
+    T = np.stack([np.stack([x[0::6], x[1::6], x[4::6]], 1), np.stack([x[2::6], x[3::6], x[5::6]], 1)], 1)
+    G = T[ids[fix]] if fix is not None else np.concatenate([T[:, :, :2].mean(0), T[:, :, 2:].mean(0)], axis=1)
+    Ginv = np.linalg.inv(G[:, :2])
+    out = np.einsum("ij,njk->nik", Ginv, T)
+    out[:, :, 2] -= Ginv @ G[:, 2]
+    return {t: out[i] for t, i in ids.items()}

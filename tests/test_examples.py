@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import SHARED_DATA, YFP_TILES
 
@@ -223,3 +224,17 @@ def test_stalign_cell_clouds_example(tmp_path):
     assert claims["tre_mean_px"] < 1.5
     assert claims["converged"] is True
     assert_figure(tmp_path / "stalign_cell_clouds.png", chart=True)
+
+
+def test_elastic_sections_example(tmp_path):
+    pytest.importorskip("nilearn")
+    claims = run_example("elastic_sections.py", tmp_path)
+    # 60 MNI152 axial slices from slice 60, each deformed by its own smooth map (3 px at most) plus
+    # a small affine and noise (docs/examples.md, example 10).
+    assert claims["sections"] == 60 and claims["points"] > 1000
+    assert claims["affine_px"] > 1.0                       # the affine alignment leaves the warps
+    assert claims["elastic_px"] < 0.6
+    assert claims["elastic_px"] < claims["affine_px"] / 2
+    assert claims["inverted"] == 0
+    assert claims["flow_rms_px"][1] < claims["flow_rms_px"][0] / 2
+    assert_figure(tmp_path / "elastic_sections.png")

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,13 @@ namespace {
 // Wall-clock seconds of one placement call's stages (analyze is 0 where the
 // solver has no separate ordering step).
 struct SolveTimings {
-    double assemble = 0, analyze = 0, factor = 0, solve = 0;
+    double assemble = 0, analyze = 0, factor = 0, solve = 0, refine = 0;
+};
+
+// What the iterative refinement after a direct solve did.
+struct Refinement {
+    int steps = 0;
+    double residual_initial = 0, residual_final = 0;
 };
 
 // What solve returns (see PlacementResult in placement.hpp).
@@ -27,6 +34,7 @@ struct PlacementSolution {
     int cg_iterations = 0;
     double cg_error = 0;
     double pivot_ratio = 0;
+    Refinement refinement;
     SolveTimings timings;
 };
 
@@ -35,7 +43,9 @@ struct SimilaritySolution {
     py::array_t<double> params;  // (tiles, 2, 3)
     std::int64_t unknowns = 0;
     std::int64_t nonzeros = 0;
+    std::string solver;
     double pivot_ratio = 0;
+    Refinement refinement;
     SolveTimings timings;
 };
 
@@ -85,10 +95,24 @@ void bind_placement(py::module_ m) {
         .def_readonly("assemble", &SolveTimings::assemble, "Assembling the system (checks included).")
         .def_readonly("analyze", &SolveTimings::analyze, "Ordering (0 where the solver has none).")
         .def_readonly("factor", &SolveTimings::factor, "Factorisation (cg: the preconditioner).")
-        .def_readonly("solve", &SolveTimings::solve, "The solves.")
+        .def_readonly("solve", &SolveTimings::solve, "The solves (the refinement's included).")
+        .def_readonly("refine", &SolveTimings::refine,
+                      "The iterative refinement (its residuals and solves; part of it is in solve too).")
         .def("__repr__", [](const SolveTimings& t) {
-            return py::str("SolveTimings(assemble={!r}, analyze={!r}, factor={!r}, solve={!r})")
-                .format(t.assemble, t.analyze, t.factor, t.solve);
+            return py::str("SolveTimings(assemble={!r}, analyze={!r}, factor={!r}, solve={!r}, refine={!r})")
+                .format(t.assemble, t.analyze, t.factor, t.solve, t.refine);
+        });
+    py::class_<Refinement>(m, "Refinement",
+                           "Iterative refinement after a direct solve: residuals of the normal equations "
+                           "recomputed from the matches in extended precision, corrections solved with the "
+                           "same factor while they lower the residual.")
+        .def_readonly("steps", &Refinement::steps, "Corrections kept (each lowered the residual).")
+        .def_readonly("residual_initial", &Refinement::residual_initial,
+                      "2-norm of the normal equations' residual after the first solve (0: not refined).")
+        .def_readonly("residual_final", &Refinement::residual_final, "The same after the refinement.")
+        .def("__repr__", [](const Refinement& r) {
+            return py::str("Refinement(steps={}, residual_initial={!r}, residual_final={!r})")
+                .format(r.steps, r.residual_initial, r.residual_final);
         });
     py::class_<PlacementSolution>(m, "PlacementSolution", "What solve returns.")
         .def_readonly("params", &PlacementSolution::params,
@@ -103,6 +127,7 @@ void bind_placement(py::module_ m) {
         .def_readonly("cg_error", &PlacementSolution::cg_error, "Largest relative residual (cg only).")
         .def_readonly("pivot_ratio", &PlacementSolution::pivot_ratio,
                       "Smallest / largest LDL^T pivot (Cholesky only).")
+        .def_readonly("refinement", &PlacementSolution::refinement)
         .def_readonly("timings", &PlacementSolution::timings)
         .def("__repr__", [](const PlacementSolution& r) {
             return py::str("PlacementSolution(tiles={}, n_components={}, solver={!r}, unknowns={}, "
@@ -112,13 +137,17 @@ void bind_placement(py::module_ m) {
         });
     py::class_<SimilaritySolution>(m, "SimilaritySolution", "What solve_similarity returns.")
         .def_readonly("params", &SimilaritySolution::params, "float64 (tiles, 2, 3) [A | X] matrices.")
-        .def_readonly("unknowns", &SimilaritySolution::unknowns, "Size of the sparse system solved.")
+        .def_readonly("unknowns", &SimilaritySolution::unknowns, "Complex unknowns of the sparse system solved.")
         .def_readonly("nonzeros", &SimilaritySolution::nonzeros, "Stored (lower-triangle) nonzeros of it.")
+        .def_readonly("solver", &SimilaritySolution::solver, "'cholmod' or 'ldlt'.")
         .def_readonly("pivot_ratio", &SimilaritySolution::pivot_ratio, "Smallest / largest LDL^T pivot.")
+        .def_readonly("refinement", &SimilaritySolution::refinement)
         .def_readonly("timings", &SimilaritySolution::timings)
         .def("__repr__", [](const SimilaritySolution& r) {
-            return py::str("SimilaritySolution(tiles={}, unknowns={}, nonzeros={}, pivot_ratio={!r}, timings={!r})")
-                .format(r.params.shape(0), r.unknowns, r.nonzeros, r.pivot_ratio, r.timings);
+            return py::str("SimilaritySolution(tiles={}, unknowns={}, nonzeros={}, solver={!r}, pivot_ratio={!r}, "
+                           "refinement={!r}, timings={!r})")
+                .format(r.params.shape(0), r.unknowns, r.nonzeros, r.solver, r.pivot_ratio, r.refinement,
+                        r.timings);
         });
 
     m.def(
@@ -145,10 +174,13 @@ void bind_placement(py::module_ m) {
         [](std::int64_t n_tiles, const IndexArray& t1, const IndexArray& t2, const DoubleArray& p1,
            const DoubleArray& p2, const DoubleArray& w, bool affine, std::int64_t fix, bool separate,
            const std::string& solver, const std::string& preconditioner, double tol, int maxiter,
-           std::int64_t auto_limit) {
+           std::int64_t auto_limit, double regularize, const std::optional<DoubleArray>& prior, int refine) {
             const py::ssize_t n = check_match_arrays(t1, t2, p1, p2, w);
             if (!(tol > 0 && tol < 1)) throw std::invalid_argument("tol must be in (0, 1)");
             if (maxiter < 0) throw std::invalid_argument("maxiter must be >= 0");
+            if (prior.has_value() &&
+                (prior->ndim() != 3 || prior->shape(0) != n_tiles || prior->shape(1) != 2 || prior->shape(2) != 3))
+                throw std::invalid_argument("prior must have shape (" + std::to_string(n_tiles) + ", 2, 3)");
             PlacementOptions opt;
             opt.affine = affine;
             opt.fix = fix;
@@ -158,6 +190,9 @@ void bind_placement(py::module_ m) {
             opt.cg_tolerance = tol;
             opt.cg_max_iterations = maxiter;
             opt.auto_cholesky_limit = auto_limit;
+            opt.regularize = regularize;
+            opt.prior = prior.has_value() ? prior->data() : nullptr;
+            opt.refine_steps = refine;
             PlacementResult r;
             {
                 py::gil_scoped_release release;
@@ -177,39 +212,50 @@ void bind_placement(py::module_ m) {
             out.cg_iterations = r.cg_iterations;
             out.cg_error = r.cg_error;
             out.pivot_ratio = r.pivot_ratio;
-            out.timings = SolveTimings{r.assemble_s, r.analyze_s, r.factor_s, r.solve_s};
+            out.refinement = Refinement{r.refine_steps, r.residual_initial, r.residual_final};
+            out.timings = SolveTimings{r.assemble_s, r.analyze_s, r.factor_s, r.solve_s, r.refine_s};
             return out;
         },
         py::arg("n_tiles"), py::arg("t1"), py::arg("t2"), py::arg("p1"), py::arg("p2"), py::arg("w"),
         py::arg("affine"), py::arg("fix") = -1, py::arg("separate") = false, py::arg("solver") = "auto",
         py::arg("preconditioner") = "jacobi", py::arg("tol") = 1e-12, py::arg("maxiter") = 0,
-        py::arg("auto_limit") = 0,
+        py::arg("auto_limit") = 0, py::arg("regularize") = 0.0, py::arg("prior") = py::none(),
+        py::arg("refine") = 3,
         "Sparse least-squares placement (see spectralign_fast.Placement); returns a PlacementSolution. "
-        "Releases the GIL while solving.");
+        "regularize > 0 (affine only) pulls each tile toward prior[t] ((tiles, 2, 3) [A | X]); refine: "
+        "most iterative-refinement steps after a direct solve. Releases the GIL while solving.");
 
     m.def(
         "solve_similarity",
         [](std::int64_t n_tiles, const IndexArray& t1, const IndexArray& t2, const DoubleArray& p1,
-           const DoubleArray& p2, const DoubleArray& w, std::int64_t fix) {
+           const DoubleArray& p2, const DoubleArray& w, std::int64_t fix, const std::string& solver,
+           int refine, std::int64_t reference) {
             const py::ssize_t n = check_match_arrays(t1, t2, p1, p2, w);
+            const PlacementSolver which = parse_solver(solver);
             SimilarityResult r;
             {
                 py::gil_scoped_release release;
-                r = place_similarity(n_tiles, n, t1.data(), t2.data(), p1.data(), p2.data(), w.data(), fix);
+                r = place_similarity(n_tiles, n, t1.data(), t2.data(), p1.data(), p2.data(), w.data(), fix, which,
+                                     refine, reference);
             }
             SimilaritySolution out;
             out.params = py::array_t<double>(std::vector<py::ssize_t>{n_tiles, 2, 3});
             std::copy(r.params.begin(), r.params.end(), out.params.mutable_data());
             out.unknowns = r.unknowns;
             out.nonzeros = r.nonzeros;
+            out.solver = r.solver;
             out.pivot_ratio = r.pivot_ratio;
-            out.timings = SolveTimings{r.assemble_s, 0.0, r.factor_s, r.solve_s};
+            out.refinement = Refinement{r.refine_steps, r.residual_initial, r.residual_final};
+            out.timings = SolveTimings{r.assemble_s, r.analyze_s, r.factor_s, r.solve_s, r.refine_s};
             return out;
         },
         py::arg("n_tiles"), py::arg("t1"), py::arg("t2"), py::arg("p1"), py::arg("p2"), py::arg("w"),
-        py::arg("fix"),
+        py::arg("fix"), py::arg("solver") = "auto", py::arg("refine") = 3, py::arg("reference") = -1,
         "Similarity placement (rotation, uniform scale, translation per tile; tile `fix` the identity) "
-        "as one sparse least-squares solve; returns a SimilaritySolution. Releases the GIL while solving.");
+        "as one sparse Hermitian least-squares solve (solver 'auto', 'cholesky' or 'ldlt'), refined as solve; "
+        "reference (default fix): the tile held at the identity in the solve, the result then moved so that "
+        "tile fix is; "
+        "returns a SimilaritySolution. Releases the GIL while solving.");
 }
 
 }  // namespace spectralign_fast::bindings

@@ -10,11 +10,15 @@
 //     T_r + C_o T_o                    = d
 // is reduced exactly: T_o = y0 - Y1 T_r - Y2 lambda with y0 = Q_oo^-1 b_o,
 // Y1 = Q_oo^-1 Q_or, Y2 = Q_oo^-1 C_o', leaving a small dense system in
-// (T_r, lambda) per component. Q_oo is block diagonal over components, so
-// the reference couplings of all components share right-hand-side columns.
-// Rigid placement is translation invariant and b sums to zero per
-// component, so there lambda = 0 and T_r can be set to 0 and the component
-// mean subtracted afterwards (exactly the constrained solution).
+// (T_r, lambda) per component:
+//     (Q_rr - Q_ro Y1) T_r + (I - Q_ro Y2) lambda = b_r - Q_ro y0
+//     (I - C_o Y1) T_r - C_o Y2 lambda           = d - C_o y0.
+// Q_oo is block diagonal over components, so the reference couplings of all
+// components share right-hand-side columns. Rigid placement is translation
+// invariant and b sums to zero per component, so there lambda = 0 and T_r
+// can be set to 0 and the component mean subtracted afterwards (exactly the
+// constrained solution). The refinement solves the same reduced system for
+// the correction, with the residuals (b, d) of the current solution.
 #include "spectralign_fast/place/placement.hpp"
 
 #include <Eigen/Dense>
@@ -28,20 +32,60 @@
 #include <Eigen/SparseCore>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
+#include <complex>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace spectralign_fast {
 
 namespace {
 
 using I64 = std::int64_t;
-using SpMat = Eigen::SparseMatrix<double, Eigen::ColMajor, I64>;
-using Dense = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+using cplx = std::complex<double>;
+template <class S>
+using SpMatT = Eigen::SparseMatrix<S, Eigen::ColMajor, I64>;
+using SpMat = SpMatT<double>;
+template <class S>
+using DenseT = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+using Dense = DenseT<double>;
+
+// The scalar type in which residuals are accumulated: long double (x87
+// extended precision on x86-64), complex for the similarity system.
+template <class S>
+struct Wide {
+    using type = long double;
+};
+template <>
+struct Wide<cplx> {
+    using type = std::complex<long double>;
+};
+
+inline double conj_of(double x) { return x; }
+inline long double conj_of(long double x) { return x; }
+inline cplx conj_of(const cplx& x) { return std::conj(x); }
+inline std::complex<long double> conj_of(const std::complex<long double>& x) { return std::conj(x); }
+// Products without the library's complex multiplication (which calls __muldc3 /
+// __mulxc3 for C99's inf/nan rules: several times slower, and all values here are finite).
+inline double mul(double a, double b) { return a * b; }
+inline long double mul(long double a, long double b) { return a * b; }
+template <class T>
+inline std::complex<T> mul(const std::complex<T>& a, const std::complex<T>& b) {
+    return {a.real() * b.real() - a.imag() * b.imag(), a.real() * b.imag() + a.imag() * b.real()};
+}
+
+constexpr const char* kSingular =
+    "the placement system is singular or nearly so: the matches do not determine the placement "
+    "(too few or collinear points between some tiles?)";
+constexpr const char* kSimilaritySingular =
+    "the similarity placement system is singular: the matches do not determine the placement "
+    "(too few points between some tiles, or a single point per tile pair?)";
 
 I64 find_root(std::vector<I64>& parent, I64 i) {
     while (parent[i] != i) {
@@ -61,31 +105,63 @@ void check_indices(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2) {
     }
 }
 
-// Coordinates of a point for the k unknowns of one tile row. Affine
-// unknowns are solved in a centred, scaled basis (an exact change of
-// variables that keeps the system well conditioned):
-//   T(p) = A p + X = A' (p - c0) / L + X',  A' = L A,  X' = X + A c0.
+// Affine and similarity unknowns are solved in a centred, scaled basis (an
+// exact change of variables that keeps the system well conditioned):
+//   T(p) = A p + X = A' (p - c0) / L + X',  A' = L A,  X' = X + A c0,
+// c0 the mean of all matched points, L their RMS distance from it.
 struct Frame {
     double cx = 0, cy = 0, L = 1;
 };
 
-inline void qvec(int k, const double* p, double* q, const Frame& f) {
-    if (k == 1) {
-        q[0] = 1.0;
-    } else {
-        q[0] = (p[0] - f.cx) / f.L;
-        q[1] = (p[1] - f.cy) / f.L;
-        q[2] = 1.0;
+Frame point_frame(I64 n_matches, const double* p1, const double* p2) {
+    Frame fr;
+    double sx = 0, sy = 0;
+    for (I64 m = 0; m < n_matches; ++m) {
+        sx += p1[2 * m] + p2[2 * m];
+        sy += p1[2 * m + 1] + p2[2 * m + 1];
     }
+    fr.cx = sx / double(2 * n_matches);
+    fr.cy = sy / double(2 * n_matches);
+    double ss = 0;
+    for (I64 m = 0; m < n_matches; ++m)
+        for (const double* p : {p1 + 2 * m, p2 + 2 * m})
+            ss += (p[0] - fr.cx) * (p[0] - fr.cx) + (p[1] - fr.cy) * (p[1] - fr.cy);
+    fr.L = std::sqrt(ss / double(2 * n_matches));
+    if (!(fr.L > 1e-9)) fr.L = 1.0;  // all points equal: the problem is ill-posed anyway
+    return fr;
 }
 
-struct Solved {
-    Dense x;
-    std::string solver;
-    int iterations = 0;
-    double error = 0;
-    double pivot_ratio = 0;
-    double analyze_s = 0, factor_s = 0, solve_s = 0;
+// Coefficients g of one point: the model-space coordinate of a row (or, for
+// the similarity, x + iy) is g . u for the tile's K unknowns u. T is the
+// scalar type (double for the assembly, long double for the residuals).
+struct RigidJac {
+    static constexpr int K = 1;
+    template <class T>
+    void operator()(const double*, T* g) const {
+        g[0] = T(1);
+    }
+};
+struct AffineJac {
+    static constexpr int K = 3;
+    Frame f;
+    template <class T>
+    void operator()(const double* p, T* g) const {
+        g[0] = (T(p[0]) - T(f.cx)) / T(f.L);
+        g[1] = (T(p[1]) - T(f.cy)) / T(f.L);
+        g[2] = T(1);
+    }
+};
+// Similarity in complex form: z = x + iy maps to alpha (z - c0) / L + tau,
+// unknowns (alpha, tau) = (L s e^{i theta}, translation of c0).
+struct SimilarityJac {
+    static constexpr int K = 2;
+    Frame f;
+    template <class C>
+    void operator()(const double* p, C* g) const {
+        using R = typename C::value_type;
+        g[0] = C((R(p[0]) - R(f.cx)) / R(f.L), (R(p[1]) - R(f.cy)) / R(f.L));
+        g[1] = C(1);
+    }
 };
 
 // Indices in range, no self-match, finite points, positive weights, and every
@@ -115,8 +191,164 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// Normal equations of E = sum_m w |g1 . u_t1 - g2 . u_t2 + c|^2 over the
+// free tiles (K unknowns each; lower triangle, assembled straight into CSC),
+// plus `shift` (one per tile unknown, t * K + i, or none) on the diagonal. Also
+// returns each reference tile's diagonal block (qrr, K x K per reference
+// slot) and the couplings of the free unknowns to their component's
+// reference tile (qor, nu x K). Blocks: (a, a) += w conj(g_a) g_a',
+// (a, b) -= w conj(g_a) g_b'.
+template <class Scalar, class Jac>
+SpMatT<Scalar> assemble_normal(I64 n_matches, const I64* t1, const I64* t2, const double* p1, const double* p2,
+                               const double* w, const std::vector<I64>& freeidx, const std::vector<I64>& refslot,
+                               I64 nf, I64 nref, const Jac& jac, const std::vector<double>& shift,
+                               std::vector<Scalar>& qrr, DenseT<Scalar>& qor) {
+    constexpr int k = Jac::K;
+    const I64 nu = nf * k;
+    std::vector<Scalar> diag(static_cast<std::size_t>(nf * k * k), Scalar(0));
+    qrr.assign(static_cast<std::size_t>(nref * k * k), Scalar(0));
+    qor = DenseT<Scalar>::Zero(nu, k);
+    std::vector<I64> count(static_cast<std::size_t>(nf) + 1, 0);
+    Scalar q1[k], q2[k];
+    for (I64 m = 0; m < n_matches; ++m) {
+        const I64 a = t1[m], bb = t2[m];
+        const double wm = w[m];
+        jac(p1 + 2 * m, q1);
+        jac(p2 + 2 * m, q2);
+        const I64 fa = freeidx[a], fb = freeidx[bb];
+        Scalar* da = fa >= 0 ? &diag[fa * k * k] : &qrr[refslot[a] * k * k];
+        Scalar* db = fb >= 0 ? &diag[fb * k * k] : &qrr[refslot[bb] * k * k];
+        for (int i = 0; i < k; ++i)
+            for (int j = 0; j < k; ++j) {
+                da[i * k + j] += wm * mul(conj_of(q1[i]), q1[j]);
+                db[i * k + j] += wm * mul(conj_of(q2[i]), q2[j]);
+            }
+        if (fa >= 0 && fb < 0) {
+            for (int i = 0; i < k; ++i)
+                for (int j = 0; j < k; ++j) qor(fa * k + i, j) -= wm * mul(conj_of(q1[i]), q2[j]);
+        } else if (fb >= 0 && fa < 0) {
+            for (int i = 0; i < k; ++i)
+                for (int j = 0; j < k; ++j) qor(fb * k + i, j) -= wm * mul(conj_of(q2[i]), q1[j]);
+        } else if (fa >= 0 && fb >= 0) {
+            ++count[std::min(fa, fb)];
+        }
+    }
+    if (!shift.empty()) {
+        for (I64 t = 0; t < static_cast<I64>(freeidx.size()); ++t)
+            if (freeidx[t] >= 0)
+                for (int i = 0; i < k; ++i) diag[(freeidx[t] * k + i) * k + i] += shift[t * k + i];
+    }
+
+    // Group free-free matches by their lower free tile (counting sort), then
+    // by the upper one, to sum each tile pair's block once.
+    std::vector<I64> start(static_cast<std::size_t>(nf) + 1, 0);
+    for (I64 i = 0; i < nf; ++i) start[i + 1] = start[i] + count[i];
+    std::vector<I64>().swap(count);
+    std::vector<I64> order(static_cast<std::size_t>(start[nf]));
+    {
+        std::vector<I64> pos(start.begin(), start.end() - 1);
+        for (I64 m = 0; m < n_matches; ++m) {
+            const I64 fa = freeidx[t1[m]], fb = freeidx[t2[m]];
+            if (fa >= 0 && fb >= 0) order[pos[std::min(fa, fb)]++] = m;
+        }
+    }
+    auto upper = [&](I64 m) { return std::max(freeidx[t1[m]], freeidx[t2[m]]); };
+    std::vector<I64> nhi(static_cast<std::size_t>(nf), 0);
+    for (I64 i = 0; i < nf; ++i) {
+        auto first = order.begin() + start[i], last = order.begin() + start[i + 1];
+        std::sort(first, last, [&](I64 x, I64 y) { return upper(x) < upper(y) || (upper(x) == upper(y) && x < y); });
+        I64 prev = -1;
+        for (auto it = first; it != last; ++it) {
+            const I64 h = upper(*it);
+            if (h != prev) ++nhi[i];
+            prev = h;
+        }
+    }
+    SpMatT<Scalar> Q(nu, nu);
+    std::vector<I64> colnnz(static_cast<std::size_t>(nu));
+    for (I64 i = 0; i < nf; ++i)
+        for (int a = 0; a < k; ++a) colnnz[i * k + a] = (k - a) + k * nhi[i];
+    const I64 total = std::accumulate(colnnz.begin(), colnnz.end(), I64{0});
+    Q.resizeNonZeros(static_cast<Eigen::Index>(total));  // fill the compressed arrays directly
+    I64* op = Q.outerIndexPtr();
+    I64* ip = Q.innerIndexPtr();
+    Scalar* vp = Q.valuePtr();
+    op[0] = 0;
+    for (I64 u = 0; u < nu; ++u) op[u + 1] = op[u] + colnnz[u];
+    for (I64 i = 0; i < nf; ++i) {
+        // diagonal block (lower part): entry (row a2, column a)
+        for (int a = 0; a < k; ++a) {
+            I64 o = op[i * k + a];
+            for (int a2 = a; a2 < k; ++a2) {
+                ip[o] = i * k + a2;
+                vp[o] = diag[(i * k + a2) * k + a];
+                ++o;
+            }
+        }
+        // off-diagonal blocks (h, i), h > i: -sum w conj(g_h) g_i'
+        I64 slot = 0;
+        I64 s0 = start[i], s1 = start[i + 1];
+        while (s0 < s1) {
+            const I64 h = upper(order[s0]);
+            std::array<Scalar, k * k> acc;
+            acc.fill(Scalar(0));
+            for (; s0 < s1 && upper(order[s0]) == h; ++s0) {
+                const I64 m = order[s0];
+                const bool first_is_h = freeidx[t1[m]] == h;
+                jac(first_is_h ? p1 + 2 * m : p2 + 2 * m, q1);  // g_h
+                jac(first_is_h ? p2 + 2 * m : p1 + 2 * m, q2);  // g_i
+                for (int r = 0; r < k; ++r)
+                    for (int c = 0; c < k; ++c) acc[r * k + c] -= w[m] * mul(conj_of(q1[r]), q2[c]);
+            }
+            for (int a = 0; a < k; ++a) {
+                I64 o = op[i * k + a] + (k - a) + slot * k;
+                for (int r = 0; r < k; ++r) {
+                    ip[o + r] = h * k + r;
+                    vp[o + r] = acc[r * k + a];
+                }
+            }
+            ++slot;
+        }
+    }
+    return Q;
+}
+
+// Residual of the normal equations, b - Q V, from the matches themselves in
+// extended precision: -sum_m w conj(g) e_m per tile unknown, with
+// e_m = g1 . V_t1 - g2 . V_t2 (+ p1 - p2 for rigid rows). V holds every
+// tile's K unknowns (n_tiles * K rows) for each of its columns (the x and y
+// rows, or one complex column). Returns the accumulators, (t * K + a) * ncol + s.
+template <class Scalar, class Jac>
+std::vector<typename Wide<Scalar>::type> match_residual(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2,
+                                                        const double* p1, const double* p2, const double* w,
+                                                        const Jac& jac, const DenseT<Scalar>& V, bool offset) {
+    using W = typename Wide<Scalar>::type;
+    constexpr int k = Jac::K;
+    const int ncol = static_cast<int>(V.cols());
+    std::vector<W> R(static_cast<std::size_t>(n_tiles * k * ncol), W(0));
+    W g1[k], g2[k];
+    for (I64 m = 0; m < n_matches; ++m) {
+        const I64 a = t1[m], b = t2[m];
+        jac(p1 + 2 * m, g1);
+        jac(p2 + 2 * m, g2);
+        const long double wm = w[m];
+        for (int s = 0; s < ncol; ++s) {
+            W e = offset ? W(static_cast<long double>(p1[2 * m + s]) - static_cast<long double>(p2[2 * m + s]))
+                         : W(0);
+            for (int i = 0; i < k; ++i) e += mul(g1[i], W(V(a * k + i, s))) - mul(g2[i], W(V(b * k + i, s)));
+            e *= wm;
+            for (int i = 0; i < k; ++i) {
+                R[(a * k + i) * ncol + s] -= mul(conj_of(g1[i]), e);
+                R[(b * k + i) * ncol + s] += mul(conj_of(g2[i]), e);
+            }
+        }
+    }
+    return R;
+}
+
 template <class Precond>
-Solved solve_cg(const SpMat& A, const Dense& rhs, const PlacementOptions& opt) {
+Dense solve_cg(const SpMat& A, const Dense& rhs, const PlacementOptions& opt, int* iterations, double* error,
+               double* precond_s) {
     Eigen::ConjugateGradient<SpMat, Eigen::Lower, Precond> cg;
     cg.setTolerance(opt.cg_tolerance);
     I64 maxit = opt.cg_max_iterations > 0 ? opt.cg_max_iterations
@@ -124,68 +356,37 @@ Solved solve_cg(const SpMat& A, const Dense& rhs, const PlacementOptions& opt) {
     cg.setMaxIterations(static_cast<Eigen::Index>(maxit));
     auto t0 = std::chrono::steady_clock::now();
     cg.compute(A);
-    const double t_fa = seconds_since(t0);
-    t0 = std::chrono::steady_clock::now();
+    *precond_s += seconds_since(t0);
     if (cg.info() != Eigen::Success)
         throw std::invalid_argument("the placement system could not be preconditioned (is it ill-posed?)");
-    Solved s;
-    s.solver = "cg";
-    s.factor_s = t_fa;
-    s.x.resize(rhs.rows(), rhs.cols());
+    Dense x(rhs.rows(), rhs.cols());
     for (Eigen::Index j = 0; j < rhs.cols(); ++j) {
         if (rhs.col(j).squaredNorm() == 0.0) {
-            s.x.col(j).setZero();
+            x.col(j).setZero();
             continue;
         }
-        s.x.col(j) = cg.solve(rhs.col(j));
-        s.iterations = std::max(s.iterations, static_cast<int>(cg.iterations()));
-        s.error = std::max(s.error, cg.error());
+        x.col(j) = cg.solve(rhs.col(j));
+        *iterations = std::max(*iterations, static_cast<int>(cg.iterations()));
+        *error = std::max(*error, cg.error());
         if (cg.info() != Eigen::Success)
             throw std::runtime_error("conjugate gradient did not converge in " + std::to_string(cg.iterations()) +
                                      " iterations (relative residual " + std::to_string(cg.error()) +
                                      "); use solver='cholesky' or a looser tolerance");
     }
-    s.solve_s = seconds_since(t0);
-    return s;
-}
-
-template <class Index>
-Solved solve_cholesky(const Eigen::SparseMatrix<double, Eigen::ColMajor, Index>& A, const Dense& rhs) {
-    using Mat = Eigen::SparseMatrix<double, Eigen::ColMajor, Index>;
-    Eigen::SimplicialLDLT<Mat, Eigen::Lower, Eigen::AMDOrdering<Index>> ldlt;
-    auto t0 = std::chrono::steady_clock::now();
-    ldlt.analyzePattern(A);
-    const double t_an = seconds_since(t0);
-    t0 = std::chrono::steady_clock::now();
-    ldlt.factorize(A);
-    const double t_fa = seconds_since(t0);
-    if (ldlt.info() != Eigen::Success)
-        throw std::invalid_argument("the placement system is singular: the matches do not determine the placement "
-                                    "(too few or collinear points between some tiles?)");
-    const auto& D = ldlt.vectorD();
-    const double dmax = D.size() ? D.maxCoeff() : 0.0;
-    const double dmin = D.size() ? D.minCoeff() : 0.0;
-    if (D.size() && !(dmin > 1e-15 * dmax))
-        throw std::invalid_argument("the placement system is singular or nearly so: the matches do not determine the "
-                                    "placement (too few or collinear points between some tiles?)");
-    Solved s;
-    s.solver = "ldlt";
-    s.pivot_ratio = D.size() ? dmin / dmax : 1.0;
-    s.analyze_s = t_an;
-    s.factor_s = t_fa;
-    t0 = std::chrono::steady_clock::now();
-    s.x = ldlt.solve(rhs);
-    s.solve_s = seconds_since(t0);
-    return s;
+    return x;
 }
 
 #ifdef SPECTRALIGN_HAVE_CHOLMOD
 // Supernodal Cholesky (SuiteSparse CHOLMOD, dense BLAS-3 kernels on
 // supernodes, nested-dissection or AMD ordering, whichever fills less):
 // much faster than Eigen's scalar simplicial factorisation on large tile
-// grids, especially affine with its 3x3 blocks per tile.
+// grids, especially affine with its 3x3 blocks per tile. Real symmetric or
+// complex Hermitian (lower triangle stored).
+template <class Scalar>
 class Cholmod {
 public:
+    static constexpr int kXtype = std::is_same<Scalar, cplx>::value ? CHOLMOD_COMPLEX : CHOLMOD_REAL;
+
     Cholmod() {
         cholmod_l_start(&c_);
         c_.print = 0;                  // the solver prints nothing
@@ -195,13 +396,13 @@ public:
     }
     ~Cholmod() {
         if (L_ != nullptr) cholmod_l_free_factor(&L_, &c_);
-        if (X_ != nullptr) cholmod_l_free_dense(&X_, &c_);
         cholmod_l_finish(&c_);
     }
     Cholmod(const Cholmod&) = delete;
     Cholmod& operator=(const Cholmod&) = delete;
 
-    Solved solve(SpMat& A, const Dense& rhs) {
+    // Returns the pivot ratio; throws for a singular matrix.
+    double factor(SpMatT<Scalar>& A, double min_pivot, const char* singular, double* analyze_s, double* factor_s) {
         A.makeCompressed();
         cholmod_sparse As{};
         As.nrow = static_cast<std::size_t>(A.rows());
@@ -212,7 +413,7 @@ public:
         As.x = A.valuePtr();
         As.stype = -1;  // lower triangle stored
         As.itype = CHOLMOD_LONG;
-        As.xtype = CHOLMOD_REAL;
+        As.xtype = kXtype;
         As.dtype = CHOLMOD_DOUBLE;
         As.sorted = 0;  // CHOLMOD sorts while permuting; no promise needed
         As.packed = 1;
@@ -221,38 +422,34 @@ public:
         auto t0 = std::chrono::steady_clock::now();
         L_ = cholmod_l_analyze(&As, &c_);
         check("analysis");
-        Solved s;
-        s.solver = "cholmod";
-        s.analyze_s = seconds_since(t0);
+        *analyze_s = seconds_since(t0);
         t0 = std::chrono::steady_clock::now();
         cholmod_l_factorize(&As, L_, &c_);
-        s.factor_s = seconds_since(t0);
-        if (c_.status == CHOLMOD_NOT_POSDEF || L_->minor < L_->n)
-            throw std::invalid_argument("the placement system is singular: the matches do not determine the placement "
-                                        "(too few or collinear points between some tiles?)");
+        *factor_s = seconds_since(t0);
+        if (c_.status == CHOLMOD_NOT_POSDEF || L_->minor < L_->n) throw std::invalid_argument(singular);
         check("factorisation");
         // For L L^T, rcond is (min L_ii / max L_ii)^2: the same pivot ratio
         // as min D / max D of the LDL^T path, and the same threshold.
         const double rc = cholmod_l_rcond(L_, &c_);
-        if (!(rc > 1e-15))
-            throw std::invalid_argument("the placement system is singular or nearly so: the matches do not determine the "
-                                        "placement (too few or collinear points between some tiles?)");
-        s.pivot_ratio = rc;
-        t0 = std::chrono::steady_clock::now();
-        Dense b = rhs;  // CHOLMOD reads a column-major dense view
+        if (!(rc > min_pivot)) throw std::invalid_argument(singular);
+        return rc;
+    }
+
+    DenseT<Scalar> solve(const DenseT<Scalar>& rhs) {
+        DenseT<Scalar> b = rhs;  // CHOLMOD reads a column-major dense view
         cholmod_dense B{};
         B.nrow = static_cast<std::size_t>(b.rows());
         B.ncol = static_cast<std::size_t>(b.cols());
         B.nzmax = B.nrow * B.ncol;
         B.d = B.nrow;
         B.x = b.data();
-        B.xtype = CHOLMOD_REAL;
+        B.xtype = kXtype;
         B.dtype = CHOLMOD_DOUBLE;
-        X_ = cholmod_l_solve(CHOLMOD_A, L_, &B, &c_);
+        cholmod_dense* X = cholmod_l_solve(CHOLMOD_A, L_, &B, &c_);
         check("solve");
-        s.x = Eigen::Map<const Dense>(static_cast<const double*>(X_->x), b.rows(), b.cols());
-        s.solve_s = seconds_since(t0);
-        return s;
+        DenseT<Scalar> x = Eigen::Map<const DenseT<Scalar>>(static_cast<const Scalar*>(X->x), b.rows(), b.cols());
+        cholmod_l_free_dense(&X, &c_);
+        return x;
     }
 
 private:
@@ -265,9 +462,157 @@ private:
     }
     cholmod_common c_{};
     cholmod_factor* L_ = nullptr;
-    cholmod_dense* X_ = nullptr;
 };
 #endif
+
+// A factorised symmetric (Hermitian) positive definite system, solved as
+// often as needed (the refinement re-uses the factor). CG (real only) keeps
+// the matrix and preconditions it at each solve.
+template <class Scalar>
+class Factor {
+public:
+    using Mat = SpMatT<Scalar>;
+    using Mat32 = Eigen::SparseMatrix<Scalar, Eigen::ColMajor, int>;
+
+    // A is consumed (emptied) by the direct solvers.
+    Factor(Mat& A, PlacementSolver which, const PlacementOptions& opt, double min_pivot, const char* singular)
+        : opt_(opt), n_(A.rows()) {
+        if (n_ == 0) {
+            name = placement_has_cholmod() ? "cholmod" : "ldlt";
+            pivot_ratio = 1.0;
+            return;
+        }
+        if (which == PlacementSolver::Cholesky && !placement_has_cholmod()) which = PlacementSolver::SimplicialLDLT;
+#ifdef SPECTRALIGN_HAVE_CHOLMOD
+        if (which == PlacementSolver::Cholesky) {
+            name = "cholmod";
+            chol_ = std::make_unique<Cholmod<Scalar>>();
+            pivot_ratio = chol_->factor(A, min_pivot, singular, &analyze_s, &factor_s);
+            Mat().swap(A);
+            return;
+        }
+#endif
+        if (which == PlacementSolver::CG) {
+            if constexpr (std::is_same<Scalar, double>::value) {
+                name = "cg";
+                A_.swap(A);
+                return;
+            } else {
+                throw std::invalid_argument("solver 'cg' is not available for this placement");
+            }
+        }
+        name = "ldlt";
+        // 32-bit indices halve the index memory of the factor; they are safe
+        // while its nonzeros stay below 2^31, which holds by a wide margin
+        // for tile graphs of up to 4M unknowns (1000 x 1000 affine: ~0.4e9).
+        if (n_ <= I64{4000000} && A.nonZeros() <= I64{100000000}) {
+            Mat32 A32 = A;
+            Mat().swap(A);
+            ldlt32_ = std::make_unique<LDLT32>();
+            pivot_ratio = factor_ldlt(*ldlt32_, A32, min_pivot, singular);
+        } else {
+            ldlt64_ = std::make_unique<LDLT64>();
+            pivot_ratio = factor_ldlt(*ldlt64_, A, min_pivot, singular);
+            Mat().swap(A);
+        }
+    }
+
+    DenseT<Scalar> solve(const DenseT<Scalar>& rhs) {
+        const auto t0 = std::chrono::steady_clock::now();
+        DenseT<Scalar> x;
+        if (n_ == 0) {
+            x = DenseT<Scalar>::Zero(0, rhs.cols());
+#ifdef SPECTRALIGN_HAVE_CHOLMOD
+        } else if (chol_) {
+            x = chol_->solve(rhs);
+#endif
+        } else if (ldlt32_) {
+            x = ldlt32_->solve(rhs);
+        } else if (ldlt64_) {
+            x = ldlt64_->solve(rhs);
+        } else {
+            if constexpr (std::is_same<Scalar, double>::value) {
+                if (opt_.preconditioner == PlacementPreconditioner::Jacobi)
+                    x = solve_cg<Eigen::DiagonalPreconditioner<double>>(A_, rhs, opt_, &iterations, &error,
+                                                                         &factor_s);
+                else
+                    x = solve_cg<Eigen::IncompleteCholesky<double, Eigen::Lower, Eigen::AMDOrdering<I64>>>(
+                        A_, rhs, opt_, &iterations, &error, &factor_s);
+            }
+        }
+        solve_s += seconds_since(t0);
+        return x;
+    }
+
+    bool direct() const { return name != "cg"; }
+
+    std::string name;
+    double pivot_ratio = 0, analyze_s = 0, factor_s = 0, solve_s = 0;
+    int iterations = 0;
+    double error = 0;
+
+private:
+    using LDLT32 = Eigen::SimplicialLDLT<Mat32, Eigen::Lower, Eigen::AMDOrdering<int>>;
+    using LDLT64 = Eigen::SimplicialLDLT<Mat, Eigen::Lower, Eigen::AMDOrdering<I64>>;
+
+    template <class Solver, class M>
+    double factor_ldlt(Solver& ldlt, const M& A, double min_pivot, const char* singular) {
+        auto t0 = std::chrono::steady_clock::now();
+        ldlt.analyzePattern(A);
+        analyze_s = seconds_since(t0);
+        t0 = std::chrono::steady_clock::now();
+        ldlt.factorize(A);
+        factor_s = seconds_since(t0);
+        if (ldlt.info() != Eigen::Success) throw std::invalid_argument(singular);
+        const auto D = ldlt.vectorD().real().eval();
+        const double dmax = D.maxCoeff(), dmin = D.minCoeff();
+        if (!(dmin > min_pivot * dmax)) throw std::invalid_argument(singular);
+        return dmin / dmax;
+    }
+
+    PlacementOptions opt_;
+    I64 n_ = 0;
+    Mat A_;  // cg only
+    std::unique_ptr<LDLT32> ldlt32_;
+    std::unique_ptr<LDLT64> ldlt64_;
+#ifdef SPECTRALIGN_HAVE_CHOLMOD
+    std::unique_ptr<Cholmod<Scalar>> chol_;
+#endif
+};
+
+PlacementSolver resolve_solver(PlacementSolver which, I64 nu, I64 limit_opt) {
+    if (which != PlacementSolver::Auto) return which;
+    // CG was slower than a direct factorisation in every measured case;
+    // it only helps where the factor would not fit in memory.
+    const I64 builtin = placement_has_cholmod() ? I64{40000000} : I64{4000000};
+    const I64 limit = limit_opt > 0 ? limit_opt : builtin;
+    return nu <= limit ? PlacementSolver::Cholesky : PlacementSolver::CG;
+}
+
+// Iterative refinement: `residual(state)` stores the residual of the state's
+// solution in it and returns its squared norm; `correct(state)` returns the
+// corrected solution (solving for the correction with the same factor). A step is kept only when it
+// lowers the residual; the loop stops at the first step that does not, or
+// after one that gains less than a factor of 2 (the rounding floor).
+template <class State, class ResidualFn, class CorrectFn>
+void refine(State& x, int max_steps, ResidualFn residual, CorrectFn correct, int* steps, double* r_initial,
+            double* r_final, double* seconds) {
+    const auto t0 = std::chrono::steady_clock::now();
+    double r0 = residual(x);
+    *r_initial = std::sqrt(r0);
+    for (int it = 0; it < max_steps && r0 > 0; ++it) {
+        State y = correct(x);
+        const double r1 = residual(y);
+        if (!(r1 < r0)) break;
+        x = std::move(y);
+        ++*steps;
+        const bool small_gain = r1 > 0.25 * r0;  // |r| fell by less than 2x
+        r0 = r1;
+        if (small_gain) break;
+    }
+    *r_final = std::sqrt(r0);
+    *seconds = seconds_since(t0);
+}
 
 }  // namespace
 
@@ -303,6 +648,12 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
                       const double* p2, const double* w, const PlacementOptions& opt) {
     check_matches(n_tiles, n_matches, t1, t2, p1, p2, w);
     if (opt.fix >= n_tiles) throw std::invalid_argument("the fixed tile index is out of range");
+    const double lam = opt.regularize;
+    if (!(std::isfinite(lam) && lam >= 0)) throw std::invalid_argument("regularize must be finite and >= 0");
+    const bool reg = lam > 0;
+    if (reg && !opt.affine) throw std::invalid_argument("regularize applies to affine placement only");
+    if (reg && opt.prior == nullptr) throw std::invalid_argument("regularize > 0 needs the prior transforms");
+    if (opt.refine_steps < 0) throw std::invalid_argument("refine_steps must be >= 0");
 
     const auto t_start = std::chrono::steady_clock::now();
     PlacementResult res;
@@ -313,7 +664,8 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
     const int k = opt.affine ? 3 : 1;
     const std::vector<I64>& comp = res.component;
 
-    // Reference tile per component and dense indices of the free tiles.
+    // Reference tile per component (none when regularised: the regulariser
+    // fixes the gauge) and dense indices of the free tiles.
     std::vector<I64> ref(static_cast<std::size_t>(nc), -1), comp_size(static_cast<std::size_t>(nc), 0);
     for (I64 t = 0; t < n_tiles; ++t) {
         ++comp_size[comp[t]];
@@ -321,154 +673,69 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
     }
     const I64 fixed_comp = opt.fix >= 0 ? comp[opt.fix] : -1;
     if (fixed_comp >= 0) ref[fixed_comp] = opt.fix;
+    if (reg) std::fill(ref.begin(), ref.end(), I64{-1});
     std::vector<I64> freeidx(static_cast<std::size_t>(n_tiles), -1);
     std::vector<I64> refslot(static_cast<std::size_t>(n_tiles), -1);
-    for (I64 c = 0; c < nc; ++c) refslot[ref[c]] = c;
+    for (I64 c = 0; c < nc; ++c)
+        if (ref[c] >= 0) refslot[ref[c]] = c;
     I64 nf = 0;
     for (I64 t = 0; t < n_tiles; ++t)
         if (refslot[t] < 0) freeidx[t] = nf++;
     const I64 nu = nf * k;  // unknowns of the sparse system
     res.unknowns = nu;
+    const Frame fr = k == 3 ? point_frame(n_matches, p1, p2) : Frame{};
+    // A component whose gauge is the mean (affine, Lagrange constraints).
+    auto mean_gauge = [&](I64 c) { return k == 3 && !reg && c != fixed_comp; };
 
-    Frame fr;
-    if (k == 3) {
-        double sx = 0, sy = 0;
-        for (I64 m = 0; m < 2 * n_matches; ++m) {
-            const double* p = m < n_matches ? p1 + 2 * m : p2 + 2 * (m - n_matches);
-            sx += p[0];
-            sy += p[1];
-        }
-        fr.cx = sx / double(2 * n_matches);
-        fr.cy = sy / double(2 * n_matches);
-        double ss = 0;
-        for (I64 m = 0; m < 2 * n_matches; ++m) {
-            const double* p = m < n_matches ? p1 + 2 * m : p2 + 2 * (m - n_matches);
-            ss += (p[0] - fr.cx) * (p[0] - fr.cx) + (p[1] - fr.cy) * (p[1] - fr.cy);
-        }
-        fr.L = std::sqrt(ss / double(2 * n_matches));
-        if (!(fr.L > 1e-9)) fr.L = 1.0;  // all points equal: the problem is ill-posed anyway
-    }
-
-    // Accumulate diagonal blocks, reference couplings and (rigid) b.
-    std::vector<double> diag(static_cast<std::size_t>(nf * k * k), 0.0);
-    std::vector<double> qrr(static_cast<std::size_t>(nc * k * k), 0.0);
-    Dense qor = Dense::Zero(nu, k);  // packed over components
-    Dense b = Dense::Zero(nu, 2);    // rigid only
-    std::vector<I64> count(static_cast<std::size_t>(nf) + 1, 0);
-    double q1[3], q2[3];
-    for (I64 m = 0; m < n_matches; ++m) {
-        const I64 a = t1[m], bb = t2[m];
-        const double wm = w[m];
-        qvec(k, p1 + 2 * m, q1, fr);
-        qvec(k, p2 + 2 * m, q2, fr);
-        const I64 fa = freeidx[a], fb = freeidx[bb];
-        double* da = fa >= 0 ? &diag[fa * k * k] : &qrr[refslot[a] * k * k];
-        double* db = fb >= 0 ? &diag[fb * k * k] : &qrr[refslot[bb] * k * k];
-        for (int i = 0; i < k; ++i)
-            for (int j = 0; j < k; ++j) {
-                da[i * k + j] += wm * q1[i] * q1[j];
-                db[i * k + j] += wm * q2[i] * q2[j];
-            }
-        if (fa >= 0 && fb < 0) {
-            for (int i = 0; i < k; ++i)
-                for (int j = 0; j < k; ++j) qor(fa * k + i, j) -= wm * q1[i] * q2[j];
-        } else if (fb >= 0 && fa < 0) {
-            for (int i = 0; i < k; ++i)
-                for (int j = 0; j < k; ++j) qor(fb * k + i, j) -= wm * q2[i] * q1[j];
-        } else {
-            ++count[std::min(fa, fb)];
-        }
-        if (k == 1) {
-            for (int s = 0; s < 2; ++s) {
-                const double c = p1[2 * m + s] - p2[2 * m + s];
-                if (fa >= 0) b(fa, s) -= wm * c;
-                if (fb >= 0) b(fb, s) += wm * c;
-            }
-        }
-    }
-
-    // Group free-free matches by their lower free tile (counting sort), then
-    // by the upper one, to sum each tile pair's block once.
-    std::vector<I64> start(static_cast<std::size_t>(nf) + 1, 0);
-    for (I64 i = 0; i < nf; ++i) start[i + 1] = start[i] + count[i];
-    std::vector<I64> order(static_cast<std::size_t>(start[nf]));
-    {
-        std::vector<I64> pos(start.begin(), start.end() - 1);
+    // Regulariser: lam * W_t on the diagonal and the prior in the centred basis.
+    std::vector<double> shift;
+    Dense prior;
+    if (reg) {
+        std::vector<double> wsum(static_cast<std::size_t>(n_tiles), 0.0);
         for (I64 m = 0; m < n_matches; ++m) {
-            const I64 fa = freeidx[t1[m]], fb = freeidx[t2[m]];
-            if (fa >= 0 && fb >= 0) order[pos[std::min(fa, fb)]++] = m;
+            wsum[t1[m]] += w[m];
+            wsum[t2[m]] += w[m];
         }
-    }
-    auto upper = [&](I64 m) { return std::max(freeidx[t1[m]], freeidx[t2[m]]); };
-    std::vector<I64> nhi(static_cast<std::size_t>(nf), 0);
-    for (I64 i = 0; i < nf; ++i) {
-        auto first = order.begin() + start[i], last = order.begin() + start[i + 1];
-        std::sort(first, last, [&](I64 x, I64 y) { return upper(x) < upper(y) || (upper(x) == upper(y) && x < y); });
-        I64 prev = -1;
-        for (auto it = first; it != last; ++it) {
-            const I64 h = upper(*it);
-            if (h != prev) ++nhi[i];
-            prev = h;
-        }
-    }
-    SpMat Q(nu, nu);
-    {
-        auto& outer = Q;  // fill the compressed arrays directly
-        std::vector<I64> colnnz(static_cast<std::size_t>(nu));
-        for (I64 i = 0; i < nf; ++i)
-            for (int a = 0; a < k; ++a) colnnz[i * k + a] = (k - a) + k * nhi[i];
-        const I64 total = std::accumulate(colnnz.begin(), colnnz.end(), I64{0});
-        outer.resizeNonZeros(static_cast<Eigen::Index>(total));
-        I64* op = outer.outerIndexPtr();
-        I64* ip = outer.innerIndexPtr();
-        double* vp = outer.valuePtr();
-        op[0] = 0;
-        for (I64 u = 0; u < nu; ++u) op[u + 1] = op[u] + colnnz[u];
-        std::vector<double> blk;
-        for (I64 i = 0; i < nf; ++i) {
-            // diagonal block (lower part)
-            for (int a = 0; a < k; ++a) {
-                I64 o = op[i * k + a];
-                for (int a2 = a; a2 < k; ++a2) {
-                    ip[o] = i * k + a2;
-                    vp[o] = diag[(i * k + a2) * k + a];  // symmetric block
-                    ++o;
-                }
+        shift.resize(static_cast<std::size_t>(n_tiles * 3));
+        for (I64 t = 0; t < n_tiles; ++t) shift[3 * t] = shift[3 * t + 1] = shift[3 * t + 2] = lam * wsum[t];
+        prior.resize(n_tiles * 3, 2);
+        for (I64 t = 0; t < n_tiles; ++t)
+            for (int s = 0; s < 2; ++s) {
+                const double* P = opt.prior + 6 * t + 3 * s;
+                if (!(std::isfinite(P[0]) && std::isfinite(P[1]) && std::isfinite(P[2])))
+                    throw std::invalid_argument("the prior transform of tile " + std::to_string(t) + " is not finite");
+                prior(3 * t, s) = fr.L * P[0];
+                prior(3 * t + 1, s) = fr.L * P[1];
+                prior(3 * t + 2, s) = P[2] + P[0] * fr.cx + P[1] * fr.cy;
             }
-            // off-diagonal blocks (h, i), h > i: -sum w q_h q_i'
-            I64 slot = 0;
-            I64 s0 = start[i], s1 = start[i + 1];
-            while (s0 < s1) {
-                const I64 h = upper(order[s0]);
-                double acc[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
-                for (; s0 < s1 && upper(order[s0]) == h; ++s0) {
-                    const I64 m = order[s0];
-                    const bool first_is_h = freeidx[t1[m]] == h;
-                    qvec(k, first_is_h ? p1 + 2 * m : p2 + 2 * m, q1, fr);  // q_h
-                    qvec(k, first_is_h ? p2 + 2 * m : p1 + 2 * m, q2, fr);  // q_i
-                    for (int r = 0; r < k; ++r)
-                        for (int c = 0; c < k; ++c) acc[r * k + c] -= w[m] * q1[r] * q2[c];
-                }
-                for (int a = 0; a < k; ++a) {
-                    I64 o = op[i * k + a] + (k - a) + slot * k;
-                    for (int r = 0; r < k; ++r) {
-                        ip[o + r] = h * k + r;
-                        vp[o + r] = acc[r * k + a];
-                    }
-                }
-                ++slot;
-            }
-        }
     }
-    res.nonzeros = Q.nonZeros();
-    res.assemble_s = seconds_since(t_start);
-    std::vector<double>().swap(diag);
-    std::vector<I64>().swap(order);
 
-    // Right-hand sides.
+    std::vector<double> qrr;
+    Dense qor;
+    const I64 nref = reg ? 0 : nc;
+    SpMat Q = k == 1 ? assemble_normal<double>(n_matches, t1, t2, p1, p2, w, freeidx, refslot, nf, nref, RigidJac{},
+                                               shift, qrr, qor)
+                     : assemble_normal<double>(n_matches, t1, t2, p1, p2, w, freeidx, refslot, nf, nref,
+                                               AffineJac{fr}, shift, qrr, qor);
+    res.nonzeros = Q.nonZeros();
+
+    // Right-hand sides: rigid b; regularised lam W_t S_t; affine [Q_or, C_o'].
     Dense rhs;
     if (k == 1) {
-        rhs = std::move(b);
+        rhs = Dense::Zero(nu, 2);
+        for (I64 m = 0; m < n_matches; ++m) {
+            const I64 fa = freeidx[t1[m]], fb = freeidx[t2[m]];
+            for (int s = 0; s < 2; ++s) {
+                const double c = p1[2 * m + s] - p2[2 * m + s];
+                if (fa >= 0) rhs(fa, s) -= w[m] * c;
+                if (fb >= 0) rhs(fb, s) += w[m] * c;
+            }
+        }
+    } else if (reg) {
+        rhs.resize(nu, 2);
+        for (I64 t = 0; t < n_tiles; ++t)
+            for (int a = 0; a < 3; ++a)
+                for (int s = 0; s < 2; ++s) rhs(freeidx[t] * 3 + a, s) = shift[3 * t + a] * prior(3 * t + a, s);
     } else {
         rhs.resize(nu, 2 * k);
         rhs.leftCols(k) = qor;
@@ -476,49 +743,214 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
         for (I64 i = 0; i < nf; ++i)
             for (int a = 0; a < k; ++a) rhs(i * k + a, k + a) = 1.0;
     }
+    res.assemble_s = seconds_since(t_start);
 
-    PlacementSolver which = opt.solver;
-    if (which == PlacementSolver::Auto) {
-        // CG was slower than a direct factorisation in every measured case;
-        // it only helps where the factor would not fit in memory.
-        const I64 builtin = placement_has_cholmod() ? I64{40000000} : I64{4000000};
-        const I64 limit = opt.auto_cholesky_limit > 0 ? opt.auto_cholesky_limit : builtin;
-        which = nu <= limit ? PlacementSolver::Cholesky : PlacementSolver::CG;
-    }
-    if (which == PlacementSolver::Cholesky && !placement_has_cholmod()) which = PlacementSolver::SimplicialLDLT;
-    Solved sol;
-    if (nu == 0) {
-        sol.x = Dense::Zero(0, rhs.cols());
-        sol.solver = placement_has_cholmod() ? "cholmod" : "ldlt";
-#ifdef SPECTRALIGN_HAVE_CHOLMOD
-    } else if (which == PlacementSolver::Cholesky) {
-        Cholmod cholmod;
-        sol = cholmod.solve(Q, rhs);
-#endif
-    } else if (which == PlacementSolver::SimplicialLDLT) {
-        // 32-bit indices halve the index memory of the factor; they are safe
-        // while its nonzeros stay below 2^31, which holds by a wide margin
-        // for tile graphs of up to 4M unknowns (1000 x 1000 affine: ~0.4e9).
-        if (nu <= I64{4000000} && Q.nonZeros() <= I64{100000000}) {
-            Eigen::SparseMatrix<double, Eigen::ColMajor, int> Q32 = Q;
-            SpMat().swap(Q);
-            sol = solve_cholesky(Q32, rhs);
-        } else {
-            sol = solve_cholesky(Q, rhs);
+    Factor<double> F(Q, resolve_solver(opt.solver, nu, opt.auto_cholesky_limit), opt, 1e-15, kSingular);
+    Dense X0 = F.solve(rhs);
+    rhs.resize(0, 0);
+
+    // The solution: every tile's unknowns V (n_tiles * k x 2, columns the x
+    // and y rows), the multipliers of the mean-gauge components, and what
+    // the refinement needs (residuals of free rows, reference rows and
+    // constraints).
+    using M32 = Eigen::Matrix<double, 3, 2>;
+    struct State {
+        Dense V;
+        std::vector<M32> lam;
+        Dense Rf;
+        std::vector<M32> Rr, Rc;
+    };
+    const M32 zero32 = M32::Zero();
+
+    // Affine: the reduced (T_r, lambda) system of each mean-gauge component.
+    struct Reduced {
+        Eigen::FullPivLU<Eigen::Matrix<double, 6, 6>> lu;
+        Eigen::Matrix<double, 6, 1> rs, cs;
+    };
+    std::vector<Reduced> red(static_cast<std::size_t>(k == 3 && !reg ? nc : 0));
+    Dense Y;  // [Y1, Y2] (affine, not regularised)
+    if (k == 3 && !reg) {
+        Y = std::move(X0);
+        std::vector<Eigen::Matrix3d> QY1(nc, Eigen::Matrix3d::Zero()), QY2(nc, Eigen::Matrix3d::Zero()),
+            SY1(nc, Eigen::Matrix3d::Zero()), SY2(nc, Eigen::Matrix3d::Zero());
+        for (I64 t = 0; t < n_tiles; ++t) {
+            const I64 f = freeidx[t];
+            if (f < 0) continue;
+            const I64 c = comp[t];
+            for (int a = 0; a < k; ++a) {
+                const I64 u = f * k + a;
+                for (int i = 0; i < k; ++i)
+                    for (int j = 0; j < k; ++j) {
+                        QY1[c](i, j) += qor(u, i) * Y(u, j);
+                        QY2[c](i, j) += qor(u, i) * Y(u, 3 + j);
+                    }
+                for (int j = 0; j < k; ++j) {
+                    SY1[c](a, j) += Y(u, j);
+                    SY2[c](a, j) += Y(u, 3 + j);
+                }
+            }
         }
-    } else if (opt.preconditioner == PlacementPreconditioner::Jacobi) {
-        sol = solve_cg<Eigen::DiagonalPreconditioner<double>>(Q, rhs, opt);
-    } else {
-        sol = solve_cg<Eigen::IncompleteCholesky<double, Eigen::Lower, Eigen::AMDOrdering<I64>>>(Q, rhs, opt);
+        for (I64 c = 0; c < nc; ++c) {
+            if (!mean_gauge(c)) continue;
+            Eigen::Matrix<double, 6, 6> K;
+            Eigen::Matrix3d H;
+            for (int i = 0; i < k; ++i)
+                for (int j = 0; j < k; ++j) H(i, j) = qrr[(c * k + i) * k + j];
+            K.block<3, 3>(0, 0) = H - QY1[c];
+            K.block<3, 3>(0, 3) = Eigen::Matrix3d::Identity() - QY2[c];
+            K.block<3, 3>(3, 0) = Eigen::Matrix3d::Identity() - SY1[c];
+            K.block<3, 3>(3, 3) = -SY2[c];
+            // Equilibrate rows and columns before the pivoted LU.
+            Reduced& rd = red[c];
+            for (int i = 0; i < 6; ++i) rd.rs(i) = 1.0 / std::max(K.row(i).cwiseAbs().maxCoeff(), 1e-300);
+            Eigen::Matrix<double, 6, 6> Ks = rd.rs.asDiagonal() * K;
+            for (int j = 0; j < 6; ++j) rd.cs(j) = 1.0 / std::max(Ks.col(j).cwiseAbs().maxCoeff(), 1e-300);
+            Ks = Ks * rd.cs.asDiagonal();
+            rd.lu.compute(Ks);
+            rd.lu.setThreshold(1e-13);
+            if (!rd.lu.isInvertible())
+                throw std::invalid_argument("the affine placement is ill-posed: the matches of component " +
+                                            std::to_string(c) + " do not determine its tiles' transforms");
+        }
     }
-    res.solver = sol.solver;
-    res.cg_iterations = sol.iterations;
-    res.cg_error = sol.error;
-    res.pivot_ratio = sol.pivot_ratio;
-    res.analyze_s = sol.analyze_s;
-    res.factor_s = sol.factor_s;
-    res.solve_s = sol.solve_s;
-    SpMat().swap(Q);
+    // Reduced solve: from the free-row solution z0 = Q_oo^-1 r_o and the
+    // reference and constraint residuals, the reference tiles' parameters
+    // and the multipliers of each mean-gauge component.
+    auto reduce = [&](const Dense& z0, const std::vector<M32>& Rr, const std::vector<M32>& Rc,
+                      std::vector<M32>& Tr, std::vector<M32>& Lm) {
+        std::vector<M32> Qz(nc, zero32), Sz(nc, zero32);
+        if (z0.size() > 0)
+            for (I64 t = 0; t < n_tiles; ++t) {
+                const I64 f = freeidx[t];
+                if (f < 0 || !mean_gauge(comp[t])) continue;
+                const I64 c = comp[t];
+                for (int a = 0; a < 3; ++a) {
+                    const I64 u = f * 3 + a;
+                    for (int s = 0; s < 2; ++s) {
+                        for (int i = 0; i < 3; ++i) Qz[c](i, s) += qor(u, i) * z0(u, s);
+                        Sz[c](a, s) += z0(u, s);
+                    }
+                }
+            }
+        for (I64 c = 0; c < nc; ++c) {
+            if (!mean_gauge(c)) continue;
+            const Reduced& rd = red[c];
+            for (int s = 0; s < 2; ++s) {
+                Eigen::Matrix<double, 6, 1> r;
+                r.head<3>() = Rr[c].col(s) - Qz[c].col(s);
+                r.tail<3>() = Rc[c].col(s) - Sz[c].col(s);
+                const Eigen::Matrix<double, 6, 1> z = rd.cs.asDiagonal() * rd.lu.solve(rd.rs.asDiagonal() * r);
+                Tr[c].col(s) = z.head<3>();
+                Lm[c].col(s) = z.tail<3>();
+            }
+        }
+    };
+    // Every tile's unknowns from z0 (free rows) and the reference tiles'
+    // parameters / multipliers: T_o = z0 - Y1 T_r - Y2 lambda.
+    auto expand = [&](const Dense* z0, const std::vector<M32>& Tr, const std::vector<M32>& Lm) {
+        Dense V = Dense::Zero(n_tiles * k, 2);
+        for (I64 t = 0; t < n_tiles; ++t) {
+            const I64 f = freeidx[t], c = comp[t];
+            for (int a = 0; a < k; ++a)
+                for (int s = 0; s < 2; ++s) {
+                    if (f < 0) {
+                        V(t * k + a, s) = k == 3 ? Tr[c](a, s) : 0.0;
+                        continue;
+                    }
+                    const I64 u = f * k + a;
+                    double v = z0 != nullptr ? (*z0)(u, s) : 0.0;
+                    if (k == 3 && !reg)
+                        for (int j = 0; j < 3; ++j) v -= Y(u, j) * Tr[c](j, s) + Y(u, 3 + j) * Lm[c](j, s);
+                    V(t * k + a, s) = v;
+                }
+        }
+        return V;
+    };
+
+    State x;
+    x.lam.assign(nc, zero32);
+    if (k == 3 && !reg) {
+        // Initial solve: b = 0, d = (n L I, n c0) per component; the fixed
+        // component's reference tile is the identity.
+        std::vector<M32> Tr(nc, zero32), Rc(nc, zero32), Rr(nc, zero32);
+        for (I64 c = 0; c < nc; ++c) {
+            M32 ident;
+            ident << fr.L, 0, 0, fr.L, fr.cx, fr.cy;  // (a, s): the identity in the centred basis
+            const double n = double(comp_size[c]);
+            if (c == fixed_comp) Tr[c] = ident;
+            else Rc[c] = n * ident;
+        }
+        reduce(Dense(), Rr, Rc, Tr, x.lam);
+        x.V = expand(nullptr, Tr, x.lam);
+    } else {
+        x.V = expand(&X0, std::vector<M32>(nc, zero32), x.lam);
+    }
+    X0.resize(0, 0);
+    res.solver = F.name;
+    res.cg_iterations = F.iterations;
+    res.cg_error = F.error;
+    res.pivot_ratio = F.pivot_ratio;
+
+    // Iterative refinement against the residuals of the original problem.
+    auto residual = [&](State& st) {
+        auto R = k == 1 ? match_residual<double>(n_tiles, n_matches, t1, t2, p1, p2, w, RigidJac{}, st.V, true)
+                        : match_residual<double>(n_tiles, n_matches, t1, t2, p1, p2, w, AffineJac{fr}, st.V, false);
+        std::vector<long double> sum(static_cast<std::size_t>(nc * 6), 0.0L);
+        for (I64 t = 0; t < n_tiles; ++t)
+            for (int a = 0; a < k; ++a)
+                for (int s = 0; s < 2; ++s) {
+                    long double& r = R[(t * k + a) * 2 + s];
+                    if (reg)
+                        r -= static_cast<long double>(shift[3 * t + a]) *
+                             (static_cast<long double>(st.V(t * 3 + a, s)) - static_cast<long double>(prior(t * 3 + a, s)));
+                    if (mean_gauge(comp[t])) {
+                        r -= st.lam[comp[t]](a, s);
+                        sum[comp[t] * 6 + a * 2 + s] += st.V(t * 3 + a, s);
+                    }
+                }
+        st.Rf.resize(nu, 2);
+        st.Rr.assign(nc, zero32);
+        st.Rc.assign(nc, zero32);
+        double norm = 0;
+        for (I64 t = 0; t < n_tiles; ++t) {
+            const I64 f = freeidx[t], c = comp[t];
+            for (int a = 0; a < k; ++a)
+                for (int s = 0; s < 2; ++s) {
+                    const double v = static_cast<double>(R[(t * k + a) * 2 + s]);
+                    if (f >= 0) {
+                        st.Rf(f * k + a, s) = v;
+                        norm += v * v;
+                    } else if (mean_gauge(c)) {
+                        st.Rr[c](a, s) = v;
+                        norm += v * v;
+                    }
+                }
+        }
+        for (I64 c = 0; c < nc; ++c) {
+            if (!mean_gauge(c)) continue;
+            const long double n = static_cast<long double>(comp_size[c]);
+            const long double d[6] = {n * fr.L, 0.0L, 0.0L, n * fr.L, n * fr.cx, n * fr.cy};  // (a, s)
+            for (int i = 0; i < 6; ++i) st.Rc[c](i / 2, i % 2) = static_cast<double>(d[i] - sum[c * 6 + i]);
+        }
+        return norm;
+    };
+    auto correct = [&](const State& st) {
+        const Dense z0 = F.solve(st.Rf);
+        std::vector<M32> dTr(nc, zero32), dLam(nc, zero32);
+        if (k == 3 && !reg) reduce(z0, st.Rr, st.Rc, dTr, dLam);
+        State y;
+        y.V = st.V + expand(&z0, dTr, dLam);
+        y.lam = st.lam;
+        for (I64 c = 0; c < nc; ++c) y.lam[c] += dLam[c];
+        return y;
+    };
+    if (F.direct() && opt.refine_steps > 0)
+        refine(x, opt.refine_steps, residual, correct, &res.refine_steps, &res.residual_initial, &res.residual_final,
+               &res.refine_s);
+    res.analyze_s = F.analyze_s;
+    res.factor_s = F.factor_s;
+    res.solve_s = F.solve_s;
+    const Dense& V = x.V;
 
     if (k == 1) {
         res.params.assign(static_cast<std::size_t>(n_tiles * 2), 0.0);
@@ -526,8 +958,8 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
         for (I64 t = 0; t < n_tiles; ++t) {
             if (freeidx[t] < 0) continue;
             for (int s = 0; s < 2; ++s) {
-                res.params[t * 2 + s] = sol.x(freeidx[t], s);
-                sum[comp[t] * 2 + s] += sol.x(freeidx[t], s);
+                res.params[t * 2 + s] = V(t, s);
+                sum[comp[t] * 2 + s] += V(t, s);
             }
         }
         for (I64 t = 0; t < n_tiles; ++t) {
@@ -537,189 +969,157 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
         return res;
     }
 
-    // Affine: per component, reduce to the reference tile and the multipliers.
-    const auto Y1 = sol.x.leftCols(k);
-    const auto Y2 = sol.x.rightCols(k);
-    std::vector<Eigen::Matrix3d> QY1(nc, Eigen::Matrix3d::Zero()), QY2(nc, Eigen::Matrix3d::Zero()),
-        SY1(nc, Eigen::Matrix3d::Zero()), SY2(nc, Eigen::Matrix3d::Zero());
-    for (I64 t = 0; t < n_tiles; ++t) {
-        const I64 f = freeidx[t];
-        if (f < 0) continue;
-        const I64 c = comp[t];
-        for (int a = 0; a < k; ++a) {
-            const I64 u = f * k + a;
-            for (int i = 0; i < k; ++i)
-                for (int j = 0; j < k; ++j) {
-                    QY1[c](i, j) += qor(u, i) * Y1(u, j);
-                    QY2[c](i, j) += qor(u, i) * Y2(u, j);
-                }
-            for (int j = 0; j < k; ++j) {
-                SY1[c](a, j) += Y1(u, j);
-                SY2[c](a, j) += Y2(u, j);
-            }
-        }
-    }
-    // Reference-tile parameters Tr[c](s, :) and multipliers per component.
-    std::vector<Eigen::Matrix<double, 2, 3>> Tr(nc), Lam(nc);
-    for (I64 c = 0; c < nc; ++c) {
-        Tr[c] << fr.L, 0, fr.cx, 0, fr.L, fr.cy;  // the identity in the centred basis
-        Lam[c].setZero();
-        if (c == fixed_comp) continue;
-        Eigen::Matrix<double, 6, 6> K;
-        Eigen::Matrix3d H;
-        for (int i = 0; i < k; ++i)
-            for (int j = 0; j < k; ++j) H(i, j) = qrr[(c * k + i) * k + j];
-        K.block<3, 3>(0, 0) = H - QY1[c];
-        K.block<3, 3>(0, 3) = Eigen::Matrix3d::Identity() - QY2[c];
-        K.block<3, 3>(3, 0) = Eigen::Matrix3d::Identity() - SY1[c];
-        K.block<3, 3>(3, 3) = -SY2[c];
-        // Equilibrate rows and columns before the pivoted LU.
-        Eigen::Matrix<double, 6, 1> rs, cs;
-        for (int i = 0; i < 6; ++i) rs(i) = 1.0 / std::max(K.row(i).cwiseAbs().maxCoeff(), 1e-300);
-        Eigen::Matrix<double, 6, 6> Ks = rs.asDiagonal() * K;
-        for (int j = 0; j < 6; ++j) cs(j) = 1.0 / std::max(Ks.col(j).cwiseAbs().maxCoeff(), 1e-300);
-        Ks = Ks * cs.asDiagonal();
-        Eigen::FullPivLU<Eigen::Matrix<double, 6, 6>> lu(Ks);
-        lu.setThreshold(1e-13);
-        if (!lu.isInvertible())
-            throw std::invalid_argument("the affine placement is ill-posed: the matches of component " +
-                                        std::to_string(c) + " do not determine its tiles' transforms");
-        const double n = double(comp_size[c]);
-        for (int s = 0; s < 2; ++s) {
-            Eigen::Matrix<double, 6, 1> r = Eigen::Matrix<double, 6, 1>::Zero();
-            // sum_t A_t = n I and sum_t X_t = 0  <=>  sum_t A'_t = n L I, sum_t X'_t = n c0
-            r(3 + s) = n * fr.L;
-            r(5) = n * (s == 0 ? fr.cx : fr.cy);
-            Eigen::Matrix<double, 6, 1> z = cs.asDiagonal() * lu.solve(rs.asDiagonal() * r);
-            Tr[c].row(s) = z.head<3>().transpose();
-            Lam[c].row(s) = z.tail<3>().transpose();
-        }
-    }
     res.params.assign(static_cast<std::size_t>(n_tiles * 6), 0.0);
     for (I64 t = 0; t < n_tiles; ++t) {
-        const I64 c = comp[t];
         double* out = &res.params[t * 6];
-        const I64 f = freeidx[t];
         for (int s = 0; s < 2; ++s) {
-            double v[3];
-            for (int a = 0; a < k; ++a) {
-                if (f < 0) {
-                    v[a] = Tr[c](s, a);
-                } else {
-                    const I64 u = f * k + a;
-                    v[a] = 0;
-                    for (int j = 0; j < k; ++j) v[a] -= Y1(u, j) * Tr[c](s, j) + Y2(u, j) * Lam[c](s, j);
-                }
-            }
             // back from the centred basis: A = A' / L, X = X' - A c0
-            out[s * 3 + 0] = v[0] / fr.L;
-            out[s * 3 + 1] = v[1] / fr.L;
-            out[s * 3 + 2] = v[2] - out[s * 3 + 0] * fr.cx - out[s * 3 + 1] * fr.cy;
+            out[s * 3 + 0] = V(t * 3, s) / fr.L;
+            out[s * 3 + 1] = V(t * 3 + 1, s) / fr.L;
+            out[s * 3 + 2] = V(t * 3 + 2, s) - out[s * 3 + 0] * fr.cx - out[s * 3 + 1] * fr.cy;
+        }
+        if (t == opt.fix && !reg) {  // exactly the identity, not its round trip
+            out[0] = out[4] = 1.0;
+            out[1] = out[2] = out[3] = out[5] = 0.0;
+        }
+    }
+    if (reg) {
+        // The gauge: one global affine map G per component, so that the mean
+        // of A_t is I and of X_t is 0, or tile `fix` is the identity.
+        std::vector<Eigen::Matrix<double, 2, 3>> mean(nc, Eigen::Matrix<double, 2, 3>::Zero());
+        for (I64 t = 0; t < n_tiles; ++t)
+            mean[comp[t]] += Eigen::Map<const Eigen::Matrix<double, 2, 3, Eigen::RowMajor>>(&res.params[t * 6]);
+        for (I64 c = 0; c < nc; ++c) mean[c] /= double(comp_size[c]);
+        if (fixed_comp >= 0)
+            mean[fixed_comp] = Eigen::Map<const Eigen::Matrix<double, 2, 3, Eigen::RowMajor>>(&res.params[opt.fix * 6]);
+        std::vector<Eigen::Matrix2d> Ginv(nc);
+        for (I64 c = 0; c < nc; ++c) {
+            const Eigen::Matrix2d M = mean[c].leftCols<2>();
+            if (!(std::abs(M.determinant()) > 1e-12 * M.squaredNorm()))
+                throw std::invalid_argument("the regularised affine placement is degenerate (its mean linear part "
+                                            "is singular)");
+            Ginv[c] = M.inverse();
+        }
+        for (I64 t = 0; t < n_tiles; ++t) {
+            const I64 c = comp[t];
+            Eigen::Map<Eigen::Matrix<double, 2, 3, Eigen::RowMajor>> T(&res.params[t * 6]);
+            T.col(2) -= mean[c].col(2);
+            T = (Ginv[c] * T).eval();
+        }
+        if (opt.fix >= 0) {
+            double* out = &res.params[opt.fix * 6];
+            out[0] = out[4] = 1.0;
+            out[1] = out[2] = out[3] = out[5] = 0.0;
         }
     }
     return res;
 }
 
-constexpr const char* kSimilaritySingular =
-    "the similarity placement system is singular: the matches do not determine the placement "
-    "(too few points between some tiles, or a single point per tile pair?)";
-
 SimilarityResult place_similarity(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, const double* p1,
-                                  const double* p2, const double* w, I64 fix) {
+                                  const double* p2, const double* w, I64 fix, PlacementSolver solver,
+                                  int refine_steps, I64 reference) {
     check_matches(n_tiles, n_matches, t1, t2, p1, p2, w);
     if (fix < 0 || fix >= n_tiles) throw std::invalid_argument("the fixed tile index is out of range");
+    if (reference >= n_tiles) throw std::invalid_argument("the reference tile index is out of range");
+    const I64 out_fix = fix;
+    if (reference >= 0) fix = reference;
+    if (refine_steps < 0) throw std::invalid_argument("refine_steps must be >= 0");
+    if (solver == PlacementSolver::CG) throw std::invalid_argument("the similarity placement has no 'cg' solver");
     I64 nc = 0;
     placement_components(n_tiles, n_matches, t1, t2, &nc);
     if (nc > 1) throw std::invalid_argument("the match graph has " + std::to_string(nc) + " disconnected components");
 
     const auto t_start = std::chrono::steady_clock::now();
     SimilarityResult res;
-    // Normalised coordinates q = (p - c) / L keep the system well scaled; with
-    // them tile t is q -> A'_t q + X'_t, A' = L s R, X' = s R c + X.
-    double cx = 0, cy = 0;
-    for (I64 m = 0; m < n_matches; ++m) {
-        cx += p1[2 * m] + p2[2 * m];
-        cy += p1[2 * m + 1] + p2[2 * m + 1];
-    }
-    cx /= double(2 * n_matches);
-    cy /= double(2 * n_matches);
-    double ss = 0;
-    for (I64 m = 0; m < n_matches; ++m)
-        for (const double* p : {p1 + 2 * m, p2 + 2 * m}) ss += (p[0] - cx) * (p[0] - cx) + (p[1] - cy) * (p[1] - cy);
-    double L = std::sqrt(ss / double(2 * n_matches));
-    if (!(L > 1e-9)) L = 1.0;
-    const double fixed_u[4] = {L, 0.0, cx, cy};  // the identity in normalised form
+    const Frame fr = point_frame(n_matches, p1, p2);
+    const SimilarityJac jac{fr};
+    // The identity in the centred basis: alpha = L, tau = c0.
+    Eigen::Matrix<cplx, 2, 1> fixed_u(cplx(fr.L, 0.0), cplx(fr.cx, fr.cy));
 
-    std::vector<I64> freeidx(static_cast<std::size_t>(n_tiles), -1);
+    std::vector<I64> freeidx(static_cast<std::size_t>(n_tiles), -1), refslot(static_cast<std::size_t>(n_tiles), -1);
     I64 nf = 0;
     for (I64 t = 0; t < n_tiles; ++t)
         if (t != fix) freeidx[t] = nf++;
-    const I64 nu = 4 * nf;
+    refslot[fix] = 0;
+    const I64 nu = 2 * nf;
     res.unknowns = nu;
-    std::vector<Eigen::Triplet<double, I64>> trip;
-    trip.reserve(static_cast<std::size_t>(n_matches) * 64);
-    Eigen::VectorXd rhs = Eigen::VectorXd::Zero(nu);
-    for (I64 m = 0; m < n_matches; ++m) {
-        const double q1x = (p1[2 * m] - cx) / L, q1y = (p1[2 * m + 1] - cy) / L;
-        const double q2x = (p2[2 * m] - cx) / L, q2y = (p2[2 * m + 1] - cy) / L;
-        // Residual rows (x, then y) over (a, b, tx, ty) of tile 1, then tile 2.
-        const double rows[2][8] = {{q1x, -q1y, 1, 0, -q2x, q2y, -1, 0}, {q1y, q1x, 0, 1, -q2y, -q2x, 0, -1}};
-        const I64 base[2] = {freeidx[t1[m]], freeidx[t2[m]]};
-        for (const auto& r : rows) {
-            double fixed_part = 0;  // the fixed tile's share of the residual, a constant
-            for (int side = 0; side < 2; ++side)
-                if (base[side] < 0)
-                    for (int k = 0; k < 4; ++k) fixed_part += r[4 * side + k] * fixed_u[k];
-            for (int si = 0; si < 2; ++si) {
-                if (base[si] < 0) continue;
-                for (int i = 0; i < 4; ++i) {
-                    const I64 row = 4 * base[si] + i;
-                    rhs[row] -= w[m] * r[4 * si + i] * fixed_part;
-                    for (int sj = 0; sj < 2; ++sj) {
-                        if (base[sj] < 0) continue;
-                        for (int j = 0; j < 4; ++j) {
-                            const I64 col = 4 * base[sj] + j;
-                            if (col <= row) trip.emplace_back(row, col, w[m] * r[4 * si + i] * r[4 * sj + j]);
-                        }
-                    }
-                }
+    std::vector<cplx> qrr;
+    DenseT<cplx> qor;
+    SpMatT<cplx> Q = assemble_normal<cplx>(n_matches, t1, t2, p1, p2, w, freeidx, refslot, nf, 1, jac, {}, qrr, qor);
+    res.nonzeros = Q.nonZeros();
+    DenseT<cplx> rhs = -(qor * fixed_u);
+    qor.resize(0, 0);
+    res.assemble_s = seconds_since(t_start);
+
+    PlacementOptions o;
+    Factor<cplx> F(Q, solver == PlacementSolver::Auto ? PlacementSolver::Cholesky : solver, o, 1e-12,
+                   kSimilaritySingular);
+    const DenseT<cplx> u = F.solve(rhs);
+    res.solver = F.name;
+    res.pivot_ratio = F.pivot_ratio;
+
+    struct State {
+        DenseT<cplx> V, Rf;
+    };
+    State x;
+    x.V.resize(n_tiles * 2, 1);
+    for (I64 t = 0; t < n_tiles; ++t)
+        for (int a = 0; a < 2; ++a) x.V(2 * t + a, 0) = freeidx[t] >= 0 ? u(2 * freeidx[t] + a, 0) : fixed_u(a);
+    auto residual = [&](State& st) {
+        const auto R = match_residual<cplx>(n_tiles, n_matches, t1, t2, p1, p2, w, jac, st.V, false);
+        st.Rf.resize(nu, 1);
+        double norm = 0;
+        for (I64 t = 0; t < n_tiles; ++t) {
+            if (freeidx[t] < 0) continue;
+            for (int a = 0; a < 2; ++a) {
+                const cplx v(static_cast<double>(R[2 * t + a].real()), static_cast<double>(R[2 * t + a].imag()));
+                st.Rf(2 * freeidx[t] + a, 0) = v;
+                norm += std::norm(v);
             }
         }
+        return norm;
+    };
+    auto correct = [&](const State& st) {
+        const DenseT<cplx> z = F.solve(st.Rf);
+        State y;
+        y.V = st.V;
+        for (I64 t = 0; t < n_tiles; ++t)
+            if (freeidx[t] >= 0)
+                for (int a = 0; a < 2; ++a) y.V(2 * t + a, 0) += z(2 * freeidx[t] + a, 0);
+        return y;
+    };
+    if (refine_steps > 0)
+        refine(x, refine_steps, residual, correct, &res.refine_steps, &res.residual_initial, &res.residual_final,
+               &res.refine_s);
+    res.analyze_s = F.analyze_s;
+    res.factor_s = F.factor_s;
+    res.solve_s = F.solve_s;
+
+    if (out_fix != fix) {
+        // One global similarity z -> (z - tau_f) / alpha_f * L + c0 makes tile out_fix
+        // the identity (in the centred basis: alpha = L, tau = c0).
+        const cplx af = x.V(2 * out_fix, 0), tf = x.V(2 * out_fix + 1, 0);
+        const cplx c0(fr.cx, fr.cy);
+        for (I64 t = 0; t < n_tiles; ++t) {
+            x.V(2 * t, 0) = x.V(2 * t, 0) / af * fr.L;
+            x.V(2 * t + 1, 0) = (x.V(2 * t + 1, 0) - tf) / af * fr.L + c0;
+        }
     }
-    SpMat Q(nu, nu);
-    Q.setFromTriplets(trip.begin(), trip.end());
-    std::vector<Eigen::Triplet<double, I64>>().swap(trip);
-    res.nonzeros = Q.nonZeros();
-    res.assemble_s = seconds_since(t_start);
-    Eigen::VectorXd u;
-    if (nu > 0) {
-        const auto t_factor = std::chrono::steady_clock::now();
-        Eigen::SimplicialLDLT<SpMat, Eigen::Lower, Eigen::AMDOrdering<I64>> ldlt(Q);
-        if (ldlt.info() != Eigen::Success)
-            throw std::invalid_argument(kSimilaritySingular);
-        const Eigen::VectorXd d = ldlt.vectorD();
-        const double dmax = d.cwiseAbs().maxCoeff(), dmin = d.minCoeff();
-        res.pivot_ratio = dmax > 0 ? dmin / dmax : 0.0;
-        if (!(dmin > 1e-12 * dmax)) throw std::invalid_argument(kSimilaritySingular);
-        res.factor_s = seconds_since(t_factor);
-        const auto t_solve = std::chrono::steady_clock::now();
-        u = ldlt.solve(rhs);
-        res.solve_s = seconds_since(t_solve);
-    }
+    fix = out_fix;
     res.params.resize(static_cast<std::size_t>(n_tiles) * 6);
     for (I64 t = 0; t < n_tiles; ++t) {
-        const double* un = freeidx[t] >= 0 ? u.data() + 4 * freeidx[t] : fixed_u;
-        const double a = un[0] / L, b = un[1] / L;
-        double* o = res.params.data() + 6 * t;
-        o[0] = a;
-        o[1] = -b;
-        o[2] = un[2] - (a * cx - b * cy);
-        o[3] = b;
-        o[4] = a;
-        o[5] = un[3] - (b * cx + a * cy);
+        const cplx ab = x.V(2 * t, 0) / fr.L, tau = x.V(2 * t + 1, 0);
+        const double a = ab.real(), b = ab.imag();
+        double* o6 = res.params.data() + 6 * t;
+        o6[0] = a;
+        o6[1] = -b;
+        o6[2] = tau.real() - (a * fr.cx - b * fr.cy);
+        o6[3] = b;
+        o6[4] = a;
+        o6[5] = tau.imag() - (b * fr.cx + a * fr.cy);
         if (t == fix) {  // exactly the identity, not its round trip
-            o[0] = o[4] = 1.0;
-            o[1] = o[2] = o[3] = o[5] = 0.0;
+            o6[0] = o6[4] = 1.0;
+            o6[1] = o6[2] = o6[3] = o6[5] = 0.0;
         }
     }
     return res;

@@ -20,6 +20,19 @@ class SolveTimings(metaclass=_Pybind11Type):
     def factor(self) -> float: ...
     @property
     def solve(self) -> float: ...
+    @property
+    def refine(self) -> float: ...
+
+class Refinement(metaclass=_Pybind11Type):
+    """Iterative refinement after a direct solve."""
+    def __init__(self, *args: Never, **kwargs: Never) -> None:
+        """Not constructible from Python (pybind11 raises TypeError); made by the core only."""
+    @property
+    def steps(self) -> int: ...
+    @property
+    def residual_initial(self) -> float: ...
+    @property
+    def residual_final(self) -> float: ...
 
 class PlacementSolution(metaclass=_Pybind11Type):
     """What solve returns."""
@@ -44,6 +57,8 @@ class PlacementSolution(metaclass=_Pybind11Type):
     @property
     def pivot_ratio(self) -> float: ...
     @property
+    def refinement(self) -> Refinement: ...
+    @property
     def timings(self) -> SolveTimings: ...
 
 class SimilaritySolution(metaclass=_Pybind11Type):
@@ -57,7 +72,11 @@ class SimilaritySolution(metaclass=_Pybind11Type):
     @property
     def nonzeros(self) -> int: ...
     @property
+    def solver(self) -> str: ...
+    @property
     def pivot_ratio(self) -> float: ...
+    @property
+    def refinement(self) -> Refinement: ...
     @property
     def timings(self) -> SolveTimings: ...
 
@@ -79,6 +98,9 @@ def solve(
     tol: float = 1e-12,
     maxiter: int = 0,
     auto_limit: int = 0,
+    regularize: float = 0.0,
+    prior: npt.ArrayLike | None = None,
+    refine: int = 3,
 ) -> PlacementSolution: ...
 def solve_similarity(
     n_tiles: int,
@@ -88,6 +110,9 @@ def solve_similarity(
     p2: npt.ArrayLike,
     w: npt.ArrayLike,
     fix: int,
+    solver: str = "auto",
+    refine: int = 3,
+    reference: int = -1,
 ) -> SimilaritySolution: ...
 
 class MeshSolution:

@@ -223,8 +223,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
         slices = [files[(z,)] for z in zs]
     t0 = time.perf_counter()
     with _client(args, out) as client, _image_and_json(out):
-        result = align_stack(slices, overlap=args.overlap, model=args.model, fine_size=args.fine_size,
-                             fine_step=args.fine_step, min_snr=args.min_snr, diagonals=args.diagonals,
+        if args.elastic and args.model != "affine":
+            raise UsageError("--elastic starts from the affine placement: leave --model at affine")
+        result = align_stack(slices, overlap=args.overlap, model="elastic" if args.elastic else args.model,
+                             fine_size=args.fine_size, fine_step=args.fine_step, min_snr=args.min_snr,
+                             diagonals=args.diagonals, mesh_spacing=args.mesh_spacing, stiffness=args.stiffness,
                              threads=args.threads, progress=not args.quiet, output=out,
                              overwrite=replace, chunk=args.chunk, client=client)
         result.save(_json_path(out), overwrite=args.overwrite)
@@ -255,6 +258,10 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("stack", help="align serial sections / a z-stack (each level one image or a grid)")
     p.add_argument("pattern", help="files with {z} (and {row}, {col} for tiled levels)")
     _common(p)
+    p.add_argument("--elastic", action="store_true",
+                   help="after the placement, an elastic mesh per section solved jointly (model='elastic')")
+    p.add_argument("--mesh-spacing", type=float, default=64, help="elastic: pixels between mesh nodes (64)")
+    p.add_argument("--stiffness", type=float, default=1.0, help="elastic: weight of the mesh springs (1)")
     p.set_defaults(run=cmd_stack)
     register_cli.add_parser(sub, UsageError)
     p = sub.add_parser("demo", help="stitch a photograph cut into a 3x3 grid, with known truth")

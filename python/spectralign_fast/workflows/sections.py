@@ -20,6 +20,7 @@ from ..execute import executor_for
 from ..execute.base import Overview
 from ..io.tiles import output_dtype
 from ..match.pairs import PairMatches, neighbour_pairs
+from ..place.regularize import check_regularize
 from ..render.elastic import ElasticRenderer
 from ..transforms.affine import Affine
 from .common import Clock, check_grid, check_render_options, check_settings, solve, solve_placed
@@ -48,7 +49,8 @@ def _levels(slices: Any) -> List[Dict[GridKey, Any]]:
     return out
 
 
-def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coarse_size: Any = None,
+def align_stack(slices: Any, *, model: str = "affine", regularize: float = 0.0,
+                overlap: float = 0.1, coarse_size: Any = None,
                 fine_size: int = 128, fine_step: float = 100, iters: int = 3, min_snr: float = 8.0,
                 whiten: float = -0.65, peak_radius: int = 3, diagonals: bool = False, z_size: int = 256,
                 z_step: float = 200, mesh_spacing: float = 64, stiffness: float = 1.0, pull: float = 1e-3,
@@ -68,6 +70,13 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
         Placement model for every tile. "elastic": the affine placement,
         then a mesh per section solved jointly over all sections (see
         ``mesh_spacing``; ``result.elastic`` holds it).
+    regularize : float
+        With ``model="affine"`` (and "elastic"): each tile's affine pulled
+        toward its similarity placement with this weight
+        (``Placement.affine``'s ``regularize``). Default 0, plain affine:
+        sections are compressed along the cutting direction, a true per-axis
+        stretch that the pull toward a similarity would only partly follow
+        (bench/RESULTS.md); ``montage`` defaults to 1e-2.
     overlap : float
         Guessed overlap between neighbouring tiles of a tiled level, as in ``montage``.
     coarse_size : int or (width, height), optional
@@ -150,6 +159,7 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
         rendered stack shows every section through its mesh.
     """
     levels = _levels(slices)
+    lam = check_regularize(regularize)
     check_render_options(blend=blend, interpolation=interpolation, chunk=chunk)
     eopts = None
     if model == "elastic":
@@ -180,7 +190,7 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
         level = set(keys)
         level_pairs = [pm for pm in found if pm.tile1 in level]
         t_z, _ = solve(keys, level_pairs, model, keys[0],
-                       f"Level {z}: check the overlap guess (overlap={settings.overlap:g}) or lower min_snr.")
+                       f"Level {z}: check the overlap guess (overlap={settings.overlap:g}) or lower min_snr.", lam)
         tf.update(t_z)
         within.extend(level_pairs)
     all_keys = [t for keys in level_keys for t in keys]
@@ -206,14 +216,14 @@ def align_stack(slices: Any, *, model: str = "affine", overlap: float = 0.1, coa
 
     # 3. All levels placed jointly; unless rigid, a second pass through that placement.
     hint = "Check the overlap guess and min_snr, or the z_size / z_step of the matches between levels."
-    transforms, residuals, model = solve_placed(all_keys, within + between, model, all_keys[0], hint)
+    transforms, residuals, model = solve_placed(all_keys, within + between, model, all_keys[0], hint, lam)
     clock.lap("place")
     if model != "rigid":
         both = ex.rematch([(pm, settings) for pm in within] + [(pm, zset) for pm in between], transforms,
                           progress=progress)
         within, between = both[:len(within)], both[len(within):]
         clock.lap("match (pass 2)")
-        transforms, residuals, model = solve_placed(all_keys, within + between, model, all_keys[0], hint)
+        transforms, residuals, model = solve_placed(all_keys, within + between, model, all_keys[0], hint, lam)
         clock.lap("place (pass 2)")
     levels_of: List[List[TileKey]] = [list(keys) for keys in level_keys]
     result = MontageResult(transforms, within + between, residuals, model, sizes,

@@ -1,0 +1,80 @@
+"""SOFIMA's elastic section alignment on the sections in an .npz, for bench_sections.py.
+
+Runs in SOFIMA's own environment (bench/install_sofima.sh): the flow field of each
+pair of neighbouring sections (JAX masked cross-correlation), cleaned with
+``flow_utils.clean_flow``, then each section's mesh relaxed against the already
+solved previous one (``mesh.relax_mesh`` with the settings of SOFIMA's EM
+alignment notebook), the solved maps inverted (``map_utils.invert_map``) and
+sampled at the query points. Writes, for every section z and query point q (x, y)
+of the output, the section pixel (x, y) it shows, and the seconds per stage.
+
+    python bench/sofima_peer.py IN.npz OUT.npz --patch 32 --stride 8
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("inp")
+    ap.add_argument("out")
+    ap.add_argument("--patch", type=int, default=32)
+    ap.add_argument("--stride", type=int, default=8)
+    ap.add_argument("--k0", type=float, default=0.01)
+    ap.add_argument("--k", type=float, default=0.1)
+    a = ap.parse_args()
+
+    import jax.numpy as jnp
+    from scipy.ndimage import map_coordinates
+    from sofima import flow_field, flow_utils, map_utils, mesh
+
+    d = np.load(a.inp)
+    sections, q = d["sections"].astype(np.float32), d["q"]
+    n = len(sections)
+    stride = a.stride
+    t0 = time.perf_counter()
+    mfc = flow_field.JAXMaskedXCorrWithStatsCalculator()
+    flows = [mfc.flow_field(sections[z - 1], sections[z], (a.patch, a.patch), (stride, stride), batch_size=256)
+             for z in range(1, n)]
+    pad = a.patch // 2 // stride
+    flows = np.pad(np.array(flows), [[0, 0], [0, 0], [pad, pad], [pad, pad]], constant_values=np.nan)
+    flows = np.transpose(flows, [1, 0, 2, 3])  # [channels, z, y, x]
+    clean = flow_utils.clean_flow(flows, min_peak_ratio=1.6, min_peak_sharpness=1.6, max_magnitude=40,
+                                  max_deviation=5)
+    t_flow = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    config = mesh.IntegrationConfig(dt=0.001, gamma=0.0, k0=a.k0, k=a.k, stride=(stride, stride), num_iters=1000,
+                                    max_iters=100000, stop_v_max=0.005, dt_max=1000, start_cap=0.01, final_cap=10,
+                                    prefer_orig_order=True)
+    solved = [np.zeros_like(clean[:, 0:1, ...])]
+    origin = jnp.array([0.0, 0.0])
+    for z in range(clean.shape[1]):
+        prev = map_utils.compose_maps_fast(clean[:, z:z + 1, ...], origin, stride, solved[-1], origin, stride)
+        x = np.zeros_like(solved[0])
+        x, _, _ = mesh.relax_mesh(x, prev, config)
+        solved.append(np.array(x))
+    solved = np.concatenate(solved, axis=1)
+    t_mesh = time.perf_counter() - t0
+
+    # Output point q shows section z at q + inv(q): invert each map on its own grid, then sample.
+    t0 = time.perf_counter()
+    box = map_utils.bounding_box.BoundingBox(start=(0, 0, 0), size=(solved.shape[-1], solved.shape[-2], 1))
+    coords = np.zeros((n, len(q), 2))
+    for z in range(n):
+        inv = map_utils.invert_map(solved[:, z:z + 1], box, box, stride)
+        inv = map_utils.fill_missing(inv, extrapolate=True)
+        gy, gx = q[:, 1] / stride, q[:, 0] / stride
+        for c in range(2):
+            coords[z, :, c] = q[:, c] + map_coordinates(np.asarray(inv[c, 0]), [gy, gx], order=1, mode="nearest")
+    t_invert = time.perf_counter() - t0
+    np.savez(a.out, coords=coords, t_flow=t_flow, t_mesh=t_mesh, t_invert=t_invert,
+             kept=np.isfinite(clean[0]).mean())
+
+
+if __name__ == "__main__":
+    main()
