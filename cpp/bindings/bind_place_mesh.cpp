@@ -41,6 +41,25 @@ void check_displacement(const DoubleArray& u, const MeshGrid& g) {
                                     std::to_string(g.nx) + ", 2)");
 }
 
+// fn(grid, displacement, n, points, out) at points (n, 2) (x, y) of one section's mesh.
+template <class Fn>
+py::array_t<double> at_points(const DoubleArray& u, double spacing, double origin_x, double origin_y,
+                              const DoubleArray& points, Fn fn) {
+    const MeshGrid g = grid_of(u.ndim() == 3 ? u.shape(0) : 0, u.ndim() == 3 ? u.shape(1) : 0, spacing, origin_x,
+                               origin_y);
+    check_displacement(u, g);
+    if (points.ndim() != 2 || points.shape(1) != 2) throw std::invalid_argument("points must have shape (n, 2)");
+    check_aligned(points, "points");
+    const py::ssize_t n = points.shape(0);
+    py::array_t<double> out({n, py::ssize_t{2}});
+    double* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        fn(g, u.data(), n, points.data(), o);
+    }
+    return out;
+}
+
 template <class T>
 py::array_t<T> to_array(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
     py::array_t<T> a(shape);
@@ -120,20 +139,7 @@ void bind_mesh(py::module_ m) {
     m.def(
         "mesh_interpolate",
         [](const DoubleArray& u, double spacing, double origin_x, double origin_y, const DoubleArray& points) {
-            const MeshGrid g = grid_of(u.ndim() == 3 ? u.shape(0) : 0, u.ndim() == 3 ? u.shape(1) : 0, spacing,
-                                       origin_x, origin_y);
-            check_displacement(u, g);
-            if (points.ndim() != 2 || points.shape(1) != 2)
-                throw std::invalid_argument("points must have shape (n, 2)");
-            check_aligned(points, "points");
-            const py::ssize_t n = points.shape(0);
-            py::array_t<double> out({n, py::ssize_t{2}});
-            double* o = out.mutable_data();
-            {
-                py::gil_scoped_release release;
-                mesh_interpolate(g, u.data(), n, points.data(), o);
-            }
-            return out;
+            return at_points(u, spacing, origin_x, origin_y, points, mesh_interpolate);
         },
         py::arg("displacement"), py::arg("spacing"), py::arg("origin_x"), py::arg("origin_y"), py::arg("points"),
         "Node displacements (ny, nx, 2) interpolated at points (n, 2) (x, y).");
@@ -141,20 +147,7 @@ void bind_mesh(py::module_ m) {
     m.def(
         "mesh_inverse",
         [](const DoubleArray& u, double spacing, double origin_x, double origin_y, const DoubleArray& points) {
-            const MeshGrid g = grid_of(u.ndim() == 3 ? u.shape(0) : 0, u.ndim() == 3 ? u.shape(1) : 0, spacing,
-                                       origin_x, origin_y);
-            check_displacement(u, g);
-            if (points.ndim() != 2 || points.shape(1) != 2)
-                throw std::invalid_argument("points must have shape (n, 2)");
-            check_aligned(points, "points");
-            const py::ssize_t n = points.shape(0);
-            py::array_t<double> out({n, py::ssize_t{2}});
-            double* o = out.mutable_data();
-            {
-                py::gil_scoped_release release;
-                mesh_inverse(g, u.data(), n, points.data(), o);
-            }
-            return out;
+            return at_points(u, spacing, origin_x, origin_y, points, mesh_inverse);
         },
         py::arg("displacement"), py::arg("spacing"), py::arg("origin_x"), py::arg("origin_y"), py::arg("points"),
         "The p with p + v(p) = q for points q (n, 2) (x, y): the inverse of the push map.");
