@@ -1,7 +1,7 @@
 """Elastic alignment of serial sections (issue 19): accuracy against truth, the mesh solve
 against the number of nodes, and the whole job end to end. Prints Markdown for bench/RESULTS.md.
 
-    python bench/bench_sections.py --accuracy [--sections 150] [--sofima]
+    python bench/bench_sections.py --accuracy [--first 10 --sections 140] [--sofima]
     python bench/bench_sections.py --solve-scaling
     python bench/bench_sections.py --end-to-end [--sections 100 --size 2048 --spacing 64]
 
@@ -46,16 +46,17 @@ def _machine() -> str:
 # -- accuracy ------------------------------------------------------------------------------------
 
 
-def accuracy(n: int, cycles: tuple, sofima: bool, spacing: float) -> dict:
+def accuracy(first: int, n: int, cycles: tuple, sofima: bool, spacing: float) -> dict:
     from scipy.ndimage import map_coordinates
 
     import sections_truth as truth
     import spectralign_fast as sf
     from spectralign_fast.synthetic_sections import mni_axial_slices, serial_sections
 
-    ss = serial_sections(mni_axial_slices(20, n), seed=1, cycles=cycles, max_displacement=3.0)
+    ss = serial_sections(mni_axial_slices(first, n), seed=1, cycles=cycles, max_displacement=3.0)
     t0 = time.perf_counter()
-    res = sf.align_stack(ss.images, model="elastic", mesh_spacing=spacing, z_size=96, z_step=32, progress=False)
+    res = sf.align_stack(ss.images, model="elastic", mesh_spacing=spacing, z_size=96, z_step=32, regularize=0.1,
+                         progress=False)
     wall = time.perf_counter() - t0
     q = truth.output_grid(res)
     keep = np.ones(len(q), bool)
@@ -167,6 +168,7 @@ def main() -> None:
     ap.add_argument("--sofima", action="store_true")
     ap.add_argument("--sections", type=int)
     ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--first", type=int, default=10, help="--accuracy: first template slice (10)")
     ap.add_argument("--spacing", type=float)
     ap.add_argument("--solve-case", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--e2e-child", nargs=3, help=argparse.SUPPRESS)
@@ -184,7 +186,7 @@ def main() -> None:
               "SOFIMA s (flow / mesh / invert) | inverted |")
         print("|---|---|---|---|---|---|---|---|")
         for cycles in ((0.5, 1.5), (1.0, 2.0)):
-            r = accuracy(a.sections or 150, cycles, a.sofima, a.spacing or 16)
+            r = accuracy(a.first, a.sections or 140, cycles, a.sofima, a.spacing or 16)
             so = (f"{r['sofima_px']:.3f}" if "sofima_px" in r else r.get("sofima", "-"))
             st = (f"{r['sofima_wall_s']:.1f} ({r['sofima_flow_s']:.1f} / {r['sofima_mesh_s']:.1f} / "
                   f"{r['sofima_invert_s']:.1f})" if "sofima_px" in r else "-")

@@ -257,3 +257,17 @@ def test_similarity_solvers_agree():
     np.testing.assert_array_equal(a.params[3], [[1, 0, 0], [0, 1, 0]])
     with pytest.raises(ValueError, match="cg"):
         _core.place.solve_similarity(42, t1, t2, P1, P2, w, fix=3, solver="cg")
+
+
+def test_rigid_prior_holds_a_long_chain_at_scale_one():
+    """A 2 x 40 strip of tiles, each scaled by 1 % (sd), few matches per edge: a plain affine
+    placement lets the scale wander along the chain; pulled toward the rigid placement (the
+    linear part toward the identity) it stays near 1, and rotations are pulled too."""
+    truth, t1, t2, P1, P2 = grid(2, 40, noise=0.2, seed=5, rot=0.0, scale=0.01, per_edge=6)
+    _, plain = solve(t1, t2, P1, P2, fix=0)
+    _, held = solve(t1, t2, P1, P2, fix=0, regularize=0.1, prior="rigid")
+    scale = lambda T: np.sqrt(np.abs(np.linalg.det(T[:, :, :2])))  # noqa: E731
+    assert np.abs(scale(held) - 1).max() < 0.03
+    assert np.abs(scale(plain) - 1).max() > 2 * np.abs(scale(held) - 1).max()
+    with pytest.raises(ValueError, match="prior must be one of"):
+        solve(t1, t2, P1, P2, regularize=0.1, prior="euclidean")

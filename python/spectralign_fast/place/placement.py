@@ -17,7 +17,7 @@ import numpy as np
 from .. import _core
 from .._validate import as_float, as_int, as_point, as_points
 from ..transforms.affine import Affine
-from .regularize import central_tile, check_regularize, prior_transforms
+from .regularize import PRIORS, central_tile, check_regularize, prior_transforms
 
 Match = namedtuple("Match", ("tile1", "tile2", "p1", "p2", "weight"))
 Match.__doc__ = """One pair of matching points: point ``p1`` = (x, y) of ``tile1`` and
@@ -330,7 +330,8 @@ class Placement:
 
     def affine(self, fix: Optional[Hashable] = None, *, reject: Optional[float] = None,
                components: str = "error", solver: str = "auto", tol: float = 1e-12,
-               maxiter: Optional[int] = None, regularize: float = 0.0) -> Dict[Hashable, Affine]:
+               maxiter: Optional[int] = None, regularize: float = 0.0,
+               prior: str = "similarity") -> Dict[Hashable, Affine]:
         """Affine placement: ``{tile: Affine}``, each mapping tile coordinates to model space.
 
         Tile t's pixel p = (x, y) lands at model point ``T_t * p = A_t p + X_t``.
@@ -365,6 +366,11 @@ class Placement:
             moved by one global affine map into the gauge above, so the
             gauge holds exactly. Needs a connected match graph
             (``components="error"``).
+        prior : {"similarity", "rigid"}
+            What ``regularize`` pulls toward: the similarity placement
+            (default), or the rigid one (translations only: the linear part
+            pulled toward the identity, so that a long chain of tiles, e.g.
+            serial sections, cannot drift in scale, as similarities can).
 
         Returns
         -------
@@ -375,7 +381,9 @@ class Placement:
         if lam > 0 and components != "error":
             raise ValueError("regularize needs a connected match graph: leave components='error' (the similarity "
                              "placement it pulls toward is solved for the whole graph)")
-        params = self._solve(True, fix, reject, components, solver, tol, maxiter, lam)
+        if prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+        params = self._solve(True, fix, reject, components, solver, tol, maxiter, lam, prior)
         views = params.view(np.ndarray)
         return {t: views[i].view(Affine) for i, t in enumerate(self._tiles)}
 
@@ -466,7 +474,8 @@ class Placement:
                              f"in all): {names}; add matches, or use {weaker}")
 
     def _solve(self, affine: Any, fix: Optional[Hashable], reject: Optional[float], components: str,
-               solver: str, tol: float, maxiter: Optional[int], regularize: float = 0.0) -> np.ndarray:
+               solver: str, tol: float, maxiter: Optional[int], regularize: float = 0.0,
+               prior_kind: str = "similarity") -> np.ndarray:
         similarity = affine == "similarity"
         affine = bool(affine)
         if solver not in _SOLVERS:
@@ -510,7 +519,7 @@ class Placement:
             else:
                 prior = None
                 if regularize > 0:
-                    prior, how["prior"] = prior_transforms(n, *args)
+                    prior, how["prior"] = prior_transforms(n, *args, kind=prior_kind)
                 out = _core.place.solve(n, *args, affine=affine, fix=fixidx, separate=components == "separate",
                                         solver=solver, tol=tol, maxiter=maxit, regularize=regularize, prior=prior)
                 how.update(solver=out.solver, cg_iterations=out.cg_iterations, cg_error=out.cg_error,

@@ -75,8 +75,13 @@ def central_tile(n: int, t1: np.ndarray, t2: np.ndarray) -> int:
     return int(np.argmin(np.maximum(np.maximum(d1, d2), np.maximum(d3, d4))))
 
 
-def prior_transforms(n: int, t1: np.ndarray, t2: np.ndarray, P1: np.ndarray, P2: np.ndarray, w: np.ndarray
-                     ) -> Tuple[np.ndarray, str]:
+# "rigid": the prior has no scale or shear, so a chain of affines (serial sections) cannot
+# drift in scale along it, as a chain of similarities can.
+PRIORS = ("similarity", "rigid")
+
+
+def prior_transforms(n: int, t1: np.ndarray, t2: np.ndarray, P1: np.ndarray, P2: np.ndarray, w: np.ndarray,
+                     kind: str = "similarity") -> Tuple[np.ndarray, str]:
     """Every tile's prior (n, 2, 3) for the regulariser and its model: the similarity
     placement, or the rigid one where the matches cannot determine a similarity, with
     the central tile of the match graph the identity (``central_tile``). The fixed tile
@@ -85,7 +90,11 @@ def prior_transforms(n: int, t1: np.ndarray, t2: np.ndarray, P1: np.ndarray, P2:
     3.5 % at the far corner, 68 px RMS off at the tile corners; fixed in the middle:
     2 px). The gauge of the regularised solution is set afterwards, whatever this is."""
     fix = central_tile(n, t1, t2)
+    if kind not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, got {kind!r}")
     try:
+        if kind == "rigid":
+            raise ValueError("the rigid prior asked for")
         # No refinement: the prior only needs to be near, and at a million tiles the
         # similarity's refinement costs seconds.
         sim = _core.place.solve_similarity(n, t1, t2, P1, P2, w, fix=fix, refine=0)

@@ -81,17 +81,19 @@ def check_grid(tiles: Any) -> Dict[GridKey, Any]:
 
 
 def solve(tiles: Sequence[TileKey], matches: List[PairMatches], model: str, fix: TileKey,
-          hint: str, regularize: float = 0.0) -> Tuple[Dict[TileKey, Affine], PlacementResiduals]:
+          hint: str, regularize: float = 0.0,
+          prior: str = "similarity") -> Tuple[Dict[TileKey, Affine], PlacementResiduals]:
     """Least-squares placement from the kept matches, weighted by SNR squared, with errors
     that say what to change. A model the matches cannot determine for some tile falls back
     (affine to similarity to rigid) with a RuntimeWarning naming the tiles; ``placed_model``
     tells which model a result used. ``regularize``: ``Placement.affine``'s (affine only)."""
-    tf, res, _ = solve_placed(tiles, matches, model, fix, hint, regularize)
+    tf, res, _ = solve_placed(tiles, matches, model, fix, hint, regularize, prior)
     return tf, res
 
 
 def solve_placed(tiles: Sequence[TileKey], matches: List[PairMatches], model: str, fix: TileKey,
-                 hint: str, regularize: float = 0.0) -> Tuple[Dict[TileKey, Affine], PlacementResiduals, str]:
+                 hint: str, regularize: float = 0.0,
+                 prior: str = "similarity") -> Tuple[Dict[TileKey, Affine], PlacementResiduals, str]:
     """``solve``, also returning the model actually used (after any fallback)."""
     pl = Placement()
     used: Set[TileKey] = set()
@@ -123,7 +125,7 @@ def solve_placed(tiles: Sequence[TileKey], matches: List[PairMatches], model: st
         model = weaker
     try:
         if model == "affine":
-            tf = pl.affine(fix=fix, regularize=regularize)
+            tf = pl.affine(fix=fix, regularize=regularize, prior=prior)
         elif model == "similarity":
             tf = pl.similarity(fix=fix)
         else:

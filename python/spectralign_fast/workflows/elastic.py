@@ -217,7 +217,9 @@ def solve_elastic(flows: Sequence[SectionFlow], n_sections: int, shape: Tuple[in
     n = n_sections
     weak = [(f.z, int(f.kept.sum())) for f in flows if f.kept.sum() < max(6, 0.05 * len(f))]
     if weak and final:
-        names = ", ".join(f"{z} and {z + 1} ({k} kept)" for z, k in weak)
+        names = ", ".join(f"{z} and {z + 1} ({k} kept)" for z, k in weak[:10])
+        if len(weak) > 10:
+            names += f" and {len(weak) - 10} more pairs"
         warnings.warn(f"sections {names}: too few reliable flow matches; their meshes follow the affine "
                       f"alignment there (blank or damaged sections? lower min_snr, or raise flow_size)",
                       RuntimeWarning, stacklevel=4)
@@ -245,7 +247,9 @@ def solve_elastic(flows: Sequence[SectionFlow], n_sections: int, shape: Tuple[in
             after[f.z] = float(np.sqrt(np.mean(np.sum(res[sel] ** 2, 1))))
     inverted = np.asarray(sol.inverted)
     if inverted.any() and final:
-        bad = ", ".join(f"{z} ({int(k)})" for z, k in enumerate(inverted) if k)
+        listed = [(z, int(k)) for z, k in enumerate(inverted) if k]
+        bad = ", ".join(f"{z} ({k})" for z, k in listed[:10]) + (
+            f" and {len(listed) - 10} more" if len(listed) > 10 else "")
         warnings.warn(f"the elastic meshes of sections {bad} have inverted triangles (count in brackets): the "
                       f"matches there disagree (a fold or tear in the tissue?). Raise stiffness, or inspect "
                       f"those sections; they are rendered as solved", RuntimeWarning, stacklevel=3)
