@@ -1,8 +1,10 @@
 """The work of a workflow on this process's threads (``client=None``)."""
 from __future__ import annotations
 
+import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 
@@ -18,7 +20,15 @@ from ..render.output import write_rendered, write_stack
 from ..render.overview import overview
 from ..render.renderer import Renderer
 from ..transforms.affine import Affine
+from .. import _core
 from .base import Executor, Overview, progress_bar
+
+T = TypeVar("T")
+
+
+def resolve_threads(threads: int) -> int:
+    """``threads``, with 0 meaning all cores (the core's own count)."""
+    return threads if threads > 0 else int(_core.config.default_threads())
 
 
 class LocalExecutor(Executor):
@@ -39,11 +49,27 @@ class LocalExecutor(Executor):
         check_output_path(path, overwrite=overwrite)
         return path
 
+    def _pairs_in_parallel(self, fn: Callable[[Any], T], items: Sequence[Any], *, desc: str,
+                           progress: bool) -> List[T]:
+        """fn over items, one item per thread: the coarse match of a pair is one FFT window
+        (one thread), so pairs side by side are what fill the cores. Each pair's result does
+        not depend on the thread count, so neither does the list."""
+        nthreads = min(resolve_threads(self.threads), len(items))
+        if nthreads <= 1:
+            return [fn(it) for it in progress_bar(items, total=len(items), desc=desc, enabled=progress)]
+        with ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="spectralign-match") as pool:
+            return list(progress_bar(pool.map(fn, items), total=len(items), desc=desc, enabled=progress))
+
     def match(self, pairs: List[Tuple[TileKey, TileKey, str]], settings: MatchSettings, *,
               progress: bool) -> List[PairMatches]:
         image = self.store.image
-        return [match_pair(image(a), image(b), a, b, kind, settings)
-                for a, b, kind in progress_bar(pairs, total=len(pairs), desc="matching", enabled=progress)]
+        one = dataclasses.replace(settings, threads=1) if resolve_threads(self.threads) > 1 else settings
+
+        def run(pair: Tuple[TileKey, TileKey, str]) -> PairMatches:
+            a, b, kind = pair
+            return match_pair(image(a), image(b), a, b, kind, one)
+
+        return self._pairs_in_parallel(run, pairs, desc="matching", progress=progress)
 
     def probe(self, tiles: Sequence[TileKey]) -> None:
         for t in tiles:
@@ -53,9 +79,16 @@ class LocalExecutor(Executor):
     def rematch(self, items: List[Tuple[PairMatches, MatchSettings]], transforms: Mapping[TileKey, Affine], *,
                 progress: bool) -> List[PairMatches]:
         image = self.store.image
-        return [rematch_pair(image(pm.tile1), image(pm.tile2), pm, transforms[pm.tile1], transforms[pm.tile2], s)
-                if pm.kept.any() else pm
-                for pm, s in progress_bar(items, total=len(items), desc="matching (pass 2)", enabled=progress)]
+        single = resolve_threads(self.threads) > 1
+
+        def run(item: Tuple[PairMatches, MatchSettings]) -> PairMatches:
+            pm, s = item
+            if not pm.kept.any():
+                return pm
+            s = dataclasses.replace(s, threads=1) if single else s
+            return rematch_pair(image(pm.tile1), image(pm.tile2), pm, transforms[pm.tile1], transforms[pm.tile2], s)
+
+        return self._pairs_in_parallel(run, items, desc="matching (pass 2)", progress=progress)
 
     def overviews(self, parts: List[Tuple[Dict[TileKey, Affine], Dict[TileKey, Tuple[int, int]]]], *,
                   max_side: int = 1024, factor: Optional[int] = None) -> List[Overview]:
