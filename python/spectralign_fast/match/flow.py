@@ -94,7 +94,7 @@ def consistent_flow(flow: np.ndarray, ok: np.ndarray, grid_shape: tuple[int, int
     for _ in range(3):
         f = np.where(keep[:, None], flow, np.nan).reshape(rows, cols, 2)
         padded = np.pad(f, ((radius, radius), (radius, radius), (0, 0)), constant_values=np.nan)
-        win = sliding_window_view(padded, (2 * radius + 1, 2 * radius + 1), axis=(0, 1))  # type: ignore[call-overload]
+        win = sliding_window_view(padded, (2 * radius + 1, 2 * radius + 1), axis=(0, 1))  # type: ignore[call-overload, unused-ignore]
         win = win.reshape(rows, cols, 2, -1)
         count = np.sum(np.isfinite(win[:, :, 0]), -1).reshape(-1)
         with np.errstate(all="ignore"):
