@@ -51,8 +51,9 @@ def montage(tiles: Mapping[GridKey, Any], *, overlap: float = 0.1, model: str = 
         spectralign), or a translation. With overlaps a tenth of a tile wide
         an affine fit extrapolates each tile's shear and stretch from narrow
         strips: "similarity" is several times more accurate where the tiles
-        only rotate and shift (0.07 px against 0.56 px at the tile corners,
-        bench/RESULTS.md).
+        only rotate and shift (0.07 px against 0.56 px for the plain affine
+        at the tile corners; the default regularised affine, see
+        ``regularize``, 0.074 px: bench/RESULTS.md).
     regularize : float
         With ``model="affine"``: each tile's affine pulled toward its
         similarity placement with this weight (``Placement.affine``'s
