@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from . import _core
+
 
 # Integers go to C++ as 32-bit ints unless a check says otherwise.
 INT_MAX = 2**31 - 1
@@ -43,6 +45,12 @@ def as_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | 
     if maximum is not None and result > maximum:
         raise ValueError(f"{name} must be <= {maximum}, got {result}")
     return result
+
+
+def resolve_threads(threads: Any, name: str = "threads") -> int:
+    """``threads`` checked (an integer >= 0), with 0 meaning all cores (the core's own count)."""
+    n = as_int(threads, name, minimum=0)
+    return n if n > 0 else int(_core.config.default_threads())
 
 
 def as_float(value: Any, name: str) -> float:

@@ -20,15 +20,10 @@ from ..render.output import write_rendered, write_stack
 from ..render.overview import overview
 from ..render.renderer import Renderer
 from ..transforms.affine import Affine
-from .. import _core
+from .._validate import resolve_threads
 from .base import Executor, Overview, progress_bar
 
 T = TypeVar("T")
-
-
-def resolve_threads(threads: int) -> int:
-    """``threads``, with 0 meaning all cores (the core's own count)."""
-    return threads if threads > 0 else int(_core.config.default_threads())
 
 
 class LocalExecutor(Executor):

@@ -29,8 +29,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from .. import _core
-from .._validate import as_float, as_int
+from .._validate import as_float, as_int, resolve_threads
 from .atomic import UMASK, check_output_path, disk_full, remove_stale_temporaries, temp_owner
 from .formats import ZARR_SUFFIXES, Region, as_chunk, as_dtype, as_shape, matching_suffix, to_dtype
 from .pyramid import auto_levels, chunk_grid, downsample, level_shapes, max_levels
@@ -40,11 +39,6 @@ from tqdm.auto import tqdm
 
 STATE_FILE = ".spectralign-writer.json"  # writer state inside the temporary store only
 NGFF_VERSION = "0.4"
-
-
-def _threads(threads: Any) -> int:
-    n = as_int(threads, "threads", minimum=0)
-    return n if n > 0 else int(_core.config.default_threads())
 
 
 def _as_pixel_size(pixel_size: Any) -> Tuple[float, float]:
@@ -570,7 +564,7 @@ def write_ome_zarr(path: str | os.PathLike, shape: Any, dtype: Any,
     if not callable(region_fn):
         raise TypeError(f"region_fn must be a function region_fn(y0, x0, h, w) -> (h, w) array, "
                         f"got {type(region_fn).__name__}")
-    nthreads = _threads(threads)
+    nthreads = resolve_threads(threads)
     writer = OmeZarrWriter.create(path, shape, dtype, chunk=chunk, levels=levels,
                                   overwrite=overwrite, name=name, pixel_size=pixel_size, unit=unit)
     try:

@@ -75,7 +75,7 @@ def _as_render_image(img: Any, what: str) -> np.ndarray:
     return arr
 
 
-def _tile_corners(tf: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+def tile_corners(tf: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     """Model-space corners (4, 2) of a tile's area, in order around it."""
     w, h = size
     c = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
@@ -214,7 +214,7 @@ class Renderer:
         self.fill = as_float(fill, "fill")
         self.threads = as_int(threads, "threads", minimum=0)
 
-        corners = np.stack([_tile_corners(tfs[k], self.imgsizes[t])
+        corners = np.stack([tile_corners(tfs[k], self.imgsizes[t])
                             for k, t in enumerate(self._tiles)])
         lo, hi = corners.reshape(-1, 2).min(0), corners.reshape(-1, 2).max(0)
         # Pixel centres of the union: x0 + j for j < ceil(width of the areas).
@@ -276,7 +276,7 @@ class Renderer:
     def tile_bounds(self, tile: TileKey) -> Tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) in model space of the tile's area."""
         k = self._tile_index(tile)
-        c = _tile_corners(self._transforms[k], self.imgsizes[tile])
+        c = tile_corners(self._transforms[k], self.imgsizes[tile])
         return (float(c[:, 0].min()), float(c[:, 1].min()), float(c[:, 0].max()), float(c[:, 1].max()))
 
     def overlapping(self, rect: Any) -> List[TileKey]:

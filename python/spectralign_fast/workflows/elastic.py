@@ -38,8 +38,7 @@ from ..execute.base import Executor
 from ..match.flow import SectionFlow
 from ..match.pairs import MatchSettings
 from ..render.elastic import ElasticRenderer
-from ..render.renderer import Renderer
-from ..transforms.affine import Affine
+from ..render.renderer import Renderer, tile_corners
 
 
 @dataclass
@@ -163,9 +162,7 @@ def section_extents(levels: Sequence[Sequence[TileKey]], transforms: Mapping[Til
     """(width, height) of each section's bounding box in model space."""
     out = []
     for lv in levels:
-        corners = np.concatenate([(Affine(transforms[t]) * np.array([[0, sizes[t][0], sizes[t][0], 0],
-                                                                      [0, 0, sizes[t][1], sizes[t][1]]])).T
-                                  for t in lv])
+        corners = np.concatenate([tile_corners(np.asarray(transforms[t], float), sizes[t]) for t in lv])
         w, h = corners.max(0) - corners.min(0)
         out.append((float(w), float(h)))
     return out
