@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .._types import TileKey
 from ..match.flow import SectionFlow
-from ..match.pairs import MatchSettings, PairMatches
+from ..match.pairs import MatchSettings, PairJob, PairMatches
 from ..render.elastic import ElasticRenderer
 from ..render.renderer import Renderer
 from ..transforms.affine import Affine
@@ -56,9 +56,9 @@ class Executor(ABC):
         """The output path after checking it up front (before any work), or None."""
 
     @abstractmethod
-    def match(self, pairs: List[Tuple[TileKey, TileKey, str]], settings: MatchSettings, *,
+    def match(self, pairs: List[PairJob], settings: MatchSettings, *,
               progress: bool) -> List[PairMatches]:
-        """``match_pair`` for every (tile a, tile b, kind), in order."""
+        """``match_pair`` for every (tile a, tile b, kind[, offset guess]), in order."""
 
     @abstractmethod
     def probe(self, tiles: Sequence[TileKey]) -> None:

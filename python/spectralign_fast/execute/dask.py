@@ -45,7 +45,7 @@ from ..io.pyramid import chunk_grid
 from ..io.tiles import LRUCache, TileStore, read_raw, render_array
 from ..match.flow import SectionFlow, stack_flows
 from ..match.levels import match_levels
-from ..match.pairs import MatchSettings, PairMatches, match_pair, rematch_pair
+from ..match.pairs import MatchSettings, PairJob, PairMatches, match_pair, rematch_pair
 from ..render.elastic import ElasticRenderer
 from ..render.output import commit_store, create_stack_store, stack_pyramid_block
 from ..render.overview import overview
@@ -125,10 +125,10 @@ def _tile_info(store: TileStore) -> _TileInfo:
     return {t: (store.sizes[t], store.dtypes[t].str) for t in store.sizes}
 
 
-def _match_task(pairs: List[Tuple[TileKey, TileKey, str]], sources: Dict[TileKey, Any],
+def _match_task(pairs: List[PairJob], sources: Dict[TileKey, Any],
                 settings: MatchSettings) -> Tuple[List[PairMatches], _TileInfo]:
     store = TileStore(sources, capacity=min(len(sources), 8))  # pairs come row-major: neighbours reuse tiles
-    out = [match_pair(store.image(a), store.image(b), a, b, kind, settings) for a, b, kind in pairs]
+    out = [match_pair(store.image(a), store.image(b), a, b, kind, settings, *rest) for a, b, kind, *rest in pairs]
     return out, _tile_info(store)
 
 
@@ -360,10 +360,10 @@ class DaskExecutor(Executor):
 
     # -- matching -----------------------------------------------------------------------
 
-    def match(self, pairs: List[Tuple[TileKey, TileKey, str]], settings: MatchSettings, *,
+    def match(self, pairs: List[PairJob], settings: MatchSettings, *,
               progress: bool) -> List[PairMatches]:
         s = self._settings(settings)
-        futures = [self._submit(_match_task, list(b), self._subset(t for a, c, _ in b for t in (a, c)), s)
+        futures = [self._submit(_match_task, list(b), self._subset(t for p in b for t in p[:2]), s)
                    for b in self._batches(pairs)]
         out: List[PairMatches] = []
         for pms, info in self._collect(futures, desc="matching", progress=progress, unit="batch"):

@@ -14,7 +14,7 @@ from ..io.formats import output_kind
 from ..io.tiles import TileStore
 from ..match.flow import SectionFlow, stack_flows
 from ..match.levels import match_levels
-from ..match.pairs import MatchSettings, PairMatches, match_pair, rematch_pair
+from ..match.pairs import MatchSettings, PairJob, PairMatches, match_pair, rematch_pair
 from ..render.elastic import ElasticRenderer
 from ..render.output import write_rendered, write_stack
 from ..render.overview import overview
@@ -55,14 +55,14 @@ class LocalExecutor(Executor):
         with ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="spectralign-match") as pool:
             return list(progress_bar(pool.map(fn, items), total=len(items), desc=desc, enabled=progress))
 
-    def match(self, pairs: List[Tuple[TileKey, TileKey, str]], settings: MatchSettings, *,
+    def match(self, pairs: List[PairJob], settings: MatchSettings, *,
               progress: bool) -> List[PairMatches]:
         image = self.store.image
         one = dataclasses.replace(settings, threads=1) if resolve_threads(self.threads) > 1 else settings
 
-        def run(pair: Tuple[TileKey, TileKey, str]) -> PairMatches:
-            a, b, kind = pair
-            return match_pair(image(a), image(b), a, b, kind, one)
+        def run(pair: PairJob) -> PairMatches:
+            a, b, kind, *rest = pair
+            return match_pair(image(a), image(b), a, b, kind, one, *rest)
 
         return self._pairs_in_parallel(run, pairs, desc="matching", progress=progress)
 

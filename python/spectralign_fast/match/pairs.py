@@ -16,6 +16,10 @@ from ..render.renderer import Renderer
 from ..transforms.affine import Affine
 from .matcher import Matcher
 
+PairJob = Tuple[Any, ...]
+"""A pair to match: (tile a, tile b, kind) for grid neighbours, or (a, b, kind, offset) where
+``offset`` (x, y) is b's pixel (0, 0) in a's frame, from nominal positions (``match.layout``)."""
+
 # (drow, dcol) of the neighbour b relative to a.
 DIRECTIONS = {"horizontal": (0, 1), "vertical": (1, 0), "diagonal": (1, 1), "antidiagonal": (1, -1)}
 
@@ -219,21 +223,26 @@ def consistent(q1: np.ndarray, q2: np.ndarray, ok: np.ndarray, *, min_px: float 
 
 
 def match_pair(img_a: Any, img_b: Any, tile_a: TileKey, tile_b: TileKey, kind: str,
-               settings: MatchSettings) -> PairMatches:
+               settings: MatchSettings, offset: Optional[np.ndarray] = None) -> PairMatches:
     """Coarse match in the guessed overlap, then a grid of fine matches around it.
 
-    The coarse match tries the guessed overlap, half and twice the guess
-    (a window only sees shifts up to half its size, so a guess off by 2x
-    needs the window that fits the truth), and keeps the one with the best SNR.
+    Without ``offset`` (grid neighbours) the coarse match tries the guessed
+    overlap, half and twice the guess (a window only sees shifts up to half
+    its size, so a guess off by 2x needs the window that fits the truth), and
+    keeps the one with the best SNR. With ``offset`` (b's pixel (0, 0) in a's
+    frame, from stage positions) it starts from that alone.
     """
     size_a = (img_a.shape[1], img_a.shape[0])
     size_b = (img_b.shape[1], img_b.shape[0])
     m = make_matcher(img_a, img_b, settings, stats=True)
-    direction = DIRECTIONS[kind]
+    if offset is not None:
+        guesses = [np.asarray(offset, float)]
+    else:
+        direction = DIRECTIONS[kind]
+        guesses = [guess_offset(size_a, size_b, direction, min(0.95, settings.overlap * f)) for f in (1.0, 0.5, 2.0)]
     best = None
-    for factor in (1.0, 0.5, 2.0):
-        ov = min(0.95, settings.overlap * factor)
-        found = _coarse(m, size_a, size_b, guess_offset(size_a, size_b, direction, ov), settings)
+    for guess in guesses:
+        found = _coarse(m, size_a, size_b, guess, settings)
         if found is not None and np.isfinite(found[1]) and (best is None or found[1] > best[1]):
             best = found
     empty = np.empty((0, 2))

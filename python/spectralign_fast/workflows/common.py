@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Any, Dict, List, Mapping, Sequence, Set, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -92,9 +93,16 @@ def solve(tiles: Sequence[TileKey], matches: List[PairMatches], model: str, fix:
 
 
 def solve_placed(tiles: Sequence[TileKey], matches: List[PairMatches], model: str, fix: TileKey,
-                 hint: str, regularize: float = 0.0,
-                 prior: str = "similarity") -> Tuple[Dict[TileKey, Affine], PlacementResiduals, str]:
-    """``solve``, also returning the model actually used (after any fallback)."""
+                 hint: str, regularize: float = 0.0, prior: str = "similarity",
+                 nominal: Optional[NominalLayout] = None) -> Tuple[Dict[TileKey, Affine], PlacementResiduals, str]:
+    """``solve``, also returning the model actually used (after any fallback).
+
+    ``nominal`` (positions and sizes, e.g. from stage metadata) ties every tile weakly to
+    its nominal place next to its neighbours, so tiles that matched nothing (blank
+    tissue, a detached island of tiles) land where the stage put them, with a
+    RuntimeWarning, instead of failing the montage; matched tiles move by less than
+    1e-3 px for it. Residuals then count the image matches only.
+    """
     pl = Placement()
     used: Set[TileKey] = set()
     for pm in matches:
@@ -104,6 +112,13 @@ def solve_placed(tiles: Sequence[TileKey], matches: List[PairMatches], model: st
             pl.addmatches(pm.tile1, pm.tile2, pm.p1[k], pm.p2[k], (pm.snr[k] / 20.0) ** 2)
             used.update((pm.tile1, pm.tile2))
     lonely = [t for t in tiles if t not in used]
+    if nominal is not None and len(tiles) > 1:
+        _add_nominal(pl, tiles, nominal)
+        if lonely:
+            warnings.warn(f"{len(lonely)} tile(s) matched no neighbour ({', '.join(describe(t) for t in lonely[:8])}"
+                          f"{' ...' if len(lonely) > 8 else ''}); placed at their nominal (stage) positions",
+                          RuntimeWarning, stacklevel=3)
+        lonely = []
     if len(tiles) > 1 and lonely:
         bad = [pm for pm in matches if not pm.kept.any()]
         detail = "; ".join(f"{describe(pm.tile1)}-{describe(pm.tile2).replace('tile ', '')}: "
@@ -132,7 +147,49 @@ def solve_placed(tiles: Sequence[TileKey], matches: List[PairMatches], model: st
             tf = {t: Affine.translator(p) for t, p in pl.rigid(fix=fix).items()}
     except ValueError as exc:
         raise ValueError(f"{exc}. {hint}") from None
-    return {t: tf[t] for t in tiles}, pl.residuals(), model
+    out = {t: tf[t] for t in tiles}
+    return out, (pl.residuals() if nominal is None else residuals_of(out, matches)), model
+
+
+@dataclass
+class NominalLayout:
+    """Nominal tile positions (x, y) of pixel (0, 0) and sizes (width, height), e.g. from stage metadata."""
+
+    positions: Mapping[TileKey, np.ndarray]
+    sizes: Mapping[TileKey, Tuple[int, int]]
+
+
+# Weight of the nominal-position ties against an image match (weights (SNR / 20)^2,
+# about 0.2-4 for kept matches): a stage error of 20 px moves a tile matched by
+# 10 points by about 20 * 1e-6 / 10 px.
+_NOMINAL_WEIGHT = 1e-6
+
+
+def _add_nominal(pl: Placement, tiles: Sequence[TileKey], nominal: NominalLayout) -> None:
+    """Three points per tile tie it to its nearest nominal neighbours (a spanning chain
+    through all tiles, so islands are joined)."""
+    keys = list(tiles)
+    xy = np.array([nominal.positions[t] for t in keys], float)
+    wh = np.array([nominal.sizes[t] for t in keys], float)
+    centres = xy + wh / 2
+    # Prim's minimum spanning tree over tile centres: n - 1 ties connect everything.
+    n = len(keys)
+    inside = np.zeros(n, bool)
+    inside[0] = True
+    dist = np.hypot(*(centres - centres[0]).T)
+    parent = np.zeros(n, int)
+    for _ in range(n - 1):
+        d = np.where(inside, np.inf, dist)
+        j = int(np.argmin(d))
+        inside[j] = True
+        a = parent[j]
+        w, h = wh[a]
+        pa = np.array([[w * 0.25, h * 0.25], [w * 0.75, h * 0.25], [w * 0.5, h * 0.75]])
+        pl.addmatches(keys[a], keys[j], pa, pa + xy[a] - xy[j], _NOMINAL_WEIGHT)
+        nd = np.hypot(*(centres - centres[j]).T)
+        closer = nd < dist
+        dist = np.where(closer, nd, dist)
+        parent = np.where(closer, j, parent)
 
 
 def grid_hint(settings: MatchSettings) -> str:
@@ -152,3 +209,23 @@ class Clock:
         t = self._now()
         self.laps[name] = t - self._last
         self._last = t
+
+
+def residuals_of(transforms: Mapping[TileKey, Affine], matches: Sequence[PairMatches]) -> PlacementResiduals:
+    vec, kept = [], []
+    per: Dict[TileKey, List[float]] = {t: [] for t in transforms}
+    for pm in matches:
+        a = Affine(transforms[pm.tile1]) * pm.p1.T
+        b = Affine(transforms[pm.tile2]) * pm.p2.T
+        v = (a - b).T.reshape(-1, 2)
+        vec.append(v)
+        kept.append(pm.kept)
+        sq = np.einsum("ij,ij->i", v, v)[pm.kept]
+        per[pm.tile1].extend(sq)
+        per[pm.tile2].extend(sq)
+    V = np.concatenate(vec) if vec else np.empty((0, 2))
+    K = np.concatenate(kept) if kept else np.empty(0, bool)
+    n = np.hypot(V[K, 0], V[K, 1])
+    return PlacementResiduals(V, K, float(np.sqrt(np.mean(n ** 2))) if len(n) else float("nan"),
+                              float(n.max()) if len(n) else float("nan"),
+                              {t: float(np.sqrt(np.mean(s))) if s else float("nan") for t, s in per.items()})

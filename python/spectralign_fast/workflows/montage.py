@@ -13,35 +13,73 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union, overload
 
-from .._types import GridKey, TileKeyT
-from ..execute import executor_for
-from ..io.tiles import output_dtype
-from ..match.pairs import neighbour_pairs
-from ..place.regularize import DEFAULT_REGULARIZE, check_regularize
+from .._types import TileKeyT
+from ..place.regularize import DEFAULT_REGULARIZE
 from ..render.overview import overview
 from ..report import montage_report
-from .common import Clock, check_grid, check_render_options, check_settings, grid_hint, solve_placed
 from .result import MontageResult
+from .slide import SlideMontage, montage_slide
+from .stitch import stitch
 
 
-def montage(tiles: Mapping[GridKey, Any], *, overlap: float = 0.1, model: str = "affine",
-            regularize: float = DEFAULT_REGULARIZE, coarse_size: Any = None, fine_size: int = 128, fine_step: float = 100, iters: int = 3,
+@overload
+def montage(tiles: Mapping[Any, Any], *, positions: Optional[Mapping[Any, Any]] = None, overlap: float = 0.1,
+            model: str = "affine", regularize: float = DEFAULT_REGULARIZE, coarse_size: Any = None,
+            fine_size: int = 128, fine_step: float = 100, iters: int = 3, min_snr: float = 8.0,
+            whiten: float = -0.65, peak_radius: int = 3, diagonals: bool = False, threads: int = 0,
+            progress: bool = True, render: bool = True, output: str | os.PathLike | None = None,
+            overwrite: bool = False, blend: float = 10, interpolation: str = "linear", chunk: int = 1024,
+            client: Any = None, align_channel: Any = 0, flatfield: Any = None, darkfield: Any = None,
+            flip_x: bool = False, flip_y: bool = False, grid: Optional[Tuple[int, int]] = None) -> MontageResult: ...
+
+
+@overload
+def montage(tiles: str | os.PathLike | Sequence[str | os.PathLike], *, positions: None = None,
+            overlap: float = 0.1, model: str = "affine", regularize: float = DEFAULT_REGULARIZE,
+            coarse_size: Any = None, fine_size: int = 128, fine_step: float = 100, iters: int = 3,
             min_snr: float = 8.0, whiten: float = -0.65, peak_radius: int = 3, diagonals: bool = False,
-            threads: int = 0, progress: bool = True,
-            render: bool = True, output: str | os.PathLike | None = None, overwrite: bool = False,
-            blend: float = 10, interpolation: str = "linear", chunk: int = 1024,
-            client: Any = None) -> MontageResult:
-    """Stitch a grid of overlapping tiles: match neighbours, place, render.
+            threads: int = 0, progress: bool = True, render: bool = True,
+            output: str | os.PathLike | None = None, overwrite: bool = False, blend: float = 10,
+            interpolation: str = "linear", chunk: int = 1024, client: Any = None, align_channel: Any = 0,
+            flatfield: Any = None, darkfield: Any = None, flip_x: bool = False, flip_y: bool = False,
+            grid: Optional[Tuple[int, int]] = None) -> SlideMontage: ...
+
+
+def montage(tiles: Any, *, positions: Optional[Mapping[Any, Any]] = None, overlap: float = 0.1,
+            model: str = "affine", regularize: float = DEFAULT_REGULARIZE, coarse_size: Any = None,
+            fine_size: int = 128, fine_step: float = 100, iters: int = 3, min_snr: float = 8.0,
+            whiten: float = -0.65, peak_radius: int = 3, diagonals: bool = False, threads: int = 0,
+            progress: bool = True, render: bool = True, output: str | os.PathLike | None = None,
+            overwrite: bool = False, blend: float = 10, interpolation: str = "linear", chunk: int = 1024,
+            client: Any = None, align_channel: Any = 0, flatfield: Any = None, darkfield: Any = None,
+            flip_x: bool = False, flip_y: bool = False,
+            grid: Optional[Tuple[int, int]] = None) -> Union[MontageResult, SlideMontage]:
+    """Stitch overlapping tiles: match neighbours, place, render.
 
     Parameters
     ----------
-    tiles : dict
+    tiles : dict, path or list of paths
         ``{(row, col): tile}``, where a tile is a 2-D array, an ``Image``, a path
         (TIFF, PNG, JPEG) or a callable returning an array. Row grows down,
         column to the right; missing positions (holes) are allowed, and tiles
-        may differ in size. All tiles must share one dtype.
+        may differ in size. All tiles must share one dtype. With
+        ``positions``, the keys may be any ids.
+        Or a microscope file with every tile's stage position in its metadata
+        (OME-TIFF; ND2, CZI, LIF, ... through bioio: ``io.read_slide``), or a
+        list of such files, one per imaging cycle: the tiles are laid out
+        from their positions (any layout), stitched on ``align_channel``,
+        later cycles registered to the first tile by tile, and every channel
+        of every cycle rendered into one multi-channel output; the result is
+        then a ``SlideMontage``.
+    positions : dict, optional
+        ``{tile: (x, y)}``: each tile's pixel (0, 0) in a common pixel frame
+        (stage positions divided by the pixel size, a TileConfiguration's
+        entries). Neighbours are then the tiles whose nominal rectangles
+        overlap (grids with holes, serpentine or irregular layouts), matching
+        starts from the nominal offsets, and a tile that matches nothing is
+        placed at its nominal position with a RuntimeWarning.
     overlap : float
         Guessed fraction of a tile shared with each neighbour (0.1 = 10%); a
         guess within 2x of the truth works.
@@ -119,9 +157,27 @@ def montage(tiles: Mapping[GridKey, Any], *, overlap: float = 0.1, model: str = 
         this process's setting); with the default ``"measure"`` it may differ
         in the last bits.
 
+    align_channel : str or int
+        Microscope files: the channel (name or index) the tiles are matched
+        on, in every cycle (DAPI/Hoechst for cyclic immunofluorescence).
+    flatfield : {"auto"}, array, Illumination or None
+        Microscope files: correct uneven illumination before matching and
+        rendering. "auto" estimates it per channel and cycle from the tiles
+        (``io.estimate_illumination``: a robust median of normalised
+        tiles); an array (rows, cols) or (channels, rows, cols) is used as
+        given. None (default): no correction.
+    darkfield : number or array, optional
+        Microscope files: the camera's dark field (offset), subtracted with
+        the flat field; given, not estimated (``io.illumination`` says why).
+    flip_x, flip_y : bool
+        Microscope files: the stage axis runs against the image's columns (rows).
+    grid : (rows, cols), optional
+        Microscope files without stage positions only: lay the tiles out row
+        by row on this grid (overlapping by ``overlap``).
+
     Returns
     -------
-    MontageResult
+    MontageResult or SlideMontage
         ``transforms`` (tile pixel (x, y) to model space; tile at the lowest
         row, then column, is the identity), ``matches``, ``residuals``,
         ``image`` (when rendered in memory) and ``canvas``. ``model`` is the
@@ -130,39 +186,27 @@ def montage(tiles: Mapping[GridKey, Any], *, overlap: float = 0.1, model: str = 
         tile is placed with the next weaker one (affine, similarity, rigid)
         and a RuntimeWarning names the tiles.
     """
-    grid = check_grid(tiles)
-    lam = check_regularize(regularize)
-    check_render_options(blend=blend, interpolation=interpolation, chunk=chunk)
-    settings = check_settings(overlap=overlap, model=model, coarse_size=coarse_size, fine_size=fine_size,
-                              fine_step=fine_step, iters=iters, min_snr=min_snr, threads=threads, whiten=whiten,
-                              peak_radius=peak_radius)
-    keys = sorted(grid)
-    ncols = max(c for _, c in keys) - min(c for _, c in keys) + 1
-    ex = executor_for(client, grid, settings.threads, capacity=2 * ncols + 4)
-    out = ex.check_output(output, overwrite) if render else None
-    clock = Clock()
-    matches = ex.match(neighbour_pairs(keys, bool(diagonals)), settings, progress=progress)
-    ex.probe(keys)
-    dtype = output_dtype({t: ex.dtypes[t] for t in keys})  # mixed dtypes fail before any work on the output
-    clock.lap("match")
-    transforms, residuals, model = solve_placed(keys, matches, model, keys[0], grid_hint(settings), lam)
-    clock.lap("place")
-    if model != "rigid" and len(keys) > 1:
-        matches = ex.rematch([(pm, settings) for pm in matches], transforms, progress=progress)
-        clock.lap("match (pass 2)")
-        transforms, residuals, model = solve_placed(keys, matches, model, keys[0], grid_hint(settings), lam)
-        clock.lap("place (pass 2)")
-    result = MontageResult(transforms, matches, residuals, model, {t: ex.sizes[t] for t in keys},
-                           sources={t: s for t in keys if (s := ex.source_name(t))})
-    if render:
-        r = result.renderer(blend=blend, interpolation=interpolation, threads=ex.threads)
-        result.canvas = r.rect
-        result.image = ex.render(r, keys, dtype, output=out, overwrite=overwrite, chunk=chunk, progress=progress,
-                                 levels=None)
-        result.output = out
-        clock.lap("render")
-    result.timings = clock.laps
-    return result
+    if isinstance(tiles, (str, os.PathLike)) or (isinstance(tiles, (list, tuple)) and len(tiles) > 0
+                                                  and all(isinstance(t, (str, os.PathLike)) for t in tiles)):
+        if positions is not None:
+            raise ValueError("positions are read from the microscope files; give positions only with a dict of tiles")
+        if client is not None:
+            raise ValueError("microscope files are stitched on this machine's threads (client=None)")
+        return montage_slide(tiles, align_channel=align_channel, flatfield=flatfield, darkfield=darkfield,
+                             flip_x=flip_x, flip_y=flip_y, grid=grid, overlap=overlap, model=model,
+                             regularize=regularize, coarse_size=coarse_size, fine_size=fine_size,
+                             fine_step=fine_step, iters=iters, min_snr=min_snr, whiten=whiten,
+                             peak_radius=peak_radius, diagonals=diagonals, threads=threads, progress=progress,
+                             render=render, output=output, overwrite=overwrite, blend=blend,
+                             interpolation=interpolation, chunk=chunk)
+    if flatfield is not None or grid is not None or flip_x or flip_y:
+        raise ValueError("flatfield, grid, flip_x and flip_y apply to microscope files; for a dict of tiles "
+                         "correct the tiles yourself (io.estimate_illumination) and give positions")
+    return stitch(tiles, positions=positions, overlap=overlap, model=model, regularize=regularize,
+                  coarse_size=coarse_size, fine_size=fine_size, fine_step=fine_step, iters=iters, min_snr=min_snr,
+                  whiten=whiten, peak_radius=peak_radius, diagonals=diagonals, threads=threads, progress=progress,
+                  render=render, output=output, overwrite=overwrite, blend=blend, interpolation=interpolation,
+                  chunk=chunk, client=client)
 
 
 def write_report(result: MontageResult, tiles: Mapping[TileKeyT, Any], path: str | os.PathLike, *,

@@ -23,7 +23,7 @@ from ..place.placement import PlacementResiduals
 from ..render.elastic import ElasticRenderer
 from ..render.renderer import Renderer
 from ..transforms.affine import Affine
-from .common import check_render_options
+from .common import check_render_options, residuals_of
 from .elastic import ElasticResult
 
 FORMAT = "spectralign-fast alignment"
@@ -308,23 +308,3 @@ def _canvas(v: Any) -> Tuple[float, float, int, int]:
 
 def _num(v: float) -> Optional[float]:
     return None if not np.isfinite(v) else float(v)
-
-
-def residuals_of(transforms: Mapping[TileKey, Affine], matches: Sequence[PairMatches]) -> PlacementResiduals:
-    vec, kept = [], []
-    per: Dict[TileKey, List[float]] = {t: [] for t in transforms}
-    for pm in matches:
-        a = Affine(transforms[pm.tile1]) * pm.p1.T
-        b = Affine(transforms[pm.tile2]) * pm.p2.T
-        v = (a - b).T.reshape(-1, 2)
-        vec.append(v)
-        kept.append(pm.kept)
-        sq = np.einsum("ij,ij->i", v, v)[pm.kept]
-        per[pm.tile1].extend(sq)
-        per[pm.tile2].extend(sq)
-    V = np.concatenate(vec) if vec else np.empty((0, 2))
-    K = np.concatenate(kept) if kept else np.empty(0, bool)
-    n = np.hypot(V[K, 0], V[K, 1])
-    return PlacementResiduals(V, K, float(np.sqrt(np.mean(n ** 2))) if len(n) else float("nan"),
-                              float(n.max()) if len(n) else float("nan"),
-                              {t: float(np.sqrt(np.mean(s))) if s else float("nan") for t, s in per.items()})
