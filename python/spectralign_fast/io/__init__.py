@@ -1,6 +1,7 @@
 """Files in and out: images, tile stores, OME-Zarr, TIFF, JSON, NIfTI volumes and
 affine transform files (ITK ``.tfm``/``.mat``, plain matrices), displacement fields (ANTs/ITK
-warp NIfTI), multi-channel OME-Zarr/OME-TIFF (``write_channels``/``read_channels``).
+warp NIfTI), multi-channel OME-Zarr/OME-TIFF (``write_channels``/``read_channels``) and Fiji
+``TileConfiguration.txt`` files.
 
 ``read_image``/``write_image`` here are the plain 2-D image readers (arrays
 only); ``read_volume``/``write_volume`` are ``io.volumes.read_image`` and
@@ -20,11 +21,12 @@ from .jsonfile import write_json
 from .omezarr import OmeZarrWriter, read_ome_zarr, write_ome_zarr
 from .pyramid import chunk_grid, downsample
 from .tiff import tiff_needs_bigtiff, write_tiff
+from .tileconfig import TileConfiguration, TileEntry, read_tile_configuration, write_tile_configuration
 from .transform_files import read_affine, write_affine
 from .volumes import read_image as read_volume, write_image as write_volume
 
-__all__ = ["ChannelImage", "OmeZarrWriter", "chunk_grid", "downsample",
+__all__ = ["ChannelImage", "OmeZarrWriter", "TileConfiguration", "TileEntry", "chunk_grid", "downsample",
            "read_affine", "read_channels", "read_displacement_field", "read_image", "read_ome_zarr",
-           "read_volume", "tiff_needs_bigtiff", "write_affine",
+           "read_tile_configuration", "read_volume", "tiff_needs_bigtiff", "write_affine",
            "write_ants_transforms", "write_channels", "write_displacement_field", "write_image", "write_json",
-           "write_ome_zarr", "write_tiff", "write_volume"]
+           "write_ome_zarr", "write_tiff", "write_tile_configuration", "write_volume"]
