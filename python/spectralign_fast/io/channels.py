@@ -28,6 +28,7 @@ import zarr
 from tqdm.auto import tqdm
 
 ChannelRegionFn = Callable[[int, int, int, int, int], Any]
+OME_TIFF_SUFFIXES = tuple(s for s in TIFF_SUFFIXES if s.startswith(".ome"))
 
 # OME-NGFF unit names (what the OME-Zarr metadata holds) and the OME-XML symbols for them.
 UNITS = {"angstrom": "Å", "picometer": "pm", "nanometer": "nm", "micrometer": "µm",
@@ -67,7 +68,7 @@ def _kind(path: Path) -> str:
     name = path.name.lower()
     if any(name.endswith(s) and len(name) > len(s) for s in ZARR_SUFFIXES):
         return "zarr"
-    if any(name.endswith(s) and len(name) > len(s) for s in TIFF_SUFFIXES[:2]):
+    if any(name.endswith(s) and len(name) > len(s) for s in OME_TIFF_SUFFIXES):
         return "ome-tiff"
     if any(name.endswith(s) for s in TIFF_SUFFIXES):
         raise ValueError(f"{path.name!r}: a multi-channel image needs its channel names in OME metadata; "
