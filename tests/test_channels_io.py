@@ -137,6 +137,17 @@ def test_streaming_asks_for_bounded_blocks_once_each(tmp_path, planes):
     assert all(x == 0 and w == 100 and h == min(32, 150 - y) for _, y, x, h, w in calls)
 
 
+def test_ome_tiff_bands_narrower_than_the_image(tmp_path, planes, monkeypatch):
+    # Bands one tile wide: level 1 is assembled from many band means, and must equal the whole.
+    monkeypatch.setattr(channels_module, "band_bytes", 32 * 32 * 2)
+    calls: list = []
+    out = write_channels(tmp_path / "n.ome.tif", SHAPE, np.uint16, NAMES, source(planes, calls), tile=32)
+    assert all(h <= 32 and w <= 32 and y % 32 == 0 and x % 32 == 0 for _, y, x, h, w in calls)
+    assert len(calls) == 3 * 5 * 4
+    for lv, want in enumerate(pyramid(planes, 4)):
+        np.testing.assert_array_equal(read_channels(out, level=lv).data, want)
+
+
 @pytest.mark.parametrize("name", ["f.ome.zarr", "f.ome.tif"])
 def test_a_failed_write_leaves_nothing_and_keeps_the_old_output(tmp_path, planes, name):
     def failing(c, y0, x0, h, w):

@@ -22,7 +22,7 @@ from .formats import TIFF_SUFFIXES, ZARR_SUFFIXES, as_dtype, as_shape
 from .omezarr import _as_pixel_size, check_output_size
 from .pyramid import auto_levels, downsample, level_shapes
 from .stackstore import build_stack_levels, create_stack_store, stack_array, write_zarr_stack
-from .tiff import _as_tile, band_tiles, tiff_needs_bigtiff
+from .tiff import BAND_BYTES, _as_tile, band_tiles, tiff_needs_bigtiff
 import tifffile
 import zarr
 from tqdm.auto import tqdm
@@ -34,6 +34,8 @@ OME_TIFF_SUFFIXES = tuple(s for s in TIFF_SUFFIXES if s.startswith(".ome"))
 UNITS = {"angstrom": "Å", "picometer": "pm", "nanometer": "nm", "micrometer": "µm",
          "millimeter": "mm", "centimeter": "cm", "meter": "m"}
 _UNIT_NAMES = {**{v: k for k, v in UNITS.items()}, "um": "micrometer", "\u03bcm": "micrometer"}
+# Most bytes of one band that region_fn is asked for (OME-TIFF), read when writing.
+band_bytes = BAND_BYTES
 # Display colours (RRGGBB) given to channels in order: a nuclear stain first, as usual.
 COLORS = ("0000FF", "00FF00", "FF0000", "FF00FF", "00FFFF", "FFFF00", "FFFFFF")
 
@@ -143,7 +145,7 @@ def write_channels(path: str | os.PathLike, shape: Any, dtype: Any, channels: Se
         index into ``channels``), rows ``y0:y0+h``, columns ``x0:x0+w``. Floats are rounded
         and clipped for integer dtypes; a wrong shape, NaN or out-of-range integers are refused
         (``io.formats.to_dtype``). It is asked for: OME-Zarr, every ``chunk`` x ``chunk`` block
-        once, channel by channel; OME-TIFF, bands one tile row high (at most 256 MiB wide),
+        once, channel by channel; OME-TIFF, bands one tile row high (at most ``band_bytes``, 256 MiB, wide),
         channel by channel, row-major.
     pixel_size : float or (y, x), optional
         Physical size of a level-0 pixel in ``unit``; None (default) states no physical size.
@@ -249,7 +251,7 @@ def _write_ome_tiff(path: Path, shape: Tuple[int, int], dtype: np.dtype, names: 
                                 level1[c, y0 // 2:y0 // 2 + -(-band.shape[0] // 2),
                                        x0 // 2:x0 // 2 + -(-band.shape[1] // 2)] = downsample(band, 2)
                         yield from band_tiles(shape, dtype, tile, _plane(region_fn, c), bar=bar, on_band=keep,
-                                              label=f"channel {names[c]!r} region")
+                                              label=f"channel {names[c]!r} region", band_bytes=band_bytes)
 
                 tif.write(tiles0(), shape=(nc,) + shape, subifds=len(shapes) - 1, metadata=metadata, **options)
                 if spool is None:
@@ -273,7 +275,7 @@ def _level_tiles(arr: zarr.Array, shape: Tuple[int, int], dtype: np.dtype, tile:
     for c in range(arr.shape[0]):
         def block(y: int, x: int, h: int, w: int, c: int = c) -> Any:
             return arr[c, y:y + h, x:x + w]
-        yield from band_tiles(shape, dtype, tile, block, bar=bar)
+        yield from band_tiles(shape, dtype, tile, block, bar=bar, band_bytes=band_bytes)
 
 
 def _unit_name(symbol: Any) -> Optional[str]:
