@@ -18,7 +18,7 @@ import numpy as np
 
 from .._validate import as_int
 from .atomic import check_output_path, write_atomically
-from .formats import TIFF_SUFFIXES, ZARR_SUFFIXES, as_dtype, as_shape
+from .formats import TIFF_SUFFIXES, ZARR_SUFFIXES, as_dtype, as_shape, matching_suffix
 from .omezarr import _as_pixel_size, check_output_size
 from .pyramid import auto_levels, downsample, level_shapes
 from .stackstore import build_stack_levels, create_stack_store, stack_array, write_zarr_stack
@@ -68,15 +68,11 @@ class ChannelImage:
 
 def _kind(path: Path) -> str:
     name = path.name.lower()
-    if any(name.endswith(s) and len(name) > len(s) for s in ZARR_SUFFIXES):
-        return "zarr"
-    if any(name.endswith(s) and len(name) > len(s) for s in OME_TIFF_SUFFIXES):
-        return "ome-tiff"
-    if any(name.endswith(s) for s in TIFF_SUFFIXES):
+    if name.endswith((".tif", ".tiff")) and not name.endswith(OME_TIFF_SUFFIXES):
         raise ValueError(f"{path.name!r}: a multi-channel image needs its channel names in OME metadata; "
                          f"name the output *.ome.tif (pyramidal OME-TIFF) or *.ome.zarr")
-    raise ValueError(f"unsupported multi-channel output {path.name!r}: name it *.ome.zarr, *.zarr, "
-                     f"*.ome.tif or *.ome.tiff")
+    suffix = matching_suffix(path, ZARR_SUFFIXES + OME_TIFF_SUFFIXES, "multi-channel image")
+    return "zarr" if suffix in ZARR_SUFFIXES else "ome-tiff"
 
 
 def _as_channels(channels: Any) -> List[str]:
