@@ -77,7 +77,7 @@ def test_stale_temporaries_of_dead_processes_are_removed_on_the_next_write(tmp_p
 
 
 def test_stack_store_cleans_its_stale_temporaries(tmp_path):
-    from spectralign_fast.render.output import create_stack_store
+    from spectralign_fast.io.stackstore import create_stack_store
 
     stale = tmp_path / f"s.ome.zarr.partial-{_owner(_dead_pid())}-abcd1234"
     stale.mkdir()

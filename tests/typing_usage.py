@@ -14,7 +14,8 @@ import numpy.typing as npt
 
 import spectralign_fast as sf
 from spectralign_fast import register as reg
-from spectralign_fast.io import read_affine, read_volume, write_affine, write_volume
+from spectralign_fast.io import (TileEntry, read_affine, read_channels, read_tile_configuration, read_volume,
+                                 write_affine, write_channels, write_tile_configuration, write_volume)
 
 
 def stitch(tiles: dict[tuple[int, int], npt.NDArray[np.uint16]], out: Path) -> sf.MontageResult:
@@ -110,3 +111,19 @@ def affine_registration(static: npt.NDArray[np.float32], moving: npt.NDArray[np.
     jac: np.ndarray = mapping.jacobian_determinant()
     return (float(moved.mean()) + seconds + float(init.score) + float(result.affine[0, 0]) + float(warped.mean())
             + float(points.sum()) + float(jac.min()) + syn.seconds)
+
+
+def channels_and_tile_configuration(stack: npt.NDArray[np.uint16], names: list[str], folder: Path) -> Path:
+    def block(c: int, y0: int, x0: int, h: int, w: int) -> npt.NDArray[np.uint16]:
+        return stack[c, y0:y0 + h, x0:x0 + w]
+
+    out: Path = write_channels(folder / "slide.ome.tif", stack.shape[1:], np.uint16, names, block,
+                               pixel_size=(0.325, 0.325), tile=512, compression="zlib", overwrite=True)
+    back = read_channels(out, level=1)
+    data: np.ndarray = back.data
+    size: tuple[float, float] | None = back.pixel_size
+    conf = read_tile_configuration(folder / "TileConfiguration.registered.txt")
+    files: list[Path] = conf.paths()
+    moved = [TileEntry(e.name, e.series, (e.position[0] + 1.0, e.position[1])) for e in conf.entries]
+    assert data.size and size and files
+    return write_tile_configuration(folder / "TileConfiguration.txt", moved, dim=conf.dim, overwrite=True)

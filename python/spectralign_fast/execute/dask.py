@@ -42,12 +42,12 @@ from ..io.atomic import check_output_path
 from ..io.formats import output_kind
 from ..io.omezarr import OmeZarrWriter
 from ..io.pyramid import chunk_grid
+from ..io.stackstore import commit_store, create_stack_store, stack_pyramid_block
 from ..io.tiles import LRUCache, TileStore, read_raw, render_array
 from ..match.flow import SectionFlow, stack_flows
 from ..match.levels import match_levels
 from ..match.pairs import MatchSettings, PairJob, PairMatches, match_pair, rematch_pair
 from ..render.elastic import ElasticRenderer
-from ..render.output import commit_store, create_stack_store, stack_pyramid_block
 from ..render.overview import overview
 from ..render.renderer import Renderer
 from ..transforms.affine import Affine

@@ -1,6 +1,7 @@
 """Files in and out: images, tile stores, OME-Zarr, TIFF, JSON, NIfTI volumes and
 affine transform files (ITK ``.tfm``/``.mat``, plain matrices), displacement fields (ANTs/ITK
-warp NIfTI).
+warp NIfTI), multi-channel OME-Zarr/OME-TIFF (``write_channels``/``read_channels``) and Fiji
+``TileConfiguration.txt`` files.
 
 ``read_image``/``write_image`` here are the plain 2-D image readers (arrays
 only); ``read_volume``/``write_volume`` are ``io.volumes.read_image`` and
@@ -13,16 +14,19 @@ renamed when complete); file kinds and output dtypes are listed once in
 """
 from __future__ import annotations
 
+from .channels import ChannelImage, read_channels, write_channels
 from .displacement_fields import read_displacement_field, write_ants_transforms, write_displacement_field
 from .images import read_image, write_image
 from .jsonfile import write_json
 from .omezarr import OmeZarrWriter, read_ome_zarr, write_ome_zarr
 from .pyramid import chunk_grid, downsample
 from .tiff import tiff_needs_bigtiff, write_tiff
+from .tileconfig import TileConfiguration, TileEntry, read_tile_configuration, write_tile_configuration
 from .transform_files import read_affine, write_affine
 from .volumes import read_image as read_volume, write_image as write_volume
 
-__all__ = ["OmeZarrWriter", "chunk_grid", "downsample", "read_affine", "read_displacement_field", "read_image",
-           "read_ome_zarr", "read_volume", "tiff_needs_bigtiff", "write_affine",
-           "write_ants_transforms", "write_displacement_field", "write_image", "write_json",
-           "write_ome_zarr", "write_tiff", "write_volume"]
+__all__ = ["ChannelImage", "OmeZarrWriter", "TileConfiguration", "TileEntry", "chunk_grid", "downsample",
+           "read_affine", "read_channels", "read_displacement_field", "read_image", "read_ome_zarr",
+           "read_tile_configuration", "read_volume", "tiff_needs_bigtiff", "write_affine",
+           "write_ants_transforms", "write_channels", "write_displacement_field", "write_image", "write_json",
+           "write_ome_zarr", "write_tiff", "write_tile_configuration", "write_volume"]

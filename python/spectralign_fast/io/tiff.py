@@ -15,6 +15,8 @@ from tqdm.auto import tqdm
 
 # tifffile's own rule: classic TIFF offsets are 32-bit; keep 32 MB for tags and metadata.
 _CLASSIC_TIFF_LIMIT = 2**32 - 2**25
+# Default width of the bands that region_fn is asked for (one tile row high).
+BAND_BYTES = 256 << 20
 
 
 def tiff_needs_bigtiff(shape: Any, dtype: Any, *, tile: Any = 256) -> bool:
@@ -41,10 +43,38 @@ def _as_tile(tile: Any) -> Tuple[int, int]:
     return th, tw
 
 
+def band_tiles(shape: Tuple[int, int], dtype: np.dtype, tile: Tuple[int, int],
+               region_fn: Callable[[int, int, int, int], Any], *, band_bytes: int = BAND_BYTES,
+               bar: Any = None, label: str = "region",
+               on_band: Optional[Callable[[int, int, np.ndarray], None]] = None) -> Iterator[np.ndarray]:
+    """The tiles of a (height, width) image, row-major, as a tiled TIFF writer takes them.
+
+    ``region_fn(y0, x0, h, w)`` is called for bands one tile row high and at most
+    ``band_bytes`` wide (a whole number of tiles), row-major; each band is checked and
+    converted with ``to_dtype`` (errors name it ``"<label> (y0, x0, h, w)"``), handed to
+    ``on_band(y0, x0, band)`` when given, and cut into tiles (edge tiles are smaller). ``bar``
+    (a tqdm bar) advances by one per tile row. Only one band is in memory at a time.
+    """
+    h, w = shape
+    th, tw = tile
+    band_w = max(tw, (band_bytes // max(1, th * dtype.itemsize)) // tw * tw)
+    for y0 in range(0, h, th):
+        bh = min(th, h - y0)
+        for bx in range(0, w, band_w):
+            bw = min(band_w, w - bx)
+            band = to_dtype(region_fn(y0, bx, bh, bw), dtype, (bh, bw), f"{label} ({y0}, {bx}, {bh}, {bw})")
+            if on_band is not None:
+                on_band(y0, bx, band)
+            for x0 in range(0, bw, tw):
+                yield band[:, x0:x0 + tw]
+        if bar is not None:
+            bar.update(1)
+
+
 def write_tiff(path: str | os.PathLike, image_or_shape: Any, dtype: Any = None,
                region_fn: Optional[Callable[[int, int, int, int], Any]] = None, *,
                tile: Any = 256, overwrite: bool = False, bigtiff: Optional[bool] = None,
-               compression: Optional[str] = None, band_bytes: int = 256 << 20,
+               compression: Optional[str] = None, band_bytes: int = BAND_BYTES,
                progress: bool = False) -> Path:
     """Write a 2-D image as a tiled (Big)TIFF, from an array or region by region.
 
@@ -120,19 +150,9 @@ def write_tiff(path: str | os.PathLike, image_or_shape: Any, dtype: Any = None,
 
     def tiles() -> Iterator[np.ndarray]:
         assert region_fn is not None  # only called without an image array, so with region_fn
-        h, w = shp
-        band_w = max(tw, (bytes_limit // max(1, th * dt.itemsize)) // tw * tw)
-        with tqdm(total=-(-h // th), disable=not progress, unit="tile row",
+        with tqdm(total=-(-shp[0] // th), disable=not progress, unit="tile row",
                   desc=f"writing {p.name}") as bar:
-            for y0 in range(0, h, th):
-                bh = min(th, h - y0)
-                for bx in range(0, w, band_w):
-                    bw = min(band_w, w - bx)
-                    band = to_dtype(region_fn(y0, bx, bh, bw), dt, (bh, bw),
-                                     f"region ({y0}, {bx}, {bh}, {bw})")
-                    for x0 in range(0, bw, tw):
-                        yield band[:, x0:x0 + tw]
-                bar.update(1)
+            yield from band_tiles(shp, dt, (th, tw), region_fn, band_bytes=bytes_limit, bar=bar)
 
     def write(tmp: str) -> None:
         tifffile.imwrite(tmp, data if data is not None else tiles(), shape=shp, dtype=dt,
