@@ -77,7 +77,7 @@ def test_stack_of_single_images(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["montage", "{folder}/nothing_r{row}_c{col}.tif", "-o", "{tmp}/x.tif"], "no file matches"),
-    (["montage", "{folder}/r0_c{col}.tif", "-o", "{tmp}/x.tif"], "has no {row}"),
+    (["montage", "{folder}/r{index}_c0.tif", "-o", "{tmp}/x.tif"], "need the layout: --grid"),
     (["montage", "{folder}/r{row}_c{col}_{bad}.tif", "-o", "{tmp}/x.tif"], "unknown placeholder"),
     (["montage", "{folder}/r{row}_c{col}.tif", "-o", "{tmp}/x.png"], "output format"),
     (["montage", "{folder}/r{row}_c{col}.tif", "-o", "{tmp}/missing/x.tif"], "does not exist"),
@@ -85,7 +85,8 @@ def test_stack_of_single_images(tmp_path, capsys):
 ])
 def test_user_mistakes_are_one_line(tile_folder, tmp_path, capsys, argv, message):
     folder, _ = tile_folder
-    argv = [a.format(folder=folder, tmp=tmp_path, row="{row}", col="{col}", z="{z}", bad="{bad}") for a in argv]
+    argv = [a.format(folder=folder, tmp=tmp_path, row="{row}", col="{col}", z="{z}", bad="{bad}",
+                     index="{index}") for a in argv]
     code, _, err = run(argv + ["--quiet"], capsys)
     assert code == 2
     assert err.startswith("spectralign-fast: error:") and err.count("\n") == 1

@@ -13,7 +13,7 @@ import spectralign_fast
 PACKAGE = Path(spectralign_fast.__file__).parent
 ROOT = "spectralign_fast"
 # Imported inside functions on purpose: not installed by the package's own dependencies.
-OPTIONAL = {"dask", "distributed", "skimage", "scipy", "nibabel", "nilearn", "cv2", "SimpleITK"}
+OPTIONAL = {"dask", "distributed", "skimage", "scipy", "nibabel", "nilearn", "cv2", "SimpleITK", "bioio"}
 MAX_LINES = 1000
 
 

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+import tifffile
 from scipy import ndimage
 
 import spectralign_fast as sf
@@ -22,6 +23,7 @@ from spectralign_fast.io.illumination import Illumination, estimate_illumination
 from spectralign_fast.io.slides import read_slide
 from spectralign_fast.match.layout import position_pairs
 from spectralign_fast.transforms.affine import Affine
+from spectralign_fast.workflows.slide import write_registered_configuration
 
 TILE = 256
 CORNERS = np.array([[0, 0], [TILE - 1, 0], [TILE - 1, TILE - 1], [0, TILE - 1]], float).T
@@ -299,3 +301,53 @@ def test_island_placed_at_stage_position(photo, tmp_path):
     tf = res.cycles[0].montage.transforms
     slide = read_slide(s.path)
     np.testing.assert_allclose(np.asarray(tf[5])[:, 2], slide.positions[5], atol=1.0)
+
+
+@pytest.mark.parametrize("suffix", [".ome.zarr", ".ome.tif"])
+def test_written_output_reads_back(cycles, tmp_path, suffix):
+    """All channels of both cycles in one file, with names and pixel sizes, equal to the in-memory montage."""
+    s1, s2 = cycles
+    out = tmp_path / f"slide{suffix}"
+    res = sf.montage([s1.path, s2.path], align_channel="DAPI", flatfield="auto", output=out, chunk=256,
+                     progress=False)
+    assert res.output == out and res.image is None
+    back = sf.io.read_channels(out)
+    assert back.channels == ["DAPI", "CD3", "DAPI (cycle 2)", "CD8"]
+    assert back.pixel_size == pytest.approx((0.65, 0.65))
+    mem = sf.montage([s1.path, s2.path], align_channel="DAPI", flatfield="auto", progress=False)
+    np.testing.assert_array_equal(back.data, mem.image)
+    if suffix == ".ome.tif":
+        with tifffile.TiffFile(out) as tif:
+            assert tif.is_ome and len(tif.series[0].levels) >= 2
+    bioio = pytest.importorskip("bioio")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            img = bioio.BioImage(out)
+        except Exception as exc:  # no plugin for this format installed
+            pytest.skip(f"bioio cannot open {suffix}: {exc}")
+        assert [str(c) for c in img.channel_names] == back.channels
+        assert img.physical_pixel_sizes.X == pytest.approx(0.65)
+
+
+def test_tile_configuration_round_trip(cycles, tmp_path):
+    """Tiles written out as files with a Fiji TileConfiguration (nominal positions) stitch as the slide
+    does, and the registered configuration written back holds the placed positions."""
+    s1, _ = cycles
+    slide = read_slide(s1.path)
+    entries = []
+    for k, f in slide.tiles("DAPI").items():
+        tifffile.imwrite(tmp_path / f"tile_{k:03d}.tif", f())
+        entries.append(sf.io.TileEntry(f"tile_{k:03d}.tif", None, tuple(slide.positions[k])))
+    cfg = sf.io.write_tile_configuration(tmp_path / "TileConfiguration.txt", entries)
+    tiles, positions = sf.io.configuration_tiles(cfg)
+    by_cfg = sf.montage(tiles, positions=positions, render=False, progress=False)
+    by_slide = sf.montage(s1.path, render=False, progress=False).cycles[0].montage
+    for k in slide.positions:
+        np.testing.assert_allclose(np.asarray(by_cfg.transforms[f"tile_{k:03d}.tif"]),
+                                   np.asarray(by_slide.transforms[k]), atol=1e-6)
+    reg = write_registered_configuration(by_cfg, tmp_path / "TileConfiguration.registered.txt")
+    back = sf.io.read_tile_configuration(reg)
+    assert [e.name for e in back.entries] == [e.name for e in entries]
+    for e in back.entries:
+        np.testing.assert_allclose(e.position, np.asarray(by_cfg.transforms[e.name])[:, 2], atol=1e-9)

@@ -110,7 +110,7 @@ def write_slide(path: str | os.PathLike, channels: Dict[str, np.ndarray], layout
         for k, origin in layout.origins.items():
             tf = (motion_inv @ Affine.translator(origin + centre) @ Affine.rotator(np.radians(layout.rotations[k]))
                   @ Affine.translator((-centre, -centre)))
-            planes = []
+            planes: List[np.ndarray] = []
             for photo in channels.values():
                 img = sample(photo, tf, (t, t))
                 if flatfield is not None:

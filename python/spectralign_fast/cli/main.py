@@ -1,6 +1,8 @@
 """Command line: ``spectralign-fast montage | stack | register | demo``.
 
     spectralign-fast montage "tiles/r{row}_c{col}.tif" -o out.ome.zarr --report report.png
+    spectralign-fast montage cycle1.ome.tiff cycle2.ome.tiff -o out.ome.zarr --align-channel DAPI --flatfield auto
+    spectralign-fast montage TileConfiguration.txt -o out.ome.tif --tile-configuration TileConfiguration.registered.txt
     spectralign-fast stack "sections/s{z}.tif" -o stack.ome.zarr
     spectralign-fast stack "sections/s{z}_r{row}_c{col}.tif" -o stack.tif
     spectralign-fast register static.nii.gz moving.nii.gz -o moved.nii.gz --transform out.tfm
@@ -28,7 +30,9 @@ from ..io.formats import output_kind
 from ..workflows.montage import montage, write_report
 from ..workflows.result import MontageResult
 from ..workflows.sections import align_stack
+from ..workflows.slide import write_registered_configuration
 from . import demo
+from . import montage_inputs as mi
 from . import register as register_cli
 
 _FIELDS = ("row", "col", "z")
@@ -190,18 +194,76 @@ def cmd_montage(args: argparse.Namespace) -> int:
 
     out, replace = _check_outputs(args)
     _plan(args)
-    files = {(k[0], k[1]): p for k, p in expand_pattern(args.pattern, ("row", "col")).items()}
+    try:
+        kind = mi.input_kind(args.inputs)
+        grid = mi.parse_grid(args.grid)
+        flat = mi.flatfield_option(args.flatfield)
+        if args.tile_configuration:
+            check_output_path(Path(args.tile_configuration), overwrite=args.overwrite)
+    except (mi.InputError, ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from None
+    if kind == "slides":
+        return _montage_slides(args, out, replace, grid, flat)
+    if args.flip_x or args.flip_y:
+        raise UsageError("--flip-x/--flip-y apply to microscope files with stage positions")
+    try:
+        if kind == "pattern":
+            files, positions = mi.pattern_tiles(args.inputs[0], grid, args.overlap)
+        else:
+            if grid is not None:
+                raise mi.InputError("--grid is for {index} patterns and files without positions; a "
+                                    "TileConfiguration has its positions")
+            files, positions = mi.configuration_inputs(args.inputs[0])
+    except mi.InputError as exc:
+        raise UsageError(str(exc)) from None
+    tiles: Dict[Any, Any] = dict(files)
+    if flat is not None:
+        tiles, _ = mi.corrected_tiles(files, flat, args.darkfield)
+    elif args.darkfield is not None:
+        raise UsageError("--darkfield is subtracted together with a flat field: give --flatfield too")
     t0 = time.perf_counter()
     with _client(args, out) as client, _image_and_json(out):
-        result = montage(files, overlap=args.overlap, model=args.model, fine_size=args.fine_size,
-                         fine_step=args.fine_step, min_snr=args.min_snr, diagonals=args.diagonals,
-                         threads=args.threads, progress=not args.quiet, output=out, overwrite=replace,
-                         chunk=args.chunk, client=client)
+        result = montage(tiles, positions=positions, overlap=args.overlap, model=args.model,
+                         fine_size=args.fine_size, fine_step=args.fine_step, min_snr=args.min_snr,
+                         diagonals=args.diagonals, threads=args.threads, progress=not args.quiet, output=out,
+                         overwrite=replace, chunk=args.chunk, client=client)
         result.save(_json_path(out), overwrite=args.overwrite)
+    if args.tile_configuration:
+        write_registered_configuration(result, args.tile_configuration, overwrite=args.overwrite)
     if args.report:
-        write_report(result, files, args.report, threads=args.threads)
+        write_report(result, tiles, args.report, threads=args.threads)
     if not args.quiet:
         print(_summary(result, out, time.perf_counter() - t0))
+    return 0
+
+
+def _montage_slides(args: argparse.Namespace, out: Path, replace: bool, grid: Optional[Tuple[int, int]],
+                    flat: Any) -> int:
+    if args.scheduler is not None:
+        raise UsageError("microscope files are stitched on this machine's threads; leave out --scheduler")
+    if not out.name.lower().endswith((".ome.zarr", ".zarr", ".ome.tif", ".ome.tiff")):
+        raise UsageError(f"microscope files give a multi-channel montage: write *.ome.zarr or *.ome.tif, "
+                         f"got {out.name!r}")
+    t0 = time.perf_counter()
+    with _image_and_json(out):
+        result = montage(args.inputs, align_channel=mi.parse_channel(args.align_channel), flatfield=flat,
+                         darkfield=args.darkfield, flip_x=args.flip_x, flip_y=args.flip_y, grid=grid,
+                         overlap=args.overlap, model=args.model, fine_size=args.fine_size, fine_step=args.fine_step,
+                         min_snr=args.min_snr, diagonals=args.diagonals, threads=args.threads,
+                         progress=not args.quiet, output=out, overwrite=replace, chunk=args.chunk)
+        result.save(_json_path(out), overwrite=args.overwrite)
+    first = result.cycles[0]
+    if args.tile_configuration:
+        write_registered_configuration(first.montage, args.tile_configuration, overwrite=args.overwrite)
+    if args.report:
+        write_report(first.montage, first.slide.tiles(result.align_channel[0]), args.report, threads=args.threads)
+    if not args.quiet:
+        cycles = "; ".join(f"cycle {k + 1} residual RMS {c.residuals.rms:.3f} px"
+                           for k, c in enumerate(result.cycles) if c.residuals is not None)
+        print(f"{len(first.montage.transforms)} tiles x {len(result.cycles)} cycle(s), channels "
+              f"{', '.join(result.channels)}; placement residual RMS {first.montage.residuals.rms:.3f} px"
+              + (f"; {cycles}" if cycles else "") + f"; wrote {out} and {_json_path(out)} in "
+              f"{time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -251,9 +313,13 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="spectralign-fast", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("montage", help="stitch a grid of tiles")
-    p.add_argument("pattern", help="tile files with {row} and {col}, e.g. 'tiles/r{row}_c{col}.tif'")
+    p = sub.add_parser("montage", help="stitch tiles: a file pattern, a TileConfiguration or microscope files")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="a pattern such as 'tiles/r{row}_c{col}.tif' ({row}, {col}, {index}, {x}, {y}), "
+                        "a Fiji TileConfiguration.txt, or microscope files with stage positions (OME-TIFF, "
+                        "ND2, CZI, ...), one per imaging cycle")
     _common(p)
+    mi.add_arguments(p)
     p.set_defaults(run=cmd_montage)
     p = sub.add_parser("stack", help="align serial sections / a z-stack (each level one image or a grid)")
     p.add_argument("pattern", help="files with {z} (and {row}, {col} for tiled levels)")

@@ -28,6 +28,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tifffile
 
+from .tileconfig import read_tile_configuration
+
 # Lengths in OME's units, in micrometres. "reference frame" is OME's unitless
 # default: taken as micrometres, the unit every writer we know uses for it.
 _UM = {"m": 1e6, "cm": 1e4, "mm": 1e3, "µm": 1.0, "um": 1.0, "micron": 1.0, "micrometer": 1.0,
@@ -348,3 +350,23 @@ def grid_positions(n: int, grid: Any, shape: Tuple[int, int], overlap: float) ->
         raise ValueError(f"overlap must be a fraction from 0 to 1, got {overlap}")
     h, w = shape
     return {k: ((k % cols) * w * (1 - overlap), (k // cols) * h * (1 - overlap)) for k in range(n)}
+
+
+def configuration_tiles(path: str | os.PathLike) -> Tuple[Dict[Any, Any], Dict[Any, Tuple[float, float]]]:
+    """``(tiles, positions)`` of a Fiji TileConfiguration file: ``{name: file}`` (or
+    ``{(name, series): loader}`` for multi-series files) and each tile's (x, y) in pixels."""
+    cfg = read_tile_configuration(path)
+    if cfg.dim != 2:
+        raise ValueError(f"{Path(path).name} is a {cfg.dim}-D configuration; montage stitches 2-D tiles")
+    base = cfg.folder if cfg.folder is not None else Path(".")
+    tiles: Dict[Any, Any] = {}
+    positions: Dict[Any, Tuple[float, float]] = {}
+    for e in cfg.entries:
+        file = e.path(base)
+        if not file.exists():
+            raise ValueError(f"{Path(path).name} names {e.name}, which does not exist in {base}")
+        key: Any = e.name if e.series is None else (e.name, e.series)
+        tiles[key] = str(file) if e.series is None else SlidePlane(
+            str(file), e.series, 0, "tifffile" if file.name.lower().endswith((".tif", ".tiff")) else "bioio")
+        positions[key] = (float(e.position[0]), float(e.position[1]))
+    return tiles, positions

@@ -66,6 +66,8 @@ def montage(tiles: Any, *, positions: Optional[Mapping[Any, Any]] = None, overla
         column to the right; missing positions (holes) are allowed, and tiles
         may differ in size. All tiles must share one dtype. With
         ``positions``, the keys may be any ids.
+        (A Fiji ``TileConfiguration.txt``: ``io.configuration_tiles`` gives
+        the tiles and positions to pass.)
         Or a microscope file with every tile's stage position in its metadata
         (OME-TIFF; ND2, CZI, LIF, ... through bioio: ``io.read_slide``), or a
         list of such files, one per imaging cycle: the tiles are laid out
@@ -186,6 +188,9 @@ def montage(tiles: Any, *, positions: Optional[Mapping[Any, Any]] = None, overla
         tile is placed with the next weaker one (affine, similarity, rigid)
         and a RuntimeWarning names the tiles.
     """
+    if isinstance(tiles, (str, os.PathLike)) and str(tiles).lower().endswith(".txt"):
+        raise ValueError(f"{tiles} looks like a Fiji TileConfiguration: read it with "
+                         f"tiles, positions = io.configuration_tiles(path), then montage(tiles, positions=positions)")
     if isinstance(tiles, (str, os.PathLike)) or (isinstance(tiles, (list, tuple)) and len(tiles) > 0
                                                   and all(isinstance(t, (str, os.PathLike)) for t in tiles)):
         if positions is not None:

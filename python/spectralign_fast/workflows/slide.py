@@ -13,6 +13,7 @@ the first cycle's model space; images are (channel, row, col).
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._types import TileKey
+from .._types import TileKey, tile_dict
+from ..io.atomic import write_atomically
+from ..io.channels import write_channels
 from ..io.illumination import Illumination, estimate_illumination, refine_illumination
 from ..io.slides import Slide, SlidePlane, read_slide
+from ..io.tileconfig import TileEntry, write_tile_configuration
 from ..io.tiles import LRUCache
 from ..match.layout import position_pairs
 from ..render.renderer import Renderer
@@ -88,11 +92,41 @@ class SlideMontage:
         """Per cycle, ``{channel index: Illumination}`` applied to its tiles (empty: none)."""
         return [c.slide.illumination for c in self.cycles]
 
+    def save(self, path: str | os.PathLike, *, overwrite: bool = True) -> None:
+        """Write every cycle's transforms, the channels and the residuals as JSON (atomically).
+
+        Each cycle is a ``MontageResult`` JSON (``MontageResult.to_json``) with the file it came
+        from; images are not stored (render again from the files).
+        """
+        p = Path(path)
+        if p.exists() and not overwrite:
+            raise FileExistsError(f"{p} exists; pass overwrite=True to replace it")
+        d = {"format": "spectralign-fast slide montage", "version": 1,
+             "convention": "points are (x, y) = (column, row); transforms map tile pixels to the first "
+                           "cycle's model space; pixel_size (y, x) in micrometres",
+             "channels": self.channels, "sources": [list(s) for s in self.sources],
+             "align_channel": self.align_channel, "canvas": list(self.canvas),
+             "pixel_size": None if self.pixel_size is None else list(self.pixel_size),
+             "cycles": [{"file": str(c.slide.path), "montage": c.montage.to_json(),
+                         "illumination": {c.slide.channels[k]: v.method for k, v in c.slide.illumination.items()},
+                         "residuals": None if c.residuals is None else {
+                             "rms": _finite(c.residuals.rms), "max": _finite(c.residuals.max),
+                             "n_matches": c.residuals.n_matches, "global_shift": list(c.residuals.global_shift),
+                             "unmatched": [str(t) for t in c.residuals.unmatched]}}
+                        for c in self.cycles],
+             "timings": self.timings}
+        text = json.dumps(d, indent=1)
+        write_atomically(p, lambda tmp: Path(tmp).write_text(text))
+
     def __repr__(self) -> str:
         res = ", ".join(f"{r.rms:.3f}" for c in self.cycles if (r := c.residuals) is not None)
         return (f"SlideMontage({len(self.cycles)} cycle(s), {len(self.cycles[0].montage.transforms)} tiles, "
                 f"channels {self.channels}, canvas {self.canvas[2]}x{self.canvas[3]}"
                 + (f", cycle residual RMS {res} px" if res else "") + ")")
+
+
+def _finite(v: float) -> Optional[float]:
+    return float(v) if np.isfinite(v) else None
 
 
 def montage_slide(sources: Any, *, align_channel: Any = 0, flatfield: Any = None, darkfield: Any = None,
@@ -132,7 +166,8 @@ def montage_slide(sources: Any, *, align_channel: Any = 0, flatfield: Any = None
     for k, s in enumerate(slides[1:], start=2):
         offset = np.subtract(s.stage_origin, first.stage_origin)
         positions = {t: np.asarray(xy, float) + offset for t, xy in s.positions.items()}
-        tfs, res = register_cycle(ref, first.tiles(align[0]), s.tiles(align[k - 1]), positions,
+        tfs, res = register_cycle(ref, tile_dict(first.tiles(align[0])), tile_dict(s.tiles(align[k - 1])),
+                                  tile_dict(positions),
                                   settings=settings, model=model, progress=progress)
         cycles.append(CycleResult(s, MontageResult(tfs, [], ref.residuals, model,
                                                    {t: (s.tile_shape[1], s.tile_shape[0]) for t in tfs}), res))
@@ -216,7 +251,8 @@ def _refine_from_overlaps(cycle: CycleResult) -> None:
     nominal = {t: np.asarray(tf, float)[:, 2] for t, tf in tfs.items()}
     pairs = [(a, b) for a, b, _, _ in position_pairs(nominal, sizes, diagonals=False)]
     for c, illum in list(cycle.slide.illumination.items()):
-        raw = {t: SlidePlane(str(cycle.slide.path), t, c, cycle.slide.reader) for t in tfs}
+        raw = {t: SlidePlane(str(cycle.slide.path), int(t), c, cycle.slide.reader)  # type: ignore[call-overload]
+               for t in tfs}
         cycle.slide.illumination[c] = refine_illumination(illum, raw, tfs, pairs)
 
 
@@ -250,9 +286,30 @@ def _region_fn(result: SlideMontage, renderers: List[Renderer]) -> Any:
 
 def _write(path: Path, shape: Tuple[int, int], dtype: np.dtype, names: List[str], region: Any,
            pixel_size: Optional[Tuple[float, float]], *, chunk: int, overwrite: bool, progress: bool) -> Path:
-    from ..io.channels import write_channels  # noqa: the multi-channel writer (io.channels)
-    return write_channels(path, shape, dtype, names, region, pixel_size=pixel_size, chunk=chunk,
-                          overwrite=overwrite, progress=progress)
+    return write_channels(path, shape, dtype, names, region, pixel_size=pixel_size, unit="micrometer",
+                          chunk=chunk, overwrite=overwrite, progress=progress)
+
+
+def write_registered_configuration(result: MontageResult, path: str | os.PathLike, *,
+                                   overwrite: bool = False) -> Path:
+    """Fiji's ``TileConfiguration.registered.txt`` of a montage: each tile's placed (x, y).
+
+    Fiji places tiles by translation only: the translation of each tile's transform
+    (where its pixel (0, 0) lands) is written; rotation or scale in the transforms is not
+    representable there. Tile names are the tiles' source files relative to the file's
+    folder when known (else the tile ids); ``(name, series)`` ids keep their series.
+    """
+    folder = Path(path).absolute().parent
+    entries = []
+    for t, tf in result.transforms.items():
+        m = np.asarray(tf, float)
+        named_series = isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], str)
+        series = int(t[1]) if isinstance(t, tuple) and named_series else None
+        src = result.sources.get(t)
+        name = (os.path.relpath(Path(src).absolute(), folder) if src else
+                str(t[0]) if isinstance(t, tuple) and named_series else str(t))
+        entries.append(TileEntry(name, series, (float(m[0, 2]), float(m[1, 2]))))
+    return write_tile_configuration(path, entries, dim=2, overwrite=overwrite)
 
 
 def cycle_transforms(result: SlideMontage) -> List[Dict[TileKey, Affine]]:

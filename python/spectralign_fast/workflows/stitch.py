@@ -68,7 +68,8 @@ def stitch(tiles: Mapping[Any, Any], *, positions: Optional[Mapping[Any, Any]] =
     keys: List[TileKey] = sorted(grid) if positions is None else list(grid)
     nominal_xy = None if positions is None else check_positions(positions, keys)
     if positions is None:
-        ncols = max(c for _, c in keys) - min(c for _, c in keys) + 1  # type: ignore[misc]
+        cols = [int(k[1]) for k in grid]  # check_grid: (row, col) keys
+        ncols = max(cols) - min(cols) + 1
         capacity = 2 * ncols + 4
     else:
         capacity = 2 * int(np.ceil(np.sqrt(len(keys)))) + 8
