@@ -238,3 +238,18 @@ def test_elastic_sections_example(tmp_path):
     assert claims["inverted"] == 0
     assert claims["flow_rms_px"][1] < claims["flow_rms_px"][0] / 2
     assert_figure(tmp_path / "elastic_sections.png")
+
+
+def test_microscope_slide_example(tmp_path):
+    claims = run_example("microscope_slide.py", tmp_path)
+    # Two cycles of an 11-tile slide written with stage positions, 3 channels each (docs/examples.md, 11).
+    assert claims["tiles"] == 11
+    assert claims["channels"] == ["DAPI", "CD3", "CD20", "DAPI (cycle 2)", "CD8", "CD68"]
+    assert claims["pixel_size"] == [0.65, 0.65] and claims["shape"][0] == 6
+    assert claims["cycle1_corners_px"] < 0.35
+    assert claims["cycle2_vs_cycle1_px"][0] < 0.3
+    raw, corrected = claims["seam_contrast"]
+    assert raw / corrected > 5
+    assert_figure(tmp_path / "slide.png")
+    assert_figure(tmp_path / "slide-illumination.png", min_size=(400, 100))
+    assert (tmp_path / "slide.ome.zarr").is_dir() and (tmp_path / "slide.json").is_file()

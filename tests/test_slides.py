@@ -9,6 +9,7 @@ vignette, and a second cycle of the same field with a global shift and a
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 
 import numpy as np
@@ -19,6 +20,7 @@ from scipy import ndimage
 import spectralign_fast as sf
 from spectralign_fast import synthetic as syn
 from spectralign_fast import synthetic_slides as ss
+from spectralign_fast.cli.main import main as cli_main
 from spectralign_fast.io.illumination import Illumination, estimate_illumination
 from spectralign_fast.io.slides import read_slide
 from spectralign_fast.match.layout import position_pairs
@@ -26,7 +28,6 @@ from spectralign_fast.transforms.affine import Affine
 from spectralign_fast.workflows.slide import write_registered_configuration
 
 TILE = 256
-CORNERS = np.array([[0, 0], [TILE - 1, 0], [TILE - 1, TILE - 1], [0, TILE - 1]], float).T
 
 
 @pytest.fixture(scope="module")
@@ -151,28 +152,12 @@ def test_positions_as_accurate_as_grid(cycles, layout):
         assert np.hypot(*(np.asarray(tf)[:, 2] - slide.positions[k])) < 20
 
 
-def _cycle_misregistration(result, s1, s2):
-    """Distance (model pixels) between where the two cycles put the same photograph point:
-    cycle-2 tile corners mapped through cycle 1's local placement of the same content."""
-    m1, m2 = result.cycles[0].montage.transforms, result.cycles[1].montage.transforms
-    d = []
-    for t, tf2 in s2.truth.items():
-        photo_pts = Affine(tf2) * CORNERS
-        model2 = Affine(m2[t]) * CORNERS
-        for s, tf1 in s1.truth.items():
-            inside = Affine(tf1).inverse() * photo_pts
-            ok = np.all((inside > -0.5) & (inside < TILE - 0.5), axis=0)
-            if ok.any():
-                model1 = Affine(m1[s]) * inside
-                d.extend(np.hypot(*(model1 - model2))[ok])
-    return np.array(d)
-
-
 def test_cycles_registered(registered, cycles):
     s1, s2 = cycles
     res = registered.cycles[1].residuals
     assert res is not None and not res.unmatched
-    d = _cycle_misregistration(registered, s1, s2)
+    d = ss.cycle_misregistration(registered.cycles[0].montage.transforms, registered.cycles[1].montage.transforms,
+                                 s1.truth, s2.truth, TILE)
     assert len(d) > 20
     assert np.sqrt(np.mean(d ** 2)) <= 0.3, np.sqrt(np.mean(d ** 2))
     assert res.rms < 0.3
@@ -351,3 +336,54 @@ def test_tile_configuration_round_trip(cycles, tmp_path):
     assert [e.name for e in back.entries] == [e.name for e in entries]
     for e in back.entries:
         np.testing.assert_allclose(e.position, np.asarray(by_cfg.transforms[e.name])[:, 2], atol=1e-9)
+
+
+def test_cli_cycles(cycles, tmp_path, capsys):
+    s1, s2 = cycles
+    out = tmp_path / "slide.ome.zarr"
+    code = cli_main(["montage", str(s1.path), str(s2.path), "-o", str(out), "--align-channel", "DAPI", "--flatfield", "auto",
+                     "--report", str(tmp_path / "slide.png"), "--tile-configuration",
+                     str(tmp_path / "TileConfiguration.registered.txt"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    back = sf.io.read_channels(out)
+    assert back.channels == ["DAPI", "CD3", "DAPI (cycle 2)", "CD8"]
+    saved = json.loads((tmp_path / "slide.json").read_text())
+    assert [c["file"] for c in saved["cycles"]] == [str(s1.path), str(s2.path)]
+    assert saved["cycles"][1]["residuals"]["rms"] < 0.3
+    assert (tmp_path / "slide.png").is_file() and (tmp_path / "slide-illumination.png").is_file()
+    assert len(sf.io.read_tile_configuration(tmp_path / "TileConfiguration.registered.txt").entries) == 15
+    code = cli_main(["montage", str(s1.path), "-o", str(tmp_path / "bad.ome.zarr"), "--align-channel", "GFP",
+                     "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "no channel named 'GFP'" in err and err.count("\n") == 1
+
+
+def test_cli_patterns(cycles, tmp_path, capsys):
+    """{index} with --grid, {x}/{y} positions in the names, and a single row without {row}."""
+    s1, _ = cycles
+    slide = read_slide(s1.path)
+    tiles = {k: f() for k, f in slide.tiles("DAPI").items()}
+    lay = {k: v for k, v in ss.slide_layout(4, 4, tile=TILE, holes=[(1, 2)], jitter=6, seed=3).grid.items()}
+    (tmp_path / "xy").mkdir()
+    (tmp_path / "row").mkdir()
+    for k, img in tiles.items():
+        x, y = slide.positions[k]
+        tifffile.imwrite(tmp_path / "xy" / f"t_x{x:.1f}_y{y:.1f}.tif", img)
+        r, c = lay[k]
+        if r == 0:
+            tifffile.imwrite(tmp_path / "row" / f"t_c{c}.tif", img)
+    code = cli_main(["montage", str(tmp_path / "xy" / "t_x{x}_y{y}.tif"), "-o", str(tmp_path / "xy.ome.zarr"),
+                     "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    placed = sf.MontageResult.load(tmp_path / "xy.json")
+    assert len(placed.transforms) == 15
+    code = cli_main(["montage", str(tmp_path / "row" / "t_c{col}.tif"), "-o", str(tmp_path / "row.tif"),
+                     "--overlap", "0.12", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert len(sf.MontageResult.load(tmp_path / "row.json").transforms) == 4
+    code = cli_main(["montage", str(tmp_path / "row" / "t_c{index}.tif"), "-o", str(tmp_path / "ix.tif"),
+                     "--grid", "1x4", "--overlap", "0.12", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    code = cli_main(["montage", str(tmp_path / "row" / "t_c{index}.tif"), "-o", str(tmp_path / "ix2.tif"),
+                     "--grid", "4", "--quiet"])
+    assert code == 2 and "ROWSxCOLS" in capsys.readouterr().err

@@ -127,3 +127,14 @@ def channels_and_tile_configuration(stack: npt.NDArray[np.uint16], names: list[s
     moved = [TileEntry(e.name, e.series, (e.position[0] + 1.0, e.position[1])) for e in conf.entries]
     assert data.size and size and files
     return write_tile_configuration(folder / "TileConfiguration.txt", moved, dim=conf.dim, overwrite=True)
+
+
+def slides(cycle1: Path, cycle2: Path, config: Path) -> list[str]:
+    result = sf.montage([cycle1, cycle2], align_channel="DAPI", flatfield="auto", progress=False)
+    rms: float = result.cycles[0].montage.residuals.rms
+    slide = sf.io.read_slide(cycle1)
+    tiles, positions = sf.io.configuration_tiles(config)
+    placed: sf.MontageResult = sf.montage(tiles, positions=positions, render=False)
+    flat = sf.io.estimate_illumination(list(slide.tiles("DAPI").values()))
+    assert rms >= 0 and placed.model and flat.flatfield.ndim == 2
+    return result.channels

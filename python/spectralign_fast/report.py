@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Hashable, Mapping, Optional, Tuple
+from typing import Any, Hashable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -196,6 +196,56 @@ def montage_report(path: str | os.PathLike, *, image: Any, scale: Any, origin: A
         ax.set_aspect("equal")
         ax.set_xlabel("x (model pixels)")
         ax.set_ylabel("y (model pixels)")
+    if title is not None:
+        fig.suptitle(str(title))
+    fig.set_layout_engine("constrained")
+
+    def write(tmp: str) -> None:
+        fig.savefig(tmp, format="png", dpi=int(dpi))
+
+    return write_atomically(p, write, overwrite=overwrite)
+
+
+def slide_report(path: str | os.PathLike, *, flatfields: Mapping[str, Any], cycles: Sequence[Tuple[str, float, float]],
+                 title: Optional[str] = None, overwrite: bool = True, dpi: int = 100) -> Path:
+    """Write a PNG of a slide montage's illumination and cycle registration.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Ends in ``.png``.
+    flatfields : dict
+        ``{label: (H, W) flat field}`` (mean 1), one panel each (up to 8), row 0 at the top.
+    cycles : sequence of (label, rms, max)
+        Per later cycle: residual RMS and max (pixels) of its tiles against the first cycle.
+    """
+    p = Path(path)
+    if p.suffix.lower() != ".png":
+        raise ValueError(f"the report is a PNG: give a path ending in .png, got {p.name!r}")
+    items = list(flatfields.items())[:8]
+    n = len(items) + 1
+    fig = Figure(figsize=(3.2 * n, 3.4))
+    axes = fig.subplots(1, n)
+    for ax, (label, flat) in zip(axes, items):
+        f = np.asarray(flat, dtype=np.float64)
+        im = ax.imshow(f, cmap="magma", vmin=min(0.5, float(f.min())), vmax=max(1.2, float(f.max())))
+        ax.set_title(f"flat field {label}\n{f.min():.2f} - {f.max():.2f}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, cax=ax.inset_axes([1.03, 0.0, 0.05, 1.0]))
+    ax = axes[-1]
+    if cycles:
+        names = [c[0] for c in cycles]
+        x = np.arange(len(cycles))
+        ax.bar(x - 0.2, [c[1] for c in cycles], 0.4, label="RMS")
+        ax.bar(x + 0.2, [c[2] for c in cycles], 0.4, label="max")
+        ax.set_xticks(x, names, fontsize=8)
+        ax.set_ylabel("pixels")
+        ax.legend(fontsize=8)
+        ax.set_title("cycles against cycle 1", fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "one cycle", transform=ax.transAxes, ha="center", va="center")
+        ax.set_axis_off()
     if title is not None:
         fig.suptitle(str(title))
     fig.set_layout_engine("constrained")

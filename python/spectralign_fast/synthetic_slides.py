@@ -128,3 +128,25 @@ def write_slide(path: str | os.PathLike, channels: Dict[str, np.ndarray], layout
                                  "PositionXUnit": ["µm"] * len(names), "PositionYUnit": ["µm"] * len(names)}
             tif.write(np.stack(planes), photometric="minisblack", metadata=meta)
     return SyntheticSlide(Path(path), truth, names, pixel_size, flatfield, stage)
+
+
+def cycle_misregistration(reference: Dict[int, Affine], cycle: Dict[int, Affine], reference_truth: Dict[int, Affine],
+                          cycle_truth: Dict[int, Affine], tile: int) -> np.ndarray:
+    """Distances (model pixels) between where two cycles' placements put the same photograph point.
+
+    Each corner of each tile of ``cycle`` (transforms into model space; truth into the
+    photograph) is found in every reference tile that shows it, and mapped through that
+    tile's placement: what a user sees as one channel misaligned against another.
+    """
+    corners = np.array([[0, 0], [tile - 1, 0], [tile - 1, tile - 1], [0, tile - 1]], float).T
+    d: List[float] = []
+    for t, tf2 in cycle_truth.items():
+        photo_pts = Affine(tf2) * corners
+        model2 = Affine(cycle[t]) * corners
+        for s, tf1 in reference_truth.items():
+            inside = Affine(tf1).inverse() * photo_pts
+            ok = np.all((inside > -0.5) & (inside < tile - 0.5), axis=0)
+            if ok.any():
+                model1 = Affine(reference[s]) * inside
+                d.extend(np.hypot(*(model1 - model2))[ok].tolist())
+    return np.array(d)

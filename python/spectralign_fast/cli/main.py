@@ -30,7 +30,7 @@ from ..io.formats import output_kind
 from ..workflows.montage import montage, write_report
 from ..workflows.result import MontageResult
 from ..workflows.sections import align_stack
-from ..workflows.slide import write_registered_configuration
+from ..workflows.slide import write_registered_configuration, write_slide_report
 from . import demo
 from . import montage_inputs as mi
 from . import register as register_cli
@@ -256,7 +256,7 @@ def _montage_slides(args: argparse.Namespace, out: Path, replace: bool, grid: Op
     if args.tile_configuration:
         write_registered_configuration(first.montage, args.tile_configuration, overwrite=args.overwrite)
     if args.report:
-        write_report(first.montage, first.slide.tiles(result.align_channel[0]), args.report, threads=args.threads)
+        write_slide_report(result, args.report, threads=args.threads)
     if not args.quiet:
         cycles = "; ".join(f"cycle {k + 1} residual RMS {c.residuals.rms:.3f} px"
                            for k, c in enumerate(result.cycles) if c.residuals is not None)

@@ -59,9 +59,15 @@ class SlidePlane:
     channel: int
     reader: str = "tifffile"
     illumination: Any = None
+    page: int = -1
 
     def __call__(self) -> np.ndarray:
-        if self.reader == "tifffile":
+        if self.reader == "tifffile" and self.page >= 0:
+            # The page alone: parsing the OME-XML of every series for each tile would make
+            # reading N tiles cost N^2.
+            with tifffile.TiffFile(self.path, is_ome=False) as tif:
+                arr = tif.pages[self.page].asarray()
+        elif self.reader == "tifffile":
             with tifffile.TiffFile(self.path) as tif:
                 s = tif.series[self.series]
                 if "C" in s.axes:
@@ -80,7 +86,7 @@ class SlidePlane:
         return arr if self.illumination is None else self.illumination.correct(arr)
 
     def with_illumination(self, illumination: Any) -> "SlidePlane":
-        return SlidePlane(self.path, self.series, self.channel, self.reader, illumination)
+        return SlidePlane(self.path, self.series, self.channel, self.reader, illumination, self.page)
 
 
 @dataclass
@@ -120,6 +126,7 @@ class Slide:
     from_grid: bool = False
     stage_origin: Tuple[float, float] = (0.0, 0.0)
     illumination: Dict[int, Any] = field(default_factory=dict)
+    pages: Dict[int, List[int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -142,7 +149,12 @@ class Slide:
         """``{tile index: loader}`` of one channel (name or index), illumination-corrected if set."""
         c = self.channel_index(channel)
         illum = self.illumination.get(c)
-        return {t: SlidePlane(str(self.path), t, c, self.reader, illum) for t in sorted(self.positions)}
+        return {t: SlidePlane(str(self.path), t, c, self.reader, illum, self.page(t, c)) for t in sorted(self.positions)}
+
+    def page(self, tile: int, channel: int) -> int:
+        """The TIFF page holding a tile's channel (-1: read through the series or bioio)."""
+        pages = self.pages.get(tile, [])
+        return pages[channel] if channel < len(pages) else -1
 
 
 def _quiet(fn: Callable[[], Any]) -> Any:
@@ -208,7 +220,9 @@ def read_slide(path: str | os.PathLike, *, flip_x: bool = False, flip_y: bool = 
         raise ValueError(f"reader must be 'auto', 'tifffile' or 'bioio', got {reader!r}")
     use = reader if reader != "auto" else ("tifffile" if p.name.lower().endswith(_TIFF_SUFFIXES) else "bioio")
     tiles = _tifffile_tiles(p) if use == "tifffile" else _bioio_tiles(p)
-    return _assemble(p, tiles, use, flip_x=bool(flip_x), flip_y=bool(flip_y), grid=grid, overlap=overlap)
+    slide = _assemble(p, tiles, use, flip_x=bool(flip_x), flip_y=bool(flip_y), grid=grid, overlap=overlap)
+    slide.pages = {k: m.pages for k, m in enumerate(tiles) if m.pages}
+    return slide
 
 
 @dataclass
@@ -218,6 +232,7 @@ class _TileMeta:
     channels: List[str]
     pixel_size: Optional[Tuple[float, float]]
     position_um: Optional[Tuple[float, float]]
+    pages: List[int] = field(default_factory=list)
 
 
 def _tifffile_tiles(p: Path) -> List[_TileMeta]:
@@ -239,8 +254,13 @@ def _tifffile_tiles(p: Path) -> List[_TileMeta]:
             if "Y" not in axes or "X" not in axes or any(a not in "CYX" and n > 1 for a, n in zip(axes, shape)):
                 raise ValueError(f"{p.name}: tile {k} has axes {axes} with shape {shape}; only 2-D "
                                  f"tiles with channels (CYX) can be stitched (project or pick planes first)")
-            out.append(_TileMeta((int(shape[axes.index("Y")]), int(shape[axes.index("X")])),
-                                 np.dtype(s.dtype), *_ome_pixels(img.get("Pixels", {}), k, p.name)))
+            meta = _TileMeta((int(shape[axes.index("Y")]), int(shape[axes.index("X")])),
+                             np.dtype(s.dtype), *_ome_pixels(img.get("Pixels", {}), k, p.name))
+            # One page per channel (planar, uncompressed or not): read pages directly later.
+            if len(s.pages) == len(meta.channels) and all(pg is not None and pg.shape == meta.shape
+                                                           for pg in s.pages):
+                meta.pages = [int(pg.index) for pg in s.pages if pg is not None]
+            out.append(meta)
     return out
 
 

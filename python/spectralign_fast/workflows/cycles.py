@@ -97,7 +97,8 @@ def register_cycle(reference: MontageResult, reference_tiles: Mapping[TileKey, A
         Fitted per tile ("rigid": a translation).
     window : int
         Side of the fine-match windows (pixels; at most a third of the tile), spaced
-        half a window apart; only windows the reference montage covers whole are used.
+        a window apart in the first pass and half a window in the second; only windows
+        the reference montage covers whole are used.
     """
     if model not in _FIT_MODELS:
         raise ValueError(f"model must be 'affine', 'similarity' or 'rigid', got {model!r}")
@@ -193,7 +194,7 @@ def _register_tile(img: np.ndarray, start: Affine, reference: MontageResult, ref
     tf = start
     misfit = np.empty(0)
     fitted = False
-    for _ in range(2):
+    for npass in range(2):
         box = _bounds(tf, (w, h))
         near = [s for s, b in ref_bounds.items()
                 if b[0] < box[2] and b[2] > box[0] and b[1] < box[3] and b[3] > box[1]]
@@ -204,7 +205,9 @@ def _register_tile(img: np.ndarray, start: Affine, reference: MontageResult, ref
                      tilesize={s: reference.tile_sizes[s] for s in near}, blend=10, interpolation="cubic", threads=1)
         ref_img, covered = r.render_region((0, 0, w, h), {s: np.asarray(ref_store.image(s)) for s in near},
                                            threads=1, coverage=True)
-        P = _window_grid(covered, window)
+        # The first pass only has to bring the resampled montage close: windows a whole window
+        # apart (a quarter as many) are enough; the second, final one packs them twice as densely.
+        P = _window_grid(covered, window, 1.0 if npass == 0 else 0.5)
         if len(P) < 3:
             break
         m = make_matcher(img, ref_img.astype(np.float32, copy=False), settings)
@@ -222,11 +225,11 @@ def _register_tile(img: np.ndarray, start: Affine, reference: MontageResult, ref
     return (tf if fitted else None), misfit
 
 
-def _window_grid(covered: np.ndarray, window: int) -> np.ndarray:
-    """Centres (x, y) of windows spaced half a window apart whose whole square is covered."""
+def _window_grid(covered: np.ndarray, window: int, spacing: float = 0.5) -> np.ndarray:
+    """Centres (x, y) of windows ``spacing`` windows apart whose whole square is covered."""
     h, w = covered.shape
     half = window / 2
-    step = 0.5 * window
+    step = spacing * window
     def axis(n: int) -> np.ndarray:
         count = int((n - window - 2) // step) + 1 if n > window + 2 else 1
         return np.linspace(half + 1, n - half - 1, count) if count > 1 else np.array([n / 2])

@@ -29,7 +29,9 @@ from ..io.slides import Slide, SlidePlane, read_slide
 from ..io.tileconfig import TileEntry, write_tile_configuration
 from ..io.tiles import LRUCache
 from ..match.layout import position_pairs
+from ..render.overview import overview
 from ..render.renderer import Renderer
+from ..report import montage_report, slide_report
 from ..transforms.affine import Affine
 from .common import Clock, check_render_options, check_settings
 from .cycles import CycleResiduals, register_cycle
@@ -251,7 +253,8 @@ def _refine_from_overlaps(cycle: CycleResult) -> None:
     nominal = {t: np.asarray(tf, float)[:, 2] for t, tf in tfs.items()}
     pairs = [(a, b) for a, b, _, _ in position_pairs(nominal, sizes, diagonals=False)]
     for c, illum in list(cycle.slide.illumination.items()):
-        raw = {t: SlidePlane(str(cycle.slide.path), int(t), c, cycle.slide.reader)  # type: ignore[call-overload]
+        raw = {t: SlidePlane(str(cycle.slide.path), int(t), c, cycle.slide.reader,  # type: ignore[call-overload]
+                             page=cycle.slide.page(int(t), c))  # type: ignore[call-overload]
                for t in tfs}
         cycle.slide.illumination[c] = refine_illumination(illum, raw, tfs, pairs)
 
@@ -310,6 +313,30 @@ def write_registered_configuration(result: MontageResult, path: str | os.PathLik
                 str(t[0]) if isinstance(t, tuple) and named_series else str(t))
         entries.append(TileEntry(name, series, (float(m[0, 2]), float(m[1, 2]))))
     return write_tile_configuration(path, entries, dim=2, overwrite=overwrite)
+
+
+def write_slide_report(result: SlideMontage, path: str | os.PathLike, *, threads: int = 0) -> Tuple[Path, Path]:
+    """Two PNGs: the first cycle's montage report (``montage_report``: tile outlines, residuals,
+    SNR), and ``<name>-illumination.png``: every flat field applied and each later cycle's
+    residuals against the first. Returns both paths."""
+    first = result.cycles[0]
+    p = Path(path)
+    keys = list(first.montage.transforms)
+    tiles = first.slide.tiles(result.align_channel[0])
+    img, scale, origin = overview(first.montage.transforms, first.montage.tile_sizes, tiles, keys=keys,
+                                  threads=threads)
+    table = first.montage.match_table()
+    a = montage_report(p, image=img, scale=scale, origin=origin, tile_outlines=first.montage.tile_outlines(),
+                       points=table["points"], residuals=table["residuals"], snr=table["snr"],
+                       title=f"{len(keys)} tiles from {first.slide.path.name}, {first.montage.model}, residual RMS "
+                             f"{first.montage.residuals.rms:.3f} px")
+    flats = {f"c{k + 1} {c.slide.channels[ch]}": il.flatfield
+             for k, c in enumerate(result.cycles) for ch, il in c.slide.illumination.items()}
+    cycles = [(f"cycle {k + 1}", c.residuals.rms, c.residuals.max)
+              for k, c in enumerate(result.cycles) if c.residuals is not None]
+    b = slide_report(p.with_name(p.stem + "-illumination.png"), flatfields=flats, cycles=cycles,
+                     title=f"{len(result.cycles)} cycle(s), channels {', '.join(result.channels)}")
+    return a, b
 
 
 def cycle_transforms(result: SlideMontage) -> List[Dict[TileKey, Affine]]:
