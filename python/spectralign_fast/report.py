@@ -196,14 +196,7 @@ def montage_report(path: str | os.PathLike, *, image: Any, scale: Any, origin: A
         ax.set_aspect("equal")
         ax.set_xlabel("x (model pixels)")
         ax.set_ylabel("y (model pixels)")
-    if title is not None:
-        fig.suptitle(str(title))
-    fig.set_layout_engine("constrained")
-
-    def write(tmp: str) -> None:
-        fig.savefig(tmp, format="png", dpi=int(dpi))
-
-    return write_atomically(p, write, overwrite=overwrite)
+    return _save(fig, p, title, overwrite=overwrite, dpi=dpi)
 
 
 def slide_report(path: str | os.PathLike, *, flatfields: Mapping[str, Any], cycles: Sequence[Tuple[str, float, float]],
@@ -246,6 +239,11 @@ def slide_report(path: str | os.PathLike, *, flatfields: Mapping[str, Any], cycl
     else:
         ax.text(0.5, 0.5, "one cycle", transform=ax.transAxes, ha="center", va="center")
         ax.set_axis_off()
+    return _save(fig, p, title, overwrite=overwrite, dpi=dpi)
+
+
+def _save(fig: Figure, p: Path, title: Optional[str], *, overwrite: bool, dpi: int) -> Path:
+    """Title, constrained layout, and the PNG written atomically."""
     if title is not None:
         fig.suptitle(str(title))
     fig.set_layout_engine("constrained")

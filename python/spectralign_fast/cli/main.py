@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import re
 import sys
 import time
@@ -59,17 +58,9 @@ def expand_pattern(pattern: str, fields: Tuple[str, ...], optional: Tuple[str, .
     for f in set(names):
         if names.count(f) > 1:
             raise UsageError(f"{{{f}}} appears twice in {pattern!r}")
-    regex = "^"
-    for part in re.split(r"({\w+})", pattern):
-        m = re.fullmatch(r"{(\w+)}", part)
-        regex += f"(?P<{m.group(1)}>-?\\d+)" if m else re.escape(part)
-    compiled = re.compile(regex + "$")
-    globbed = glob.glob(re.sub(r"{\w+}", "*", glob.escape(pattern).replace("[{]", "{").replace("[}]", "}")))
+    matched, globbed = mi.match_files(pattern)
     found: Dict[Tuple[int, ...], str] = {}
-    for path in sorted(globbed):
-        m = compiled.match(path)
-        if not m:
-            continue
+    for path, m in matched:
         key = tuple(int(m.group(f)) for f in fields if f in names)
         if key in found:
             raise UsageError(f"two files give the same position {key}: {found[key]} and {path}")

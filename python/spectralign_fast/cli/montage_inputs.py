@@ -55,6 +55,23 @@ def parse_channel(text: str) -> Any:
     return int(text) if text.isdigit() else text
 
 
+def match_files(pattern: str, *, number: str = r"-?\d+") -> Tuple[List[Tuple[str, "re.Match[str]"]], bool]:
+    """Files matching a pattern whose ``{name}`` placeholders stand for numbers, sorted, each with its
+    match (group per placeholder); and whether the glob found any file at all."""
+    regex = "^"
+    for part in re.split(r"({\w+})", pattern):
+        m = re.fullmatch(r"{(\w+)}", part)
+        regex += f"(?P<{m.group(1)}>{number})" if m else re.escape(part)
+    compiled = re.compile(regex + "$")
+    globbed = glob.glob(re.sub(r"{\w+}", "*", glob.escape(pattern).replace("[{]", "{").replace("[}]", "}")))
+    out = []
+    for path in sorted(globbed):
+        m = compiled.match(path)
+        if m:
+            out.append((path, m))
+    return out, bool(globbed)
+
+
 def pattern_tiles(pattern: str, grid: Optional[Tuple[int, int]], overlap: float
                   ) -> Tuple[Dict[Any, str], Optional[Dict[Any, Tuple[float, float]]]]:
     """``(tiles, positions)`` from a file-name pattern (positions None for a (row, col) grid)."""
@@ -73,18 +90,10 @@ def pattern_tiles(pattern: str, grid: Optional[Tuple[int, int]], overlap: float
         raise InputError("{index} numbers the tiles on its own; use it without {row} and {col}")
     if "index" in has and grid is None:
         raise InputError("tiles numbered by {index} need the layout: --grid ROWSxCOLS (row by row)")
-    regex = "^"
-    for part in re.split(r"({\w+})", pattern):
-        m = re.fullmatch(r"{(\w+)}", part)
-        regex += f"(?P<{m.group(1)}>-?\\d+(?:\\.\\d+)?)" if m else re.escape(part)
-    compiled = re.compile(regex + "$")
-    globbed = glob.glob(re.sub(r"{\w+}", "*", glob.escape(pattern).replace("[{]", "{").replace("[}]", "}")))
+    found, globbed = match_files(pattern, number=r"-?\d+(?:\.\d+)?")
     tiles: Dict[Any, str] = {}
     positions: Dict[Any, Tuple[float, float]] = {}
-    for path in sorted(globbed):
-        m = compiled.match(path)
-        if not m:
-            continue
+    for path, m in found:
         if "x" in has:
             key: Any = Path(path).name
             positions[key] = (float(m.group("x")), float(m.group("y")))
