@@ -60,6 +60,7 @@ void bind_render(py::module_ m);
 // Ctrl-C in long core calls raises KeyboardInterrupt (interrupt.cpp).
 void install_interrupts();
 void bind_stackreg(py::module_ m);
+void bind_zstack(py::module_ m);
 void bind_sample(py::module_ m);
 void bind_register(py::module_ m);
 void bind_register_fields(py::module_ m);

@@ -1,4 +1,4 @@
-"""Stack registration: StackRegCore and frame shifting (2-D frames or 3-D volumes)."""
+"""Stack registration: StackRegCore and frame shifting (2-D frames or 3-D volumes); ZStackCore (z positions)."""
 from collections.abc import Sequence
 from typing import type_check_only
 
@@ -31,3 +31,9 @@ def shift_frames(
     threads: int,
     out: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]: ...
+
+class ZStackCore(metaclass=_Pybind11Type):
+    def __init__(self, planes: npt.ArrayLike, whiten: float, taper: float, max_shift: Sequence[int]) -> None: ...
+    def correlate(self, frames: npt.ArrayLike, threads: int) -> npt.NDArray[np.float32]: ...
+    @property
+    def planes(self) -> int: ...
