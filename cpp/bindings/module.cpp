@@ -15,7 +15,9 @@ PYBIND11_MODULE(_core, m) {
     b::bind_placement(place);
     b::bind_mesh(place);
     b::bind_render(m.def_submodule("render", "Rendering tiles into a canvas."));
-    b::bind_stackreg(m.def_submodule("stackreg", "Stack registration: StackRegCore and frame shifting."));
+    py::module_ stackreg = m.def_submodule("stackreg", "Stack registration: StackRegCore and frame shifting.");
+    b::bind_stackreg(stackreg);
+    b::bind_blocks(stackreg);
     b::bind_sample(m.def_submodule("sample", "N-D resampling core (scipy.ndimage conventions); see "
                                              "spectralign_fast.warp."));
     b::bind_register(m.def_submodule("register", "Intensity metrics with analytic gradients and Gaussian "
