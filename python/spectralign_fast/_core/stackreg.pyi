@@ -31,3 +31,44 @@ def shift_frames(
     threads: int,
     out: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]: ...
+
+class BlockRegCore(metaclass=_Pybind11Type):
+    def __init__(
+        self,
+        reference: npt.ArrayLike,
+        starts_y: Sequence[int],
+        starts_x: Sequence[int],
+        block: Sequence[int],
+        whiten: float,
+        max_shift: Sequence[int],
+        taper: float,
+    ) -> None: ...
+    def fit(
+        self,
+        frames: npt.ArrayLike,
+        prior: npt.ArrayLike | None,
+        threads: int,
+        ny: int,
+        nx: int,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32], npt.NDArray[np.int8]]: ...
+    @property
+    def blocks(self) -> int: ...
+
+def block_field(
+    grid: npt.ArrayLike,
+    centers_y: npt.ArrayLike,
+    centers_x: npt.ArrayLike,
+    rows: int,
+    cols: int,
+    upsampling: str,
+) -> npt.NDArray[np.float32]: ...
+def warp_blocks(
+    frames: npt.ArrayLike,
+    grids: npt.ArrayLike,
+    centers_y: npt.ArrayLike,
+    centers_x: npt.ArrayLike,
+    upsampling: str,
+    interpolation: str,
+    threads: int,
+    out: npt.NDArray[np.float32] | None = None,
+) -> npt.NDArray[np.float32]: ...

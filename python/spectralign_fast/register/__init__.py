@@ -1,6 +1,8 @@
 """Registration.
 
 * ``register.crosscorr``: thunder-registration's ``CrossCorr`` stack registration.
+* ``register.nonrigid``: ``NonRigidCrossCorr``, block-wise (piecewise-rigid) motion correction
+  of movies (suite2p's "nonrigid"), and its ``NonRigidModel``.
 * Intensity-based affine registration in 2-D and 3-D with DIPY's names and conventions
   (``dipy.align.imaffine`` / ``dipy.align.transforms``): ``AffineRegistration``, ``AffineMap``,
   ``MutualInformationMetric``, the transforms, ``transform_centers_of_mass``; plus
@@ -27,6 +29,7 @@ from .mapping_files import read_mapping, write_mapping
 from .syn import RegistrationStages, SymmetricDiffeomorphicRegistration, SynLevelReport
 from .syn_metrics import CCMetric, EMMetric, ParzenMIMetric, SimilarityMetric, SSDMetric
 from .crosscorr import CrossCorr, Displacement, LocalDisplacement, RegistrationModel
+from .nonrigid import NonRigidCrossCorr, NonRigidModel
 from .initialise import InitialAlignment, initial_affine
 from .metrics import CorrelationMetric, Metric, MutualInformationMetric
 from .pipeline import METRICS, MODELS, AffineResult, StageReport, register_affine
@@ -37,7 +40,7 @@ from .parametric import (AffineTransform2D, AffineTransform3D, RigidIsoScalingTr
                          TranslationTransform3D, transform_for)
 
 __all__ = ["read_mapping", "write_mapping", "LDDMM", "LddmmResult", "LddmmTransform",
-    "CrossCorr", "Displacement", "LocalDisplacement", "RegistrationModel",
+    "CrossCorr", "Displacement", "LocalDisplacement", "RegistrationModel", "NonRigidCrossCorr", "NonRigidModel",
     "AffineRegistration", "LevelReport", "VerbosityLevels", "AffineMap", "AffineInversionError",
     "transform_centers_of_mass", "transform_geometric_centers", "transform_origins",
     "Metric", "MutualInformationMetric", "CorrelationMetric",

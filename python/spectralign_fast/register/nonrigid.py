@@ -291,7 +291,8 @@ class NonRigidCrossCorr:
                  whiten: float = -0.65, max_shift: Any = None, block_max_shift: Any = None, taper: float = 0.5,
                  min_quality: float = 5.0, outlier_px: float = 2.0, smooth: float = 0.0,
                  refine: int = 1, upsampling: str = "cubic", threads: int = 0) -> None:
-        self.block_size = tuple(as_int(v, "block_size") for v in _pair(block_size, "block_size"))
+        by, bx = _pair(block_size, "block_size")
+        self.block_size = (as_int(by, "block_size"), as_int(bx, "block_size"))
         if min(self.block_size) < 8:
             raise ValueError(f"block_size must be at least 8 pixels per axis, got {self.block_size}")
         self.block_overlap = _check_overlap(block_overlap, self.block_size)
@@ -303,10 +304,10 @@ class NonRigidCrossCorr:
             raise ValueError(f"whiten must be between -1 and 0, got {self.whiten}")
         self.max_shift = max_shift
         if block_max_shift is None:
-            self.block_max_shift = tuple(b // 4 for b in self.block_size)
+            self.block_max_shift = (self.block_size[0] // 4, self.block_size[1] // 4)
         else:
-            self.block_max_shift = tuple(as_int(v, "block_max_shift", minimum=0)
-                                         for v in _pair(block_max_shift, "block_max_shift"))
+            my, mx = _pair(block_max_shift, "block_max_shift")
+            self.block_max_shift = (as_int(my, "block_max_shift", minimum=0), as_int(mx, "block_max_shift", minimum=0))
         self.taper = as_float(taper, "taper")
         if not 0.0 <= self.taper <= 0.5:
             raise ValueError(f"taper must be in [0, 0.5], got {self.taper}")
