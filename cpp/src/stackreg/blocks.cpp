@@ -80,10 +80,27 @@ std::vector<std::pair<int, int>> allowed_ranges(int n, int limit) {
     return r;
 }
 
-bool frame_finite(const float* x, std::size_t n) {
+// x * 0 is 0 for finite x and NaN for NaN or inf, so the sum is 0 exactly when
+// every pixel is finite (the reduction order does not matter).
+SPECTRALIGN_CLONES bool frame_finite(const float* x, std::size_t n) {
     float acc = 0.0f;
-    for (std::size_t k = 0; k < n; ++k) acc += x[k] * 0.0f;  // NaN or inf make it NaN
+#pragma omp simd reduction(+ : acc)
+    for (std::size_t k = 0; k < n; ++k) acc += x[k] * 0.0f;
     return acc == 0.0f;
+}
+
+// Sum and sum of squares of one row (float products, double sums, as
+// stackreg.cpp's moments).
+SPECTRALIGN_CLONES void row_moments(const float* x, int n, double& s, double& ss) {
+    double a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+    for (int k = 0; k < n; ++k) {
+        const double v = x[k];
+        a += v;
+        b += v * v;
+    }
+    s += a;
+    ss += b;
 }
 
 }  // namespace
@@ -141,10 +158,7 @@ public:
         double s = 0, ss = 0;
         for (int y = 0; y < by_; ++y) {
             const float* row = frame + static_cast<std::size_t>(sy + off[0] + y) * reg_.cols_ + (sx + off[1]);
-            for (int x = 0; x < bx_; ++x) {
-                s += row[x];
-                ss += static_cast<double>(row[x]) * row[x];
-            }
+            row_moments(row, bx_, s, ss);
         }
         const double count = static_cast<double>(by_) * bx_;
         const double mean = s / count;
