@@ -11,7 +11,7 @@ from scipy import ndimage
 from skimage import data
 
 import spectralign_fast as sf
-from spectralign_fast.register.nonrigid import block_grid, clean_blocks
+from spectralign_fast.register.nonrigid_grid import block_grid, check_overlap, clean_blocks
 
 BLOCK = 128
 
@@ -134,16 +134,22 @@ def test_block_grid_and_overlap():
     sy, sx = block_grid((512, 300), (128, 100), (64, 0))
     np.testing.assert_array_equal(sy, np.arange(0, 385, 64))
     np.testing.assert_array_equal(sx, [0, 100, 200])
-    model = sf.NonRigidCrossCorr(block_size=(128, 100), block_overlap=(0.5, 0))
-    assert model.block_overlap == (64, 0)
-    assert sf.NonRigidCrossCorr(block_size=64, block_overlap=16).block_overlap == (16, 16)
+    assert check_overlap((0.5, 0), (128, 100)) == (64, 0)
+    assert check_overlap((16,), (64, 64)) == (16, 16)
+    frames = np.zeros((1, 300, 512), np.float32)
+    frames[0] = data.camera()[:300].astype(np.float32)
+    model = sf.NonRigidCrossCorr(block_size=(100, 128), block_overlap=(0, 0.5)).fit(frames, frames[0])
+    assert model.toarray().shape == (1, 3, 7, 2)
+    np.testing.assert_array_equal(model.block_starts[0], [0, 100, 200])
+    np.testing.assert_allclose(model.centers[1], np.arange(0, 385, 64) + 63.5)
+    np.testing.assert_allclose(model.toarray(), 0, atol=0.02)
 
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(block_size=0), "block_size"),
     (dict(block_size=-16), "block_size"),
-    (dict(block_size=(64, 4)), "block_size"),
-    (dict(block_size=(64, 64, 64)), "block_size"),
+    (dict(block_size=(64, 3)), "block_size"),
+    (dict(block_size=(64, 64, 64, 64)), "block_size"),
     (dict(block_overlap=1.0), "block_overlap"),
     (dict(block_overlap=-0.1), "block_overlap"),
     (dict(block_size=64, block_overlap=64), "block_overlap"),
@@ -163,8 +169,12 @@ def test_bad_inputs_raise_clear_errors():
     frames = np.zeros((2, 100, 100), np.float32)
     with pytest.raises(ValueError, match="larger than the frames"):
         sf.NonRigidCrossCorr(block_size=128).fit(frames)
-    with pytest.raises(ValueError, match="2-D frames"):
+    with pytest.raises(ValueError, match="larger than the frames"):
         sf.NonRigidCrossCorr(block_size=16).fit(np.zeros((2, 4, 100, 100), np.float32))
+    with pytest.raises(ValueError, match="axes"):
+        sf.NonRigidCrossCorr(block_size=(16, 16)).fit(np.zeros((2, 20, 100, 100), np.float32))
+    with pytest.raises(ValueError, match="dimensions"):
+        sf.NonRigidCrossCorr(block_size=16).fit(np.zeros((2, 2, 4, 100, 100), np.float32))
     with pytest.raises(ValueError, match="reference shape"):
         sf.NonRigidCrossCorr(block_size=32).fit(frames, np.zeros((50, 50)))
     with pytest.raises(TypeError, match="block_overlap"):
@@ -230,3 +240,52 @@ def test_mean_reference_recovers_the_motion_up_to_the_mean_field():
     diff = _interior(est - truth)
     diff -= diff.mean(axis=0, keepdims=True)
     assert np.linalg.norm(diff, axis=-1).mean() < 0.15
+
+
+def _volume_movie(frames: int = 3, seed: int = 2):
+    """A textured volume (Gaussian-filtered noise, 40 x 128 x 128) moved per frame by a drift plus a
+    3-D Gaussian bump of displacement; frames by cubic interpolation (scipy), noise 2% of the range.
+    Returns the reference, the frames and the true fields (frame(x + d(x)) = reference(x))."""
+    rng = np.random.default_rng(seed)
+    ref = ndimage.gaussian_filter(rng.normal(size=(40, 128, 128)), 2.0)
+    ref = (ref - ref.min()) / np.ptp(ref) * 1000
+    grid = np.mgrid[0:40, 0:128, 0:128].astype(np.float64)
+
+    def v(t, p):
+        s = t / max(frames - 1, 1)
+        w = np.exp(-((p[0] - 20) ** 2 / (2 * 16 ** 2) + (p[1] - 50 - 20 * s) ** 2 / (2 * 40 ** 2)
+                     + (p[2] - 70) ** 2 / (2 * 40 ** 2)))
+        amp = (0.8, 1.5 * (1 - s), -1.2)
+        drift = (0.6 * s, 1.0 - s, -0.8 + 1.6 * s)
+        return np.stack([drift[a] + amp[a] * w for a in range(3)])
+
+    movie, truth = [], []
+    for t in range(frames):
+        vv = v(t, grid)
+        f = ndimage.map_coordinates(ref, grid + vv, order=3, mode="nearest")
+        movie.append((f + rng.normal(0, 0.02 * 1000, f.shape)).astype(np.float32))
+        d = -vv
+        for _ in range(8):
+            d = -v(t, grid + d)
+        truth.append(np.moveaxis(d, 0, -1).astype(np.float32))
+    return ref.astype(np.float32), np.stack(movie), np.stack(truth)
+
+
+def test_volumes_with_3d_blocks():
+    ref, frames, truth = _volume_movie()
+    # Blocks of 16 planes: short axes bias a tapered correlation towards zero, which the second
+    # refinement pass removes (0.08 px here, against 0.11-0.14 px with one pass).
+    one = sf.NonRigidCrossCorr(block_size=(16, 48, 48), refine=2, threads=1).fit(frames, ref)
+    two = sf.NonRigidCrossCorr(block_size=(16, 48, 48), refine=2, threads=2).fit(frames, ref)
+    d = one.toarray()
+    assert d.shape == (3, 4, 5, 5, 3)
+    np.testing.assert_array_equal(d, two.toarray())
+    for i in range(len(frames)):
+        f = one.field(i)
+        assert f.shape == (40, 128, 128, 3)
+        err = np.linalg.norm((f - truth[i])[8:-8, 24:-24, 24:-24], axis=-1).mean()
+        assert err <= 0.15, (i, err)
+    out = one.transform(frames, interpolation="cubic", threads=2)
+    np.testing.assert_array_equal(out, one.transform(frames, interpolation="cubic", threads=1))
+    inner = (slice(None), slice(8, -8), slice(24, -24), slice(24, -24))
+    assert np.abs(out[inner] - ref[inner[1:]]).mean() < 0.5 * np.abs(frames[inner] - ref[inner[1:]]).mean()

@@ -23,54 +23,55 @@ ShiftInterpolation parse_warp_interpolation(const std::string& name) {
     throw std::invalid_argument("interpolation must be 'linear' or 'cubic', got '" + name + "'");
 }
 
-void check_frames(const FloatImage& frames, int rows, int cols) {
-    if (frames.ndim() != 3 || frames.shape(1) != rows || frames.shape(2) != cols)
-        throw std::invalid_argument("frames must have shape (n, " + std::to_string(rows) + ", " +
-                                    std::to_string(cols) + ")");
-    check_aligned(frames, "frames");
+// Frame shape of an array whose first axis counts frames.
+std::vector<int> stack_shape(const FloatImage& a, const char* what) {
+    if (a.ndim() != 3 && a.ndim() != 4)
+        throw std::invalid_argument(std::string(what) + " must have shape (n, rows, cols) or (n, planes, rows, cols)");
+    std::vector<int> shape;
+    for (py::ssize_t k = 1; k < a.ndim(); ++k) shape.push_back(static_cast<int>(a.shape(k)));
+    return shape;
 }
 
-// The grid arrays: (n, ny, nx, 2) or (ny, nx, 2) with one centre per block row/column.
-void check_centers(const DoubleArray& cy, const DoubleArray& cx, py::ssize_t ny, py::ssize_t nx) {
-    if (cy.ndim() != 1 || cx.ndim() != 1 || cy.shape(0) != ny || cx.shape(0) != nx)
-        throw std::invalid_argument("centers_y and centers_x must hold one centre per block row and column");
+std::vector<std::vector<double>> as_centers(const std::vector<std::vector<double>>& centers, std::size_t rank) {
+    if (centers.size() != rank) throw std::invalid_argument("centers needs one array per frame axis");
+    return centers;
 }
 
 class BlockRegCore {
 public:
-    BlockRegCore(const FloatImage& reference, std::vector<int> starts_y, std::vector<int> starts_x,
-                 std::vector<int> block, float whiten, std::vector<int> max_shift, double taper) {
-        if (reference.ndim() != 2) throw std::invalid_argument("reference must be a 2-D frame");
-        if (block.size() != 2) throw std::invalid_argument("block must hold (rows, columns)");
-        if (max_shift.size() != 2) throw std::invalid_argument("max_shift must hold (rows, columns)");
+    BlockRegCore(const FloatImage& reference, std::vector<std::vector<int>> starts, std::vector<int> block,
+                 float whiten, std::vector<int> max_shift, double taper, bool taper_frames) {
+        if (reference.ndim() != 2 && reference.ndim() != 3)
+            throw std::invalid_argument("reference must be a 2-D frame or a 3-D volume");
         check_aligned(reference, "reference");
         BlockRegOptions opt;
         opt.whiten = whiten;
-        opt.max_shift[0] = max_shift[0];
-        opt.max_shift[1] = max_shift[1];
+        opt.max_shift = std::move(max_shift);
         opt.taper = taper;
+        opt.taper_frames = taper_frames;
+        std::vector<int> shape;
+        for (py::ssize_t k = 0; k < reference.ndim(); ++k) shape.push_back(static_cast<int>(reference.shape(k)));
         const float* data = reference.data();
-        const int rows = static_cast<int>(reference.shape(0)), cols = static_cast<int>(reference.shape(1));
         py::gil_scoped_release release;
-        core_ = std::make_unique<BlockRegistrar>(data, rows, cols, std::move(starts_y), std::move(starts_x),
-                                                 block[0], block[1], opt);
+        core_ = std::make_unique<BlockRegistrar>(data, shape, std::move(starts), std::move(block), opt);
     }
 
-    py::tuple fit(const FloatImage& frames, std::optional<DoubleArray> prior, int threads,
-                  py::ssize_t ny, py::ssize_t nx) const {
-        check_frames(frames, core_->rows(), core_->cols());
-        if (static_cast<std::size_t>(ny * nx) != core_->blocks())
-            throw std::invalid_argument("ny * nx does not match the number of blocks");
+    py::tuple fit(const FloatImage& frames, std::optional<DoubleArray> prior, int threads) const {
+        if (stack_shape(frames, "frames") != core_->shape())
+            throw std::invalid_argument("frame shape does not match the reference shape");
+        check_aligned(frames, "frames");
         const auto n = frames.shape(0);
+        const auto rank = static_cast<py::ssize_t>(core_->rank());
+        const auto nb = static_cast<py::ssize_t>(core_->blocks());
         const double* p = nullptr;
         if (prior) {
-            if (prior->ndim() != 2 || prior->shape(0) != n || prior->shape(1) != 2)
-                throw std::invalid_argument("prior must have shape (frames, 2)");
+            if (prior->ndim() != 2 || prior->shape(0) != n || prior->shape(1) != rank)
+                throw std::invalid_argument("prior must have shape (frames, frame dimensions)");
             check_aligned(*prior, "prior");
             p = prior->data();
         }
-        py::array_t<double> deltas({n, ny, nx, static_cast<py::ssize_t>(2)});
-        py::array_t<float> quality({n, ny, nx});
+        py::array_t<double> deltas({n, nb, rank});
+        py::array_t<float> quality({n, nb});
         py::array_t<std::int8_t> status(n);
         double* d = deltas.mutable_data();
         float* q = quality.mutable_data();
@@ -89,41 +90,52 @@ private:
     std::unique_ptr<BlockRegistrar> core_;
 };
 
-py::array_t<float> field(const DoubleArray& grid, const DoubleArray& cy, const DoubleArray& cx, int rows, int cols,
-                         const std::string& upsampling) {
-    if (grid.ndim() != 3 || grid.shape(2) != 2) throw std::invalid_argument("grid must have shape (ny, nx, 2)");
-    check_centers(cy, cx, grid.shape(0), grid.shape(1));
-    if (rows < 1 || cols < 1) throw std::invalid_argument("rows and cols must be positive");
+std::vector<int> grid_shape_of(const DoubleArray& grid, py::ssize_t first) {
+    std::vector<int> g;
+    for (py::ssize_t k = first; k + 1 < grid.ndim(); ++k) g.push_back(static_cast<int>(grid.shape(k)));
+    if (grid.shape(grid.ndim() - 1) != static_cast<py::ssize_t>(g.size()))
+        throw std::invalid_argument("the block grid's last axis must hold one displacement per frame axis");
+    return g;
+}
+
+py::array_t<float> field(const DoubleArray& grid, const std::vector<std::vector<double>>& centers,
+                         const std::vector<int>& shape, const std::string& upsampling) {
+    if (grid.ndim() != 3 && grid.ndim() != 4)
+        throw std::invalid_argument("grid must have shape (ny, nx, 2) or (nz, ny, nx, 3)");
+    const std::vector<int> g = grid_shape_of(grid, 0);
+    if (shape.size() != g.size()) throw std::invalid_argument("shape needs one size per grid axis");
     const FieldInterpolation up = parse_upsampling(upsampling);
-    py::array_t<float> out({static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(cols), static_cast<py::ssize_t>(2)});
-    const double* g = grid.data();
-    const double* y = cy.data();
-    const double* x = cx.data();
+    std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+    dims.push_back(static_cast<py::ssize_t>(shape.size()));
+    for (int s_ : shape)
+        if (s_ < 1) throw std::invalid_argument("shape must be positive");
+    py::array_t<float> out(dims);
+    const double* gp = grid.data();
     float* o = out.mutable_data();
-    const int ny = static_cast<int>(grid.shape(0)), nx = static_cast<int>(grid.shape(1));
+    const auto c = as_centers(centers, shape.size());
     {
         py::gil_scoped_release release;
-        block_field(g, ny, nx, y, x, rows, cols, up, o);
+        block_field(gp, g, c, shape, up, o);
     }
     return out;
 }
 
-py::array warp(const FloatImage& frames, const DoubleArray& grids, const DoubleArray& cy, const DoubleArray& cx,
+py::array warp(const FloatImage& frames, const DoubleArray& grids, const std::vector<std::vector<double>>& centers,
                const std::string& upsampling, const std::string& interpolation, int threads,
                std::optional<py::array> out) {
-    if (frames.ndim() != 3) throw std::invalid_argument("frames must have shape (n, rows, cols)");
+    const std::vector<int> shape = stack_shape(frames, "frames");
     const auto n = frames.shape(0);
-    if (grids.ndim() != 4 || grids.shape(0) != n || grids.shape(3) != 2)
-        throw std::invalid_argument("grids must have shape (frames, ny, nx, 2)");
-    check_centers(cy, cx, grids.shape(1), grids.shape(2));
+    if (grids.ndim() != static_cast<py::ssize_t>(shape.size()) + 2 || grids.shape(0) != n)
+        throw std::invalid_argument("grids must have shape (frames, *grid, frame dimensions)");
+    const std::vector<int> g = grid_shape_of(grids, 1);
     const FieldInterpolation up = parse_upsampling(upsampling);
     const ShiftInterpolation interp = parse_warp_interpolation(interpolation);
     resolve_threads(threads);  // validates
     py::array result;
     if (out) {
         result = *out;
-        bool same = result.ndim() == 3;
-        for (py::ssize_t a = 0; same && a < 3; ++a) same = result.shape(a) == frames.shape(a);
+        bool same = result.ndim() == frames.ndim();
+        for (py::ssize_t a = 0; same && a < frames.ndim(); ++a) same = result.shape(a) == frames.shape(a);
         if (!same) throw std::invalid_argument("out must have the shape of frames");
         if (!result.dtype().equal(py::dtype::of<float>()) || !(result.flags() & py::array::c_style) ||
             !result.writeable())
@@ -131,21 +143,19 @@ py::array warp(const FloatImage& frames, const DoubleArray& grids, const DoubleA
         if (result.data() == static_cast<const void*>(frames.data()))
             throw std::invalid_argument("out must not be the input array");
     } else {
-        result = py::array_t<float>({n, frames.shape(1), frames.shape(2)});
+        std::vector<py::ssize_t> dims(frames.shape(), frames.shape() + frames.ndim());
+        result = py::array_t<float>(dims);
     }
     check_aligned(frames, "frames");
     check_aligned(grids, "grids");
     check_aligned(result, "out");
     const float* f = frames.data();
-    const double* g = grids.data();
-    const double* y = cy.data();
-    const double* x = cx.data();
+    const double* gp = grids.data();
     float* o = static_cast<float*>(result.mutable_data());
-    const int rows = static_cast<int>(frames.shape(1)), cols = static_cast<int>(frames.shape(2));
-    const int ny = static_cast<int>(grids.shape(1)), nx = static_cast<int>(grids.shape(2));
+    const auto c = as_centers(centers, shape.size());
     {
         py::gil_scoped_release release;
-        warp_block_frames(f, static_cast<std::size_t>(n), rows, cols, g, ny, nx, y, x, up, interp, threads, o);
+        warp_block_frames(f, static_cast<std::size_t>(n), shape, gp, g, c, up, interp, threads, o);
     }
     return result;
 }
@@ -154,22 +164,20 @@ py::array warp(const FloatImage& frames, const DoubleArray& grids, const DoubleA
 
 void bind_blocks(py::module_ m) {
     py::class_<BlockRegCore>(m, "BlockRegCore")
-        .def(py::init<const FloatImage&, std::vector<int>, std::vector<int>, std::vector<int>, float, std::vector<int>,
-                      double>(),
-             py::arg("reference"), py::arg("starts_y"), py::arg("starts_x"), py::arg("block"), py::arg("whiten"),
-             py::arg("max_shift"), py::arg("taper"),
-             "reference: (rows, cols); blocks of shape `block` at the given top-left corners; the tapered block "
-             "spectra are computed once here.")
-        .def("fit", &BlockRegCore::fit, py::arg("frames"), py::arg("prior"), py::arg("threads"), py::arg("ny"),
-             py::arg("nx"),
-             "Returns (deltas (n, ny, nx, 2) float64 in array axis order, quality (n, ny, nx) float32, "
-             "status (n,) int8: 0 ok, 1 not finite).")
+        .def(py::init<const FloatImage&, std::vector<std::vector<int>>, std::vector<int>, float, std::vector<int>,
+                      double, bool>(),
+             py::arg("reference"), py::arg("starts"), py::arg("block"), py::arg("whiten"), py::arg("max_shift"),
+             py::arg("taper"), py::arg("taper_frames") = true,
+             "reference: one frame (2-D) or volume (3-D); blocks of shape `block` with corners at the "
+             "product of `starts` (one list per axis); the tapered block spectra are computed once here.")
+        .def("fit", &BlockRegCore::fit, py::arg("frames"), py::arg("prior"), py::arg("threads"),
+             "Returns (deltas (n, blocks, ndim) float64 in array axis order, quality (n, blocks) float32, "
+             "status (n,) int8: 0 ok, 1 not finite); blocks in row-major grid order.")
         .def_property_readonly("blocks", &BlockRegCore::blocks);
-    m.def("block_field", &field, py::arg("grid"), py::arg("centers_y"), py::arg("centers_x"), py::arg("rows"),
-          py::arg("cols"), py::arg("upsampling"),
-          "Dense (rows, cols, 2) float32 field of one block grid (ny, nx, 2).");
-    m.def("warp_blocks", &warp, py::arg("frames"), py::arg("grids"), py::arg("centers_y"), py::arg("centers_x"),
-          py::arg("upsampling"), py::arg("interpolation"), py::arg("threads"), py::arg("out") = py::none(),
+    m.def("block_field", &field, py::arg("grid"), py::arg("centers"), py::arg("shape"), py::arg("upsampling"),
+          "Dense (*shape, ndim) float32 field of one block grid (*grid, ndim).");
+    m.def("warp_blocks", &warp, py::arg("frames"), py::arg("grids"), py::arg("centers"), py::arg("upsampling"),
+          py::arg("interpolation"), py::arg("threads"), py::arg("out") = py::none(),
           "Frame k sampled at x + field_k(x) (nearest-edge fill); a grid with NaN copies the frame.");
 }
 

@@ -69,6 +69,42 @@ SPECTRALIGN_CLONES double sum_squares(const float* x, std::size_t n) {
 
 int signed_index(int i, int n) { return i > n / 2 ? i - n : i; }
 
+// Cholesky solve of A x = b for symmetric positive definite A (m <= 3);
+// false when A is not positive definite.
+bool solve_spd(const double A[3][3], const double b[3], int m, double x[3]) {
+    double L[3][3] = {};
+    for (int i = 0; i < m; ++i) {
+        for (int j = 0; j <= i; ++j) {
+            double s = A[i][j];
+            for (int k = 0; k < j; ++k) s -= L[i][k] * L[j][k];
+            if (i == j) {
+                if (!(s > 0)) return false;
+                L[i][i] = std::sqrt(s);
+            } else {
+                L[i][j] = s / L[j][j];
+            }
+        }
+    }
+    double y[3];
+    for (int i = 0; i < m; ++i) {
+        double s = b[i];
+        for (int k = 0; k < i; ++k) s -= L[i][k] * y[k];
+        y[i] = s / L[i][i];
+    }
+    for (int i = m - 1; i >= 0; --i) {
+        double s = y[i];
+        for (int k = i + 1; k < m; ++k) s -= L[k][i] * x[k];
+        x[i] = s / L[i][i];
+    }
+    return true;
+}
+
+std::size_t product(const std::vector<int>& v) {
+    std::size_t n = 1;
+    for (int s : v) n *= static_cast<std::size_t>(s);
+    return n;
+}
+
 // Index ranges [lo, hi) of an n-point cyclic axis whose signed displacement
 // lies within +-limit (limit < 0: all).
 std::vector<std::pair<int, int>> allowed_ranges(int n, int limit) {
@@ -110,12 +146,13 @@ class BlockWorkspace {
 public:
     explicit BlockWorkspace(const BlockRegistrar& reg)
         : reg_(reg),
-          by_(reg.brows_),
-          bx_(reg.bcols_),
-          half_(reg.bcols_ / 2 + 1),
-          r2c_(&R2CPlan::get(reg.brows_, reg.bcols_)),
-          c2r_(&C2RPlan::get(reg.brows_, reg.bcols_)) {
-        const std::size_t n = static_cast<std::size_t>(by_) * bx_, ns = static_cast<std::size_t>(by_) * half_;
+          rank_(static_cast<int>(reg.block_.size())),
+          bx_(reg.block_.back()),
+          half_(reg.block_.back() / 2 + 1),
+          r2c_(&R2CPlan::get(reg.block_)),
+          c2r_(&C2RPlan::get(reg.block_)) {
+        const std::size_t n = product(reg.block_);
+        const std::size_t ns = n / static_cast<std::size_t>(bx_) * static_cast<std::size_t>(half_);
         block_.resize(n);
         corr_.resize(n);
         spec_.resize(ns);
@@ -131,46 +168,87 @@ public:
             omega_x2_[k] = static_cast<float>(om * om);
             weight_x_[k] = k == 0 ? 1.0f : (bx_ % 2 == 0 && k == bx_ / 2) ? 0.0f : 2.0f;
         }
-        omega_y_.resize(static_cast<std::size_t>(by_));
-        for (int k = 0; k < by_; ++k)
-            omega_y_[k] = (by_ % 2 == 0 && k == by_ / 2) ? std::nan("")
-                                                          : kTwoPi * spectral::signed_bin(k, by_) / by_;
+        for (int a = 0; a + 1 < rank_; ++a) {
+            const int m = reg.block_[a];
+            std::vector<double> om(static_cast<std::size_t>(m));
+            for (int k = 0; k < m; ++k)
+                om[k] = (m % 2 == 0 && k == m / 2) ? std::nan("") : kTwoPi * spectral::signed_bin(k, m) / m;
+            omega_outer_.push_back(std::move(om));
+        }
+        for (int a = 0; a < rank_; ++a) {
+            const int lim = a < static_cast<int>(reg.options_.max_shift.size()) ? reg.options_.max_shift[a] : -1;
+            ranges_[a] = allowed_ranges(reg.block_[a], lim);
+        }
+        // Outer rows of the block (all axes but the last), and those of the peak search.
+        const int outer = static_cast<int>(n / static_cast<std::size_t>(bx_));
+        for (int r = 0; r < outer; ++r) {
+            int idx[2] = {r, 0};
+            if (rank_ == 3) idx[0] = r / reg.block_[1], idx[1] = r % reg.block_[1];
+            bool inside = true;
+            for (int a = 0; a + 1 < rank_; ++a) {
+                bool any = false;
+                for (auto [lo, hi] : ranges_[a]) any = any || (idx[a] >= lo && idx[a] < hi);
+                inside = inside && any;
+            }
+            if (inside) search_rows_.push_back(r);
+        }
     }
 
-    // Registers block q of a frame; writes 2 deltas and the quality.
+    // Registers block q of a frame; writes rank deltas and the quality.
     void fit(const float* frame, std::size_t q, const double* prior, double* delta, float* quality) {
         const double nan = std::numeric_limits<double>::quiet_NaN();
-        delta[0] = delta[1] = nan;
+        for (int a = 0; a < rank_; ++a) delta[a] = nan;
         *quality = 0.0f;
         const ComplexBuffer& ref = reg_.refs_[q];
         if (ref.size() == 0) return;
-        const std::size_t nbx = reg_.starts_x_.size();
-        const int sy = reg_.starts_y_[q / nbx], sx = reg_.starts_x_[q % nbx];
-        int off[2] = {0, 0};
-        if (prior != nullptr) {
-            for (int a = 0; a < 2; ++a)
-                if (std::isfinite(prior[a]))
-                    off[a] = static_cast<int>(std::clamp(std::nearbyint(prior[a]), -1e9, 1e9));
+        const std::vector<int>& shape = reg_.shape_;
+        const std::vector<int>& blk = reg_.block_;
+        // Grid index of block q (row-major), its corner and the window offset.
+        int corner[3] = {0, 0, 0}, off[3] = {0, 0, 0};
+        std::size_t rest = q;
+        for (int a = rank_ - 1; a >= 0; --a) {
+            const std::size_t na = reg_.starts_[a].size();
+            corner[a] = reg_.starts_[a][rest % na];
+            rest /= na;
         }
-        off[0] = std::clamp(off[0], -sy, reg_.rows_ - by_ - sy);
-        off[1] = std::clamp(off[1], -sx, reg_.cols_ - bx_ - sx);
-        // Window moments, then the normalised, tapered block.
+        for (int a = 0; a < rank_; ++a) {
+            if (prior != nullptr && std::isfinite(prior[a]))
+                off[a] = static_cast<int>(std::clamp(std::nearbyint(prior[a]), -1e9, 1e9));
+            off[a] = std::clamp(off[a], -corner[a], shape[a] - blk[a] - corner[a]);
+        }
+        const int outer = static_cast<int>(block_.size() / static_cast<std::size_t>(bx_));
+        auto window_row = [&](int r) {
+            std::size_t pos;
+            if (rank_ == 2) {
+                pos = static_cast<std::size_t>(corner[0] + off[0] + r) * shape[1];
+            } else {
+                const int z = corner[0] + off[0] + r / blk[1], y = corner[1] + off[1] + r % blk[1];
+                pos = (static_cast<std::size_t>(z) * shape[1] + y) * shape[2];
+            }
+            return frame + pos + (corner[rank_ - 1] + off[rank_ - 1]);
+        };
         double s = 0, ss = 0;
-        for (int y = 0; y < by_; ++y) {
-            const float* row = frame + static_cast<std::size_t>(sy + off[0] + y) * reg_.cols_ + (sx + off[1]);
-            row_moments(row, bx_, s, ss);
-        }
-        const double count = static_cast<double>(by_) * bx_;
+        for (int r = 0; r < outer; ++r) row_moments(window_row(r), bx_, s, ss);
+        const double count = static_cast<double>(block_.size());
         const double mean = s / count;
         const double spread = std::sqrt(std::max(0.0, ss / count - mean * mean));
         if (!has_contrast(mean, spread)) return;
         const float m = static_cast<float>(mean), sc = static_cast<float>(1.0 / spread);
-        for (int y = 0; y < by_; ++y) {
-            const float* row = frame + static_cast<std::size_t>(sy + off[0] + y) * reg_.cols_ + (sx + off[1]);
-            float* out = block_.data() + static_cast<std::size_t>(y) * bx_;
-            const float ty = reg_.taper_y_[y] * sc;
-            const float* tx = reg_.taper_x_.data();
-            for (int x = 0; x < bx_; ++x) out[x] = (row[x] - m) * ty * tx[x];
+        if (reg_.options_.taper_frames) {
+            const float* tx = reg_.taper_[rank_ - 1].data();
+            for (int r = 0; r < outer; ++r) {
+                const float* row = window_row(r);
+                float* out = block_.data() + static_cast<std::size_t>(r) * bx_;
+                const float t =
+                    (rank_ == 2 ? reg_.taper_[0][r] : reg_.taper_[0][r / blk[1]] * reg_.taper_[1][r % blk[1]]) * sc;
+                for (int x = 0; x < bx_; ++x) out[x] = (row[x] - m) * t * tx[x];
+            }
+        } else {
+            for (int r = 0; r < outer; ++r) {
+                const float* row = window_row(r);
+                float* out = block_.data() + static_cast<std::size_t>(r) * bx_;
+                for (int x = 0; x < bx_; ++x) out[x] = (row[x] - m) * sc;
+            }
         }
         r2c_->execute(block_.data(), spec_.data());
         const std::size_t ns = spec_.size();
@@ -185,101 +263,128 @@ public:
         spec_[0] = work_[0] = 0.0f;
         c2r_->execute(work_.data(), corr_.data());
 
-        int peak[2];
+        int peak[3] = {0, 0, 0};
         const float best = find_peak(peak);
         const double rms = std::sqrt(sum_squares(corr_.data(), corr_.size()) / count);
         *quality = rms > 0 ? static_cast<float>(best / rms) : 0.0f;
-        double r[2] = {static_cast<double>(signed_index(peak[0], by_)), static_cast<double>(signed_index(peak[1], bx_))};
+        double r[3] = {0, 0, 0};
+        for (int a = 0; a < rank_; ++a) r[a] = signed_index(peak[a], blk[a]);
         refine_peak(peak, r);
-        for (int a = 0; a < 2; ++a) {
-            const int lim = reg_.options_.max_shift[a];
+        for (int a = 0; a < rank_; ++a) {
+            const int lim = a < static_cast<int>(reg_.options_.max_shift.size()) ? reg_.options_.max_shift[a] : -1;
             if (lim >= 0) r[a] = std::clamp(r[a], -static_cast<double>(lim), static_cast<double>(lim));
             delta[a] = off[a] + r[a];
         }
     }
 
 private:
-    float find_peak(int peak[2]) const {
-        const auto ry = allowed_ranges(by_, reg_.options_.max_shift[0]);
-        const auto rx = allowed_ranges(bx_, reg_.options_.max_shift[1]);
+    // Integer peak within the allowed displacements (first maximum in
+    // row-major order).
+    float find_peak(int peak[3]) const {
         float best = -std::numeric_limits<float>::infinity();
-        peak[0] = peak[1] = 0;
-        for (auto [ylo, yhi] : ry)
-            for (int y = ylo; y < yhi; ++y) {
-                const float* row = corr_.data() + static_cast<std::size_t>(y) * bx_;
-                for (auto [xlo, xhi] : rx)
-                    for (int x = xlo; x < xhi; ++x)
-                        if (row[x] > best) {
-                            best = row[x];
-                            peak[0] = y;
-                            peak[1] = x;
-                        }
-            }
+        std::size_t best_pos = 0;
+        for (int row : search_rows_) {
+            const float* rc = corr_.data() + static_cast<std::size_t>(row) * bx_;
+            for (auto [lo, hi] : ranges_[rank_ - 1])
+                for (int x = lo; x < hi; ++x)
+                    if (rc[x] > best) {
+                        best = rc[x];
+                        best_pos = static_cast<std::size_t>(row) * bx_ + x;
+                    }
+        }
+        std::size_t rest = best_pos;
+        for (int a = rank_ - 1; a >= 0; --a) {
+            peak[a] = static_cast<int>(rest % static_cast<std::size_t>(reg_.block_[a]));
+            rest /= static_cast<std::size_t>(reg_.block_[a]);
+        }
         return best;
     }
 
-    float corr_at(int y, int x) const { return corr_[static_cast<std::size_t>(y) * bx_ + x]; }
+    float corr_at(const int idx[3]) const {
+        std::size_t pos = 0;
+        for (int a = 0; a < rank_; ++a) pos = pos * reg_.block_[a] + static_cast<std::size_t>(idx[a]);
+        return corr_[pos];
+    }
 
     // Parabola through the neighbours, then Newton steps on the band-limited
     // interpolant of the correlation (as stack registration's refine_peak).
-    void refine_peak(const int peak[2], double r[2]) {
-        const double base[2] = {r[0], r[1]};
-        const double c0 = corr_at(peak[0], peak[1]);
-        const int n[2] = {by_, bx_};
-        for (int a = 0; a < 2; ++a) {
+    void refine_peak(const int peak[3], double r[3]) {
+        const std::vector<int>& n = reg_.block_;
+        const double base[3] = {r[0], r[1], r[2]};
+        const double c0 = corr_at(peak);
+        for (int a = 0; a < rank_; ++a) {
             if (n[a] < 3) continue;
-            int lo[2] = {peak[0], peak[1]}, hi[2] = {peak[0], peak[1]};
+            int lo[3] = {peak[0], peak[1], peak[2]}, hi[3] = {peak[0], peak[1], peak[2]};
             lo[a] = (peak[a] + n[a] - 1) % n[a];
             hi[a] = (peak[a] + 1) % n[a];
-            const double cm = corr_at(lo[0], lo[1]), cp = corr_at(hi[0], hi[1]);
+            const double cm = corr_at(lo), cp = corr_at(hi);
             const double den = cm - 2.0 * c0 + cp;
             if (den < 0) r[a] += std::clamp(0.5 * (cm - cp) / den, -0.5, 0.5);
         }
+        const int last = rank_ - 1;
         const float* p = reinterpret_cast<const float*>(spec_.data());
         const std::size_t row_floats = 2 * static_cast<std::size_t>(half_);
+        std::vector<std::complex<double>> phase[2];
+        for (int a = 0; a < last; ++a) phase[a].resize(omega_outer_[a].size());
         for (int it = 0; it < 3; ++it) {
             for (int k = 0; k < half_; ++k) {
-                const double ph = static_cast<double>(omega_x_[k]) * r[1];
+                const double ph = static_cast<double>(omega_x_[k]) * r[last];
                 ex_[2 * k] = weight_x_[k] * static_cast<float>(std::cos(ph));
                 ex_[2 * k + 1] = weight_x_[k] * static_cast<float>(std::sin(ph));
             }
-            double g[2] = {0, 0}, H[2][2] = {};
+            for (int a = 0; a < last; ++a)
+                for (std::size_t k = 0; k < omega_outer_[a].size(); ++k) {
+                    const double om = omega_outer_[a][k];
+                    phase[a][k] = std::isnan(om) ? 0.0 : std::polar(1.0, om * r[a]);
+                }
+            double g[3] = {0, 0, 0}, H[3][3] = {};
             float s[6];
-            for (int y = 0; y < by_; ++y) {
-                const double om = omega_y_[y];
-                if (std::isnan(om)) continue;
-                block_newton_row(p + y * row_floats, ex_.data(), omega_x_.data(), omega_x2_.data(), half_, s);
-                const std::complex<double> e = std::polar(1.0, om * r[0]);
+            auto accumulate = [&](std::size_t row, std::complex<double> e, const double* om) {
+                block_newton_row(p + row * row_floats, ex_.data(), omega_x_.data(), omega_x2_.data(), half_, s);
                 const std::complex<double> t0 = e * std::complex<double>(s[0], s[1]);
                 const std::complex<double> t1 = e * std::complex<double>(s[2], s[3]);
                 const std::complex<double> t2 = e * std::complex<double>(s[4], s[5]);
-                g[1] -= t1.imag();
-                H[1][1] -= t2.real();
-                g[0] -= om * t0.imag();
-                H[0][1] -= om * t1.real();
-                H[0][0] -= om * om * t0.real();
-            }
-            // Newton for a maximum: solve (-H) step = g (2 x 2, must be
-            // positive definite, else the estimate stays as is).
-            const double a = -H[0][0], b = -H[0][1], d = -H[1][1];
-            double step[2] = {0, 0};
-            if (n[0] < 3 && n[1] < 3) break;
-            if (n[0] < 3) {
-                if (!(d > 0)) break;
-                step[1] = g[1] / d;
-            } else if (n[1] < 3) {
-                if (!(a > 0)) break;
-                step[0] = g[0] / a;
+                g[last] -= t1.imag();
+                H[last][last] -= t2.real();
+                for (int a = 0; a < last; ++a) {
+                    g[a] -= om[a] * t0.imag();
+                    H[a][last] -= om[a] * t1.real();
+                    for (int b = 0; b <= a; ++b) H[a][b] -= om[a] * om[b] * t0.real();
+                }
+            };
+            if (rank_ == 2) {
+                for (int y = 0; y < n[0]; ++y) {
+                    if (std::isnan(omega_outer_[0][y])) continue;
+                    const double om[1] = {omega_outer_[0][y]};
+                    accumulate(static_cast<std::size_t>(y), phase[0][y], om);
+                }
             } else {
-                const double det = a * d - b * b;
-                if (!(a > 0) || !(det > 0)) break;
-                step[0] = (d * g[0] - b * g[1]) / det;
-                step[1] = (a * g[1] - b * g[0]) / det;
+                for (int z = 0; z < n[0]; ++z) {
+                    if (std::isnan(omega_outer_[0][z])) continue;
+                    for (int y = 0; y < n[1]; ++y) {
+                        if (std::isnan(omega_outer_[1][y])) continue;
+                        const double om[2] = {omega_outer_[0][z], omega_outer_[1][y]};
+                        accumulate(static_cast<std::size_t>(z) * n[1] + y, phase[0][z] * phase[1][y], om);
+                    }
+                }
             }
+            // Newton for a maximum: step = (-H)^-1 g; axes too short to carry
+            // a frequency keep their parabola estimate; a neighbourhood that is
+            // not concave leaves the estimate as it is.
+            double A[3][3] = {}, step[3] = {0, 0, 0};
+            for (int a = 0; a < rank_; ++a)
+                for (int b = 0; b < rank_; ++b) A[a][b] = -(a >= b ? H[a][b] : H[b][a]);
+            for (int a = 0; a < rank_; ++a)
+                if (n[a] < 3) {
+                    for (int b = 0; b < rank_; ++b) A[a][b] = A[b][a] = 0;
+                    A[a][a] = 1;
+                    g[a] = 0;
+                }
+            if (!solve_spd(A, g, rank_, step)) break;
             double biggest = 0;
-            for (int k = 0; k < 2; ++k) {
-                const double st = std::clamp(step[k], -0.5, 0.5);
-                r[k] = std::clamp(r[k] + st, base[k] - 1.0, base[k] + 1.0);
+            for (int a = 0; a < rank_; ++a) {
+                const double st = std::clamp(step[a], -0.5, 0.5);
+                r[a] = std::clamp(r[a] + st, base[a] - 1.0, base[a] + 1.0);
                 biggest = std::max(biggest, std::fabs(st));
             }
             if (biggest < 0.02) break;
@@ -287,81 +392,103 @@ private:
     }
 
     const BlockRegistrar& reg_;
-    int by_, bx_, half_;
+    int rank_, bx_, half_;
     const R2CPlan* r2c_;
     const C2RPlan* c2r_;
     RealBuffer block_, corr_;
     ComplexBuffer spec_, work_;
     std::vector<float> scratch_, ex_, omega_x_, omega_x2_, weight_x_;
-    std::vector<double> omega_y_;  // NaN marks the Nyquist row
+    std::vector<std::vector<double>> omega_outer_;  // NaN marks a Nyquist bin
+    std::vector<std::pair<int, int>> ranges_[3];
+    std::vector<int> search_rows_;
 };
 
-BlockRegistrar::BlockRegistrar(const float* reference, int rows, int cols, std::vector<int> starts_y,
-                               std::vector<int> starts_x, int block_rows, int block_cols, BlockRegOptions options)
-    : rows_(rows),
-      cols_(cols),
-      brows_(block_rows),
-      bcols_(block_cols),
-      starts_y_(std::move(starts_y)),
-      starts_x_(std::move(starts_x)),
-      options_(options) {
-    if (rows < 1 || cols < 1) throw std::invalid_argument("frame shape must be positive");
-    if (block_rows < 1 || block_cols < 1) throw std::invalid_argument("block size must be positive");
-    if (block_rows > rows || block_cols > cols)
-        throw std::invalid_argument("block size (" + std::to_string(block_rows) + ", " + std::to_string(block_cols) +
-                                    ") is larger than the frame (" + std::to_string(rows) + ", " +
-                                    std::to_string(cols) + ")");
-    if (starts_y_.empty() || starts_x_.empty()) throw std::invalid_argument("at least one block per axis is needed");
-    for (int s : starts_y_)
-        if (s < 0 || s + block_rows > rows) throw std::invalid_argument("a block lies outside the frame (rows)");
-    for (int s : starts_x_)
-        if (s < 0 || s + block_cols > cols) throw std::invalid_argument("a block lies outside the frame (columns)");
+BlockRegistrar::BlockRegistrar(const float* reference, std::vector<int> shape, std::vector<std::vector<int>> starts,
+                               std::vector<int> block, BlockRegOptions options)
+    : shape_(std::move(shape)), block_(std::move(block)), starts_(std::move(starts)), options_(std::move(options)) {
+    const std::size_t rank = shape_.size();
+    if (rank != 2 && rank != 3)
+        throw std::invalid_argument("frames must be 2-D images or 3-D volumes, got " + std::to_string(rank) +
+                                    " dimensions");
+    if (block_.size() != rank || starts_.size() != rank)
+        throw std::invalid_argument("block and starts need one entry per frame axis");
+    if (!options_.max_shift.empty() && options_.max_shift.size() != rank)
+        throw std::invalid_argument("max_shift needs one value per frame axis");
+    for (std::size_t a = 0; a < rank; ++a) {
+        if (shape_[a] < 1) throw std::invalid_argument("frame shape must be positive");
+        if (block_[a] < 1) throw std::invalid_argument("block size must be positive");
+        if (block_[a] > shape_[a])
+            throw std::invalid_argument("block size " + std::to_string(block_[a]) + " is larger than the frame (" +
+                                        std::to_string(shape_[a]) + ") along axis " + std::to_string(a));
+        if (starts_[a].empty()) throw std::invalid_argument("at least one block per axis is needed");
+        for (int st : starts_[a])
+            if (st < 0 || st + block_[a] > shape_[a])
+                throw std::invalid_argument("a block lies outside the frame along axis " + std::to_string(a));
+    }
     if (!std::isfinite(options_.whiten) || options_.whiten < -1.0f || options_.whiten > 0.0f)
         throw std::invalid_argument("whiten must be between -1 and 0");
     if (!(options_.taper >= 0.0 && options_.taper <= 0.5)) throw std::invalid_argument("taper must be in [0, 0.5]");
-    if (!frame_finite(reference, static_cast<std::size_t>(rows) * cols))
-        throw std::invalid_argument("reference contains NaN or inf pixels");
-    taper_y_ = taper_window(block_rows, options_.taper);
-    taper_x_ = taper_window(block_cols, options_.taper);
-    const R2CPlan& r2c = R2CPlan::get(block_rows, block_cols);
-    C2RPlan::get(block_rows, block_cols);  // plan now, not in the first worker
-    const std::size_t n = static_cast<std::size_t>(block_rows) * block_cols;
-    const std::size_t ns = static_cast<std::size_t>(block_rows) * (block_cols / 2 + 1);
+    frame_size_ = product(shape_);
+    if (!frame_finite(reference, frame_size_)) throw std::invalid_argument("reference contains NaN or inf pixels");
+    nblocks_ = 1;
+    for (std::size_t a = 0; a < rank; ++a) {
+        taper_.push_back(taper_window(block_[a], options_.taper));
+        nblocks_ *= starts_[a].size();
+    }
+    const R2CPlan& r2c = R2CPlan::get(block_);
+    C2RPlan::get(block_);  // plan now, not in the first worker
+    const std::size_t n = product(block_);
+    const int bx = block_.back();
+    const std::size_t ns = n / static_cast<std::size_t>(bx) * static_cast<std::size_t>(bx / 2 + 1);
+    const int outer = static_cast<int>(n / static_cast<std::size_t>(bx));
     RealBuffer buf(n);
     bool any = false;
-    for (int sy : starts_y_)
-        for (int sx : starts_x_) {
-            double s = 0, ss = 0;
-            for (int y = 0; y < block_rows; ++y)
-                for (int x = 0; x < block_cols; ++x) {
-                    const double v = reference[static_cast<std::size_t>(sy + y) * cols + sx + x];
-                    s += v;
-                    ss += v * v;
-                }
-            const double mean = s / static_cast<double>(n);
-            const double spread = std::sqrt(std::max(0.0, ss / static_cast<double>(n) - mean * mean));
-            ComplexBuffer spec;
-            if (has_contrast(mean, spread)) {
-                for (int y = 0; y < block_rows; ++y)
-                    for (int x = 0; x < block_cols; ++x)
-                        buf[static_cast<std::size_t>(y) * block_cols + x] = static_cast<float>(
-                            (reference[static_cast<std::size_t>(sy + y) * cols + sx + x] - mean) / spread *
-                            taper_y_[y] * taper_x_[x]);
-                spec.resize(ns);
-                r2c.execute(buf.data(), spec.data());
-                for (std::size_t k = 0; k < ns; ++k) spec[k] = std::conj(spec[k]);
-                any = true;
-            }
-            refs_.push_back(std::move(spec));
+    for (std::size_t q = 0; q < nblocks_; ++q) {
+        int corner[3] = {0, 0, 0};
+        std::size_t rest = q;
+        for (int a = static_cast<int>(rank) - 1; a >= 0; --a) {
+            corner[a] = starts_[a][rest % starts_[a].size()];
+            rest /= starts_[a].size();
         }
+        auto row_ptr = [&](int r) {
+            std::size_t pos;
+            if (rank == 2) {
+                pos = static_cast<std::size_t>(corner[0] + r) * shape_[1];
+            } else {
+                pos = (static_cast<std::size_t>(corner[0] + r / block_[1]) * shape_[1] + corner[1] + r % block_[1]) *
+                      shape_[2];
+            }
+            return reference + pos + corner[rank - 1];
+        };
+        double s = 0, ss = 0;
+        for (int r = 0; r < outer; ++r) row_moments(row_ptr(r), bx, s, ss);
+        const double mean = s / static_cast<double>(n);
+        const double spread = std::sqrt(std::max(0.0, ss / static_cast<double>(n) - mean * mean));
+        ComplexBuffer spec;
+        if (has_contrast(mean, spread)) {
+            const std::vector<float>& tx = taper_[rank - 1];
+            for (int r = 0; r < outer; ++r) {
+                const float* row = row_ptr(r);
+                const double t = rank == 2 ? taper_[0][r] : static_cast<double>(taper_[0][r / block_[1]]) *
+                                                                taper_[1][r % block_[1]];
+                for (int x = 0; x < bx; ++x)
+                    buf[static_cast<std::size_t>(r) * bx + x] =
+                        static_cast<float>((row[x] - mean) / spread * t * tx[x]);
+            }
+            spec.resize(ns);
+            r2c.execute(buf.data(), spec.data());
+            for (std::size_t k = 0; k < ns; ++k) spec[k] = std::conj(spec[k]);
+            any = true;
+        }
+        refs_.push_back(std::move(spec));
+    }
     if (!any) throw std::invalid_argument("reference is constant in every block: it carries no position information");
 }
 
 void BlockRegistrar::fit(const float* frames, std::size_t n, const double* prior, int threads, double* deltas,
                          float* quality, std::int8_t* status) const {
     resolve_threads(threads);  // validates
-    const std::size_t size = static_cast<std::size_t>(rows_) * cols_;
-    const std::size_t nb = blocks();
+    const std::size_t size = frame_size_, nb = nblocks_, rank = shape_.size();
     parallel_for(n, threads, [] { return 0; }, [&](int&, std::size_t k) {
         status[k] = frame_finite(frames + k * size, size) ? kFrameOk : kFrameNotFinite;
     });
@@ -369,13 +496,13 @@ void BlockRegistrar::fit(const float* frames, std::size_t n, const double* prior
         n * nb, threads, [&]() { return BlockWorkspace(*this); },
         [&](BlockWorkspace& ws, std::size_t item) {
             const std::size_t f = item / nb, q = item % nb;
-            double* d = deltas + 2 * item;
+            double* d = deltas + rank * item;
             if (status[f] != kFrameOk) {
-                d[0] = d[1] = std::numeric_limits<double>::quiet_NaN();
+                for (std::size_t a = 0; a < rank; ++a) d[a] = std::numeric_limits<double>::quiet_NaN();
                 quality[item] = 0.0f;
                 return;
             }
-            ws.fit(frames + f * size, q, prior != nullptr ? prior + 2 * f : nullptr, d, quality + item);
+            ws.fit(frames + f * size, q, prior != nullptr ? prior + rank * f : nullptr, d, quality + item);
         });
 }
 
@@ -389,7 +516,8 @@ struct AxisTaps {
     std::vector<float> weight;
 };
 
-AxisTaps axis_taps(const double* centers, int nb, int n, FieldInterpolation up) {
+AxisTaps axis_taps(const std::vector<double>& centers, int n, FieldInterpolation up) {
+    const int nb = static_cast<int>(centers.size());
     for (int i = 0; i < nb; ++i)
         if (!std::isfinite(centers[i]) || (i > 0 && !(centers[i] > centers[i - 1])))
             throw std::invalid_argument("block centres must be finite and increasing");
@@ -431,87 +559,124 @@ AxisTaps axis_taps(const double* centers, int nb, int n, FieldInterpolation up) 
     return t;
 }
 
-// Field of one frame from precomputed taps; tmp: ny * cols * 2 floats.
-void field_from_taps(const double* grid, int ny, int nx, const AxisTaps& ty, const AxisTaps& tx, int rows, int cols,
-                     float* tmp, float* field) {
-    // Along x, for every block row.
-    for (int i = 0; i < ny; ++i) {
-        const double* g = grid + static_cast<std::size_t>(i) * nx * 2;
-        float* o = tmp + static_cast<std::size_t>(i) * cols * 2;
-        for (int x = 0; x < cols; ++x) {
-            const int* idx = tx.index.data() + static_cast<std::size_t>(x) * tx.count;
-            const float* w = tx.weight.data() + static_cast<std::size_t>(x) * tx.count;
-            float a0 = 0, a1 = 0;
-            for (int j = 0; j < tx.count; ++j) {
-                a0 += w[j] * static_cast<float>(g[2 * idx[j]]);
-                a1 += w[j] * static_cast<float>(g[2 * idx[j] + 1]);
+// out (outer x taps-length x inner) = in (outer x nin x inner) interpolated
+// along its middle axis.
+void interp_axis(const float* in, std::size_t outer, int nin, std::size_t inner, const AxisTaps& t, int nout,
+                 float* out) {
+    for (std::size_t o = 0; o < outer; ++o) {
+        const float* src = in + o * static_cast<std::size_t>(nin) * inner;
+        float* dst = out + o * static_cast<std::size_t>(nout) * inner;
+        for (int p = 0; p < nout; ++p) {
+            const int* idx = t.index.data() + static_cast<std::size_t>(p) * t.count;
+            const float* w = t.weight.data() + static_cast<std::size_t>(p) * t.count;
+            float* d = dst + static_cast<std::size_t>(p) * inner;
+            const float* r0 = src + static_cast<std::size_t>(idx[0]) * inner;
+            const float w0 = w[0];
+#pragma omp simd
+            for (std::size_t k = 0; k < inner; ++k) d[k] = w0 * r0[k];
+            for (int j = 1; j < t.count; ++j) {
+                const float* rj = src + static_cast<std::size_t>(idx[j]) * inner;
+                const float wj = w[j];
+#pragma omp simd
+                for (std::size_t k = 0; k < inner; ++k) d[k] += wj * rj[k];
             }
-            o[2 * x] = a0;
-            o[2 * x + 1] = a1;
-        }
-    }
-    // Along y: rows of the field as weighted sums of tmp rows.
-    const std::size_t row = static_cast<std::size_t>(cols) * 2;
-    for (int y = 0; y < rows; ++y) {
-        const int* idx = ty.index.data() + static_cast<std::size_t>(y) * ty.count;
-        const float* w = ty.weight.data() + static_cast<std::size_t>(y) * ty.count;
-        float* o = field + static_cast<std::size_t>(y) * row;
-        const float* r0 = tmp + idx[0] * row;
-        const float w0 = w[0];
-#pragma omp simd
-        for (std::size_t k = 0; k < row; ++k) o[k] = w0 * r0[k];
-        for (int j = 1; j < ty.count; ++j) {
-            const float* rj = tmp + idx[j] * row;
-            const float wj = w[j];
-#pragma omp simd
-            for (std::size_t k = 0; k < row; ++k) o[k] += wj * rj[k];
         }
     }
 }
 
-void check_grid_args(int ny, int nx, int rows, int cols) {
-    if (ny < 1 || nx < 1) throw std::invalid_argument("the block grid must have at least one block per axis");
-    if (rows < 1 || cols < 1) throw std::invalid_argument("frame shape must be positive");
-}
+// The field upsampler of one frame shape: taps per axis and scratch sizes.
+class FieldMaker {
+public:
+    FieldMaker(const std::vector<int>& grid_shape, const std::vector<std::vector<double>>& centers,
+               const std::vector<int>& shape, FieldInterpolation up)
+        : grid_(grid_shape), shape_(shape) {
+        const std::size_t rank = shape.size();
+        if (rank != 2 && rank != 3) throw std::invalid_argument("frames must be 2-D or 3-D");
+        if (grid_shape.size() != rank || centers.size() != rank)
+            throw std::invalid_argument("the block grid needs one axis per frame axis");
+        for (std::size_t a = 0; a < rank; ++a) {
+            if (grid_shape[a] < 1) throw std::invalid_argument("the block grid must have at least one block per axis");
+            if (shape[a] < 1) throw std::invalid_argument("frame shape must be positive");
+            if (static_cast<int>(centers[a].size()) != grid_shape[a])
+                throw std::invalid_argument("one block centre per block row/column/plane is needed");
+            taps_.push_back(axis_taps(centers[a], shape[a], up));
+        }
+    }
+
+    std::size_t grid_values() const { return product(grid_) * shape_.size(); }
+    std::size_t field_values() const { return product(shape_) * shape_.size(); }
+
+    // grid (double) -> field (float); a, b: scratch of scratch_size() floats each.
+    std::size_t scratch_size() const {
+        std::vector<int> s = grid_;
+        std::size_t most = product(s);
+        for (int a = static_cast<int>(s.size()) - 1; a >= 0; --a) {
+            s[a] = shape_[a];
+            most = std::max(most, product(s));
+        }
+        return most * shape_.size();
+    }
+
+    void make(const double* grid, float* a, float* b, float* field) const {
+        const int rank = static_cast<int>(shape_.size());
+        std::vector<int> s = grid_;
+        const std::size_t gn = grid_values();
+        for (std::size_t k = 0; k < gn; ++k) a[k] = static_cast<float>(grid[k]);
+        float* cur = a;
+        float* nxt = b;
+        // Last axis first, then the others; the final pass writes the field.
+        for (int ax = rank - 1; ax >= 0; --ax) {
+            std::size_t outer = 1, inner = static_cast<std::size_t>(rank);
+            for (int k = 0; k < ax; ++k) outer *= static_cast<std::size_t>(s[k]);
+            for (int k = ax + 1; k < rank; ++k) inner *= static_cast<std::size_t>(s[k]);
+            float* dst = ax == 0 ? field : nxt;
+            interp_axis(cur, outer, s[ax], inner, taps_[ax], shape_[ax], dst);
+            s[ax] = shape_[ax];
+            std::swap(cur, nxt);
+        }
+    }
+
+private:
+    std::vector<int> grid_, shape_;
+    std::vector<AxisTaps> taps_;
+};
 
 }  // namespace
 
-void block_field(const double* grid, int ny, int nx, const double* centers_y, const double* centers_x, int rows,
-                 int cols, FieldInterpolation upsampling, float* field) {
-    check_grid_args(ny, nx, rows, cols);
-    for (std::size_t k = 0; k < static_cast<std::size_t>(ny) * nx * 2; ++k)
+void block_field(const double* grid, const std::vector<int>& grid_shape,
+                 const std::vector<std::vector<double>>& centers, const std::vector<int>& shape,
+                 FieldInterpolation upsampling, float* field) {
+    const FieldMaker maker(grid_shape, centers, shape, upsampling);
+    for (std::size_t k = 0; k < maker.grid_values(); ++k)
         if (!std::isfinite(grid[k])) throw std::invalid_argument("the block displacements must be finite");
-    const AxisTaps ty = axis_taps(centers_y, ny, rows, upsampling);
-    const AxisTaps tx = axis_taps(centers_x, nx, cols, upsampling);
-    std::vector<float> tmp(static_cast<std::size_t>(ny) * cols * 2);
-    field_from_taps(grid, ny, nx, ty, tx, rows, cols, tmp.data(), field);
+    std::vector<float> a(maker.scratch_size()), b(maker.scratch_size());
+    maker.make(grid, a.data(), b.data(), field);
 }
 
-void warp_block_frames(const float* frames, std::size_t n, int rows, int cols, const double* grids, int ny, int nx,
-                       const double* centers_y, const double* centers_x, FieldInterpolation upsampling,
-                       ShiftInterpolation interpolation, int threads, float* out) {
-    check_grid_args(ny, nx, rows, cols);
+void warp_block_frames(const float* frames, std::size_t n, const std::vector<int>& shape, const double* grids,
+                       const std::vector<int>& grid_shape, const std::vector<std::vector<double>>& centers,
+                       FieldInterpolation upsampling, ShiftInterpolation interpolation, int threads, float* out) {
+    const FieldMaker maker(grid_shape, centers, shape, upsampling);
     if (interpolation == ShiftInterpolation::fourier)
         throw std::invalid_argument("non-rigid fields are applied with linear or cubic interpolation");
     resolve_threads(threads);  // validates
-    const AxisTaps ty = axis_taps(centers_y, ny, rows, upsampling);
-    const AxisTaps tx = axis_taps(centers_x, nx, cols, upsampling);
-    const std::size_t size = static_cast<std::size_t>(rows) * cols;
-    const std::size_t gsize = static_cast<std::size_t>(ny) * nx * 2;
+    const std::size_t size = product(shape), gsize = maker.grid_values();
     sample::WarpOptions opt;
     opt.kernel = interpolation == ShiftInterpolation::cubic ? sample::Kernel::CatmullRom : sample::Kernel::Linear;
     opt.boundary = sample::Boundary::Nearest;
     opt.threads = 1;
-    const std::int64_t shape[2] = {rows, cols};
+    std::int64_t out_shape[3] = {0, 0, 0};
+    for (std::size_t a = 0; a < shape.size(); ++a) out_shape[a] = shape[a];
     struct Buffers {
-        std::vector<float> tmp, field;
+        std::vector<float> a, b, field;
     };
     parallel_for(
         n, threads,
         [&]() {
-            return Buffers{std::vector<float>(static_cast<std::size_t>(ny) * cols * 2), std::vector<float>(size * 2)};
+            return Buffers{std::vector<float>(maker.scratch_size()), std::vector<float>(maker.scratch_size()),
+                           std::vector<float>(maker.field_values())};
         },
-        [&](Buffers& b, std::size_t k) {
+        [&](Buffers& buf, std::size_t k) {
             const double* g = grids + k * gsize;
             bool finite = true;
             for (std::size_t i = 0; i < gsize; ++i) finite = finite && std::isfinite(g[i]);
@@ -519,14 +684,13 @@ void warp_block_frames(const float* frames, std::size_t n, int rows, int cols, c
                 std::copy(frames + k * size, frames + (k + 1) * size, out + k * size);
                 return;
             }
-            field_from_taps(g, ny, nx, ty, tx, rows, cols, b.tmp.data(), b.field.data());
+            maker.make(g, buf.a.data(), buf.b.data(), buf.field.data());
             sample::Grid in;
             in.data = frames + k * size;
             in.type = sample::Dtype::F32;
-            in.ndim = 2;
-            in.shape[0] = rows;
-            in.shape[1] = cols;
-            sample::warp_field(in, b.field.data(), shape, out + k * size, opt);
+            in.ndim = static_cast<int>(shape.size());
+            for (std::size_t a = 0; a < shape.size(); ++a) in.shape[a] = shape[a];
+            sample::warp_field(in, buf.field.data(), out_shape, out + k * size, opt);
         });
 }
 

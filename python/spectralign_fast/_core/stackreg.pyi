@@ -36,37 +36,32 @@ class BlockRegCore(metaclass=_Pybind11Type):
     def __init__(
         self,
         reference: npt.ArrayLike,
-        starts_y: Sequence[int],
-        starts_x: Sequence[int],
+        starts: Sequence[Sequence[int]],
         block: Sequence[int],
         whiten: float,
         max_shift: Sequence[int],
         taper: float,
+        taper_frames: bool = True,
     ) -> None: ...
     def fit(
         self,
         frames: npt.ArrayLike,
         prior: npt.ArrayLike | None,
         threads: int,
-        ny: int,
-        nx: int,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32], npt.NDArray[np.int8]]: ...
     @property
     def blocks(self) -> int: ...
 
 def block_field(
     grid: npt.ArrayLike,
-    centers_y: npt.ArrayLike,
-    centers_x: npt.ArrayLike,
-    rows: int,
-    cols: int,
+    centers: Sequence[Sequence[float]],
+    shape: Sequence[int],
     upsampling: str,
 ) -> npt.NDArray[np.float32]: ...
 def warp_blocks(
     frames: npt.ArrayLike,
     grids: npt.ArrayLike,
-    centers_y: npt.ArrayLike,
-    centers_x: npt.ArrayLike,
+    centers: Sequence[Sequence[float]],
     upsampling: str,
     interpolation: str,
     threads: int,

@@ -1,20 +1,22 @@
 """Non-rigid (piecewise-rigid) motion correction: ``NonRigidCrossCorr``.
 
 Brain tissue does not move as one piece. Every frame of a movie ``(T, Y, X)``
-is registered to a reference block by block, on a grid of overlapping
-blocks, as suite2p's "nonrigid" and NoRMCorre's piecewise-rigid
-registration do::
+(or volume of a series ``(T, Z, Y, X)``) is registered to a reference block
+by block, on a grid of overlapping blocks, as suite2p's "nonrigid" and
+NoRMCorre's piecewise-rigid registration do::
 
     model = NonRigidCrossCorr(block_size=(128, 128)).fit(movie)
     registered = model.transform(movie)        # same shape and dtype
     model.toarray()                            # (T, ny, nx, 2) block displacements
     model.field(0)                             # (Y, X, 2) dense field of frame 0
 
+(volumes: ``toarray()`` is (T, nz, ny, nx, 3), ``field`` (Z, Y, X, 3)).
+
 Conventions (``CrossCorr``'s, thunder-registration's)
 ----------------------------------------------------
-Displacements are in array axis order, ``(dy, dx)`` = (row, column), and
-positive when the frame's content lies further along an axis than the
-reference's: a block's ``delta`` says ``frame(x) ~ reference(x - delta)``
+Displacements are in array axis order, ``(dy, dx)`` = (row, column) or
+``(dz, dy, dx)`` for volumes, and positive when the frame's content lies
+further along an axis than the reference's: a block's ``delta`` says ``frame(x) ~ reference(x - delta)``
 near the block. The dense field ``d`` of a frame maps OUTPUT (reference)
 coordinates to FRAME coordinates: ``transform`` returns
 ``registered(x) = frame(x + d(x))``, pixels entering at the edges taking the
@@ -35,7 +37,7 @@ resamples the frame through the sample core's ``warp_field`` (linear or
 cubic). Steps (2) and (5), the field and the warp run in C++ over frames x
 blocks (frames for the warp) with the GIL released; results do not depend
 on the number of threads. Steps (3) and (4) are NumPy on the small
-(T, ny, nx, 2) block grid (about 0.2 ms per frame, 1-2% of ``fit``, measured).
+(T, *grid, ndim) block grid (about 0.2 ms per frame, 1-2% of ``fit``, measured).
 
 Why a sibling class rather than ``CrossCorr(block_size=...)``: ``CrossCorr``
 keeps thunder-registration's model (one ``Displacement`` per frame in a
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 import numpy as np
 
@@ -54,35 +56,11 @@ from .. import _core
 from .._validate import as_core_array, as_float, as_int
 from ..transforms.displacement import check_dtype, list_indices, shift_frames
 from .crosscorr import CrossCorr
+from .nonrigid_grid import block_grid, check_overlap, clean_blocks, fill_axes, per_axis
 
 _BATCH_BYTES = 64 << 20
 _UPSAMPLING = ("linear", "cubic")
 _INTERPOLATIONS = ("linear", "cubic")
-
-
-def block_grid(shape: Tuple[int, int], block_size: Tuple[int, int],
-               overlap: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
-    """Top-left corners of the blocks along each axis (``block_starts_y``, ``block_starts_x``).
-
-    Along an axis of n pixels with blocks of b and an overlap of at least o
-    pixels (stride at most b - o), the fewest blocks that cover the axis,
-    spread evenly from 0 to n - b (rounded to whole pixels).
-    """
-    starts = []
-    for n, b, o in zip(shape, block_size, overlap):
-        stride = b - o
-        count = 1 if n == b else int(math.ceil((n - b) / stride)) + 1
-        starts.append(np.rint(np.linspace(0, n - b, count)).astype(np.int64))
-    return starts[0], starts[1]
-
-
-def _pair(value: Any, name: str) -> Tuple[Any, Any]:
-    if np.ndim(value) == 0:
-        return value, value
-    values = list(np.asarray(value, dtype=object).ravel())
-    if len(values) != 2:
-        raise ValueError(f"{name} must be one value or two (rows, columns), got {value!r}")
-    return values[0], values[1]
 
 
 class NonRigidModel:
@@ -91,49 +69,53 @@ class NonRigidModel:
     Attributes
     ----------
     shape : tuple of int
-        Frame shape (Y, X).
+        Frame shape, (Y, X) or (Z, Y, X).
     block_size : tuple of int
-        Block shape (rows, columns).
-    block_starts_y, block_starts_x : numpy.ndarray
-        Top-left corner of each block row / column (pixels).
-    centers_y, centers_x : numpy.ndarray
-        Centre of each block row / column (``start + (size - 1) / 2``): where
-        a block's displacement sits in the dense field.
+        Block shape, one size per axis.
+    block_starts : list of numpy.ndarray
+        Per axis, the first corner of each block row / column / plane (pixels).
+    centers : list of numpy.ndarray
+        Per axis, the centre of each block row / column / plane
+        (``start + (size - 1) / 2``): where a block's displacement sits in
+        the dense field.
     rigid : numpy.ndarray or None
-        (T, 2) rigid displacements of the pre-step (included in the block
+        (T, ndim) rigid displacements of the pre-step (included in the block
         displacements), or None.
     quality : numpy.ndarray
-        (T, ny, nx) correlation peak over the correlation's RMS per block
-        (before outlier replacement).
+        (T, *grid) correlation peak over the correlation's RMS per block
+        (first pass, before outlier replacement).
     replaced : numpy.ndarray
-        (T, ny, nx) bool: blocks whose displacement was replaced from their
-        neighbours.
+        (T, *grid) bool: blocks whose displacement was replaced from their
+        neighbours (first pass).
     upsampling : str
         How ``field`` interpolates the block grid: "cubic" (Catmull-Rom) or
         "linear", separable in block-index space; constant beyond the
         outermost block centres.
     """
 
-    def __init__(self, deltas: np.ndarray, *, shape: Tuple[int, int], block_size: Tuple[int, int],
-                 block_starts_y: np.ndarray, block_starts_x: np.ndarray, rigid: Optional[np.ndarray] = None,
+    def __init__(self, deltas: np.ndarray, *, shape: Tuple[int, ...], block_size: Tuple[int, ...],
+                 block_starts: List[np.ndarray], rigid: Optional[np.ndarray] = None,
                  quality: Optional[np.ndarray] = None, replaced: Optional[np.ndarray] = None,
-                 refine: int = 1, upsampling: str = "cubic", threads: int = 0) -> None:
+                 upsampling: str = "cubic", threads: int = 0) -> None:
         d = np.asarray(deltas, dtype=np.float64)
-        sy, sx = np.asarray(block_starts_y, np.int64), np.asarray(block_starts_x, np.int64)
-        if d.ndim != 4 or d.shape[1:] != (len(sy), len(sx), 2):
-            raise ValueError(f"deltas must have shape (frames, {len(sy)}, {len(sx)}, 2), got {d.shape}")
+        starts = [np.asarray(st, np.int64) for st in block_starts]
+        rank = len(starts)
+        grid = tuple(len(st) for st in starts)
+        if rank not in (2, 3) or len(shape) != rank or len(block_size) != rank:
+            raise ValueError("shape, block_size and block_starts need one entry per frame axis (2 or 3)")
+        if d.ndim != rank + 2 or d.shape[1:] != grid + (rank,):
+            raise ValueError(f"deltas must have shape (frames, *{grid}, {rank}), got {d.shape}")
         if upsampling not in _UPSAMPLING:
             raise ValueError(f"upsampling must be one of {_UPSAMPLING}, got {upsampling!r}")
         self._deltas = np.ascontiguousarray(d)
-        self.shape = (int(shape[0]), int(shape[1]))
-        self.block_size = (int(block_size[0]), int(block_size[1]))
-        self.block_starts_y, self.block_starts_x = sy, sx
-        self.centers_y = sy + (self.block_size[0] - 1) / 2.0
-        self.centers_x = sx + (self.block_size[1] - 1) / 2.0
+        self.shape = tuple(int(v) for v in shape)
+        self.block_size = tuple(int(v) for v in block_size)
+        self.block_starts = starts
+        self.centers = [st + (b - 1) / 2.0 for st, b in zip(starts, self.block_size)]
         self.rigid = rigid
         n = len(d)
-        self.quality = np.zeros(d.shape[:3], np.float32) if quality is None else quality
-        self.replaced = np.zeros(d.shape[:3], bool) if replaced is None else replaced
+        self.quality = np.zeros(d.shape[:-1], np.float32) if quality is None else quality
+        self.replaced = np.zeros(d.shape[:-1], bool) if replaced is None else replaced
         self.upsampling = upsampling
         self.threads = as_int(threads, "threads", minimum=0)
         self._n = n
@@ -142,13 +124,14 @@ class NonRigidModel:
         return self._n
 
     def toarray(self) -> np.ndarray:
-        """Block displacements, (frames, ny, nx, 2) float64: ``(dy, dx)`` per block in array
-        axis order, positive when the frame's content lies further along the axis than the
+        """Block displacements, (frames, ny, nx, 2) float64 (volumes: (frames, nz, ny, nx, 3)):
+        ``(dy, dx)`` (``(dz, dy, dx)``) per block in array axis order, positive when the frame's content lies further along the axis than the
         reference's (NaN for frames with NaN or inf pixels)."""
         return self._deltas.copy()
 
     def field(self, frame: int) -> np.ndarray:
-        """The dense displacement field of one frame, (Y, X, 2) float32 in array axis order:
+        """The dense displacement field of one frame, (Y, X, 2) (volumes: (Z, Y, X, 3)) float32
+        in array axis order:
         ``transform`` samples that frame at ``x + field[x]`` (output/reference coordinates to
         frame coordinates). NaN everywhere for a frame with NaN displacements."""
         i = as_int(frame, "frame")
@@ -156,8 +139,8 @@ class NonRigidModel:
             raise IndexError(f"frame {i} out of range for a model of {self._n} frames")
         grid = self._deltas[i]
         if not np.all(np.isfinite(grid)):
-            return np.full(self.shape + (2,), np.nan, np.float32)
-        return _core.stackreg.block_field(grid, self.centers_y, self.centers_x, self.shape[0], self.shape[1],
+            return np.full(self.shape + (len(self.shape),), np.nan, np.float32)
+        return _core.stackreg.block_field(grid, [c.tolist() for c in self.centers], list(self.shape),
                                           self.upsampling)
 
     def transform(self, images: Any, *, interpolation: str = "linear", threads: Optional[int] = None,
@@ -167,7 +150,7 @@ class NonRigidModel:
         Parameters
         ----------
         images : array_like or numpy.memmap
-            (T, Y, X), one frame per model frame; never modified (read in batches).
+            (T, Y, X) or (T, Z, Y, X), one frame per model frame; never modified (read in batches).
         interpolation : {"linear", "cubic"}
             Linear or cubic convolution (Catmull-Rom, as ``CrossCorr``'s
             "cubic") resampling of the frames.
@@ -211,14 +194,16 @@ class NonRigidModel:
         return out
 
     def _warp(self, block: np.ndarray, grids: np.ndarray, interpolation: str, threads: int) -> np.ndarray:
-        return _core.stackreg.warp_blocks(as_core_array(block, np.float32), grids, self.centers_y,
-                                          self.centers_x, self.upsampling, interpolation, threads)
+        return _core.stackreg.warp_blocks(as_core_array(block, np.float32), grids,
+                                          [c.tolist() for c in self.centers], self.upsampling, interpolation,
+                                          threads)
 
     def __repr__(self) -> str:
         d = self._deltas
         finite = np.all(np.isfinite(d.reshape(self._n, -1)), axis=1)
+        grid = " x ".join(str(v) for v in d.shape[1:-1])
         lines = [f"NonRigidModel({self._n} frames of {self.shape}, blocks {self.block_size} on a "
-                 f"{d.shape[1]} x {d.shape[2]} grid, toarray() shape {d.shape})"]
+                 f"{grid} grid, toarray() shape {d.shape})"]
         if finite.any():
             mag = np.linalg.norm(d[finite], axis=-1)
             lines.append(f"  |delta|: mean {mag.mean():.3f}, max {mag.max():.3f} px; "
@@ -233,14 +218,17 @@ class NonRigidCrossCorr:
 
     Parameters
     ----------
-    block_size : int or (int, int)
-        Block shape (rows, columns) in pixels, each at least 8 and at most
-        the frame's size. Default (128, 128), suite2p's default.
-    block_overlap : float or int or pair
-        Overlap of neighbouring blocks: a float in [0, 1) is a fraction of
-        the block size, an int (>= 0, < block size) a number of pixels. The
-        blocks are spread evenly, so the actual overlap is at least this.
-        Default 0.5.
+    block_size : int or sequence of int, optional
+        Block shape in pixels, one value for every axis or one per axis
+        ((rows, columns), or (planes, rows, columns) for volumes); each at
+        least 4 and at most the frame's size. Default: 128 per axis (suite2p's
+        default), capped at the frame's size (a volume of 30 planes gets
+        blocks of 30 planes).
+    block_overlap : float or int or sequence
+        Overlap of neighbouring blocks, one value or one per axis: a float in
+        [0, 1) is a fraction of the block size, an int (>= 0, < block size)
+        a number of pixels. The blocks are spread evenly, so the actual
+        overlap is at least this. Default 0.5.
     rigid : bool
         Run a rigid ``CrossCorr`` pass first (default, as suite2p): each
         block is then read at the frame's rounded rigid shift, so the blocks
@@ -248,9 +236,9 @@ class NonRigidCrossCorr:
     whiten : float
         Exponent in [-1, 0] applied to each block's cross-power spectrum
         (as ``CrossCorr``'s; default -0.65).
-    max_shift : int or pair, optional
+    max_shift : int or sequence of int, optional
         Largest rigid displacement searched (``CrossCorr``'s max_shift).
-    block_max_shift : int or pair, optional
+    block_max_shift : int or sequence of int, optional
         Largest displacement of a block relative to the frame's rounded rigid
         shift (pixels). Default: a quarter of the block size.
     taper : float
@@ -263,16 +251,17 @@ class NonRigidCrossCorr:
         correlation's RMS are replaced from their neighbours (default 5; pure
         noise gives about 4 on a 128 x 128 block).
     outlier_px : float
-        Blocks farther than this (pixels, either axis) from the median of their
-        (up to 8) neighbours are replaced by that median (default 2; inf
-        disables).
+        Blocks farther than this (pixels, on any axis) from the median of their
+        neighbours (up to 8, or 26 for volumes) are replaced by that median
+        (default 2; inf disables).
     refine : int
         Refinement passes (default 1): the frames are resampled through the
         field so far and the blocks re-registered; their residual is added.
         A block's correlation measures its tapered average of the motion;
         a pass corrects the field where that average and the upsampled
         field differ (0.11 -> 0.07 px mean field error on the test movie, at
-        about twice the fitting time).
+        about twice the fitting time). Blocks only a few pixels deep (volumes'
+        z) bias a tapered correlation towards zero: use 2 there.
     smooth : float
         Standard deviation (in blocks) of a Gaussian smoothing of each frame's
         block grid after outlier replacement (default 0: none).
@@ -283,19 +272,25 @@ class NonRigidCrossCorr:
 
     Notes
     -----
-    2-D frames only: ``fit`` raises ValueError for volumes. See the module
-    docstring for the conventions and the steps.
+    See the module docstring for the conventions and the steps. Volumes
+    (T, Z, Y, X) are registered with 3-D blocks and 3-D fields (e.g.
+    ``block_size=(16, 48, 48), refine=2``); a block's neighbourhood is then
+    3 x 3 x 3.
     """
 
-    def __init__(self, *, block_size: Any = (128, 128), block_overlap: Any = 0.5, rigid: bool = True,
+    def __init__(self, *, block_size: Any = None, block_overlap: Any = 0.5, rigid: bool = True,
                  whiten: float = -0.65, max_shift: Any = None, block_max_shift: Any = None, taper: float = 0.5,
                  min_quality: float = 5.0, outlier_px: float = 2.0, smooth: float = 0.0,
                  refine: int = 1, upsampling: str = "cubic", threads: int = 0) -> None:
-        by, bx = _pair(block_size, "block_size")
-        self.block_size = (as_int(by, "block_size"), as_int(bx, "block_size"))
-        if min(self.block_size) < 8:
-            raise ValueError(f"block_size must be at least 8 pixels per axis, got {self.block_size}")
-        self.block_overlap = _check_overlap(block_overlap, self.block_size)
+        self.block_size: Optional[Tuple[int, ...]] = None
+        if block_size is not None:
+            self.block_size = tuple(as_int(v, "block_size") for v in per_axis(block_size, "block_size", None))
+            if min(self.block_size) < 4:
+                raise ValueError(f"block_size must be at least 4 pixels per axis, got {self.block_size}")
+        self.block_overlap = per_axis(block_overlap, "block_overlap", None)
+        # Types, fractions and signs now; pixels against the block size too once it is known.
+        check_overlap(self.block_overlap, fill_axes(self.block_size, len(self.block_size))
+                      if self.block_size is not None else (2 ** 31 - 1,) * len(self.block_overlap))
         if not isinstance(rigid, (bool, np.bool_)):
             raise TypeError("rigid must be True or False")
         self.rigid = bool(rigid)
@@ -303,11 +298,10 @@ class NonRigidCrossCorr:
         if not -1.0 <= self.whiten <= 0.0:
             raise ValueError(f"whiten must be between -1 and 0, got {self.whiten}")
         self.max_shift = max_shift
-        if block_max_shift is None:
-            self.block_max_shift = (self.block_size[0] // 4, self.block_size[1] // 4)
-        else:
-            my, mx = _pair(block_max_shift, "block_max_shift")
-            self.block_max_shift = (as_int(my, "block_max_shift", minimum=0), as_int(mx, "block_max_shift", minimum=0))
+        self.block_max_shift: Optional[Tuple[int, ...]] = None
+        if block_max_shift is not None:
+            self.block_max_shift = tuple(as_int(v, "block_max_shift", minimum=0)
+                                         for v in per_axis(block_max_shift, "block_max_shift", None))
         self.taper = as_float(taper, "taper")
         if not 0.0 <= self.taper <= 0.5:
             raise ValueError(f"taper must be in [0, 0.5], got {self.taper}")
@@ -322,6 +316,7 @@ class NonRigidCrossCorr:
             raise ValueError(f"upsampling must be one of {_UPSAMPLING}, got {upsampling!r}")
         self.upsampling = upsampling
         self.refine = as_int(refine, "refine", minimum=0)
+        self._taper_frames = True  # False: the reference blocks only (measured worse; see blocks.hpp)
         self.threads = as_int(threads, "threads", minimum=0)
         # Validates max_shift the way CrossCorr does.
         self._rigid = CrossCorr(whiten=self.whiten, max_shift=max_shift, threads=self.threads)
@@ -333,9 +328,10 @@ class NonRigidCrossCorr:
         Parameters
         ----------
         images : array_like or numpy.memmap
-            (T, Y, X) movie of 2-D frames (read in batches, never modified).
+            (T, Y, X) movie of 2-D frames or (T, Z, Y, X) series of volumes
+            (read in batches, never modified).
         reference : array_like, optional
-            (Y, X) reference. Default: ``CrossCorr``'s re-estimated mean
+            One frame-shaped reference. Default: ``CrossCorr``'s re-estimated mean
             reference, registered rigidly (the mean of the rigidly registered
             frames), then refined by ``iterations`` non-rigid re-estimates.
         iterations : int, optional
@@ -352,14 +348,23 @@ class NonRigidCrossCorr:
             RuntimeWarning (as ``CrossCorr.fit``).
         """
         arr = _as_stack(images)
-        shape = (int(arr.shape[1]), int(arr.shape[2]))
-        if self.block_size[0] > shape[0] or self.block_size[1] > shape[1]:
-            raise ValueError(f"block_size {self.block_size} is larger than the frames {shape}")
+        shape = tuple(int(v) for v in arr.shape[1:])
+        rank = len(shape)
+        if self.block_size is None:
+            block = tuple(min(128, n) for n in shape)
+        else:
+            block = fill_axes(self.block_size, rank)
+            if any(b > n for b, n in zip(block, shape)):
+                raise ValueError(f"block_size {block} is larger than the frames {shape}")
+        overlap = check_overlap(self.block_overlap, block)
+        max_shift = (tuple(b // 4 for b in block) if self.block_max_shift is None
+                     else fill_axes(self.block_max_shift, rank))
         if iterations is None:
             iterations = 1 if reference is None else 0
         iterations = as_int(iterations, "iterations", minimum=0)
         batch = None if batch is None else as_int(batch, "batch", minimum=1)
-        starts_y, starts_x = block_grid(shape, self.block_size, self.block_overlap)
+        starts = block_grid(shape, block, overlap)
+        blocks = _Blocks(shape, block, starts, max_shift)
         rigid = None
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*contain NaN or inf pixels", category=RuntimeWarning)
@@ -373,7 +378,7 @@ class NonRigidCrossCorr:
                     rigid = self._rigid.fit(arr, ref, batch=batch).toarray()
         if not self.rigid:
             rigid = None
-        model = self._fit_blocks(arr, ref, rigid, starts_y, starts_x, batch)
+        model = self._fit_blocks(arr, ref, rigid, blocks, batch)
         for _ in range(iterations):
             ref = _mean(arr, batch, lambda blk, s: model._warp(blk, model._deltas[s], "linear", self.threads),
                         model._deltas.reshape(len(arr), -1))
@@ -381,7 +386,7 @@ class NonRigidCrossCorr:
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message=".*contain NaN", category=RuntimeWarning)
                     rigid = self._rigid.fit(arr, ref, batch=batch).toarray()
-            model = self._fit_blocks(arr, ref, rigid, starts_y, starts_x, batch)
+            model = self._fit_blocks(arr, ref, rigid, blocks, batch)
         bad = np.flatnonzero(~np.all(np.isfinite(model._deltas.reshape(len(arr), -1)), axis=1))
         if bad.size:
             warnings.warn(f"{bad.size} frame(s) contain NaN or inf pixels (frames {list_indices(bad)}): their "
@@ -397,125 +402,57 @@ class NonRigidCrossCorr:
             warnings.filterwarnings("ignore", message=".*returned unshifted", category=RuntimeWarning)
             return model.transform(images, interpolation=interpolation, batch=batch)
 
-    def _fit_blocks(self, arr: np.ndarray, ref: np.ndarray, rigid: Optional[np.ndarray], starts_y: np.ndarray,
-                    starts_x: np.ndarray, batch: Optional[int]) -> NonRigidModel:
-        core = _core.stackreg.BlockRegCore(as_core_array(ref, np.float32), starts_y.tolist(), starts_x.tolist(),
-                                           list(self.block_size), self.whiten, list(self.block_max_shift),
-                                           self.taper)
-        ny, nx = len(starts_y), len(starts_x)
+    def _fit_blocks(self, arr: np.ndarray, ref: np.ndarray, rigid: Optional[np.ndarray], blocks: "_Blocks",
+                    batch: Optional[int]) -> NonRigidModel:
+        core = _core.stackreg.BlockRegCore(as_core_array(ref, np.float32), [st.tolist() for st in blocks.starts],
+                                           list(blocks.block), self.whiten, list(blocks.max_shift), self.taper,
+                                           self._taper_frames)
+        grid = tuple(len(st) for st in blocks.starts)
+        rank = len(grid)
+
+        def fit(frames: np.ndarray, prior: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+            d, q, st = core.fit(as_core_array(frames, np.float32), prior, self.threads)
+            return d.reshape((len(frames),) + grid + (rank,)), q.reshape((len(frames),) + grid), st
+
         deltas, quality, status = [], [], []
         for start, block in _batches(arr, batch):
             prior = None if rigid is None else as_core_array(rigid[start:start + len(block)], np.float64)
-            d, q, s = core.fit(as_core_array(block, np.float32), prior, self.threads, ny, nx)
+            d, q, st = fit(block, prior)
             deltas.append(d)
             quality.append(q)
-            status.append(s)
+            status.append(st)
         d, q = np.concatenate(deltas), np.concatenate(quality)
         nan_frames = np.concatenate(status) == 1
         d, replaced = clean_blocks(d, q, min_quality=self.min_quality, outlier_px=self.outlier_px,
                                    smooth=self.smooth, fallback=rigid, nan_frames=nan_frames)
-        model = NonRigidModel(d, shape=(arr.shape[1], arr.shape[2]), block_size=self.block_size,
-                              block_starts_y=starts_y, block_starts_x=starts_x, rigid=rigid, quality=q,
-                              replaced=replaced, upsampling=self.upsampling, threads=self.threads)
+        model = NonRigidModel(d, shape=blocks.shape, block_size=blocks.block, block_starts=blocks.starts,
+                              rigid=rigid, quality=q, replaced=replaced, upsampling=self.upsampling,
+                              threads=self.threads)
         for _ in range(self.refine):
             # Residual block displacements of the frames resampled through the field so far
             # (linear): d(x) ~ d_est(x) + r for small, smooth residuals r.
             res = []
             for start, block in _batches(arr, batch):
                 warped = model._warp(block, model._deltas[start:start + len(block)], "linear", self.threads)
-                res.append(core.fit(warped, None, self.threads, ny, nx)[0])
+                res.append(fit(warped, None)[0])
             r = np.concatenate(res)
-            r, _ = clean_blocks(r, np.full(r.shape[:3], np.inf, np.float32), min_quality=0.0,
+            r, _ = clean_blocks(r, np.full(r.shape[:-1], np.inf, np.float32), min_quality=0.0,
                                 outlier_px=self.outlier_px, smooth=self.smooth, nan_frames=nan_frames)
             model._deltas = np.ascontiguousarray(model._deltas + r)
         return model
 
     def __repr__(self) -> str:
-        return (f"NonRigidCrossCorr(block_size={self.block_size}, block_overlap={self.block_overlap}, "
+        return (f"NonRigidCrossCorr(block_size={self.block_size}, block_overlap={self.block_overlap!r}, "
                 f"rigid={self.rigid}, whiten={self.whiten}, upsampling={self.upsampling!r}, "
                 f"threads={self.threads})")
 
 
-def clean_blocks(deltas: np.ndarray, quality: np.ndarray, *, min_quality: float, outlier_px: float,
-                 smooth: float, fallback: Optional[np.ndarray] = None,
-                 nan_frames: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """Outlier replacement and smoothing of (T, ny, nx, 2) block displacements.
+class _Blocks:
+    """The block layout of one fit: frame shape, block shape, corners per axis, search limits."""
 
-    A block is an outlier when its displacement is NaN (no contrast), its
-    quality is below ``min_quality``, or it lies more than ``outlier_px``
-    (either axis) from the median of its good neighbours (3 x 3, itself
-    excluded); outliers take that median (the median of the frame's good
-    blocks when no neighbour is good; ``fallback[t]`` (the rigid shift) or 0
-    when none is). Frames whose blocks are all NaN because the frame had NaN
-    pixels (quality 0 everywhere and NaN) stay NaN. Returns the cleaned
-    displacements and the mask of replaced blocks.
-    """
-    d = deltas.copy()
-    if nan_frames is None:
-        nan_frames = np.zeros(len(d), bool)
-    good = np.all(np.isfinite(d), axis=-1) & (quality >= min_quality)
-    med = _neighbour_median(d, good)
-    far = np.any(np.abs(d - med) > outlier_px, axis=-1) & np.all(np.isfinite(med), axis=-1)
-    replaced = ~good | (far & good)
-    keep = good & ~far
-    med = _neighbour_median(d, keep)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN frames
-        frame_med = np.nanmedian(np.where(keep[..., None], d, np.nan), axis=(1, 2))
-    fb = np.zeros((len(d), 2)) if fallback is None else np.nan_to_num(np.asarray(fallback, np.float64))
-    frame_med = np.where(np.isfinite(frame_med), frame_med, fb)
-    fill = np.where(np.isfinite(med), med, frame_med[:, None, None, :])
-    d = np.where(replaced[..., None], fill, d)
-    if smooth > 0:
-        d = _smooth_grid(d, smooth)
-    d[nan_frames] = np.nan
-    replaced[nan_frames] = False
-    return d, replaced
-
-
-def _neighbour_median(d: np.ndarray, good: np.ndarray) -> np.ndarray:
-    """Median of the good 3 x 3 neighbours (centre excluded) per block; NaN where none."""
-    vals = np.where(good[..., None], d, np.nan)
-    pad = np.pad(vals, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=np.nan)
-    ny, nx = d.shape[1:3]
-    stack = [pad[:, 1 + i:1 + i + ny, 1 + j:1 + j + nx] for i in (-1, 0, 1) for j in (-1, 0, 1) if i or j]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods
-        return np.nanmedian(np.stack(stack, axis=-1), axis=-1)
-
-
-def _smooth_grid(d: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian smoothing over the block axes, edges renormalised."""
-    r = max(1, int(math.ceil(3 * sigma)))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
-    out = d
-    for axis in (1, 2):
-        n = out.shape[axis]
-        w = np.zeros((n, n))
-        for i in range(n):
-            for j in range(max(0, i - r), min(n, i + r + 1)):
-                w[i, j] = k[j - i + r]
-        w /= w.sum(axis=1, keepdims=True)
-        out = np.moveaxis(np.tensordot(w, np.moveaxis(out, axis, 0), axes=(1, 0)), 0, axis)
-    return np.ascontiguousarray(out)
-
-
-def _check_overlap(value: Any, block: Tuple[int, ...]) -> Tuple[int, int]:
-    pair = _pair(value, "block_overlap")
-    out = []
-    for v, b in zip(pair, block):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-            raise TypeError(f"block_overlap must be a fraction (float) or pixels (int), got {value!r}")
-        if isinstance(v, (float, np.floating)):
-            if not 0.0 <= float(v) < 1.0:
-                raise ValueError(f"block_overlap as a fraction must be in [0, 1), got {v}")
-            px = int(round(float(v) * b))
-        else:
-            px = int(v)
-        if not 0 <= px < b:
-            raise ValueError(f"block_overlap must be at least 0 and less than the block size ({b} px), got {v}")
-        out.append(min(px, b - 1))
-    return out[0], out[1]
+    def __init__(self, shape: Tuple[int, ...], block: Tuple[int, ...], starts: List[np.ndarray],
+                 max_shift: Tuple[int, ...]) -> None:
+        self.shape, self.block, self.starts, self.max_shift = shape, block, starts, max_shift
 
 
 def _as_stack(images: Any) -> np.ndarray:
@@ -527,17 +464,15 @@ def _as_stack(images: Any) -> np.ndarray:
         except (TypeError, ValueError):
             raise TypeError(f"images must be an array, got {type(images).__name__}") from None
     check_dtype(arr.dtype, "images")
-    if arr.ndim == 4:
-        raise ValueError("NonRigidCrossCorr registers movies of 2-D frames (T, Y, X) only; volumes (T, Z, Y, X) "
-                         "are not supported yet: register them rigidly with CrossCorr")
-    if arr.ndim != 3:
-        raise ValueError(f"images must be a (T, Y, X) movie, got {arr.ndim} dimensions (shape {arr.shape})")
-    if arr.shape[0] == 0 or arr.shape[1] == 0 or arr.shape[2] == 0:
+    if arr.ndim not in (3, 4):
+        raise ValueError(f"images must be a (T, Y, X) movie or (T, Z, Y, X) volumes, got {arr.ndim} dimensions "
+                         f"(shape {arr.shape})")
+    if 0 in arr.shape:
         raise ValueError(f"images is empty (shape {arr.shape})")
     return arr
 
 
-def _as_reference(reference: Any, shape: Tuple[int, int]) -> np.ndarray:
+def _as_reference(reference: Any, shape: Tuple[int, ...]) -> np.ndarray:
     ref = np.asarray(reference)
     check_dtype(ref.dtype, "reference")
     if ref.shape != shape:
@@ -549,7 +484,7 @@ def _as_reference(reference: Any, shape: Tuple[int, int]) -> np.ndarray:
 
 
 def _batches(arr: np.ndarray, batch: Optional[int]) -> Iterator[Tuple[int, np.ndarray]]:
-    step = batch or max(1, _BATCH_BYTES // (4 * arr.shape[1] * arr.shape[2]))
+    step = batch or max(1, _BATCH_BYTES // (4 * int(np.prod(arr.shape[1:]))))
     for start in range(0, len(arr), step):
         yield start, np.asarray(arr[start:start + step])
 
