@@ -86,9 +86,9 @@ def field_errors(fields, truth) -> np.ndarray:
     return np.array([np.linalg.norm(f[b:-b, b:-b] - t[b:-b, b:-b], axis=-1).mean() for f, t in zip(fields, truth)])
 
 
-def ours(movie, ref, threads: int):
+def ours(movie, ref, threads: int, refine: int = 1):
     t0 = time.perf_counter()
-    model = sf.NonRigidCrossCorr(block_size=BLOCK, threads=threads).fit(movie, ref)
+    model = sf.NonRigidCrossCorr(block_size=BLOCK, refine=refine, threads=threads).fit(movie, ref)
     t1 = time.perf_counter()
     model.transform(movie)
     t2 = time.perf_counter()
@@ -156,9 +156,11 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             suite2p_run(movie[:4], ref, 1)
-    fps = {k: [] for k in ("fit1", "fit2", "all1", "all2", "s2p1", "s2p2")}
+    fps = {k: [] for k in ("fit1", "fit2", "all1", "all2", "r0all1", "r0all2", "s2p1", "s2p2")}
     ratio1, ratio2 = [], []
-    err_ours = err_s2p = None
+    err_ours = err_s2p = err_r0 = None
+    rigid = sf.CrossCorr().fit(movie, ref).toarray()
+    err_rigid = field_errors((np.broadcast_to(r, ref.shape + (2,)) for r in rigid), truth)
     for rep in range(args.repeats):
         for threads in (1, 2):
             model, tf, tt = ours(movie, ref, threads)
@@ -166,6 +168,10 @@ def main() -> None:
             fps[f"all{threads}"].append(n / (tf + tt))
             if err_ours is None:
                 err_ours = field_errors((model.field(i) for i in range(n)), truth)
+            model0, tf0, tt0 = ours(movie, ref, threads, refine=0)
+            fps[f"r0all{threads}"].append(n / (tf0 + tt0))
+            if err_r0 is None:
+                err_r0 = field_errors((model0.field(i) for i in range(n)), truth)
             if have_s2p:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -183,8 +189,12 @@ def main() -> None:
     print()
     print("| field error, px (interior, per frame) | mean | median | max |")
     print("|---|---|---|---|")
-    print(f"| `NonRigidCrossCorr(block_size=128)` | {err_ours.mean():.3f} | {np.median(err_ours):.3f} | "
-          f"{err_ours.max():.3f} |")
+    print(f"| `NonRigidCrossCorr(block_size=128)` (default `refine=1`) | {err_ours.mean():.3f} | "
+          f"{np.median(err_ours):.3f} | {err_ours.max():.3f} |")
+    print(f"| `NonRigidCrossCorr(block_size=128, refine=0)` | {err_r0.mean():.3f} | {np.median(err_r0):.3f} | "
+          f"{err_r0.max():.3f} |")
+    print(f"| (rigid `CrossCorr`, for scale) | {err_rigid.mean():.3f} | {np.median(err_rigid):.3f} | "
+          f"{err_rigid.max():.3f} |")
     if have_s2p:
         print(f"| suite2p `register_frames(nonrigid=True, block_size=(128, 128))` | {err_s2p.mean():.3f} | "
               f"{np.median(err_s2p):.3f} | {err_s2p.max():.3f} |")
@@ -193,6 +203,7 @@ def main() -> None:
     print("|---|---|---|")
     print(f"| ours: `fit` | {med['fit1']:.0f} | {med['fit2']:.0f} |")
     print(f"| ours: `fit` + `transform` (linear) | {med['all1']:.0f} | {med['all2']:.0f} |")
+    print(f"| ours, `refine=0`: `fit` + `transform` | {med['r0all1']:.0f} | {med['r0all2']:.0f} |")
     if have_s2p:
         print(f"| suite2p: `register_frames` (shifts + applying them) | {med['s2p1']:.0f} | {med['s2p2']:.0f} |")
         print(f"| ratio ours / suite2p (same repeat, median) | {statistics.median(ratio1) ** -1:.1f}x | "
