@@ -289,3 +289,20 @@ def test_volumes_with_3d_blocks():
     np.testing.assert_array_equal(out, one.transform(frames, interpolation="cubic", threads=1))
     inner = (slice(None), slice(8, -8), slice(24, -24), slice(24, -24))
     assert np.abs(out[inner] - ref[inner[1:]]).mean() < 0.5 * np.abs(frames[inner] - ref[inner[1:]]).mean()
+
+
+def test_model_rebuilt_from_its_arrays_transforms_the_same(movie, fitted):
+    _, frames, _ = movie
+    rebuilt = sf.NonRigidModel(fitted.toarray(), shape=fitted.shape, block_size=fitted.block_size,
+                               block_starts=fitted.block_starts)
+    np.testing.assert_array_equal(rebuilt.transform(frames), fitted.transform(frames))
+    np.testing.assert_array_equal(rebuilt.field(1), fitted.field(1))
+    with pytest.raises(ValueError, match="deltas must have shape"):
+        sf.NonRigidModel(fitted.toarray()[:, :3], shape=fitted.shape, block_size=fitted.block_size,
+                         block_starts=fitted.block_starts)
+    with pytest.raises(ValueError, match="frames"):
+        fitted.transform(frames[:2])
+    with pytest.raises(ValueError, match="interpolation"):
+        fitted.transform(frames, interpolation="fourier")
+    out = sf.NonRigidCrossCorr(block_size=BLOCK, refine=0).fit_and_transform(frames[:2], movie[0])
+    assert out.shape == frames[:2].shape and out.dtype == np.float32
