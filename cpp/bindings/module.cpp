@@ -15,9 +15,11 @@ PYBIND11_MODULE(_core, m) {
     b::bind_placement(place);
     b::bind_mesh(place);
     b::bind_render(m.def_submodule("render", "Rendering tiles into a canvas."));
-    py::module_ stackreg = m.def_submodule("stackreg", "Stack registration: StackRegCore, frame shifting, and "
-                                                       "z positions against a reference z-stack.");
+    py::module_ stackreg = m.def_submodule("stackreg", "Stack registration: StackRegCore, frame shifting, "
+                                                       "block-wise (non-rigid) fits, and z positions against "
+                                                       "a reference z-stack.");
     b::bind_stackreg(stackreg);
+    b::bind_blocks(stackreg);
     b::bind_zstack(stackreg);
     b::bind_sample(m.def_submodule("sample", "N-D resampling core (scipy.ndimage conventions); see "
                                              "spectralign_fast.warp."));

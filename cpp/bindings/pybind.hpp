@@ -60,6 +60,7 @@ void bind_render(py::module_ m);
 // Ctrl-C in long core calls raises KeyboardInterrupt (interrupt.cpp).
 void install_interrupts();
 void bind_stackreg(py::module_ m);
+void bind_blocks(py::module_ m);  // into the stackreg submodule
 void bind_zstack(py::module_ m);
 void bind_sample(py::module_ m);
 void bind_register(py::module_ m);

@@ -14,7 +14,7 @@ Layout (one subpackage per area; this module re-exports the public names):
 (image files, tile stores, OME-Zarr, TIFF, JSON; one atomic writer), ``match``
 (Matcher, pair and level matching), ``place`` (Placement), ``render``
 (Renderer, overviews, rendered outputs), ``register`` (CrossCorr stack
-registration), ``workflows`` (montage, align_stack, MontageResult),
+registration, NonRigidCrossCorr block-wise motion correction), ``workflows`` (montage, align_stack, MontageResult),
 ``execute`` (local and Dask executors), ``cli``.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .match.matcher import BatchRefinementStats, Matcher, RefinementStats
 from .match.pairs import PairMatches
 from .place.placement import Match, Placement, PlacementResiduals
 from .register.crosscorr import CrossCorr, Displacement, LocalDisplacement, RegistrationModel
+from .register.nonrigid import NonRigidCrossCorr, NonRigidModel
 from .render.renderer import Renderer
 from .render.warp import warp
 from .transforms.affine import Affine
@@ -48,6 +49,8 @@ __all__ = [
     "LocalDisplacement",
     "Match",
     "Matcher",
+    "NonRigidCrossCorr",
+    "NonRigidModel",
     "MontageResult",
     "PairMatches",
     "Placement",

@@ -32,6 +32,42 @@ def shift_frames(
     out: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]: ...
 
+class BlockRegCore(metaclass=_Pybind11Type):
+    def __init__(
+        self,
+        reference: npt.ArrayLike,
+        starts: Sequence[Sequence[int]],
+        block: Sequence[int],
+        whiten: float,
+        max_shift: Sequence[int],
+        taper: float,
+        taper_frames: bool = True,
+    ) -> None: ...
+    def fit(
+        self,
+        frames: npt.ArrayLike,
+        prior: npt.ArrayLike | None,
+        threads: int,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float32], npt.NDArray[np.int8]]: ...
+    @property
+    def blocks(self) -> int: ...
+
+def block_field(
+    grid: npt.ArrayLike,
+    centers: Sequence[Sequence[float]],
+    shape: Sequence[int],
+    upsampling: str,
+) -> npt.NDArray[np.float32]: ...
+def warp_blocks(
+    frames: npt.ArrayLike,
+    grids: npt.ArrayLike,
+    centers: Sequence[Sequence[float]],
+    upsampling: str,
+    interpolation: str,
+    threads: int,
+    out: npt.NDArray[np.float32] | None = None,
+) -> npt.NDArray[np.float32]: ...
+
 class ZStackCore(metaclass=_Pybind11Type):
     def __init__(self, planes: npt.ArrayLike, whiten: float, taper: float, max_shift: Sequence[int]) -> None: ...
     def correlate(self, frames: npt.ArrayLike, threads: int) -> npt.NDArray[np.float32]: ...

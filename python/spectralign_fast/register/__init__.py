@@ -2,6 +2,8 @@
 
 * ``register.crosscorr``: thunder-registration's ``CrossCorr`` stack registration;
   ``register.zdrift``: which plane of a reference z-stack each frame shows (``estimate_z_positions``).
+* ``register.nonrigid``: ``NonRigidCrossCorr``, block-wise (piecewise-rigid) motion correction
+  of movies (suite2p's "nonrigid"), and its ``NonRigidModel``.
 * Intensity-based affine registration in 2-D and 3-D with DIPY's names and conventions
   (``dipy.align.imaffine`` / ``dipy.align.transforms``): ``AffineRegistration``, ``AffineMap``,
   ``MutualInformationMetric``, the transforms, ``transform_centers_of_mass``; plus
@@ -28,6 +30,7 @@ from .mapping_files import read_mapping, write_mapping
 from .syn import RegistrationStages, SymmetricDiffeomorphicRegistration, SynLevelReport
 from .syn_metrics import CCMetric, EMMetric, ParzenMIMetric, SimilarityMetric, SSDMetric
 from .crosscorr import CrossCorr, Displacement, LocalDisplacement, RegistrationModel
+from .nonrigid import NonRigidCrossCorr, NonRigidModel
 from .zdrift import ZPositions, estimate_z_positions
 from .initialise import InitialAlignment, initial_affine
 from .metrics import CorrelationMetric, Metric, MutualInformationMetric
@@ -39,7 +42,8 @@ from .parametric import (AffineTransform2D, AffineTransform3D, RigidIsoScalingTr
                          TranslationTransform3D, transform_for)
 
 __all__ = ["read_mapping", "write_mapping", "LDDMM", "LddmmResult", "LddmmTransform",
-    "CrossCorr", "Displacement", "LocalDisplacement", "RegistrationModel", "ZPositions", "estimate_z_positions",
+    "CrossCorr", "Displacement", "LocalDisplacement", "RegistrationModel", "NonRigidCrossCorr", "NonRigidModel",
+    "ZPositions", "estimate_z_positions",
     "AffineRegistration", "LevelReport", "VerbosityLevels", "AffineMap", "AffineInversionError",
     "transform_centers_of_mass", "transform_geometric_centers", "transform_origins",
     "Metric", "MutualInformationMetric", "CorrelationMetric",
