@@ -16,7 +16,7 @@ constexpr int kTapLo = 3;         // taps before the sample
 constexpr int kTapHi = 4;         // taps after it
 constexpr int kGradTaps = 4;      // reference gradient: +-4 samples
 constexpr int kMaxEvaluations = 4;
-constexpr double kConverged = 1e-3;   // px: a step this small ends the iteration
+constexpr double kConverged = 5e-3;   // px: a step this small is the last (the next would be ~1e-4)
 constexpr double kMaxMove = 1.0;      // px per axis from the FFT estimate (the interior allows for it)
 constexpr int kMinInterior = 8;       // samples per axis
 
@@ -51,7 +51,8 @@ double cardinal(double x, bool derivative) {
 
 // ---- row kernels ---------------------------------------------------------------
 
-SPECTRALIGN_CLONES void combine8(const float* const* src, const float* w, float* out, int n) {
+SPECTRALIGN_CLONES void combine8(const float* const* src, const float* wp, float* out, int n) {
+    const float w[kTaps] = {wp[0], wp[1], wp[2], wp[3], wp[4], wp[5], wp[6], wp[7]};
     const float* a = src[0];
     const float* b = src[1];
     const float* c = src[2];
@@ -67,7 +68,8 @@ SPECTRALIGN_CLONES void combine8(const float* const* src, const float* w, float*
 }
 
 // out[x] = (sum_j w[j] in[x + j] - mean) * scale.
-SPECTRALIGN_CLONES void fir8(const float* in, const float* w, float mean, float scale, float* out, int n) {
+SPECTRALIGN_CLONES void fir8(const float* in, const float* wp, float mean, float scale, float* out, int n) {
+    const float w[kTaps] = {wp[0], wp[1], wp[2], wp[3], wp[4], wp[5], wp[6], wp[7]};
 #pragma omp simd
     for (int x = 0; x < n; ++x)
         out[x] = (w[0] * in[x] + w[1] * in[x + 1] + w[2] * in[x + 2] + w[3] * in[x + 3] + w[4] * in[x + 4] +
@@ -100,23 +102,28 @@ SPECTRALIGN_CLONES void frame_sums(const float* f, const float* r, const float* 
     s[5] = aa;
 }
 
-// (sum f, sum f f, sum r, sum r r, sum f r) with f = (x - mean) * scale.
-SPECTRALIGN_CLONES void pair_sums(const float* x, const float* r, float mean, float scale, int n, float s[5]) {
-    float a = 0, aa = 0, b = 0, bb = 0, ab = 0;
-#pragma omp simd reduction(+ : a, aa, b, bb, ab)
+// Sums of a frame row f = (x - mean) * scale against two resampled
+// reference rows r0, r1: (f, f f, r0, r0 r0, f r0, r1, r1 r1, f r1,
+// r1 - r0, (r1 - r0)^2).
+SPECTRALIGN_CLONES void pair_sums(const float* x, const float* r0, const float* r1, float mean, float scale, int n,
+                                  float s[10]) {
+    float a = 0, aa = 0, b = 0, bb = 0, ab = 0, c = 0, cc = 0, ac = 0, e = 0, ee = 0;
+#pragma omp simd reduction(+ : a, aa, b, bb, ab, c, cc, ac, e, ee)
     for (int k = 0; k < n; ++k) {
-        const float f = (x[k] - mean) * scale, v = r[k];
+        const float f = (x[k] - mean) * scale, u = r0[k], v = r1[k], dv = v - u;
         a += f;
         aa += f * f;
-        b += v;
-        bb += v * v;
-        ab += f * v;
+        b += u;
+        bb += u * u;
+        ab += f * u;
+        c += v;
+        cc += v * v;
+        ac += f * v;
+        e += dv;
+        ee += dv * dv;
     }
-    s[0] = a;
-    s[1] = aa;
-    s[2] = b;
-    s[3] = bb;
-    s[4] = ab;
+    const float out[10] = {a, aa, b, bb, ab, c, cc, ac, e, ee};
+    std::copy(out, out + 10, s);
 }
 
 // Reference sums over a row: products of (g0, g1, g2, r, 1) pairs, upper
@@ -151,6 +158,28 @@ SPECTRALIGN_CLONES void reference_sums(const float* r, const float* g0, const fl
     }
     const float out[15] = {s00, s01, s02, s0r, s0, s11, s12, s1r, s1, s22, s2r, s2, srr, sr, 0};
     std::copy(out, out + 15, s);
+}
+
+SPECTRALIGN_CLONES void moments(const float* x, std::size_t n, double& sum, double& sum_sq) {
+    double s = 0, ss = 0;
+#pragma omp simd reduction(+ : s, ss)
+    for (std::size_t k = 0; k < n; ++k) {
+        const double v = x[k];
+        s += v;
+        ss += v * v;
+    }
+    sum = s;
+    sum_sq = ss;
+}
+
+// out[k] = sum_j w[j] src[j][k], 9 rows.
+SPECTRALIGN_CLONES void combine9(const float* const* src, const float* w, float* out, int n) {
+#pragma omp simd
+    for (int k = 0; k < n; ++k) {
+        float v = 0;
+        for (int j = 0; j < 9; ++j) v += w[j] * src[j][k];
+        out[k] = v;
+    }
 }
 
 // Cholesky solve of A x = b, A symmetric positive definite (m <= 5); false
@@ -225,26 +254,57 @@ RefineReference::RefineReference(const float* ref, const std::vector<int>& shape
     const double scale = spread > 0 ? 1.0 / spread : 1.0;
     value.resize(n);
     for (std::size_t k = 0; k < n; ++k) value[k] = static_cast<float>((ref[k] - mean) * scale);
-    // Spline derivative at the grid points: g[x] = sum_j eta'(-j) v[x + j].
-    double dw[2 * kGradTaps + 1];
-    for (int j = -kGradTaps; j <= kGradTaps; ++j) dw[j + kGradTaps] = cardinal(-static_cast<double>(j), true);
-    const std::size_t stride[3] = {static_cast<std::size_t>(n3[1]) * n3[2], static_cast<std::size_t>(n3[2]), 1};
-    for (int a = 3 - rank; a < 3; ++a) {
-        grad[a].assign(n, 0.0f);
-        for (int z = 0; z < n3[0]; ++z)
-            for (int y = 0; y < n3[1]; ++y)
-                for (int x = 0; x < n3[2]; ++x) {
-                    const int idx[3] = {z, y, x};
-                    const std::size_t here = z * stride[0] + y * stride[1] + x;
-                    double g = 0;
-                    for (int j = -kGradTaps; j <= kGradTaps; ++j) {
-                        const int i = std::clamp(idx[a] + j, 0, n3[a] - 1);
-                        g += dw[j + kGradTaps] * value[here + (static_cast<std::ptrdiff_t>(i) - idx[a]) *
-                                                                   static_cast<std::ptrdiff_t>(stride[a])];
-                    }
-                    grad[a][here] = static_cast<float>(g);
-                }
+    // Spline derivative at the grid points: g[x] = sum_j eta'(-j) v[x + j]
+    // (indices clamped at the ends).
+    float dw[2 * kGradTaps + 1];
+    for (int j = -kGradTaps; j <= kGradTaps; ++j)
+        dw[j + kGradTaps] = static_cast<float>(cardinal(-static_cast<double>(j), true));
+    const std::size_t plane = static_cast<std::size_t>(n3[1]) * n3[2];
+    const int nx = n3[2];
+    std::vector<float> padded(static_cast<std::size_t>(nx) + 2 * kGradTaps);
+    const float* src[2 * kGradTaps + 1];
+    for (int a = 3 - rank; a < 3; ++a) grad[a].assign(n, 0.0f);
+    for (int z = 0; z < n3[0]; ++z)
+        for (int y = 0; y < n3[1]; ++y) {
+            const std::size_t off = z * plane + static_cast<std::size_t>(y) * nx;
+            // along x: through an edge-padded copy of the row
+            const float* row = value.data() + off;
+            std::fill(padded.begin(), padded.begin() + kGradTaps, row[0]);
+            std::copy(row, row + nx, padded.begin() + kGradTaps);
+            std::fill(padded.begin() + kGradTaps + nx, padded.end(), row[nx - 1]);
+            for (int j = 0; j <= 2 * kGradTaps; ++j) src[j] = padded.data() + j;
+            combine9(src, dw, grad[2].data() + off, nx);
+            // along y
+            for (int j = -kGradTaps; j <= kGradTaps; ++j)
+                src[j + kGradTaps] = value.data() + z * plane + static_cast<std::size_t>(std::clamp(y + j, 0, n3[1] - 1)) * nx;
+            combine9(src, dw, grad[1].data() + off, nx);
+            // along z
+            if (rank == 3) {
+                for (int j = -kGradTaps; j <= kGradTaps; ++j)
+                    src[j + kGradTaps] = value.data() + static_cast<std::size_t>(std::clamp(z + j, 0, n3[0] - 1)) * plane +
+                                         static_cast<std::size_t>(y) * nx;
+                combine9(src, dw, grad[0].data() + off, nx);
+            }
+        }
+    // Reference sums over the largest interior any frame can have.
+    for (int a = 0; a < 3; ++a) {
+        outer_lo[a] = a < 3 - rank ? 0 : std::max(box_lo[a], kGradTaps);
+        outer_hi[a] = a < 3 - rank ? 1 : std::min(box_hi[a], n3[a] - kGradTaps);
     }
+    for (int z = outer_lo[0]; z < outer_hi[0]; ++z)
+        for (int y = outer_lo[1]; y < outer_hi[1]; ++y)
+            add_reference_sums(z * plane + static_cast<std::size_t>(y) * nx + outer_lo[2],
+                               outer_hi[2] - outer_lo[2], total);
+}
+
+void RefineReference::add_reference_sums(std::size_t off, int width, double* out) const {
+    if (width <= 0) return;
+    float rs[15];
+    const bool three = !grad[0].empty();
+    reference_sums(value.data() + off, three ? grad[0].data() + off : nullptr, grad[1].data() + off,
+                   grad[2].data() + off, width, rs);
+    for (int k = 0; k < 14; ++k) out[k] += rs[k];
+    out[14] += width;
 }
 
 struct RefineWorkspace::Sums {
@@ -258,11 +318,12 @@ RefineWorkspace::RefineWorkspace(const std::vector<int>& shape) : shape_(shape),
     plane_.resize(static_cast<std::size_t>(n3[1] + kTaps) * (n3[2] + kTaps));
     rows_.resize(static_cast<std::size_t>(n3[2]) + kTaps);
     fw_.resize(static_cast<std::size_t>(n3[2]));
+    second_.resize(static_cast<std::size_t>(n3[0]) * n3[1] * n3[2]);
 }
 
 template <class RowFn>
-void RefineWorkspace::warp(const float* src_image, const double* d, const int* lo, const int* hi, float mean,
-                           float scale, RowFn&& row_fn) {
+void RefineWorkspace::warp(const float* src_image, const double* d, const int* lo, const int* hi, int ystep,
+                           float mean, float scale, RowFn&& row_fn) {
     int n3[3] = {1, 1, 1};
     for (int a = 0; a < rank_; ++a) n3[3 - rank_ + a] = shape_[a];
     int base[3] = {0, 0, 0};
@@ -294,7 +355,7 @@ void RefineWorkspace::warp(const float* src_image, const double* d, const int* l
             }
             src = plane_.data();
         }
-        for (int y = lo[1]; y < hi[1]; ++y) {
+        for (int y = lo[1]; y < hi[1]; y += ystep) {
             const float* p[kTaps];
             for (int j = 0; j < kTaps; ++j)
                 p[j] = src + static_cast<std::size_t>(y + base[1] + j - oy) * stride + (lo[2] + base[2] - ox);
@@ -307,64 +368,118 @@ void RefineWorkspace::warp(const float* src_image, const double* d, const int* l
 }
 
 void RefineWorkspace::accumulate(const float* frame, const RefineReference& ref, const double* d, const int* lo,
-                                 const int* hi, bool with_reference, Sums& s) {
-    warp(frame, d, lo, hi, frame_mean_, frame_scale_, [&](std::size_t off, const float* fw, int width) {
-        const float* r = ref.value.data() + off;
-        const float* g0 = rank_ == 3 ? ref.grad[0].data() + off : nullptr;
-        const float* g1 = ref.grad[1].data() + off;
-        const float* g2 = ref.grad[2].data() + off;
+                                 const int* hi, Sums& s) {
+    warp(frame, d, lo, hi, 1, frame_mean_, frame_scale_, [&](std::size_t off, const float* fw, int width) {
         float fs[6];
-        frame_sums(fw, r, g0, g1, g2, width, fs);
+        frame_sums(fw, ref.value.data() + off, rank_ == 3 ? ref.grad[0].data() + off : nullptr,
+                   ref.grad[1].data() + off, ref.grad[2].data() + off, width, fs);
         s.a[0] += fs[0];
         s.a[1] += fs[1];
         s.a[2] += fs[2];
         s.ar += fs[3];
         s.a1 += fs[4];
         s.aff += fs[5];
-        if (with_reference) {
-            float rs[15];
-            reference_sums(r, g0, g1, g2, width, rs);
-            s.g[0][0] += rs[0];
-            s.g[0][1] += rs[1];
-            s.g[0][2] += rs[2];
-            s.gr[0] += rs[3];
-            s.g1[0] += rs[4];
-            s.g[1][1] += rs[5];
-            s.g[1][2] += rs[6];
-            s.gr[1] += rs[7];
-            s.g1[1] += rs[8];
-            s.g[2][2] += rs[9];
-            s.gr[2] += rs[10];
-            s.g1[2] += rs[11];
-            s.rr += rs[12];
-            s.r1 += rs[13];
-            s.count += width;
-        }
     });
 }
 
-double RefineWorkspace::residual(const float* frame, const RefineReference& ref, const double* d, const int* lo,
-                                 const int* hi) {
-    // The reference sampled at x - d against the frame's own pixels: the
-    // frame's noise is not resampled (a resampled frame's noise shrinks with
-    // the fractional shift, which would bias the comparison towards
-    // half-pixel positions); a mean reference has little noise to resample.
-    const double back[3] = {-d[0], -d[1], -d[2]};
-    double sf = 0, sff = 0, sr = 0, srr = 0, sfr = 0, count = 0;
+void RefineWorkspace::region_sums(const RefineReference& ref, const int* lo, const int* hi, Sums& s) const {
+    // The interior's sums: directly, or as the outer box's minus the strips
+    // between the two, whichever touches fewer pixels.
+    const int* olo = ref.outer_lo;
+    const int* ohi = ref.outer_hi;
+    double inner = 1, outer = 1;
+    for (int a = 0; a < 3; ++a) {
+        inner *= hi[a] - lo[a];
+        outer *= ohi[a] - olo[a];
+    }
+    int n3[3] = {1, 1, 1};
+    for (int a = 0; a < rank_; ++a) n3[3 - rank_ + a] = shape_[a];
+    const std::size_t plane = static_cast<std::size_t>(n3[1]) * n3[2];
+    double t[15] = {};
+    if (inner <= outer - inner) {
+        for (int z = lo[0]; z < hi[0]; ++z)
+            for (int y = lo[1]; y < hi[1]; ++y)
+                ref.add_reference_sums(z * plane + static_cast<std::size_t>(y) * n3[2] + lo[2], hi[2] - lo[2], t);
+    } else {
+        double ex[15] = {};
+        for (int z = olo[0]; z < ohi[0]; ++z)
+            for (int y = olo[1]; y < ohi[1]; ++y) {
+                const std::size_t off = z * plane + static_cast<std::size_t>(y) * n3[2];
+                if (z >= lo[0] && z < hi[0] && y >= lo[1] && y < hi[1]) {
+                    ref.add_reference_sums(off + olo[2], lo[2] - olo[2], ex);
+                    ref.add_reference_sums(off + hi[2], ohi[2] - hi[2], ex);
+                } else {
+                    ref.add_reference_sums(off + olo[2], ohi[2] - olo[2], ex);
+                }
+            }
+        for (int k = 0; k < 15; ++k) t[k] = ref.total[k] - ex[k];
+    }
+    s.g[0][0] = t[0];
+    s.g[0][1] = t[1];
+    s.g[0][2] = t[2];
+    s.gr[0] = t[3];
+    s.g1[0] = t[4];
+    s.g[1][1] = t[5];
+    s.g[1][2] = t[6];
+    s.gr[1] = t[7];
+    s.g1[1] = t[8];
+    s.g[2][2] = t[9];
+    s.gr[2] = t[10];
+    s.g1[2] = t[11];
+    s.rr = t[12];
+    s.r1 = t[13];
+    s.count = inner;
+}
+
+bool RefineWorkspace::improves(const float* frame, const RefineReference& ref, const double* d0, const double* d,
+                               const int* lo, const int* hi, RefineResult& res) {
+    // The reference resampled at x - d0 and at x - d against the frame's own
+    // pixels: the frame's noise is not resampled (a resampled frame's noise
+    // shrinks with the fractional shift, which would bias the comparison
+    // towards half-pixel positions); a mean reference has little noise to
+    // resample. Every 4th row (2nd, all) of a tall interior.
+    const int rows = hi[1] - lo[1];
+    const int ystep = rows >= 128 ? 4 : rows >= 64 ? 2 : 1;
+    int n3[3] = {1, 1, 1};
+    for (int a = 0; a < rank_; ++a) n3[3 - rank_ + a] = shape_[a];
+    const double back0[3] = {-d0[0], -d0[1], -d0[2]}, back1[3] = {-d[0], -d[1], -d[2]};
+    const int width = hi[2] - lo[2];
+    std::vector<float>& r0 = second_;
+    double t[10] = {};
+    double count = 0;
     const float mean = frame_mean_, scale = frame_scale_;
-    warp(ref.value.data(), back, lo, hi, 0.0f, 1.0f, [&](std::size_t off, const float* rw, int width) {
-        float out[5];
-        pair_sums(frame + off, rw, mean, scale, width, out);
-        sf += out[0];
-        sff += out[1];
-        sr += out[2];
-        srr += out[3];
-        sfr += out[4];
-        count += width;
+    // Two passes over the same rows: the first keeps its rows, the second sums.
+    std::size_t row = 0;
+    warp(ref.value.data(), back0, lo, hi, ystep, 0.0f, 1.0f, [&](std::size_t, const float* rw, int w) {
+        std::copy(rw, rw + w, r0.begin() + static_cast<std::ptrdiff_t>(row * width));
+        ++row;
     });
-    const double vr = srr - sr * sr / count, vf = sff - sf * sf / count, c = sfr - sf * sr / count;
-    if (!(vr > 0)) return std::numeric_limits<double>::infinity();
-    return std::max(0.0, vf - c * c / vr);
+    row = 0;
+    warp(ref.value.data(), back1, lo, hi, ystep, 0.0f, 1.0f, [&](std::size_t off, const float* rw, int w) {
+        float out[10];
+        pair_sums(frame + off, r0.data() + row * width, rw, mean, scale, w, out);
+        for (int k = 0; k < 10; ++k) t[k] += out[k];
+        count += w;
+        ++row;
+    });
+    auto fit = [&](double sr, double srr, double sfr, double& gain) {
+        const double vr = srr - sr * sr / count, vf = t[1] - t[0] * t[0] / count, c = sfr - t[0] * sr / count;
+        gain = vr > 0 ? c / vr : 0;
+        return vr > 0 ? std::max(0.0, vf - c * c / vr) : std::numeric_limits<double>::infinity();
+    };
+    double g0 = 0, g1 = 0;
+    const double e0 = fit(t[2], t[3], t[4], g0), e1 = fit(t[5], t[6], t[7], g1);
+    res.residual_start = e0;
+    res.residual_end = e1;
+    if (!std::isfinite(e1) || !(g1 > 0)) return false;
+    if (e1 < e0) return true;
+    // Not lower: still kept when the difference is within the comparison's
+    // noise, 2 sigma of the cross term 2 gain sum n (r1 - r0) (sigma^2 per
+    // pixel from the residual), so the check rejects wrong answers, not
+    // coin flips between two close ones.
+    const double dvar = std::max(0.0, t[9] - t[8] * t[8] / count);
+    const double sigma = std::sqrt(std::min(e0, e1) / count);
+    return e1 - e0 <= 4.0 * std::fabs(g1) * sigma * std::sqrt(dvar);
 }
 
 RefineResult RefineWorkspace::refine(const float* frame, const RefineReference& ref, double* delta) {
@@ -398,10 +513,7 @@ RefineResult RefineWorkspace::refine(const float* frame, const RefineReference& 
     {
         const std::size_t n = static_cast<std::size_t>(n3[0]) * n3[1] * n3[2];
         double sum = 0, sum_sq = 0;
-        for (std::size_t k = 0; k < n; ++k) {
-            sum += frame[k];
-            sum_sq += static_cast<double>(frame[k]) * frame[k];
-        }
+        moments(frame, n, sum, sum_sq);
         const double mean = sum / static_cast<double>(n);
         const double spread = std::sqrt(std::max(0.0, sum_sq / static_cast<double>(n) - mean * mean));
         if (!(spread > 0)) return res;
@@ -415,8 +527,8 @@ RefineResult RefineWorkspace::refine(const float* frame, const RefineReference& 
     bool ok = true;
     for (int it = 0; it < kMaxEvaluations; ++it) {
         Sums s;
-        accumulate(frame, ref, d, lo, hi, it == 0, s);
-        if (it == 0) ref_sums = s;
+        accumulate(frame, ref, d, lo, hi, s);
+        if (it == 0) region_sums(ref, lo, hi, ref_sums);
         const Sums& r = ref_sums;
         ++res.evaluations;
         // Gain and offset by least squares at this d.
@@ -466,9 +578,7 @@ RefineResult RefineWorkspace::refine(const float* frame, const RefineReference& 
     }
     if (!ok) return res;
     // Keep the refined estimate only if it lowers the residual.
-    res.residual_start = residual(frame, ref, d0, lo2, hi2);
-    res.residual_end = residual(frame, ref, d, lo2, hi2);
-    if (!(res.residual_end < res.residual_start)) return res;
+    if (!improves(frame, ref, d0, d, lo2, hi2, res)) return res;
     res.fallback = false;
     for (int a = first; a < 3; ++a) delta[a - first] = d[a];
     return res;

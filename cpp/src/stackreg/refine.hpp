@@ -11,13 +11,14 @@
 // points, computed once per reference. Gain and offset make the fit blind
 // to the brightness and contrast differences a mean reference has.
 //
-// The iteration stops when a step is below 0.001 px (at most 4 steps). The
+// The iteration stops after a step below 0.005 px (at most 4 steps). The
 // result is kept only if it lowers the residual of the frame against the
 // reference resampled at x - d (the frame's own noise is not resampled, so
 // the comparison does not favour half-pixel positions, where resampling
-// averages noise away); otherwise, and when a step fails (gain <= 0, a
-// singular system, more than 1 px away from the FFT estimate) or an axis has
-// fewer than 8 interior samples, the FFT estimate is kept.
+// averages noise away), or raises it by less than the comparison's noise (2
+// sigma); otherwise, and when a step fails (gain <= 0, a singular system,
+// more than 1 px away from the FFT estimate) or an axis has fewer than 8
+// interior samples, the FFT estimate is kept.
 //
 // Axis order and sign are StackRegistrar's: frame(x) ~ reference(x - d).
 #pragma once
@@ -40,6 +41,13 @@ public:
     int box_lo[3] = {0, 0, 0}, box_hi[3] = {1, 1, 1};
     std::vector<float> value;     // normalised reference
     std::vector<float> grad[3];   // d value / d axis, axes padded to 3 (leading axis of 2-D frames: empty)
+    // The largest interior (box and gradient border) and its reference sums
+    // (products of g0, g1, g2, r, 1 as in reference_sums, then the count).
+    int outer_lo[3] = {0, 0, 0}, outer_hi[3] = {1, 1, 1};
+    double total[15] = {};
+
+    // Adds the sums of the row segment at off (width samples) to out[15].
+    void add_reference_sums(std::size_t off, int width, double* out) const;
 };
 
 // Statistics of one refinement, for tests.
@@ -61,16 +69,17 @@ public:
 private:
     struct Sums;
     template <class RowFn>
-    void warp(const float* src, const double* d, const int* lo, const int* hi, float mean, float scale,
+    void warp(const float* src, const double* d, const int* lo, const int* hi, int ystep, float mean, float scale,
               RowFn&& row_fn);
-    double residual(const float* frame, const RefineReference& ref, const double* d, const int* lo,
-                    const int* hi);
+    void region_sums(const RefineReference& ref, const int* lo, const int* hi, Sums& s) const;
+    bool improves(const float* frame, const RefineReference& ref, const double* d0, const double* d, const int* lo,
+                  const int* hi, RefineResult& res);
     void accumulate(const float* frame, const RefineReference& ref, const double* d, const int* lo,
-                    const int* hi, bool with_reference, Sums& s);
+                    const int* hi, Sums& s);
 
     std::vector<int> shape_;
     int rank_;
-    std::vector<float> plane_, rows_, fw_;
+    std::vector<float> plane_, rows_, fw_, second_;
     float frame_mean_ = 0, frame_scale_ = 1;
 };
 
