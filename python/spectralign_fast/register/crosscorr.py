@@ -32,14 +32,16 @@ from __future__ import annotations
 import numbers
 import sys
 import warnings
-from typing import Any, Dict, Iterator, List, Optional, Tuple, TypedDict
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from .. import _core
 from .._validate import as_core_array, as_float, as_int
 from ..transforms.displacement import (Displacement, LocalDisplacement, check_axis, check_dtype,
-                                       check_interpolation, core_frames, list_indices, shift_frames, warn_unshifted)
+                                       check_interpolation, list_indices, shift_frames, warn_unshifted)
+# _fit_block and _transform_block are the Dask per-block functions (kept importable from here).
+from ._crosscorr_core import (_CoreParams, _dask_fit, _dask_mean, _dask_transform, _fit_block, _fit_frames,  # noqa: F401
+                              _make_core, _plane_shape, _transform_block)
 from .motion_refine import check_refine, copy_shift, reference_box, whole_shifts
 
 # Frames per call into C++ are chosen to stay near this many bytes of
@@ -528,54 +530,6 @@ def _finite_frames(block: np.ndarray) -> np.ndarray:
     return np.all(np.isfinite(block.reshape(len(block), -1)), axis=1)
 
 
-def _planes_first(ref: np.ndarray, axis: Optional[int]) -> np.ndarray:
-    """(planes, *plane_shape) references for the core."""
-    if axis is None:
-        return ref[None]
-    return np.moveaxis(ref, axis, 0)
-
-
-class _CoreParams(TypedDict):
-    """The settings ``_make_core`` takes (passed as keywords, also to Dask tasks)."""
-
-    whiten: float
-    subpixel: bool
-    axis: Optional[int]
-    max_shift: List[int]
-    refine: bool
-    reference_box: List[int]
-
-
-def _plane_shape(ref: np.ndarray, axis: int) -> Tuple[int, ...]:
-    return tuple(s for i, s in enumerate(ref.shape) if i != axis)
-
-
-def _make_core(ref: np.ndarray, *, whiten: float, subpixel: bool, axis: Optional[int],
-               max_shift: List[int], refine: bool = False,
-               reference_box: Optional[List[int]] = None) -> _core.stackreg.StackRegCore:
-    refs = as_core_array(_planes_first(ref, axis), np.float32)
-    for p, r in enumerate(refs):
-        spread = float(np.std(r, dtype=np.float64))
-        if not spread > 1e-6 * abs(float(np.mean(r, dtype=np.float64))):
-            what = "reference" if axis is None else f"plane {p} (along axis {axis}) of the reference"
-            raise ValueError(f"{what} is constant: it carries no position information; use a "
-                             f"reference with contrast")
-    return _core.stackreg.StackRegCore(refs, whiten, subpixel, max_shift, refine, reference_box or [])
-
-
-def _fit_frames(core: Any, block: np.ndarray, axis: Optional[int], threads: int, self_weight: float = 0.0,
-                self_deltas: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
-    frames = core_frames(block, axis)
-    if self_deltas is not None:
-        self_deltas = as_core_array(self_deltas.reshape(len(frames), -1), np.float64)
-    deltas, status = core.fit(frames, 0, threads, self_weight, self_deltas)
-    status[status == 3] = 0  # the refinement kept the FFT estimate: a valid displacement
-    if axis is not None:
-        deltas = deltas.reshape(len(block), -1, 2)
-        status = status.reshape(len(block), -1)
-    return deltas, status
-
-
 def _numpy_transform(stack: _Stack, deltas: np.ndarray, axis: Optional[int], interpolation: str,
                      threads: int, batch: Optional[int], out: Optional[np.ndarray]) -> np.ndarray:
     batch = _check_batch(batch)
@@ -616,83 +570,3 @@ def _registered_mean(stack: _Stack, deltas: np.ndarray, axis: Optional[int], thr
                            as_float=True)
         total += reg.sum(axis=0, dtype=np.float64)
     return (total / good.sum()).astype(np.float32), int(good.sum())
-
-
-# --- Dask --------------------------------------------------------------------------------
-
-
-def _whole_frames(images: Any) -> Any:
-    """Rechunked so every block holds whole frames (chunked along time only)."""
-    return images.rechunk({i: -1 for i in range(1, images.ndim)})
-
-
-def _dask_mean(images: Any) -> Tuple[np.ndarray, int]:
-    import dask.array as da
-
-    frames = images.reshape(images.shape[0], -1) if images.ndim > 1 else images
-    good = da.all(da.isfinite(frames), axis=1) if np.issubdtype(images.dtype, np.floating) else None
-    if good is None:
-        total, count = images.sum(axis=0, dtype=np.float64), images.shape[0]
-        total = total.compute()
-    else:
-        weights = good.astype(np.float64)
-        clean = da.where(good.reshape((-1,) + (1,) * (images.ndim - 1)), images, 0)
-        total, count = da.compute(clean.sum(axis=0, dtype=np.float64), weights.sum())
-    if count == 0:
-        raise ValueError("every frame contains NaN or inf pixels: there is nothing to build a "
-                         "reference from; clean the frames (e.g. numpy.nan_to_num) or pass one")
-    return (np.asarray(total) / count).astype(np.float32), int(count)
-
-
-def _fit_block(block: np.ndarray, *, reference: np.ndarray, params: _CoreParams, threads: int, self_weight: float,
-               self_deltas: Optional[np.ndarray], block_info: Any = None) -> np.ndarray:
-    """Per-block fit for Dask: (frames, D + planes) float64 of deltas then statuses."""
-    core = _make_core(reference, **params)
-    if self_deltas is not None:
-        start, stop = block_info[0]["array-location"][0]
-        self_deltas = self_deltas[start:stop]
-    deltas, status = _fit_frames(core, np.asarray(block), params["axis"], threads, self_weight, self_deltas)
-    n = len(block)
-    return np.concatenate([deltas.reshape(n, -1), status.reshape(n, -1).astype(np.float64)], axis=1)
-
-
-def _dask_fit(images: Any, reference: np.ndarray, params: _CoreParams, threads: int, self_weight: float,
-              self_deltas: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
-    images = _whole_frames(images)
-    axis = params["axis"]
-    if axis is None:
-        d, s = images.ndim - 1, 1
-    else:
-        planes = images.shape[1 + axis]
-        d, s = 2 * planes, planes
-    width = d + s
-    if images.ndim == 3:
-        drop = [2]
-    else:
-        drop = [2, 3]
-    res = images.map_blocks(_fit_block, drop_axis=drop, chunks=(images.chunks[0], (width,)),
-                            dtype=np.float64, meta=np.empty((0, 0), np.float64),
-                            reference=reference, params=params, threads=threads, self_weight=self_weight,
-                            self_deltas=self_deltas)
-    out = np.asarray(res.compute())
-    deltas = out[:, :d]
-    status = out[:, d:].astype(np.int8)
-    if axis is not None:
-        deltas = deltas.reshape(len(out), -1, 2)
-    else:
-        status = status[:, 0]
-    return np.ascontiguousarray(deltas), status
-
-
-def _transform_block(block: np.ndarray, *, deltas: np.ndarray, axis: Optional[int], interpolation: str,
-                     threads: int, as_float: bool = False, block_info: Any = None) -> np.ndarray:
-    """Per-block transform for Dask: the frames of this block, registered."""
-    start, stop = block_info[0]["array-location"][0]
-    return shift_frames(np.asarray(block), deltas[start:stop], axis, interpolation, threads, as_float=as_float)
-
-
-def _dask_transform(images: Any, deltas: np.ndarray, axis: Optional[int], interpolation: str,
-                    threads: int, *, as_float: bool = False) -> Any:
-    images = _whole_frames(images)
-    return images.map_blocks(_transform_block, dtype=np.float32 if as_float else images.dtype, deltas=deltas,
-                             axis=axis, interpolation=interpolation, threads=threads, as_float=as_float)
