@@ -32,9 +32,10 @@ and a frame's own share of it (not left out here, unlike the FFT pass) would be 
 sharpest match. In a re-estimated mean a frame's share pulls its estimate towards its
 previous one by about 0.2 / T px on the bench movie (T frames): negligible for real movies.
 
-``refine=None`` is the FFT estimate alone, about 1.6x faster per pass (see
-bench/RESULTS.md, "Intensity refinement (issue 21)"); ``subpixel=False``
-(integer peaks, thunder-registration's answers) never refines.
+``refine=None`` is the FFT estimate alone, about 1.45x faster per pass and about 7x less
+accurate on interpolated or pixel-integrated frames (see bench/RESULTS.md, "Intensity
+refinement (issue 21)"); ``subpixel=False`` (integer peaks, thunder-registration's answers)
+never refines.
 """
 from __future__ import annotations
 
