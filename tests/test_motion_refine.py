@@ -278,6 +278,15 @@ def test_integer_transform_volumes_nan_and_out(astronaut):
     np.testing.assert_array_equal(out[1], frames[1])
 
 
+def test_integer_transform_threads_identical(camera):
+    frames = (np.stack([camera[i:i + 64, 2 * i:2 * i + 80] for i in range(6)]) * 1000).astype(np.uint16)
+    deltas = np.array([[i - 3.0, 2.0 * i - 5.0] for i in range(6)])
+    one = sf.RegistrationModel._from_arrays(deltas, None, "test", 1).transform(frames)
+    two = sf.RegistrationModel._from_arrays(deltas, None, "test", 2).transform(frames)
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_array_equal(one, clamped_shift(frames, deltas))
+
+
 def test_integer_copy_core_rejects_fractions(camera):
     with pytest.raises(ValueError, match="whole-number"):
         _core.stackreg.shift_frames_integer(camera[None, :16, :16].copy(), np.array([[0.5, 0.0]]), 1)
