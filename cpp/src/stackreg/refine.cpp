@@ -440,8 +440,6 @@ bool RefineWorkspace::improves(const float* frame, const RefineReference& ref, c
     // resample. Every 4th row (2nd, all) of a tall interior.
     const int rows = hi[1] - lo[1];
     const int ystep = rows >= 128 ? 4 : rows >= 64 ? 2 : 1;
-    int n3[3] = {1, 1, 1};
-    for (int a = 0; a < rank_; ++a) n3[3 - rank_ + a] = shape_[a];
     const double back0[3] = {-d0[0], -d0[1], -d0[2]}, back1[3] = {-d[0], -d[1], -d[2]};
     const int width = hi[2] - lo[2];
     std::vector<float>& r0 = second_;
