@@ -11,6 +11,14 @@ median over repeats (the machine is shared). Prints Markdown for
 bench/RESULTS.md.
 
     python bench/bench_stack.py [--quick]
+    python bench/bench_stack.py --accuracy [--quick]
+
+``--accuracy`` (issue 21, bench/bench_stack_accuracy.py): a 500-frame 512 x 512 uint16 movie
+with smooth subpixel drift, made by cubic interpolation and by pixel-area integration;
+mean absolute error and frames/s of ``CrossCorr(refine=None | "intensity")`` against
+pystackreg, suite2p and skimage side by side, and ``transform`` against suite2p's apply.
+Its peers: ``python -m pip install pystackreg suite2p`` (suite2p brings torch: not in the
+``bench`` extra).
 """
 from __future__ import annotations
 
@@ -92,7 +100,18 @@ def movie(n: int, size: int, seed: int = 0):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer frames and repeats")
+    ap.add_argument("--accuracy", action="store_true",
+                    help="issue 21: accuracy against pystackreg, suite2p and skimage (bench_stack_accuracy.py)")
     args = ap.parse_args()
+    if args.accuracy:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import bench_stack_accuracy
+
+        if args.quick:
+            bench_stack_accuracy.run(60, 20, 2)
+        else:
+            bench_stack_accuracy.run(500, 500, 5)
+        return
     size = 512
     n = 32 if args.quick else 96
     n_other = 8 if args.quick else 24

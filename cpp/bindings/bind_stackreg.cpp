@@ -27,7 +27,8 @@ std::vector<int> frame_shape(const FloatImage& a, const char* what) {
 
 class StackRegCore {
 public:
-    StackRegCore(const FloatImage& references, float whiten, bool subpixel, std::vector<int> max_shift) {
+    StackRegCore(const FloatImage& references, float whiten, bool subpixel, std::vector<int> max_shift, bool refine,
+                 std::vector<int> reference_box) {
         const std::vector<int> shape = frame_shape(references, "references");
         check_aligned(references, "references");
         if (references.shape(0) < 1) throw std::invalid_argument("at least one reference is needed");
@@ -35,6 +36,8 @@ public:
         opt.whiten = whiten;
         opt.subpixel = subpixel;
         opt.max_shift = std::move(max_shift);
+        opt.refine = refine;
+        opt.reference_box = std::move(reference_box);
         const float* data = references.data();
         const auto planes = static_cast<std::size_t>(references.shape(0));
         py::gil_scoped_release release;
@@ -119,22 +122,67 @@ py::array stack_shift(const FloatImage& frames, const DoubleArray& deltas, const
     return result;
 }
 
+// Integer shifts on the caller's dtype: a clamped copy (no conversion).
+py::array stack_shift_integer(const py::array& frames, const DoubleArray& deltas, int threads,
+                              std::optional<py::array> out) {
+    if (!(frames.flags() & py::array::c_style)) throw std::invalid_argument("frames must be C-contiguous");
+    if (frames.ndim() != 3 && frames.ndim() != 4)
+        throw std::invalid_argument("frames must have 3 or 4 dimensions");
+    std::vector<int> shape;
+    for (py::ssize_t a = 1; a < frames.ndim(); ++a) {
+        if (frames.shape(a) < 1 || frames.shape(a) > INT32_MAX) throw std::invalid_argument("bad frame shape");
+        shape.push_back(static_cast<int>(frames.shape(a)));
+    }
+    const auto n = static_cast<py::ssize_t>(frames.shape(0));
+    if (deltas.ndim() != 2 || deltas.shape(0) != n || deltas.shape(1) != static_cast<py::ssize_t>(shape.size()))
+        throw std::invalid_argument("deltas must have shape (frames, frame dimensions)");
+    resolve_threads(threads);  // validates
+    py::array result;
+    if (out) {
+        result = *out;
+        bool same = result.ndim() == frames.ndim();
+        for (py::ssize_t a = 0; same && a < frames.ndim(); ++a) same = result.shape(a) == frames.shape(a);
+        if (!same || !result.dtype().equal(frames.dtype()) || !(result.flags() & py::array::c_style) ||
+            !result.writeable())
+            throw std::invalid_argument("out must be a writeable C-contiguous array of the frames' shape and dtype");
+        if (result.data() == frames.data()) throw std::invalid_argument("out must not be the input array");
+    } else {
+        result = py::array(frames.dtype(), std::vector<py::ssize_t>(frames.shape(), frames.shape() + frames.ndim()));
+    }
+    const void* f = frames.data();
+    const double* d = deltas.data();
+    void* o = result.mutable_data();
+    const auto item = static_cast<std::size_t>(frames.itemsize());
+    {
+        py::gil_scoped_release release;
+        shift_frames_integer(f, item, static_cast<std::size_t>(n), shape, d, threads, o);
+    }
+    return result;
+}
+
 }  // namespace
 
 void bind_stackreg(py::module_ m) {
     py::class_<StackRegCore>(m, "StackRegCore")
-        .def(py::init<const FloatImage&, float, bool, std::vector<int>>(), py::arg("references"),
-             py::arg("whiten"), py::arg("subpixel"), py::arg("max_shift"),
-             "references: (planes, *frame_shape); spectra are computed once here.")
+        .def(py::init<const FloatImage&, float, bool, std::vector<int>, bool, std::vector<int>>(),
+             py::arg("references"), py::arg("whiten"), py::arg("subpixel"), py::arg("max_shift"),
+             py::arg("refine") = false, py::arg("reference_box") = std::vector<int>{},
+             "references: (planes, *frame_shape); spectra (and, with refine, the intensity "
+             "refinement's gradients) are computed once here. reference_box: lows then exclusive "
+             "highs per axis of the reference region the refinement trusts (empty: all).")
         .def("fit", &StackRegCore::fit, py::arg("frames"), py::arg("first_plane"), py::arg("threads"),
              py::arg("self_weight") = 0.0, py::arg("self_deltas") = py::none(),
              "Returns (deltas (n, ndim) float64 in array axis order, status (n,) int8: 0 ok, "
-             "1 not finite (NaN deltas), 2 constant frame (zero deltas)).")
+             "1 not finite (NaN deltas), 2 constant frame (zero deltas), 3 refine kept the FFT estimate).")
         .def_property_readonly("shape", &StackRegCore::shape)
         .def_property_readonly("planes", &StackRegCore::planes);
     m.def("shift_frames", &stack_shift, py::arg("frames"), py::arg("deltas"), py::arg("interpolation"),
           py::arg("threads"), py::arg("out") = py::none(),
           "Frame k sampled at x + deltas[k] (nearest-edge fill); NaN deltas copy the frame.");
+    m.def("shift_frames_integer", &stack_shift_integer, py::arg("frames"), py::arg("deltas"), py::arg("threads"),
+          py::arg("out") = py::none(),
+          "Frame k (any dtype, C-contiguous) copied from x + deltas[k] (whole numbers; nearest-edge fill); "
+          "NaN deltas copy the frame.");
 }
 
 }  // namespace spectralign_fast::bindings

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <cstring>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -11,6 +13,7 @@
 #include "core/parallel.hpp"
 #include "core/simd_clones.hpp"
 #include "fft/spectral_kernels.hpp"
+#include "refine.hpp"
 #include "sample/shift.hpp"  // shift taps and row combiners of the sample core
 #include "spectralign_fast/core/image_ops.hpp"  // has_contrast
 #include "spectralign_fast/core/threads.hpp"
@@ -460,6 +463,8 @@ StackRegistrar::StackRegistrar(const float* references, std::size_t planes, std:
         throw std::invalid_argument("whiten must be between -1 and 0");
     if (!options_.max_shift.empty() && options_.max_shift.size() != shape_.size())
         throw std::invalid_argument("max_shift needs one value per frame axis");
+    if (!options_.reference_box.empty() && options_.reference_box.size() != 2 * shape_.size())
+        throw std::invalid_argument("reference_box needs two values per frame axis");
     frame_size_ = count(shape_);
     spectrum_size_ = frame_size_ / static_cast<std::size_t>(shape_.back()) *
                      static_cast<std::size_t>(shape_.back() / 2 + 1);
@@ -478,9 +483,14 @@ StackRegistrar::StackRegistrar(const float* references, std::size_t planes, std:
         for (std::size_t k = 0; k < spectrum_size_; ++k) spec[k] = std::conj(spec[k]);
         refs_.push_back(std::move(spec));
         ref_spread_.push_back(spread);
+        if (options_.refine)
+            refine_refs_.push_back(std::make_unique<stackreg_detail::RefineReference>(
+                references + p * frame_size_, shape_, options_.reference_box));
     }
     C2RPlan::get(shape_);  // plan now, not in the first worker
 }
+
+StackRegistrar::~StackRegistrar() = default;
 
 void StackRegistrar::fit(const float* frames, std::size_t n, std::size_t first_plane, int threads,
                          double* deltas, std::int8_t* status, double self_weight,
@@ -489,19 +499,65 @@ void StackRegistrar::fit(const float* frames, std::size_t n, std::size_t first_p
     if (!(self_weight >= 0 && self_weight <= 1)) throw std::invalid_argument("self_weight must be in [0, 1]");
     const std::size_t planes = refs_.size();
     const std::size_t rank = shape_.size();
+    struct Workspaces {
+        FitWorkspace fit;
+        std::optional<stackreg_detail::RefineWorkspace> refine;
+    };
     parallel_for(
-        n, threads, [&]() { return FitWorkspace(shape_); },
-        [&](FitWorkspace& ws, std::size_t k) {
+        n, threads,
+        [&]() {
+            Workspaces ws{FitWorkspace(shape_), std::nullopt};
+            if (options_.refine) ws.refine.emplace(shape_);
+            return ws;
+        },
+        [&](Workspaces& ws, std::size_t k) {
             const std::size_t plane = (first_plane + k) % planes;
             // The frame entered the mean reference as frame * weight; in the
             // normalised units of both: weight * spread_frame / spread_ref.
             const double coef = self_weight / ref_spread_[plane];
-            status[k] = ws.fit(frames + k * frame_size_, refs_[plane].data(), options_, coef,
-                               self_deltas != nullptr ? self_deltas + k * rank : nullptr, deltas + k * rank);
+            const float* frame = frames + k * frame_size_;
+            status[k] = ws.fit.fit(frame, refs_[plane].data(), options_, coef,
+                                   self_deltas != nullptr ? self_deltas + k * rank : nullptr, deltas + k * rank);
+            if (status[k] == kFrameOk && ws.refine) {
+                const stackreg_detail::RefineResult r =
+                    ws.refine->refine(frame, *refine_refs_[plane], deltas + k * rank);
+                if (r.fallback) status[k] = kFrameRefineKept;
+            }
         });
 }
 
 namespace {
+
+// out(x) = in(clamp(x + delta)) for whole-number deltas, on pixels of
+// `item` bytes: rows are copied as one run plus edge fills.
+void copy_shifted(const void* in_, std::size_t item, const std::vector<int>& shape, const double* delta,
+                  void* out_) {
+    const auto* in = static_cast<const unsigned char*>(in_);
+    auto* out = static_cast<unsigned char*>(out_);
+    const int rank = static_cast<int>(shape.size());
+    long long whole[3] = {0, 0, 0};
+    for (int a = 0; a < rank; ++a)
+        whole[a] = static_cast<long long>(
+            std::clamp(delta[a], -static_cast<double>(shape[a]) - 1.0, static_cast<double>(shape[a]) + 1.0));
+    auto src = [&](int a, long long x) { return static_cast<std::size_t>(std::clamp<long long>(x + whole[a], 0, shape[a] - 1)); };
+    const int nc = shape[rank - 1];
+    const std::size_t row_bytes = static_cast<std::size_t>(nc) * item;
+    const long long wx = whole[rank - 1];
+    const int x0 = static_cast<int>(std::clamp<long long>(-wx, 0, nc));
+    const int x1 = static_cast<int>(std::clamp<long long>(nc - wx, x0, nc));
+    const int rows = rank == 2 ? shape[0] : shape[0] * shape[1];
+    for (int r = 0; r < rows; ++r) {
+        const std::size_t srow = rank == 2 ? src(0, r) : src(0, r / shape[1]) * shape[1] + src(1, r % shape[1]);
+        const unsigned char* g = in + srow * row_bytes;
+        unsigned char* o = out + static_cast<std::size_t>(r) * row_bytes;
+        const unsigned char* lo = g + src(rank - 1, 0) * item;
+        const unsigned char* hi = g + src(rank - 1, nc - 1) * item;
+        for (int x = 0; x < x0; ++x) std::memcpy(o + static_cast<std::size_t>(x) * item, lo, item);
+        if (x1 > x0) std::memcpy(o + static_cast<std::size_t>(x0) * item, g + static_cast<std::size_t>(x0 + wx) * item,
+                                 static_cast<std::size_t>(x1 - x0) * item);
+        for (int x = x1; x < nc; ++x) std::memcpy(o + static_cast<std::size_t>(x) * item, hi, item);
+    }
+}
 
 // Edge-replicated margin (at least this much on each side) around a frame
 // before a Fourier shift, so the cyclic transform wraps nothing but edge
@@ -531,15 +587,16 @@ public:
     }
 
     void shift(const float* in, const double* delta, ShiftInterpolation interp, float* out) {
+        bool integer = true;
+        for (std::size_t a = 0; a < shape_.size(); ++a) integer = integer && delta[a] == std::floor(delta[a]);
+        // Integer shifts copy pixels exactly (no arithmetic, no FFT round-off).
+        if (integer) {
+            copy_shifted(in, sizeof(float), shape_, delta, out);
+            return;
+        }
         if (interp == ShiftInterpolation::fourier) {
-            bool integer = true;
-            for (std::size_t a = 0; a < shape_.size(); ++a) integer = integer && delta[a] == std::floor(delta[a]);
-            // Integer shifts copy pixels exactly (no FFT round-off).
-            if (!integer) {
-                fourier(in, delta, out);
-                return;
-            }
-            interp = ShiftInterpolation::linear;
+            fourier(in, delta, out);
+            return;
         }
         if (shape_.size() == 2) {
             shift2d(in, shape_[0], shape_[1], delta, interp, out);
@@ -675,6 +732,33 @@ void shift_frames(const float* frames, std::size_t n, const std::vector<int>& sh
                 return;
             }
             ws.shift(frames + k * size, d, interpolation, out + k * size);
+        });
+}
+
+void shift_frames_integer(const void* frames, std::size_t itemsize, std::size_t n, const std::vector<int>& shape,
+                          const double* deltas, int threads, void* out) {
+    check_shape(shape);
+    resolve_threads(threads);  // validates
+    if (itemsize == 0) throw std::invalid_argument("itemsize must be positive");
+    const std::size_t size = count(shape);
+    const std::size_t rank = shape.size();
+    for (std::size_t k = 0; k < n * rank; ++k)
+        if (std::isfinite(deltas[k]) && deltas[k] != std::floor(deltas[k]))
+            throw std::invalid_argument("shift_frames_integer needs whole-number displacements");
+    const auto* in = static_cast<const unsigned char*>(frames);
+    auto* o = static_cast<unsigned char*>(out);
+    const std::size_t bytes = size * itemsize;
+    parallel_for(
+        n, threads, [] { return 0; },
+        [&](int&, std::size_t k) {
+            const double* d = deltas + k * rank;
+            bool finite = true;
+            for (std::size_t a = 0; a < rank; ++a) finite = finite && std::isfinite(d[a]);
+            if (!finite) {
+                std::memcpy(o + k * bytes, in + k * bytes, bytes);
+                return;
+            }
+            copy_shifted(in + k * bytes, itemsize, shape, d, o + k * bytes);
         });
 }
 

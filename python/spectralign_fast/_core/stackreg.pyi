@@ -10,7 +10,15 @@ class _Pybind11Type(type):
     """The metaclass of every class pybind11 binds (pybind11_builtins.pybind11_type)."""
 
 class StackRegCore(metaclass=_Pybind11Type):
-    def __init__(self, references: npt.ArrayLike, whiten: float, subpixel: bool, max_shift: Sequence[int]) -> None: ...
+    def __init__(
+        self,
+        references: npt.ArrayLike,
+        whiten: float,
+        subpixel: bool,
+        max_shift: Sequence[int],
+        refine: bool = False,
+        reference_box: Sequence[int] = ...,
+    ) -> None: ...
     def fit(
         self,
         frames: npt.ArrayLike,
@@ -31,6 +39,13 @@ def shift_frames(
     threads: int,
     out: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]: ...
+
+def shift_frames_integer(
+    frames: npt.NDArray[np.generic],
+    deltas: npt.ArrayLike,
+    threads: int,
+    out: npt.NDArray[np.generic] | None = None,
+) -> npt.NDArray[np.generic]: ...
 
 class BlockRegCore(metaclass=_Pybind11Type):
     def __init__(

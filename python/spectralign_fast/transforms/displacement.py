@@ -143,14 +143,19 @@ def core_frames(block: np.ndarray, axis: Optional[int]) -> np.ndarray:
     return as_core_array(block, np.float32)
 
 
-def _cast(result: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if dtype == np.float32:
-        return result
+def _cast(result: np.ndarray, dtype: np.dtype, *, clip: bool = True,
+          out: Optional[np.ndarray] = None) -> np.ndarray:
+    """result (float32, modified) in dtype: integers rounded to nearest and clamped (clip=False
+    when the interpolation cannot leave the input's range, as linear); written to out if given."""
     if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
         np.rint(result, out=result)
-        np.clip(result, info.min, info.max, out=result)
-    return result.astype(dtype)
+        if clip:
+            info = np.iinfo(dtype)
+            np.clip(result, info.min, info.max, out=result)
+    if out is not None:
+        np.copyto(out, result, casting="unsafe")
+        return out
+    return result if dtype == np.float32 else result.astype(dtype)
 
 
 def shift_frames(block: np.ndarray, deltas: np.ndarray, axis: Optional[int], interpolation: str,
@@ -169,7 +174,8 @@ def shift_frames(block: np.ndarray, deltas: np.ndarray, axis: Optional[int], int
         moved = (len(block), block.shape[1 + axis]) + tuple(s for i, s in enumerate(block.shape[1:]) if i != axis)
         result = np.moveaxis(result.reshape(moved), 1, 1 + axis)
     if not as_float:
-        result = _cast(result, block.dtype)
+        # Linear interpolation stays within the input's range: no clamping needed.
+        return _cast(result, block.dtype, clip=interpolation != "linear", out=out)
     if out is not None:
         out[...] = result
         return out

@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "spectralign_fast/fft/fft.hpp"
@@ -29,13 +30,27 @@ struct StackRegOptions {
     // Largest |displacement| searched, per axis (pixels); < 0 or empty means
     // unlimited (the whole cyclic range, as thunder).
     std::vector<int> max_shift;
+    // After the peak, refine each displacement by Gauss-Newton steps on the
+    // intensity difference with the reference (gain and offset solved for
+    // too; see src/stackreg/refine.hpp). The FFT estimate is the start, and
+    // is kept (status kFrameRefineKept) when the steps do not lower the
+    // residual or the frame has no usable interior.
+    bool refine = false;
+    // The reference's trustworthy region for the refinement: 2 * rank ints
+    // (lows, then exclusive highs, array order); empty: the whole frame.
+    std::vector<int> reference_box;
 };
 
 enum FrameStatus : std::int8_t {
     kFrameOk = 0,
     kFrameNotFinite = 1,  // NaN/inf pixels: displacement NaN
     kFrameNoContrast = 2, // constant frame: displacement 0 (any shift leaves it unchanged)
+    kFrameRefineKept = 3, // refine: the FFT estimate was kept (no residual reduction / no interior)
 };
+
+namespace stackreg_detail {
+class RefineReference;
+}
 
 // Holds the conjugated reference spectra (computed once) and registers
 // frames against them. Several reference "planes" serve the per-plane mode:
@@ -47,6 +62,9 @@ public:
     // references, or bad options.
     StackRegistrar(const float* references, std::size_t planes, std::vector<int> shape,
                    StackRegOptions options);
+    ~StackRegistrar();
+    StackRegistrar(const StackRegistrar&) = delete;
+    StackRegistrar& operator=(const StackRegistrar&) = delete;
 
     const std::vector<int>& shape() const noexcept { return shape_; }
     std::size_t planes() const noexcept { return refs_.size(); }
@@ -74,6 +92,7 @@ private:
     StackRegOptions options_;
     std::vector<ComplexBuffer> refs_;  // conj(R) of each normalised reference
     std::vector<double> ref_spread_;   // its standard deviation before normalising
+    std::vector<std::unique_ptr<stackreg_detail::RefineReference>> refine_refs_;  // with options.refine
 };
 
 enum class ShiftInterpolation { linear, cubic, fourier };
@@ -88,8 +107,16 @@ enum class ShiftInterpolation { linear, cubic, fourier };
 // (shifted) edge pixels. frames, out: n contiguous
 // frames of `shape` (rank 2 or 3; out must not overlap frames); deltas:
 // n x rank in array order. A frame whose delta is not finite is copied
-// unchanged. Integer deltas copy pixels exactly.
+// unchanged. Integer deltas copy pixels exactly (a clamped row copy, no
+// arithmetic).
 void shift_frames(const float* frames, std::size_t n, const std::vector<int>& shape,
                   const double* deltas, ShiftInterpolation interpolation, int threads, float* out);
+
+// The integer-shift fast path on pixels of any type (itemsize bytes each,
+// copied as bytes): out frame k (x) = frame k (clamp(x + delta_k)), deltas
+// n x rank whole numbers (a frame with a non-finite delta is copied
+// unchanged). Throws std::invalid_argument for a fractional delta.
+void shift_frames_integer(const void* frames, std::size_t itemsize, std::size_t n, const std::vector<int>& shape,
+                          const double* deltas, int threads, void* out);
 
 }  // namespace spectralign_fast
