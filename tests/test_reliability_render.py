@@ -124,9 +124,16 @@ def _interrupted_within(call, after: float, limit: float) -> float:
     out of call() within ``limit`` seconds of the signal. Returns that delay."""
     sent = []
 
+    main = threading.main_thread().ident
+    assert main is not None
+
     def fire() -> None:
         sent.append(time.perf_counter())
-        os.kill(os.getpid(), signal.SIGINT)
+        # To the main thread. A process-directed os.kill may be delivered to any thread; after the
+        # rest of the suite, libraries' helper threads (zarr's asyncio loops, Dask's IO loop) are
+        # alive, and then the call intermittently ran to its end uninterrupted (2 of 3 full runs on
+        # 2026-12-06; the cause was not pinned down).
+        signal.pthread_kill(main, signal.SIGINT)
 
     timer = threading.Timer(after, fire)
     timer.start()
