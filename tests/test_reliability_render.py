@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -129,10 +131,7 @@ def _interrupted_within(call, after: float, limit: float) -> float:
 
     def fire() -> None:
         sent.append(time.perf_counter())
-        # To the main thread. A process-directed os.kill may be delivered to any thread; after the
-        # rest of the suite, libraries' helper threads (zarr's asyncio loops, Dask's IO loop) are
-        # alive, and then the call intermittently ran to its end uninterrupted (2 of 3 full runs on
-        # 2026-12-06; the cause was not pinned down).
+        # To the main thread (a process-directed os.kill may be delivered to any thread).
         signal.pthread_kill(main, signal.SIGINT)
 
     timer = threading.Timer(after, fire)
@@ -154,8 +153,25 @@ def _timed(call) -> float:
     return time.perf_counter() - t0
 
 
+def _in_fresh_process(body: str) -> None:
+    """Run ``body()`` of this module in a new interpreter. In the full suite (``make test``) the
+    two Ctrl-C tests below failed in 3 of 4 runs on 2026-12-06 with "DID NOT RAISE": the call ran
+    to its end although SIGINT was sent to the main thread, while they passed alone, after either
+    half of the suite, and once after all of it. The cause (some process-wide state that earlier
+    tests' libraries leave behind) was not found; a fresh interpreter is what a user pressing
+    Ctrl-C has, and what these tests are about."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = f"import sys; sys.path.insert(0, {here!r}); import test_reliability_render as t; t.{body}()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{body} failed:\n{proc.stdout}\n{proc.stderr}"
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="POSIX signals")
 def test_ctrl_c_interrupts_render_all():
+    _in_fresh_process("_ctrl_c_render_all")
+
+
+def _ctrl_c_render_all() -> None:
     tile = np.random.default_rng(0).random((512, 512), dtype=np.float32)
     n_small = 8
 
@@ -180,6 +196,10 @@ def test_ctrl_c_interrupts_render_all():
 def test_ctrl_c_interrupts_stack_registration():
     """One pass over the frames is one core call (the frames loop runs in C++): the interrupt must
     come well before that call would have ended."""
+    _in_fresh_process("_ctrl_c_stack_registration")
+
+
+def _ctrl_c_stack_registration() -> None:
     rng = np.random.default_rng(1)
     n_small = 100
     frames = rng.random((n_small, 256, 256), dtype=np.float32)
