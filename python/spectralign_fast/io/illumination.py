@@ -199,7 +199,7 @@ class _Surface:
     def coef(self, values: np.ndarray) -> np.ndarray:
         v = values.ravel().astype(np.float64)
         wts = np.ones_like(v)
-        c = np.zeros(len(self.terms))
+        c: np.ndarray = np.zeros(len(self.terms))
         for _ in range(8):
             sw = np.sqrt(wts)
             c = np.linalg.lstsq(self.design * sw[:, None], v * sw, rcond=None)[0]
@@ -296,7 +296,7 @@ def refine_illumination(illumination: Illumination, tiles: Mapping[Any, Callable
     A, y = np.concatenate(rows), np.concatenate(rhs)
     reg = np.sqrt(ridge * len(y)) * np.eye(len(terms))
     wts = np.ones(len(y))
-    c = np.zeros(len(terms))
+    c: np.ndarray = np.zeros(len(terms))
     for _ in range(6):
         sw = np.sqrt(wts)
         c = np.linalg.lstsq(np.vstack([A * sw[:, None], reg]), np.concatenate([y * sw, np.zeros(len(terms))]),
