@@ -70,6 +70,28 @@ public:
         return py::make_tuple(deltas, status);
     }
 
+    py::tuple refine(const FloatImage& frames, const DoubleArray& start, std::size_t first_plane, int threads) const {
+        const std::vector<int> shape = frame_shape(frames, "frames");
+        if (shape != core_->shape())
+            throw std::invalid_argument("frame shape does not match the reference shape");
+        const auto n = static_cast<py::ssize_t>(frames.shape(0));
+        const auto rank = static_cast<py::ssize_t>(shape.size());
+        if (start.ndim() != 2 || start.shape(0) != n || start.shape(1) != rank)
+            throw std::invalid_argument("start must have shape (frames, frame dimensions)");
+        check_aligned(frames, "frames");
+        py::array_t<double> deltas({n, rank});
+        std::copy(start.data(), start.data() + n * rank, deltas.mutable_data());
+        py::array_t<std::int8_t> status(n);
+        double* d = deltas.mutable_data();
+        std::int8_t* s = status.mutable_data();
+        const float* f = frames.data();
+        {
+            py::gil_scoped_release release;
+            core_->refine(f, static_cast<std::size_t>(n), first_plane, threads, d, s);
+        }
+        return py::make_tuple(deltas, status);
+    }
+
     std::vector<int> shape() const { return core_->shape(); }
     std::size_t planes() const { return core_->planes(); }
 
@@ -160,6 +182,29 @@ py::array stack_shift_integer(const py::array& frames, const DoubleArray& deltas
     return result;
 }
 
+// The float64 sum is taken as a plain array and checked, never converted:
+// a converted copy would receive the sum and be thrown away.
+void stack_accumulate_shifted(const FloatImage& frames, const DoubleArray& deltas, int threads, py::array sum) {
+    const std::vector<int> shape = frame_shape(frames, "frames");
+    const auto n = static_cast<py::ssize_t>(frames.shape(0));
+    if (deltas.ndim() != 2 || deltas.shape(0) != n || deltas.shape(1) != static_cast<py::ssize_t>(shape.size()))
+        throw std::invalid_argument("deltas must have shape (frames, frame dimensions)");
+    bool same = sum.ndim() == static_cast<py::ssize_t>(shape.size());
+    for (py::ssize_t a = 0; same && a < sum.ndim(); ++a) same = sum.shape(a) == shape[static_cast<std::size_t>(a)];
+    if (!same || !sum.dtype().equal(py::dtype::of<double>()) || !(sum.flags() & py::array::c_style) ||
+        !sum.writeable())
+        throw std::invalid_argument("sum must be a writeable C-contiguous float64 array of one frame's shape");
+    check_aligned(frames, "frames");
+    check_aligned(deltas, "deltas");
+    check_aligned(sum, "sum");
+    resolve_threads(threads);  // validates
+    const float* f = frames.data();
+    const double* d = deltas.data();
+    auto* out = static_cast<double*>(sum.mutable_data());
+    py::gil_scoped_release release;
+    accumulate_shifted(f, static_cast<std::size_t>(n), shape, d, threads, out);
+}
+
 }  // namespace
 
 void bind_stackreg(py::module_ m) {
@@ -174,11 +219,19 @@ void bind_stackreg(py::module_ m) {
              py::arg("self_weight") = 0.0, py::arg("self_deltas") = py::none(),
              "Returns (deltas (n, ndim) float64 in array axis order, status (n,) int8: 0 ok, "
              "1 not finite (NaN deltas), 2 constant frame (zero deltas), 3 refine kept the FFT estimate).")
+        .def("refine", &StackRegCore::refine, py::arg("frames"), py::arg("start"), py::arg("first_plane"),
+             py::arg("threads"),
+             "The intensity refinement alone (a core made with refine=True), from start (n, ndim) "
+             "instead of the FFT peak. Returns (deltas, status) as fit.")
         .def_property_readonly("shape", &StackRegCore::shape)
         .def_property_readonly("planes", &StackRegCore::planes);
     m.def("shift_frames", &stack_shift, py::arg("frames"), py::arg("deltas"), py::arg("interpolation"),
           py::arg("threads"), py::arg("out") = py::none(),
           "Frame k sampled at x + deltas[k] (nearest-edge fill); NaN deltas copy the frame.");
+    m.def("accumulate_shifted", &stack_accumulate_shifted, py::arg("frames"), py::arg("deltas"), py::arg("threads"),
+          py::arg("sum"),
+          "sum += each frame k sampled at x + deltas[k] as shift_frames' linear interpolation, added in "
+          "float64 in frame order; frames with non-finite deltas are skipped.");
     m.def("shift_frames_integer", &stack_shift_integer, py::arg("frames"), py::arg("deltas"), py::arg("threads"),
           py::arg("out") = py::none(),
           "Frame k (any dtype, C-contiguous) copied from x + deltas[k] (whole numbers; nearest-edge fill); "

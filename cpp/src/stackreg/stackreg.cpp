@@ -526,6 +526,37 @@ void StackRegistrar::fit(const float* frames, std::size_t n, std::size_t first_p
         });
 }
 
+void StackRegistrar::refine(const float* frames, std::size_t n, std::size_t first_plane, int threads,
+                            double* deltas, std::int8_t* status) const {
+    if (!options_.refine) throw std::invalid_argument("refine() needs a core made with refine=True");
+    resolve_threads(threads);  // validates
+    const std::size_t planes = refs_.size();
+    const std::size_t rank = shape_.size();
+    parallel_for(
+        n, threads, [&]() { return stackreg_detail::RefineWorkspace(shape_); },
+        [&](stackreg_detail::RefineWorkspace& ws, std::size_t k) {
+            const float* frame = frames + k * frame_size_;
+            double* d = deltas + k * rank;
+            const Moments m = moments(frame, frame_size_);
+            bool start_finite = true;
+            for (std::size_t a = 0; a < rank; ++a) start_finite = start_finite && std::isfinite(d[a]);
+            if (!std::isfinite(m.sum) || !std::isfinite(m.sum_sq) || !start_finite) {
+                for (std::size_t a = 0; a < rank; ++a) d[a] = std::numeric_limits<double>::quiet_NaN();
+                status[k] = kFrameNotFinite;
+                return;
+            }
+            const double mean = m.sum / static_cast<double>(frame_size_);
+            const double spread = std::sqrt(std::max(0.0, m.sum_sq / static_cast<double>(frame_size_) - mean * mean));
+            if (!has_contrast(mean, spread)) {
+                for (std::size_t a = 0; a < rank; ++a) d[a] = 0.0;
+                status[k] = kFrameNoContrast;
+                return;
+            }
+            const stackreg_detail::RefineResult r = ws.refine(frame, *refine_refs_[(first_plane + k) % planes], d);
+            status[k] = r.fallback ? kFrameRefineKept : kFrameOk;
+        });
+}
+
 namespace {
 
 // out(x) = in(clamp(x + delta)) for whole-number deltas, on pixels of

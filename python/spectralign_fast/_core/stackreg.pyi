@@ -27,10 +27,24 @@ class StackRegCore(metaclass=_Pybind11Type):
         self_weight: float = 0.0,
         self_deltas: npt.ArrayLike | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int8]]: ...
+    def refine(
+        self,
+        frames: npt.ArrayLike,
+        start: npt.ArrayLike,
+        first_plane: int,
+        threads: int,
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int8]]: ...
     @property
     def shape(self) -> list[int]: ...
     @property
     def planes(self) -> int: ...
+
+def accumulate_shifted(
+    frames: npt.ArrayLike,
+    deltas: npt.ArrayLike,
+    threads: int,
+    sum: npt.NDArray[np.float64],
+) -> None: ...
 
 def shift_frames(
     frames: npt.ArrayLike,

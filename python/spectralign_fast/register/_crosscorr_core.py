@@ -47,13 +47,52 @@ def _make_core(ref: np.ndarray, *, whiten: float, subpixel: bool, axis: Optional
     return _core.stackreg.StackRegCore(refs, whiten, subpixel, max_shift, refine, reference_box or [])
 
 
-def _fit_frames(core: Any, block: np.ndarray, axis: Optional[int], threads: int, self_weight: float = 0.0,
+def _fit_frames(core: Any, block: np.ndarray, axis: Optional[int], threads: int,
+                self_weight: "float | np.ndarray" = 0.0,
                 self_deltas: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Deltas and statuses of ``block``'s frames. ``self_weight`` is one weight for every
+    frame or one per frame (frames sharing a weight go to the core together)."""
+    weights = np.asarray(self_weight, dtype=np.float64)
+    if weights.ndim == 0:
+        return _fit_group(core, block, axis, threads, float(weights), self_deltas)
+    values = np.unique(weights)
+    if len(values) == 0:
+        return _fit_group(core, block, axis, threads, 0.0, self_deltas)
+    if len(values) == 1:
+        return _fit_group(core, block, axis, threads, float(values[0]), self_deltas)
+    deltas: Optional[np.ndarray] = None
+    status: Optional[np.ndarray] = None
+    for value in values:
+        rows = np.flatnonzero(weights == value)
+        d, s = _fit_group(core, block[rows], axis, threads, float(value),
+                          None if self_deltas is None else self_deltas[rows])
+        if deltas is None or status is None:
+            deltas = np.empty((len(block),) + d.shape[1:], d.dtype)
+            status = np.empty((len(block),) + s.shape[1:], s.dtype)
+        deltas[rows], status[rows] = d, s
+    assert deltas is not None and status is not None
+    return deltas, status
+
+
+def _fit_group(core: Any, block: np.ndarray, axis: Optional[int], threads: int, self_weight: float,
+               self_deltas: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     frames = core_frames(block, axis)
     if self_deltas is not None:
         self_deltas = as_core_array(self_deltas.reshape(len(frames), -1), np.float64)
     deltas, status = core.fit(frames, 0, threads, self_weight, self_deltas)
     status[status == STATUS_REFINE_KEPT] = 0  # the refinement kept the FFT estimate: a valid displacement
+    if axis is not None:
+        deltas = deltas.reshape(len(block), -1, 2)
+        status = status.reshape(len(block), -1)
+    return deltas, status
+
+
+def _refine_frames(core: Any, block: np.ndarray, axis: Optional[int], threads: int,
+                   start: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``core.refine`` of ``block``'s frames from ``start`` (statuses kept as the core gives
+    them: 3 where the refinement kept its start)."""
+    frames = core_frames(block, axis)
+    deltas, status = core.refine(frames, as_core_array(start.reshape(len(frames), -1), np.float64), 0, threads)
     if axis is not None:
         deltas = deltas.reshape(len(block), -1, 2)
         status = status.reshape(len(block), -1)
@@ -86,20 +125,29 @@ def _dask_mean(images: Any) -> Tuple[np.ndarray, int]:
     return (np.asarray(total) / count).astype(np.float32), int(count)
 
 
-def _fit_block(block: np.ndarray, *, reference: np.ndarray, params: _CoreParams, threads: int, self_weight: float,
-               self_deltas: Optional[np.ndarray], block_info: Any = None) -> np.ndarray:
-    """Per-block fit for Dask: (frames, D + planes) float64 of deltas then statuses."""
+def _fit_block(block: np.ndarray, *, reference: np.ndarray, params: _CoreParams, threads: int,
+               self_weight: "float | np.ndarray", self_deltas: Optional[np.ndarray],
+               start_deltas: Optional[np.ndarray] = None, block_info: Any = None) -> np.ndarray:
+    """Per-block fit for Dask: (frames, D + planes) float64 of deltas then statuses (with
+    ``start_deltas``: the refinement alone, from them)."""
     core = _make_core(reference, **params)
+    start, stop = block_info[0]["array-location"][0]
+    if start_deltas is not None:
+        deltas, status = _refine_frames(core, np.asarray(block), params["axis"], threads, start_deltas[start:stop])
+        n = len(block)
+        return np.concatenate([deltas.reshape(n, -1), status.reshape(n, -1).astype(np.float64)], axis=1)
     if self_deltas is not None:
-        start, stop = block_info[0]["array-location"][0]
         self_deltas = self_deltas[start:stop]
+    if np.ndim(self_weight):
+        self_weight = np.asarray(self_weight)[start:stop]
     deltas, status = _fit_frames(core, np.asarray(block), params["axis"], threads, self_weight, self_deltas)
     n = len(block)
     return np.concatenate([deltas.reshape(n, -1), status.reshape(n, -1).astype(np.float64)], axis=1)
 
 
-def _dask_fit(images: Any, reference: np.ndarray, params: _CoreParams, threads: int, self_weight: float,
-              self_deltas: Optional[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+def _dask_fit(images: Any, reference: np.ndarray, params: _CoreParams, threads: int,
+              self_weight: "float | np.ndarray", self_deltas: Optional[np.ndarray], *,
+              start: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
     images = _whole_frames(images)
     axis = params["axis"]
     if axis is None:
@@ -115,7 +163,7 @@ def _dask_fit(images: Any, reference: np.ndarray, params: _CoreParams, threads: 
     res = images.map_blocks(_fit_block, drop_axis=drop, chunks=(images.chunks[0], (width,)),
                             dtype=np.float64, meta=np.empty((0, 0), np.float64),
                             reference=reference, params=params, threads=threads, self_weight=self_weight,
-                            self_deltas=self_deltas)
+                            self_deltas=self_deltas, start_deltas=start)
     out = np.asarray(res.compute())
     deltas = out[:, :d]
     status = out[:, d:].astype(np.int8)

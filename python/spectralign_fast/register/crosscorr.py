@@ -41,16 +41,14 @@ from ..transforms.displacement import (Displacement, LocalDisplacement, check_ax
                                        check_interpolation, list_indices, shift_frames, warn_unshifted)
 # _fit_block and _transform_block are the Dask per-block functions (kept importable from here).
 from ._crosscorr_core import (_CoreParams, _dask_fit, _dask_mean, _dask_transform, _fit_block, _fit_frames,  # noqa: F401
-                              _make_core, _plane_shape, _transform_block)
-from .motion_refine import check_refine, copy_shift, reference_box, whole_shifts
+                              _make_core, _plane_shape, _refine_frames, _transform_block)
+from ._motion_stack import (_BATCH_BYTES, _Stack, _block_threads, _check_batch, _check_max_shift,  # noqa: F401
+                            _finite_mask, _is_dask, _numpy_transform, _plain_mean, _reference, _registered_mean,
+                            _seed_indices)
+from .motion_refine import STATUS_REFINE_KEPT, check_refine, reference_box
 
-# Frames per call into C++ are chosen to stay near this many bytes of
-# float32, so memmaps and huge stacks are never loaded whole.
-_BATCH_BYTES = 64 << 20
-
-
-# Re-estimates of a mean reference by default (see CrossCorr.fit).
-_DEFAULT_MEAN_ITERATIONS = 3
+# Means taken of the registered frames by default (see CrossCorr.fit and motion_reference).
+_DEFAULT_MEAN_ITERATIONS = 1
 
 # ---------------------------------------------------------------------------------------
 # Model
@@ -235,9 +233,10 @@ class CrossCorr:
         px mean absolute error with the true reference in
         ``bench/bench_stack.py --accuracy``) for about 1.45x the time of a
         pass. None: the FFT estimate alone (faster). With a mean reference
-        only the final re-estimate's pass refines (none with
-        ``iterations=0``: the plain mean of a drifting movie is blurred);
-        ``subpixel=False`` never refines. See
+        the refinement runs once, from the estimates the final mean was
+        built from (``spectralign_fast.register.motion_reference``; none
+        with ``iterations=0``: the plain mean of a drifting movie is
+        blurred); ``subpixel=False`` never refines. See
         ``spectralign_fast.register.motion_refine``.
     threads : int
         Threads for fitting and transforming (0: all cores).
@@ -281,20 +280,24 @@ class CrossCorr:
             NumPy arrays (memmaps too) are read in batches of frames; Dask
             arrays are processed per block.
         reference : array_like, optional
-            One frame-shaped reference. Default: the mean of the frames
-            (frames with NaN or inf pixels left out). Each frame's own share
-            of a mean reference is left out of its correlation (otherwise its
-            own noise, whitened, would pull its peak towards zero).
+            One frame-shaped reference. Default: the mean of the registered
+            frames (``iterations`` >= 1, the default; see
+            ``spectralign_fast.register.motion_reference``), or the plain mean
+            of the frames with ``iterations=0`` (thunder-registration's
+            reference), frames with NaN or inf pixels left out either way. Each
+            frame's own share of a mean reference is left out of its FFT
+            correlation (otherwise its own noise, whitened, would pull its
+            peak towards zero).
         iterations : int, optional
-            Re-estimate the reference this many times as the mean of the
-            registered frames (linear interpolation), refitting each time (0:
-            no re-estimation). Default: 3 when the reference is the mean of
-            the frames, 0 when one is given. The mean of a drifting movie is
-            blurred, and whitened correlation against it finds where most
-            frames sit rather than where each one is (6.7 px RMS on a movie
-            drifting by 10 px, examples/motion_correction.py); three
-            re-estimates bring that to 0.3 px (0.02 px with the default
-            ``refine="intensity"``).
+            How many times the reference is taken as the mean of the frames
+            registered to the previous one, before the final estimates: the
+            first registration is to ``reference`` or, without one, to the
+            mean of the frames that look most alike. Default: 1 when
+            ``reference`` is None, 0 when one is given. 0 without a
+            reference: every frame against the plain mean of the frames, with
+            no intensity refinement; the mean of a drifting movie is blurred
+            (6.7 px RMS error on a movie drifting by 10 px,
+            examples/motion_correction.py, against 0.02 px by default).
         batch : int, optional
             Frames per batch for NumPy input (default: about 64 MiB).
 
@@ -312,23 +315,13 @@ class CrossCorr:
             iterations = _DEFAULT_MEAN_ITERATIONS if reference is None else 0
         iterations = as_int(iterations, "iterations", minimum=0)
         batch = _check_batch(batch)
-        ref, count = _reference(stack, reference)
-        if reference is None and count == 1:
-            # One usable frame: the mean is that frame, so its displacement is zero by
-            # definition (leaving its own share out would leave nothing to correlate with).
+        if reference is None and iterations == 0:
+            deltas, status = self._fit_plain_mean(stack, batch)
+        else:
+            given = None if reference is None else _reference(stack, reference)[0]
+            deltas, status = self._fit_registered_mean(stack, given, iterations, batch)
+        if deltas is None:
             return self._own_mean_model(stack)
-        # A mean reference contains each frame; its share is left out of that
-        # frame's correlation (see StackRegCore.fit's self_weight).
-        self_weight = 1.0 / count if count else 0.0
-        # The refinement runs in the final pass only, and never against the plain mean of a
-        # drifting movie (blurred: the frame's own share in it would be its sharpest match).
-        deltas, status = self._fit_once(stack, ref, batch, self_weight, None,
-                                        iterations == 0 and reference is not None, [])
-        for it in range(iterations):
-            ref, count = _registered_mean(stack, deltas, self.axis, self.threads, batch)
-            self_weight = 1.0 / count
-            box = reference_box(deltas, ref.shape if self.axis is None else _plane_shape(ref, self.axis), self.axis)
-            deltas, status = self._fit_once(stack, ref, batch, self_weight, deltas, it + 1 == iterations, box)
         bad = np.flatnonzero(np.any(status.reshape(len(status), -1) == 1, axis=1))
         if bad.size:
             warnings.warn(f"{bad.size} frame(s) contain NaN or inf pixels (frames "
@@ -336,17 +329,59 @@ class CrossCorr:
                           f"unshifted", RuntimeWarning, stacklevel=2)
         return RegistrationModel._from_arrays(deltas, self.axis, type(self).__name__, self.threads)
 
+    def _fit_plain_mean(self, stack: "_Stack", batch: Optional[int]) -> Tuple[Any, Any]:
+        """Every frame against the plain mean of the frames (thunder's reference), FFT only:
+        the mean of a drifting movie is blurred, and a frame's own share of it would be its
+        sharpest match. (None, None) when one frame alone is finite."""
+        ref, count = _reference(stack, None)
+        if count == 1:
+            return None, None
+        return self._fit_once(stack, ref, batch, 1.0 / count, None, False, [])
+
+    def _fit_registered_mean(self, stack: "_Stack", given: Optional[np.ndarray], iterations: int,
+                             batch: Optional[int]) -> Tuple[Any, Any]:
+        """Every frame against the mean of the registered frames (``motion_reference``), or
+        against ``given`` alone with ``iterations=0``. (None, None) when no reference was
+        given and one frame alone is finite (its displacement is zero by definition)."""
+        if given is not None and iterations == 0:
+            return self._fit_once(stack, given, batch, 0.0, None, True, [])
+        good = np.flatnonzero(_finite_mask(stack))
+        if given is None and good.size == 0:
+            raise ValueError("every frame contains NaN or inf pixels: there is nothing to build a "
+                             "reference from; clean the frames (e.g. numpy.nan_to_num) or pass one")
+        if given is None and good.size == 1:
+            return None, None
+        if given is not None and good.size == 0:  # nothing to average: NaN for every frame
+            return self._fit_once(stack, given, batch, 0.0, None, True, [])
+        weights: "float | np.ndarray" = 0.0
+        if given is None:
+            seeds = _seed_indices(stack, good, batch)
+            given = _plain_mean(stack, seeds)
+            weights = np.zeros(len(stack))
+            weights[seeds] = 1.0 / len(seeds)  # each seed's (unshifted) share is left out
+        deltas, _ = self._fit_once(stack, given, batch, weights, None, False, [])
+        ref, count = _registered_mean(stack, deltas, self.axis, self.threads, batch)
+        for _ in range(iterations - 1):
+            deltas, _ = self._fit_once(stack, ref, batch, 1.0 / count, deltas, False, [])
+            ref, count = _registered_mean(stack, deltas, self.axis, self.threads, batch)
+        if not (self.subpixel and self.refine == "intensity"):
+            return self._fit_once(stack, ref, batch, 1.0 / count, deltas, False, [])
+        plane_shape = ref.shape if self.axis is None else _plane_shape(ref, self.axis)
+        box = reference_box(deltas, plane_shape, self.axis)
+        refined, status = self._refine_once(stack, ref, batch, deltas, box)
+        # A refinement that kept its start: the frame again in full, FFT peak then refinement.
+        again = np.flatnonzero(np.any(status.reshape(len(status), -1) == STATUS_REFINE_KEPT, axis=1))
+        if again.size:
+            core = _make_core(ref, **self._params(stack, True, box))
+            d, s = _fit_frames(core, stack.take(again), self.axis, self.threads, 1.0 / count, deltas[again])
+            refined[again], status[again] = d, s
+        status[status == STATUS_REFINE_KEPT] = 0  # a valid displacement
+        return refined, status
+
     def _own_mean_model(self, stack: "_Stack") -> RegistrationModel:
         """The model of a stack whose mean reference is its one finite frame: zero for that
         frame, NaN (with a warning) for the frames with NaN or inf pixels."""
-        if stack.dask is not None:
-            import dask.array as da
-
-            frames = stack.dask.reshape(stack.shape[0], -1)
-            finite = (np.asarray(da.all(da.isfinite(frames), axis=1).compute())
-                      if np.issubdtype(stack.dask.dtype, np.floating) else np.ones(stack.shape[0], bool))
-        else:
-            finite = np.concatenate([_finite_frames(block) for _, block in stack.batches(None)])
+        finite = _finite_mask(stack)
         if self.axis is None:
             deltas = np.zeros((stack.shape[0], len(stack.shape) - 1))
         else:
@@ -388,12 +423,14 @@ class CrossCorr:
             return []
         return list(self.max_shift) * rank if len(self.max_shift) == 1 else list(self.max_shift)
 
-    def _fit_once(self, stack: "_Stack", ref: np.ndarray, batch: Optional[int], self_weight: float,
+    def _params(self, stack: "_Stack", refine: bool, box: List[int]) -> _CoreParams:
+        return _CoreParams(whiten=self.whiten, subpixel=self.subpixel, axis=self.axis,
+                           max_shift=self._core_max_shift(2 if self.axis is not None else stack.ndim - 1),
+                           refine=refine, reference_box=box if refine else [])
+
+    def _fit_once(self, stack: "_Stack", ref: np.ndarray, batch: Optional[int], self_weight: "float | np.ndarray",
                   self_deltas: Optional[np.ndarray], final: bool, box: List[int]) -> Tuple[np.ndarray, np.ndarray]:
-        refine = final and self.subpixel and self.refine == "intensity"
-        params = _CoreParams(whiten=self.whiten, subpixel=self.subpixel, axis=self.axis,
-                             max_shift=self._core_max_shift(2 if self.axis is not None else stack.ndim - 1),
-                             refine=refine, reference_box=box if refine else [])
+        params = self._params(stack, final and self.subpixel and self.refine == "intensity", box)
         if stack.dask is not None:
             return _dask_fit(stack.dask, ref, params, _block_threads(None, self.threads), self_weight,
                              self_deltas)
@@ -401,174 +438,22 @@ class CrossCorr:
         deltas, status = [], []
         for start, block in stack.batches(batch):
             sd = None if self_deltas is None else self_deltas[start:start + len(block)]
-            d, s = _fit_frames(core, block, self.axis, self.threads, self_weight, sd)
+            sw = self_weight[start:start + len(block)] if isinstance(self_weight, np.ndarray) else self_weight
+            d, s = _fit_frames(core, block, self.axis, self.threads, sw, sd)
             deltas.append(d)
             status.append(s)
         return np.concatenate(deltas), np.concatenate(status)
 
-
-# ---------------------------------------------------------------------------------------
-# Plumbing (top-level functions: the Dask per-block functions must pickle)
-
-
-class _Stack:
-    """A validated (T, Y, X) / (T, Z, Y, X) input: NumPy (incl. memmap) or Dask."""
-
-    def __init__(self, images: Any) -> None:
-        self.dask = None
-        if _is_dask(images):
-            self.dask = images
-            arr = images
-        elif isinstance(images, np.ndarray):
-            arr = images  # memmaps stay memmaps: read batch by batch
-        else:
-            try:
-                arr = np.asarray(images)
-            except (TypeError, ValueError):
-                raise TypeError(f"images must be an array, got {type(images).__name__}") from None
-        check_dtype(arr.dtype, "images")
-        if arr.ndim not in (3, 4):
-            raise ValueError(f"images must be a (T, Y, X) image stack or (T, Z, Y, X) volumes, got "
-                             f"{arr.ndim} dimensions (shape {tuple(arr.shape)}); a single image needs "
-                             f"a leading frame axis, e.g. image[None]")
-        if arr.shape[0] == 0:
-            raise ValueError("images is an empty stack (no frames)")
-        if any(s == 0 for s in arr.shape[1:]):
-            raise ValueError(f"images has empty frames (shape {tuple(arr.shape)})")
-        self.array = arr
-        self.ndim = arr.ndim
-        self.shape = tuple(int(s) for s in arr.shape)
-        self.dtype = np.dtype(arr.dtype)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def batch_size(self, batch: Optional[int]) -> int:
-        if batch is not None:
-            return batch
-        frame_bytes = 4 * int(np.prod(self.shape[1:]))
-        return max(1, min(len(self), _BATCH_BYTES // frame_bytes))
-
-    def batches(self, batch: Optional[int]) -> Iterator[Tuple[int, np.ndarray]]:
-        step = self.batch_size(batch)
-        for start in range(0, len(self), step):
-            yield start, np.asarray(self.array[start:start + step])
-
-    def check_deltas(self, deltas: np.ndarray, axis: Optional[int]) -> None:
-        if len(deltas) != len(self):
-            raise ValueError(f"the model has {len(deltas)} transformations but images has "
-                             f"{len(self)} frames")
-        if axis is None:
-            if deltas.shape[1] != self.ndim - 1:
-                raise ValueError(f"the model's displacements have {deltas.shape[1]} axes but the frames "
-                                 f"have {self.ndim - 1}")
-        else:
-            if self.ndim != 4:
-                raise ValueError("a per-plane (axis) model needs (T, Z, Y, X) volumes")
-            if deltas.shape[1] != self.shape[1 + axis]:
-                raise ValueError(f"the model has {deltas.shape[1]} planes along axis {axis} but the "
-                                 f"volumes have {self.shape[1 + axis]}")
-
-
-def _is_dask(x: Any) -> bool:
-    da = sys.modules.get("dask.array")
-    return da is not None and isinstance(x, da.Array)
-
-
-def _check_batch(batch: Any) -> Optional[int]:
-    return None if batch is None else as_int(batch, "batch", minimum=1)
-
-
-def _check_max_shift(max_shift: Any) -> Optional[Tuple[int, ...]]:
-    if max_shift is None:
-        return None
-    values = [max_shift] if np.ndim(max_shift) == 0 else list(np.asarray(max_shift, dtype=object).ravel())
-    if not 1 <= len(values) <= 3:
-        raise ValueError(f"max_shift must be one integer or one per axis, got {max_shift!r}")
-    return tuple(as_int(v, "max_shift", minimum=0) for v in values)
-
-
-def _block_threads(threads: Optional[int], default: int) -> int:
-    # Dask already runs blocks in parallel: one thread per block unless asked.
-    t = default if threads is None else as_int(threads, "threads", minimum=0)
-    return t if t > 0 else 1
-
-
-def _reference(stack: _Stack, reference: Any) -> Tuple[np.ndarray, int]:
-    """The reference, and how many frames it averages (0: given by the caller)."""
-    if reference is None:
+    def _refine_once(self, stack: "_Stack", ref: np.ndarray, batch: Optional[int], start: np.ndarray,
+                     box: List[int]) -> Tuple[np.ndarray, np.ndarray]:
+        """The intensity refinement alone from ``start`` (statuses: 3 where it kept the start)."""
+        params = self._params(stack, True, box)
         if stack.dask is not None:
-            return _dask_mean(stack.dask)
-        total = np.zeros(stack.shape[1:], dtype=np.float64)
-        count = 0
-        for _, block in stack.batches(None):
-            good = _finite_frames(block)
-            total += block[good].sum(axis=0, dtype=np.float64)
-            count += int(good.sum())
-        if count == 0:
-            raise ValueError("every frame contains NaN or inf pixels: there is nothing to build a "
-                             "reference from; clean the frames (e.g. numpy.nan_to_num) or pass one")
-        return (total / count).astype(np.float32), count
-    if _is_dask(reference):
-        reference = reference.compute()
-    try:
-        ref = np.asarray(reference)
-    except (TypeError, ValueError):
-        raise TypeError(f"reference must be an array, got {type(reference).__name__}") from None
-    check_dtype(ref.dtype, "reference")
-    if ref.shape != stack.shape[1:]:
-        raise ValueError(f"reference shape {ref.shape} does not match the frame shape {stack.shape[1:]}: "
-                         f"pass one frame-shaped reference (e.g. images.mean(axis=0)), or None for the mean")
-    ref = as_core_array(ref, np.float32)
-    if not np.all(np.isfinite(ref)):
-        raise ValueError("reference contains NaN or inf pixels; replace them first (e.g. "
-                         "numpy.nan_to_num(ref, nan=numpy.nanmean(ref)))")
-    return ref, 0
-
-
-def _finite_frames(block: np.ndarray) -> np.ndarray:
-    if np.issubdtype(block.dtype, np.integer):
-        return np.ones(len(block), dtype=bool)
-    return np.all(np.isfinite(block.reshape(len(block), -1)), axis=1)
-
-
-def _numpy_transform(stack: _Stack, deltas: np.ndarray, axis: Optional[int], interpolation: str,
-                     threads: int, batch: Optional[int], out: Optional[np.ndarray]) -> np.ndarray:
-    batch = _check_batch(batch)
-    if out is None:
-        out = np.empty(stack.shape, dtype=stack.dtype)
-    else:
-        if not isinstance(out, np.ndarray):
-            raise TypeError("out must be a NumPy array (or memmap)")
-        if out.shape != stack.shape or out.dtype != stack.dtype:
-            raise ValueError(f"out must have the shape {stack.shape} and dtype {stack.dtype} of images, "
-                             f"got {out.shape} {out.dtype}")
-        if np.may_share_memory(out, stack.array):
-            raise ValueError("out must not overlap images (images are never modified): pass a new array")
-    for start, block in stack.batches(batch):
-        stop = start + len(block)
-        if axis is None and whole_shifts(deltas[start:stop]):
-            copy_shift(block, deltas[start:stop], threads, out[start:stop])  # no float32 round trip
-        else:
-            shift_frames(block, deltas[start:stop], axis, interpolation, threads, out[start:stop])
-    return out
-
-
-def _registered_mean(stack: _Stack, deltas: np.ndarray, axis: Optional[int], threads: int,
-                     batch: Optional[int]) -> Tuple[np.ndarray, int]:
-    """Mean of the registered frames (frames with NaN displacements left out)."""
-    good = np.all(np.isfinite(deltas.reshape(len(deltas), -1)), axis=1)
-    if not good.any():
-        raise ValueError("no frame could be registered (all displacements are NaN)")
-    if stack.dask is not None:
-        reg = _dask_transform(stack.dask, deltas, axis, "linear", _block_threads(None, threads), as_float=True)
-        return _dask_mean(reg[np.flatnonzero(good)])
-    total = np.zeros(stack.shape[1:], dtype=np.float64)
-    for start, block in stack.batches(batch):
-        keep = good[start:start + len(block)]
-        if not keep.any():
-            continue
-        reg = shift_frames(block[keep], deltas[start:start + len(block)][keep], axis, "linear", threads,
-                           as_float=True)
-        total += reg.sum(axis=0, dtype=np.float64)
-    return (total / good.sum()).astype(np.float32), int(good.sum())
+            return _dask_fit(stack.dask, ref, params, _block_threads(None, self.threads), 0.0, None, start=start)
+        core = _make_core(ref, **params)
+        deltas, status = [], []
+        for first, block in stack.batches(batch):
+            d, s = _refine_frames(core, block, self.axis, self.threads, start[first:first + len(block)])
+            deltas.append(d)
+            status.append(s)
+        return np.concatenate(deltas), np.concatenate(status)

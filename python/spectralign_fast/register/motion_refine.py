@@ -26,11 +26,12 @@ GIL released::
 - deterministic: one frame is refined by one thread, so any ``threads``
   gives bit-identical displacements.
 
-With the default mean reference only the pass against the last re-estimate refines,
-and ``iterations=0`` does not refine at all: the plain mean of a drifting movie is blurred,
-and a frame's own share of it (not left out here, unlike the FFT pass) would be its
-sharpest match. In a re-estimated mean a frame's share pulls its estimate towards its
-previous one by about 0.2 / T px on the bench movie (T frames): negligible for real movies.
+With the default mean reference the refinement runs once, from the estimates the final
+mean was built from, against that mean (``motion_reference``), and ``iterations=0`` does
+not refine at all: the plain mean of a drifting movie is blurred, and a frame's own share
+of it (not left out here, unlike the FFT pass) would be its sharpest match. In a mean of
+registered frames a frame's share pulls its estimate towards its previous one by about
+0.2 / T px on the bench movie (T frames): negligible for real movies.
 
 ``refine=None`` is the FFT estimate alone, about 1.45x faster per pass and about 7x less
 accurate on interpolated or pixel-integrated frames (see bench/RESULTS.md, "Intensity

@@ -331,7 +331,7 @@ class NonRigidCrossCorr:
             (T, Y, X) movie of 2-D frames or (T, Z, Y, X) series of volumes
             (read in batches, never modified).
         reference : array_like, optional
-            One frame-shaped reference. Default: ``CrossCorr``'s re-estimated mean
+            One frame-shaped reference. Default: ``CrossCorr``'s default mean
             reference, registered rigidly (the mean of the rigidly registered
             frames), then refined by ``iterations`` non-rigid re-estimates.
         iterations : int, optional

@@ -86,6 +86,15 @@ public:
              double* deltas, std::int8_t* status, double self_weight = 0,
              const double* self_deltas = nullptr) const;
 
+    // The intensity refinement alone (a core made with options.refine),
+    // starting from deltas (n x rank, in/out) instead of the FFT peak: for a
+    // reference that changed little since the deltas were estimated (a mean
+    // re-taken from the frames registered with them). Statuses as fit's: a
+    // frame or start that is not finite gets NaN (1), a constant frame zero
+    // (2), a refinement that kept its start 3.
+    void refine(const float* frames, std::size_t n, std::size_t first_plane, int threads, double* deltas,
+                std::int8_t* status) const;
+
 private:
     std::vector<int> shape_;
     std::size_t frame_size_ = 0, spectrum_size_ = 0;
@@ -111,6 +120,15 @@ enum class ShiftInterpolation { linear, cubic, fourier };
 // arithmetic).
 void shift_frames(const float* frames, std::size_t n, const std::vector<int>& shape,
                   const double* deltas, ShiftInterpolation interpolation, int threads, float* out);
+
+// sum(x) += sum over frames k of frame k (x + delta_k), sampled exactly as
+// shift_frames' linear interpolation (the same float32 values), added in
+// float64 in frame order: the mean of registered frames without writing
+// them. Frames whose delta is not finite are skipped. frames: n contiguous
+// frames of `shape` (rank 2 or 3); deltas n x rank; sum: one frame of
+// float64. Results do not depend on threads (parallel over rows).
+void accumulate_shifted(const float* frames, std::size_t n, const std::vector<int>& shape, const double* deltas,
+                        int threads, double* sum);
 
 // The integer-shift fast path on pixels of any type (itemsize bytes each,
 // copied as bytes): out frame k (x) = frame k (clamp(x + delta_k)), deltas
