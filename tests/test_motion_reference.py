@@ -144,21 +144,20 @@ def test_spread_indices():
 # --- the default pipeline -----------------------------------------------------------------
 
 
-# The movies below are small (160 x 160) crops of smooth content: whitened correlation
-# (the default whiten=-0.65) locks onto the crop edges there (every frame's edges sit at
-# the same place), so these tests use plain correlation, whiten=0.
+# The movies below are small (160 x 160) crops of smooth content, where whitened
+# correlation without a taper locks onto the crop edges (see the taper tests at the end).
 
 
 def test_default_mean_reference_on_a_noisy_movie(retina, tmp_path):
     # Noise 0.25 x the image's spread: one frame as the first reference leaves frames
     # 1 px off; the mean of the frames that look most alike does not.
     frames, truth = noisy_movie(retina)
-    cc = sf.CrossCorr(whiten=0, threads=1)
+    cc = sf.CrossCorr(threads=1)
     model = cc.fit(frames)
     err = relative_errors(model.toarray(), truth)
     assert np.sqrt(np.mean(err**2)) < 0.06, err
     assert err.max() < 0.2, err.max()
-    np.testing.assert_array_equal(sf.CrossCorr(whiten=0, threads=2).fit(frames).toarray(), model.toarray())
+    np.testing.assert_array_equal(sf.CrossCorr(threads=2).fit(frames).toarray(), model.toarray())
     # Read batch by batch from a memmap: the same numbers.
     path = tmp_path / "movie.npy"
     np.save(path, frames)
@@ -170,8 +169,11 @@ def test_default_mean_reference_on_a_noisy_movie(retina, tmp_path):
     err0 = relative_errors(cc.fit(frames, iterations=0).toarray(), truth)
     assert np.sqrt(np.mean(err0**2)) > 10 * np.sqrt(np.mean(err**2))
     # refine=None: the FFT estimates against the same mean.
-    err_fft = relative_errors(sf.CrossCorr(whiten=0, refine=None, threads=1).fit(frames).toarray(), truth)
+    err_fft = relative_errors(sf.CrossCorr(refine=None, threads=1).fit(frames).toarray(), truth)
     assert np.sqrt(np.mean(err_fft**2)) < 0.6
+    # Plain correlation (whiten=0, no taper) through the same pipeline.
+    err_plain = relative_errors(sf.CrossCorr(whiten=0, threads=1).fit(frames).toarray(), truth)
+    assert err_plain.max() < 0.2
 
 
 def test_default_mean_reference_leaves_nan_frames_out(retina):
@@ -179,7 +181,7 @@ def test_default_mean_reference_leaves_nan_frames_out(retina):
     frames[[5, 31]] = np.nan
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        d = sf.CrossCorr(whiten=0, threads=1).fit(frames).toarray()
+        d = sf.CrossCorr(threads=1).fit(frames).toarray()
     assert any("2 frame(s) contain NaN" in str(w.message) for w in caught)
     assert np.all(np.isnan(d[[5, 31]]))
     good = np.setdiff1d(np.arange(60), [5, 31])
@@ -190,7 +192,35 @@ def test_given_reference_with_iterations_builds_a_mean(retina):
     # iterations >= 1 with a reference: registered to it first, then refined against the
     # mean of the registered frames, which averages the given frame's noise out.
     frames, truth = noisy_movie(retina, n=40, noise=0.25)
-    cc = sf.CrossCorr(whiten=0, threads=1)
+    cc = sf.CrossCorr(threads=1)
     alone = relative_errors(cc.fit(frames, frames[0]).toarray(), truth)
     meaned = relative_errors(cc.fit(frames, frames[0], iterations=1).toarray(), truth)
     assert np.sqrt(np.mean(meaned**2)) < 0.5 * np.sqrt(np.mean(alone**2))
+
+
+# --- the taper ------------------------------------------------------------------------------
+
+
+def test_taper_stops_whitened_correlation_locking_onto_the_frame_edges(retina):
+    # 160 x 160 crops of smooth content, even against the noise-free reference: without a
+    # taper whitened correlation pulls frames towards zero lag (the crop edges coincide).
+    frames, truth = noisy_movie(retina, n=60, noise=0.02)
+    size = frames.shape[1]
+    reference = retina[560:560 + size, 170:170 + size].astype(np.float32)
+    no_taper = np.hypot(*(sf.CrossCorr(taper=0, refine=None).fit(frames, reference).toarray() - truth).T)
+    tapered = np.hypot(*(sf.CrossCorr(refine=None).fit(frames, reference).toarray() - truth).T)
+    assert no_taper.max() > 1.0, no_taper.max()
+    assert tapered.max() < 0.2, tapered.max()
+    # The default pipeline (mean reference, refinement) with the default whitening.
+    err = relative_errors(sf.CrossCorr(threads=1).fit(frames).toarray(), truth)
+    assert err.max() < 0.1, err.max()
+
+
+def test_taper_option():
+    assert sf.CrossCorr().taper == 0.1
+    assert sf.CrossCorr(whiten=0).taper == 0.0           # thunder's plain correlation: no taper
+    assert sf.CrossCorr(whiten=0, taper=0.2).taper == 0.2
+    with pytest.raises(ValueError, match="taper"):
+        sf.CrossCorr(taper=0.6)
+    with pytest.raises(TypeError):
+        sf.CrossCorr(taper="wide")

@@ -28,7 +28,7 @@ std::vector<int> frame_shape(const FloatImage& a, const char* what) {
 class StackRegCore {
 public:
     StackRegCore(const FloatImage& references, float whiten, bool subpixel, std::vector<int> max_shift, bool refine,
-                 std::vector<int> reference_box) {
+                 std::vector<int> reference_box, double taper) {
         const std::vector<int> shape = frame_shape(references, "references");
         check_aligned(references, "references");
         if (references.shape(0) < 1) throw std::invalid_argument("at least one reference is needed");
@@ -38,6 +38,7 @@ public:
         opt.max_shift = std::move(max_shift);
         opt.refine = refine;
         opt.reference_box = std::move(reference_box);
+        opt.taper = taper;
         const float* data = references.data();
         const auto planes = static_cast<std::size_t>(references.shape(0));
         py::gil_scoped_release release;
@@ -209,12 +210,13 @@ void stack_accumulate_shifted(const FloatImage& frames, const DoubleArray& delta
 
 void bind_stackreg(py::module_ m) {
     py::class_<StackRegCore>(m, "StackRegCore")
-        .def(py::init<const FloatImage&, float, bool, std::vector<int>, bool, std::vector<int>>(),
+        .def(py::init<const FloatImage&, float, bool, std::vector<int>, bool, std::vector<int>, double>(),
              py::arg("references"), py::arg("whiten"), py::arg("subpixel"), py::arg("max_shift"),
-             py::arg("refine") = false, py::arg("reference_box") = std::vector<int>{},
+             py::arg("refine") = false, py::arg("reference_box") = std::vector<int>{}, py::arg("taper") = 0.0,
              "references: (planes, *frame_shape); spectra (and, with refine, the intensity "
              "refinement's gradients) are computed once here. reference_box: lows then exclusive "
-             "highs per axis of the reference region the refinement trusts (empty: all).")
+             "highs per axis of the reference region the refinement trusts (empty: all). taper: "
+             "raised-cosine fraction of each axis at both ends applied before the FFT (0: none).")
         .def("fit", &StackRegCore::fit, py::arg("frames"), py::arg("first_plane"), py::arg("threads"),
              py::arg("self_weight") = 0.0, py::arg("self_deltas") = py::none(),
              "Returns (deltas (n, ndim) float64 in array axis order, status (n,) int8: 0 ok, "

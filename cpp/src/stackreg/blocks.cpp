@@ -10,6 +10,7 @@
 
 #include "core/parallel.hpp"
 #include "core/simd_clones.hpp"
+#include "taper.hpp"
 #include "spectralign_fast/core/image_ops.hpp"  // has_contrast
 #include "spectralign_fast/core/threads.hpp"
 #include "spectralign_fast/fft/spectral.hpp"
@@ -20,21 +21,7 @@ namespace spectralign_fast {
 namespace {
 
 constexpr double kTwoPi = 6.283185307179586476925;
-constexpr double kPi = 3.141592653589793238462;
 constexpr std::size_t kWhitenBlock = 1024;
-
-// Raised-cosine taper of n samples: 1 in the middle, falling to 0 over
-// round(fraction * n) samples at each end (sampled at pixel centres).
-std::vector<float> taper_window(int n, double fraction) {
-    std::vector<float> w(static_cast<std::size_t>(n), 1.0f);
-    const double len = fraction * n;
-    if (len < 1) return w;
-    for (int i = 0; i < n; ++i) {
-        const double p = std::min(i + 0.5, n - i - 0.5);
-        if (p < len) w[static_cast<std::size_t>(i)] = static_cast<float>(0.5 * (1.0 - std::cos(kPi * p / len)));
-    }
-    return w;
-}
 
 // One spectrum row of the Newton sums (as stackreg.cpp's newton_row):
 // q_k = p_k ex_k, s = (sum q, sum w q, sum w^2 q) as (re, im) pairs.
@@ -432,7 +419,7 @@ BlockRegistrar::BlockRegistrar(const float* reference, std::vector<int> shape, s
     if (!frame_finite(reference, frame_size_)) throw std::invalid_argument("reference contains NaN or inf pixels");
     nblocks_ = 1;
     for (std::size_t a = 0; a < rank; ++a) {
-        taper_.push_back(taper_window(block_[a], options_.taper));
+        taper_.push_back(stackreg_detail::taper_window(block_[a], options_.taper));
         nblocks_ *= starts_[a].size();
     }
     const R2CPlan& r2c = R2CPlan::get(block_);

@@ -14,6 +14,7 @@
 #include "core/simd_clones.hpp"
 #include "fft/spectral_kernels.hpp"
 #include "refine.hpp"
+#include "taper.hpp"
 #include "sample/shift.hpp"  // shift taps and row combiners of the sample core
 #include "spectralign_fast/core/image_ops.hpp"  // has_contrast
 #include "spectralign_fast/core/threads.hpp"
@@ -211,8 +212,10 @@ public:
     // self_coef > 0: the reference is a mean that contains this frame with
     // that weight (relative to the normalised frame), shifted by self_delta
     // (linear interpolation; null: unshifted); its share is left out.
+    // taper: the window per axis (empty: none), as the reference's.
     FrameStatus fit(const float* frame, const std::complex<float>* ref, const StackRegOptions& opt,
-                    double self_coef, const double* self_delta, double* delta) {
+                    const std::vector<std::vector<float>>& taper, double self_coef, const double* self_delta,
+                    double* delta) {
         const std::size_t n = frame_.size(), ns = spec_.size();
         double spread = 1;
         const FrameStatus st = normalize_frame(frame, frame_.data(), n, &spread);
@@ -221,6 +224,7 @@ public:
             for (int a = 0; a < rank_; ++a) delta[a] = v;
             return st;
         }
+        if (!taper.empty()) stackreg_detail::apply_taper(frame_.data(), shape_, taper);
         r2c_->execute(frame_.data(), spec_.data());
         const float* rp = reinterpret_cast<const float*>(ref);
         float* sp = reinterpret_cast<float*>(spec_.data());
@@ -465,6 +469,9 @@ StackRegistrar::StackRegistrar(const float* references, std::size_t planes, std:
         throw std::invalid_argument("max_shift needs one value per frame axis");
     if (!options_.reference_box.empty() && options_.reference_box.size() != 2 * shape_.size())
         throw std::invalid_argument("reference_box needs two values per frame axis");
+    if (!(options_.taper >= 0.0 && options_.taper <= 0.5)) throw std::invalid_argument("taper must be in [0, 0.5]");
+    if (options_.taper > 0)
+        for (int n : shape_) taper_.push_back(stackreg_detail::taper_window(n, options_.taper));
     frame_size_ = count(shape_);
     spectrum_size_ = frame_size_ / static_cast<std::size_t>(shape_.back()) *
                      static_cast<std::size_t>(shape_.back() / 2 + 1);
@@ -478,6 +485,7 @@ StackRegistrar::StackRegistrar(const float* references, std::size_t planes, std:
         if (st == kFrameNoContrast)
             throw std::invalid_argument("reference " + std::to_string(p) +
                                         " is constant: it carries no position information");
+        if (!taper_.empty()) stackreg_detail::apply_taper(buf.data(), shape_, taper_);
         ComplexBuffer spec(spectrum_size_);
         r2c.execute(buf.data(), spec.data());
         for (std::size_t k = 0; k < spectrum_size_; ++k) spec[k] = std::conj(spec[k]);
@@ -516,7 +524,7 @@ void StackRegistrar::fit(const float* frames, std::size_t n, std::size_t first_p
             // normalised units of both: weight * spread_frame / spread_ref.
             const double coef = self_weight / ref_spread_[plane];
             const float* frame = frames + k * frame_size_;
-            status[k] = ws.fit.fit(frame, refs_[plane].data(), options_, coef,
+            status[k] = ws.fit.fit(frame, refs_[plane].data(), options_, taper_, coef,
                                    self_deltas != nullptr ? self_deltas + k * rank : nullptr, deltas + k * rank);
             if (status[k] == kFrameOk && ws.refine) {
                 const stackreg_detail::RefineResult r =

@@ -18,6 +18,7 @@ class StackRegCore(metaclass=_Pybind11Type):
         max_shift: Sequence[int],
         refine: bool = False,
         reference_box: Sequence[int] = ...,
+        taper: float = 0.0,
     ) -> None: ...
     def fit(
         self,

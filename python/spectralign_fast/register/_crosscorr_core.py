@@ -28,6 +28,7 @@ class _CoreParams(TypedDict):
     max_shift: List[int]
     refine: bool
     reference_box: List[int]
+    taper: float
 
 
 def _plane_shape(ref: np.ndarray, axis: int) -> Tuple[int, ...]:
@@ -36,7 +37,7 @@ def _plane_shape(ref: np.ndarray, axis: int) -> Tuple[int, ...]:
 
 def _make_core(ref: np.ndarray, *, whiten: float, subpixel: bool, axis: Optional[int],
                max_shift: List[int], refine: bool = False,
-               reference_box: Optional[List[int]] = None) -> _core.stackreg.StackRegCore:
+               reference_box: Optional[List[int]] = None, taper: float = 0.0) -> _core.stackreg.StackRegCore:
     refs = as_core_array(_planes_first(ref, axis), np.float32)
     for p, r in enumerate(refs):
         spread = float(np.std(r, dtype=np.float64))
@@ -44,7 +45,7 @@ def _make_core(ref: np.ndarray, *, whiten: float, subpixel: bool, axis: Optional
             what = "reference" if axis is None else f"plane {p} (along axis {axis}) of the reference"
             raise ValueError(f"{what} is constant: it carries no position information; use a "
                              f"reference with contrast")
-    return _core.stackreg.StackRegCore(refs, whiten, subpixel, max_shift, refine, reference_box or [])
+    return _core.stackreg.StackRegCore(refs, whiten, subpixel, max_shift, refine, reference_box or [], taper)
 
 
 def _fit_frames(core: Any, block: np.ndarray, axis: Optional[int], threads: int,

@@ -39,6 +39,10 @@ struct StackRegOptions {
     // The reference's trustworthy region for the refinement: 2 * rank ints
     // (lows, then exclusive highs, array order); empty: the whole frame.
     std::vector<int> reference_box;
+    // Raised-cosine taper over this fraction of each axis at both ends, on
+    // the normalised frames and references before their FFT (not in the
+    // intensity refinement); 0: none (thunder's). In [0, 0.5].
+    double taper = 0.0;
 };
 
 enum FrameStatus : std::int8_t {
@@ -101,6 +105,7 @@ private:
     StackRegOptions options_;
     std::vector<ComplexBuffer> refs_;  // conj(R) of each normalised reference
     std::vector<double> ref_spread_;   // its standard deviation before normalising
+    std::vector<std::vector<float>> taper_;  // the window per axis (options.taper > 0)
     std::vector<std::unique_ptr<stackreg_detail::RefineReference>> refine_refs_;  // with options.refine
 };
 
