@@ -11,8 +11,9 @@ variants, so that no tool's interpolation model is favoured:
   fine pixels, block-averaged 8 x 8 (the truth is the drift rounded to 1/8 px).
 
 Side by side in one run: ``CrossCorr`` with ``refine=None`` and ``"intensity"``, threads 1
-and 2, with the true reference and with the default re-estimated mean reference (errors
-after removing the common offset, since a mean reference sits at the mean position);
+and 2, with the true reference and with the default mean reference (the mean of the registered
+frames, see ``spectralign_fast.register.motion_reference``; errors after removing the common
+offset, since a mean reference sits at the mean position);
 pystackreg ``StackReg(TRANSLATION)`` with the first frame as reference (errors against the
 drift relative to frame 0, frame 0 left out); suite2p's rigid registration
 (``suite2p.registration.register.register_frames(nonrigid=False)``, CPU, true reference;
@@ -243,7 +244,7 @@ def run(n: int, peer_n: int, repeats: int) -> None:
     print("|---|---|")
     labels = {"none1": "ours refine=None, threads=1", "int1": "ours refine='intensity', threads=1",
               "none2": "ours refine=None, threads=2", "int2": "ours refine='intensity', threads=2",
-              "mean_int1": "ours default (mean ref, 3 re-estimates, refine), threads=1",
+              "mean_int1": "ours default (mean of registered frames, refine), threads=1",
               "stackreg": "pystackreg TRANSLATION", "suite2p": "suite2p rigid (torch CPU, 1 thread)",
               "skimage": "skimage phase_cross_correlation(upsample_factor=100)",
               "ap_whole": "transform, whole-pixel shifts (copy path), uint16, threads=1",
