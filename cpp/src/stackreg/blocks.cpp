@@ -20,6 +20,9 @@ namespace spectralign_fast {
 
 namespace {
 
+using stackreg_detail::allowed_ranges;
+using stackreg_detail::signed_index;
+
 constexpr double kPi = 3.141592653589793238462;
 constexpr std::size_t kWhitenBlock = 1024;
 
@@ -43,23 +46,10 @@ SPECTRALIGN_CLONES double sum_squares(const float* x, std::size_t n) {
     return s;
 }
 
-int signed_index(int i, int n) { return i > n / 2 ? i - n : i; }
-
 std::size_t product(const std::vector<int>& v) {
     std::size_t n = 1;
     for (int s : v) n *= static_cast<std::size_t>(s);
     return n;
-}
-
-// Index ranges [lo, hi) of an n-point cyclic axis whose signed displacement
-// lies within +-limit (limit < 0: all).
-std::vector<std::pair<int, int>> allowed_ranges(int n, int limit) {
-    if (limit < 0 || limit >= n) return {{0, n}};
-    std::vector<std::pair<int, int>> r;
-    r.emplace_back(0, std::min(limit, n / 2) + 1);
-    const int lo = std::max(n - limit, n / 2 + 1);
-    if (lo < n) r.emplace_back(lo, n);
-    return r;
 }
 
 // x * 0 is 0 for finite x and NaN for NaN or inf, so the sum is 0 exactly when

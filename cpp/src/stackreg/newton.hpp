@@ -1,11 +1,14 @@
 // Pieces shared by the stack registration (stackreg.cpp), the block
 // registration (blocks.cpp) and the intensity refinement (refine.cpp): the
-// small Cholesky solve, the Newton-sum row kernel and the subpixel peak of a
+// small Cholesky solve, the search range and signed lags of a cyclic
+// correlation, the Newton-sum row kernel and the subpixel peak of a
 // correlation from its spectrum. Private to the core.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <complex>
+#include <utility>
 #include <vector>
 
 namespace spectralign_fast::stackreg_detail {
@@ -39,6 +42,21 @@ bool solve_spd(const double (&A)[N][N], const double (&b)[N], int m, double (&x)
         x[i] = s / L[i][i];
     }
     return true;
+}
+
+// Signed displacement of index i on a cyclic axis of n, thunder's rule:
+// indices above n // 2 wrap to negative.
+inline int signed_index(int i, int n) { return i > n / 2 ? i - n : i; }
+
+// Index ranges [lo, hi) of an n-point cyclic axis whose signed displacement
+// lies within +-limit, in ascending order (limit < 0: the whole axis).
+inline std::vector<std::pair<int, int>> allowed_ranges(int n, int limit) {
+    if (limit < 0 || limit >= n) return {{0, n}};
+    std::vector<std::pair<int, int>> r;
+    r.emplace_back(0, std::min(limit, n / 2) + 1);
+    const int lo = std::max(n - limit, n / 2 + 1);
+    if (lo < n) r.emplace_back(lo, n);
+    return r;
 }
 
 // One spectrum row of the Newton sums: with q_k = p_k ex_k (ex carries the

@@ -24,6 +24,9 @@ namespace spectralign_fast {
 
 namespace {
 
+using stackreg_detail::allowed_ranges;
+using stackreg_detail::signed_index;
+
 constexpr double kTwoPi = 6.283185307179586476925;
 // Whitening runs over the spectrum in blocks this long, so the power pass
 // reads a contiguous scratch array that stays in L1.
@@ -91,21 +94,6 @@ FrameStatus normalize_frame(const float* x, float* out, std::size_t n, double* s
     if (spread_out != nullptr) *spread_out = spread;
     normalize(x, out, static_cast<float>(mean), static_cast<float>(1.0 / spread), n);
     return kFrameOk;
-}
-
-// Signed displacement of index i on an axis of n, thunder's rule: indices
-// above n // 2 wrap to negative.
-int signed_index(int i, int n) { return i > n / 2 ? i - n : i; }
-
-// Index ranges [lo, hi) whose signed displacement is within +-limit, in
-// ascending order (limit < 0: the whole axis).
-std::vector<std::pair<int, int>> allowed_ranges(int n, int limit) {
-    if (limit < 0 || limit >= n) return {{0, n}};
-    std::vector<std::pair<int, int>> r;
-    r.emplace_back(0, std::min(limit, n / 2) + 1);
-    const int lo = std::max(n - limit, n / 2 + 1);
-    if (lo < n) r.emplace_back(lo, n);
-    return r;
 }
 
 // Per-thread buffers of the fit.
