@@ -20,9 +20,6 @@ namespace spectralign_fast {
 
 namespace {
 
-using stackreg_detail::allowed_ranges;
-using stackreg_detail::signed_index;
-
 constexpr double kPi = 3.141592653589793238462;
 constexpr std::size_t kWhitenBlock = 1024;
 
@@ -97,7 +94,7 @@ public:
         scratch_.resize(kWhitenBlock);
         for (int a = 0; a < rank_; ++a) {
             const int lim = a < static_cast<int>(reg.options_.max_shift.size()) ? reg.options_.max_shift[a] : -1;
-            ranges_[a] = allowed_ranges(reg.block_[a], lim);
+            ranges_[a] = stackreg_detail::allowed_ranges(reg.block_[a], lim);
         }
         // Outer rows of the block (all axes but the last), and those of the peak search.
         const int outer = static_cast<int>(n / static_cast<std::size_t>(bx_));
@@ -188,7 +185,7 @@ public:
         const double rms = std::sqrt(sum_squares(corr_.data(), corr_.size()) / count);
         *quality = rms > 0 ? static_cast<float>(best / rms) : 0.0f;
         double r[3] = {0, 0, 0};
-        for (int a = 0; a < rank_; ++a) r[a] = signed_index(peak[a], blk[a]);
+        for (int a = 0; a < rank_; ++a) r[a] = stackreg_detail::signed_index(peak[a], blk[a]);
         peak_.refine(corr_.data(), spec_.data(), peak, r);
         for (int a = 0; a < rank_; ++a) {
             const int lim = a < static_cast<int>(reg_.options_.max_shift.size()) ? reg_.options_.max_shift[a] : -1;

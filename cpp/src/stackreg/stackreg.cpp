@@ -24,9 +24,6 @@ namespace spectralign_fast {
 
 namespace {
 
-using stackreg_detail::allowed_ranges;
-using stackreg_detail::signed_index;
-
 constexpr double kTwoPi = 6.283185307179586476925;
 // Whitening runs over the spectrum in blocks this long, so the power pass
 // reads a contiguous scratch array that stays in L1.
@@ -158,7 +155,7 @@ public:
         int peak[3] = {0, 0, 0};
         find_peak(opt, peak);
         double r[3] = {0, 0, 0};
-        for (int a = 0; a < rank_; ++a) r[a] = signed_index(peak[a], shape_[a]);
+        for (int a = 0; a < rank_; ++a) r[a] = stackreg_detail::signed_index(peak[a], shape_[a]);
         if (opt.subpixel) peak_.refine(corr_.data(), spec_.data(), peak, r);
         for (int a = 0; a < rank_; ++a) {
             const int m = a < static_cast<int>(opt.max_shift.size()) ? opt.max_shift[a] : -1;
@@ -205,8 +202,10 @@ private:
     // the first maximum in row-major order, as numpy.argmax.
     void find_peak(const StackRegOptions& opt, int peak[3]) const {
         std::vector<std::pair<int, int>> ranges[3];
-        for (int a = 0; a < rank_; ++a)
-            ranges[a] = allowed_ranges(shape_[a], a < static_cast<int>(opt.max_shift.size()) ? opt.max_shift[a] : -1);
+        for (int a = 0; a < rank_; ++a) {
+            const int limit = a < static_cast<int>(opt.max_shift.size()) ? opt.max_shift[a] : -1;
+            ranges[a] = stackreg_detail::allowed_ranges(shape_[a], limit);
+        }
         // Outer rows (all axes but the last) in ascending order.
         std::vector<std::size_t> rows;
         if (rank_ == 2) {
