@@ -5,7 +5,8 @@ The movie: scikit-image's camera photograph (512 x 512) moved per frame by known
 non-rigid motion (a global drift up to ~3 px plus three Gaussian bumps of displacement,
 sigma 70-90 px, 1.5-2.5 px, drifting over the movie), frames made by cubic interpolation
 (scipy.ndimage.map_coordinates, the independent oracle), noise 2% of the range, int16 (suite2p's
-own frame type). Both tools get the true reference (the photograph) and 128 x 128 blocks.
+own frame type): ``spectralign_fast.synthetic.nonrigid_movie``. Both tools get the true
+reference (the photograph) and 128 x 128 blocks.
 
 Field error: for each frame the mean over the interior (a border of 64 px = block/2 left out)
 of |estimated - true| dense displacement field (px), the field mapping reference coordinates to
@@ -33,52 +34,13 @@ import time
 import warnings
 
 import numpy as np
-from scipy import ndimage
 
 import spectralign_fast as sf
 from spectralign_fast._config import cpu_name
+from spectralign_fast.synthetic import nonrigid_movie
 
 BLOCK = 128
 BORDER = BLOCK // 2
-
-
-def _motion(t: int, frames: int):
-    """v(y, x) of frame t, frame(y) = reference(y + v(y)) (as tests/test_nonrigid.py)."""
-    s = t / max(frames - 1, 1)
-    drift = (2.5 * np.sin(2 * np.pi * s) + 0.3, -2.0 * np.cos(1.4 * np.pi * s) + 1.1)
-    bumps = [((150, 160), (60, 40), 80, (2.5, -2.0)),
-             ((360, 340), (-50, 30), 90, (-2.0, 2.5)),
-             ((280, 120), (20, 80), 70, (1.5, 1.8))]
-
-    def v(y, x):
-        out = [np.full(y.shape, drift[0]), np.full(x.shape, drift[1])]
-        for (cy, cx), (vy, vx), sig, (ay, ax) in bumps:
-            w = np.exp(-((y - cy - vy * s) ** 2 + (x - cx - vx * s) ** 2) / (2 * sig ** 2))
-            w *= 0.6 + 0.4 * np.cos(2 * np.pi * s + cy)
-            out[0] = out[0] + ay * w
-            out[1] = out[1] + ax * w
-        return np.stack(out, -1)
-    return v
-
-
-def make_movie(frames: int, noise: float = 0.02, seed: int = 0):
-    from skimage import data
-
-    ref = data.camera().astype(np.float64)
-    y, x = np.mgrid[0:ref.shape[0], 0:ref.shape[1]].astype(np.float64)
-    rng = np.random.default_rng(seed)
-    movie = np.empty((frames,) + ref.shape, np.int16)
-    truth = np.empty((frames,) + ref.shape + (2,), np.float32)
-    for t in range(frames):
-        v = _motion(t, frames)
-        vv = v(y, x)
-        f = ndimage.map_coordinates(ref, [y + vv[..., 0], x + vv[..., 1]], order=3, mode="nearest")
-        movie[t] = np.clip(np.rint(f + rng.normal(0, noise * np.ptp(ref), f.shape)), -32768, 32767)
-        d = -vv
-        for _ in range(8):
-            d = -v(y + d[..., 0], x + d[..., 1])
-        truth[t] = d
-    return ref.astype(np.float32), movie, truth
 
 
 def field_errors(fields, truth) -> np.ndarray:
@@ -136,7 +98,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.getLogger("suite2p").setLevel(logging.WARNING)
     t0 = time.perf_counter()
-    ref, movie, truth = make_movie(args.frames)
+    ref, movie, truth = nonrigid_movie(args.frames, dtype=np.int16)
     print(f"movie: {movie.shape} int16 made in {time.perf_counter() - t0:.0f} s")
     n = len(movie)
     have_s2p = True

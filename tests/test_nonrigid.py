@@ -1,6 +1,6 @@
 """NonRigidCrossCorr: block-wise (piecewise-rigid) motion correction against known smooth
-non-rigid motion on a photograph; scipy.ndimage.map_coordinates is the independent oracle
-that makes the frames."""
+non-rigid motion on a photograph (synthetic.nonrigid_movie); scipy.ndimage.map_coordinates is
+the independent oracle that makes the frames."""
 from __future__ import annotations
 
 import warnings
@@ -12,49 +12,9 @@ from skimage import data
 
 import spectralign_fast as sf
 from spectralign_fast.register.nonrigid_grid import block_grid, check_overlap, clean_blocks
+from spectralign_fast.synthetic import nonrigid_movie
 
 BLOCK = 128
-
-
-def _motion(t: int, frames: int):
-    """v(y, x) of frame t, frame(y) = reference(y + v(y)): a global drift plus three Gaussian
-    bumps of displacement (sigma 70-90 px, 1.5-2.5 px) drifting over the movie."""
-    s = t / max(frames - 1, 1)
-    drift = (2.5 * np.sin(2 * np.pi * s) + 0.3, -2.0 * np.cos(1.4 * np.pi * s) + 1.1)
-    bumps = [((150, 160), (60, 40), 80, (2.5, -2.0)),
-             ((360, 340), (-50, 30), 90, (-2.0, 2.5)),
-             ((280, 120), (20, 80), 70, (1.5, 1.8))]
-
-    def v(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-        out = [np.full(y.shape, drift[0]), np.full(x.shape, drift[1])]
-        for (cy, cx), (vy, vx), sig, (ay, ax) in bumps:
-            w = np.exp(-((y - cy - vy * s) ** 2 + (x - cx - vx * s) ** 2) / (2 * sig ** 2))
-            w *= 0.6 + 0.4 * np.cos(2 * np.pi * s + cy)
-            out[0] = out[0] + ay * w
-            out[1] = out[1] + ax * w
-        return np.stack(out, -1)
-    return v
-
-
-def nonrigid_movie(frames: int, noise: float = 0.02, seed: int = 0):
-    """(reference, movie float32, true registered fields (T, Y, X, 2)): frames made by cubic
-    interpolation of the camera photograph, noise ``noise`` of the range. The true field d maps
-    reference coordinates to frame coordinates, frame(x + d(x)) = reference(x), i.e. the
-    fixed point d(x) = -v(x + d(x))."""
-    ref = data.camera().astype(np.float64)
-    y, x = np.mgrid[0:ref.shape[0], 0:ref.shape[1]].astype(np.float64)
-    rng = np.random.default_rng(seed)
-    movie, truth = [], []
-    for t in range(frames):
-        v = _motion(t, frames)
-        vv = v(y, x)
-        f = ndimage.map_coordinates(ref, [y + vv[..., 0], x + vv[..., 1]], order=3, mode="nearest")
-        movie.append((f + rng.normal(0, noise * np.ptp(ref), f.shape)).astype(np.float32))
-        d = -vv
-        for _ in range(8):  # contraction ~0.05 per step
-            d = -v(y + d[..., 0], x + d[..., 1])
-        truth.append(d.astype(np.float32))
-    return ref.astype(np.float32), np.stack(movie), np.stack(truth)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "pybind.hpp"
+#include "stack_checks.hpp"
 #include "spectralign_fast/core/threads.hpp"
 #include "spectralign_fast/stackreg/blocks.hpp"
 
@@ -21,15 +22,6 @@ ShiftInterpolation parse_warp_interpolation(const std::string& name) {
     if (name == "linear") return ShiftInterpolation::linear;
     if (name == "cubic") return ShiftInterpolation::cubic;
     throw std::invalid_argument("interpolation must be 'linear' or 'cubic', got '" + name + "'");
-}
-
-// Frame shape of an array whose first axis counts frames.
-std::vector<int> stack_shape(const FloatImage& a, const char* what) {
-    if (a.ndim() != 3 && a.ndim() != 4)
-        throw std::invalid_argument(std::string(what) + " must have shape (n, rows, cols) or (n, planes, rows, cols)");
-    std::vector<int> shape;
-    for (py::ssize_t k = 1; k < a.ndim(); ++k) shape.push_back(static_cast<int>(a.shape(k)));
-    return shape;
 }
 
 std::vector<std::vector<double>> as_centers(const std::vector<std::vector<double>>& centers, std::size_t rank) {
@@ -57,7 +49,7 @@ public:
     }
 
     py::tuple fit(const FloatImage& frames, std::optional<DoubleArray> prior, int threads) const {
-        if (stack_shape(frames, "frames") != core_->shape())
+        if (frame_shape(frames, "frames") != core_->shape())
             throw std::invalid_argument("frame shape does not match the reference shape");
         check_aligned(frames, "frames");
         const auto n = frames.shape(0);
@@ -123,7 +115,7 @@ py::array_t<float> field(const DoubleArray& grid, const std::vector<std::vector<
 py::array warp(const FloatImage& frames, const DoubleArray& grids, const std::vector<std::vector<double>>& centers,
                const std::string& upsampling, const std::string& interpolation, int threads,
                std::optional<py::array> out) {
-    const std::vector<int> shape = stack_shape(frames, "frames");
+    const std::vector<int> shape = frame_shape(frames, "frames");
     const auto n = frames.shape(0);
     if (grids.ndim() != static_cast<py::ssize_t>(shape.size()) + 2 || grids.shape(0) != n)
         throw std::invalid_argument("grids must have shape (frames, *grid, frame dimensions)");
@@ -131,21 +123,7 @@ py::array warp(const FloatImage& frames, const DoubleArray& grids, const std::ve
     const FieldInterpolation up = parse_upsampling(upsampling);
     const ShiftInterpolation interp = parse_warp_interpolation(interpolation);
     resolve_threads(threads);  // validates
-    py::array result;
-    if (out) {
-        result = *out;
-        bool same = result.ndim() == frames.ndim();
-        for (py::ssize_t a = 0; same && a < frames.ndim(); ++a) same = result.shape(a) == frames.shape(a);
-        if (!same) throw std::invalid_argument("out must have the shape of frames");
-        if (!result.dtype().equal(py::dtype::of<float>()) || !(result.flags() & py::array::c_style) ||
-            !result.writeable())
-            throw std::invalid_argument("out must be a writeable C-contiguous float32 array");
-        if (result.data() == static_cast<const void*>(frames.data()))
-            throw std::invalid_argument("out must not be the input array");
-    } else {
-        std::vector<py::ssize_t> dims(frames.shape(), frames.shape() + frames.ndim());
-        result = py::array_t<float>(dims);
-    }
+    py::array result = output_array(frames, out, py::dtype::of<float>());
     check_aligned(frames, "frames");
     check_aligned(grids, "grids");
     check_aligned(result, "out");

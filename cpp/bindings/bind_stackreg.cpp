@@ -4,26 +4,13 @@
 #include <vector>
 
 #include "pybind.hpp"
+#include "stack_checks.hpp"
 #include "spectralign_fast/stackreg/stackreg.hpp"
 #include "spectralign_fast/match/swim.hpp"
 
 namespace spectralign_fast::bindings {
 
 namespace {
-
-// Frame shape of an array whose first axis counts frames (or planes).
-std::vector<int> frame_shape(const FloatImage& a, const char* what) {
-    if (a.ndim() != 3 && a.ndim() != 4)
-        throw std::invalid_argument(std::string(what) + " must have 3 or 4 dimensions (a stack of 2-D "
-                                    "frames or of 3-D volumes), got " + std::to_string(a.ndim()));
-    std::vector<int> shape;
-    for (py::ssize_t a_ = 1; a_ < a.ndim(); ++a_) {
-        if (a.shape(a_) < 1) throw std::invalid_argument(std::string(what) + " has empty frames");
-        if (a.shape(a_) > INT32_MAX) throw std::invalid_argument(std::string(what) + " frames are too large");
-        shape.push_back(static_cast<int>(a.shape(a_)));
-    }
-    return shape;
-}
 
 class StackRegCore {
 public:
@@ -107,8 +94,7 @@ ShiftInterpolation parse_interpolation(const std::string& name) {
     throw std::invalid_argument("interpolation must be 'linear', 'cubic' or 'fourier', got '" + name + "'");
 }
 
-// `out` is taken as a plain array and checked, never converted: a converted
-// copy would receive the result and be thrown away.
+// `out`: see output_array.
 py::array stack_shift(const FloatImage& frames, const DoubleArray& deltas, const std::string& interpolation,
                       int threads, std::optional<py::array> out) {
     const std::vector<int> shape = frame_shape(frames, "frames");
@@ -117,21 +103,7 @@ py::array stack_shift(const FloatImage& frames, const DoubleArray& deltas, const
     if (deltas.ndim() != 2 || deltas.shape(0) != n || deltas.shape(1) != static_cast<py::ssize_t>(shape.size()))
         throw std::invalid_argument("deltas must have shape (frames, frame dimensions)");
     resolve_threads(threads);  // validates
-    py::array result;
-    if (out) {
-        result = *out;
-        bool same = result.ndim() == frames.ndim();
-        for (py::ssize_t a = 0; same && a < frames.ndim(); ++a) same = result.shape(a) == frames.shape(a);
-        if (!same) throw std::invalid_argument("out must have the shape of frames");
-        if (!result.dtype().equal(py::dtype::of<float>()) || !(result.flags() & py::array::c_style) ||
-            !result.writeable())
-            throw std::invalid_argument("out must be a writeable C-contiguous float32 array");
-        if (result.data() == static_cast<const void*>(frames.data()))
-            throw std::invalid_argument("out must not be the input array");
-    } else {
-        std::vector<py::ssize_t> dims(frames.shape(), frames.shape() + frames.ndim());
-        result = py::array_t<float>(dims);
-    }
+    py::array result = output_array(frames, out, py::dtype::of<float>());
     check_aligned(frames, "frames");
     check_aligned(deltas, "deltas");
     check_aligned(result, "out");
@@ -149,29 +121,12 @@ py::array stack_shift(const FloatImage& frames, const DoubleArray& deltas, const
 py::array stack_shift_integer(const py::array& frames, const DoubleArray& deltas, int threads,
                               std::optional<py::array> out) {
     if (!(frames.flags() & py::array::c_style)) throw std::invalid_argument("frames must be C-contiguous");
-    if (frames.ndim() != 3 && frames.ndim() != 4)
-        throw std::invalid_argument("frames must have 3 or 4 dimensions");
-    std::vector<int> shape;
-    for (py::ssize_t a = 1; a < frames.ndim(); ++a) {
-        if (frames.shape(a) < 1 || frames.shape(a) > INT32_MAX) throw std::invalid_argument("bad frame shape");
-        shape.push_back(static_cast<int>(frames.shape(a)));
-    }
+    const std::vector<int> shape = frame_shape(frames, "frames");
     const auto n = static_cast<py::ssize_t>(frames.shape(0));
     if (deltas.ndim() != 2 || deltas.shape(0) != n || deltas.shape(1) != static_cast<py::ssize_t>(shape.size()))
         throw std::invalid_argument("deltas must have shape (frames, frame dimensions)");
     resolve_threads(threads);  // validates
-    py::array result;
-    if (out) {
-        result = *out;
-        bool same = result.ndim() == frames.ndim();
-        for (py::ssize_t a = 0; same && a < frames.ndim(); ++a) same = result.shape(a) == frames.shape(a);
-        if (!same || !result.dtype().equal(frames.dtype()) || !(result.flags() & py::array::c_style) ||
-            !result.writeable())
-            throw std::invalid_argument("out must be a writeable C-contiguous array of the frames' shape and dtype");
-        if (result.data() == frames.data()) throw std::invalid_argument("out must not be the input array");
-    } else {
-        result = py::array(frames.dtype(), std::vector<py::ssize_t>(frames.shape(), frames.shape() + frames.ndim()));
-    }
+    py::array result = output_array(frames, out, frames.dtype());
     const void* f = frames.data();
     const double* d = deltas.data();
     void* o = result.mutable_data();

@@ -1,4 +1,5 @@
-"""Tile sets with known truth, cut from a real photograph (for the demo, tests and benchmarks).
+"""Tile sets with known truth, cut from a real photograph (for the demo, tests and benchmarks),
+and a movie with known non-rigid motion (``nonrigid_movie``).
 
 Every tile t is sampled from the photograph through a known affine map
 ``truth[t]``: tile pixel (x, y) shows photograph point ``truth[t] * (x, y)``
@@ -8,7 +9,7 @@ measures how far they are from that.
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, Mapping, Optional, Tuple
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -112,3 +113,63 @@ def registration_error(found: Mapping, truth: Mapping, sizes: Mapping) -> Dict[s
     coef, *_ = np.linalg.lstsq(X, B, rcond=None)
     d = np.hypot(*(X @ coef - B).T)
     return {"rms": float(np.sqrt(np.mean(d ** 2))), "max": float(d.max())}
+
+
+def nonrigid_motion(t: int, frames: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """v(y, x) of frame t of ``nonrigid_movie`` (frame(y) = reference(y + v(y))), (..., 2): a
+    global drift up to ~3 px plus three Gaussian bumps of displacement (sigma 70-90 px,
+    1.5-2.5 px) drifting over the movie."""
+    s = t / max(frames - 1, 1)
+    drift = (2.5 * np.sin(2 * np.pi * s) + 0.3, -2.0 * np.cos(1.4 * np.pi * s) + 1.1)
+    bumps = [((150, 160), (60, 40), 80, (2.5, -2.0)),
+             ((360, 340), (-50, 30), 90, (-2.0, 2.5)),
+             ((280, 120), (20, 80), 70, (1.5, 1.8))]
+
+    def v(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        out = [np.full(y.shape, drift[0]), np.full(x.shape, drift[1])]
+        for (cy, cx), (vy, vx), sig, (ay, ax) in bumps:
+            w = np.exp(-((y - cy - vy * s) ** 2 + (x - cx - vx * s) ** 2) / (2 * sig ** 2))
+            w *= 0.6 + 0.4 * np.cos(2 * np.pi * s + cy)
+            out[0] = out[0] + ay * w
+            out[1] = out[1] + ax * w
+        return np.stack(out, -1)
+    return v
+
+
+def nonrigid_movie(frames: int, noise: float = 0.02, seed: int = 0,
+                   dtype: DTypeLike = np.float32) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-image's camera photograph (512 x 512) moved per frame by known smooth non-rigid
+    motion (``nonrigid_motion``); frames made by cubic interpolation
+    (scipy.ndimage.map_coordinates), noise ``noise`` of the range (needs the ``demo`` extra).
+
+    Returns (reference float32, movie (T, 512, 512) of ``dtype`` (integer dtypes rounded and
+    clipped), true registered fields (T, 512, 512, 2) float32). The true field d maps reference
+    coordinates to frame coordinates, frame(x + d(x)) = reference(x), i.e. the fixed point
+    d(x) = -v(x + d(x)).
+    """
+    try:
+        from skimage import data
+    except ImportError:
+        raise ImportError("the demo data need scikit-image: pip install 'spectralign-fast[demo]'") from None
+    from scipy.ndimage import map_coordinates
+
+    ref = data.camera().astype(np.float64)
+    y, x = np.mgrid[0:ref.shape[0], 0:ref.shape[1]].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    movie = np.empty((frames,) + ref.shape, dt)
+    truth = np.empty((frames,) + ref.shape + (2,), np.float32)
+    for t in range(frames):
+        v = nonrigid_motion(t, frames)
+        vv = v(y, x)
+        f = map_coordinates(ref, [y + vv[..., 0], x + vv[..., 1]], order=3, mode="nearest")
+        f = f + rng.normal(0, noise * np.ptp(ref), f.shape)
+        if np.issubdtype(dt, np.integer):
+            info = np.iinfo(dt)
+            f = np.clip(np.rint(f), info.min, info.max)
+        movie[t] = f
+        d = -vv
+        for _ in range(8):  # contraction ~0.05 per step
+            d = -v(y + d[..., 0], x + d[..., 1])
+        truth[t] = d
+    return ref.astype(np.float32), movie, truth

@@ -10,6 +10,7 @@
 
 #include "core/parallel.hpp"
 #include "core/simd_clones.hpp"
+#include "newton.hpp"
 #include "taper.hpp"
 #include "spectralign_fast/core/image_ops.hpp"  // has_contrast
 #include "spectralign_fast/core/threads.hpp"
@@ -20,32 +21,7 @@ namespace spectralign_fast {
 
 namespace {
 
-constexpr double kTwoPi = 6.283185307179586476925;
 constexpr std::size_t kWhitenBlock = 1024;
-
-// One spectrum row of the Newton sums (as stackreg.cpp's newton_row):
-// q_k = p_k ex_k, s = (sum q, sum w q, sum w^2 q) as (re, im) pairs.
-SPECTRALIGN_CLONES void block_newton_row(const float* p, const float* ex, const float* w, const float* w2, int n,
-                                         float s[6]) {
-    float s0r = 0, s0i = 0, s1r = 0, s1i = 0, s2r = 0, s2i = 0;
-#pragma omp simd reduction(+ : s0r, s0i, s1r, s1i, s2r, s2i)
-    for (int k = 0; k < n; ++k) {
-        const float pr = p[2 * k], pi = p[2 * k + 1], er = ex[2 * k], ei = ex[2 * k + 1];
-        const float qr = pr * er - pi * ei, qi = pr * ei + pi * er;
-        s0r += qr;
-        s0i += qi;
-        s1r += w[k] * qr;
-        s1i += w[k] * qi;
-        s2r += w2[k] * qr;
-        s2i += w2[k] * qi;
-    }
-    s[0] = s0r;
-    s[1] = s0i;
-    s[2] = s1r;
-    s[3] = s1i;
-    s[4] = s2r;
-    s[5] = s2i;
-}
 
 SPECTRALIGN_CLONES double sum_squares(const float* x, std::size_t n) {
     double s = 0;
@@ -54,53 +30,10 @@ SPECTRALIGN_CLONES double sum_squares(const float* x, std::size_t n) {
     return s;
 }
 
-int signed_index(int i, int n) { return i > n / 2 ? i - n : i; }
-
-// Cholesky solve of A x = b for symmetric positive definite A (m <= 3);
-// false when A is not positive definite.
-bool solve_spd(const double A[3][3], const double b[3], int m, double x[3]) {
-    double L[3][3] = {};
-    for (int i = 0; i < m; ++i) {
-        for (int j = 0; j <= i; ++j) {
-            double s = A[i][j];
-            for (int k = 0; k < j; ++k) s -= L[i][k] * L[j][k];
-            if (i == j) {
-                if (!(s > 0)) return false;
-                L[i][i] = std::sqrt(s);
-            } else {
-                L[i][j] = s / L[j][j];
-            }
-        }
-    }
-    double y[3];
-    for (int i = 0; i < m; ++i) {
-        double s = b[i];
-        for (int k = 0; k < i; ++k) s -= L[i][k] * y[k];
-        y[i] = s / L[i][i];
-    }
-    for (int i = m - 1; i >= 0; --i) {
-        double s = y[i];
-        for (int k = i + 1; k < m; ++k) s -= L[k][i] * x[k];
-        x[i] = s / L[i][i];
-    }
-    return true;
-}
-
 std::size_t product(const std::vector<int>& v) {
     std::size_t n = 1;
     for (int s : v) n *= static_cast<std::size_t>(s);
     return n;
-}
-
-// Index ranges [lo, hi) of an n-point cyclic axis whose signed displacement
-// lies within +-limit (limit < 0: all).
-std::vector<std::pair<int, int>> allowed_ranges(int n, int limit) {
-    if (limit < 0 || limit >= n) return {{0, n}};
-    std::vector<std::pair<int, int>> r;
-    r.emplace_back(0, std::min(limit, n / 2) + 1);
-    const int lo = std::max(n - limit, n / 2 + 1);
-    if (lo < n) r.emplace_back(lo, n);
-    return r;
 }
 
 // x * 0 is 0 for finite x and NaN for NaN or inf, so the sum is 0 exactly when
@@ -137,7 +70,8 @@ public:
           bx_(reg.block_.back()),
           half_(reg.block_.back() / 2 + 1),
           r2c_(&R2CPlan::get(reg.block_)),
-          c2r_(&C2RPlan::get(reg.block_)) {
+          c2r_(&C2RPlan::get(reg.block_)),
+          peak_(reg.block_) {
         const std::size_t n = product(reg.block_);
         const std::size_t ns = n / static_cast<std::size_t>(bx_) * static_cast<std::size_t>(half_);
         block_.resize(n);
@@ -145,26 +79,9 @@ public:
         spec_.resize(ns);
         work_.resize(ns);
         scratch_.resize(kWhitenBlock);
-        ex_.resize(2 * static_cast<std::size_t>(half_));
-        omega_x_.resize(static_cast<std::size_t>(half_));
-        omega_x2_.resize(static_cast<std::size_t>(half_));
-        weight_x_.resize(static_cast<std::size_t>(half_));
-        for (int k = 0; k < half_; ++k) {
-            const double om = kTwoPi * k / bx_;
-            omega_x_[k] = static_cast<float>(om);
-            omega_x2_[k] = static_cast<float>(om * om);
-            weight_x_[k] = k == 0 ? 1.0f : (bx_ % 2 == 0 && k == bx_ / 2) ? 0.0f : 2.0f;
-        }
-        for (int a = 0; a + 1 < rank_; ++a) {
-            const int m = reg.block_[a];
-            std::vector<double> om(static_cast<std::size_t>(m));
-            for (int k = 0; k < m; ++k)
-                om[k] = (m % 2 == 0 && k == m / 2) ? std::nan("") : kTwoPi * spectral::signed_bin(k, m) / m;
-            omega_outer_.push_back(std::move(om));
-        }
         for (int a = 0; a < rank_; ++a) {
             const int lim = a < static_cast<int>(reg.options_.max_shift.size()) ? reg.options_.max_shift[a] : -1;
-            ranges_[a] = allowed_ranges(reg.block_[a], lim);
+            ranges_[a] = stackreg_detail::allowed_ranges(reg.block_[a], lim);
         }
         // Outer rows of the block (all axes but the last), and those of the peak search.
         const int outer = static_cast<int>(n / static_cast<std::size_t>(bx_));
@@ -255,8 +172,8 @@ public:
         const double rms = std::sqrt(sum_squares(corr_.data(), corr_.size()) / count);
         *quality = rms > 0 ? static_cast<float>(best / rms) : 0.0f;
         double r[3] = {0, 0, 0};
-        for (int a = 0; a < rank_; ++a) r[a] = signed_index(peak[a], blk[a]);
-        refine_peak(peak, r);
+        for (int a = 0; a < rank_; ++a) r[a] = stackreg_detail::signed_index(peak[a], blk[a]);
+        peak_.refine(corr_.data(), spec_.data(), peak, r);
         for (int a = 0; a < rank_; ++a) {
             const int lim = a < static_cast<int>(reg_.options_.max_shift.size()) ? reg_.options_.max_shift[a] : -1;
             if (lim >= 0) r[a] = std::clamp(r[a], -static_cast<double>(lim), static_cast<double>(lim));
@@ -287,105 +204,14 @@ private:
         return best;
     }
 
-    float corr_at(const int idx[3]) const {
-        std::size_t pos = 0;
-        for (int a = 0; a < rank_; ++a) pos = pos * reg_.block_[a] + static_cast<std::size_t>(idx[a]);
-        return corr_[pos];
-    }
-
-    // Parabola through the neighbours, then Newton steps on the band-limited
-    // interpolant of the correlation (as stack registration's refine_peak).
-    void refine_peak(const int peak[3], double r[3]) {
-        const std::vector<int>& n = reg_.block_;
-        const double base[3] = {r[0], r[1], r[2]};
-        const double c0 = corr_at(peak);
-        for (int a = 0; a < rank_; ++a) {
-            if (n[a] < 3) continue;
-            int lo[3] = {peak[0], peak[1], peak[2]}, hi[3] = {peak[0], peak[1], peak[2]};
-            lo[a] = (peak[a] + n[a] - 1) % n[a];
-            hi[a] = (peak[a] + 1) % n[a];
-            const double cm = corr_at(lo), cp = corr_at(hi);
-            const double den = cm - 2.0 * c0 + cp;
-            if (den < 0) r[a] += std::clamp(0.5 * (cm - cp) / den, -0.5, 0.5);
-        }
-        const int last = rank_ - 1;
-        const float* p = reinterpret_cast<const float*>(spec_.data());
-        const std::size_t row_floats = 2 * static_cast<std::size_t>(half_);
-        std::vector<std::complex<double>> phase[2];
-        for (int a = 0; a < last; ++a) phase[a].resize(omega_outer_[a].size());
-        for (int it = 0; it < 3; ++it) {
-            for (int k = 0; k < half_; ++k) {
-                const double ph = static_cast<double>(omega_x_[k]) * r[last];
-                ex_[2 * k] = weight_x_[k] * static_cast<float>(std::cos(ph));
-                ex_[2 * k + 1] = weight_x_[k] * static_cast<float>(std::sin(ph));
-            }
-            for (int a = 0; a < last; ++a)
-                for (std::size_t k = 0; k < omega_outer_[a].size(); ++k) {
-                    const double om = omega_outer_[a][k];
-                    phase[a][k] = std::isnan(om) ? 0.0 : std::polar(1.0, om * r[a]);
-                }
-            double g[3] = {0, 0, 0}, H[3][3] = {};
-            float s[6];
-            auto accumulate = [&](std::size_t row, std::complex<double> e, const double* om) {
-                block_newton_row(p + row * row_floats, ex_.data(), omega_x_.data(), omega_x2_.data(), half_, s);
-                const std::complex<double> t0 = e * std::complex<double>(s[0], s[1]);
-                const std::complex<double> t1 = e * std::complex<double>(s[2], s[3]);
-                const std::complex<double> t2 = e * std::complex<double>(s[4], s[5]);
-                g[last] -= t1.imag();
-                H[last][last] -= t2.real();
-                for (int a = 0; a < last; ++a) {
-                    g[a] -= om[a] * t0.imag();
-                    H[a][last] -= om[a] * t1.real();
-                    for (int b = 0; b <= a; ++b) H[a][b] -= om[a] * om[b] * t0.real();
-                }
-            };
-            if (rank_ == 2) {
-                for (int y = 0; y < n[0]; ++y) {
-                    if (std::isnan(omega_outer_[0][y])) continue;
-                    const double om[1] = {omega_outer_[0][y]};
-                    accumulate(static_cast<std::size_t>(y), phase[0][y], om);
-                }
-            } else {
-                for (int z = 0; z < n[0]; ++z) {
-                    if (std::isnan(omega_outer_[0][z])) continue;
-                    for (int y = 0; y < n[1]; ++y) {
-                        if (std::isnan(omega_outer_[1][y])) continue;
-                        const double om[2] = {omega_outer_[0][z], omega_outer_[1][y]};
-                        accumulate(static_cast<std::size_t>(z) * n[1] + y, phase[0][z] * phase[1][y], om);
-                    }
-                }
-            }
-            // Newton for a maximum: step = (-H)^-1 g; axes too short to carry
-            // a frequency keep their parabola estimate; a neighbourhood that is
-            // not concave leaves the estimate as it is.
-            double A[3][3] = {}, step[3] = {0, 0, 0};
-            for (int a = 0; a < rank_; ++a)
-                for (int b = 0; b < rank_; ++b) A[a][b] = -(a >= b ? H[a][b] : H[b][a]);
-            for (int a = 0; a < rank_; ++a)
-                if (n[a] < 3) {
-                    for (int b = 0; b < rank_; ++b) A[a][b] = A[b][a] = 0;
-                    A[a][a] = 1;
-                    g[a] = 0;
-                }
-            if (!solve_spd(A, g, rank_, step)) break;
-            double biggest = 0;
-            for (int a = 0; a < rank_; ++a) {
-                const double st = std::clamp(step[a], -0.5, 0.5);
-                r[a] = std::clamp(r[a] + st, base[a] - 1.0, base[a] + 1.0);
-                biggest = std::max(biggest, std::fabs(st));
-            }
-            if (biggest < 0.02) break;
-        }
-    }
-
     const BlockRegistrar& reg_;
     int rank_, bx_, half_;
     const R2CPlan* r2c_;
     const C2RPlan* c2r_;
     RealBuffer block_, corr_;
     ComplexBuffer spec_, work_;
-    std::vector<float> scratch_, ex_, omega_x_, omega_x2_, weight_x_;
-    std::vector<std::vector<double>> omega_outer_;  // NaN marks a Nyquist bin
+    std::vector<float> scratch_;
+    stackreg_detail::PeakRefiner peak_;
     std::vector<std::pair<int, int>> ranges_[3];
     std::vector<int> search_rows_;
 };

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "core/simd_clones.hpp"
+#include "newton.hpp"  // solve_spd
 
 namespace spectralign_fast::stackreg_detail {
 
@@ -180,35 +181,6 @@ SPECTRALIGN_CLONES void combine9(const float* const* src, const float* w, float*
         for (int j = 0; j < 9; ++j) v += w[j] * src[j][k];
         out[k] = v;
     }
-}
-
-// Cholesky solve of A x = b, A symmetric positive definite (m <= 5); false
-// when it is not.
-bool solve_spd(double A[5][5], const double b[5], int m, double x[5]) {
-    double L[5][5] = {};
-    for (int i = 0; i < m; ++i)
-        for (int j = 0; j <= i; ++j) {
-            double s = A[i][j];
-            for (int k = 0; k < j; ++k) s -= L[i][k] * L[j][k];
-            if (i == j) {
-                if (!(s > 0)) return false;
-                L[i][i] = std::sqrt(s);
-            } else {
-                L[i][j] = s / L[j][j];
-            }
-        }
-    double y[5];
-    for (int i = 0; i < m; ++i) {
-        double s = b[i];
-        for (int k = 0; k < i; ++k) s -= L[i][k] * y[k];
-        y[i] = s / L[i][i];
-    }
-    for (int i = m - 1; i >= 0; --i) {
-        double s = y[i];
-        for (int k = i + 1; k < m; ++k) s -= L[k][i] * x[k];
-        x[i] = s / L[i][i];
-    }
-    return true;
 }
 
 }  // namespace

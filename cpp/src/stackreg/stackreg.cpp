@@ -13,6 +13,7 @@
 #include "core/parallel.hpp"
 #include "core/simd_clones.hpp"
 #include "fft/spectral_kernels.hpp"
+#include "newton.hpp"
 #include "refine.hpp"
 #include "taper.hpp"
 #include "sample/shift.hpp"  // shift taps and row combiners of the sample core
@@ -76,31 +77,6 @@ SPECTRALIGN_CLONES float max_of(const float* x, int n) {
     return best;
 }
 
-// One spectrum row of the Newton sums: with q_k = p_k ex_k (ex carries the
-// Hermitian weight and the phase along the last axis), s = (sum q, sum w q,
-// sum w^2 q) as (re, im) pairs.
-SPECTRALIGN_CLONES void newton_row(const float* p, const float* ex, const float* w, const float* w2,
-                                   int n, float s[6]) {
-    float s0r = 0, s0i = 0, s1r = 0, s1i = 0, s2r = 0, s2i = 0;
-#pragma omp simd reduction(+ : s0r, s0i, s1r, s1i, s2r, s2i)
-    for (int k = 0; k < n; ++k) {
-        const float pr = p[2 * k], pi = p[2 * k + 1], er = ex[2 * k], ei = ex[2 * k + 1];
-        const float qr = pr * er - pi * ei, qi = pr * ei + pi * er;
-        s0r += qr;
-        s0i += qi;
-        s1r += w[k] * qr;
-        s1i += w[k] * qi;
-        s2r += w2[k] * qr;
-        s2i += w2[k] * qi;
-    }
-    s[0] = s0r;
-    s[1] = s0i;
-    s[2] = s1r;
-    s[3] = s1i;
-    s[4] = s2r;
-    s[5] = s2i;
-}
-
 // ---- threads ---------------------------------------------------------------------
 
 // ---- registration helpers ----------------------------------------------------------
@@ -118,51 +94,6 @@ FrameStatus normalize_frame(const float* x, float* out, std::size_t n, double* s
     return kFrameOk;
 }
 
-// Signed displacement of index i on an axis of n, thunder's rule: indices
-// above n // 2 wrap to negative.
-int signed_index(int i, int n) { return i > n / 2 ? i - n : i; }
-
-// Index ranges [lo, hi) whose signed displacement is within +-limit, in
-// ascending order (limit < 0: the whole axis).
-std::vector<std::pair<int, int>> allowed_ranges(int n, int limit) {
-    if (limit < 0 || limit >= n) return {{0, n}};
-    std::vector<std::pair<int, int>> r;
-    r.emplace_back(0, std::min(limit, n / 2) + 1);
-    const int lo = std::max(n - limit, n / 2 + 1);
-    if (lo < n) r.emplace_back(lo, n);
-    return r;
-}
-
-// Cholesky solve of A x = b for symmetric positive definite A (m <= 3);
-// false when A is not positive definite.
-bool solve_spd(double A[3][3], const double b[3], int m, double x[3]) {
-    double L[3][3] = {};
-    for (int i = 0; i < m; ++i) {
-        for (int j = 0; j <= i; ++j) {
-            double s = A[i][j];
-            for (int k = 0; k < j; ++k) s -= L[i][k] * L[j][k];
-            if (i == j) {
-                if (!(s > 0)) return false;
-                L[i][i] = std::sqrt(s);
-            } else {
-                L[i][j] = s / L[j][j];
-            }
-        }
-    }
-    double y[3];
-    for (int i = 0; i < m; ++i) {
-        double s = b[i];
-        for (int k = 0; k < i; ++k) s -= L[i][k] * y[k];
-        y[i] = s / L[i][i];
-    }
-    for (int i = m - 1; i >= 0; --i) {
-        double s = y[i];
-        for (int k = i + 1; k < m; ++k) s -= L[k][i] * x[k];
-        x[i] = s / L[i][i];
-    }
-    return true;
-}
-
 // Per-thread buffers of the fit.
 class FitWorkspace {
 public:
@@ -172,7 +103,8 @@ public:
           last_(shape.back()),
           half_(shape.back() / 2 + 1),
           r2c_(&R2CPlan::get(shape)),
-          c2r_(&C2RPlan::get(shape)) {
+          c2r_(&C2RPlan::get(shape)),
+          peak_(shape) {
         std::size_t n = 1, ns = 1;
         for (int a = 0; a < rank_; ++a) {
             n *= static_cast<std::size_t>(shape[a]);
@@ -183,29 +115,7 @@ public:
         spec_.resize(ns);
         work_.resize(ns);
         scratch_.resize(kWhitenBlock);
-        // Last axis: bins 0..half-1 of the half spectrum stand for themselves
-        // and (except 0 and the Nyquist bin) their conjugate partners.
         ex_.resize(2 * static_cast<std::size_t>(half_));
-        omega_x_.resize(static_cast<std::size_t>(half_));
-        omega_x2_.resize(static_cast<std::size_t>(half_));
-        weight_x_.resize(static_cast<std::size_t>(half_));
-        for (int k = 0; k < half_; ++k) {
-            const double om = kTwoPi * k / last_;
-            omega_x_[k] = static_cast<float>(om);
-            omega_x2_[k] = static_cast<float>(om * om);
-            // The Nyquist bin has no continuous counterpart: left out.
-            weight_x_[k] = k == 0 ? 1.0f : (last_ % 2 == 0 && k == last_ / 2) ? 0.0f : 2.0f;
-        }
-        for (int a = 0; a + 1 < rank_; ++a) {
-            std::vector<double> om(static_cast<std::size_t>(shape[a]));
-            for (int k = 0; k < shape[a]; ++k) {
-                const int ks = spectral::signed_bin(k, shape[a]);
-                om[k] = (shape[a] % 2 == 0 && k == shape[a] / 2) ? std::nan("") : kTwoPi * ks / shape[a];
-            }
-            omega_outer_.push_back(std::move(om));
-        }
-        phase_outer_.resize(omega_outer_.size());
-        for (std::size_t a = 0; a < omega_outer_.size(); ++a) phase_outer_[a].resize(omega_outer_[a].size());
     }
 
     // Registers one frame; returns its status and writes rank displacements.
@@ -248,9 +158,9 @@ public:
 
         int peak[3] = {0, 0, 0};
         find_peak(opt, peak);
-        double r[3];
-        for (int a = 0; a < rank_; ++a) r[a] = signed_index(peak[a], shape_[a]);
-        if (opt.subpixel) refine_peak(peak, r);
+        double r[3] = {0, 0, 0};
+        for (int a = 0; a < rank_; ++a) r[a] = stackreg_detail::signed_index(peak[a], shape_[a]);
+        if (opt.subpixel) peak_.refine(corr_.data(), spec_.data(), peak, r);
         for (int a = 0; a < rank_; ++a) {
             const int m = a < static_cast<int>(opt.max_shift.size()) ? opt.max_shift[a] : -1;
             delta[a] = m >= 0 ? std::clamp(r[a], -static_cast<double>(m), static_cast<double>(m)) : r[a];
@@ -296,8 +206,10 @@ private:
     // the first maximum in row-major order, as numpy.argmax.
     void find_peak(const StackRegOptions& opt, int peak[3]) const {
         std::vector<std::pair<int, int>> ranges[3];
-        for (int a = 0; a < rank_; ++a)
-            ranges[a] = allowed_ranges(shape_[a], a < static_cast<int>(opt.max_shift.size()) ? opt.max_shift[a] : -1);
+        for (int a = 0; a < rank_; ++a) {
+            const int limit = a < static_cast<int>(opt.max_shift.size()) ? opt.max_shift[a] : -1;
+            ranges[a] = stackreg_detail::allowed_ranges(shape_[a], limit);
+        }
         // Outer rows (all axes but the last) in ascending order.
         std::vector<std::size_t> rows;
         if (rank_ == 2) {
@@ -334,102 +246,6 @@ private:
         }
     }
 
-    float corr_at(const int idx[3]) const {
-        std::size_t pos = 0;
-        for (int a = 0; a < rank_; ++a) pos = pos * shape_[a] + static_cast<std::size_t>(idx[a]);
-        return corr_[pos];
-    }
-
-    // Subpixel peak: a parabola through each axis' neighbours, then Newton
-    // steps on the trigonometric interpolant c(r) = sum_k P_k e^{i w_k r}
-    // (what an upsampled DFT samples), from its exact gradient and Hessian.
-    void refine_peak(const int peak[3], double r[3]) {
-        const double base[3] = {r[0], r[1], r[2]};
-        const float c0 = corr_at(peak);
-        for (int a = 0; a < rank_; ++a) {
-            if (shape_[a] < 3) continue;
-            int lo[3] = {peak[0], peak[1], peak[2]}, hi[3] = {peak[0], peak[1], peak[2]};
-            lo[a] = (peak[a] + shape_[a] - 1) % shape_[a];
-            hi[a] = (peak[a] + 1) % shape_[a];
-            const double cm = corr_at(lo), cp = corr_at(hi);
-            const double den = cm - 2.0 * c0 + cp;
-            if (den < 0) r[a] += std::clamp(0.5 * (cm - cp) / den, -0.5, 0.5);
-        }
-        const int last = rank_ - 1;
-        for (int it = 0; it < 3; ++it) {
-            for (int k = 0; k < half_; ++k) {
-                const double ph = static_cast<double>(omega_x_[k]) * r[last];
-                ex_[2 * k] = weight_x_[k] * static_cast<float>(std::cos(ph));
-                ex_[2 * k + 1] = weight_x_[k] * static_cast<float>(std::sin(ph));
-            }
-            for (int a = 0; a < last; ++a)
-                for (std::size_t k = 0; k < omega_outer_[a].size(); ++k) {
-                    const double om = omega_outer_[a][k];
-                    phase_outer_[a][k] = std::isnan(om) ? 0.0 : std::polar(1.0, om * r[a]);
-                }
-            double g[3] = {0, 0, 0}, H[3][3] = {};
-            const float* p = reinterpret_cast<const float*>(spec_.data());
-            const std::size_t row_floats = 2 * static_cast<std::size_t>(half_);
-            float s[6];
-            auto accumulate = [&](std::size_t row, std::complex<double> e, const double* om) {
-                newton_row(p + row * row_floats, ex_.data(), omega_x_.data(), omega_x2_.data(), half_, s);
-                const std::complex<double> t0 = e * std::complex<double>(s[0], s[1]);
-                const std::complex<double> t1 = e * std::complex<double>(s[2], s[3]);
-                const std::complex<double> t2 = e * std::complex<double>(s[4], s[5]);
-                g[last] -= t1.imag();
-                H[last][last] -= t2.real();
-                for (int a = 0; a < last; ++a) {
-                    g[a] -= om[a] * t0.imag();
-                    H[a][last] -= om[a] * t1.real();
-                    for (int b = 0; b <= a; ++b) H[a][b] -= om[a] * om[b] * t0.real();
-                }
-            };
-            if (rank_ == 2) {
-                for (int y = 0; y < shape_[0]; ++y) {
-                    if (std::isnan(omega_outer_[0][y])) continue;
-                    const double om[1] = {omega_outer_[0][y]};
-                    accumulate(static_cast<std::size_t>(y), phase_outer_[0][y], om);
-                }
-            } else {
-                for (int z = 0; z < shape_[0]; ++z) {
-                    if (std::isnan(omega_outer_[0][z])) continue;
-                    for (int y = 0; y < shape_[1]; ++y) {
-                        if (std::isnan(omega_outer_[1][y])) continue;
-                        const double om[2] = {omega_outer_[0][z], omega_outer_[1][y]};
-                        accumulate(static_cast<std::size_t>(z) * shape_[1] + y,
-                                   phase_outer_[0][z] * phase_outer_[1][y], om);
-                    }
-                }
-            }
-            // Newton for a maximum: step = (-H)^-1 g. Axes too short to carry
-            // a frequency keep their parabola estimate.
-            double A[3][3] = {}, step[3] = {0, 0, 0};
-            for (int a = 0; a < rank_; ++a)
-                for (int b = 0; b < rank_; ++b) {
-                    const double h = a >= b ? H[a][b] : H[b][a];
-                    A[a][b] = -h;
-                }
-            for (int a = 0; a < rank_; ++a)
-                if (shape_[a] < 3) {
-                    for (int b = 0; b < rank_; ++b) A[a][b] = A[b][a] = 0;
-                    A[a][a] = 1;
-                    g[a] = 0;
-                }
-            // A concave neighbourhood is required; elsewhere Newton would
-            // head for a saddle or a minimum, so the estimate stays as is.
-            if (!solve_spd(A, g, rank_, step)) break;
-            double biggest = 0;
-            for (int a = 0; a < rank_; ++a) {
-                const double st = std::clamp(step[a], -0.5, 0.5);
-                r[a] = std::clamp(r[a] + st, base[a] - 1.0, base[a] + 1.0);
-                biggest = std::max(biggest, std::fabs(st));
-            }
-            // Convergence is quadratic: after a step this small the next one
-            // would move the peak by well under 0.001 px.
-            if (biggest < 0.02) break;
-        }
-    }
-
     std::vector<int> shape_;
     int rank_, last_, half_;
     const R2CPlan* r2c_;
@@ -437,9 +253,8 @@ private:
     RealBuffer frame_, corr_;
     ComplexBuffer spec_, work_;
     std::vector<float> scratch_;
-    std::vector<float> ex_, omega_x_, omega_x2_, weight_x_;
-    std::vector<std::vector<double>> omega_outer_;  // NaN marks a Nyquist bin
-    std::vector<std::vector<std::complex<double>>> phase_outer_;
+    std::vector<float> ex_;  // the self share's transfer along the last axis
+    stackreg_detail::PeakRefiner peak_;
 };
 
 void check_shape(const std::vector<int>& shape) {

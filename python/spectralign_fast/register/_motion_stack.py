@@ -28,26 +28,8 @@ class _Stack:
     """A validated (T, Y, X) / (T, Z, Y, X) input: NumPy (incl. memmap) or Dask."""
 
     def __init__(self, images: Any) -> None:
-        self.dask = None
-        if _is_dask(images):
-            self.dask = images
-            arr = images
-        elif isinstance(images, np.ndarray):
-            arr = images  # memmaps stay memmaps: read batch by batch
-        else:
-            try:
-                arr = np.asarray(images)
-            except (TypeError, ValueError):
-                raise TypeError(f"images must be an array, got {type(images).__name__}") from None
-        check_dtype(arr.dtype, "images")
-        if arr.ndim not in (3, 4):
-            raise ValueError(f"images must be a (T, Y, X) image stack or (T, Z, Y, X) volumes, got "
-                             f"{arr.ndim} dimensions (shape {tuple(arr.shape)}); a single image needs "
-                             f"a leading frame axis, e.g. image[None]")
-        if arr.shape[0] == 0:
-            raise ValueError("images is an empty stack (no frames)")
-        if any(s == 0 for s in arr.shape[1:]):
-            raise ValueError(f"images has empty frames (shape {tuple(arr.shape)})")
+        arr = _stack_array(images, allow_dask=True)
+        self.dask = arr if _is_dask(arr) else None
         self.array = arr
         self.ndim = arr.ndim
         self.shape = tuple(int(s) for s in arr.shape)
@@ -145,6 +127,29 @@ def _plain_mean(stack: _Stack, indices: np.ndarray) -> np.ndarray:
 def _is_dask(x: Any) -> bool:
     da = sys.modules.get("dask.array")
     return da is not None and isinstance(x, da.Array)
+
+
+def _stack_array(images: Any, allow_dask: bool = False) -> Any:
+    """``images`` checked as a (T, Y, X) / (T, Z, Y, X) stack of real pixels (CrossCorr's and
+    NonRigidCrossCorr's input). NumPy arrays (memmaps stay memmaps: read batch by batch) and,
+    with ``allow_dask``, Dask arrays are returned as they are; anything else through np.asarray."""
+    if isinstance(images, np.ndarray) or (allow_dask and _is_dask(images)):
+        arr = images
+    else:
+        try:
+            arr = np.asarray(images)
+        except (TypeError, ValueError):
+            raise TypeError(f"images must be an array, got {type(images).__name__}") from None
+    check_dtype(arr.dtype, "images")
+    if arr.ndim not in (3, 4):
+        raise ValueError(f"images must be a (T, Y, X) image stack or (T, Z, Y, X) volumes, got "
+                         f"{arr.ndim} dimensions (shape {tuple(arr.shape)}); a single image needs "
+                         f"a leading frame axis, e.g. image[None]")
+    if arr.shape[0] == 0:
+        raise ValueError("images is an empty stack (no frames)")
+    if any(s == 0 for s in arr.shape[1:]):
+        raise ValueError(f"images has empty frames (shape {tuple(arr.shape)})")
+    return arr
 
 
 def _check_batch(batch: Any) -> Optional[int]:

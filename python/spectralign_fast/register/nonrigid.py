@@ -55,6 +55,7 @@ import numpy as np
 from .. import _core
 from .._validate import as_core_array, as_float, as_int
 from ..transforms.displacement import check_dtype, list_indices, shift_frames
+from ._motion_stack import _stack_array
 from .crosscorr import CrossCorr
 from .nonrigid_grid import block_grid, check_overlap, clean_blocks, fill_axes, per_axis
 
@@ -172,7 +173,7 @@ class NonRigidModel:
         if interpolation not in _INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}")
         nthreads = self.threads if threads is None else as_int(threads, "threads", minimum=0)
-        arr = _as_stack(images)
+        arr = _stack_array(images)
         if len(arr) != self._n:
             raise ValueError(f"the model has {self._n} frames but images has {len(arr)}")
         if arr.shape[1:] != self.shape:
@@ -347,7 +348,7 @@ class NonRigidCrossCorr:
             A frame containing NaN or inf pixels gets NaN displacements and a
             RuntimeWarning (as ``CrossCorr.fit``).
         """
-        arr = _as_stack(images)
+        arr = _stack_array(images)
         shape = tuple(int(v) for v in arr.shape[1:])
         rank = len(shape)
         if self.block_size is None:
@@ -453,23 +454,6 @@ class _Blocks:
     def __init__(self, shape: Tuple[int, ...], block: Tuple[int, ...], starts: List[np.ndarray],
                  max_shift: Tuple[int, ...]) -> None:
         self.shape, self.block, self.starts, self.max_shift = shape, block, starts, max_shift
-
-
-def _as_stack(images: Any) -> np.ndarray:
-    if isinstance(images, np.ndarray):
-        arr = images
-    else:
-        try:
-            arr = np.asarray(images)
-        except (TypeError, ValueError):
-            raise TypeError(f"images must be an array, got {type(images).__name__}") from None
-    check_dtype(arr.dtype, "images")
-    if arr.ndim not in (3, 4):
-        raise ValueError(f"images must be a (T, Y, X) movie or (T, Z, Y, X) volumes, got {arr.ndim} dimensions "
-                         f"(shape {arr.shape})")
-    if 0 in arr.shape:
-        raise ValueError(f"images is empty (shape {arr.shape})")
-    return arr
 
 
 def _as_reference(reference: Any, shape: Tuple[int, ...]) -> np.ndarray:
