@@ -3,7 +3,7 @@
 // by side quickly. Not part of the package build.
 //
 //   bench/harness/build.sh && /tmp/wrh [what] [reps]
-//   what: all | w3 | w2 | render
+//   what: all | w3 | w2 | render   (WRH_REUSE=1: reuse output buffers; WRH_CPU=1: CPU time)
 // Prints medians and an FNV-1a hash of every output (bit-exactness check).
 #include <algorithm>
 #include <chrono>
@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "spectralign_fast/render/render.hpp"
 #include "spectralign_fast/sample/warp.hpp"
@@ -58,14 +59,27 @@ static std::uint64_t fnv(const void* p, std::size_t n) {
     return h;
 }
 
+// WRH_CPU=1: CPU time of the process instead of wall time (steadier on a
+// shared, loaded host; the same as wall time for one thread when it is not
+// waiting).
+static double now_s() {
+    static const bool cpu = std::getenv("WRH_CPU") != nullptr;
+    if (cpu) {
+        timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return ts.tv_sec + ts.tv_nsec * 1e-9;
+    }
+    return std::chrono::duration<double>(clk::now().time_since_epoch()).count();
+}
+
 template <class F>
 static double median_time(F f, int reps) {
     f();
     std::vector<double> t;
     for (int r = 0; r < reps; ++r) {
-        auto t0 = clk::now();
+        const double t0 = now_s();
         f();
-        t.push_back(std::chrono::duration<double>(clk::now() - t0).count());
+        t.push_back(now_s() - t0);
     }
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];
