@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <stdexcept>
 #include <string>
 
@@ -47,7 +48,7 @@ struct RowGeom {
     float dx0, dy;
 };
 
-using CombineFn = void (*)(const TileCtx&, const RowGeom&, int, const float*, double*, float*);
+using CombineFn = void (*)(const TileCtx&, const RowGeom&, int, int, const float*, double*, float*);
 
 // Blends a chunk of samples (interpolated by the sample core) into the
 // accumulators. Feathering: weighted sums, weight clamp(e / blend, 0, 1); each
@@ -58,16 +59,17 @@ using CombineFn = void (*)(const TileCtx&, const RowGeom&, int, const float*, do
 // centre of the tile that currently wins (ties: the larger value). The edge distance e decides coverage and the feathering
 // weight; it is computed in float from the chunk's start exactly as
 // tile_coverage() does, so coverage masks and renders agree.
+// Columns [kb, ke) of a chunk; k counts from the chunk's start, where g is.
 template <bool Hard>
-SA_INLINE void combine_row(const TileCtx& t, const RowGeom& g, int n, const float* val, double* num,
-                           float* den) {
+SA_INLINE void combine_row(const TileCtx& t, const RowGeom& g, int kb, int ke, const float* val,
+                           double* num, float* den) {
     const float wm = static_cast<float>(t.w) - 0.5f, hm = static_cast<float>(t.h) - 0.5f;
     const float inv_r = t.inv_r, dy2 = g.dy * g.dy;
     // Plain ternaries, not std::min on references: GCC does not vectorise
     // selects between addresses.
     auto mn = [](float a, float b) SF_INLINE_LAMBDA { return a < b ? a : b; };
 #pragma omp simd
-    for (int k = 0; k < n; ++k) {
+    for (int k = kb; k < ke; ++k) {
         const float kf = static_cast<float>(k);
         const float u = g.u0 + kf * g.du, v = g.v0 + kf * g.dv;
         const float e = mn(mn(u + 0.5f, wm - u), mn(v + 0.5f, hm - v));
@@ -88,13 +90,13 @@ SA_INLINE void combine_row(const TileCtx& t, const RowGeom& g, int n, const floa
     }
 }
 
-SPECTRALIGN_CLONES void combine_f(const TileCtx& t, const RowGeom& g, int n, const float* val,
-                                  double* num, float* den) {
-    combine_row<false>(t, g, n, val, num, den);
+SPECTRALIGN_CLONES void combine_f(const TileCtx& t, const RowGeom& g, int kb, int ke,
+                                  const float* val, double* num, float* den) {
+    combine_row<false>(t, g, kb, ke, val, num, den);
 }
-SPECTRALIGN_CLONES void combine_h(const TileCtx& t, const RowGeom& g, int n, const float* val,
-                                  double* num, float* den) {
-    combine_row<true>(t, g, n, val, num, den);
+SPECTRALIGN_CLONES void combine_h(const TileCtx& t, const RowGeom& g, int kb, int ke,
+                                  const float* val, double* num, float* den) {
+    combine_row<true>(t, g, kb, ke, val, num, den);
 }
 
 using sample::kern::to_pixel;  // rounded half up and clamped (NaN -> 0)
@@ -133,6 +135,27 @@ SA_FINALIZE(std::uint8_t, u8)
 SA_FINALIZE(std::uint16_t, u16)
 SA_FINALIZE(float, f32)
 
+// finalize_row_t for pixels that one tile alone covers, at weight exactly 1:
+// there num = 0.0 + x and den = 1.0f, so the mean is x + 0.0f (-0 becomes
+// +0), clamped to the float range (only inf moves), bit for bit.
+template <class T>
+SA_INLINE void direct_row_t(const float* val, int n, T* out) {
+    const float big = std::numeric_limits<float>::max();
+#pragma omp simd
+    for (int k = 0; k < n; ++k) {
+        const float x = val[k] + 0.0f;
+        out[k] = to_pixel<T>(x > big ? big : (x < -big ? -big : x));
+    }
+}
+
+#define SA_DIRECT(T, TN)                                                           \
+    SPECTRALIGN_CLONES void direct_##TN(const float* val, int n, void* out) {      \
+        direct_row_t<T>(val, n, static_cast<T*>(out));                             \
+    }
+SA_DIRECT(std::uint8_t, u8)
+SA_DIRECT(std::uint16_t, u16)
+SA_DIRECT(float, f32)
+
 }  // namespace render_kernels
 
 namespace {
@@ -140,12 +163,14 @@ namespace {
 using namespace render_kernels;
 
 using FinalizeFn = void (*)(const double*, const float*, int, bool, float, void*, std::uint8_t*);
+using DirectFn = void (*)(const float*, int, void*);
 
 struct Kernels {
     sample::detail::RowFn sample32;  // 32-bit element offsets (tiles under 2^31 elements)
     sample::detail::RowFn sample64;
     CombineFn combine;
     FinalizeFn finalize;
+    DirectFn direct;
 };
 
 sample::Kernel sample_kernel(Interp interp) {
@@ -161,9 +186,9 @@ Kernels pick_kernels(PixelType type, Interp interp, bool hard) {
     Kernels k{};
     sample::Dtype dt = sample::Dtype::F32;
     switch (type) {
-        case PixelType::U8: dt = sample::Dtype::U8; k.finalize = finalize_u8; break;
-        case PixelType::U16: dt = sample::Dtype::U16; k.finalize = finalize_u16; break;
-        case PixelType::F32: dt = sample::Dtype::F32; k.finalize = finalize_f32; break;
+        case PixelType::U8: dt = sample::Dtype::U8; k.finalize = finalize_u8; k.direct = direct_u8; break;
+        case PixelType::U16: dt = sample::Dtype::U16; k.finalize = finalize_u16; k.direct = direct_u16; break;
+        case PixelType::F32: dt = sample::Dtype::F32; k.finalize = finalize_f32; k.direct = direct_f32; break;
     }
     const sample::Kernel sk = sample_kernel(interp);
     k.sample32 = sample::detail::pick_row_to_float(dt, sk, true);
@@ -257,11 +282,18 @@ struct RowCover {
     int k0, k1;
 };
 
-RowCover row_cover(const Prepared& p, double X0, double Y, int n) {
+RowCover row_origin(const Prepared& p, double X0, double Y) {
     const double* inv = p.inv;
     RowCover c;
     c.u0 = inv[0] * X0 + inv[1] * Y + inv[2];
     c.v0 = inv[3] * X0 + inv[4] * Y + inv[5];
+    c.k0 = c.k1 = 0;
+    return c;
+}
+
+RowCover row_cover(const Prepared& p, double X0, double Y, int n) {
+    const double* inv = p.inv;
+    RowCover c = row_origin(p, X0, Y);
     int a0, a1, b0, b1;
     span_1d(c.u0, inv[0], -1.0, p.ctx.w, n, a0, a1);
     span_1d(c.v0, inv[3], -1.0, p.ctx.h, n, b0, b1);
@@ -270,13 +302,23 @@ RowCover row_cover(const Prepared& p, double X0, double Y, int n) {
     return c;
 }
 
-// Adds tile p's samples for the output pixels (X0 + k, Y), k in [0, n):
-// the sample core interpolates a chunk (coordinates in double from the
-// chunk's own start), then the chunk is blended in.
-void process_row(const Prepared& p, const Kernels& kern, double X0, double Y, int n, double* num,
-                 float* den) {
+// Columns of a row whose samples from one tile go straight to the output
+// (kern.direct) instead of into the accumulators: [a, b), counted like k;
+// of those, the window shows [s0, s1), and out is the output pixel of
+// column s0.
+struct Direct {
+    int a = 0, b = 0, s0 = 0, s1 = 0;
+    char* out = nullptr;
+    std::size_t psize = 0;
+};
+
+// Adds tile p's samples for the output pixels (X0 + k, Y), k in
+// [cover.k0, cover.k1): the sample core interpolates a chunk (coordinates in
+// double from the chunk's own start), then the chunk is blended in, except
+// for direct's columns, which are written out.
+void process_cover(const Prepared& p, const Kernels& kern, const RowCover& cover, double X0, double Y,
+                   double* num, float* den, const Direct* direct = nullptr) {
     const double* inv = p.inv;
-    const RowCover cover = row_cover(p, X0, Y, n);
     const double u0 = cover.u0, v0 = cover.v0;
     const int k0 = cover.k0, k1 = cover.k1;
     const sample::detail::RowFn fn = p.small_index ? kern.sample32 : kern.sample64;
@@ -295,8 +337,99 @@ void process_row(const Prepared& p, const Kernels& kern, double X0, double Y, in
         row.n = m;
         row.out = val;
         fn(p.src, row);
-        kern.combine(p.ctx, g, m, val, num + c0, den + c0);
+        if (!direct) {
+            kern.combine(p.ctx, g, 0, m, val, num + c0, den + c0);
+            continue;
+        }
+        const int da = std::clamp(direct->a - c0, 0, m), db = std::clamp(direct->b - c0, da, m);
+        if (da > 0) kern.combine(p.ctx, g, 0, da, val, num + c0, den + c0);
+        if (db < m) kern.combine(p.ctx, g, db, m, val, num + c0, den + c0);
+        const int sa = std::max(direct->s0, c0 + da), sb = std::min(direct->s1, c0 + db);
+        if (sb > sa)
+            kern.direct(val + (sa - c0), sb - sa,
+                        direct->out + static_cast<std::size_t>(sa - direct->s0) * direct->psize);
     }
+}
+
+void process_row(const Prepared& p, const Kernels& kern, double X0, double Y, int n, double* num,
+                 float* den) {
+    process_cover(p, kern, row_cover(p, X0, Y, n), X0, Y, num, den);
+}
+
+// Columns [a, b) of cover where tile p's feathering weight is exactly 1 in
+// combine_row's float arithmetic: the edge distance is at least blend plus a
+// margin far above the float rounding of u, v, e and e / blend (relative
+// 2^-24 each, on coordinates below 2^22).
+void full_weight(const Prepared& p, const RowCover& c, double blend, int& a, int& b) {
+    a = b = 0;
+    const double w = p.ctx.w, h = p.ctx.h, du = p.inv[0], dv = p.inv[3];
+    const double reach = std::fabs(c.u0) + std::fabs(c.v0) + kChunk * (std::fabs(du) + std::fabs(dv));
+    if (!(blend > 0) || w + h + reach > 4e6) return;
+    const double margin = 1e-5 * (blend + w + h + reach + 1.0);
+    const double ulo = blend - 0.5 + margin, uhi = w - 0.5 - blend - margin;
+    const double vlo = blend - 0.5 + margin, vhi = h - 0.5 - blend - margin;
+    if (!(ulo <= uhi && vlo <= vhi)) return;
+    int a0, a1, b0, b1;
+    span_1d(c.u0, du, ulo, uhi, c.k1, a0, a1);
+    span_1d(c.v0, dv, vlo, vhi, c.k1, b0, b1);
+    a = std::max({a0, b0, c.k0});
+    b = std::max(a, std::min(a1, b1));
+}
+
+// How a tile meets a block of output pixels (columns X0 .. X0 + cols - 1,
+// rows Y0 .. Y1 of model space), decided once per block from its corners
+// with margins far above the rounding in row_cover and full_weight.
+struct Meet {
+    const Prepared* p = nullptr;
+    bool outside = false;  // no row's cover reaches the block
+    bool inside = false;   // every row's cover is the whole block row
+    int full = 0;          // feathering weight exactly 1: 0 nowhere, 1 maybe somewhere, 2 everywhere
+};
+
+Meet meet(const Prepared& p, double X0, double X1, double Y0, double Y1, double blend) {
+    const double* inv = p.inv;
+    Meet m;
+    m.p = &p;
+    double umin = std::numeric_limits<double>::infinity(), umax = -umin, vmin = umin, vmax = -umin;
+    for (double X : {X0, X1})
+        for (double Y : {Y0, Y1}) {
+            const double u = inv[0] * X + inv[1] * Y + inv[2], v = inv[3] * X + inv[4] * Y + inv[5];
+            umin = std::min(umin, u);
+            umax = std::max(umax, u);
+            vmin = std::min(vmin, v);
+            vmax = std::max(vmax, v);
+        }
+    const double w = p.ctx.w, h = p.ctx.h;
+    const double big = std::max(std::fabs(umin), std::fabs(umax)) + std::max(std::fabs(vmin), std::fabs(vmax)) +
+                       w + h + 1.0;
+    if (!(big < 1e15)) return m;  // partial: row by row
+    const double e = 1e-6 * big;
+    m.outside = umax < -1.0 - e || umin > w + e || vmax < -1.0 - e || vmin > h + e;
+    if (m.outside) return m;
+    m.inside = Y0 >= p.by0 && Y1 <= p.by1 && umin >= -1.0 + e && umax <= w - e && vmin >= -1.0 + e &&
+               vmax <= h - e;
+    const double reach = big + kChunk * (std::fabs(inv[0]) + std::fabs(inv[3]));
+    if (!(blend > 0) || reach > 4e6) return m;
+    const double margin = 1e-5 * (blend + reach);  // at least full_weight's
+    const double lo = blend - 0.5 + margin, uhi = w - 0.5 - blend - margin, vhi = h - 0.5 - blend - margin;
+    if (m.inside && umin >= lo && umax <= uhi && vmin >= lo && vmax <= vhi)
+        m.full = 2;
+    else if (umax >= lo - 1.0 && umin <= uhi + 1.0 && vmax >= lo - 1.0 && vmin <= vhi + 1.0)
+        m.full = 1;
+    return m;
+}
+
+// Shrinks [a, b) to its longest part outside [c, d).
+void cut(int& a, int& b, int c, int d) {
+    if (d <= a || c >= b) return;
+    if (c <= a)
+        a = std::min(b, d);
+    else if (d >= b)
+        b = c;
+    else if (c - a >= b - d)
+        b = c;
+    else
+        a = d;
 }
 
 void check_canvas(const Canvas& c) {
@@ -442,44 +575,101 @@ void render_window(const std::vector<RenderTile>& tiles, PixelType type, const C
     const std::size_t psize = pixel_size(type);
     const float den0 = hard ? std::numeric_limits<float>::infinity() : 0.0f;
 
-    struct BlockSums {
+    // Row by row through the block: the tiles that reach the row (in the
+    // renderer's order), then the columns that one tile alone covers at full
+    // weight go straight to the output; the rest accumulate in one row of
+    // sums (cache-hot) and are finalized.
+    struct RowSums {
         std::vector<double> num;
         std::vector<float> den;
+        std::vector<Meet> meets;
+        std::vector<std::pair<const Meet*, RowCover>> act;
     };
-    const std::size_t block_pixels = static_cast<std::size_t>(kBlockRows) * kBlockCols;
+    static_assert(kBlockCols <= kChunk, "a block row is one sampling chunk (direct path)");
     parallel_for(
-        grid.bins.size(), opt.threads, [&]() { return BlockSums{std::vector<double>(block_pixels),
-                                                                std::vector<float>(block_pixels)}; },
-        [&](BlockSums& sums, std::size_t b) {
-            std::vector<double>& num = sums.num;
-            std::vector<float>& den = sums.den;
+        grid.bins.size(), opt.threads,
+        [&]() { return RowSums{std::vector<double>(kBlockCols), std::vector<float>(kBlockCols), {}, {}}; },
+        [&](RowSums& sums, std::size_t b) {
+            double* num = sums.num.data();
+            float* den = sums.den.data();
+            auto& act = sums.act;
+            auto& meets = sums.meets;
             const Block blk = block_at(grid, canvas, b);
             const long long i0 = blk.i0, j0 = blk.j0;
             const int rows = blk.rows, cols = blk.cols;
-            for (int i = 0; i < rows; ++i) {
-                std::fill_n(num.data() + i * kBlockCols, cols, 0.0);
-                std::fill_n(den.data() + i * kBlockCols, cols, den0);
-            }
+            const int s0 = static_cast<int>(blk.c0 - j0), s1 = static_cast<int>(blk.c1 - j0);
             const double X0 = canvas.x0 + static_cast<double>(j0);
+            meets.clear();
             for (int t : grid.bins[b]) {
-                check_interrupt();  // a block under thousands of tiles is a long item
-                const Prepared& p = prep[static_cast<std::size_t>(t)];
-                for (int i = 0; i < rows; ++i) {
-                    const double Y = canvas.y0 + static_cast<double>(i0 + i);
-                    if (Y < p.by0 || Y > p.by1) continue;
-                    process_row(p, kern, X0, Y, cols, num.data() + i * kBlockCols,
-                                den.data() + i * kBlockCols);
-                }
+                const Meet m = meet(prep[static_cast<std::size_t>(t)], X0, canvas.x0 + static_cast<double>(j0 + cols - 1),
+                                    canvas.y0 + static_cast<double>(i0),
+                                    canvas.y0 + static_cast<double>(i0 + rows - 1), opt.blend);
+                if (!m.outside) meets.push_back(m);
             }
-            const std::ptrdiff_t skip = static_cast<std::ptrdiff_t>(blk.c0 - j0);
-            const int shown = static_cast<int>(blk.c1 - blk.c0);
+            // One tile alone over the block, at full weight: its samples are the output.
+            const bool solo = meets.size() == 1 && meets[0].full == 2;
             for (int i = 0; i < rows; ++i) {
+                if (i % 16 == 0) check_interrupt();  // a block under thousands of tiles is a long item
+                const double Y = canvas.y0 + static_cast<double>(i0 + i);
                 const long long r = i0 + i - win.row0, c = blk.c0 - win.col0;
-                char* o = static_cast<char*>(out) +
-                          (r * out_stride + c) * static_cast<std::ptrdiff_t>(psize);
+                Direct d;
+                d.s0 = s0;
+                d.s1 = s1;
+                d.psize = psize;
+                d.out = static_cast<char*>(out) + (r * out_stride + c) * static_cast<std::ptrdiff_t>(psize);
                 std::uint8_t* cv = coverage ? coverage + r * win.cols + c : nullptr;
-                kern.finalize(num.data() + i * kBlockCols + skip, den.data() + i * kBlockCols + skip,
-                              shown, hard, opt.fill, o, cv);
+                if (solo) {
+                    RowCover rc = row_origin(*meets[0].p, X0, Y);
+                    rc.k1 = d.b = cols;
+                    process_cover(*meets[0].p, kern, rc, X0, Y, num, den, &d);
+                    if (cv) std::fill(cv, cv + (s1 - s0), std::uint8_t{1});
+                    continue;
+                }
+                act.clear();
+                for (const Meet& m : meets) {
+                    const Prepared& p = *m.p;
+                    RowCover rc;
+                    if (m.inside) {
+                        rc = row_origin(p, X0, Y);
+                        rc.k1 = cols;
+                    } else {
+                        if (Y < p.by0 || Y > p.by1) continue;
+                        rc = row_cover(p, X0, Y, cols);
+                        if (rc.k1 <= rc.k0) continue;
+                    }
+                    act.emplace_back(&m, rc);
+                }
+                int best = -1;
+                for (std::size_t q = 0; q < act.size(); ++q) {
+                    const Meet& m = *act[q].first;
+                    if (m.full == 0) continue;
+                    int a = 0, e = cols;
+                    if (m.full == 1) full_weight(*m.p, act[q].second, opt.blend, a, e);
+                    for (std::size_t o = 0; o < act.size() && e > a; ++o)
+                        if (o != q) cut(a, e, act[o].second.k0, act[o].second.k1);
+                    if (e - a > d.b - d.a) {
+                        best = static_cast<int>(q);
+                        d.a = a;
+                        d.b = e;
+                    }
+                }
+                std::fill(num, num + d.a, 0.0);
+                std::fill(den, den + d.a, den0);
+                std::fill(num + d.b, num + cols, 0.0);
+                std::fill(den + d.b, den + cols, den0);
+                for (std::size_t q = 0; q < act.size(); ++q)
+                    process_cover(*act[q].first->p, kern, act[q].second, X0, Y, num, den,
+                                  static_cast<int>(q) == best ? &d : nullptr);
+                auto fin = [&](int a, int e) {
+                    if (e > a)
+                        kern.finalize(num + a, den + a, e - a, hard, opt.fill,
+                                      d.out + static_cast<std::size_t>(a - s0) * psize,
+                                      cv ? cv + (a - s0) : nullptr);
+                };
+                fin(s0, std::min(s1, d.a));
+                const int da = std::max(s0, d.a), db = std::min(s1, d.b);
+                if (cv && db > da) std::fill(cv + (da - s0), cv + (db - s0), std::uint8_t{1});
+                fin(std::max(s0, d.b), s1);
             }
         });
 }
