@@ -3,7 +3,8 @@
 // by side quickly. Not part of the package build.
 //
 //   bench/harness/build.sh && /tmp/wrh [what] [reps]
-//   what: all | w3 | w2 | render   (WRH_REUSE=1: reuse output buffers; WRH_CPU=1: CPU time)
+//   what: all | w3 | w2 | render   (WRH_REUSE=1: reuse output buffers; WRH_CPU=1: CPU time;
+//   WRH_BITS=1: coverage as a bit mask)
 // Prints medians and an FNV-1a hash of every output (bit-exactness check).
 #include <algorithm>
 #include <chrono>
@@ -190,13 +191,18 @@ int main(int argc, char** argv) {
         opt.threads = threads;
         const std::size_t npx = static_cast<std::size_t>(cv.width) * cv.height;
         // Fresh output every call, as the Python binding allocates it.
+        // WRH_BITS=1: coverage as a bit mask (as Renderer.render_all asks for it).
+        const bool bits = std::getenv("WRH_BITS") != nullptr;
+        const std::size_t ncov = bits ? static_cast<std::size_t>((cv.width + 7) / 8) * cv.height : npx;
+        const Window whole{0, 0, cv.height, cv.width};
         const double t = median_time([&] {
-            Fresh out(npx * 4), cov(npx);
-            render_canvas(tiles, PixelType::F32, cv, opt, out.p, cv.width, static_cast<std::uint8_t*>(cov.p));
+            Fresh out(npx * 4), cov(ncov);
+            render_window(tiles, PixelType::F32, cv, whole, opt, out.p, cv.width,
+                          static_cast<std::uint8_t*>(cov.p), bits);
         }, reps);
-        Fresh out(npx * 4), cov(npx);
-        render_canvas(tiles, PixelType::F32, cv, opt, out.p, cv.width, static_cast<std::uint8_t*>(cov.p));
-        const std::uint64_t h1 = fnv(out.p, npx * 4), h2 = fnv(cov.p, npx);
+        Fresh out(npx * 4), cov(ncov);
+        render_window(tiles, PixelType::F32, cv, whole, opt, out.p, cv.width, static_cast<std::uint8_t*>(cov.p), bits);
+        const std::uint64_t h1 = fnv(out.p, npx * 4), h2 = fnv(cov.p, ncov);
         const double rate = npx / t;
         std::printf("render 5x5x2048 affine f32: %.1f ms  %.0f Mpx/s  (%.2fx w2)  hash %016llx %016llx\n",
                     t * 1e3, rate / 1e6, w2rate > 0 ? rate / w2rate : 0.0,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <utility>
 #include <stdexcept>
@@ -419,6 +420,31 @@ Meet meet(const Prepared& p, double X0, double X1, double Y0, double Y1, double 
     return m;
 }
 
+// Coverage bytes (0 or 1) -> bits in numpy.packbits order (first pixel in
+// the highest bit); bytes[n .. n + 7] are scratch. One multiply gathers the
+// low bits of eight bytes into the top byte, first byte highest (no carries:
+// every partial product lands on its own bit).
+void pack_bits(std::uint8_t* bytes, int n, std::uint8_t* bits) {
+    std::fill(bytes + n, bytes + n + 8, std::uint8_t{0});
+    for (int k = 0; k < n; k += 8) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        std::uint64_t x;
+        std::memcpy(&x, bytes + k, 8);
+        bits[k / 8] = static_cast<std::uint8_t>((x * 0x8040201008040201ull) >> 56);
+#else
+        unsigned b = 0;
+        for (int q = 0; q < 8; ++q) b |= static_cast<unsigned>(bytes[k + q] != 0) << (7 - q);
+        bits[k / 8] = static_cast<std::uint8_t>(b);
+#endif
+    }
+}
+
+// n set bits in packbits order.
+void fill_bits(std::uint8_t* bits, int n) {
+    std::fill(bits, bits + n / 8, std::uint8_t{0xff});
+    if (n % 8) bits[n / 8] = static_cast<std::uint8_t>(0xff00u >> (n % 8));
+}
+
 // Shrinks [a, b) to its longest part outside [c, d).
 void cut(int& a, int& b, int c, int d) {
     if (d <= a || c >= b) return;
@@ -559,12 +585,15 @@ void render_canvas(const std::vector<RenderTile>& tiles, PixelType type, const C
 
 void render_window(const std::vector<RenderTile>& tiles, PixelType type, const Canvas& canvas,
                    const Window& win, const RenderOptions& opt, void* out,
-                   std::ptrdiff_t out_stride, std::uint8_t* coverage) {
+                   std::ptrdiff_t out_stride, std::uint8_t* coverage, bool coverage_bits) {
     check_canvas(canvas);
     check_options(opt);
     if (win.rows < 1 || win.cols < 1 || win.row0 < 0 || win.col0 < 0 ||
         win.row0 > canvas.height - win.rows || win.col0 > canvas.width - win.cols)
         throw std::invalid_argument("the window is empty or not inside the canvas");
+    if (coverage_bits && win.col0 % 8 != 0)
+        throw std::invalid_argument("a coverage bit mask needs a window starting at a multiple of 8 columns");
+    const long long bit_row = (win.cols + 7) / 8;  // bytes per row of the bit mask
     for (std::size_t k = 0; k < tiles.size(); ++k)
         if (tiles[k].data == nullptr || tiles[k].row_stride < tiles[k].width)
             throw std::invalid_argument("tile " + std::to_string(k) + " has no valid pixel data");
@@ -584,11 +613,15 @@ void render_window(const std::vector<RenderTile>& tiles, PixelType type, const C
         std::vector<float> den;
         std::vector<Meet> meets;
         std::vector<std::pair<const Meet*, RowCover>> act;
+        std::vector<std::uint8_t> cov;  // a row of coverage bytes (bit mask mode)
     };
     static_assert(kBlockCols <= kChunk, "a block row is one sampling chunk (direct path)");
     parallel_for(
         grid.bins.size(), opt.threads,
-        [&]() { return RowSums{std::vector<double>(kBlockCols), std::vector<float>(kBlockCols), {}, {}}; },
+        [&]() {
+            return RowSums{std::vector<double>(kBlockCols), std::vector<float>(kBlockCols), {}, {},
+                           std::vector<std::uint8_t>(kBlockCols + 8)};
+        },
         [&](RowSums& sums, std::size_t b) {
             double* num = sums.num.data();
             float* den = sums.den.data();
@@ -617,12 +650,17 @@ void render_window(const std::vector<RenderTile>& tiles, PixelType type, const C
                 d.s1 = s1;
                 d.psize = psize;
                 d.out = static_cast<char*>(out) + (r * out_stride + c) * static_cast<std::ptrdiff_t>(psize);
-                std::uint8_t* cv = coverage ? coverage + r * win.cols + c : nullptr;
+                std::uint8_t* cv = !coverage ? nullptr
+                                   : coverage_bits ? sums.cov.data()
+                                                   : coverage + r * win.cols + c;
                 if (solo) {
                     RowCover rc = row_origin(*meets[0].p, X0, Y);
                     rc.k1 = d.b = cols;
                     process_cover(*meets[0].p, kern, rc, X0, Y, num, den, &d);
-                    if (cv) std::fill(cv, cv + (s1 - s0), std::uint8_t{1});
+                    if (cv && coverage_bits)
+                        fill_bits(coverage + r * bit_row + c / 8, s1 - s0);
+                    else if (cv)
+                        std::fill(cv, cv + (s1 - s0), std::uint8_t{1});
                     continue;
                 }
                 act.clear();
@@ -670,6 +708,7 @@ void render_window(const std::vector<RenderTile>& tiles, PixelType type, const C
                 const int da = std::max(s0, d.a), db = std::min(s1, d.b);
                 if (cv && db > da) std::fill(cv + (da - s0), cv + (db - s0), std::uint8_t{1});
                 fin(std::max(s0, d.b), s1);
+                if (cv && coverage_bits) pack_bits(cv, s1 - s0, coverage + r * bit_row + c / 8);
             }
         });
 }
