@@ -206,6 +206,7 @@ struct Prepared {
     sample::detail::Source src;  // the tile as the sample core reads it (edges replicated)
     std::vector<int> taps[2];    // cubic tap tables (rows, columns)
     double inv[6];
+    double inv_d[2];  // 1 / inv[3], 1 / inv[0] (0 if infinite): the sample rows' inv_d
     double cx, cy;  // centre in model space
     bool small_index;  // every pixel index fits in an int
     double bx0, by0, bx1, by1;  // model bounding box of the tile area, 2 px margin
@@ -214,6 +215,10 @@ struct Prepared {
 Prepared prepare(const RenderTile& t, std::size_t index, double blend, bool cubic = false) {
     Prepared p{};
     tile_inverse(t, p.inv, index);
+    for (int a = 0; a < 2; ++a) {
+        const double d = p.inv[a == 0 ? 3 : 0];
+        p.inv_d[a] = d != 0.0 && std::isfinite(1.0 / d) ? 1.0 / d : 0.0;
+    }
     p.ctx = TileCtx{t.data, t.row_stride, t.width, t.height,
                     blend > 0 ? static_cast<float>(1.0 / blend) : 0.0f};
     p.src.data = t.data;
@@ -335,6 +340,8 @@ void process_cover(const Prepared& p, const Kernels& kern, const RowCover& cover
         row.p[1] = u;
         row.d[0] = inv[3];
         row.d[1] = inv[0];
+        row.inv_d[0] = p.inv_d[0];
+        row.inv_d[1] = p.inv_d[1];
         row.n = m;
         row.out = val;
         fn(p.src, row);
