@@ -201,6 +201,7 @@ void render_window(const std::vector<RenderTile>& tiles, PixelType type, const C
                 if (solo) {
                     RowCover rc = row_origin(*meets[0].p, X0, Y);
                     rc.k1 = d.b = cols;
+                    prefetch_next_row(*meets[0].p, rc, psize);
                     process_cover(*meets[0].p, kern, rc, X0, Y, num, den, &d);
                     if (cv && coverage_bits)
                         fill_bits(coverage + r * bit_row + c / 8, s1 - s0);
@@ -236,6 +237,7 @@ void render_window(const std::vector<RenderTile>& tiles, PixelType type, const C
                         d.b = e;
                     }
                 }
+                for (const auto& q : act) prefetch_next_row(*q.first->p, q.second, psize);
                 std::fill(num, num + d.a, 0.0);
                 std::fill(den, den + d.a, den0);
                 std::fill(num + d.b, num + cols, 0.0);

@@ -112,6 +112,12 @@ void span_1d(double p0, double dp, double lo, double hi, int n, int& k0, int& k1
 RowCover row_cover(const Prepared& p, double X0, double Y, int n);
 void process_cover(const Prepared& p, const Kernels& kern, const RowCover& cover, double X0, double Y,
                    double* num, float* den, const Direct* direct = nullptr);
+// A cache hint only (no value depends on it): the tile pixels that the next
+// output row (Y + 1) will newly read over cover's columns, the tile row below
+// the two this row reads, in 128-byte pieces every 16 columns. Rows of a
+// block read 1 KB pieces of tile rows one after another, a stride the
+// hardware prefetcher does not foresee. elem: bytes per tile pixel.
+void prefetch_next_row(const Prepared& p, const RowCover& c, std::size_t elem);
 void check_canvas(const Canvas& c);
 void check_options(const RenderOptions& opt);
 Block block_at(const BlockGrid& grid, const Canvas& canvas, std::size_t b);

@@ -293,6 +293,22 @@ void process_cover(const Prepared& p, const Kernels& kern, const RowCover& cover
     }
 }
 
+void prefetch_next_row(const Prepared& p, const RowCover& c, std::size_t elem) {
+    const double* inv = p.inv;
+    const double u = c.u0 + inv[1], v = c.v0 + inv[4];  // the next row's origin
+    const char* base = static_cast<const char*>(p.ctx.data);
+    const double wl = p.ctx.w - 1.0, hl = p.ctx.h - 1.0;
+    for (int k = c.k0; k < c.k1; k += 16) {
+        const double uk = std::floor(u + k * inv[0]) - 1.0, vk = std::floor(v + k * inv[3]) + 1.0;
+        // Clamped in double first (NaN included), so the conversions are defined.
+        const auto col = static_cast<std::ptrdiff_t>(uk >= 0.0 ? (uk <= wl ? uk : wl) : 0.0);
+        const auto row = static_cast<std::ptrdiff_t>(vk >= 0.0 ? (vk <= hl ? vk : hl) : 0.0);
+        const char* a = base + (row * p.ctx.stride + col) * static_cast<std::ptrdiff_t>(elem);
+        __builtin_prefetch(a, 0, 3);
+        __builtin_prefetch(a + 64, 0, 3);
+    }
+}
+
 void process_row(const Prepared& p, const Kernels& kern, double X0, double Y, int n, double* num,
                  float* den) {
     process_cover(p, kern, row_cover(p, X0, Y, n), X0, Y, num, den);
