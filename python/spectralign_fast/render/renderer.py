@@ -377,11 +377,11 @@ class Renderer:
                     self._image = np.full((h, w), self.fill, np.float32)
                     self._coverage = np.zeros((h, w), bool)
                 else:
-                    image, coverage = _core.render.finalize_canvas(
+                    image, cov = _core.render.finalize_canvas(
                         self._num, self._den, self.blend == 0, self.fill, _DTYPES[self._dtype], self.threads,
                         True)
-                    assert coverage is not None  # asked for (coverage=True)
-                    self._image, self._coverage = image, coverage
+                    assert cov is not None  # asked for (coverage=True)
+                    self._image, self._coverage = image, cov
             return self._image, self._coverage
 
     @property
