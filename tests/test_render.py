@@ -426,3 +426,29 @@ def test_render_from_several_threads_equals_sequential(photo):
         # Hard seams are independent of the order of the tiles, so any interleaving equals the sequence.
         np.testing.assert_array_equal(par.image, seq.image)
         np.testing.assert_array_equal(par.coverage, seq.coverage)
+
+
+@pytest.mark.parametrize("blend", [0, 10])
+def test_render_all_coverage_bit_mask_matches_bool_mask(blend):
+    # render_all keeps its coverage packed (1 bit per pixel) until .coverage is read;
+    # the unpacked mask must equal the bool mask render_region gives for the whole
+    # canvas, on a width that is not a multiple of 8.
+    import pickle
+
+    rng = np.random.default_rng(7)
+    tf = {(0, 0): Affine([[1.0, 0.0, 0.3], [0.0, 1.0, 0.0]]),
+          (0, 1): Affine([[0.999, -0.02, 61.7], [0.02, 0.999, 3.2]]),
+          (1, 0): Affine([[1.004, 0.01, 2.5], [-0.01, 1.004, 48.9]])}
+    imgs = {k: rng.random((57, 70), dtype=np.float32) for k in tf}
+    r = Renderer(affine=tf, tilesize=(70, 57), blend=blend)
+    assert r.shape[1] % 8 != 0
+    img = r.render_all(imgs)
+    assert r.image is img and r._coverage is None  # reading the image does not unpack
+    clone = pickle.loads(pickle.dumps(r))
+    ref_img, ref_cov = r.render_region(r.rect, imgs, coverage=True)
+    np.testing.assert_array_equal(img, ref_img)
+    for rr in (r, clone):
+        cov = rr.coverage
+        assert cov.dtype == bool and cov.shape == r.shape
+        np.testing.assert_array_equal(cov, ref_cov)
+    assert 0 < ref_cov.sum() < ref_cov.size

@@ -2,7 +2,7 @@
 # Builds the stand-alone harness into ${OUT:-/tmp/wrh} with the package's flags (no LTO).
 set -e
 cd "$(dirname "$0")/../.."
-SRC="cpp/src/core/threads.cpp cpp/src/render/render.cpp cpp/src/sample/prefilter.cpp cpp/src/sample/rows_cubic.cpp
+SRC="cpp/src/core/threads.cpp cpp/src/core/interrupt.cpp cpp/src/render/blocks.cpp cpp/src/render/render.cpp cpp/src/sample/prefilter.cpp cpp/src/sample/rows_cubic.cpp
      cpp/src/sample/rows_linear.cpp cpp/src/sample/rows_nearest.cpp cpp/src/sample/warp.cpp"
 OBJ=${OBJ:-/tmp/wrh_obj}
 mkdir -p "$OBJ"

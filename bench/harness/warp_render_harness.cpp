@@ -3,7 +3,8 @@
 // by side quickly. Not part of the package build.
 //
 //   bench/harness/build.sh && /tmp/wrh [what] [reps]
-//   what: all | w3 | w2 | render
+//   what: all | w3 | w2 | render   (WRH_REUSE=1: reuse output buffers; WRH_CPU=1: CPU time;
+//   WRH_BITS=1: coverage as a bit mask)
 // Prints medians and an FNV-1a hash of every output (bit-exactness check).
 #include <algorithm>
 #include <chrono>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "spectralign_fast/render/render.hpp"
 #include "spectralign_fast/sample/warp.hpp"
@@ -58,14 +60,27 @@ static std::uint64_t fnv(const void* p, std::size_t n) {
     return h;
 }
 
+// WRH_CPU=1: CPU time of the process instead of wall time (steadier on a
+// shared, loaded host; the same as wall time for one thread when it is not
+// waiting).
+static double now_s() {
+    static const bool cpu = std::getenv("WRH_CPU") != nullptr;
+    if (cpu) {
+        timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return ts.tv_sec + ts.tv_nsec * 1e-9;
+    }
+    return std::chrono::duration<double>(clk::now().time_since_epoch()).count();
+}
+
 template <class F>
 static double median_time(F f, int reps) {
     f();
     std::vector<double> t;
     for (int r = 0; r < reps; ++r) {
-        auto t0 = clk::now();
+        const double t0 = now_s();
         f();
-        t.push_back(std::chrono::duration<double>(clk::now() - t0).count());
+        t.push_back(now_s() - t0);
     }
     std::sort(t.begin(), t.end());
     return t[t.size() / 2];
@@ -176,13 +191,18 @@ int main(int argc, char** argv) {
         opt.threads = threads;
         const std::size_t npx = static_cast<std::size_t>(cv.width) * cv.height;
         // Fresh output every call, as the Python binding allocates it.
+        // WRH_BITS=1: coverage as a bit mask (as Renderer.render_all asks for it).
+        const bool bits = std::getenv("WRH_BITS") != nullptr;
+        const std::size_t ncov = bits ? static_cast<std::size_t>((cv.width + 7) / 8) * cv.height : npx;
+        const Window whole{0, 0, cv.height, cv.width};
         const double t = median_time([&] {
-            Fresh out(npx * 4), cov(npx);
-            render_canvas(tiles, PixelType::F32, cv, opt, out.p, cv.width, static_cast<std::uint8_t*>(cov.p));
+            Fresh out(npx * 4), cov(ncov);
+            render_window(tiles, PixelType::F32, cv, whole, opt, out.p, cv.width,
+                          static_cast<std::uint8_t*>(cov.p), bits);
         }, reps);
-        Fresh out(npx * 4), cov(npx);
-        render_canvas(tiles, PixelType::F32, cv, opt, out.p, cv.width, static_cast<std::uint8_t*>(cov.p));
-        const std::uint64_t h1 = fnv(out.p, npx * 4), h2 = fnv(cov.p, npx);
+        Fresh out(npx * 4), cov(ncov);
+        render_window(tiles, PixelType::F32, cv, whole, opt, out.p, cv.width, static_cast<std::uint8_t*>(cov.p), bits);
+        const std::uint64_t h1 = fnv(out.p, npx * 4), h2 = fnv(cov.p, ncov);
         const double rate = npx / t;
         std::printf("render 5x5x2048 affine f32: %.1f ms  %.0f Mpx/s  (%.2fx w2)  hash %016llx %016llx\n",
                     t * 1e3, rate / 1e6, w2rate > 0 ? rate / w2rate : 0.0,

@@ -93,7 +93,8 @@ auto accumulator(Array& a, const Canvas& c, const char* what) {
 // None for all of it.
 py::tuple render_to_array(const py::list& images, const DoubleArray& transforms, const Canvas& c,
                           const py::object& window, const std::string& interp, double blend,
-                          double fill, int threads, bool want_coverage, const std::string& dtype) {
+                          double fill, int threads, bool want_coverage, const std::string& dtype,
+                          bool coverage_bits) {
     const std::size_t n = images.size();
     const double* tf = transforms_data(transforms, n);
     const PixelType type = parse_pixel_type(dtype);
@@ -128,7 +129,13 @@ py::tuple render_to_array(const py::list& images, const DoubleArray& transforms,
     py::array out(dtype_of(type), {static_cast<py::ssize_t>(win.rows), static_cast<py::ssize_t>(win.cols)});
     py::object cov = py::none();
     std::uint8_t* cov_ptr = nullptr;
-    if (want_coverage) {
+    if (want_coverage && coverage_bits) {
+        if (win.col0 % 8 != 0)
+            throw std::invalid_argument("a coverage bit mask needs a window starting at a multiple of 8 columns");
+        py::array_t<std::uint8_t> cv({static_cast<py::ssize_t>(win.rows), static_cast<py::ssize_t>((win.cols + 7) / 8)});
+        cov_ptr = cv.mutable_data();
+        cov = cv;
+    } else if (want_coverage) {
         py::array_t<bool> cv({static_cast<py::ssize_t>(win.rows), static_cast<py::ssize_t>(win.cols)});
         cov_ptr = reinterpret_cast<std::uint8_t*>(cv.mutable_data());
         cov = cv;
@@ -136,7 +143,8 @@ py::tuple render_to_array(const py::list& images, const DoubleArray& transforms,
     void* o = out.mutable_data();
     {
         py::gil_scoped_release release;
-        render_window(tiles, type, c, win, opt, o, static_cast<std::ptrdiff_t>(win.cols), cov_ptr);
+        render_window(tiles, type, c, win, opt, o, static_cast<std::ptrdiff_t>(win.cols), cov_ptr,
+                      want_coverage && coverage_bits);
     }
     return py::make_tuple(out, cov);
 }
@@ -149,16 +157,19 @@ void bind_render(py::module_ m) {
         [](const py::list& images, const DoubleArray& transforms, double x0, double y0,
            long long width, long long height, const std::string& interp, double blend,
            double fill, int threads, bool want_coverage, const std::string& dtype,
-           const py::object& window) {
+           const py::object& window, bool coverage_bits) {
             return render_to_array(images, transforms, make_canvas(x0, y0, width, height), window,
-                                   interp, blend, fill, threads, want_coverage, dtype);
+                                   interp, blend, fill, threads, want_coverage, dtype, coverage_bits);
         },
         py::arg("images"), py::arg("transforms"), py::arg("x0"), py::arg("y0"), py::arg("width"),
         py::arg("height"), py::arg("interpolation"), py::arg("blend"), py::arg("fill"),
         py::arg("threads"), py::arg("coverage"), py::arg("dtype"), py::arg("window") = py::none(),
+        py::arg("coverage_bits") = false,
         "Render tiles (uint8/uint16/float32, all one dtype) into a new canvas; output pixel (i, j) "
         "shows model point (x0 + j, y0 + i). With window=(row0, col0, rows, cols) only those "
-        "pixels, bit for bit as in the whole canvas. Returns (image, coverage or None).");
+        "pixels, bit for bit as in the whole canvas. Returns (image, coverage or None); with "
+        "coverage_bits=True the coverage is a uint8 bit mask as numpy.packbits(mask, axis=1) "
+        "gives it (the window must start at a multiple of 8 columns).");
 
     m.def(
         "accumulate_tile",

@@ -1,4 +1,5 @@
 #include "spectralign_fast/render/render.hpp"
+#include "render/engine.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +10,6 @@
 #include "core/parallel.hpp"
 #include "spectralign_fast/core/interrupt.hpp"
 #include "sample/kernels.hpp"
-#include "sample/rows.hpp"  // the sample core's row functions do the interpolation
 
 #include "core/simd_clones.hpp"  // AVX-512 / AVX2 / baseline clones of the row kernels
 
@@ -32,22 +32,7 @@ std::size_t pixel_size(PixelType t) {
 
 namespace render_kernels {
 
-// What a row kernel needs to know about one tile.
-struct TileCtx {
-    const void* data;
-    std::ptrdiff_t stride;
-    int w, h;
-    float inv_r;  // 1 / blend (feathering)
-};
-
-// Tile coordinates of the first pixel of the row and their step per output
-// pixel; model offset of the first pixel from the tile centre (hard seams).
-struct RowGeom {
-    float u0, v0, du, dv;
-    float dx0, dy;
-};
-
-using CombineFn = void (*)(const TileCtx&, const RowGeom&, int, const float*, double*, float*);
+using namespace render_detail;
 
 // Blends a chunk of samples (interpolated by the sample core) into the
 // accumulators. Feathering: weighted sums, weight clamp(e / blend, 0, 1); each
@@ -58,16 +43,17 @@ using CombineFn = void (*)(const TileCtx&, const RowGeom&, int, const float*, do
 // centre of the tile that currently wins (ties: the larger value). The edge distance e decides coverage and the feathering
 // weight; it is computed in float from the chunk's start exactly as
 // tile_coverage() does, so coverage masks and renders agree.
+// Columns [kb, ke) of a chunk; k counts from the chunk's start, where g is.
 template <bool Hard>
-SA_INLINE void combine_row(const TileCtx& t, const RowGeom& g, int n, const float* val, double* num,
-                           float* den) {
+SA_INLINE void combine_row(const TileCtx& t, const RowGeom& g, int kb, int ke, const float* val,
+                           double* num, float* den) {
     const float wm = static_cast<float>(t.w) - 0.5f, hm = static_cast<float>(t.h) - 0.5f;
     const float inv_r = t.inv_r, dy2 = g.dy * g.dy;
     // Plain ternaries, not std::min on references: GCC does not vectorise
     // selects between addresses.
     auto mn = [](float a, float b) SF_INLINE_LAMBDA { return a < b ? a : b; };
 #pragma omp simd
-    for (int k = 0; k < n; ++k) {
+    for (int k = kb; k < ke; ++k) {
         const float kf = static_cast<float>(k);
         const float u = g.u0 + kf * g.du, v = g.v0 + kf * g.dv;
         const float e = mn(mn(u + 0.5f, wm - u), mn(v + 0.5f, hm - v));
@@ -88,13 +74,13 @@ SA_INLINE void combine_row(const TileCtx& t, const RowGeom& g, int n, const floa
     }
 }
 
-SPECTRALIGN_CLONES void combine_f(const TileCtx& t, const RowGeom& g, int n, const float* val,
-                                  double* num, float* den) {
-    combine_row<false>(t, g, n, val, num, den);
+SPECTRALIGN_CLONES void combine_f(const TileCtx& t, const RowGeom& g, int kb, int ke,
+                                  const float* val, double* num, float* den) {
+    combine_row<false>(t, g, kb, ke, val, num, den);
 }
-SPECTRALIGN_CLONES void combine_h(const TileCtx& t, const RowGeom& g, int n, const float* val,
-                                  double* num, float* den) {
-    combine_row<true>(t, g, n, val, num, den);
+SPECTRALIGN_CLONES void combine_h(const TileCtx& t, const RowGeom& g, int kb, int ke,
+                                  const float* val, double* num, float* den) {
+    combine_row<true>(t, g, kb, ke, val, num, den);
 }
 
 using sample::kern::to_pixel;  // rounded half up and clamped (NaN -> 0)
@@ -133,20 +119,34 @@ SA_FINALIZE(std::uint8_t, u8)
 SA_FINALIZE(std::uint16_t, u16)
 SA_FINALIZE(float, f32)
 
+// finalize_row_t for pixels that one tile alone covers, at weight exactly 1:
+// there num = 0.0 + x and den = 1.0f, so the mean is x + 0.0f (-0 becomes
+// +0), clamped to the float range (only inf moves), bit for bit.
+template <class T>
+SA_INLINE void direct_row_t(const float* val, int n, T* out) {
+    const float big = std::numeric_limits<float>::max();
+#pragma omp simd
+    for (int k = 0; k < n; ++k) {
+        const float x = val[k] + 0.0f;
+        out[k] = to_pixel<T>(x > big ? big : (x < -big ? -big : x));
+    }
+}
+
+#define SA_DIRECT(T, TN)                                                           \
+    SPECTRALIGN_CLONES void direct_##TN(const float* val, int n, void* out) {      \
+        direct_row_t<T>(val, n, static_cast<T*>(out));                             \
+    }
+SA_DIRECT(std::uint8_t, u8)
+SA_DIRECT(std::uint16_t, u16)
+SA_DIRECT(float, f32)
+
 }  // namespace render_kernels
 
-namespace {
+namespace render_detail {
 
 using namespace render_kernels;
 
-using FinalizeFn = void (*)(const double*, const float*, int, bool, float, void*, std::uint8_t*);
-
-struct Kernels {
-    sample::detail::RowFn sample32;  // 32-bit element offsets (tiles under 2^31 elements)
-    sample::detail::RowFn sample64;
-    CombineFn combine;
-    FinalizeFn finalize;
-};
+namespace {
 
 sample::Kernel sample_kernel(Interp interp) {
     switch (interp) {
@@ -157,13 +157,15 @@ sample::Kernel sample_kernel(Interp interp) {
     throw std::invalid_argument("unsupported interpolation");
 }
 
+}  // namespace
+
 Kernels pick_kernels(PixelType type, Interp interp, bool hard) {
     Kernels k{};
     sample::Dtype dt = sample::Dtype::F32;
     switch (type) {
-        case PixelType::U8: dt = sample::Dtype::U8; k.finalize = finalize_u8; break;
-        case PixelType::U16: dt = sample::Dtype::U16; k.finalize = finalize_u16; break;
-        case PixelType::F32: dt = sample::Dtype::F32; k.finalize = finalize_f32; break;
+        case PixelType::U8: dt = sample::Dtype::U8; k.finalize = finalize_u8; k.direct = direct_u8; break;
+        case PixelType::U16: dt = sample::Dtype::U16; k.finalize = finalize_u16; k.direct = direct_u16; break;
+        case PixelType::F32: dt = sample::Dtype::F32; k.finalize = finalize_f32; k.direct = direct_f32; break;
     }
     const sample::Kernel sk = sample_kernel(interp);
     k.sample32 = sample::detail::pick_row_to_float(dt, sk, true);
@@ -174,20 +176,13 @@ Kernels pick_kernels(PixelType type, Interp interp, bool hard) {
     return k;
 }
 
-// Everything the engine precomputes about one tile.
-struct Prepared {
-    TileCtx ctx;
-    sample::detail::Source src;  // the tile as the sample core reads it (edges replicated)
-    std::vector<int> taps[2];    // cubic tap tables (rows, columns)
-    double inv[6];
-    double cx, cy;  // centre in model space
-    bool small_index;  // every pixel index fits in an int
-    double bx0, by0, bx1, by1;  // model bounding box of the tile area, 2 px margin
-};
-
-Prepared prepare(const RenderTile& t, std::size_t index, double blend, bool cubic = false) {
+Prepared prepare(const RenderTile& t, std::size_t index, double blend, bool cubic) {
     Prepared p{};
     tile_inverse(t, p.inv, index);
+    for (int a = 0; a < 2; ++a) {
+        const double d = p.inv[a == 0 ? 3 : 0];
+        p.inv_d[a] = d != 0.0 && std::isfinite(1.0 / d) ? 1.0 / d : 0.0;
+    }
     p.ctx = TileCtx{t.data, t.row_stride, t.width, t.height,
                     blend > 0 ? static_cast<float>(1.0 / blend) : 0.0f};
     p.src.data = t.data;
@@ -246,22 +241,9 @@ void span_1d(double p0, double dp, double lo, double hi, int n, int& k0, int& k1
     k1 = std::max(k0, static_cast<int>(b));
 }
 
-constexpr int kChunk = 256;  // columns per kernel call (keeps float steps accurate)
-
-// Tile coordinates (u0, v0) of output pixel (X0, Y), and the columns
-// [k0, k1) of the n pixels (X0 + k, Y) that may fall on tile p: a margin of
-// half a pixel beyond the tile area; the kernels decide coverage exactly
-// (e > 0) and clamp their reads.
-struct RowCover {
-    double u0, v0;
-    int k0, k1;
-};
-
 RowCover row_cover(const Prepared& p, double X0, double Y, int n) {
     const double* inv = p.inv;
-    RowCover c;
-    c.u0 = inv[0] * X0 + inv[1] * Y + inv[2];
-    c.v0 = inv[3] * X0 + inv[4] * Y + inv[5];
+    RowCover c = row_origin(p, X0, Y);
     int a0, a1, b0, b1;
     span_1d(c.u0, inv[0], -1.0, p.ctx.w, n, a0, a1);
     span_1d(c.v0, inv[3], -1.0, p.ctx.h, n, b0, b1);
@@ -270,13 +252,13 @@ RowCover row_cover(const Prepared& p, double X0, double Y, int n) {
     return c;
 }
 
-// Adds tile p's samples for the output pixels (X0 + k, Y), k in [0, n):
-// the sample core interpolates a chunk (coordinates in double from the
-// chunk's own start), then the chunk is blended in.
-void process_row(const Prepared& p, const Kernels& kern, double X0, double Y, int n, double* num,
-                 float* den) {
+// Adds tile p's samples for the output pixels (X0 + k, Y), k in
+// [cover.k0, cover.k1): the sample core interpolates a chunk (coordinates in
+// double from the chunk's own start), then the chunk is blended in, except
+// for direct's columns, which are written out.
+void process_cover(const Prepared& p, const Kernels& kern, const RowCover& cover, double X0, double Y,
+                   double* num, float* den, const Direct* direct) {
     const double* inv = p.inv;
-    const RowCover cover = row_cover(p, X0, Y, n);
     const double u0 = cover.u0, v0 = cover.v0;
     const int k0 = cover.k0, k1 = cover.k1;
     const sample::detail::RowFn fn = p.small_index ? kern.sample32 : kern.sample64;
@@ -292,11 +274,44 @@ void process_row(const Prepared& p, const Kernels& kern, double X0, double Y, in
         row.p[1] = u;
         row.d[0] = inv[3];
         row.d[1] = inv[0];
+        row.inv_d[0] = p.inv_d[0];
+        row.inv_d[1] = p.inv_d[1];
         row.n = m;
         row.out = val;
         fn(p.src, row);
-        kern.combine(p.ctx, g, m, val, num + c0, den + c0);
+        if (!direct) {
+            kern.combine(p.ctx, g, 0, m, val, num + c0, den + c0);
+            continue;
+        }
+        const int da = std::clamp(direct->a - c0, 0, m), db = std::clamp(direct->b - c0, da, m);
+        if (da > 0) kern.combine(p.ctx, g, 0, da, val, num + c0, den + c0);
+        if (db < m) kern.combine(p.ctx, g, db, m, val, num + c0, den + c0);
+        const int sa = std::max(direct->s0, c0 + da), sb = std::min(direct->s1, c0 + db);
+        if (sb > sa)
+            kern.direct(val + (sa - c0), sb - sa,
+                        direct->out + static_cast<std::size_t>(sa - direct->s0) * direct->psize);
     }
+}
+
+void prefetch_next_row(const Prepared& p, const RowCover& c, std::size_t elem) {
+    const double* inv = p.inv;
+    const double u = c.u0 + inv[1], v = c.v0 + inv[4];  // the next row's origin
+    const char* base = static_cast<const char*>(p.ctx.data);
+    const double wl = p.ctx.w - 1.0, hl = p.ctx.h - 1.0;
+    for (int k = c.k0; k < c.k1; k += 16) {
+        const double uk = std::floor(u + k * inv[0]) - 1.0, vk = std::floor(v + k * inv[3]) + 1.0;
+        // Clamped in double first (NaN included), so the conversions are defined.
+        const auto col = static_cast<std::ptrdiff_t>(uk >= 0.0 ? (uk <= wl ? uk : wl) : 0.0);
+        const auto row = static_cast<std::ptrdiff_t>(vk >= 0.0 ? (vk <= hl ? vk : hl) : 0.0);
+        const char* a = base + (row * p.ctx.stride + col) * static_cast<std::ptrdiff_t>(elem);
+        __builtin_prefetch(a, 0, 3);
+        __builtin_prefetch(a + 64, 0, 3);
+    }
+}
+
+void process_row(const Prepared& p, const Kernels& kern, double X0, double Y, int n, double* num,
+                 float* den) {
+    process_cover(p, kern, row_cover(p, X0, Y, n), X0, Y, num, den);
 }
 
 void check_canvas(const Canvas& c) {
@@ -314,27 +329,6 @@ void check_options(const RenderOptions& opt) {
         throw std::invalid_argument("blend must be a finite number >= 0");
     if (!std::isfinite(opt.fill)) throw std::invalid_argument("fill value must be finite");
 }
-
-constexpr int kBlockRows = 64;
-constexpr int kBlockCols = 256;
-
-// The blocks of a window of the canvas: columns in blocks of kBlockCols
-// aligned to the canvas (a block's pixels are computed from its first column
-// on, whatever part of it the window shows, so a window renders bit for bit as
-// the same pixels of the whole canvas), rows in bands of kBlockRows from the
-// window's first row (rows are independent).
-struct BlockGrid {
-    long long bx0 = 0, nbx = 0, nby = 0;
-    Window win;
-    std::vector<std::vector<int>> bins;  // tiles overlapping each block
-};
-
-// Canvas rows [i0, i0 + rows) and columns [j0, j0 + cols) of block b; the
-// window shows columns [c0, c1) of them.
-struct Block {
-    long long i0, j0, c0, c1;
-    int rows, cols;
-};
 
 Block block_at(const BlockGrid& grid, const Canvas& canvas, std::size_t b) {
     Block blk;
@@ -379,14 +373,16 @@ BlockGrid bin_tiles(const std::vector<Prepared>& tiles, const Canvas& c, const W
 Window whole(const Canvas& c) { return Window{0, 0, c.height, c.width}; }
 
 std::vector<Prepared> prepare_all(const std::vector<RenderTile>& tiles, double blend,
-                                  bool cubic = false) {
+                                  bool cubic) {
     std::vector<Prepared> out;
     out.reserve(tiles.size());
     for (std::size_t k = 0; k < tiles.size(); ++k) out.push_back(prepare(tiles[k], k, blend, cubic));
     return out;
 }
 
-}  // namespace
+}  // namespace render_detail
+
+using namespace render_detail;
 
 void tile_inverse(const RenderTile& t, double inv[6], std::size_t index) {
     const std::string which = "tile " + std::to_string(index);
@@ -416,72 +412,6 @@ void tile_inverse(const RenderTile& t, double inv[6], std::size_t index) {
         inv[2] = -f[2];
         inv[5] = -f[5];
     }
-}
-
-void render_canvas(const std::vector<RenderTile>& tiles, PixelType type, const Canvas& canvas,
-                   const RenderOptions& opt, void* out, std::ptrdiff_t out_stride,
-                   std::uint8_t* coverage) {
-    render_window(tiles, type, canvas, whole(canvas), opt, out, out_stride, coverage);
-}
-
-void render_window(const std::vector<RenderTile>& tiles, PixelType type, const Canvas& canvas,
-                   const Window& win, const RenderOptions& opt, void* out,
-                   std::ptrdiff_t out_stride, std::uint8_t* coverage) {
-    check_canvas(canvas);
-    check_options(opt);
-    if (win.rows < 1 || win.cols < 1 || win.row0 < 0 || win.col0 < 0 ||
-        win.row0 > canvas.height - win.rows || win.col0 > canvas.width - win.cols)
-        throw std::invalid_argument("the window is empty or not inside the canvas");
-    for (std::size_t k = 0; k < tiles.size(); ++k)
-        if (tiles[k].data == nullptr || tiles[k].row_stride < tiles[k].width)
-            throw std::invalid_argument("tile " + std::to_string(k) + " has no valid pixel data");
-    const std::vector<Prepared> prep = prepare_all(tiles, opt.blend, opt.interp == Interp::Cubic);
-    const bool hard = opt.blend == 0;
-    const Kernels kern = pick_kernels(type, opt.interp, hard);
-    const BlockGrid grid = bin_tiles(prep, canvas, win);
-    const std::size_t psize = pixel_size(type);
-    const float den0 = hard ? std::numeric_limits<float>::infinity() : 0.0f;
-
-    struct BlockSums {
-        std::vector<double> num;
-        std::vector<float> den;
-    };
-    const std::size_t block_pixels = static_cast<std::size_t>(kBlockRows) * kBlockCols;
-    parallel_for(
-        grid.bins.size(), opt.threads, [&]() { return BlockSums{std::vector<double>(block_pixels),
-                                                                std::vector<float>(block_pixels)}; },
-        [&](BlockSums& sums, std::size_t b) {
-            std::vector<double>& num = sums.num;
-            std::vector<float>& den = sums.den;
-            const Block blk = block_at(grid, canvas, b);
-            const long long i0 = blk.i0, j0 = blk.j0;
-            const int rows = blk.rows, cols = blk.cols;
-            for (int i = 0; i < rows; ++i) {
-                std::fill_n(num.data() + i * kBlockCols, cols, 0.0);
-                std::fill_n(den.data() + i * kBlockCols, cols, den0);
-            }
-            const double X0 = canvas.x0 + static_cast<double>(j0);
-            for (int t : grid.bins[b]) {
-                check_interrupt();  // a block under thousands of tiles is a long item
-                const Prepared& p = prep[static_cast<std::size_t>(t)];
-                for (int i = 0; i < rows; ++i) {
-                    const double Y = canvas.y0 + static_cast<double>(i0 + i);
-                    if (Y < p.by0 || Y > p.by1) continue;
-                    process_row(p, kern, X0, Y, cols, num.data() + i * kBlockCols,
-                                den.data() + i * kBlockCols);
-                }
-            }
-            const std::ptrdiff_t skip = static_cast<std::ptrdiff_t>(blk.c0 - j0);
-            const int shown = static_cast<int>(blk.c1 - blk.c0);
-            for (int i = 0; i < rows; ++i) {
-                const long long r = i0 + i - win.row0, c = blk.c0 - win.col0;
-                char* o = static_cast<char*>(out) +
-                          (r * out_stride + c) * static_cast<std::ptrdiff_t>(psize);
-                std::uint8_t* cv = coverage ? coverage + r * win.cols + c : nullptr;
-                kern.finalize(num.data() + i * kBlockCols + skip, den.data() + i * kBlockCols + skip,
-                              shown, hard, opt.fill, o, cv);
-            }
-        });
 }
 
 void accumulate_tile(const RenderTile& tile, PixelType type, const Canvas& canvas,

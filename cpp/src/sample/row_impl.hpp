@@ -237,14 +237,26 @@ SF_INLINE bool span_block(const T* p0, std::ptrdiff_t sz, std::ptrdiff_t sy, flo
     return bad == 0;
 }
 
-// Range [k0, k1) of k in [0, n) with lo <= p + k d <= hi.
-SF_INLINE void k_range(double p, double d, double lo, double hi, int n, int& k0, int& k1) {
+// Range [k0, k1) of k in [0, n) with lo <= p + k d <= hi. inv_d: 1 / d if
+// the caller knows it (0: not). Multiplying by it replaces the two divisions
+// when both quotients lie clearly away from whole numbers and from each
+// other (their error is a few ulps, far below the tolerance), so the range
+// is always the one the divisions give, bit for bit.
+SF_INLINE void k_range(double p, double d, double inv_d, double lo, double hi, int n, int& k0,
+                       int& k1) {
     if (d == 0.0) {
         k0 = 0;
         k1 = p >= lo && p <= hi ? n : 0;
         return;
     }
-    double a = (lo - p) / d, b = (hi - p) / d;
+    double a = (lo - p) * inv_d, b = (hi - p) * inv_d;
+    const double tol = 1e-9 * (std::fabs(a) + std::fabs(b) + 1.0);
+    const bool clear = inv_d != 0.0 && std::fabs(a - b) > tol && a - std::floor(a) > tol &&
+                       std::ceil(a) - a > tol && b - std::floor(b) > tol && std::ceil(b) - b > tol;
+    if (!clear) {  // also catches NaN and inf
+        a = (lo - p) / d;
+        b = (hi - p) / d;
+    }
     if (a > b) std::swap(a, b);
     a = std::clamp(std::ceil(a), 0.0, static_cast<double>(n));
     b = std::clamp(std::floor(b) + 1.0, 0.0, static_cast<double>(n));
@@ -289,7 +301,7 @@ SF_INLINE SpanPlan plan_span(const Source& s, const Row& r) {
         }
         // Columns: from 1, as a block's lowest column offset can lie one
         // below its first pixel's when the scale is below 1.
-        k_range(r.p[a], r.d[a], (a == X ? 1.0 : 0.0) + eps, hi - eps, r.n, k0, k1);
+        k_range(r.p[a], r.d[a], r.inv_d[a], (a == X ? 1.0 : 0.0) + eps, hi - eps, r.n, k0, k1);
         ka = std::max(ka, k0);
         kb = std::min(kb, k1);
     }

@@ -33,6 +33,10 @@ struct Source {
 struct Row {
     double p[3] = {0, 0, 0};
     double d[3] = {0, 0, 0};
+    // 1 / d[a] where the caller has it at hand (0: not): spares the span
+    // plan's divisions (rows of a few hundred pixels, as the Renderer's);
+    // results are the same either way.
+    double inv_d[3] = {0, 0, 0};
     const float* field = nullptr;  // n * ndim floats, or null (affine)
     int n = 0;
     void* out = nullptr;

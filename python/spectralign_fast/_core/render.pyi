@@ -20,7 +20,8 @@ def render_canvas(
     coverage: bool,
     dtype: str,
     window: tuple[int, int, int, int] | None = None,
-) -> tuple[_Pixels, npt.NDArray[np.bool_] | None]: ...
+    coverage_bits: bool = False,
+) -> tuple[_Pixels, npt.NDArray[np.bool_] | npt.NDArray[np.uint8] | None]: ...
 def accumulate_tile(
     image: _Pixels,
     transform: npt.ArrayLike,

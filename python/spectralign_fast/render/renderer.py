@@ -155,7 +155,9 @@ class Renderer:
 
     Incremental ``render()`` keeps a float64 and a float32 accumulator of the
     canvas size (12 bytes per output pixel); ``render_all()`` and
-    ``render_region()`` need only the output itself plus small per-thread
+    ``render_region()`` need only the output itself (``render_all`` keeps the
+    coverage as a bit mask, 1 bit per output pixel, until ``coverage`` is
+    first read, which unpacks it to a bool mask) plus small per-thread
     scratch.
     """
 
@@ -314,6 +316,7 @@ class Renderer:
         self._dtype: Optional[np.dtype] = None
         self._image: Optional[np.ndarray] = None
         self._coverage: Optional[np.ndarray] = None
+        self._coverage_bits: Optional[np.ndarray] = None  # render_all's mask, packed until asked for
         self._final = False  # image came from render_all()
 
     def render(self, tile: TileKey, img: Any) -> None:
@@ -357,28 +360,35 @@ class Renderer:
                                 self.interpolation, self.blend, num, den, self.threads)
         self._image = None
         self._coverage = None
+        self._coverage_bits = None
 
-    def _finalize(self) -> Tuple[np.ndarray, np.ndarray]:
-        """The image and coverage of what was rendered (computed once, then kept)."""
+    def _finalize(self, coverage: bool = True) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """The image and (if asked for) the coverage of what was rendered (computed once, then kept)."""
         with self._lock:
+            bits = self.__dict__.get("_coverage_bits")  # absent in renderers pickled by older versions
+            if bits is not None and self._image is not None:
+                if not coverage:
+                    return self._image, None
+                self._coverage = np.unpackbits(bits, axis=1, count=self.shape[1]).view(bool)
+                self._coverage_bits = None
             if self._image is None or self._coverage is None:
                 h, w = self.shape
                 if self._num is None or self._den is None or self._dtype is None:
                     self._image = np.full((h, w), self.fill, np.float32)
                     self._coverage = np.zeros((h, w), bool)
                 else:
-                    image, coverage = _core.render.finalize_canvas(
+                    image, cov = _core.render.finalize_canvas(
                         self._num, self._den, self.blend == 0, self.fill, _DTYPES[self._dtype], self.threads,
                         True)
-                    assert coverage is not None  # asked for (coverage=True)
-                    self._image, self._coverage = image, coverage
+                    assert cov is not None  # asked for (coverage=True)
+                    self._image, self._coverage = image, cov
             return self._image, self._coverage
 
     @property
     def image(self) -> np.ndarray:
         """The rendered canvas (height, width); pixel (i, j) shows model point
         (x0 + j, y0 + i). dtype: that of the tiles (float32 before any)."""
-        return self._finalize()[0]
+        return self._finalize(coverage=False)[0]
 
     @property
     def blended(self) -> np.ndarray:
@@ -388,7 +398,9 @@ class Renderer:
     @property
     def coverage(self) -> np.ndarray:
         """Bool mask of the output pixels that the rendered tiles cover."""
-        return self._finalize()[1]
+        mask = self._finalize()[1]
+        assert mask is not None  # asked for
+        return mask
 
     # -- one-call rendering ---------------------------------------------------------
 
@@ -425,11 +437,14 @@ class Renderer:
         h, w = self.shape
         arrays = self._load_all(images, keys, threads)
         dtype = self._common_dtype(keys, arrays)
-        _check_bytes(float(h) * w * (dtype.itemsize + 1), f"a canvas of {w} x {h} pixels")
+        _check_bytes(float(h) * w * (dtype.itemsize + 0.125), f"a canvas of {w} x {h} pixels")
         idx = [self._index[t] for t in keys]
-        self._image, self._coverage = _core.render.render_canvas(
+        # The coverage comes back as a bit mask (an eighth of a bool mask's pages to
+        # fault in and write); ``coverage`` unpacks it when first read.
+        self._image, self._coverage_bits = _core.render.render_canvas(
             arrays, self._transforms[idx], self.origin[0], self.origin[1], w, h,
-            self.interpolation, self.blend, self.fill, self._threads(threads), True, _DTYPES[dtype])
+            self.interpolation, self.blend, self.fill, self._threads(threads), True, _DTYPES[dtype],
+            coverage_bits=True)
         self._dtype = dtype
         self._final = True
         return self._image

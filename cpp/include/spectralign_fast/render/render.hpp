@@ -69,11 +69,14 @@ void render_canvas(const std::vector<RenderTile>& tiles, PixelType type, const C
 
 // The pixels of a window of the canvas, bit for bit those that render_canvas
 // gives them: `out` has win.rows rows of `out_stride` elements, `coverage`
-// win.rows * win.cols bytes. Throws std::invalid_argument unless the window
-// is non-empty and inside the canvas.
+// win.rows * win.cols bytes; or, with coverage_bits, win.rows rows of
+// (win.cols + 7) / 8 bytes, one bit per pixel in numpy.packbits order
+// (column c: byte c / 8, bit 7 - c % 8; win.col0 must be a multiple of 8).
+// Throws std::invalid_argument unless the window is non-empty and inside the
+// canvas.
 void render_window(const std::vector<RenderTile>& tiles, PixelType type, const Canvas& canvas,
                    const Window& win, const RenderOptions& opt, void* out,
-                   std::ptrdiff_t out_stride, std::uint8_t* coverage);
+                   std::ptrdiff_t out_stride, std::uint8_t* coverage, bool coverage_bits = false);
 
 // Incremental rendering: adds one tile to the accumulators num (double) and
 // den (float32), canvas-sized, C order. Initialise num to 0 and den to 0 (blend > 0)
