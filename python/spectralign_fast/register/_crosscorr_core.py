@@ -53,25 +53,20 @@ def _fit_frames(core: Any, block: np.ndarray, axis: Optional[int], threads: int,
                 self_deltas: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Deltas and statuses of ``block``'s frames. ``self_weight`` is one weight for every
     frame or one per frame (frames sharing a weight go to the core together)."""
+    values = np.unique(np.asarray(self_weight, dtype=np.float64))
+    if len(values) <= 1:  # one weight for every frame (none: an empty block)
+        return _fit_group(core, block, axis, threads, float(values[0]) if len(values) else 0.0, self_deltas)
     weights = np.asarray(self_weight, dtype=np.float64)
-    if weights.ndim == 0:
-        return _fit_group(core, block, axis, threads, float(weights), self_deltas)
-    values = np.unique(weights)
-    if len(values) == 0:
-        return _fit_group(core, block, axis, threads, 0.0, self_deltas)
-    if len(values) == 1:
-        return _fit_group(core, block, axis, threads, float(values[0]), self_deltas)
-    deltas: Optional[np.ndarray] = None
-    status: Optional[np.ndarray] = None
+    groups = []
     for value in values:
         rows = np.flatnonzero(weights == value)
-        d, s = _fit_group(core, block[rows], axis, threads, float(value),
-                          None if self_deltas is None else self_deltas[rows])
-        if deltas is None or status is None:
-            deltas = np.empty((len(block),) + d.shape[1:], d.dtype)
-            status = np.empty((len(block),) + s.shape[1:], s.dtype)
+        groups.append((rows, *_fit_group(core, block[rows], axis, threads, float(value),
+                                         None if self_deltas is None else self_deltas[rows])))
+    _, d0, s0 = groups[0]
+    deltas = np.empty((len(block),) + d0.shape[1:], d0.dtype)
+    status = np.empty((len(block),) + s0.shape[1:], s0.dtype)
+    for rows, d, s in groups:
         deltas[rows], status[rows] = d, s
-    assert deltas is not None and status is not None
     return deltas, status
 
 

@@ -119,8 +119,9 @@ def _seed_indices(stack: _Stack, good: np.ndarray, batch: Optional[int]) -> np.n
 def _plain_mean(stack: _Stack, indices: np.ndarray) -> np.ndarray:
     """The plain mean of the frames at ``indices``, float32."""
     total = np.zeros(stack.shape[1:], dtype=np.float64)
-    for first in range(0, len(indices), stack.batch_size(None)):
-        total += stack.take(indices[first:first + stack.batch_size(None)]).sum(axis=0, dtype=np.float64)
+    step = stack.batch_size(None)
+    for first in range(0, len(indices), step):
+        total += stack.take(indices[first:first + step]).sum(axis=0, dtype=np.float64)
     return (total / len(indices)).astype(np.float32)
 
 

@@ -390,10 +390,13 @@ class CrossCorr:
         refined, status = self._refine_once(stack, ref, batch, deltas, box)
         # A refinement that kept its start: the frame again in full, FFT peak then refinement.
         again = np.flatnonzero(np.any(status.reshape(len(status), -1) == STATUS_REFINE_KEPT, axis=1))
-        if again.size:
+        if again.size:  # read batch by batch: thin volumes keep every start
             core = _make_core(ref, **self._params(stack, True, box))
-            d, s = _fit_frames(core, stack.take(again), self.axis, self.threads, 1.0 / count, deltas[again])
-            refined[again], status[again] = d, s
+            step = stack.batch_size(batch)
+            for first in range(0, again.size, step):
+                rows = again[first:first + step]
+                d, s = _fit_frames(core, stack.take(rows), self.axis, self.threads, 1.0 / count, deltas[rows])
+                refined[rows], status[rows] = d, s
         status[status == STATUS_REFINE_KEPT] = 0  # a valid displacement
         return refined, status
 
