@@ -32,7 +32,7 @@ def _bspline3(u: np.ndarray) -> np.ndarray:
 
 def _mi_oracle(static: np.ndarray, moving: np.ndarray, index_map: np.ndarray, nbins: int) -> float:
     """Mattes MI written independently: every static voxel, scipy's linear interpolation,
-    the B-spline evaluated at every bin."""
+    the static intensity in its nearest bin, the moving one's B-spline evaluated at every bin."""
     d = static.ndim
     idx = np.indices(static.shape).reshape(d, -1).astype(np.float64)
     y = index_map[:d, :d] @ idx + index_map[:d, d:]
@@ -44,7 +44,8 @@ def _mi_oracle(static: np.ndarray, moving: np.ndarray, index_map: np.ndarray, nb
         c = 2 + (v - lo) * (nbins - 4) / (hi - lo)
         return np.clip(c, 2, nbins - 2)
     bins = np.arange(nbins)
-    ws = _bspline3(coords(sv, static.min(), static.max())[:, None] - bins)
+    nearest = np.minimum(coords(sv, static.min(), static.max()).astype(int), nbins - 3)
+    ws = (nearest[:, None] == bins).astype(np.float64)
     wm = _bspline3(coords(mv, moving.min(), moving.max())[:, None] - bins)
     p = ws.T @ wm
     p /= p.sum()

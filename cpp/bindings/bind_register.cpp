@@ -74,30 +74,23 @@ public:
         setup_.fixed_max = fixed_range.second;
         setup_.moving_min = moving_range.first;
         setup_.moving_max = moving_range.second;
-        if (jitter) {
-            setup_.jitter = true;
-            setup_.jitter_seed = jitter_seed;
-            {
-                py::gil_scoped_release release;
-                fixed_values_ = reg::jittered_fixed_values(setup_, 0);
-            }
-            setup_.fixed_values = fixed_values_.data();
+        setup_.jitter = jitter;
+        setup_.jitter_seed = jitter_seed;
+        {
+            // Validates shapes, samples and ranges once, here, where the caller sees it.
+            py::gil_scoped_release release;
+            engine_ = std::make_unique<reg::MetricEngine>(setup_, 0);
         }
-        const int d = setup_.fixed.ndim;
-        std::vector<double> identity(std::size_t((d + 1) * (d + 1)), 0.0);
-        for (int k = 0; k <= d; ++k) identity[std::size_t(k * (d + 2))] = 1.0;
-        // Validates shapes, samples and ranges once, here, where the caller sees it.
-        reg::evaluate_metric(setup_, identity.data(), false, 1);
     }
 
     int ndim() const { return setup_.fixed.ndim; }
 
-    py::tuple evaluate(const DoubleArray& matrix, bool gradient, int threads) const {
+    py::tuple evaluate(const DoubleArray& matrix, bool gradient, int threads) {
         const double* m = checked_matrix(matrix);
         reg::MetricValue v;
         {
             py::gil_scoped_release release;
-            v = reg::evaluate_metric(setup_, m, gradient, threads);
+            v = engine_->evaluate(m, gradient, threads);
         }
         const int d = ndim();
         py::object grad = py::none();
@@ -109,12 +102,12 @@ public:
         return py::make_tuple(v.value, grad, v.overlap);
     }
 
-    py::array_t<double> joint_histogram(const DoubleArray& matrix, int threads) const {
+    py::array_t<double> joint_histogram(const DoubleArray& matrix, int threads) {
         const double* m = checked_matrix(matrix);
         std::vector<double> h;
         {
             py::gil_scoped_release release;
-            h = reg::joint_histogram(setup_, m, threads);
+            h = engine_->joint_histogram(m, threads);
         }
         py::array_t<double> out({setup_.nbins, setup_.nbins});
         std::copy(h.begin(), h.end(), out.mutable_data());
@@ -134,8 +127,8 @@ private:
     FloatImage fixed_, moving_;
     MaskArray fixed_mask_, moving_mask_;
     IndexArray samples_;
-    std::vector<float> fixed_values_;
     reg::MetricSetup setup_;
+    std::unique_ptr<reg::MetricEngine> engine_;
 };
 
 py::array_t<float> gaussian_smooth(const FloatImage& image, const DoubleArray& sigma, int threads) {

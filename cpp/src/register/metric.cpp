@@ -1,45 +1,38 @@
 // Mattes mutual information and Pearson correlation between a fixed image and
 // a moving image seen through an affine map, with analytic gradients (see
-// metric.hpp for the conventions). Two passes over the voxels: the first
-// builds the joint histogram (or the moments), the second sums each voxel's
-// d(value)/d(moving intensity) times the moving image's gradient there.
+// metric.hpp for the conventions). Two passes over the points: the first
+// samples the moving image (vectorised batch kernels, metric_rows.cpp) and
+// builds the joint histogram (or the moments), keeping each point's moving
+// value and gradient; the second sums each point's d(value)/d(moving
+// intensity) times that gradient times the point's coordinates.
 #include "spectralign_fast/register/metric.hpp"
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
 #include "core/parallel.hpp"
+#include "metric_rows.hpp"
 
 namespace spectralign_fast::reg {
 
 namespace {
 
-constexpr int kPad = 2;           // bins kept free at each end for the cubic window
+constexpr int kPad = 2;                // bins kept free at each end for the cubic window
 constexpr std::int64_t kChunks = 128;  // fixed, so sums never depend on the thread count
+constexpr int kBatch = 128;            // points per vectorised batch (stays in L1)
+constexpr float kOutside = std::numeric_limits<float>::quiet_NaN();
 
-// SplitMix64: a well-mixed 64-bit hash, so jitter offsets are reproducible
-// from the voxel index alone (no state shared between threads).
-inline std::uint64_t mix(std::uint64_t z) {
+// SplitMix64, to spread the user's seed over 32 bits.
+std::uint64_t mix(std::uint64_t z) {
     z += 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
-}
-
-// The jittered position of fixed voxel `flat` at index x: x + u, u in
-// [-0.5, 0.5) per axis, kept inside [0, n - 1].
-inline void jittered(std::int64_t flat, std::uint64_t seed, int d, const std::int64_t* shape,
-                     const double* x, double* out) {
-    std::uint64_t h = mix(static_cast<std::uint64_t>(flat) ^ mix(seed));
-    for (int a = 0; a < d; ++a) {
-        h = mix(h + static_cast<std::uint64_t>(a));
-        const double u = double(h >> 11) * 0x1.0p-53 - 0.5;
-        out[a] = std::clamp(x[a] + u, 0.0, double(shape[a] - 1));
-    }
 }
 
 std::int64_t voxel_count(const Volume& v) {
@@ -58,14 +51,14 @@ void check_volume(const Volume& v, const char* what, std::int64_t min_extent) {
                                         std::to_string(min_extent) + " voxels along every axis");
 }
 
-void check_setup(const MetricSetup& s, const double* matrix) {
+void check_setup(const MetricSetup& s) {
     check_volume(s.fixed, "fixed image", 1);
     check_volume(s.moving, "moving image", 2);
     if (s.fixed.ndim != s.moving.ndim)
         throw std::invalid_argument("fixed and moving images must have the same dimension");
-    const int d = s.fixed.ndim;
-    for (int k = 0; k < (d + 1) * (d + 1); ++k)
-        if (!std::isfinite(matrix[k])) throw std::invalid_argument("matrix must be finite");
+    // The batch kernels index the moving image with 32-bit integers.
+    if (voxel_count(s.moving) >= (std::int64_t(1) << 31) - 1)
+        throw std::invalid_argument("the moving image must have fewer than 2^31 voxels");
     if (s.samples != nullptr) {
         const std::int64_t n = voxel_count(s.fixed);
         for (std::int64_t k = 0; k < s.sample_count; ++k) {
@@ -75,8 +68,6 @@ void check_setup(const MetricSetup& s, const double* matrix) {
                 throw std::invalid_argument("sample indices must be strictly increasing");
         }
     }
-    if (s.jitter && s.fixed_values == nullptr)
-        throw std::invalid_argument("jitter needs the fixed image's jittered values");
     if (s.kind == MetricKind::MutualInformation) {
         if (s.nbins < 8 || s.nbins > 1024)
             throw std::invalid_argument("nbins must lie in [8, 1024]");
@@ -86,178 +77,21 @@ void check_setup(const MetricSetup& s, const double* matrix) {
     }
 }
 
-// Cubic B-spline Parzen window: weights of bins first..first+3 for a value at
-// continuous bin coordinate c, and their derivatives with respect to c.
-struct Window {
-    int first;
-    double w[4];
-    double dw[4];
-};
-
-inline Window parzen(double c, int nbins) {
-    c = std::clamp(c, double(kPad), double(nbins - kPad));
-    int j0 = static_cast<int>(c);
-    j0 = std::min(j0, nbins - kPad - 1);
-    const double t = c - j0, t2 = t * t, t3 = t2 * t, u = 1.0 - t;
-    Window win;
-    win.first = j0 - 1;
-    win.w[0] = u * u * u / 6.0;
-    win.w[1] = (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0;
-    win.w[2] = (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0;
-    win.w[3] = t3 / 6.0;
-    win.dw[0] = -0.5 * u * u;
-    win.dw[1] = 1.5 * t2 - 2.0 * t;
-    win.dw[2] = -1.5 * t2 + t + 0.5;
-    win.dw[3] = 0.5 * t2;
-    return win;
-}
-
-// The moving image at one point: value and gradient (per array axis) of the
-// d-linear interpolant.
-struct Sample {
-    double value;
-    double grad[3];
-};
-
-// Walks the chosen fixed voxels of one chunk and calls visit(flat, index,
-// fixed value, moving sample) for each voxel inside the overlap and masks.
-class Walker {
-public:
-    Walker(const MetricSetup& s, const double* matrix) : s_(s), d_(s.fixed.ndim) {
-        for (int r = 0; r < d_; ++r)
-            for (int c = 0; c <= d_; ++c) m_[r][c] = matrix[r * (d_ + 1) + c];
-        units_ = s.samples ? s.sample_count : voxel_count(s.fixed) / s.fixed.shape[d_ - 1];
-        chunks_ = std::min<std::int64_t>(units_, kChunks);
-        const Volume& mv = s.moving;
-        for (int a = 0; a < d_; ++a) {
-            mshape_[a] = mv.shape[a];
-            mstride_[a] = 1;
-        }
-        for (int a = d_ - 2; a >= 0; --a) mstride_[a] = mstride_[a + 1] * mv.shape[a + 1];
+struct Bins {
+    double fixed_offset, fixed_scale, moving_offset, moving_scale;
+    int nbins;
+    explicit Bins(const MetricSetup& s) : nbins(s.nbins) {
+        fixed_scale = (nbins - 2 * kPad) / (s.fixed_max - s.fixed_min);
+        moving_scale = (nbins - 2 * kPad) / (s.moving_max - s.moving_min);
+        fixed_offset = kPad - s.fixed_min * fixed_scale;
+        moving_offset = kPad - s.moving_min * moving_scale;
     }
-
-    std::int64_t chunks() const { return chunks_; }
-    int ndim() const { return d_; }
-
-    template <class Visit>
-    void walk(std::int64_t chunk, Visit&& visit) const {
-        const std::int64_t begin = units_ * chunk / chunks_, end = units_ * (chunk + 1) / chunks_;
-        const Volume& f = s_.fixed;
-        const std::int64_t width = f.shape[d_ - 1];
-        double x[3] = {0, 0, 0};
-        if (s_.samples) {
-            for (std::int64_t k = begin; k < end; ++k) {
-                std::int64_t flat = s_.samples[k], rest = flat;
-                for (int a = d_ - 1; a >= 0; --a) {
-                    x[a] = double(rest % f.shape[a]);
-                    rest /= f.shape[a];
-                }
-                visit_direct(flat, x, visit);
-            }
-            return;
-        }
-        for (std::int64_t row = begin; row < end; ++row) {
-            std::int64_t rest = row;
-            for (int a = d_ - 2; a >= 0; --a) {
-                x[a] = double(rest % f.shape[a]);
-                rest /= f.shape[a];
-            }
-            double base[3], step[3];
-            for (int r = 0; r < d_; ++r) {
-                double acc = m_[r][d_];
-                for (int c = 0; c < d_ - 1; ++c) acc += m_[r][c] * x[c];
-                base[r] = acc;
-                step[r] = m_[r][d_ - 1];
-            }
-            const std::int64_t flat0 = row * width;
-            if (s_.jitter) {
-                for (std::int64_t i = 0; i < width; ++i) {
-                    x[d_ - 1] = double(i);
-                    visit_direct(flat0 + i, x, visit);
-                }
-                continue;
-            }
-            for (std::int64_t i = 0; i < width; ++i) {
-                double y[3];
-                for (int r = 0; r < d_; ++r) y[r] = base[r] + step[r] * double(i);
-                x[d_ - 1] = double(i);
-                visit_point(flat0 + i, x, y, visit);
-            }
-        }
+    // The fixed image's bin: Mattes' zero-order (nearest-bin) window, as in
+    // DIPY and ITK; only the moving side needs a differentiable window.
+    int fixed_bin(double v) const {
+        const double c = std::clamp(fixed_offset + v * fixed_scale, double(kPad), double(nbins - kPad));
+        return std::min(static_cast<int>(c), nbins - kPad - 1);
     }
-
-private:
-    // The map applied to the (jittered) point itself, not stepped along a row.
-    template <class Visit>
-    void visit_direct(std::int64_t flat, const double* x, Visit& visit) const {
-        double xj[3];
-        if (s_.jitter)
-            jittered(flat, s_.jitter_seed, d_, s_.fixed.shape, x, xj);
-        else
-            for (int a = 0; a < d_; ++a) xj[a] = x[a];
-        double y[3];
-        for (int r = 0; r < d_; ++r) {
-            double acc = m_[r][d_];
-            for (int c = 0; c < d_; ++c) acc += m_[r][c] * xj[c];
-            y[r] = acc;
-        }
-        visit_point(flat, xj, y, visit);
-    }
-
-    template <class Visit>
-    void visit_point(std::int64_t flat, const double* x, const double* y, Visit& visit) const {
-        if (s_.fixed_mask && !s_.fixed_mask[flat]) return;
-        std::int64_t cell[3];
-        double frac[3];
-        for (int a = 0; a < d_; ++a) {
-            // Written so that NaN fails too.
-            if (!(y[a] >= 0.0 && y[a] <= double(mshape_[a] - 1))) return;
-            std::int64_t i = static_cast<std::int64_t>(y[a]);
-            if (i > mshape_[a] - 2) i = mshape_[a] - 2;
-            cell[a] = i;
-            frac[a] = y[a] - double(i);
-        }
-        if (s_.moving_mask) {
-            std::int64_t at = 0;
-            for (int a = 0; a < d_; ++a)
-                at += (cell[a] + (frac[a] >= 0.5 ? 1 : 0)) * mstride_[a];
-            if (!s_.moving_mask[at]) return;
-        }
-        const float* p = s_.moving.data;
-        Sample m;
-        if (d_ == 2) {
-            const float* r0 = p + cell[0] * mstride_[0] + cell[1];
-            const float* r1 = r0 + mstride_[0];
-            const double a = r0[0], b = r0[1], c = r1[0], e = r1[1];
-            const double fy = frac[0], fx = frac[1];
-            const double top = a + fx * (b - a), bottom = c + fx * (e - c);
-            m.value = top + fy * (bottom - top);
-            m.grad[0] = bottom - top;
-            m.grad[1] = (1.0 - fy) * (b - a) + fy * (e - c);
-        } else {
-            const float* q = p + cell[0] * mstride_[0] + cell[1] * mstride_[1] + cell[2];
-            const std::int64_t sy = mstride_[1], sz = mstride_[0];
-            const double v000 = q[0], v001 = q[1], v010 = q[sy], v011 = q[sy + 1];
-            const double v100 = q[sz], v101 = q[sz + 1], v110 = q[sz + sy], v111 = q[sz + sy + 1];
-            const double fz = frac[0], fy = frac[1], fx = frac[2];
-            const double a00 = v000 + fx * (v001 - v000), a01 = v010 + fx * (v011 - v010);
-            const double a10 = v100 + fx * (v101 - v100), a11 = v110 + fx * (v111 - v110);
-            const double b0 = a00 + fy * (a01 - a00), b1 = a10 + fy * (a11 - a10);
-            m.value = b0 + fz * (b1 - b0);
-            m.grad[0] = b1 - b0;
-            m.grad[1] = (1.0 - fz) * (a01 - a00) + fz * (a11 - a10);
-            const double dx00 = v001 - v000, dx01 = v011 - v010, dx10 = v101 - v100, dx11 = v111 - v110;
-            const double c0 = dx00 + fy * (dx01 - dx00), c1 = dx10 + fy * (dx11 - dx10);
-            m.grad[2] = c0 + fz * (c1 - c0);
-        }
-        visit(flat, x, double(s_.fixed_values ? s_.fixed_values[flat] : s_.fixed.data[flat]), m);
-    }
-
-    const MetricSetup& s_;
-    int d_;
-    double m_[3][4] = {};
-    std::int64_t units_ = 0, chunks_ = 0;
-    std::int64_t mshape_[3] = {0, 0, 0}, mstride_[3] = {0, 0, 0};
 };
 
 // Sums per-chunk vectors in chunk order: the reduction that makes results
@@ -273,214 +107,381 @@ std::vector<double> chunked_sum(std::int64_t chunks, std::size_t width, int thre
     return total;
 }
 
-struct Bins {
-    double fixed_offset, fixed_scale, moving_offset, moving_scale;
-    int nbins;
-    explicit Bins(const MetricSetup& s) : nbins(s.nbins) {
-        fixed_scale = (nbins - 2 * kPad) / (s.fixed_max - s.fixed_min);
-        moving_scale = (nbins - 2 * kPad) / (s.moving_max - s.moving_min);
-        fixed_offset = kPad - s.fixed_min * fixed_scale;
-        moving_offset = kPad - s.moving_min * moving_scale;
-    }
-    double fixed_coord(double v) const { return fixed_offset + v * fixed_scale; }
-    double moving_coord(double v) const { return moving_offset + v * moving_scale; }
+// One batch of fixed points: flat indices, (jittered) coordinates, and the
+// moving image's samples there.
+struct Batch {
+    std::int64_t first = 0;  // point index of entry 0
+    int count = 0;
+    std::uint64_t flat[kBatch];
+    double x[3][kBatch];
+    double value[kBatch];
+    double grad[3][kBatch];
+    std::int32_t inside[kBatch];
+    std::int32_t cell[kBatch];  // MI: first joint-histogram cell of the window, -1 = not taken
+    double w[4][kBatch];        // MI: the window's weights; gradient pass: w[0] = dv
 };
 
-// Joint histogram counts (row = fixed bin), followed by the overlap count.
-// Consecutive voxels usually fall in the same bins, so one table would chain
-// every add on the previous one's store; voxels take turns over kCopies
-// tables instead (a fixed rule, so the sums stay deterministic), added up at
-// the chunk's end.
+// Joint histogram counts are spread over kCopies tables that consecutive
+// points take in turn (a fixed rule, so sums stay deterministic): with one
+// table every add would wait on the previous one's store to the same bins.
 constexpr int kCopies = 4;
-
-std::vector<double> histogram_counts(const MetricSetup& s, const Walker& walker, int threads) {
-    const Bins bins(s);
-    const int nb = s.nbins;
-    const std::size_t cells = std::size_t(nb) * std::size_t(nb);
-    return chunked_sum(walker.chunks(), cells + 1, threads, [&](std::int64_t chunk, double* out) {
-        std::vector<double> tables(cells * kCopies, 0.0);
-        std::size_t turn = 0;
-        double count = 0.0;
-        walker.walk(chunk, [&](std::int64_t, const double*, double fixed, const Sample& m) {
-            const Window wf = parzen(bins.fixed_coord(fixed), nb);
-            const Window wm = parzen(bins.moving_coord(m.value), nb);
-            double* table = tables.data() + cells * turn;
-            turn = (turn + 1) % kCopies;
-            for (int a = 0; a < 4; ++a) {
-                double* row = table + std::size_t(wf.first + a) * nb + wm.first;
-                for (int b = 0; b < 4; ++b) row[b] += wf.w[a] * wm.w[b];
-            }
-            count += 1.0;
-        });
-        for (int c = 0; c < kCopies; ++c)
-            for (std::size_t i = 0; i < cells; ++i) out[i] += tables[cells * std::size_t(c) + i];
-        out[cells] = count;
-    });
-}
-
-MetricValue mutual_information(const MetricSetup& s, const Walker& walker, bool want_gradient,
-                               int threads) {
-    const int nb = s.nbins, d = walker.ndim();
-    const std::size_t cells = std::size_t(nb) * std::size_t(nb);
-    std::vector<double> joint = histogram_counts(s, walker, threads);
-    MetricValue out;
-    const double n = joint[cells];
-    out.overlap = static_cast<std::int64_t>(n);
-    if (want_gradient) out.gradient.assign(std::size_t(d) * (d + 1), 0.0);
-    if (n <= 0.0) return out;
-    std::vector<double> pf(nb, 0.0), pm(nb, 0.0);
-    for (int i = 0; i < nb; ++i)
-        for (int j = 0; j < nb; ++j) {
-            const double p = joint[std::size_t(i) * nb + j] / n;
-            joint[std::size_t(i) * nb + j] = p;
-            pf[i] += p;
-            pm[j] += p;
-        }
-    // log(p_ij / (p_i p_j)): the derivative of MI with respect to p_ij, less
-    // a constant that cancels because the moving window's derivatives sum to 0.
-    std::vector<double> log_ratio(cells, 0.0);
-    double mi = 0.0;
-    for (int i = 0; i < nb; ++i)
-        for (int j = 0; j < nb; ++j) {
-            const double p = joint[std::size_t(i) * nb + j];
-            if (p <= 0.0 || pf[i] <= 0.0 || pm[j] <= 0.0) continue;
-            const double l = std::log(p / (pf[i] * pm[j]));
-            log_ratio[std::size_t(i) * nb + j] = l;
-            mi += p * l;
-        }
-    out.value = mi;
-    if (!want_gradient) return out;
-    const Bins bins(s);
-    const std::size_t width = std::size_t(d) * (d + 1);
-    out.gradient = chunked_sum(walker.chunks(), width, threads, [&](std::int64_t chunk, double* g) {
-        walker.walk(chunk, [&](std::int64_t, const double* x, double fixed, const Sample& m) {
-            const Window wf = parzen(bins.fixed_coord(fixed), nb);
-            const Window wm = parzen(bins.moving_coord(m.value), nb);
-            double dv = 0.0;
-            for (int a = 0; a < 4; ++a) {
-                const double* row = &log_ratio[std::size_t(wf.first + a) * nb + wm.first];
-                double acc = 0.0;
-                for (int b = 0; b < 4; ++b) acc += wm.dw[b] * row[b];
-                dv += wf.w[a] * acc;
-            }
-            if (dv == 0.0) return;
-            for (int r = 0; r < d; ++r) {
-                const double gr = dv * m.grad[r];
-                double* gout = g + r * (d + 1);
-                for (int c = 0; c < d; ++c) gout[c] += gr * x[c];
-                gout[d] += gr;
-            }
-        });
-    });
-    const double scale = bins.moving_scale / n;
-    for (double& v : out.gradient) v *= scale;
-    return out;
-}
-
-MetricValue correlation(const MetricSetup& s, const Walker& walker, bool want_gradient, int threads) {
-    const int d = walker.ndim();
-    // n, sum f, sum m, sum f^2, sum m^2, sum f m
-    const std::vector<double> mom = chunked_sum(walker.chunks(), 6, threads, [&](std::int64_t chunk, double* o) {
-        walker.walk(chunk, [&](std::int64_t, const double*, double f, const Sample& m) {
-            o[0] += 1.0;
-            o[1] += f;
-            o[2] += m.value;
-            o[3] += f * f;
-            o[4] += m.value * m.value;
-            o[5] += f * m.value;
-        });
-    });
-    MetricValue out;
-    const double n = mom[0];
-    out.overlap = static_cast<std::int64_t>(n);
-    if (want_gradient) out.gradient.assign(std::size_t(d) * (d + 1), 0.0);
-    if (n < 2.0) return out;
-    const double mf = mom[1] / n, mm = mom[2] / n;
-    const double vf = std::max(mom[3] / n - mf * mf, 0.0), vm = std::max(mom[4] / n - mm * mm, 0.0);
-    const double cov = mom[5] / n - mf * mm;
-    // A constant overlap carries no information: report 0 rather than NaN.
-    if (!(vf > 0.0) || !(vm > 0.0)) return out;
-    const double sf = std::sqrt(vf), sm = std::sqrt(vm);
-    const double r = cov / (sf * sm);
-    out.value = r;
-    if (!want_gradient) return out;
-    const double a = 1.0 / (n * sf * sm), b = r / (n * vm);
-    const std::size_t width = std::size_t(d) * (d + 1);
-    out.gradient = chunked_sum(walker.chunks(), width, threads, [&](std::int64_t chunk, double* g) {
-        walker.walk(chunk, [&](std::int64_t, const double* x, double f, const Sample& m) {
-            const double dv = a * (f - mf) - b * (m.value - mm);
-            for (int rr = 0; rr < d; ++rr) {
-                const double gr = dv * m.grad[rr];
-                double* gout = g + rr * (d + 1);
-                for (int c = 0; c < d; ++c) gout[c] += gr * x[c];
-                gout[d] += gr;
-            }
-        });
-    });
-    return out;
-}
 
 }  // namespace
 
-MetricValue evaluate_metric(const MetricSetup& setup, const double* matrix, bool want_gradient,
-                            int threads) {
-    check_setup(setup, matrix);
-    const Walker walker(setup, matrix);
-    if (setup.kind == MetricKind::Correlation) return correlation(setup, walker, want_gradient, threads);
-    return mutual_information(setup, walker, want_gradient, threads);
-}
+struct MetricEngine::Impl {
+    MetricSetup s;
+    int d = 2;
+    std::int64_t points = 0;  // dense: every fixed voxel; sampled: the samples
+    std::int64_t units = 0;   // dense: rows of the last axis; sampled: samples
+    std::int64_t chunks = 0;
+    std::int64_t width = 1;   // dense row length
+    std::int64_t fstride[3] = {1, 1, 1}, mstride[3] = {1, 1, 1};
+    double fixed_hi[3] = {0, 0, 0};
+    std::uint32_t seed32 = 0;
+    std::vector<float> fixed;     // per point; NaN where the fixed mask is off
+    std::vector<std::int16_t> fixed_bin;  // MI: per point, -1 where the fixed mask is off
+    std::vector<float> value;     // scratch: moving value per point, NaN = not taken
+    std::vector<float> gradient;  // scratch: d per point, axis-major
+    metrickit::MovingView mv;
+    std::mutex mutex;
 
-std::vector<float> jittered_fixed_values(const MetricSetup& setup, int threads) {
-    check_volume(setup.fixed, "fixed image", 1);
-    const Volume& f = setup.fixed;
-    const int d = f.ndim;
-    const std::int64_t total = voxel_count(f);
-    std::int64_t stride[3] = {1, 1, 1};
-    for (int a = d - 2; a >= 0; --a) stride[a] = stride[a + 1] * f.shape[a + 1];
-    std::vector<float> out(static_cast<std::size_t>(total));
-    const std::int64_t rows = total / f.shape[d - 1];
-    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
-        double x[3] = {0, 0, 0}, xj[3];
-        std::int64_t rest = std::int64_t(row);
-        for (int a = d - 2; a >= 0; --a) {
-            x[a] = double(rest % f.shape[a]);
-            rest /= f.shape[a];
+    explicit Impl(const MetricSetup& setup, int threads) : s(setup), d(setup.fixed.ndim) {
+        check_setup(s);
+        const Volume& f = s.fixed;
+        for (int a = d - 2; a >= 0; --a) fstride[a] = fstride[a + 1] * f.shape[a + 1];
+        for (int a = d - 2; a >= 0; --a) mstride[a] = mstride[a + 1] * s.moving.shape[a + 1];
+        for (int a = 0; a < d; ++a) fixed_hi[a] = double(f.shape[a] - 1);
+        width = f.shape[d - 1];
+        points = s.samples ? s.sample_count : voxel_count(f);
+        units = s.samples ? s.sample_count : points / width;
+        chunks = std::min<std::int64_t>(units, kChunks);
+        seed32 = static_cast<std::uint32_t>(mix(s.jitter_seed));
+        mv.data = s.moving.data;
+        for (int a = 0; a < d; ++a) mv.n[a] = static_cast<int>(s.moving.shape[a]);
+        fixed.resize(static_cast<std::size_t>(points));
+        parallel_for(static_cast<std::size_t>(chunks), threads, [] { return std::make_unique<Batch>(); },
+                     [&](std::unique_ptr<Batch>& b, std::size_t chunk) {
+                         for_batches(std::int64_t(chunk), *b, [&](Batch& bb) { fixed_batch(bb); });
+                     });
+        if (s.kind == MetricKind::MutualInformation) {
+            const Bins bins(s);
+            fixed_bin.resize(fixed.size());
+            for (std::size_t p = 0; p < fixed.size(); ++p)
+                fixed_bin[p] = fixed[p] == fixed[p] ? static_cast<std::int16_t>(bins.fixed_bin(fixed[p])) : -1;
+            std::vector<float>().swap(fixed);
         }
-        for (std::int64_t i = 0; i < f.shape[d - 1]; ++i) {
-            x[d - 1] = double(i);
-            const std::int64_t flat = std::int64_t(row) * f.shape[d - 1] + i;
-            jittered(flat, setup.jitter_seed, d, f.shape, x, xj);
-            // d-linear interpolation; an axis of one sample has no neighbour.
-            std::int64_t lo[3], hi[3];
-            double t[3];
-            for (int a = 0; a < d; ++a) {
-                lo[a] = std::min<std::int64_t>(static_cast<std::int64_t>(xj[a]), f.shape[a] - 1);
-                hi[a] = std::min<std::int64_t>(lo[a] + 1, f.shape[a] - 1);
-                t[a] = xj[a] - double(lo[a]);
-            }
-            double acc = 0.0;
-            for (int corner = 0; corner < (1 << d); ++corner) {
-                double w = 1.0;
-                std::int64_t at = 0;
-                for (int a = 0; a < d; ++a) {
-                    const bool up = (corner >> (d - 1 - a)) & 1;
-                    w *= up ? t[a] : 1.0 - t[a];
-                    at += (up ? hi[a] : lo[a]) * stride[a];
+    }
+
+    // Calls body(batch) for the chunk's points, kBatch at a time, with their
+    // (jittered) coordinates filled in.
+    template <class Body>
+    void for_batches(std::int64_t chunk, Batch& b, Body&& body) const {
+        const std::int64_t begin = units * chunk / chunks, end = units * (chunk + 1) / chunks;
+        const Volume& f = s.fixed;
+        if (s.samples) {
+            for (std::int64_t k = begin; k < end; k += kBatch) {
+                b.first = k;
+                b.count = static_cast<int>(std::min<std::int64_t>(kBatch, end - k));
+                for (int j = 0; j < b.count; ++j) {
+                    const std::int64_t flat = s.samples[k + j];
+                    b.flat[j] = static_cast<std::uint64_t>(flat);
+                    std::int64_t rest = flat;
+                    for (int a = d - 1; a >= 0; --a) {
+                        b.x[a][j] = double(rest % f.shape[a]);
+                        rest /= f.shape[a];
+                    }
                 }
-                if (w != 0.0) acc += w * double(f.data[at]);
+                finish_batch(b, body);
             }
-            out[static_cast<std::size_t>(flat)] = static_cast<float>(acc);
+            return;
         }
-    });
-    return out;
+        for (std::int64_t row = begin; row < end; ++row) {
+            double lead[2] = {0, 0};
+            std::int64_t rest = row;
+            for (int a = d - 2; a >= 0; --a) {
+                lead[a] = double(rest % f.shape[a]);
+                rest /= f.shape[a];
+            }
+            for (std::int64_t i0 = 0; i0 < width; i0 += kBatch) {
+                b.first = row * width + i0;
+                b.count = static_cast<int>(std::min<std::int64_t>(kBatch, width - i0));
+                for (int j = 0; j < b.count; ++j) {
+                    b.flat[j] = static_cast<std::uint64_t>(b.first + j);
+                    for (int a = 0; a < d - 1; ++a) b.x[a][j] = lead[a];
+                    b.x[d - 1][j] = double(i0 + j);
+                }
+                finish_batch(b, body);
+            }
+        }
+    }
+
+    template <class Body>
+    void finish_batch(Batch& b, Body& body) const {
+        if (s.jitter) {
+            if (d == 2)
+                metrickit::jitter_2d(b.flat, b.count, seed32, fixed_hi, b.x[0], b.x[1]);
+            else
+                metrickit::jitter_3d(b.flat, b.count, seed32, fixed_hi, b.x[0], b.x[1], b.x[2]);
+        }
+        body(b);
+    }
+
+    // The fixed image at the batch's (jittered) points, NaN where masked off.
+    void fixed_batch(const Batch& b) {
+        const Volume& f = s.fixed;
+        for (int j = 0; j < b.count; ++j) {
+            const std::int64_t flat = static_cast<std::int64_t>(b.flat[j]);
+            float v;
+            if (s.fixed_mask && !s.fixed_mask[flat]) {
+                v = kOutside;
+            } else if (!s.jitter) {
+                v = f.data[flat];
+            } else {
+                // d-linear interpolation; an axis of one sample has no neighbour.
+                std::int64_t lo[3], hi[3];
+                double t[3];
+                for (int a = 0; a < d; ++a) {
+                    lo[a] = std::min<std::int64_t>(static_cast<std::int64_t>(b.x[a][j]), f.shape[a] - 1);
+                    hi[a] = std::min<std::int64_t>(lo[a] + 1, f.shape[a] - 1);
+                    t[a] = b.x[a][j] - double(lo[a]);
+                }
+                double acc = 0.0;
+                for (int corner = 0; corner < (1 << d); ++corner) {
+                    double w = 1.0;
+                    std::int64_t at = 0;
+                    for (int a = 0; a < d; ++a) {
+                        const bool up = (corner >> (d - 1 - a)) & 1;
+                        w *= up ? t[a] : 1.0 - t[a];
+                        at += (up ? hi[a] : lo[a]) * fstride[a];
+                    }
+                    if (w != 0.0) acc += w * double(f.data[at]);
+                }
+                v = static_cast<float>(acc);
+            }
+            fixed[static_cast<std::size_t>(b.first + j)] = v;
+        }
+    }
+
+    // The moving image at the batch's points; points whose fixed mask is off
+    // or whose nearest moving voxel is masked off are marked outside.
+    void sample(Batch& b) const {
+        if (d == 2)
+            metrickit::sample_2d(mv, b.x[0], b.x[1], b.count, b.value, b.grad[0], b.grad[1], b.inside);
+        else
+            metrickit::sample_3d(mv, b.x[0], b.x[1], b.x[2], b.count, b.value, b.grad[0], b.grad[1], b.grad[2],
+                                 b.inside);
+        if (!s.moving_mask) return;
+        for (int j = 0; j < b.count; ++j) {
+            if (!b.inside[j]) continue;
+            std::int64_t at = 0;
+            for (int r = 0; r < d; ++r) {
+                double y = mv.m[r][d];
+                for (int c = 0; c < d; ++c) y += mv.m[r][c] * b.x[c][j];
+                std::int64_t i = std::min<std::int64_t>(static_cast<std::int64_t>(y), mv.n[r] - 2);
+                at += (i + (y - double(i) >= 0.5 ? 1 : 0)) * mstride[r];
+            }
+            if (!s.moving_mask[at]) b.inside[j] = 0;
+        }
+    }
+
+    void set_matrix(const double* matrix) {
+        for (int k = 0; k < (d + 1) * (d + 1); ++k)
+            if (!std::isfinite(matrix[k])) throw std::invalid_argument("matrix must be finite");
+        for (int r = 0; r < d; ++r)
+            for (int c = 0; c <= d; ++c) mv.m[r][c] = matrix[r * (d + 1) + c];
+    }
+
+    // Keeps each point's moving value (NaN where not taken) and gradient for
+    // the gradient pass.
+    void keep(const Batch& b) {
+        const double* grads[3] = {b.grad[0], b.grad[1], b.grad[2]};
+        const std::int16_t* bins = fixed_bin.empty() ? nullptr : fixed_bin.data() + b.first;
+        const float* fv = fixed.empty() ? nullptr : fixed.data() + b.first;
+        metrickit::keep_samples(b.value, grads, d, b.inside, bins, fv, b.count, value.data() + b.first,
+                                gradient.data() + b.first, points);
+    }
+
+    metrickit::BinMap bin_map() const {
+        const Bins bins(s);
+        metrickit::BinMap map;
+        map.offset = bins.moving_offset;
+        map.scale = bins.moving_scale;
+        map.nbins = s.nbins;
+        return map;
+    }
+
+    void prepare_scratch() {
+        if (value.empty()) {
+            value.resize(static_cast<std::size_t>(points));
+            gradient.resize(static_cast<std::size_t>(points) * std::size_t(d));
+        }
+    }
+
+    // Adds sum over taken points of dv * grad_r * (x_c, 1) to g (d x (d + 1)),
+    // where weights(batch) fills batch.w[0] with dv from the kept scratch.
+    template <class Weights>
+    void gradient_chunk(std::int64_t chunk, Batch& b, double* g, Weights weights) const {
+        for_batches(chunk, b, [&](Batch& bb) {
+            weights(bb);
+            const float* grad0 = gradient.data() + bb.first;
+            const std::size_t stride = static_cast<std::size_t>(points);
+            if (d == 2)
+                metrickit::accumulate_2d(bb.w[0], grad0, grad0 + stride, bb.x[0], bb.x[1], bb.count, g);
+            else
+                metrickit::accumulate_3d(bb.w[0], grad0, grad0 + stride, grad0 + 2 * stride, bb.x[0], bb.x[1],
+                                         bb.x[2], bb.count, g);
+        });
+    }
+
+    // Joint histogram counts (row = fixed bin) followed by the overlap count.
+    std::vector<double> histogram_counts(bool keep_samples, int threads) {
+        const metrickit::BinMap bins = bin_map();
+        const int nb = s.nbins;
+        const std::size_t cells = std::size_t(nb) * std::size_t(nb);
+        return chunked_sum(chunks, cells + 1, threads, [&](std::int64_t chunk, double* out) {
+            std::vector<double> tables(cells * kCopies, 0.0);
+            auto b = std::make_unique<Batch>();
+            std::size_t turn = 0;
+            double count = 0.0;
+            for_batches(chunk, *b, [&](Batch& bb) {
+                sample(bb);
+                if (keep_samples) keep(bb);
+                metrickit::mi_windows(bb.value, bb.inside, fixed_bin.data() + bb.first, bb.count, bins, bb.cell,
+                                      bb.w[0], bb.w[1], bb.w[2], bb.w[3]);
+                for (int j = 0; j < bb.count; ++j) {
+                    if (bb.cell[j] < 0) continue;
+                    double* row = tables.data() + cells * turn + bb.cell[j];
+                    turn = (turn + 1) % kCopies;
+                    row[0] += bb.w[0][j];
+                    row[1] += bb.w[1][j];
+                    row[2] += bb.w[2][j];
+                    row[3] += bb.w[3][j];
+                    count += 1.0;
+                }
+            });
+            for (int c = 0; c < kCopies; ++c)
+                for (std::size_t i = 0; i < cells; ++i) out[i] += tables[cells * std::size_t(c) + i];
+            out[cells] = count;
+        });
+    }
+
+    MetricValue mutual_information(bool want_gradient, int threads) {
+        const int nb = s.nbins;
+        const std::size_t cells = std::size_t(nb) * std::size_t(nb);
+        if (want_gradient) prepare_scratch();
+        std::vector<double> joint = histogram_counts(want_gradient, threads);
+        MetricValue out;
+        const double n = joint[cells];
+        out.overlap = static_cast<std::int64_t>(n);
+        if (want_gradient) out.gradient.assign(std::size_t(d) * (d + 1), 0.0);
+        if (n <= 0.0) return out;
+        std::vector<double> pf(nb, 0.0), pm(nb, 0.0);
+        for (int i = 0; i < nb; ++i)
+            for (int j = 0; j < nb; ++j) {
+                const double p = joint[std::size_t(i) * nb + j] / n;
+                joint[std::size_t(i) * nb + j] = p;
+                pf[i] += p;
+                pm[j] += p;
+            }
+        // log(p_ij / (p_i p_j)): the derivative of MI with respect to p_ij, less
+        // a constant that cancels because the moving window's derivatives sum to 0.
+        std::vector<double> log_ratio(cells, 0.0);
+        double mi = 0.0;
+        for (int i = 0; i < nb; ++i)
+            for (int j = 0; j < nb; ++j) {
+                const double p = joint[std::size_t(i) * nb + j];
+                if (p <= 0.0 || pf[i] <= 0.0 || pm[j] <= 0.0) continue;
+                const double l = std::log(p / (pf[i] * pm[j]));
+                log_ratio[std::size_t(i) * nb + j] = l;
+                mi += p * l;
+            }
+        out.value = mi;
+        if (!want_gradient) return out;
+        const metrickit::BinMap bins = bin_map();
+        const auto weights = [&](Batch& b) {
+            metrickit::mi_weights(value.data() + b.first, fixed_bin.data() + b.first, b.count, bins,
+                                  log_ratio.data(), b.w[0]);
+        };
+        out.gradient = chunked_sum(chunks, std::size_t(d) * (d + 1), threads, [&](std::int64_t chunk, double* g) {
+            auto b = std::make_unique<Batch>();
+            gradient_chunk(chunk, *b, g, weights);
+        });
+        const double scale = bins.scale / n;
+        for (double& v : out.gradient) v *= scale;
+        return out;
+    }
+
+    MetricValue correlation(bool want_gradient, int threads) {
+        if (want_gradient) prepare_scratch();
+        // n, sum f, sum m, sum f^2, sum m^2, sum f m
+        const std::vector<double> mom = chunked_sum(chunks, 6, threads, [&](std::int64_t chunk, double* o) {
+            auto b = std::make_unique<Batch>();
+            for_batches(chunk, *b, [&](Batch& bb) {
+                sample(bb);
+                if (want_gradient) keep(bb);
+                for (int j = 0; j < bb.count; ++j) {
+                    const float fv = fixed[static_cast<std::size_t>(bb.first + j)];
+                    if (!bb.inside[j] || fv != fv) continue;
+                    const double f = fv, m = bb.value[j];
+                    o[0] += 1.0;
+                    o[1] += f;
+                    o[2] += m;
+                    o[3] += f * f;
+                    o[4] += m * m;
+                    o[5] += f * m;
+                }
+            });
+        });
+        MetricValue out;
+        const double n = mom[0];
+        out.overlap = static_cast<std::int64_t>(n);
+        if (want_gradient) out.gradient.assign(std::size_t(d) * (d + 1), 0.0);
+        if (n < 2.0) return out;
+        const double mf = mom[1] / n, mm = mom[2] / n;
+        const double vf = std::max(mom[3] / n - mf * mf, 0.0), vm = std::max(mom[4] / n - mm * mm, 0.0);
+        const double cov = mom[5] / n - mf * mm;
+        // A constant overlap carries no information: report 0 rather than NaN.
+        if (!(vf > 0.0) || !(vm > 0.0)) return out;
+        const double sf = std::sqrt(vf), sm = std::sqrt(vm);
+        const double r = cov / (sf * sm);
+        out.value = r;
+        if (!want_gradient) return out;
+        const double a = 1.0 / (n * sf * sm), bcoef = r / (n * vm);
+        const auto weights = [&](Batch& b) {
+            const float* fv = fixed.data() + b.first;
+            const float* mvv = value.data() + b.first;
+            for (int j = 0; j < b.count; ++j)
+                b.w[0][j] = mvv[j] == mvv[j] ? a * (double(fv[j]) - mf) - bcoef * (double(mvv[j]) - mm) : 0.0;
+        };
+        out.gradient = chunked_sum(chunks, std::size_t(d) * (d + 1), threads, [&](std::int64_t chunk, double* g) {
+            auto b = std::make_unique<Batch>();
+            gradient_chunk(chunk, *b, g, weights);
+        });
+        return out;
+    }
+};
+
+MetricEngine::MetricEngine(const MetricSetup& setup, int threads) : impl_(std::make_unique<Impl>(setup, threads)) {}
+
+MetricEngine::~MetricEngine() = default;
+
+int MetricEngine::ndim() const { return impl_->d; }
+
+int MetricEngine::nbins() const { return impl_->s.nbins; }
+
+MetricValue MetricEngine::evaluate(const double* matrix, bool want_gradient, int threads) {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->set_matrix(matrix);
+    if (impl_->s.kind == MetricKind::Correlation) return impl_->correlation(want_gradient, threads);
+    return impl_->mutual_information(want_gradient, threads);
 }
 
-std::vector<double> joint_histogram(const MetricSetup& setup, const double* matrix, int threads) {
-    MetricSetup s = setup;
-    s.kind = MetricKind::MutualInformation;
-    check_setup(s, matrix);
-    const Walker walker(s, matrix);
-    std::vector<double> h = histogram_counts(s, walker, threads);
+std::vector<double> MetricEngine::joint_histogram(const double* matrix, int threads) {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    if (impl_->s.kind != MetricKind::MutualInformation)
+        throw std::invalid_argument("the joint histogram belongs to the mutual-information metric");
+    impl_->set_matrix(matrix);
+    std::vector<double> h = impl_->histogram_counts(false, threads);
     const double n = h.back();
     h.pop_back();
     if (n > 0.0)

@@ -136,8 +136,9 @@ class MutualInformationMetric(Metric):
     """Mattes mutual information (DIPY's ``MutualInformationMetric``).
 
     The joint histogram has ``nbins`` x ``nbins`` bins spanning each image's intensity range
-    (within its mask), two bins of padding at each end, and cubic B-spline Parzen windows on
-    both axes. ``distance`` is ``-MI`` in nats.
+    (within its mask) and two bins of padding at each end. Mattes' windows, as DIPY and ITK:
+    the static intensity counts in its nearest bin, the moving intensity is spread by a cubic
+    B-spline Parzen window. ``distance`` is ``-MI`` in nats.
 
     Parameters
     ----------

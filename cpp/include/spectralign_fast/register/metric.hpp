@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace spectralign_fast::reg {
@@ -30,7 +31,7 @@ struct Volume {
 };
 
 enum class MetricKind {
-    MutualInformation,  // Mattes: cubic B-spline Parzen windows on both axes
+    MutualInformation,  // Mattes: fixed in its nearest bin, moving by a cubic B-spline window
     Correlation,        // Pearson correlation coefficient
 };
 
@@ -44,17 +45,14 @@ struct MetricSetup {
     const std::int64_t* samples = nullptr;
     std::int64_t sample_count = 0;
     // Fixed sample points moved off the grid by a pseudo-random offset in
-    // [-0.5, 0.5) per axis (a hash of the voxel index and `jitter_seed`, so
-    // reproducible), the fixed image interpolated there (fixed_values below).
-    // On the grid, d-linear interpolation smooths the moving image's noise by
-    // an amount that depends on the sub-voxel part of the map, which biases
-    // both metrics towards half-voxel offsets when noise dominates; with
-    // jitter that amount no longer depends on the map.
+    // [-0.5, 0.5) per axis (10 bits of a hash of the voxel index and
+    // `jitter_seed`, so reproducible), the fixed image d-linearly interpolated
+    // there. On the grid, d-linear interpolation smooths the moving image's
+    // noise by an amount that depends on the sub-voxel part of the map, which
+    // biases both metrics towards half-voxel offsets when noise dominates;
+    // with jitter that amount no longer depends on the map.
     bool jitter = false;
     std::uint64_t jitter_seed = 0;
-    // With jitter: the fixed image at the jittered points (fixed's shape), as
-    // made by jittered_fixed_values(); the metric reads fixed values here.
-    const float* fixed_values = nullptr;
     // Mutual information: bins per axis and the intensity ranges they span.
     int nbins = 32;
     double fixed_min = 0.0, fixed_max = 1.0;
@@ -67,17 +65,33 @@ struct MetricValue {
     std::int64_t overlap = 0;       // voxels that took part
 };
 
-// Throws std::invalid_argument for inconsistent shapes, a non-finite matrix,
-// nbins outside [8, 1024] or an empty/invalid intensity range.
-MetricValue evaluate_metric(const MetricSetup& setup, const double* matrix, bool want_gradient,
-                            int threads);
+// A metric prepared for one fixed/moving pair: the fixed side (values at the
+// sample points, masks) is computed once, here; evaluate() then maps the
+// moving image. The first pass keeps each point's moving value and gradient
+// (4 or 5 bytes per point per axis, allocated at the first gradient
+// evaluation) so the gradient pass reads them instead of sampling again.
+// Throws std::invalid_argument for inconsistent shapes, samples, nbins
+// outside [8, 1024] or an empty/invalid intensity range. The arrays `setup`
+// points to must outlive the engine. Evaluations are serialised (one scratch).
+class MetricEngine {
+public:
+    MetricEngine(const MetricSetup& setup, int threads);
+    ~MetricEngine();
+    MetricEngine(const MetricEngine&) = delete;
+    MetricEngine& operator=(const MetricEngine&) = delete;
 
-// The fixed image d-linearly interpolated at every jittered sample point.
-std::vector<float> jittered_fixed_values(const MetricSetup& setup, int threads);
+    int ndim() const;
+    int nbins() const;
+    // Throws std::invalid_argument for a non-finite matrix.
+    MetricValue evaluate(const double* matrix, bool want_gradient, int threads);
+    // The joint histogram (nbins x nbins, fixed along rows, probabilities) of
+    // the mutual-information metric at `matrix`, for inspection and tests.
+    std::vector<double> joint_histogram(const double* matrix, int threads);
 
-// The joint histogram (nbins x nbins, fixed along rows, probabilities) of the
-// mutual-information metric at `matrix`, for inspection and tests.
-std::vector<double> joint_histogram(const MetricSetup& setup, const double* matrix, int threads);
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 // scipy.ndimage.gaussian_filter(image, sigma, mode="reflect", truncate=4.0)
 // in float32 arithmetic; sigma per axis in voxels (0 = that axis untouched).
