@@ -71,4 +71,7 @@ def test_ours_on_the_smallest_case(bench, tmp_path):
     index, extra, _ = bench.run_ours(static, moving, gs, gm, 1)
     assert bench.rms_error(index, truth, static.shape) < 0.05
     assert extra["evaluations"] == sum(lv["evaluations"] for lv in extra["levels"]) > 0
-    assert len(extra["levels"]) == 9  # translation, rigid, affine x 3 levels
+    # translation and rigid on the two coarse levels, the affine on all three
+    assert [(lv["stage"], lv["level"]) for lv in extra["levels"]] == [
+        ("translation", 2), ("translation", 1), ("rigid", 2), ("rigid", 1),
+        ("affine", 2), ("affine", 1), ("affine", 0)]

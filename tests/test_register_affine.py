@@ -126,6 +126,27 @@ def test_params0_and_starting_affine_mean_what_dipy_says():
     np.testing.assert_allclose(amap.affine, t.param_to_matrix(np.array([4.0, -3.0])) @ start)
 
 
+def test_stage_levels_coarse_and_all():
+    """The intermediate stages skip the finest level by default, the final one runs every level;
+    "all" is DIPY's chain. Both recover the truth; the levels are shared between stages."""
+    static, moving, truth = make_pair("astronaut", 9.0, (1.04, 0.97), 0.02, (7.0, -5.0), size=256)
+    coarse = reg.register_affine(static, moving, threads=1)
+    full = reg.register_affine(static, moving, stage_levels="all", threads=1)
+    assert [(st.model, [lv.level for lv in st.levels]) for st in coarse.stages] == [
+        ("translation", [2, 1]), ("rigid", [2, 1]), ("affine", [2, 1, 0])]
+    assert [(st.model, [lv.level for lv in st.levels]) for st in full.stages] == [
+        ("translation", [2, 1, 0]), ("rigid", [2, 1, 0]), ("affine", [2, 1, 0])]
+    assert all(lv.static_shape == (64, 64) for st in coarse.stages for lv in st.levels if lv.level == 2)
+    for result in (coarse, full):
+        assert rms_error(result.affine, truth, static.shape) < 0.05
+    assert coarse.evaluations < full.evaluations
+    # A single level: every stage runs it.
+    one = reg.register_affine(static, moving, level_iters=[100], sigmas=[0.0], factors=[1], threads=1)
+    assert [[lv.level for lv in st.levels] for st in one.stages] == [[0], [0], [0]]
+    with pytest.raises(ValueError, match="stage_levels"):
+        reg.register_affine(static, moving, stage_levels="fine")
+
+
 def test_registration_is_deterministic_across_threads():
     static, moving, _ = make_pair("retina", 7.0, (1.0, 1.0), 0.0, (3.0, 2.0), size=192)
     a = reg.register_affine(static, moving, model="rigid", threads=1).affine

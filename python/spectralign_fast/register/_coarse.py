@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from .. import _core
 from .._validate import as_core_array
 from ..render.warp import warp
 
@@ -151,18 +152,24 @@ class Scorer:
         self._moving_mask = None if moving_mask_coarse is None else moving_mask_coarse.astype(np.float32)
         self._a = np.minimum((static.image * _NBINS).astype(np.int64), _NBINS - 1)
         self._nvalid = int(static.valid.sum())
+        self._shape = list(static.image.shape)
         self.evaluations = 0
+
+    def _pull(self, image: np.ndarray, T: np.ndarray, cval: float) -> np.ndarray:
+        # The warp core directly: the candidates are built here, finite and (d+1)x(d+1), and
+        # warp()'s checks would cost as much as the coarse warp itself.
+        return np.asarray(_core.sample.warp_affine(image, T, self._shape, "linear", "constant", cval,
+                                                   self.threads))
 
     def __call__(self, T: np.ndarray) -> float:
         self.evaluations += 1
-        shape = self.static.image.shape
-        w = warp(self.moving.image, T, output_shape=shape, order=1, mode="constant", cval=_OUTSIDE,
-                 threads=self.threads)
+        T = np.ascontiguousarray(T, dtype=np.float64)
+        if T.shape != (self.static.ndim + 1,) * 2 or not np.isfinite(T).all():
+            raise ValueError(f"a candidate map must be a finite {(self.static.ndim + 1,) * 2} matrix")
+        w = self._pull(self.moving.image, T, _OUTSIDE)
         ok = self.static.valid & (w >= 0)
         if self._moving_mask is not None:
-            mm = warp(self._moving_mask, T, output_shape=shape, order=1, mode="constant", cval=0.0,
-                      threads=self.threads)
-            ok &= mm >= 0.5
+            ok &= self._pull(self._moving_mask, T, 0.0) >= 0.5
         n = int(ok.sum())
         frac = n / self._nvalid
         if frac < _MIN_OVERLAP:

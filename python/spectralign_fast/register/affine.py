@@ -33,6 +33,7 @@ from . import _checks
 from .affine_map import AffineMap, transform_centers_of_mass, transform_geometric_centers, transform_origins
 from .metrics import Metric, MutualInformationMetric
 from .parametric import Transform
+from .scalespace import Level
 from .scalespace import level as _level
 from .scalespace import spacing as _spacing
 
@@ -195,6 +196,20 @@ class AffineRegistration:
         self.verbosity = as_int(verbosity, "verbosity", minimum=0, maximum=3)
         self.threads = as_int(threads, "threads", minimum=0)
         self.levels_report: list[LevelReport] = []
+        # Set by register_affine around its chain, whose stages share one pair of images:
+        # each (image, factor, sigma) level is then smoothed once, not once per stage.
+        self._level_cache: dict[tuple[str, int, float], Level] | None = None
+        # Levels this registration leaves out below its finest (register_affine's intermediate
+        # stages): reports then number levels as the full chain does (0 = full resolution).
+        self._levels_below = 0
+
+    def _level(self, which: str, image: np.ndarray, g2w: np.ndarray, factor: int, sigma: float) -> Level:
+        if self._level_cache is None:
+            return _level(image, g2w, factor, sigma, threads=self.threads)
+        key = (which, factor, sigma)
+        if key not in self._level_cache:
+            self._level_cache[key] = _level(image, g2w, factor, sigma, threads=self.threads)
+        return self._level_cache[key]
 
     def _starting_affine(self, starting_affine: Any, static: np.ndarray, gs: np.ndarray,
                          moving: np.ndarray, gm: np.ndarray, smask: np.ndarray | None,
@@ -270,7 +285,7 @@ class AffineRegistration:
         self.levels_report = []
         xopt, fopt = params, float("nan")
         for li in range(self.levels):
-            level_index = self.levels - 1 - li
+            level_index = self.levels - 1 - li + self._levels_below
             start, xopt, fopt = self._optimize_level(
                 li, level_index, s, m, gs, gm, smask, mmask, transform, params, start, callback)
             params = transform.get_identity_parameters()
@@ -287,8 +302,8 @@ class AffineRegistration:
         t0 = time.perf_counter()
         d = s.ndim
         factor, sigma, max_iter = self.factors[li], self.sigmas[li], self.level_iters[li]
-        lev = _level(s, gs, factor, sigma, threads=self.threads)
-        mlev = _level(m, gm, factor, sigma, threads=self.threads)
+        lev = self._level("static", s, gs, factor, sigma)
+        mlev = self._level("moving", m, gm, factor, sigma)
         lmask = None
         if smask is not None:
             index = tuple(slice(0, (n // f) * f, f) for n, f in zip(s.shape, lev.factors))
