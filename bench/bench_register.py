@@ -7,7 +7,9 @@ mutual information with 32 bins, dense sampling (every voxel), and DIPY tutorial
 table says so:
 
 * ours:      ``register_affine(model="affine", metric="mi", nbins=32, sampling_proportion=None,
-             level_iters=[10000, 1000, 100], sigmas=[3, 1, 0], factors=[4, 2, 1], threads=n)``
+             level_iters=[10000, 1000, 100], sigmas=[3, 1, 0], factors=[4, 2, 1], threads=n)``;
+             its default ``stage_levels="coarse"`` runs translation and rigid on the two coarse
+             levels and the affine on all three (ANTs' "Affine" runs one affine stage)
 * DIPY:      ``transform_centers_of_mass`` then ``AffineRegistration(MutualInformationMetric(32,
              None), [10000, 1000, 100], [3, 1, 0], [4, 2, 1])`` for Translation, Rigid, Affine
              (DIPY has no thread option: it is run once, as "1 thread").

@@ -23,7 +23,12 @@ namespace spectralign_fast::reg {
 namespace {
 
 constexpr int kPad = 2;                // bins kept free at each end for the cubic window
-constexpr std::int64_t kChunks = 128;  // fixed, so sums never depend on the thread count
+// Points are cut into chunks whose number depends on the point count only, so
+// sums never depend on the thread count: at most kChunks, at least
+// kChunkPoints points each (every chunk zeroes and adds its own histograms,
+// which would dominate on a small coarse level).
+constexpr std::int64_t kChunks = 128;
+constexpr std::int64_t kChunkPoints = 8192;
 constexpr int kBatch = 128;            // points per vectorised batch (stays in L1)
 constexpr float kOutside = std::numeric_limits<float>::quiet_NaN();
 
@@ -154,7 +159,7 @@ struct MetricEngine::Impl {
         width = f.shape[d - 1];
         points = s.samples ? s.sample_count : voxel_count(f);
         units = s.samples ? s.sample_count : points / width;
-        chunks = std::min<std::int64_t>(units, kChunks);
+        chunks = std::clamp<std::int64_t>(points / kChunkPoints, 1, std::min(units, kChunks));
         seed32 = static_cast<std::uint32_t>(mix(s.jitter_seed));
         mv.data = s.moving.data;
         for (int a = 0; a < d; ++a) mv.n[a] = static_cast<int>(s.moving.shape[a]);

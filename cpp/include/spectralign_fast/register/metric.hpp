@@ -12,8 +12,8 @@
 // interpolant, so it agrees with finite differences of `value` wherever the
 // overlap does not change. Chain it through d(matrix)/d(parameters) outside.
 //
-// Determinism: the voxels are cut into a fixed number of chunks that does not
-// depend on the thread count; each chunk sums on its own, in order, and the
+// Determinism: the voxels are cut into chunks whose number depends on the
+// image size only, never on the thread count; each chunk sums on its own, in order, and the
 // chunks are reduced in chunk order. Every result is bit-identical for any
 // `threads` and on every run.
 #pragma once
