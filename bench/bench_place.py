@@ -208,7 +208,8 @@ def run_case(size: int, mode: str, method: str, solver: str, noise: float = NOIS
     return out
 
 
-def montage_sweep(seeds: int = 5, lams: Tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1, 1.0)) -> None:
+def montage_sweep(seeds: int = 5, lams: Tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1, 1.0),
+                  priors: Tuple[str, ...] = ("similarity",)) -> None:
     """The 8 x 8 grid of 2048 px tiles, 10 % overlap, 20 matches per edge, 0.2 px noise: tile-corner
     errors (RMS over tiles and corners, mean over seeds) of affine, similarity and regularised affine
     for three truths: rotations only (sd 1e-3 rad), plus 0.5 % uniform scale per tile, plus 0.5 %
@@ -218,7 +219,10 @@ def montage_sweep(seeds: int = 5, lams: Tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0
     tile, pitch = 2048.0, 2048.0 * 0.9
     cases = (("rotation", 0.0, 0.0), ("0.5% scale", 0.005, 0.0), ("0.5% per-axis scale", 0.0, 0.005))
     corners = np.array([[0.0, 0.0, 1.0], [tile, 0.0, 1.0], [0.0, tile, 1.0], [tile, tile, 1.0]])
-    models = ["affine", "similarity"] + [f"regularize={lam:g}" for lam in lams]
+    def label(prior: str, lam: float) -> str:
+        return f"regularize={lam:g}" + ("" if prior == "similarity" else f" {prior}")
+
+    models = ["affine", "similarity"] + [label(p, lam) for p in priors for lam in lams]
     print(f"| truth | {' | '.join(models)} |")
     print("|---|" + "---|" * len(models))
     for name, scale, axis in cases:
@@ -241,8 +245,9 @@ def montage_sweep(seeds: int = 5, lams: Tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0
             plc = sf.Placement()
             plc.addmatches(t1, t2, P1, P2)
             sols = {"affine": plc.affine(), "similarity": plc.similarity()}
-            for lam in lams:
-                sols[f"regularize={lam:g}"] = plc.affine(regularize=lam)
+            for prior in priors:
+                for lam in lams:
+                    sols[label(prior, lam)] = plc.affine(regularize=lam, prior=prior)
             ref = gauge_truth(truth, True)
             for m, sol in sols.items():
                 arr = gauge_truth(np.array([np.asarray(sol[i]) for i in range(64)]), True)
@@ -309,13 +314,16 @@ def main() -> None:
     ap.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
     ap.add_argument("--norefine", action="store_true", help="also run each sparse case without refinement")
     ap.add_argument("--montage", action="store_true", help="the 8 x 8 regularize sweep instead")
+    ap.add_argument("--priors", nargs="*", default=["similarity"], help="--montage: the priors swept")
+    ap.add_argument("--lams", nargs="*", type=float, default=[1e-4, 1e-3, 1e-2, 0.1, 1.0],
+                    help="--montage: the regularize weights swept")
     a = ap.parse_args()
     if a.case:
         size, mode, method, solver = a.case
         print(json.dumps(run_case(int(size), mode, method, solver, a.noise)))
         return
     if a.montage:
-        montage_sweep()
+        montage_sweep(lams=tuple(a.lams), priors=tuple(a.priors))
         return
     cases = []
     for s in a.dense_sizes:

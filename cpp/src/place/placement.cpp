@@ -653,6 +653,9 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
     const bool reg = lam > 0;
     if (reg && !opt.affine) throw std::invalid_argument("regularize applies to affine placement only");
     if (reg && opt.prior == nullptr) throw std::invalid_argument("regularize > 0 needs the prior transforms");
+    if (reg && !(std::isfinite(opt.prior_linear) && opt.prior_linear >= 0 && std::isfinite(opt.prior_centre) &&
+                 opt.prior_centre >= 0))
+        throw std::invalid_argument("prior_centre and prior_linear must be finite and >= 0");
     if (opt.refine_steps < 0) throw std::invalid_argument("refine_steps must be >= 0");
 
     const auto t_start = std::chrono::steady_clock::now();
@@ -697,7 +700,11 @@ PlacementResult place(I64 n_tiles, I64 n_matches, const I64* t1, const I64* t2, 
             wsum[t2[m]] += w[m];
         }
         shift.resize(static_cast<std::size_t>(n_tiles * 3));
-        for (I64 t = 0; t < n_tiles; ++t) shift[3 * t] = shift[3 * t + 1] = shift[3 * t + 2] = lam * wsum[t];
+        for (I64 t = 0; t < n_tiles; ++t) {
+            const double wt = lam * wsum[t];
+            shift[3 * t] = shift[3 * t + 1] = opt.prior_linear * wt;
+            shift[3 * t + 2] = opt.prior_centre * wt;
+        }
         prior.resize(n_tiles * 3, 2);
         for (I64 t = 0; t < n_tiles; ++t)
             for (int s = 0; s < 2; ++s) {

@@ -108,6 +108,19 @@ def reject_round(res: np.ndarray, kept: np.ndarray, t1: np.ndarray, t2: np.ndarr
     return True
 
 
+def group_pairs(a: np.ndarray, b: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``np.unique(a * n + b, return_inverse=True)`` as (inverse, keys), faster when the pairs
+    come in runs (the matches of one tile pair usually do): the runs are found first and only
+    their keys sorted."""
+    if len(a) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    run = np.ones(len(a), bool)
+    run[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    starts = np.flatnonzero(run)
+    keys, inverse = np.unique(a[starts].astype(np.int64) * n + b[starts], return_inverse=True)
+    return np.repeat(inverse.reshape(-1), np.diff(np.append(starts, len(a)))), keys
+
+
 def _spread(group: np.ndarray, pts: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per group: the number of points and their RMS spread across and along the line they come
     closest to (square roots of the eigenvalues of the 2x2 covariance)."""
@@ -133,7 +146,7 @@ def underdetermined_indices(n: int, t1: np.ndarray, t2: np.ndarray, P1: np.ndarr
     tile = np.concatenate([t1, t2]).astype(np.int64)
     other = np.concatenate([t2, t1]).astype(np.int64)
     pts = np.concatenate([P1, P2])
-    edge_keys, edge = np.unique(tile * n + other, return_inverse=True)
+    edge, edge_keys = group_pairs(tile, other, n)
     e_count, e_across, e_along = _spread(edge, pts, len(edge_keys))
     t_count, t_across, t_along = _spread(tile, pts, n)
     edge_tile = edge_keys // n
