@@ -108,48 +108,81 @@ def reject_round(res: np.ndarray, kept: np.ndarray, t1: np.ndarray, t2: np.ndarr
     return True
 
 
-def group_pairs(a: np.ndarray, b: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray]:
-    """``np.unique(a * n + b, return_inverse=True)`` as (inverse, keys), faster when the pairs
-    come in runs (the matches of one tile pair usually do): the runs are found first and only
-    their keys sorted."""
-    if len(a) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+def _runs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Start of every run of equal (a, b) pairs (the matches of one tile pair usually come in one)."""
     run = np.ones(len(a), bool)
     run[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
-    starts = np.flatnonzero(run)
+    return np.flatnonzero(run)
+
+
+def group_pairs(a: np.ndarray, b: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``np.unique(a * n + b, return_inverse=True)`` as (inverse, keys), faster when the pairs
+    come in runs: the runs are found first and only their keys sorted."""
+    if len(a) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts = _runs(a, b)
     keys, inverse = np.unique(a[starts].astype(np.int64) * n + b[starts], return_inverse=True)
     return np.repeat(inverse.reshape(-1), np.diff(np.append(starts, len(a)))), keys
 
 
-def _spread(group: np.ndarray, pts: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per group: the number of points and their RMS spread across and along the line they come
-    closest to (square roots of the eigenvalues of the 2x2 covariance)."""
-    count = np.bincount(group, minlength=n).astype(np.float64)
-    c = np.maximum(count, 1)
-    mean = np.stack([np.bincount(group, pts[:, k], minlength=n) for k in range(2)], 1) / c[:, None]
-    d = pts - mean[group]
-    sxx = np.bincount(group, d[:, 0] ** 2, minlength=n) / c
-    syy = np.bincount(group, d[:, 1] ** 2, minlength=n) / c
-    sxy = np.bincount(group, d[:, 0] * d[:, 1], minlength=n) / c
+# Point moments of a group: (count, mean x, mean y, scatter xx, xy, yy about the mean).
+_Moments = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _merge(group: np.ndarray, parts: _Moments, n: int) -> _Moments:
+    """The moments of ``n`` groups made of parts (``group[i]``: part i's group), merged with the
+    parallel-axis rule: the parts' scatters plus their means' scatter about the group's mean."""
+    cnt, mx, my, cxx, cxy, cyy = parts
+    g_cnt = np.bincount(group, cnt, n)
+    c = np.maximum(g_cnt, 1)
+    gx, gy = np.bincount(group, cnt * mx, n) / c, np.bincount(group, cnt * my, n) / c
+    ox, oy = mx - gx[group], my - gy[group]
+    return (g_cnt, gx, gy, np.bincount(group, cxx + cnt * ox * ox, n), np.bincount(group, cxy + cnt * ox * oy, n),
+            np.bincount(group, cyy + cnt * oy * oy, n))
+
+
+def _spread(m: _Moments) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count, RMS spread across, along) the line the points come closest to: the square roots
+    of the eigenvalues of their 2x2 covariance."""
+    cnt, _, _, cxx, cxy, cyy = m
+    c = np.maximum(cnt, 1)
+    sxx, sxy, syy = cxx / c, cxy / c, cyy / c
     half_tr, det = (sxx + syy) / 2, sxx * syy - sxy ** 2
     gap = np.sqrt(np.maximum(half_tr ** 2 - det, 0.0))
-    return count, np.sqrt(np.maximum(half_tr - gap, 0.0)), np.sqrt(half_tr + gap)
+    return cnt, np.sqrt(np.maximum(half_tr - gap, 0.0)), np.sqrt(half_tr + gap)
+
+
+def _run_moments(pts: np.ndarray, starts: np.ndarray) -> _Moments:
+    """Moments of every run of consecutive points (``starts``), about one of its points first
+    (no cancellation), with contiguous sums."""
+    length = np.diff(np.append(starts, len(pts)))
+    ref = pts[starts]
+    d = pts - np.repeat(ref, length, axis=0)
+    x, y = d[:, 0], d[:, 1]
+    sx, sy = np.add.reduceat(x, starts), np.add.reduceat(y, starts)
+    cnt = length.astype(np.float64)
+    mx, my = sx / cnt, sy / cnt
+    return (cnt, ref[:, 0] + mx, ref[:, 1] + my, np.add.reduceat(x * x, starts) - sx * mx,
+            np.add.reduceat(x * y, starts) - sx * my, np.add.reduceat(y * y, starts) - sy * my)
 
 
 def underdetermined_indices(n: int, t1: np.ndarray, t2: np.ndarray, P1: np.ndarray, P2: np.ndarray,
                             model: str) -> np.ndarray:
     """Indices of the tiles whose matched points cannot fix their transform under ``model``
     (the rule: ``Placement.underdetermined``)."""
-    if n == 0 or model == "rigid":
+    if n == 0 or model == "rigid" or len(t1) == 0:
         deg = np.bincount(np.concatenate([t1, t2]), minlength=n) if n else np.zeros(0)
         return np.flatnonzero(deg < 1)
+    # Directed edges (tile, other) with the tile's points: moments per run of one edge's
+    # points, merged into edges and edges into tiles.
     tile = np.concatenate([t1, t2]).astype(np.int64)
     other = np.concatenate([t2, t1]).astype(np.int64)
-    pts = np.concatenate([P1, P2])
-    edge, edge_keys = group_pairs(tile, other, n)
-    e_count, e_across, e_along = _spread(edge, pts, len(edge_keys))
-    t_count, t_across, t_along = _spread(tile, pts, n)
+    starts = _runs(tile, other)
+    edge_keys, run_edge = np.unique(tile[starts] * n + other[starts], return_inverse=True)
     edge_tile = edge_keys // n
+    edges = _merge(run_edge.reshape(-1), _run_moments(np.concatenate([P1, P2]), starts), len(edge_keys))
+    e_count, e_across, e_along = _spread(edges)
+    t_count, t_across, t_along = _spread(_merge(edge_tile, edges, n))
     if model == "similarity":
         strong_edge = (e_count >= 2) & (e_along >= 0.25)
         redundant = (t_count >= 4) & (t_along >= 0.25)
