@@ -7,8 +7,8 @@ import pytest
 
 import spectralign_fast as sf
 from spectralign_fast import Placement, _core
-from spectralign_fast.place.regularize import (DEFAULT_REGULARIZE, PRIOR_WEIGHTS, central_tile, prior_transforms,
-                                               similarity_test)
+from spectralign_fast.place.regularize import (DEFAULT_REGULARIZE, MONTAGE_PRIOR, PRIOR_WEIGHTS, central_tile,
+                                               prior_transforms, similarity_test)
 from spectralign_fast.synthetic import grid_tiles, photograph
 
 from placement_oracle import dense_regularized_affine
@@ -106,7 +106,7 @@ def test_does_not_drift_on_a_long_grid():
     regularised one stays with the similarity placement."""
     truth, t1, t2, P1, P2 = grid(2, 40, noise=0.2, seed=5, per_edge=8)
     _, plain = solve(t1, t2, P1, P2)
-    _, reg = solve(t1, t2, P1, P2, regularize=DEFAULT_REGULARIZE)
+    _, reg = solve(t1, t2, P1, P2, regularize=DEFAULT_REGULARIZE, prior=MONTAGE_PRIOR)  # montage's default
     plc = Placement()
     plc.addmatches(t1, t2, P1, P2)
     sim = plc.similarity()
@@ -215,12 +215,17 @@ def test_refinement_improves_the_raw_affine_solve():
 
 # -- workflows ------------------------------------------------------------------------------
 
+priors = []
+
+
 def _spy(monkeypatch):
     seen = []
+    priors.clear()
     original = Placement.affine
 
     def affine(self, *args, **kw):
         seen.append(kw.get("regularize"))
+        priors.append(kw.get("prior"))
         return original(self, *args, **kw)
 
     monkeypatch.setattr(Placement, "affine", affine)
@@ -233,6 +238,7 @@ def test_montage_passes_regularize(monkeypatch):
     sf.montage(tiles, overlap=0.2, progress=False, render=False)
     sf.montage(tiles, overlap=0.2, regularize=0.5, progress=False, render=False)
     assert seen == [DEFAULT_REGULARIZE] * 2 + [0.5] * 2  # two passes each
+    assert priors == [MONTAGE_PRIOR] * 4
     with pytest.raises(ValueError, match="regularize"):
         sf.montage(tiles, overlap=0.2, regularize=-1, progress=False, render=False)
 
@@ -329,7 +335,7 @@ def test_rigid_centres_follow_true_stretch_without_drift():
         return float(np.sqrt(np.mean(np.sum((anisotropy(T) - at) ** 2, 1)) / np.mean(np.sum(at ** 2, 1))))
 
     _, plain = solve(t1, t2, P1, P2)
-    _, sim_prior = solve(t1, t2, P1, P2, regularize=DEFAULT_REGULARIZE)
+    _, sim_prior = solve(t1, t2, P1, P2, regularize=1e-2)  # montage's default before
     _, centres = solve(t1, t2, P1, P2, regularize=1e-3, prior="rigid-centres")
     assert centre_rms(centres, truth) < 4.0
     assert centre_rms(plain, truth) > 3 * centre_rms(centres, truth)
@@ -361,7 +367,7 @@ def test_similarity_tested_switches_by_the_matches():
     truth, t1, t2, P1, P2 = grid(8, 8, noise=0.2, seed=13, rot=1e-3, axis_scale=0.005, per_edge=12)
     plc, tested = solve(t1, t2, P1, P2, regularize=10.0, prior="similarity-tested")
     assert plc.solve_info["similarity_test"] > 5 and plc.solve_info["regularize_used"] < 1e-3
-    _, sim_prior = solve(t1, t2, P1, P2, regularize=DEFAULT_REGULARIZE)
+    _, sim_prior = solve(t1, t2, P1, P2, regularize=1e-2)
     at = anisotropy(truth)
 
     def stretch_error(T):

@@ -24,11 +24,14 @@ from .. import _core
 from .._validate import as_float
 from .diagnostics import group_pairs
 
-# The default of montage(regularize=) and align_stack(regularize=), measured with
-# `bench/bench_place.py --montage` (bench/RESULTS.md, "Regularised affine"): the smallest
-# weight tried (1e-4 ... 1) whose tile-corner error stays within 20 % of the similarity
-# placement's where the tiles only rotate, shift and scale.
-DEFAULT_REGULARIZE = 1e-2
+# The default of montage(regularize=), with prior MONTAGE_PRIOR, measured with
+# `bench/bench_place.py --montage` and on the real-image tiles of bench_montage.py
+# (bench/RESULTS.md, "Regularised affine"): where the matches are consistent with
+# similarities, the similarity placement's tile-corner error (1e-2 with the plain similarity
+# prior, the default before: 18 % above it); where tiles stretch per axis, the plain
+# affine's or better.
+DEFAULT_REGULARIZE = 10.0
+MONTAGE_PRIOR = "similarity-tested"
 
 
 def check_regularize(value: Any) -> float:
