@@ -3,7 +3,7 @@
 The solve runs in C++ (Eigen sparse matrices: sparse Cholesky / LDL^T with a
 fill-reducing ordering, or preconditioned conjugate gradients for very large
 problems; after a direct solve, iterative refinement with residuals computed
-from the matches in extended precision); this module keeps the matches in
+from the matches, translations first); this module keeps the matches in
 NumPy arrays and maps tile ids. The regularised affine's prior: regularize.py.
 """
 from __future__ import annotations

@@ -34,8 +34,10 @@
 //
 // Iterative refinement: after a direct (Cholesky / LDL^T) solve the residual
 // of the normal equations (and of the gauge constraints) is recomputed from
-// the matches themselves in long double and the correction solved with the
-// same factor, while that lowers the residual (refine_steps at most).
+// the matches themselves (each match's misfit formed translation first, so
+// that large model coordinates cancel exactly; the similarity system in long
+// double) and the correction solved with the same factor, while that lowers
+// the residual (refine_steps at most).
 #pragma once
 
 #include <cstdint>
