@@ -319,12 +319,12 @@ class Placement:
             displacement. So ``lam`` is dimensionless and does not depend on
             the tile size or the number of matches: ``lam = 1`` pulls a tile
             toward its similarity as hard as all its matches pull it toward
-            its neighbours. A little (1e-2, the default of ``montage`` and
-            ``align_stack``; bench/RESULTS.md) stops most of the long-range
-            drift of affine placements with narrow overlaps; but the weakly
-            determined modes that drift are also those of true per-tile
-            stretch, so the more ``lam``, the less of a true stretch or shear
-            is followed (measured trade-off in bench/RESULTS.md). The regulariser
+            its neighbours. A little (1e-2) stops most of the long-range
+            drift of affine placements with narrow overlaps on small grids;
+            but the weakly determined modes that drift are also those of true
+            per-tile stretch, so the more ``lam``, the less of a true stretch
+            or shear is followed (measured trade-off in bench/RESULTS.md;
+            ``montage`` uses 10 with ``prior="similarity-tested"``). The regulariser
             fixes the solution (one sparse solve, no constraints); it is then
             moved by one global affine map into the gauge above, so the
             gauge holds exactly. Needs a connected match graph
