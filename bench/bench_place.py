@@ -6,8 +6,10 @@ matched points (``--noise``). Every case runs in its own subprocess so that
 the peak resident memory (ru_maxrss of the child) covers the C++ allocations
 too. Modes: rigid (translation truth), similarity (truth: rotation and scale
 per tile, sd 2e-3), affine and affine-reg (truth: every entry of A_t off the
-identity by sd 2e-3; affine-reg is ``affine(regularize=DEFAULT_REGULARIZE)``,
-its time including the similarity solve of its prior).
+identity by sd 2e-3; affine-reg is ``affine(regularize=DEFAULT_REGULARIZE,
+prior=MONTAGE_PRIOR)``, montage's default, its time including the similarity
+solve of its prior and the similarity test; affine-rc is ``affine(regularize=1e-3,
+prior="rigid-centres")``, its time including the rigid solve of its prior).
 
     python bench/bench_place.py                 # the full table (Markdown)
     python bench/bench_place.py --sizes 30 100  # a subset
@@ -35,9 +37,12 @@ TILE = 1000.0
 PITCH = 900.0
 PER_EDGE = 8
 NOISE = 0.2
+# affine-rc: affine(regularize=RC_REGULARIZE, prior="rigid-centres"), the weight near the best of
+# 1e-4 ... 1 on these grids (bench/RESULTS.md).
+RC_REGULARIZE = 1e-3
 
 
-MODES = ("rigid", "similarity", "affine", "affine-reg")
+MODES = ("rigid", "similarity", "affine", "affine-reg", "affine-rc")
 
 
 def make_grid(rows: int, cols: int, *, affine: Any, noise: float = NOISE, per_edge: int = PER_EDGE,
@@ -144,7 +149,7 @@ def corner_errors(sol: np.ndarray, truth: np.ndarray, tile: float = TILE) -> Tup
 
 
 def run_case(size: int, mode: str, method: str, solver: str, noise: float = NOISE) -> dict:
-    affine = mode in ("affine", "affine-reg")
+    affine = mode in ("affine", "affine-reg", "affine-rc")
     truth_kind: Any = "similarity" if mode == "similarity" else affine
     t0 = time.perf_counter()
     truth, t1, t2, P1, P2 = make_grid(size, size, affine=truth_kind, noise=noise)
@@ -174,7 +179,7 @@ def run_case(size: int, mode: str, method: str, solver: str, noise: float = NOIS
         sol = core.params
     else:
         import spectralign_fast as sf
-        from spectralign_fast.place.regularize import DEFAULT_REGULARIZE
+        from spectralign_fast.place.regularize import DEFAULT_REGULARIZE, MONTAGE_PRIOR
 
         t0 = time.perf_counter()
         plc = sf.Placement()
@@ -185,8 +190,9 @@ def run_case(size: int, mode: str, method: str, solver: str, noise: float = NOIS
         if mode == "similarity":
             res = plc.similarity()
         elif affine:
-            lam = DEFAULT_REGULARIZE if mode == "affine-reg" else 0.0
-            res = plc.affine(solver=solver, regularize=lam)
+            lam = {"affine-reg": DEFAULT_REGULARIZE, "affine-rc": RC_REGULARIZE}.get(mode, 0.0)
+            prior = "rigid-centres" if mode == "affine-rc" else MONTAGE_PRIOR
+            res = plc.affine(solver=solver, regularize=lam, prior=prior)
             out["regularize"] = lam
         else:
             res = plc.rigid(solver=solver)
@@ -208,7 +214,8 @@ def run_case(size: int, mode: str, method: str, solver: str, noise: float = NOIS
     return out
 
 
-def montage_sweep(seeds: int = 5, lams: Tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1, 1.0)) -> None:
+def montage_sweep(seeds: int = 5, lams: Tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0.1, 1.0),
+                  priors: Tuple[str, ...] = ("similarity",)) -> None:
     """The 8 x 8 grid of 2048 px tiles, 10 % overlap, 20 matches per edge, 0.2 px noise: tile-corner
     errors (RMS over tiles and corners, mean over seeds) of affine, similarity and regularised affine
     for three truths: rotations only (sd 1e-3 rad), plus 0.5 % uniform scale per tile, plus 0.5 %
@@ -218,7 +225,10 @@ def montage_sweep(seeds: int = 5, lams: Tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0
     tile, pitch = 2048.0, 2048.0 * 0.9
     cases = (("rotation", 0.0, 0.0), ("0.5% scale", 0.005, 0.0), ("0.5% per-axis scale", 0.0, 0.005))
     corners = np.array([[0.0, 0.0, 1.0], [tile, 0.0, 1.0], [0.0, tile, 1.0], [tile, tile, 1.0]])
-    models = ["affine", "similarity"] + [f"regularize={lam:g}" for lam in lams]
+    def label(prior: str, lam: float) -> str:
+        return f"regularize={lam:g}" + ("" if prior == "similarity" else f" {prior}")
+
+    models = ["affine", "similarity"] + [label(p, lam) for p in priors for lam in lams]
     print(f"| truth | {' | '.join(models)} |")
     print("|---|" + "---|" * len(models))
     for name, scale, axis in cases:
@@ -241,8 +251,9 @@ def montage_sweep(seeds: int = 5, lams: Tuple[float, ...] = (1e-4, 1e-3, 1e-2, 0
             plc = sf.Placement()
             plc.addmatches(t1, t2, P1, P2)
             sols = {"affine": plc.affine(), "similarity": plc.similarity()}
-            for lam in lams:
-                sols[f"regularize={lam:g}"] = plc.affine(regularize=lam)
+            for prior in priors:
+                for lam in lams:
+                    sols[label(prior, lam)] = plc.affine(regularize=lam, prior=prior)
             ref = gauge_truth(truth, True)
             for m, sol in sols.items():
                 arr = gauge_truth(np.array([np.asarray(sol[i]) for i in range(64)]), True)
@@ -309,13 +320,16 @@ def main() -> None:
     ap.add_argument("--modes", nargs="*", default=list(MODES), choices=MODES)
     ap.add_argument("--norefine", action="store_true", help="also run each sparse case without refinement")
     ap.add_argument("--montage", action="store_true", help="the 8 x 8 regularize sweep instead")
+    ap.add_argument("--priors", nargs="*", default=["similarity"], help="--montage: the priors swept")
+    ap.add_argument("--lams", nargs="*", type=float, default=[1e-4, 1e-3, 1e-2, 0.1, 1.0],
+                    help="--montage: the regularize weights swept")
     a = ap.parse_args()
     if a.case:
         size, mode, method, solver = a.case
         print(json.dumps(run_case(int(size), mode, method, solver, a.noise)))
         return
     if a.montage:
-        montage_sweep()
+        montage_sweep(lams=tuple(a.lams), priors=tuple(a.priors))
         return
     cases = []
     for s in a.dense_sizes:
@@ -328,7 +342,7 @@ def main() -> None:
                 cases.append((s, mode, "sparse", solver))
             if a.norefine:
                 cases.append((s, mode, "norefine", "auto"))
-    weight = {"rigid": 1, "similarity": 4, "affine": 6, "affine-reg": 10}
+    weight = {"rigid": 1, "similarity": 4, "affine": 6, "affine-reg": 10, "affine-rc": 8}
     cases.sort(key=lambda c: (c[0] ** 2 * weight[c[1]] * (40 if c[2] == "dense" else 1)))
     print(f"Hardware: {hardware()}\n")
     print("| grid | tiles | matches | noise px | mode | method | solver | build+add s | solve s | peak RSS MB "

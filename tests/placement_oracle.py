@@ -148,14 +148,16 @@ def dense_similarity(matches, fix):
     return out
 
 
-def dense_regularized_affine(matches, prior, lam, fix=None):
+def dense_regularized_affine(matches, prior, lam, fix=None, centre=1.0, linear=1.0):
     """Regularised affine (issue 19), as one dense weighted least-squares problem (NumPy lstsq,
     no normal equations) in every tile's (A00, A01, A10, A11, X0, X1): the match rows
     sqrt(w) (A_t1 p1 + X_t1 - A_t2 p2 - X_t2) and, per tile, the rows sqrt(lam W_t) of
     (T_t - S_t)(c0) and sqrt(lam W_t) L (A_t - A_S), where W_t is the summed weight of the
     tile's matches, c0 the mean of all matched points and L their RMS distance from c0. The
     solution is then mapped by one global affine map so that the mean A is I and the mean X
-    is 0, or tile ``fix`` is the identity. ``prior``: {tile: 2x3}. Returns {tile: 2x3}."""
+    is 0, or tile ``fix`` is the identity. ``prior``: {tile: 2x3}. ``centre`` and ``linear``
+    multiply the weights of the two kinds of prior rows (the core's prior_centre and
+    prior_linear). Returns {tile: 2x3}."""
     ids = tile_order(matches)
     n = len(ids)
     pts = np.array([p for m in matches for p in (m[2], m[3])], dtype=float)
@@ -181,13 +183,14 @@ def dense_regularized_affine(matches, prior, lam, fix=None):
             row = np.zeros(6 * n)
             row[6 * i + 2 * r:6 * i + 2 * r + 2] = c0
             row[6 * i + 4 + r] = 1.0
-            rows.append(s * row)
-            rhs.append(s * (S[r, :2] @ c0 + S[r, 2]))
+            sc, sl = s * np.sqrt(centre), s * np.sqrt(linear)
+            rows.append(sc * row)
+            rhs.append(sc * (S[r, :2] @ c0 + S[r, 2]))
             for j in range(2):
                 row = np.zeros(6 * n)
                 row[6 * i + 2 * r + j] = L
-                rows.append(s * row)
-                rhs.append(s * L * S[r, j])
+                rows.append(sl * row)
+                rhs.append(sl * L * S[r, j])
     x, *_ = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)
     T = np.stack([np.stack([x[0::6], x[1::6], x[4::6]], 1), np.stack([x[2::6], x[3::6], x[5::6]], 1)], 1)
     G = T[ids[fix]] if fix is not None else np.concatenate([T[:, :, :2].mean(0), T[:, :, 2:].mean(0)], axis=1)

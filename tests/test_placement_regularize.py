@@ -7,7 +7,8 @@ import pytest
 
 import spectralign_fast as sf
 from spectralign_fast import Placement, _core
-from spectralign_fast.place.regularize import DEFAULT_REGULARIZE, central_tile, prior_transforms
+from spectralign_fast.place.regularize import (DEFAULT_REGULARIZE, MONTAGE_PRIOR, PRIOR_WEIGHTS, central_tile,
+                                               prior_transforms, similarity_test)
 from spectralign_fast.synthetic import grid_tiles, photograph
 
 from placement_oracle import dense_regularized_affine
@@ -105,7 +106,7 @@ def test_does_not_drift_on_a_long_grid():
     regularised one stays with the similarity placement."""
     truth, t1, t2, P1, P2 = grid(2, 40, noise=0.2, seed=5, per_edge=8)
     _, plain = solve(t1, t2, P1, P2)
-    _, reg = solve(t1, t2, P1, P2, regularize=DEFAULT_REGULARIZE)
+    _, reg = solve(t1, t2, P1, P2, regularize=DEFAULT_REGULARIZE, prior=MONTAGE_PRIOR)  # montage's default
     plc = Placement()
     plc.addmatches(t1, t2, P1, P2)
     sim = plc.similarity()
@@ -214,12 +215,17 @@ def test_refinement_improves_the_raw_affine_solve():
 
 # -- workflows ------------------------------------------------------------------------------
 
+priors = []
+
+
 def _spy(monkeypatch):
     seen = []
+    priors.clear()
     original = Placement.affine
 
     def affine(self, *args, **kw):
         seen.append(kw.get("regularize"))
+        priors.append(kw.get("prior"))
         return original(self, *args, **kw)
 
     monkeypatch.setattr(Placement, "affine", affine)
@@ -232,6 +238,7 @@ def test_montage_passes_regularize(monkeypatch):
     sf.montage(tiles, overlap=0.2, progress=False, render=False)
     sf.montage(tiles, overlap=0.2, regularize=0.5, progress=False, render=False)
     assert seen == [DEFAULT_REGULARIZE] * 2 + [0.5] * 2  # two passes each
+    assert priors == [MONTAGE_PRIOR] * 4
     with pytest.raises(ValueError, match="regularize"):
         sf.montage(tiles, overlap=0.2, regularize=-1, progress=False, render=False)
 
@@ -269,5 +276,114 @@ def test_rigid_prior_holds_a_long_chain_at_scale_one():
     scale = lambda T: np.sqrt(np.abs(np.linalg.det(T[:, :, :2])))  # noqa: E731
     assert np.abs(scale(held) - 1).max() < 0.03
     assert np.abs(scale(plain) - 1).max() > 2 * np.abs(scale(held) - 1).max()
-    with pytest.raises(ValueError, match="prior must be one of"):
+    with pytest.raises(ValueError, match="prior must be one of.*rigid-centres"):
         solve(t1, t2, P1, P2, regularize=0.1, prior="euclidean")
+
+
+def anisotropy(T):
+    """Per tile, the part of the linear map (mean gauge) that no similarity has: ((a00 - a11) / 2,
+    (a01 + a10) / 2), the stretch along x versus y and the shear."""
+    A = mean_gauge(T)[:, :, :2]
+    return np.stack([(A[:, 0, 0] - A[:, 1, 1]) / 2, (A[:, 0, 1] + A[:, 1, 0]) / 2], 1)
+
+
+def centre_rms(T, truth):
+    """RMS over tiles of the distance of the tile centre from the truth (both in the mean gauge)."""
+    d = np.einsum("nij,j->ni", mean_gauge(T) - mean_gauge(truth), np.array([TILE / 2, TILE / 2, 1.0]))
+    return float(np.sqrt(np.mean(np.sum(d ** 2, 1))))
+
+
+@pytest.mark.parametrize("centre, linear", [(1.0, 0.3), (0.2, 1.0), (1.0, 0.0)])
+def test_prior_weights_match_dense_oracle(centre, linear):
+    """The core's prior_centre / prior_linear weight the two kinds of prior rows as the dense
+    oracle does (linear = 0 on a 3 x 4 grid: the centres alone hold it)."""
+    truth, t1, t2, P1, P2 = grid(3, 4, noise=0.3, seed=1, axis_scale=0.003)
+    w = np.random.default_rng(2).uniform(0.5, 2.0, len(t1))
+    prior, _ = prior_transforms(12, t1, t2, P1, P2, w, kind="rigid")
+    out = _core.place.solve(12, t1, t2, P1, P2, w, affine=True, regularize=0.05, prior=prior,
+                            prior_centre=centre, prior_linear=linear)
+    ref = dense_regularized_affine(list(zip(t1, t2, P1, P2, w)), dict(enumerate(prior)), 0.05,
+                                   centre=centre, linear=linear)
+    for t in ref:
+        np.testing.assert_allclose(out.params[t], ref[t], atol=1e-7, rtol=0)
+    with pytest.raises(ValueError, match="prior_centre"):
+        _core.place.solve(12, t1, t2, P1, P2, w, affine=True, regularize=0.05, prior=prior, prior_centre=-1.0)
+
+
+def test_rigid_centres_is_the_weighted_rigid_prior():
+    """prior="rigid-centres": the rigid placement's prior with the linear part's pull 1e-6 of the
+    centre's (the dense oracle's rows), and solve_info says so."""
+    _, t1, t2, P1, P2 = grid(3, 4, noise=0.3, seed=8, axis_scale=0.003)
+    plc, T = solve(t1, t2, P1, P2, regularize=0.1, prior="rigid-centres")
+    assert plc.solve_info["prior"] == "rigid-centres" and plc.solve_info["regularize_used"] == 0.1
+    prior, _ = prior_transforms(12, t1, t2, P1, P2, np.ones(len(t1)), kind="rigid")
+    ref = dense_regularized_affine(list(zip(t1, t2, P1, P2, np.ones(len(t1)))), dict(enumerate(prior)), 0.1,
+                                   centre=PRIOR_WEIGHTS["rigid-centres"][0], linear=PRIOR_WEIGHTS["rigid-centres"][1])
+    for t in ref:
+        np.testing.assert_allclose(T[t], ref[t], atol=1e-6, rtol=0)
+
+
+def test_rigid_centres_follow_true_stretch_without_drift():
+    """40 x 40 tiles, each rotated (sd 1e-3 rad) and stretched per axis (sd 0.5 %), 0.2 px noise.
+    The plain affine drifts (15 px RMS at the tile centres), the similarity placement and the
+    default similarity prior cannot follow the stretch; pulling only the centres toward the rigid
+    placement's keeps them within 4 px and recovers the per-tile stretch within 30 %."""
+    truth, t1, t2, P1, P2 = grid(40, 40, noise=0.2, seed=21, axis_scale=0.005, per_edge=8)
+    at = anisotropy(truth)
+
+    def stretch_error(T):
+        return float(np.sqrt(np.mean(np.sum((anisotropy(T) - at) ** 2, 1)) / np.mean(np.sum(at ** 2, 1))))
+
+    _, plain = solve(t1, t2, P1, P2)
+    _, sim_prior = solve(t1, t2, P1, P2, regularize=1e-2)  # montage's default before
+    _, centres = solve(t1, t2, P1, P2, regularize=1e-3, prior="rigid-centres")
+    assert centre_rms(centres, truth) < 4.0
+    assert centre_rms(plain, truth) > 3 * centre_rms(centres, truth)
+    assert centre_rms(sim_prior, truth) > 2 * centre_rms(centres, truth)
+    assert stretch_error(centres) < 0.3
+    assert stretch_error(sim_prior) > 0.45 and stretch_error(plain) > 0.35
+
+
+def test_rigid_centres_on_a_single_row():
+    """Tile centres all on one line: the 1e-6 share of the linear pull keeps the system definite."""
+    truth, t1, t2, P1, P2 = grid(1, 8, noise=0.0, seed=9, rot=0.0)
+    _, T = solve(t1, t2, P1, P2, regularize=0.1, prior="rigid-centres")
+    np.testing.assert_allclose(mean_gauge(T), mean_gauge(truth), atol=1e-4, rtol=0)
+
+
+def test_similarity_tested_switches_by_the_matches():
+    """prior="similarity-tested": where the tiles only rotate and scale (F about 1) it is the
+    similarity placement's equal; where they stretch per axis (F >> 1) the pull all but vanishes,
+    whatever the weight, and the stretch is followed (unlike the default similarity prior)."""
+    truth, t1, t2, P1, P2 = grid(8, 8, noise=0.2, seed=12, rot=1e-3, scale=0.005, per_edge=12)
+    plc, tested = solve(t1, t2, P1, P2, regularize=10.0, prior="similarity-tested")
+    f = plc.solve_info["similarity_test"]
+    assert 0.3 < f < 2.0 and plc.solve_info["regularize_used"] == 10.0
+    sim = plc.similarity()
+    e_sim = corner_rms(np.array([np.asarray(sim[i]) for i in range(64)]), truth)
+    _, plain = solve(t1, t2, P1, P2)
+    assert corner_rms(tested, truth) < 1.02 * e_sim < corner_rms(plain, truth) / 3
+
+    truth, t1, t2, P1, P2 = grid(8, 8, noise=0.2, seed=13, rot=1e-3, axis_scale=0.005, per_edge=12)
+    plc, tested = solve(t1, t2, P1, P2, regularize=10.0, prior="similarity-tested")
+    assert plc.solve_info["similarity_test"] > 5 and plc.solve_info["regularize_used"] < 1e-3
+    _, sim_prior = solve(t1, t2, P1, P2, regularize=1e-2)
+    at = anisotropy(truth)
+
+    def stretch_error(T):
+        return float(np.sqrt(np.mean(np.sum((anisotropy(T) - at) ** 2, 1)) / np.mean(np.sum(at ** 2, 1))))
+
+    assert stretch_error(tested) < 0.35 and stretch_error(sim_prior) > 0.45
+    assert corner_rms(tested, truth) < corner_rms(sim_prior, truth)
+
+
+def test_similarity_test_statistic():
+    """Noise-free similarities: 0 (below the noise floor); noise-free stretch: huge; too few
+    matches per pair: 0."""
+    _, t1, t2, P1, P2 = grid(3, 3, noise=0.0, seed=14, scale=0.005)
+    w = np.ones(len(t1))
+    assert similarity_test(9, t1, t2, P1, P2, w) < 1e-3
+    _, t1, t2, P1, P2 = grid(3, 3, noise=0.0, seed=14, axis_scale=0.005)
+    assert similarity_test(9, t1, t2, P1, P2, w) > 1e4
+    _, t1, t2, P1, P2 = grid(3, 3, noise=0.2, seed=14, per_edge=3)
+    assert similarity_test(9, t1, t2, P1, P2, np.ones(len(t1))) == 0.0

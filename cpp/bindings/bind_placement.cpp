@@ -174,7 +174,8 @@ void bind_placement(py::module_ m) {
         [](std::int64_t n_tiles, const IndexArray& t1, const IndexArray& t2, const DoubleArray& p1,
            const DoubleArray& p2, const DoubleArray& w, bool affine, std::int64_t fix, bool separate,
            const std::string& solver, const std::string& preconditioner, double tol, int maxiter,
-           std::int64_t auto_limit, double regularize, const std::optional<DoubleArray>& prior, int refine) {
+           std::int64_t auto_limit, double regularize, const std::optional<DoubleArray>& prior, int refine,
+           double prior_centre, double prior_linear) {
             const py::ssize_t n = check_match_arrays(t1, t2, p1, p2, w);
             if (!(tol > 0 && tol < 1)) throw std::invalid_argument("tol must be in (0, 1)");
             if (maxiter < 0) throw std::invalid_argument("maxiter must be >= 0");
@@ -192,6 +193,8 @@ void bind_placement(py::module_ m) {
             opt.auto_cholesky_limit = auto_limit;
             opt.regularize = regularize;
             opt.prior = prior.has_value() ? prior->data() : nullptr;
+            opt.prior_centre = prior_centre;
+            opt.prior_linear = prior_linear;
             opt.refine_steps = refine;
             PlacementResult r;
             {
@@ -220,10 +223,11 @@ void bind_placement(py::module_ m) {
         py::arg("affine"), py::arg("fix") = -1, py::arg("separate") = false, py::arg("solver") = "auto",
         py::arg("preconditioner") = "jacobi", py::arg("tol") = 1e-12, py::arg("maxiter") = 0,
         py::arg("auto_limit") = 0, py::arg("regularize") = 0.0, py::arg("prior") = py::none(),
-        py::arg("refine") = 3,
+        py::arg("refine") = 3, py::arg("prior_centre") = 1.0, py::arg("prior_linear") = 1.0,
         "Sparse least-squares placement (see spectralign_fast.Placement); returns a PlacementSolution. "
-        "regularize > 0 (affine only) pulls each tile toward prior[t] ((tiles, 2, 3) [A | X]); refine: "
-        "most iterative-refinement steps after a direct solve. Releases the GIL while solving.");
+        "regularize > 0 (affine only) pulls each tile toward prior[t] ((tiles, 2, 3) [A | X]), its centre "
+        "with prior_centre and its linear part with prior_linear times that weight; refine: most "
+        "iterative-refinement steps after a direct solve. Releases the GIL while solving.");
 
     m.def(
         "solve_similarity",

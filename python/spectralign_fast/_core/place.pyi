@@ -101,6 +101,8 @@ def solve(
     regularize: float = 0.0,
     prior: npt.ArrayLike | None = None,
     refine: int = 3,
+    prior_centre: float = 1.0,
+    prior_linear: float = 1.0,
 ) -> PlacementSolution: ...
 def solve_similarity(
     n_tiles: int,

@@ -3,13 +3,12 @@
 The solve runs in C++ (Eigen sparse matrices: sparse Cholesky / LDL^T with a
 fill-reducing ordering, or preconditioned conjugate gradients for very large
 problems; after a direct solve, iterative refinement with residuals computed
-from the matches in extended precision); this module keeps the matches in
+from the matches, translations first); this module keeps the matches in
 NumPy arrays and maps tile ids. The regularised affine's prior: regularize.py.
 """
 from __future__ import annotations
 
 from collections import namedtuple
-from dataclasses import dataclass, field
 from typing import Any, Dict, Hashable, List, Optional, Tuple, Union
 
 import numpy as np
@@ -17,7 +16,10 @@ import numpy as np
 from .. import _core
 from .._validate import as_float, as_int, as_point, as_points
 from ..transforms.affine import Affine
-from .regularize import PRIORS, central_tile, check_regularize, prior_transforms
+from .diagnostics import (PlacementResiduals, check_graph, reject_round, residual_vectors, summarise_residuals,
+                          underdetermined_indices)
+from .regularize import (PRIOR_WEIGHTS, PRIORS, central_tile, check_regularize, prior_transforms, similarity_test,
+                         tested_pull)
 
 Match = namedtuple("Match", ("tile1", "tile2", "p1", "p2", "weight"))
 Match.__doc__ = """One pair of matching points: point ``p1`` = (x, y) of ``tile1`` and
@@ -28,45 +30,6 @@ _MatchArrays = Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 _SOLVERS = ("auto", "cholesky", "ldlt", "cg")
 _COMPONENTS = ("error", "separate")
-# MAD -> standard deviation for normally distributed values.
-_MAD_TO_SIGMA = 1.482602218505602
-# Residuals below this (model units) are never called outliers, so that
-# noise-free data with exact matches does not lose matches to round-off.
-_REJECT_FLOOR = 1e-6
-
-
-@dataclass
-class PlacementResiduals:
-    """Residuals of the last ``rigid()`` / ``affine()`` solve.
-
-    Attributes
-    ----------
-    vectors : ndarray, shape (M, 2)
-        For every match, in insertion order: ``T_tile1(p1) - T_tile2(p2)`` in
-        model space, as (x, y). Dropped matches (see ``kept``) have residuals
-        too; the summaries below leave them out.
-    kept : ndarray of bool, shape (M,)
-        False for matches that ``reject=`` dropped.
-    rms : float
-        Root mean square of ``|vectors|`` over kept matches (unweighted).
-    max : float
-        Largest ``|vectors|`` over kept matches.
-    per_tile : dict
-        ``{tile: rms}`` over the kept matches that involve the tile.
-    """
-
-    vectors: np.ndarray
-    kept: np.ndarray
-    rms: float
-    max: float
-    per_tile: Dict[Hashable, float] = field(repr=False)
-
-    @property
-    def norms(self) -> np.ndarray:
-        """``|vectors|`` per match, shape (M,)."""
-        return np.hypot(self.vectors[:, 0], self.vectors[:, 1])
-
-
 def _hashable(tile: Any, name: str) -> Hashable:
     try:
         hash(tile)
@@ -356,21 +319,37 @@ class Placement:
             displacement. So ``lam`` is dimensionless and does not depend on
             the tile size or the number of matches: ``lam = 1`` pulls a tile
             toward its similarity as hard as all its matches pull it toward
-            its neighbours. A little (1e-2, the default of ``montage`` and
-            ``align_stack``; bench/RESULTS.md) stops most of the long-range
-            drift of affine placements with narrow overlaps; but the weakly
-            determined modes that drift are also those of true per-tile
-            stretch, so the more ``lam``, the less of a true stretch or shear
-            is followed (measured trade-off in bench/RESULTS.md). The regulariser
+            its neighbours. A little (1e-2) stops most of the long-range
+            drift of affine placements with narrow overlaps on small grids;
+            but the weakly determined modes that drift are also those of true
+            per-tile stretch, so the more ``lam``, the less of a true stretch
+            or shear is followed (measured trade-off in bench/RESULTS.md;
+            ``montage`` uses 10 with ``prior="similarity-tested"``). The regulariser
             fixes the solution (one sparse solve, no constraints); it is then
             moved by one global affine map into the gauge above, so the
             gauge holds exactly. Needs a connected match graph
             (``components="error"``).
-        prior : {"similarity", "rigid"}
+        prior : {"similarity", "rigid", "rigid-centres", "similarity-tested"}
             What ``regularize`` pulls toward: the similarity placement
             (default), or the rigid one (translations only: the linear part
             pulled toward the identity, so that a long chain of tiles, e.g.
             serial sections, cannot drift in scale, as similarities can).
+            "rigid-centres": only the tile centres ``T(c0)`` toward the rigid
+            placement's, each tile's linear part left to its matches (a
+            1e-6 share of the pull keeps a single row of tiles determined):
+            drift-free on large grids, where the similarity placement itself
+            bends (300 x 300 tiles with 0.2 px noise: 2.2 px RMS at the tile
+            centres with ``regularize=1e-3``, against 91 px plain and 200 px
+            with the similarity prior), but the rigid centres are biased
+            wherever tiles rotate, scale or stretch individually, so on small
+            grids it is no better than the similarity prior.
+            "similarity-tested": the similarity placement, pulled with
+            ``regularize`` times ``min(1, (2 / F)**8)``, where ``F`` measures
+            how much better affines than similarities map each tile's matched
+            points onto its neighbour's (an F statistic, about 1 where tiles
+            only rotate, shift and scale; ``solve_info["similarity_test"]``):
+            a similarity-like placement when the matches are consistent with
+            one, the plain affine where tiles really stretch or shear.
 
         Returns
         -------
@@ -442,26 +421,7 @@ class Placement:
         if model not in ("rigid", "similarity", "affine"):
             raise ValueError(f"model must be 'rigid', 'similarity' or 'affine', got {model!r}")
         t1, t2, P1, P2, _ = self._match_arrays()
-        n = len(self._tiles)
-        if n == 0 or model == "rigid":
-            deg = np.bincount(np.concatenate([t1, t2]), minlength=n) if n else np.zeros(0)
-            return [self._tiles[i] for i in np.flatnonzero(deg < 1)]
-        tile = np.concatenate([t1, t2]).astype(np.int64)
-        other = np.concatenate([t2, t1]).astype(np.int64)
-        pts = np.concatenate([P1, P2])
-        edge_keys, edge = np.unique(tile * n + other, return_inverse=True)
-        e_count, e_across, e_along = _spread(edge, pts, len(edge_keys))
-        t_count, t_across, t_along = _spread(tile, pts, n)
-        edge_tile = edge_keys // n
-        if model == "similarity":
-            strong_edge = (e_count >= 2) & (e_along >= 0.25)
-            redundant = (t_count >= 4) & (t_along >= 0.25)
-        else:
-            strong_edge = (e_count >= 3) & (e_across >= np.maximum(1.0, 0.05 * e_along))
-            redundant = (t_count >= 6) & (t_across >= np.maximum(1.0, 0.05 * t_along))
-        strong = np.zeros(n, bool)
-        strong[edge_tile[strong_edge]] = True
-        return [self._tiles[i] for i in np.flatnonzero(~(strong | redundant))]
+        return [self._tiles[i] for i in underdetermined_indices(len(self._tiles), t1, t2, P1, P2, model)]
 
     def _check_determined(self, model: str) -> None:
         weak = self.underdetermined(model)
@@ -504,7 +464,7 @@ class Placement:
         rounds = 0
         while True:
             k1, k2 = (t1, t2) if kept.all() else (t1[kept], t2[kept])
-            self._check_graph(n, k1, k2, components, rounds > 0)
+            check_graph(self._tiles, k1, k2, components, rounds > 0)
             if rounds == 0 and affine:
                 self._check_determined("similarity" if similarity else "affine")
             if kept.all():
@@ -512,40 +472,31 @@ class Placement:
             else:
                 args = (k1, k2, P1[kept], P2[kept], w[kept])
             out: Union[_core.place.SimilaritySolution, _core.place.PlacementSolution]
-            how: Dict[str, Any] = dict(prior=None)
+            how: Dict[str, Any] = dict(prior=None, similarity_test=None, regularize_used=0.0)
             if similarity:
                 out = _core.place.solve_similarity(n, *args, fix=max(fixidx, 0), reference=central_tile(n, k1, k2))
                 how.update(solver=out.solver, cg_iterations=0, cg_error=0.0, n_components=1)
             else:
-                prior = None
+                prior, lam = None, regularize
                 if regularize > 0:
                     prior, how["prior"] = prior_transforms(n, *args, kind=prior_kind)
+                    if prior_kind == "similarity-tested":
+                        how["similarity_test"] = similarity_test(n, *args)
+                        lam = regularize * tested_pull(how["similarity_test"])
+                    how["regularize_used"] = lam
                 out = _core.place.solve(n, *args, affine=affine, fix=fixidx, separate=components == "separate",
-                                        solver=solver, tol=tol, maxiter=maxit, regularize=regularize, prior=prior)
+                                        solver=solver, tol=tol, maxiter=maxit, regularize=lam, prior=prior,
+                                        prior_centre=PRIOR_WEIGHTS[prior_kind][0],
+                                        prior_linear=PRIOR_WEIGHTS[prior_kind][1])
                 how.update(solver=out.solver, cg_iterations=out.cg_iterations, cg_error=out.cg_error,
                            n_components=out.n_components)
             params = out.params
-            res = _residual_vectors(params, affine, t1, t2, P1, P2)
+            res = residual_vectors(params, affine, t1, t2, P1, P2)
             rounds += 1
             if reject is None:
                 break
-            rk = res[kept]
-            comps = rk.ravel()
-            spread = _MAD_TO_SIGMA * float(np.median(np.abs(comps - np.median(comps))))
-            limit = max(reject * spread, _REJECT_FLOOR)
-            mag = np.hypot(res[:, 0], res[:, 1])
-            over = np.flatnonzero(kept & (mag > limit))
-            if len(over) == 0:
+            if not reject_round(res, kept, t1, t2, n, reject):
                 break
-            # Drop only matches that are the worst offender on both of their
-            # tiles this round: a gross outlier drags its tiles' fit and so
-            # their other matches, which recover once it is gone (SWiFT-IR's
-            # drop-the-worst, run on all tiles at once).
-            worst = np.zeros(n)
-            np.maximum.at(worst, t1[over], mag[over])
-            np.maximum.at(worst, t2[over], mag[over])
-            mo = mag[over]
-            kept[over[(mo >= worst[t1[over]]) & (mo >= worst[t2[over]])]] = False
         # solve_info hands these out: plain Python values, timings a dict as before.
         t, rf = out.timings, out.refinement
         self._result = dict(params=params, affine=affine, kept=kept, residuals=res, rounds=rounds,
@@ -556,30 +507,6 @@ class Placement:
                                             residual_final=rf.residual_final),
                             regularize=regularize, **how)
         return params
-
-    def _check_graph(self, n: int, t1: np.ndarray, t2: np.ndarray, components: str, after_reject: bool) -> None:
-        deg = np.bincount(t1, minlength=n) + np.bincount(t2, minlength=n)
-        lonely = np.flatnonzero(deg == 0)
-        if len(lonely):
-            names = ", ".join(repr(self._tiles[i]) for i in lonely[:5]) + (" ..." if len(lonely) > 5 else "")
-            why = "after rejecting outliers" if after_reject else "(only matched to itself?)"
-            raise ValueError(f"{len(lonely)} tile(s) have no match to another tile {why}: {names}")
-        if components == "separate":
-            return
-        labels, nc = _core.place.connected_components(n, t1, t2)
-        if nc > 1:
-            sizes = np.bincount(labels, minlength=nc)
-            parts = []
-            for c in range(min(nc, 5)):
-                members = np.flatnonzero(labels == c)
-                names = ", ".join(repr(self._tiles[i]) for i in members[:4])
-                more = f", ... ({sizes[c]} tiles)" if sizes[c] > 4 else ""
-                parts.append("{" + names + more + "}")
-            rest = f" and {nc - 5} more" if nc > 5 else ""
-            when = " after rejecting outliers" if after_reject else ""
-            raise ValueError(f"the match graph is disconnected{when}: {nc} components: "
-                             + ", ".join(parts) + rest
-                             + "; add matches that connect them or pass components='separate'")
 
     # -- after a solve ------------------------------------------------------
     def _need_result(self) -> Dict[str, Any]:
@@ -605,11 +532,14 @@ class Placement:
         pivot_ratio (smallest / largest LDL^T pivot), timings (seconds of the last C++ call:
         assemble, analyze, factor, solve, refine), refinement (steps of iterative refinement
         kept, and the normal equations' residual norm before and after them), rounds (of
-        ``reject``), n_components, regularize and prior (the model of the regulariser's
-        prior, "similarity" or "rigid", or None)."""
+        ``reject``), n_components, regularize, prior (the model of the regulariser's prior,
+        "similarity", "rigid" or "rigid-centres", or None), similarity_test (prior
+        "similarity-tested": the F statistic that scaled the pull, else None) and
+        regularize_used (the weight the solve used)."""
         r = self._need_result()
         return {k: r[k] for k in ("solver", "unknowns", "nonzeros", "cg_iterations", "cg_error", "pivot_ratio",
-                                  "timings", "refinement", "rounds", "n_components", "regularize", "prior")}
+                                  "timings", "refinement", "rounds", "n_components", "regularize", "prior",
+                                  "similarity_test", "regularize_used")}
 
     def residuals(self) -> PlacementResiduals:
         """Per-match residual vectors of the last solve, in model space, with a summary.
@@ -622,48 +552,4 @@ class Placement:
         """
         r = self._need_result()
         t1, t2, *_ = self._match_arrays()
-        vec, kept = r["residuals"], r["kept"]
-        sq = np.einsum("ij,ij->i", vec, vec)
-        sqk = np.where(kept, sq, 0.0)
-        n = len(self._tiles)
-        cnt = np.bincount(t1[kept], minlength=n) + np.bincount(t2[kept], minlength=n)
-        tot = np.bincount(t1, weights=sqk, minlength=n) + np.bincount(t2, weights=sqk, minlength=n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per = np.sqrt(tot / cnt)
-        nk = int(kept.sum())
-        return PlacementResiduals(
-            vectors=vec.copy(), kept=kept.copy(),
-            rms=float(np.sqrt(sqk.sum() / nk)) if nk else float("nan"),
-            max=float(np.sqrt(sqk.max())) if nk else float("nan"),
-            per_tile=dict(zip(self._tiles, per.tolist())))
-
-
-def _spread(group: np.ndarray, pts: np.ndarray, n: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per group: the number of points and their RMS spread across and along the line they come
-    closest to (square roots of the eigenvalues of the 2x2 covariance)."""
-    count = np.bincount(group, minlength=n).astype(np.float64)
-    c = np.maximum(count, 1)
-    mean = np.stack([np.bincount(group, pts[:, k], minlength=n) for k in range(2)], 1) / c[:, None]
-    d = pts - mean[group]
-    sxx = np.bincount(group, d[:, 0] ** 2, minlength=n) / c
-    syy = np.bincount(group, d[:, 1] ** 2, minlength=n) / c
-    sxy = np.bincount(group, d[:, 0] * d[:, 1], minlength=n) / c
-    half_tr, det = (sxx + syy) / 2, sxx * syy - sxy ** 2
-    gap = np.sqrt(np.maximum(half_tr ** 2 - det, 0.0))
-    return count, np.sqrt(np.maximum(half_tr - gap, 0.0)), np.sqrt(half_tr + gap)
-
-
-def _residual_vectors(params: np.ndarray, affine: bool, t1: np.ndarray, t2: np.ndarray,
-                      P1: np.ndarray, P2: np.ndarray) -> np.ndarray:
-    """``T_t1(p1) - T_t2(p2)`` per match, shape (M, 2)."""
-    out = np.empty_like(P1)
-    step = 1 << 20  # bounded temporaries for millions of matches
-    for s in range(0, len(P1), step):
-        sl = slice(s, s + step)
-        if not affine:
-            np.subtract(P1[sl] + params[t1[sl]], P2[sl] + params[t2[sl]], out=out[sl])
-            continue
-        T1, T2 = params[t1[sl]], params[t2[sl]]
-        out[sl] = (np.einsum("mij,mj->mi", T1[:, :, :2], P1[sl]) + T1[:, :, 2]
-                   - np.einsum("mij,mj->mi", T2[:, :, :2], P2[sl]) - T2[:, :, 2])
-    return out
+        return summarise_residuals(self._tiles, t1, t2, r["residuals"], r["kept"])

@@ -93,16 +93,20 @@ def montage(tiles: Any, *, positions: Optional[Mapping[Any, Any]] = None, overla
         strips: "similarity" is several times more accurate where the tiles
         only rotate and shift (0.07 px against 0.56 px for the plain affine
         at the tile corners; the default regularised affine, see
-        ``regularize``, 0.074 px: bench/RESULTS.md).
+        ``regularize``, 0.068 px: bench/RESULTS.md).
     regularize : float
         With ``model="affine"``: each tile's affine pulled toward its
-        similarity placement with this weight (``Placement.affine``'s
-        ``regularize``; 0: plain affine). The default, 1e-2, was measured on
-        an 8 x 8 grid of 2048 px tiles with 10 % overlap (bench/RESULTS.md):
-        tile-corner errors within 20 % of a similarity placement's where the
-        tiles only rotate, shift and scale, against 7x those for plain
-        affine; true per-tile stretch is then only partly followed (use 0
-        for plain affine when tiles really shear or stretch individually).
+        similarity placement with this weight times a factor that the
+        matches set (``Placement.affine``'s ``regularize`` with
+        ``prior="similarity-tested"``; 0: plain affine): 1 where the
+        neighbours' matched points are consistent with similarities, falling
+        steeply to 0 where an affine fits them clearly better (tiles that
+        really stretch or shear). The default, 10, measured
+        (bench/RESULTS.md): as close as a similarity placement where the
+        tiles only rotate, shift and scale (8 x 8 tiles of 2048 px, 10 %
+        overlap: 0.068 px at the corners, similarity 0.069), and closer than
+        plain affine where each tile is stretched by 0.5 % per axis (8 x 8
+        tiles of 1024 px: 1.37 px, plain affine 1.77, similarity 4.44).
     coarse_size : int or (width, height), optional
         Window of the coarse match; default: the whole guessed overlap, capped at 1024.
     fine_size : int

@@ -17,7 +17,7 @@ from ..execute import executor_for
 from ..io.tiles import output_dtype
 from ..match.layout import check_positions, position_pairs
 from ..match.pairs import PairJob, neighbour_pairs
-from ..place.regularize import check_regularize
+from ..place.regularize import MONTAGE_PRIOR, check_regularize
 from ..transforms.affine import Affine
 from .common import (Clock, NominalLayout, check_grid, check_render_options, check_settings, grid_hint,
                      solve_placed)
@@ -89,13 +89,13 @@ def stitch(tiles: Mapping[Any, Any], *, positions: Optional[Mapping[Any, Any]] =
     dtype = output_dtype({t: ex.dtypes[t] for t in keys})  # mixed dtypes fail before any work on the output
     clock.lap("match")
     transforms, residuals, model = solve_placed(keys, matches, model, fix, grid_hint(settings), lam,
-                                                nominal=nominal)
+                                                MONTAGE_PRIOR, nominal=nominal)
     clock.lap("place")
     if model != "rigid" and len(keys) > 1:
         matches = ex.rematch([(pm, settings) for pm in matches], transforms, progress=progress)
         clock.lap("match (pass 2)")
         transforms, residuals, model = solve_placed(keys, matches, model, fix, grid_hint(settings), lam,
-                                                    nominal=nominal)
+                                                    MONTAGE_PRIOR, nominal=nominal)
         clock.lap("place (pass 2)")
     if nominal_xy is not None:
         # Keep the layout's frame: the fixed tile at its nominal position.

@@ -23,15 +23,21 @@
 // dimensionless: lam = 1 pulls a tile toward S_t as hard as all its matches
 // together pull it toward its neighbours. The regulariser makes the system
 // positive definite (no constraints); the solution is then mapped by one
-// global affine transform into the gauge above.
+// global affine transform into the gauge above. prior_centre = mc and
+// prior_linear = ml weight the two terms: mc |(T - S)(c0)|^2 + ml L^2
+// ||A_T - A_S||_F^2 (ml small: the tile centres are pulled toward the
+// prior's, the linear parts left to the matches; mc small: the linear parts
+// pulled, the centres nearly free). Both > 0 keeps the system definite.
 //
 // The x and y rows decouple: one sparse system (1 unknown per tile for
 // rigid, 3 for affine) is factored once and solved for both rows.
 //
 // Iterative refinement: after a direct (Cholesky / LDL^T) solve the residual
 // of the normal equations (and of the gauge constraints) is recomputed from
-// the matches themselves in long double and the correction solved with the
-// same factor, while that lowers the residual (refine_steps at most).
+// the matches themselves (each match's misfit formed translation first, so
+// that large model coordinates cancel exactly; the similarity system in long
+// double) and the correction solved with the same factor, while that lowers
+// the residual (refine_steps at most).
 #pragma once
 
 #include <cstdint>
@@ -59,6 +65,8 @@ struct PlacementOptions {
     std::int64_t auto_cholesky_limit = 0;  // unknowns above which Auto uses CG; 0: built-in (4M)
     double regularize = 0;            // affine only: lam >= 0 (see above); 0: plain affine
     const double* prior = nullptr;    // lam > 0: n_tiles x 2 x 3 row-major [A | X] prior transforms
+    double prior_centre = 1;          // lam > 0: multiplier of the centre's pull |(T - S)(c0)|^2
+    double prior_linear = 1;          // lam > 0: multiplier of the linear part's pull L^2 ||A_T - A_S||^2
     int refine_steps = 3;             // most refinement steps after a direct solve (0: none)
 };
 
