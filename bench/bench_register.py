@@ -60,6 +60,9 @@ FACTORS = [4, 2, 1]
 NBINS = 32
 SITK_ITERS = [10000, 1000, 100]
 SEED = 1
+# Our starting point: "auto" (the default global initialiser, which DIPY lacks) or "mass"
+# (centres of mass, the start of DIPY's tutorial chain); --ours-initial.
+_OURS_INITIAL = ["auto"]
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -184,7 +187,8 @@ def run_ours(static, moving, gs, gm, threads):
     import spectralign_fast.register as reg
     res = reg.register_affine(static, moving, model="affine", metric="mi", static_grid2world=gs,
                               moving_grid2world=gm, level_iters=LEVEL_ITERS, sigmas=SIGMAS,
-                              factors=FACTORS, nbins=NBINS, sampling_proportion=None, threads=threads)
+                              factors=FACTORS, nbins=NBINS, sampling_proportion=None,
+                              initial=_OURS_INITIAL[0], threads=threads)
     index = np.linalg.inv(gm) @ res.affine @ gs
     levels = [{"stage": st.model, "level": lv.level, "shape": list(lv.static_shape),
                "evaluations": lv.evaluations, "iterations": lv.iterations, "seconds": lv.seconds,
@@ -356,6 +360,7 @@ def worker(args) -> None:
     meta = np.load(os.path.join(args.cache, f"{args.case}.meta.npz"))
     gs, gm, truth = meta["gs"], meta["gm"], meta["truth"]
     run = RUNNERS[args.tool]
+    _OURS_INITIAL[0] = args.ours_initial
     if args.tool == "ants":
         import ants  # noqa: F401  (imported before measuring the baseline RSS, like the others)
     elif args.tool == "sitk":
@@ -421,14 +426,16 @@ def prepare(case: str, cache: str) -> None:
     np.save(path, static)
 
 
-def launch(tool: str, case: str, threads: int, repeats: int, cache: str, timeout: float) -> dict:
+def launch(tool: str, case: str, threads: int, repeats: int, cache: str, timeout: float,
+           ours_initial: str = "auto") -> dict:
     env = dict(os.environ)
     env["OPENBLAS_NUM_THREADS"] = "1"
     env["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] = str(threads)
     # DIPY has no thread option; keep its (and numpy's) OpenMP/BLAS to one thread.
     env["OMP_NUM_THREADS"] = str(threads)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--tool", tool, "--case", case,
-           "--threads", str(threads), "--repeats", str(repeats), "--cache", cache]
+           "--threads", str(threads), "--repeats", str(repeats), "--cache", cache,
+           "--ours-initial", ours_initial]
     t0 = time.perf_counter()
     try:
         p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -540,6 +547,8 @@ def main(argv=None) -> None:
     ap.add_argument("--cache", help="folder for the prepared inputs (default: a temporary one)")
     ap.add_argument("--out", help="also write the markdown tables here")
     ap.add_argument("--json", help="also write the raw results here")
+    ap.add_argument("--ours-initial", choices=("auto", "mass"), default="auto",
+                    help="our start: the global initialiser (default) or centres of mass as DIPY's chain")
     # worker mode (internal)
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tool", help=argparse.SUPPRESS)
@@ -568,7 +577,7 @@ def main(argv=None) -> None:
                 if tool == "dipy" and case.startswith("mni1") and args.skip_dipy_1mm:
                     continue
                 reps = repeats_for(tool, case, args.quick)
-                r = launch(tool, case, th, reps, args.cache, args.timeout)
+                r = launch(tool, case, th, reps, args.cache, args.timeout, args.ours_initial)
                 r["repeats"] = reps
                 results.append(r)
                 if "failed" in r:
@@ -611,7 +620,7 @@ def _header(args) -> str:
     load = os.getloadavg()
     return (f"# {cpu}, {os.cpu_count()} logical cores, Python {platform.python_version()}, "
             f"{', '.join(versions)}; load before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-            f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
+            f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}; ours: initial={args.ours_initial!r}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "pybind.hpp"
+#include "spectralign_fast/register/coarse_score.hpp"
 #include "spectralign_fast/register/metric.hpp"
 
 namespace spectralign_fast::bindings {
@@ -16,6 +17,7 @@ namespace {
 
 using MaskArray = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>;
 using IndexArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+using BinArray = py::array_t<std::int16_t, py::array::c_style | py::array::forcecast>;
 
 reg::Volume volume_of(const FloatImage& a, const char* what) {
     check_aligned(a, what);
@@ -152,6 +154,37 @@ py::array_t<float> gaussian_smooth(const FloatImage& image, const DoubleArray& s
     return result;
 }
 
+py::tuple coarse_nmi(const BinArray& static_bins, const FloatImage& moving, const std::optional<FloatImage>& moving_mask,
+                     const DoubleArray& matrix, int nbins) {
+    check_aligned(static_bins, "static_bins");
+    check_aligned(moving, "moving");
+    check_aligned(matrix, "matrix");
+    const py::ssize_t d = static_bins.ndim();
+    if ((d != 2 && d != 3) || moving.ndim() != d)
+        throw std::invalid_argument("static_bins and moving must both be 2-D or both 3-D");
+    if (matrix.ndim() != 2 || matrix.shape(0) != d + 1 || matrix.shape(1) != d + 1)
+        throw std::invalid_argument("matrix must be (d + 1) x (d + 1)");
+    reg::CoarseImages im;
+    im.ndim = static_cast<int>(d);
+    im.static_bins = static_bins.data();
+    im.moving = moving.data();
+    for (py::ssize_t a = 0; a < d; ++a) {
+        im.static_shape[a] = static_bins.shape(a);
+        im.moving_shape[a] = moving.shape(a);
+    }
+    if (moving_mask) {
+        check_aligned(*moving_mask, "moving_mask");
+        check_same_shape(*moving_mask, moving, "moving_mask");
+        im.moving_mask = moving_mask->data();
+    }
+    reg::CoarseScore score;
+    {
+        py::gil_scoped_release release;
+        score = reg::coarse_nmi(im, matrix.data(), nbins);
+    }
+    return py::make_tuple(score.nmi, score.overlap);
+}
+
 }  // namespace
 
 void bind_register(py::module_ m) {
@@ -171,6 +204,10 @@ void bind_register(py::module_ m) {
              "(value, gradient (d, d + 1) or None, overlap voxel count) at the fixed-to-moving index map.")
         .def("joint_histogram", &MetricCore::joint_histogram, py::arg("matrix"), py::kw_only(),
              py::arg("threads") = 0, "The MI joint histogram (probabilities, fixed bins along rows).");
+    m.def("coarse_nmi", &coarse_nmi, py::arg("static_bins"), py::arg("moving"), py::arg("moving_mask"),
+          py::arg("matrix"), py::arg("nbins"),
+          "(NMI, overlap) of static bins (-1 = no sample) and the moving image pulled through an "
+          "index map (linear; -1 in moving = outside its field of view): the initialiser's score.");
     m.def("gaussian_smooth", &gaussian_smooth, py::arg("image"), py::arg("sigma"), py::kw_only(),
           py::arg("threads") = 0,
           "scipy.ndimage.gaussian_filter(image, sigma, mode='reflect', truncate=4) in float32.");

@@ -29,6 +29,10 @@ constexpr int kPad = 2;                // bins kept free at each end for the cub
 // which would dominate on a small coarse level).
 constexpr std::int64_t kChunks = 128;
 constexpr std::int64_t kChunkPoints = 8192;
+// Below this many points a pass takes less time than starting a worker thread
+// (the coarse levels of a 2-D registration): it runs on the calling thread.
+// Results do not depend on it (see kChunks).
+constexpr std::int64_t kThreadedPoints = 1 << 17;
 constexpr int kBatch = 128;            // points per vectorised batch (stays in L1)
 constexpr float kOutside = std::numeric_limits<float>::quiet_NaN();
 
@@ -476,6 +480,7 @@ int MetricEngine::nbins() const { return impl_->s.nbins; }
 
 MetricValue MetricEngine::evaluate(const double* matrix, bool want_gradient, int threads) {
     std::lock_guard<std::mutex> lock(impl_->mutex);
+    if (impl_->points < kThreadedPoints) threads = 1;
     impl_->set_matrix(matrix);
     if (impl_->s.kind == MetricKind::Correlation) return impl_->correlation(want_gradient, threads);
     return impl_->mutual_information(want_gradient, threads);
