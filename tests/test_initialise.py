@@ -171,7 +171,7 @@ def test_candidate_score_matches_numpy_oracle(ndim: int) -> None:
     cm = to_coarse(moving, eye, None, h, np.zeros(ndim), shape, "moving", 0)
     mask = cm.valid & (rng.random(cm.valid.shape) > 0.2)
     for masked in (False, True):
-        scorer = Scorer(cs, cm, mask if masked else None, 1)
+        scorer = Scorer(cs, cm, mask if masked else None)
         for _ in range(12):
             q, _r = np.linalg.qr(rng.normal(size=(ndim, ndim)))
             T = np.eye(ndim + 1)

@@ -46,46 +46,47 @@ public:
                std::pair<double, double> fixed_range, std::pair<double, double> moving_range, bool jitter,
                std::uint64_t jitter_seed)
         : fixed_(std::move(fixed)), moving_(std::move(moving)) {
+        reg::MetricSetup setup;
         if (kind == "mi")
-            setup_.kind = reg::MetricKind::MutualInformation;
+            setup.kind = reg::MetricKind::MutualInformation;
         else if (kind == "cc")
-            setup_.kind = reg::MetricKind::Correlation;
+            setup.kind = reg::MetricKind::Correlation;
         else
             throw std::invalid_argument("kind must be 'mi' or 'cc', got '" + kind + "'");
-        setup_.fixed = volume_of(fixed_, "fixed");
-        setup_.moving = volume_of(moving_, "moving");
+        setup.fixed = volume_of(fixed_, "fixed");
+        setup.moving = volume_of(moving_, "moving");
         if (fixed_mask) {
             fixed_mask_ = *fixed_mask;
             check_same_shape(fixed_mask_, fixed_, "fixed_mask");
-            setup_.fixed_mask = fixed_mask_.data();
+            setup.fixed_mask = fixed_mask_.data();
         }
         if (moving_mask) {
             moving_mask_ = *moving_mask;
             check_same_shape(moving_mask_, moving_, "moving_mask");
-            setup_.moving_mask = moving_mask_.data();
+            setup.moving_mask = moving_mask_.data();
         }
         if (samples) {
             samples_ = *samples;
             check_aligned(samples_, "samples");
             if (samples_.ndim() != 1) throw std::invalid_argument("samples must be 1-D");
-            setup_.samples = samples_.data();
-            setup_.sample_count = samples_.shape(0);
+            setup.samples = samples_.data();
+            setup.sample_count = samples_.shape(0);
         }
-        setup_.nbins = nbins;
-        setup_.fixed_min = fixed_range.first;
-        setup_.fixed_max = fixed_range.second;
-        setup_.moving_min = moving_range.first;
-        setup_.moving_max = moving_range.second;
-        setup_.jitter = jitter;
-        setup_.jitter_seed = jitter_seed;
+        setup.nbins = nbins;
+        setup.fixed_min = fixed_range.first;
+        setup.fixed_max = fixed_range.second;
+        setup.moving_min = moving_range.first;
+        setup.moving_max = moving_range.second;
+        setup.jitter = jitter;
+        setup.jitter_seed = jitter_seed;
         {
             // Validates shapes, samples and ranges once, here, where the caller sees it.
             py::gil_scoped_release release;
-            engine_ = std::make_unique<reg::MetricEngine>(setup_, 0);
+            engine_ = std::make_unique<reg::MetricEngine>(setup, 0);
         }
     }
 
-    int ndim() const { return setup_.fixed.ndim; }
+    int ndim() const { return engine_->ndim(); }
 
     py::tuple evaluate(const DoubleArray& matrix, bool gradient, int threads) {
         const double* m = checked_matrix(matrix);
@@ -111,7 +112,8 @@ public:
             py::gil_scoped_release release;
             h = engine_->joint_histogram(m, threads);
         }
-        py::array_t<double> out({setup_.nbins, setup_.nbins});
+        const int nb = engine_->nbins();
+        py::array_t<double> out({nb, nb});
         std::copy(h.begin(), h.end(), out.mutable_data());
         return out;
     }
@@ -129,7 +131,6 @@ private:
     FloatImage fixed_, moving_;
     MaskArray fixed_mask_, moving_mask_;
     IndexArray samples_;
-    reg::MetricSetup setup_;
     std::unique_ptr<reg::MetricEngine> engine_;
 };
 

@@ -22,7 +22,7 @@ namespace spectralign_fast::reg {
 
 namespace {
 
-constexpr int kPad = 2;                // bins kept free at each end for the cubic window
+using metrickit::kPad;
 // Points are cut into chunks whose number depends on the point count only, so
 // sums never depend on the thread count: at most kChunks, at least
 // kChunkPoints points each (every chunk zeroes and adds its own histograms,

@@ -100,7 +100,6 @@ namespace spectralign_fast::reg::metrickit {
 
 namespace {
 
-constexpr int kPad = 2;  // as metric.cpp: bins kept free at each end
 constexpr int kLanes = 8;
 
 }  // namespace

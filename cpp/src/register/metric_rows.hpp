@@ -10,6 +10,10 @@
 
 namespace spectralign_fast::reg::metrickit {
 
+// Mutual information keeps this many bins free at each end of both axes, for
+// the moving image's cubic window.
+constexpr int kPad = 2;
+
 // A mixing hash of a voxel's flat index (32 bits: three 10-bit offsets fit).
 inline std::uint32_t jitter_hash(std::uint64_t flat, std::uint32_t seed) {
     std::uint32_t x = static_cast<std::uint32_t>(flat) ^

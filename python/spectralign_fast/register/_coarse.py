@@ -147,11 +147,9 @@ class Scorer:
     down when the overlap covers less than half of the static field of view, and 0 below a
     quarter (a small overlap can have a large, meaningless NMI)."""
 
-    def __init__(self, static: Coarse, moving: Coarse, moving_mask_coarse: Optional[np.ndarray],
-                 threads: int) -> None:
+    def __init__(self, static: Coarse, moving: Coarse, moving_mask_coarse: Optional[np.ndarray]) -> None:
         self.static = static
         self.moving = moving
-        self.threads = threads
         self._moving_mask = (None if moving_mask_coarse is None
                               else np.ascontiguousarray(moving_mask_coarse, dtype=np.float32))
         self._moving = np.ascontiguousarray(moving.image, dtype=np.float32)

@@ -158,7 +158,7 @@ class _Problem:
         self.d = static.ndim
         self.com_s, self.cov_s = moments(static)
         self.com_m, self.cov_m = moments(moving)
-        self.scorer = Scorer(static, moving, moving.valid if moving_mask else None, threads)
+        self.scorer = Scorer(static, moving, moving.valid if moving_mask else None)
 
     def matrix(self, c: _Candidate) -> np.ndarray:
         lin = np.exp(c.log_scale) * c.rotation
