@@ -10,6 +10,7 @@
 
 #include "core/parallel.hpp"
 #include "core/simd_clones.hpp"
+#include "frame_checks.hpp"
 #include "sample/shift.hpp"
 #include "spectralign_fast/stackreg/stackreg.hpp"
 
@@ -36,11 +37,7 @@ struct MeanWorkspace {
 
 void accumulate_shifted(const float* frames, std::size_t n, const std::vector<int>& shape, const double* deltas,
                         int threads, double* sum) {
-    if (shape.size() != 2 && shape.size() != 3)
-        throw std::invalid_argument("frames must be 2-D images or 3-D volumes, got " +
-                                    std::to_string(shape.size()) + " dimensions");
-    for (int s : shape)
-        if (s < 1) throw std::invalid_argument("frame shape must be positive");
+    stackreg_detail::check_frame_shape(shape);
     resolve_threads(threads);  // validates
     const std::size_t rank = shape.size();
     const bool volume = rank == 3;
@@ -48,11 +45,7 @@ void accumulate_shifted(const float* frames, std::size_t n, const std::vector<in
     const std::size_t plane = static_cast<std::size_t>(rows) * cols;
     const std::size_t frame = plane * static_cast<std::size_t>(nz);
     std::vector<char> usable(n);
-    for (std::size_t k = 0; k < n; ++k) {
-        bool finite = true;
-        for (std::size_t a = 0; a < rank; ++a) finite = finite && std::isfinite(deltas[k * rank + a]);
-        usable[k] = finite;
-    }
+    for (std::size_t k = 0; k < n; ++k) usable[k] = stackreg_detail::finite_shift(deltas + k * rank, rank);
     const std::size_t all_rows = static_cast<std::size_t>(nz) * rows;
     const std::size_t items = (all_rows + kRowsPerItem - 1) / kRowsPerItem;
     parallel_for(

@@ -13,6 +13,7 @@
 #include "core/parallel.hpp"
 #include "core/simd_clones.hpp"
 #include "fft/spectral_kernels.hpp"
+#include "frame_checks.hpp"
 #include "newton.hpp"
 #include "refine.hpp"
 #include "taper.hpp"
@@ -81,14 +82,22 @@ SPECTRALIGN_CLONES float max_of(const float* x, int n) {
 
 // ---- registration helpers ----------------------------------------------------------
 
+// The frame's status from its moments: not finite, no contrast, or usable,
+// with its mean and spread.
+FrameStatus frame_status(const float* x, std::size_t n, double& mean, double& spread) {
+    const Moments m = moments(x, n);
+    if (!std::isfinite(m.sum) || !std::isfinite(m.sum_sq)) return kFrameNotFinite;
+    mean = m.sum / static_cast<double>(n);
+    spread = std::sqrt(std::max(0.0, m.sum_sq / static_cast<double>(n) - mean * mean));
+    return has_contrast(mean, spread) ? kFrameOk : kFrameNoContrast;
+}
+
 // Writes (x - mean) / spread to out; returns the frame's status (and the
 // spread through *spread_out when given).
 FrameStatus normalize_frame(const float* x, float* out, std::size_t n, double* spread_out = nullptr) {
-    const Moments m = moments(x, n);
-    if (!std::isfinite(m.sum) || !std::isfinite(m.sum_sq)) return kFrameNotFinite;
-    const double mean = m.sum / static_cast<double>(n);
-    const double spread = std::sqrt(std::max(0.0, m.sum_sq / static_cast<double>(n) - mean * mean));
-    if (!has_contrast(mean, spread)) return kFrameNoContrast;
+    double mean = 0.0, spread = 0.0;
+    const FrameStatus status = frame_status(x, n, mean, spread);
+    if (status != kFrameOk) return status;
     if (spread_out != nullptr) *spread_out = spread;
     normalize(x, out, static_cast<float>(mean), static_cast<float>(1.0 / spread), n);
     return kFrameOk;
@@ -257,14 +266,6 @@ private:
     stackreg_detail::PeakRefiner peak_;
 };
 
-void check_shape(const std::vector<int>& shape) {
-    if (shape.size() != 2 && shape.size() != 3)
-        throw std::invalid_argument("frames must be 2-D images or 3-D volumes, got " +
-                                    std::to_string(shape.size()) + " dimensions");
-    for (int n : shape)
-        if (n < 1) throw std::invalid_argument("frame shape must be positive");
-}
-
 std::size_t count(const std::vector<int>& shape) {
     std::size_t n = 1;
     for (int s : shape) n *= static_cast<std::size_t>(s);
@@ -276,7 +277,7 @@ std::size_t count(const std::vector<int>& shape) {
 StackRegistrar::StackRegistrar(const float* references, std::size_t planes, std::vector<int> shape,
                                StackRegOptions options)
     : shape_(std::move(shape)), options_(std::move(options)) {
-    check_shape(shape_);
+    stackreg_detail::check_frame_shape(shape_);
     if (planes < 1) throw std::invalid_argument("at least one reference is needed");
     if (!std::isfinite(options_.whiten) || options_.whiten < -1.0f || options_.whiten > 0.0f)
         throw std::invalid_argument("whiten must be between -1 and 0");
@@ -360,17 +361,16 @@ void StackRegistrar::refine(const float* frames, std::size_t n, std::size_t firs
         [&](stackreg_detail::RefineWorkspace& ws, std::size_t k) {
             const float* frame = frames + k * frame_size_;
             double* d = deltas + k * rank;
-            const Moments m = moments(frame, frame_size_);
-            bool start_finite = true;
-            for (std::size_t a = 0; a < rank; ++a) start_finite = start_finite && std::isfinite(d[a]);
-            if (!std::isfinite(m.sum) || !std::isfinite(m.sum_sq) || !start_finite) {
+            double mean = 0.0, spread = 0.0;
+            const FrameStatus fs = stackreg_detail::finite_shift(d, rank)
+                                       ? frame_status(frame, frame_size_, mean, spread)
+                                       : kFrameNotFinite;
+            if (fs == kFrameNotFinite) {
                 for (std::size_t a = 0; a < rank; ++a) d[a] = std::numeric_limits<double>::quiet_NaN();
                 status[k] = kFrameNotFinite;
                 return;
             }
-            const double mean = m.sum / static_cast<double>(frame_size_);
-            const double spread = std::sqrt(std::max(0.0, m.sum_sq / static_cast<double>(frame_size_) - mean * mean));
-            if (!has_contrast(mean, spread)) {
+            if (fs == kFrameNoContrast) {
                 for (std::size_t a = 0; a < rank; ++a) d[a] = 0.0;
                 status[k] = kFrameNoContrast;
                 return;
@@ -571,7 +571,7 @@ private:
 
 void shift_frames(const float* frames, std::size_t n, const std::vector<int>& shape, const double* deltas,
                   ShiftInterpolation interpolation, int threads, float* out) {
-    check_shape(shape);
+    stackreg_detail::check_frame_shape(shape);
     resolve_threads(threads);  // validates
     const std::size_t size = count(shape);
     const std::size_t rank = shape.size();
@@ -579,9 +579,7 @@ void shift_frames(const float* frames, std::size_t n, const std::vector<int>& sh
         n, threads, [&]() { return ShiftWorkspace(shape, interpolation); },
         [&](ShiftWorkspace& ws, std::size_t k) {
             const double* d = deltas + k * rank;
-            bool finite = true;
-            for (std::size_t a = 0; a < rank; ++a) finite = finite && std::isfinite(d[a]);
-            if (!finite) {
+            if (!stackreg_detail::finite_shift(d, rank)) {
                 std::copy(frames + k * size, frames + (k + 1) * size, out + k * size);
                 return;
             }
@@ -591,7 +589,7 @@ void shift_frames(const float* frames, std::size_t n, const std::vector<int>& sh
 
 void shift_frames_integer(const void* frames, std::size_t itemsize, std::size_t n, const std::vector<int>& shape,
                           const double* deltas, int threads, void* out) {
-    check_shape(shape);
+    stackreg_detail::check_frame_shape(shape);
     resolve_threads(threads);  // validates
     if (itemsize == 0) throw std::invalid_argument("itemsize must be positive");
     const std::size_t size = count(shape);
@@ -606,9 +604,7 @@ void shift_frames_integer(const void* frames, std::size_t itemsize, std::size_t 
         n, threads, [] { return 0; },
         [&](int&, std::size_t k) {
             const double* d = deltas + k * rank;
-            bool finite = true;
-            for (std::size_t a = 0; a < rank; ++a) finite = finite && std::isfinite(d[a]);
-            if (!finite) {
+            if (!stackreg_detail::finite_shift(d, rank)) {
                 std::memcpy(o + k * bytes, in + k * bytes, bytes);
                 return;
             }
