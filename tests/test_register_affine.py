@@ -139,7 +139,12 @@ def test_stage_levels_coarse_and_all():
     assert all(lv.static_shape == (64, 64) for st in coarse.stages for lv in st.levels if lv.level == 2)
     for result in (coarse, full):
         assert rms_error(result.affine, truth, static.shape) < 0.05
-    assert coarse.evaluations < full.evaluations
+    # The work "coarse" saves is at full resolution. (Total evaluation counts are not compared:
+    # on the cheap coarse levels they move by tens with last-bit changes of the start, e.g.
+    # after other tests in the same process have used other FFT plans.)
+    def full_resolution(result: reg.AffineResult) -> int:
+        return sum(lv.evaluations for st in result.stages for lv in st.levels if lv.level == 0)
+    assert full_resolution(coarse) < full_resolution(full)
     # A single level: every stage runs it.
     one = reg.register_affine(static, moving, level_iters=[100], sigmas=[0.0], factors=[1], threads=1)
     assert [[lv.level for lv in st.levels] for st in one.stages] == [[0], [0], [0]]
