@@ -125,9 +125,9 @@ struct Batch {
     double x[3][kBatch];
     double value[kBatch];
     double grad[3][kBatch];
-    std::int32_t inside[kBatch];
+    double weight[kBatch];      // the point's edge weight (metric_rows.hpp), 0 = not taken
     std::int32_t cell[kBatch];  // MI: first joint-histogram cell of the window, -1 = not taken
-    double w[4][kBatch];        // MI: the window's weights; gradient pass: w[0] = dv
+    double w[4][kBatch];        // MI: the window's weights; gradient pass: w[0] = dv, w[1] = edge
 };
 
 // Joint histogram counts are spread over kCopies tables that consecutive
@@ -271,17 +271,17 @@ struct MetricEngine::Impl {
         }
     }
 
-    // The moving image at the batch's points; points whose fixed mask is off
-    // or whose nearest moving voxel is masked off are marked outside.
+    // The moving image at the batch's points and their edge weights; points
+    // whose nearest moving voxel is masked off get weight 0.
     void sample(Batch& b) const {
         if (d == 2)
-            metrickit::sample_2d(mv, b.x[0], b.x[1], b.count, b.value, b.grad[0], b.grad[1], b.inside);
+            metrickit::sample_2d(mv, b.x[0], b.x[1], b.count, b.value, b.grad[0], b.grad[1], b.weight);
         else
             metrickit::sample_3d(mv, b.x[0], b.x[1], b.x[2], b.count, b.value, b.grad[0], b.grad[1], b.grad[2],
-                                 b.inside);
+                                 b.weight);
         if (!s.moving_mask) return;
         for (int j = 0; j < b.count; ++j) {
-            if (!b.inside[j]) continue;
+            if (!(b.weight[j] > 0.0)) continue;
             std::int64_t at = 0;
             for (int r = 0; r < d; ++r) {
                 double y = mv.m[r][d];
@@ -289,7 +289,7 @@ struct MetricEngine::Impl {
                 std::int64_t i = std::min<std::int64_t>(static_cast<std::int64_t>(y), mv.n[r] - 2);
                 at += (i + (y - double(i) >= 0.5 ? 1 : 0)) * mstride[r];
             }
-            if (!s.moving_mask[at]) b.inside[j] = 0;
+            if (!s.moving_mask[at]) b.weight[j] = 0.0;
         }
     }
 
@@ -306,7 +306,7 @@ struct MetricEngine::Impl {
         const double* grads[3] = {b.grad[0], b.grad[1], b.grad[2]};
         const std::int16_t* bins = fixed_bin.empty() ? nullptr : fixed_bin.data() + b.first;
         const float* fv = fixed.empty() ? nullptr : fixed.data() + b.first;
-        metrickit::keep_samples(b.value, grads, d, b.inside, bins, fv, b.count, value.data() + b.first,
+        metrickit::keep_samples(b.value, grads, d, b.weight, bins, fv, b.count, value.data() + b.first,
                                 gradient.data() + b.first, points);
     }
 
@@ -326,23 +326,29 @@ struct MetricEngine::Impl {
         }
     }
 
-    // Adds sum over taken points of dv * grad_r * (x_c, 1) to g (d x (d + 1)),
-    // where weights(batch) fills batch.w[0] with dv from the kept scratch.
+    // Adds sum over taken points of (weight * dv * grad_r + edge * d(weight)/dy_r)
+    // * (x_c, 1) to g (d x (d + 1)), where weights(batch) fills batch.w[0] with
+    // dv and batch.w[1] with edge from the kept scratch.
     template <class Weights>
     void gradient_chunk(std::int64_t chunk, Batch& b, double* g, Weights weights) const {
         for_batches(chunk, b, [&](Batch& bb) {
             weights(bb);
             const float* grad0 = gradient.data() + bb.first;
             const std::size_t stride = static_cast<std::size_t>(points);
-            if (d == 2)
-                metrickit::accumulate_2d(bb.w[0], grad0, grad0 + stride, bb.x[0], bb.x[1], bb.count, g);
-            else
-                metrickit::accumulate_3d(bb.w[0], grad0, grad0 + stride, grad0 + 2 * stride, bb.x[0], bb.x[1],
-                                         bb.x[2], bb.count, g);
+            if (d == 2) {
+                metrickit::point_terms_2d(mv, bb.x[0], bb.x[1], bb.count, bb.w[0], bb.w[1], grad0, grad0 + stride,
+                                          bb.grad[0], bb.grad[1]);
+                metrickit::accumulate_2d(bb.grad[0], bb.grad[1], bb.x[0], bb.x[1], bb.count, g);
+            } else {
+                metrickit::point_terms_3d(mv, bb.x[0], bb.x[1], bb.x[2], bb.count, bb.w[0], bb.w[1], grad0,
+                                          grad0 + stride, grad0 + 2 * stride, bb.grad[0], bb.grad[1], bb.grad[2]);
+                metrickit::accumulate_3d(bb.grad[0], bb.grad[1], bb.grad[2], bb.x[0], bb.x[1], bb.x[2], bb.count, g);
+            }
         });
     }
 
-    // Joint histogram counts (row = fixed bin) followed by the overlap count.
+    // Joint histogram weights (row = fixed bin) followed by their sum (the
+    // weighted overlap).
     std::vector<double> histogram_counts(bool keep_samples, int threads) {
         const metrickit::BinMap bins = bin_map();
         const int nb = s.nbins;
@@ -355,7 +361,7 @@ struct MetricEngine::Impl {
             for_batches(chunk, *b, [&](Batch& bb) {
                 sample(bb);
                 if (keep_samples) keep(bb);
-                metrickit::mi_windows(bb.value, bb.inside, fixed_bin.data() + bb.first, bb.count, bins, bb.cell,
+                metrickit::mi_windows(bb.value, bb.weight, fixed_bin.data() + bb.first, bb.count, bins, bb.cell,
                                       bb.w[0], bb.w[1], bb.w[2], bb.w[3]);
                 for (int j = 0; j < bb.count; ++j) {
                     if (bb.cell[j] < 0) continue;
@@ -365,7 +371,7 @@ struct MetricEngine::Impl {
                     row[1] += bb.w[1][j];
                     row[2] += bb.w[2][j];
                     row[3] += bb.w[3][j];
-                    count += 1.0;
+                    count += bb.weight[j];
                 }
             });
             for (int c = 0; c < kCopies; ++c)
@@ -393,7 +399,8 @@ struct MetricEngine::Impl {
                 pm[j] += p;
             }
         // log(p_ij / (p_i p_j)): the derivative of MI with respect to p_ij, less
-        // a constant that cancels because the moving window's derivatives sum to 0.
+        // a constant that cancels (the moving window's derivatives sum to 0, and
+        // for a point's weight the normalisation takes it out with MI).
         std::vector<double> log_ratio(cells, 0.0);
         double mi = 0.0;
         for (int i = 0; i < nb; ++i)
@@ -409,7 +416,7 @@ struct MetricEngine::Impl {
         const metrickit::BinMap bins = bin_map();
         const auto weights = [&](Batch& b) {
             metrickit::mi_weights(value.data() + b.first, fixed_bin.data() + b.first, b.count, bins,
-                                  log_ratio.data(), b.w[0]);
+                                  log_ratio.data(), mi, b.w[0], b.w[1]);
         };
         out.gradient = chunked_sum(chunks, std::size_t(d) * (d + 1), threads, [&](std::int64_t chunk, double* g) {
             auto b = std::make_unique<Batch>();
@@ -430,14 +437,15 @@ struct MetricEngine::Impl {
                 if (want_gradient) keep(bb);
                 for (int j = 0; j < bb.count; ++j) {
                     const float fv = fixed[static_cast<std::size_t>(bb.first + j)];
-                    if (!bb.inside[j] || fv != fv) continue;
+                    const double w = bb.weight[j];
+                    if (!(w > 0.0) || fv != fv) continue;
                     const double f = fv, m = bb.value[j];
-                    o[0] += 1.0;
-                    o[1] += f;
-                    o[2] += m;
-                    o[3] += f * f;
-                    o[4] += m * m;
-                    o[5] += f * m;
+                    o[0] += w;
+                    o[1] += w * f;
+                    o[2] += w * m;
+                    o[3] += w * f * f;
+                    o[4] += w * m * m;
+                    o[5] += w * f * m;
                 }
             });
         });
@@ -456,11 +464,17 @@ struct MetricEngine::Impl {
         out.value = r;
         if (!want_gradient) return out;
         const double a = 1.0 / (n * sf * sm), bcoef = r / (n * vm);
+        // A point's weight enters through Pearson's influence function:
+        // dr/dw = (zf zm - r (zf^2 + zm^2) / 2) / n with standardised zf, zm.
         const auto weights = [&](Batch& b) {
             const float* fv = fixed.data() + b.first;
             const float* mvv = value.data() + b.first;
-            for (int j = 0; j < b.count; ++j)
-                b.w[0][j] = mvv[j] == mvv[j] ? a * (double(fv[j]) - mf) - bcoef * (double(mvv[j]) - mm) : 0.0;
+            for (int j = 0; j < b.count; ++j) {
+                const bool ok = mvv[j] == mvv[j];
+                const double zf = ok ? (double(fv[j]) - mf) / sf : 0.0, zm = ok ? (double(mvv[j]) - mm) / sm : 0.0;
+                b.w[0][j] = ok ? a * (double(fv[j]) - mf) - bcoef * (double(mvv[j]) - mm) : 0.0;
+                b.w[1][j] = ok ? (zf * zm - 0.5 * r * (zf * zf + zm * zm)) / n : 0.0;
+            }
         };
         out.gradient = chunked_sum(chunks, std::size_t(d) * (d + 1), threads, [&](std::int64_t chunk, double* g) {
             auto b = std::make_unique<Batch>();

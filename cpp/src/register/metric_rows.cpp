@@ -35,7 +35,7 @@ void jitter_3d(const std::uint64_t* __restrict flat, int count, std::uint32_t se
 SPECTRALIGN_CLONES
 void sample_2d(const MovingView& mv, const double* __restrict x0, const double* __restrict x1, int count,
                double* __restrict value, double* __restrict g0, double* __restrict g1,
-               std::int32_t* __restrict inside) {
+               double* __restrict weight) {
     const double m00 = mv.m[0][0], m01 = mv.m[0][1], m02 = mv.m[0][2];
     const double m10 = mv.m[1][0], m11 = mv.m[1][1], m12 = mv.m[1][2];
     const double hi0 = double(mv.n[0] - 1), hi1 = double(mv.n[1] - 1);
@@ -55,14 +55,15 @@ void sample_2d(const MovingView& mv, const double* __restrict x0, const double* 
         value[j] = top + fy * (bottom - top);
         g0[j] = bottom - top;
         g1[j] = (1.0 - fy) * (b - a) + fy * (e - c);
-        inside[j] = in ? 1 : 0;
+        double slope;
+        weight[j] = edge_ramp(y0, hi0, slope) * edge_ramp(y1, hi1, slope);
     }
 }
 
 SPECTRALIGN_CLONES
 void sample_3d(const MovingView& mv, const double* __restrict x0, const double* __restrict x1,
                const double* __restrict x2, int count, double* __restrict value, double* __restrict g0,
-               double* __restrict g1, double* __restrict g2, std::int32_t* __restrict inside) {
+               double* __restrict g1, double* __restrict g2, double* __restrict weight) {
     const double m00 = mv.m[0][0], m01 = mv.m[0][1], m02 = mv.m[0][2], m03 = mv.m[0][3];
     const double m10 = mv.m[1][0], m11 = mv.m[1][1], m12 = mv.m[1][2], m13 = mv.m[1][3];
     const double m20 = mv.m[2][0], m21 = mv.m[2][1], m22 = mv.m[2][2], m23 = mv.m[2][3];
@@ -90,7 +91,50 @@ void sample_3d(const MovingView& mv, const double* __restrict x0, const double* 
         g1[j] = (1.0 - fz) * (a01 - a00) + fz * (a11 - a10);
         const double c00 = dx00 + fy * (dx01 - dx00), c10 = dx10 + fy * (dx11 - dx10);
         g2[j] = c00 + fz * (c10 - c00);
-        inside[j] = in ? 1 : 0;
+        double slope;
+        weight[j] = edge_ramp(y0, hi0, slope) * edge_ramp(y1, hi1, slope) * edge_ramp(y2, hi2, slope);
+    }
+}
+
+SPECTRALIGN_CLONES
+void point_terms_2d(const MovingView& mv, const double* __restrict x0, const double* __restrict x1, int count,
+                    const double* __restrict dv, const double* __restrict edge, const float* __restrict g0,
+                    const float* __restrict g1, double* __restrict a0, double* __restrict a1) {
+    const double m00 = mv.m[0][0], m01 = mv.m[0][1], m02 = mv.m[0][2];
+    const double m10 = mv.m[1][0], m11 = mv.m[1][1], m12 = mv.m[1][2];
+    const double hi0 = double(mv.n[0] - 1), hi1 = double(mv.n[1] - 1);
+    for (int j = 0; j < count; ++j) {
+        const double y0 = m00 * x0[j] + m01 * x1[j] + m02;
+        const double y1 = m10 * x0[j] + m11 * x1[j] + m12;
+        double s0, s1;
+        const double r0 = edge_ramp(y0, hi0, s0), r1 = edge_ramp(y1, hi1, s1);
+        // Points not taken have dv = edge = 0 and may carry NaN gradients.
+        const double main = dv[j] * r0 * r1;
+        a0[j] = (main != 0.0 ? main * double(g0[j]) : 0.0) + edge[j] * s0 * r1;
+        a1[j] = (main != 0.0 ? main * double(g1[j]) : 0.0) + edge[j] * r0 * s1;
+    }
+}
+
+SPECTRALIGN_CLONES
+void point_terms_3d(const MovingView& mv, const double* __restrict x0, const double* __restrict x1,
+                    const double* __restrict x2, int count, const double* __restrict dv,
+                    const double* __restrict edge, const float* __restrict g0, const float* __restrict g1,
+                    const float* __restrict g2, double* __restrict a0, double* __restrict a1,
+                    double* __restrict a2) {
+    const double m00 = mv.m[0][0], m01 = mv.m[0][1], m02 = mv.m[0][2], m03 = mv.m[0][3];
+    const double m10 = mv.m[1][0], m11 = mv.m[1][1], m12 = mv.m[1][2], m13 = mv.m[1][3];
+    const double m20 = mv.m[2][0], m21 = mv.m[2][1], m22 = mv.m[2][2], m23 = mv.m[2][3];
+    const double hi0 = double(mv.n[0] - 1), hi1 = double(mv.n[1] - 1), hi2 = double(mv.n[2] - 1);
+    for (int j = 0; j < count; ++j) {
+        const double y0 = m00 * x0[j] + m01 * x1[j] + m02 * x2[j] + m03;
+        const double y1 = m10 * x0[j] + m11 * x1[j] + m12 * x2[j] + m13;
+        const double y2 = m20 * x0[j] + m21 * x1[j] + m22 * x2[j] + m23;
+        double s0, s1, s2;
+        const double r0 = edge_ramp(y0, hi0, s0), r1 = edge_ramp(y1, hi1, s1), r2 = edge_ramp(y2, hi2, s2);
+        const double main = dv[j] * r0 * r1 * r2;
+        a0[j] = (main != 0.0 ? main * double(g0[j]) : 0.0) + edge[j] * s0 * r1 * r2;
+        a1[j] = (main != 0.0 ? main * double(g1[j]) : 0.0) + edge[j] * r0 * s1 * r2;
+        a2[j] = (main != 0.0 ? main * double(g2[j]) : 0.0) + edge[j] * r0 * r1 * s2;
     }
 }
 
@@ -105,7 +149,7 @@ constexpr int kLanes = 8;
 }  // namespace
 
 SPECTRALIGN_CLONES
-void mi_windows(const double* __restrict value, const std::int32_t* __restrict inside,
+void mi_windows(const double* __restrict value, const double* __restrict weight,
                 const std::int16_t* __restrict fixed_bin, int count, const BinMap& bins,
                 std::int32_t* __restrict cell, double* __restrict w0, double* __restrict w1, double* __restrict w2,
                 double* __restrict w3) {
@@ -115,21 +159,22 @@ void mi_windows(const double* __restrict value, const std::int32_t* __restrict i
         const double c = std::min(std::max(offset + value[j] * scale, lo), hi);
         const int j0 = std::min(int(c), top);
         const double t = c - double(j0), t2 = t * t, t3 = t2 * t, u = 1.0 - t;
-        w0[j] = u * u * u * (1.0 / 6.0);
-        w1[j] = (3.0 * t3 - 6.0 * t2 + 4.0) * (1.0 / 6.0);
-        w2[j] = (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) * (1.0 / 6.0);
-        w3[j] = t3 * (1.0 / 6.0);
+        const double wt = weight[j] * (1.0 / 6.0);
+        w0[j] = wt * u * u * u;
+        w1[j] = wt * (3.0 * t3 - 6.0 * t2 + 4.0);
+        w2[j] = wt * (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0);
+        w3[j] = wt * t3;
         const int fb = fixed_bin[j];
-        cell[j] = (inside[j] != 0) & (fb >= 0) ? fb * nb + j0 - 1 : -1;
+        cell[j] = (weight[j] > 0.0) & (fb >= 0) ? fb * nb + j0 - 1 : -1;
     }
 }
 
-void keep_samples(const double* value, const double* const* grad, int d, const std::int32_t* inside,
+void keep_samples(const double* value, const double* const* grad, int d, const double* weight,
                   const std::int16_t* fixed_bin, const float* fixed, int count, float* kept_value,
                   float* kept_grad, std::int64_t stride) {
     for (int j = 0; j < count; ++j) {
         const bool fixed_ok = fixed_bin ? fixed_bin[j] >= 0 : fixed[j] == fixed[j];
-        const bool taken = inside[j] != 0 && fixed_ok;
+        const bool taken = weight[j] > 0.0 && fixed_ok;
         kept_value[j] = taken ? static_cast<float>(value[j]) : std::numeric_limits<float>::quiet_NaN();
     }
     for (int a = 0; a < d; ++a) {
@@ -141,60 +186,57 @@ void keep_samples(const double* value, const double* const* grad, int d, const s
 
 SPECTRALIGN_CLONES
 void mi_weights(const float* __restrict value, const std::int16_t* __restrict fixed_bin, int count,
-                const BinMap& bins, const double* __restrict log_ratio, double* __restrict dv) {
+                const BinMap& bins, const double* __restrict log_ratio, double mi, double* __restrict dv,
+                double* __restrict edge) {
     const double lo = double(kPad), hi = double(bins.nbins - kPad), offset = bins.offset, scale = bins.scale;
+    const double inv_scale = 1.0 / scale;
     const int top = bins.nbins - kPad - 1, nb = bins.nbins;
     for (int j = 0; j < count; ++j) {
         const double v = value[j];
         const bool ok = v == v;
         const double c = ok ? std::min(std::max(offset + v * scale, lo), hi) : lo;
         const int j0 = std::min(int(c), top);
-        const double t = c - double(j0), t2 = t * t, u = 1.0 - t;
+        const double t = c - double(j0), t2 = t * t, t3 = t2 * t, u = 1.0 - t;
         const int fb = ok ? int(fixed_bin[j]) : kPad;
         const int k = fb * nb + j0 - 1;
-        const double s = -0.5 * u * u * log_ratio[k] + (1.5 * t2 - 2.0 * t) * log_ratio[k + 1] +
-                         (-1.5 * t2 + t + 0.5) * log_ratio[k + 2] + 0.5 * t2 * log_ratio[k + 3];
+        const double l0 = log_ratio[k], l1 = log_ratio[k + 1], l2 = log_ratio[k + 2], l3 = log_ratio[k + 3];
+        const double s = -0.5 * u * u * l0 + (1.5 * t2 - 2.0 * t) * l1 + (-1.5 * t2 + t + 0.5) * l2 + 0.5 * t2 * l3;
+        const double level = (u * u * u * l0 + (3.0 * t3 - 6.0 * t2 + 4.0) * l1 +
+                              (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) * l2 + t3 * l3) * (1.0 / 6.0);
         dv[j] = ok ? s : 0.0;
+        edge[j] = ok ? (level - mi) * inv_scale : 0.0;
     }
 }
 
 SPECTRALIGN_CLONES
-void accumulate_2d(const double* __restrict dv, const float* __restrict g0, const float* __restrict g1,
-                   const double* __restrict x0, const double* __restrict x1, int count, double* acc) {
+void accumulate_2d(const double* __restrict a0, const double* __restrict a1, const double* __restrict x0,
+                   const double* __restrict x1, int count, double* acc) {
     double part[6][kLanes] = {};
     const int whole = count - count % kLanes;
-    for (int j = 0; j < whole; j += kLanes)
-        for (int l = 0; l < kLanes; ++l) {
-            const double a = dv[j + l] * double(g0[j + l]), b = dv[j + l] * double(g1[j + l]);
-            part[0][l] += a * x0[j + l];
-            part[1][l] += a * x1[j + l];
-            part[2][l] += a;
-            part[3][l] += b * x0[j + l];
-            part[4][l] += b * x1[j + l];
-            part[5][l] += b;
-        }
-    for (int j = whole; j < count; ++j) {
-        const int l = j - whole;
-        const double a = dv[j] * double(g0[j]), b = dv[j] * double(g1[j]);
+    auto add = [&](int j, int l) {
+        const double a = a0[j], b = a1[j];
         part[0][l] += a * x0[j];
         part[1][l] += a * x1[j];
         part[2][l] += a;
         part[3][l] += b * x0[j];
         part[4][l] += b * x1[j];
         part[5][l] += b;
-    }
+    };
+    for (int j = 0; j < whole; j += kLanes)
+        for (int l = 0; l < kLanes; ++l) add(j + l, l);
+    for (int j = whole; j < count; ++j) add(j, j - whole);
     for (int k = 0; k < 6; ++k)
         for (int l = 0; l < kLanes; ++l) acc[k] += part[k][l];
 }
 
 SPECTRALIGN_CLONES
-void accumulate_3d(const double* __restrict dv, const float* __restrict g0, const float* __restrict g1,
-                   const float* __restrict g2, const double* __restrict x0, const double* __restrict x1,
-                   const double* __restrict x2, int count, double* acc) {
+void accumulate_3d(const double* __restrict a0, const double* __restrict a1, const double* __restrict a2,
+                   const double* __restrict x0, const double* __restrict x1, const double* __restrict x2,
+                   int count, double* acc) {
     double part[12][kLanes] = {};
     const int whole = count - count % kLanes;
     auto add = [&](int j, int l) {
-        const double a = dv[j] * double(g0[j]), b = dv[j] * double(g1[j]), c = dv[j] * double(g2[j]);
+        const double a = a0[j], b = a1[j], c = a2[j];
         part[0][l] += a * x0[j];
         part[1][l] += a * x1[j];
         part[2][l] += a * x2[j];

@@ -140,6 +140,12 @@ class MutualInformationMetric(Metric):
     the static intensity counts in its nearest bin, the moving intensity is spread by a cubic
     B-spline Parzen window. ``distance`` is ``-MI`` in nats.
 
+    The overlap has a soft edge: a static point whose mapped position lies within one moving
+    voxel of the moving image's edge counts with a weight that falls smoothly (smoothstep of
+    its distance to the edge, per axis) to 0 at the edge. With a hard in/out rule the value
+    would jump each time a point crosses the edge, and line searches stall on the jumps;
+    the analytic gradient includes the weights' derivatives.
+
     Parameters
     ----------
     nbins : int
@@ -192,7 +198,8 @@ class MutualInformationMetric(Metric):
 class CorrelationMetric(Metric):
     """Pearson correlation of static and resampled moving intensities over their overlap,
     for images of the same modality; cheaper than mutual information and free of binning.
-    ``distance`` is ``-correlation``.
+    ``distance`` is ``-correlation``. Points near the moving image's edge are weighted as for
+    ``MutualInformationMetric`` (a continuous value and exact gradient as they cross it).
 
     Parameters
     ----------
