@@ -29,6 +29,7 @@ struct LddmmProblem::Impl {
     std::int64_t np = 0, nJ = 0, nV = 0;
     std::vector<double> X;  // positions, planar: X[(t * d + a) * nJ + i], t = 0 .. nt
     std::vector<double> AI, fAI, coeffs, grad_v, smooth_v;
+    std::vector<double> GI;  // 2-D: the source's gradient at X_0, (cI, d, nJ), from forward(true)
     double grad_A[16] = {};
     bool fixed_coeffs = false;
     std::vector<LddmmChunk> chunks;

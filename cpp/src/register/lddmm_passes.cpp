@@ -104,28 +104,40 @@ void LddmmProblem::Impl::forward(bool bbox) {
             }
         };
         Stencil<D> st;
-        double xs[D][block], u[D], sample[block];
+        double u[D];
         int b0[block], b1[block];
         double bbl[64] = {}, bjl[64] = {};  // nb <= 8, cJ <= 8: the sums stay in locals
         std::int64_t at[D];
         gj.index_of(lo, at);
+        // Position t of this block's points, axis a (the kernels write X in place: no copies).
+        auto Xt = [&](int t, int a, std::int64_t s0) {
+            return X.data() + (std::size_t(t * D + a) * std::size_t(nJ) + std::size_t(s0));
+        };
         for (std::int64_t s0 = lo; s0 < hi; s0 += block) {
             const int nbk = int(std::min<std::int64_t>(block, hi - s0));
-            for (int j = 0; j < nbk; ++j, gj.next(at)) {
-                double y[D];
-                for (int a = 0; a < D; ++a) y[a] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
-                for (int r = 0; r < D; ++r) {
-                    double acc = Ai(r, D);
-                    for (int c = 0; c < D; ++c) acc += Ai(r, c) * y[c];
-                    xs[r][j] = acc;
+            {
+                double* xn[D];
+                for (int a = 0; a < D; ++a) xn[a] = Xt(nt, a, s0);
+                for (int j = 0; j < nbk; ++j, gj.next(at)) {
+                    double y[D];
+                    for (int a = 0; a < D; ++a) y[a] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
+                    for (int r = 0; r < D; ++r) {
+                        double acc = Ai(r, D);
+                        for (int c = 0; c < D; ++c) acc += Ai(r, c) * y[c];
+                        xn[r][j] = acc;
+                    }
                 }
             }
-            for (int a = 0; a < D; ++a)
-                std::copy(xs[a], xs[a] + nbk, X.data() + (std::size_t(nt * D + a) * std::size_t(nJ) + std::size_t(s0)));
             for (int t = nt - 1; t >= 0; --t) {
                 const double* vt = v.data() + t * vstep;
+                const double* xin[D];
+                double* xout[D];
+                for (int a = 0; a < D; ++a) {
+                    xin[a] = Xt(t + 1, a, s0);
+                    xout[a] = Xt(t, a, s0);
+                }
                 if constexpr (D == 2) {
-                    if (blocks2d) flow_step_2d(vt, cv, xs[0], xs[1], nbk, -dt, b0, b1);
+                    if (blocks2d) flow_step_2d(vt, cv, xin[0], xin[1], xout[0], xout[1], nbk, -dt, b0, b1);
                 }
                 bool edges = true;
                 if (D == 2 && blocks2d) {
@@ -149,31 +161,35 @@ void LddmmProblem::Impl::forward(bool bbox) {
                 for (int j = 0; j < nbk && edges; ++j) {
                     if (D == 2 && blocks2d && b0[j] >= 0) continue;
                     double x[D];
-                    for (int a = 0; a < D; ++a) x[a] = xs[a][j];
+                    for (int a = 0; a < D; ++a) x[a] = xin[a][j];
                     stencil_zeros<D, false>(gv, x, st);
                     gather<D>(st, vt, D, u);
                     if (bbox && st.any) grow(t, st.base);
-                    for (int a = 0; a < D; ++a) xs[a][j] = x[a] - dt * u[a];
+                    for (int a = 0; a < D; ++a) xout[a][j] = x[a] - dt * u[a];
                 }
-                for (int a = 0; a < D; ++a)
-                    std::copy(xs[a], xs[a] + nbk, X.data() + (std::size_t(t * D + a) * std::size_t(nJ) + std::size_t(s0)));
             }
+            const double* x0[D];
+            for (int a = 0; a < D; ++a) x0[a] = Xt(0, a, s0);
             for (int c = 0; c < cI; ++c) {
                 const double* img = I.data() + c * npI;
                 double* out = AI.data() + std::size_t(c) * std::size_t(nJ) + std::size_t(s0);
                 if (D == 2 && blocks2d) {
-                    sample_border_2d(img, ci2, xs[0], xs[1], nbk, sample);
-                    std::copy(sample, sample + nbk, out);
+                    // With the gradient pass ahead: the image gradient from the same stencil.
+                    if (bbox) {
+                        double* g0 = GI.data() + (std::size_t(c * D) * std::size_t(nJ) + std::size_t(s0));
+                        sample_grad_border_2d(img, ci2, x0[0], x0[D - 1], nbk, out, g0, g0 + nJ);
+                    } else {
+                        sample_border_2d(img, ci2, x0[0], x0[D - 1], nbk, out);
+                    }
                     continue;
                 }
                 if (D == 3 && image3d) {
-                    sample_border_3d(img, ci3, xs[0], xs[D > 1 ? 1 : 0], xs[D - 1], nbk, sample);
-                    std::copy(sample, sample + nbk, out);
+                    sample_border_3d(img, ci3, x0[0], x0[D > 1 ? 1 : 0], x0[D - 1], nbk, out);
                     continue;
                 }
                 for (int j = 0; j < nbk; ++j) {
                     double x[D];
-                    for (int a = 0; a < D; ++a) x[a] = xs[a][j];
+                    for (int a = 0; a < D; ++a) x[a] = x0[a][j];
                     stencil_border<D, false>(gi, x, st);
                     double acc = 0.0;
 #pragma GCC unroll 8
@@ -272,8 +288,13 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
             for (int a = 0; a < D; ++a) X0[a] = X.data() + std::size_t(a) * std::size_t(nJ) + std::size_t(s0);
             for (int k = 0; k < cI; ++k) {
                 const double* img = I.data() + k * npI;
-                if (D == 2 && blocks2d) {
-                    gradient_border_2d(img, ci2, X0[0], X0[D - 1], wk[k], nbk, gxs[0], gxs[D - 1]);
+                if (D == 2 && blocks2d) {  // the gradient forward() left in GI
+                    const double* g0 = GI.data() + (std::size_t(k * D) * std::size_t(nJ) + std::size_t(s0));
+                    const double* g1 = g0 + nJ;
+                    for (int j = 0; j < nbk; ++j) {
+                        gxs[0][j] += wk[k][j] * g0[j];
+                        gxs[D - 1][j] += wk[k][j] * g1[j];
+                    }
                     continue;
                 }
                 if (D == 3 && image3d) {

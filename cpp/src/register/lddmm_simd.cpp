@@ -14,8 +14,9 @@
 namespace spectralign_fast::reg::lddmmkit {
 
 SPECTRALIGN_CLONES
-void flow_step_2d(const double* __restrict v, const Cell2& g, double* __restrict x0, double* __restrict x1,
-                  int count, double sdt, int* __restrict base0, int* __restrict base1) {
+void flow_step_2d(const double* __restrict v, const Cell2& g, const double* __restrict x0,
+                  const double* __restrict x1, double* __restrict y0, double* __restrict y1, int count, double sdt,
+                  int* __restrict base0, int* __restrict base1) {
     const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
     const int n1 = g.n1, row = 2 * g.n1;
     const double o0 = g.o0, o1 = g.o1, inv0 = g.inv0, inv1 = g.inv1;
@@ -30,8 +31,8 @@ void flow_step_2d(const double* __restrict v, const Cell2& g, double* __restrict
         const double w00 = (1.0 - a0) * (1.0 - a1), w01 = (1.0 - a0) * a1, w10 = a0 * (1.0 - a1), w11 = a0 * a1;
         const double ux = ((w00 * v[k] + w01 * v[k + 2]) + w10 * v[k2]) + w11 * v[k2 + 2];
         const double uy = ((w00 * v[k + 1] + w01 * v[k + 3]) + w10 * v[k2 + 1]) + w11 * v[k2 + 3];
-        x0[j] = in ? x0[j] + sdt * ux : x0[j];
-        x1[j] = in ? x1[j] + sdt * uy : x1[j];
+        y0[j] = in ? x0[j] + sdt * ux : x0[j];
+        y1[j] = in ? x1[j] + sdt * uy : x1[j];
         base0[j] = in ? i0 : -1;
         base1[j] = i1;
     }
@@ -92,6 +93,31 @@ void sample_border_2d(const double* __restrict img, const Cell2& g, const double
         const double a0 = u0 - f0, a1 = u1 - f1;
         out[j] = (((1.0 - a0) * (1.0 - a1)) * img[k] + ((1.0 - a0) * a1) * img[k + 1]) +
                  ((a0 * (1.0 - a1)) * img[k2] + (a0 * a1) * img[k2 + 1]);
+    }
+}
+
+SPECTRALIGN_CLONES
+void sample_grad_border_2d(const double* __restrict img, const Cell2& g, const double* __restrict x0,
+                           const double* __restrict x1, int count, double* __restrict out, double* __restrict gr0,
+                           double* __restrict gr1) {
+    const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
+    const int n1 = g.n1;
+    const double o0 = g.o0, o1 = g.o1, inv0 = g.inv0, inv1 = g.inv1;
+    for (int j = 0; j < count; ++j) {
+        const double r0 = (x0[j] - o0) * inv0, r1 = (x1[j] - o1) * inv1;
+        const double d0 = (r0 >= 0.0) & (r0 <= hi0) ? inv0 : 0.0;
+        const double d1 = (r1 >= 0.0) & (r1 <= hi1) ? inv1 : 0.0;
+        const double u0 = r0 > 0.0 ? (r0 < hi0 ? r0 : hi0) : 0.0;  // NaN -> 0
+        const double u1 = r1 > 0.0 ? (r1 < hi1 ? r1 : hi1) : 0.0;
+        const double fl0 = std::floor(u0), fl1 = std::floor(u1);
+        const double f0 = fl0 < hi0 - 1.0 ? fl0 : hi0 - 1.0, f1 = fl1 < hi1 - 1.0 ? fl1 : hi1 - 1.0;
+        const int k = int(f0) * n1 + int(f1), k2 = k + n1;
+        const double a0 = u0 - f0, a1 = u1 - f1;
+        const double p00 = img[k], p01 = img[k + 1], p10 = img[k2], p11 = img[k2 + 1];
+        // The same expressions as sample_border_2d and gradient_border_2d (identical bits).
+        out[j] = (((1.0 - a0) * (1.0 - a1)) * p00 + ((1.0 - a0) * a1) * p01) + ((a0 * (1.0 - a1)) * p10 + (a0 * a1) * p11);
+        gr0[j] = ((p10 - p00) * (1.0 - a1) + (p11 - p01) * a1) * d0;
+        gr1[j] = ((p01 - p00) * (1.0 - a0) + (p11 - p10) * a0) * d1;
     }
 }
 

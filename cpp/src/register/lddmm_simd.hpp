@@ -9,10 +9,10 @@ struct Cell2 {
     double o0 = 0.0, o1 = 0.0, inv0 = 1.0, inv1 = 1.0;
 };
 
-// x += sdt * v(x) for points whose bilinear cell lies inside the grid; their
-// cell in base0/base1; base0 = -1 marks the others (left unchanged).
-void flow_step_2d(const double* v, const Cell2& g, double* x0, double* x1, int count, double sdt, int* base0,
-                  int* base1);
+// y = x + sdt * v(x) for points whose bilinear cell lies inside the grid; their
+// cell in base0/base1; base0 = -1 marks the others (y = x).
+void flow_step_2d(const double* v, const Cell2& g, const double* x0, const double* x1, double* y0, double* y1,
+                  int count, double sdt, int* base0, int* base1);
 
 // The adjoint of x' = x - dt v(x) at x: the splat of -dt w_q g onto the four
 // corners (8 values per point: corners 00, 01, 10, 11, two components each)
@@ -23,6 +23,9 @@ void adjoint_step_2d(const double* v, const Cell2& g, const double* x0, const do
 // One channel sampled with the border rule; and weight * its gradient added to (gx0, gx1).
 void sample_border_2d(const double* img, const Cell2& g, const double* x0, const double* x1, int count,
                       double* out);
+// Both at once from one stencil: the sample, and the gradient (no weight) in gr0, gr1.
+void sample_grad_border_2d(const double* img, const Cell2& g, const double* x0, const double* x1, int count,
+                           double* out, double* gr0, double* gr1);
 void gradient_border_2d(const double* img, const Cell2& g, const double* x0, const double* x1,
                         const double* weight, int count, double* gx0, double* gx1);
 

@@ -71,6 +71,7 @@ LddmmProblem::LddmmProblem(const double* I, int channelsI, const PhysGrid& gridI
     }
     m.X.assign(std::size_t(m.nt + 1) * std::size_t(m.nJ) * d, 0.0);
     m.AI.assign(std::size_t(m.nJ) * channelsI, 0.0);
+    if (d == 2) m.GI.assign(std::size_t(m.nJ) * channelsI * 2, 0.0);
     m.fAI.assign(std::size_t(m.nJ) * channelsJ, 0.0);
     m.coeffs.assign(std::size_t(channelsI + 1) * channelsJ, 0.0);
     const std::size_t nchunks = std::size_t((m.nJ + chunk_points - 1) / chunk_points);
