@@ -39,6 +39,13 @@ struct LddmmProblem::Impl {
     std::vector<int> fshape;
     std::int64_t nhalf = 0;
 
+    // The contrast-mapped source f_c(AI) at target point i (the residual pass's expression).
+    double contrast_at(int c, std::int64_t i) const {
+        double f = coeffs[std::size_t(c)];
+        for (int k = 0; k < cI; ++k)
+            f += coeffs[std::size_t((k + 1) * cJ + c)] * AI[std::size_t(k) * std::size_t(nJ) + std::size_t(i)];
+        return f;
+    }
     void setup_spectrum();
     void fit_contrast();
     double regularization(bool want_gradient, double* grad);  // grad += dER/dv when asked

@@ -244,7 +244,8 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
             }
         }
         Stencil<D> st;
-        double gxs[D][block], ys[D][block], wk[8][block], res[8][block], jac[D * D], gAi[12] = {};
+        static_assert(block <= contrast_block, "contrast_residual takes at most contrast_block points");
+        double gxs[D][block], ys[D][block], wk[8][block], epts[block], jac[D * D], gAi[12] = {};
         double splat[8 * block];
         int b0[block], b1[block];
         double em = 0.0;
@@ -252,35 +253,11 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
         gj.index_of(lo, at);
         for (std::int64_t s0 = lo; s0 < hi; s0 += block) {
             const int nbk = int(std::min<std::int64_t>(block, hi - s0));
-            // The contrast-mapped source, its residual and, per source channel, dE/dAI_k;
-            // channel-major loops over the block (vectorised).
+            // The contrast-mapped source's residual and, per source channel, dE/dAI_k (wk).
             const double* w = WM.data() + s0;
-            for (int c = 0; c < cJ; ++c) {
-                double* f = fAI.data() + std::size_t(c) * std::size_t(nJ) + std::size_t(s0);
-                const double* Jc = J.data() + std::size_t(c) * std::size_t(nJ) + std::size_t(s0);
-                const double c0 = coeffs[std::size_t(c)];
-                for (int j = 0; j < nbk; ++j) f[j] = c0;
-                for (int k = 0; k < cI; ++k) {
-                    const double ck = coeffs[std::size_t((k + 1) * cJ + c)];
-                    const double* Ak = AI.data() + std::size_t(k) * std::size_t(nJ) + std::size_t(s0);
-                    for (int j = 0; j < nbk; ++j) f[j] += ck * Ak[j];
-                }
-                for (int j = 0; j < nbk; ++j) res[c][j] = f[j] - Jc[j];
-            }
-            for (int j = 0; j < nbk; ++j) {
-                double e = 0.0;
-                for (int c = 0; c < cJ; ++c) e += res[c][j] * res[c][j];
-                em += w[j] * e;
-            }
-            if (want_gradient)
-                for (int k = 0; k < cI; ++k) {
-                    for (int j = 0; j < nbk; ++j) wk[k][j] = 0.0;
-                    for (int c = 0; c < cJ; ++c) {
-                        const double ck = coeffs[std::size_t((k + 1) * cJ + c)];
-                        for (int j = 0; j < nbk; ++j) wk[k][j] += res[c][j] * ck;
-                    }
-                    for (int j = 0; j < nbk; ++j) wk[k][j] *= w[j] * inv_sm2;
-                }
+            contrast_residual(AI.data() + s0, J.data() + s0, nJ, coeffs.data(), cI, cJ, w, inv_sm2, nbk, epts,
+                              want_gradient ? wk[0] : nullptr, block);
+            for (int j = 0; j < nbk; ++j) em += w[j] * epts[j];
             if (!want_gradient) continue;
             // dE/dX_0 = sum_k dE/dAI_k grad(I_k)(X_0)
             for (int a = 0; a < D; ++a) std::fill(gxs[a], gxs[a] + nbk, 0.0);
@@ -329,7 +306,15 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                     for (int a = 0; a < D; ++a) corner[q] += ((q >> (D - 1 - a)) & 1) * bst[a];
                 }
                 if constexpr (D == 2) {
-                    if (blocks2d) adjoint_step_2d(vt, cv, Xn[0], Xn[1], gxs[0], gxs[1], nbk, dt, b0, b1, splat);
+                    if (blocks2d) {
+                        adjoint_step_2d(vt, cv, Xn[0], Xn[1], gxs[0], gxs[1], nbk, dt, b0, b1, splat);
+                        int outside = 0;
+                        for (int j = 0; j < nbk; ++j) outside += b0[j] < 0 ? 1 : 0;
+                        if (outside == 0) {  // the common case: every point's cell inside
+                            splat_runs_2d(b0, b1, splat, nbk, int(blo[0]), int(blo[D - 1]), bst[0], buf);
+                            continue;
+                        }
+                    }
                 }
                 // Neighbouring points mostly share a velocity cell: their splats are summed
                 // while the cell stays the same and added to the buffer once per run.

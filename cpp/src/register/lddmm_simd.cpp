@@ -8,6 +8,8 @@
 #include "lddmm_simd.hpp"
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "core/simd_clones.hpp"
 
@@ -143,6 +145,78 @@ void gradient_border_2d(const double* __restrict img, const Cell2& g, const doub
         const double w = weight[j];
         gx0[j] += w * (((p10 - p00) * (1.0 - a1) + (p11 - p01) * a1) * d0);
         gx1[j] += w * (((p01 - p00) * (1.0 - a0) + (p11 - p10) * a0) * d1);
+    }
+}
+
+SPECTRALIGN_CLONES
+void contrast_residual(const double* __restrict ai, const double* __restrict jt, std::int64_t plane,
+                       const double* __restrict coeffs, int cI, int cJ, const double* __restrict w, double inv_sm2,
+                       int count, double* __restrict e, double* __restrict wk, int stride) {
+    double res[8][contrast_block];
+    for (int c = 0; c < cJ; ++c) {
+        const double c0 = coeffs[c];
+        double* r = res[c];
+        for (int j = 0; j < count; ++j) r[j] = c0;
+        for (int k = 0; k < cI; ++k) {
+            const double ck = coeffs[(k + 1) * cJ + c];
+            const double* ak = ai + k * plane;
+            for (int j = 0; j < count; ++j) r[j] += ck * ak[j];
+        }
+        const double* jc = jt + c * plane;
+        for (int j = 0; j < count; ++j) r[j] = r[j] - jc[j];
+    }
+    for (int j = 0; j < count; ++j) {
+        double acc = 0.0;
+        for (int c = 0; c < cJ; ++c) acc += res[c][j] * res[c][j];
+        e[j] = acc;
+    }
+    if (!wk) return;
+    for (int k = 0; k < cI; ++k) {
+        double* o = wk + k * stride;
+        for (int j = 0; j < count; ++j) o[j] = 0.0;
+        for (int c = 0; c < cJ; ++c) {
+            const double ck = coeffs[(k + 1) * cJ + c];
+            for (int j = 0; j < count; ++j) o[j] += res[c][j] * ck;
+        }
+        for (int j = 0; j < count; ++j) o[j] *= w[j] * inv_sm2;
+    }
+}
+
+namespace {
+// Eight doubles as one value: one AVX-512 register in the x86-64-v4 clone
+// (used only inside the kernel: no vector crosses a call).
+typedef double v8d __attribute__((vector_size(64)));
+typedef double v4d __attribute__((vector_size(32)));
+}  // namespace
+
+SPECTRALIGN_CLONES
+void splat_runs_2d(const int* __restrict base0, const int* __restrict base1, const double* __restrict splat,
+                   int count, int lo0, int lo1, std::int64_t row, double* __restrict buf) {
+    std::int64_t cell = -1;
+    v8d run = {};
+    for (int j = 0; j <= count; ++j) {
+        const std::int64_t local = j < count ? std::int64_t(base0[j] - lo0) * row + (base1[j] - lo1) : -1;
+        if (local == cell) {
+            v8d sp;
+            std::memcpy(&sp, splat + 8 * j, sizeof sp);
+            run += sp;
+            continue;
+        }
+        if (cell >= 0) {
+            // Corners 00 and 01 are neighbours in the buffer, and so are 10 and 11.
+            v4d lo, hi;
+            double* p0 = buf + cell * 2;
+            double* p1 = buf + (cell + row) * 2;
+            std::memcpy(&lo, p0, sizeof lo);
+            std::memcpy(&hi, p1, sizeof hi);
+            lo += v4d{run[0], run[1], run[2], run[3]};
+            hi += v4d{run[4], run[5], run[6], run[7]};
+            std::memcpy(p0, &lo, sizeof lo);
+            std::memcpy(p1, &hi, sizeof hi);
+        }
+        if (j == count) break;
+        cell = local;
+        std::memcpy(&run, splat + 8 * j, sizeof run);
     }
 }
 

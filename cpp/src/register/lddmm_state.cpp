@@ -103,7 +103,13 @@ double* LddmmProblem::weight_background() { return impl_->WB.data(); }
 double* LddmmProblem::mean_artifact() { return impl_->muA.data(); }
 double* LddmmProblem::mean_background() { return impl_->muB.data(); }
 const std::vector<double>& LddmmProblem::deformed_source() const { return impl_->AI; }
-const std::vector<double>& LddmmProblem::contrast_source() const { return impl_->fAI; }
+const std::vector<double>& LddmmProblem::contrast_source() const {
+    Impl& m = *impl_;
+    // Made on demand (the iterations do not need it): f(AI) from the last evaluation.
+    for (int c = 0; c < m.cJ; ++c)
+        for (std::int64_t i = 0; i < m.nJ; ++i) m.fAI[std::size_t(c * m.nJ + i)] = m.contrast_at(c, i);
+    return m.fAI;
+}
 const std::vector<double>& LddmmProblem::contrast_coefficients() const { return impl_->coeffs; }
 
 void LddmmProblem::fix_contrast(const double* coefficients) {
@@ -196,7 +202,8 @@ void LddmmProblem::update_weights(bool estimate_muA, bool estimate_muB, bool e_s
             for (int c = 0; c < cJ; ++c) {
                 const std::size_t at = std::size_t(c) * std::size_t(nJ) + u;
                 const double j = m.J[at];
-                rM += (m.fAI[at] - j) * (m.fAI[at] - j);
+                const double f = m.contrast_at(c, i);
+                rM += (f - j) * (f - j);
                 rA += (m.muA[std::size_t(c)] - j) * (m.muA[std::size_t(c)] - j);
                 rB += (m.muB[std::size_t(c)] - j) * (m.muB[std::size_t(c)] - j);
             }
