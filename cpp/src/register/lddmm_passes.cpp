@@ -87,7 +87,7 @@ void LddmmProblem::Impl::forward(bool bbox) {
     const Cell2 cv = cell_of(gV), ci2 = cell_of(gI);
     const Cell3 ci3 = D == 3 ? cell3_of(gI) : Cell3{};
     const std::int64_t npI = gi.points();
-    parallel_for(chunks.size(), threads, [] { return 0; }, [&](int&, std::size_t ci) {
+    for_each(chunks.size(), [] { return 0; }, [&](int&, std::size_t ci) {
         LddmmChunk& ch = chunks[ci];
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
         std::int64_t* boxlo = ch.box_lo.data();
@@ -229,7 +229,7 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
     const bool image3d = D == 3 && fits_int32(gI, 1);
     const Cell2 cv = cell_of(gV), ci2 = cell_of(gI);
     const Cell3 ci3 = D == 3 ? cell3_of(gI) : Cell3{};
-    parallel_for(chunks.size(), threads, [] { return 0; }, [&](int&, std::size_t ci) {
+    for_each(chunks.size(), [] { return 0; }, [&](int&, std::size_t ci) {
         LddmmChunk& ch = chunks[ci];
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
         if (want_gradient) {
