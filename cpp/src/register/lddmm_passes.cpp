@@ -87,6 +87,7 @@ void LddmmProblem::Impl::forward(bool bbox) {
     const Cell2 cv = cell_of(gV), ci2 = cell_of(gI);
     const Cell3 ci3 = D == 3 ? cell3_of(gI) : Cell3{};
     const std::int64_t npI = gi.points();
+    const bool local_ends = D == 2 && blocks2d;  // X_0 and X_nt not stored (residual's rule too)
     for_each(chunks.size(), [] { return 0; }, [&](int&, std::size_t ci) {
         LddmmChunk& ch = chunks[ci];
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
@@ -110,7 +111,11 @@ void LddmmProblem::Impl::forward(bool bbox) {
         std::int64_t at[D];
         gj.index_of(lo, at);
         // Position t of this block's points, axis a (the kernels write X in place: no copies).
-        auto Xt = [&](int t, int a, std::int64_t s0) {
+        // In 2-D the gradient pass needs neither X_0 (the gradient is in GI) nor X_nt (A^-1 y,
+        // made again there): those stay in this block's buffers and out of memory.
+        double ends[2][D][block];
+        auto Xt = [&](int t, int a, std::int64_t s0) -> double* {
+            if (local_ends && (t == 0 || t == nt)) return ends[t == 0 ? 0 : 1][a];
             return X.data() + (std::size_t(t * D + a) * std::size_t(nJ) + std::size_t(s0));
         };
         for (std::int64_t s0 = lo; s0 < hi; s0 += block) {
@@ -229,6 +234,11 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
     const bool image3d = D == 3 && fits_int32(gI, 1);
     const Cell2 cv = cell_of(gV), ci2 = cell_of(gI);
     const Cell3 ci3 = D == 3 ? cell3_of(gI) : Cell3{};
+    const bool local_ends = D == 2 && blocks2d;  // forward() kept X_0 and X_nt in its block buffers
+    Eigen::Matrix<double, D + 1, D + 1, Eigen::RowMajor> Am;
+    for (int r = 0; r <= D; ++r)
+        for (int c = 0; c <= D; ++c) Am(r, c) = A[std::size_t(r * (D + 1) + c)];
+    const Eigen::Matrix<double, D + 1, D + 1, Eigen::RowMajor> Ai = Am.inverse();  // as in forward()
     for_each(chunks.size(), [] { return 0; }, [&](int&, std::size_t ci) {
         LddmmChunk& ch = chunks[ci];
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
@@ -245,7 +255,7 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
         }
         Stencil<D> st;
         static_assert(block <= contrast_block, "contrast_residual takes at most contrast_block points");
-        double gxs[D][block], ys[D][block], wk[8][block], epts[block], jac[D * D], gAi[12] = {};
+        double gxs[D][block], ys[D][block], xend[D][block], wk[8][block], epts[block], jac[D * D], gAi[12] = {};
         double splat[8 * block];
         int b0[block], b1[block];
         double em = 0.0;
@@ -259,6 +269,17 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                               want_gradient ? wk[0] : nullptr, block);
             for (int j = 0; j < nbk; ++j) em += w[j] * epts[j];
             if (!want_gradient) continue;
+            // The block's target points y and, when forward() did not store it, X_nt = A^-1 y
+            // (its expression: the same bits).
+            for (int j = 0; j < nbk; ++j, gj.next(at)) {
+                for (int a = 0; a < D; ++a) ys[a][j] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
+                if (!local_ends) continue;
+                for (int r = 0; r < D; ++r) {
+                    double acc = Ai(r, D);
+                    for (int c = 0; c < D; ++c) acc += Ai(r, c) * ys[c][j];
+                    xend[r][j] = acc;
+                }
+            }
             // dE/dX_0 = sum_k dE/dAI_k grad(I_k)(X_0)
             for (int a = 0; a < D; ++a) std::fill(gxs[a], gxs[a] + nbk, 0.0);
             const double* X0[D];
@@ -296,7 +317,9 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                 const double* vt = v.data() + t * vstep;
                 const double* Xn[D];
                 for (int a = 0; a < D; ++a)
-                    Xn[a] = X.data() + std::size_t((t + 1) * D + a) * std::size_t(nJ) + std::size_t(s0);
+                    Xn[a] = local_ends && t + 1 == nt
+                                ? xend[a]
+                                : X.data() + std::size_t((t + 1) * D + a) * std::size_t(nJ) + std::size_t(s0);
                 double* buf = ch.splat[std::size_t(t)].data();
                 const std::int64_t* blo = ch.box_lo.data() + t * D;
                 const std::int64_t* bst = ch.box_stride.data() + t * D;
@@ -368,8 +391,6 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                 flush();
             }
             // dE/dA^-1 += sum_j gx_j (y_j, 1)^T
-            for (int j = 0; j < nbk; ++j, gj.next(at))
-                for (int a = 0; a < D; ++a) ys[a][j] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
             for (int rr = 0; rr < D; ++rr) {
                 for (int c = 0; c < D; ++c) gAi[rr * (D + 1) + c] += weighted_dot(gxs[rr], ys[c], nullptr, nbk);
                 gAi[rr * (D + 1) + D] += weighted_dot(gxs[rr], nullptr, nullptr, nbk);
