@@ -47,6 +47,27 @@ void adjoint_step_2d(const double* __restrict v, const Cell2& g, const double* _
     const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
     const int n1 = g.n1, row = 2 * g.n1;
     const double o0 = g.o0, o1 = g.o1, inv0 = g.inv0, inv1 = g.inv1;
+    // Two loops over the block: the splats (no velocity loads), then the Jacobian's update of
+    // g; one loop with both kept too many values live (the vector registers spilled).
+    for (int j = 0; j < count; ++j) {
+        const double u0 = (x0[j] - o0) * inv0, u1 = (x1[j] - o1) * inv1;
+        const bool in = (u0 >= 0.0) & (u0 < hi0) & (u1 >= 0.0) & (u1 < hi1);
+        const double c0 = in ? u0 : 0.0, c1 = in ? u1 : 0.0;
+        const double f0 = std::floor(c0), f1 = std::floor(c1);
+        const double a0 = c0 - f0, a1 = c1 - f1, b0 = 1.0 - a0, b1 = 1.0 - a1;
+        const double gx = gx0[j], gy = gx1[j];
+        const double s = -dt;
+        splat[8 * j + 0] = in ? s * b0 * b1 * gx : 0.0;
+        splat[8 * j + 1] = in ? s * b0 * b1 * gy : 0.0;
+        splat[8 * j + 2] = in ? s * b0 * a1 * gx : 0.0;
+        splat[8 * j + 3] = in ? s * b0 * a1 * gy : 0.0;
+        splat[8 * j + 4] = in ? s * a0 * b1 * gx : 0.0;
+        splat[8 * j + 5] = in ? s * a0 * b1 * gy : 0.0;
+        splat[8 * j + 6] = in ? s * a0 * a1 * gx : 0.0;
+        splat[8 * j + 7] = in ? s * a0 * a1 * gy : 0.0;
+        base0[j] = in ? int(f0) : -1;
+        base1[j] = int(f1);
+    }
     for (int j = 0; j < count; ++j) {
         const double u0 = (x0[j] - o0) * inv0, u1 = (x1[j] - o1) * inv1;
         const bool in = (u0 >= 0.0) & (u0 < hi0) & (u1 >= 0.0) & (u1 < hi1);
@@ -63,19 +84,8 @@ void adjoint_step_2d(const double* __restrict v, const Cell2& g, const double* _
         const double dy0 = ((p10y - p00y) * b1 + (p11y - p01y) * a1) * inv0;
         const double dy1 = ((p01y - p00y) * b0 + (p11y - p10y) * a0) * inv1;
         const double gx = gx0[j], gy = gx1[j];
-        const double s = -dt;
-        splat[8 * j + 0] = in ? s * b0 * b1 * gx : 0.0;
-        splat[8 * j + 1] = in ? s * b0 * b1 * gy : 0.0;
-        splat[8 * j + 2] = in ? s * b0 * a1 * gx : 0.0;
-        splat[8 * j + 3] = in ? s * b0 * a1 * gy : 0.0;
-        splat[8 * j + 4] = in ? s * a0 * b1 * gx : 0.0;
-        splat[8 * j + 5] = in ? s * a0 * b1 * gy : 0.0;
-        splat[8 * j + 6] = in ? s * a0 * a1 * gx : 0.0;
-        splat[8 * j + 7] = in ? s * a0 * a1 * gy : 0.0;
         gx0[j] = in ? gx - dt * (dx0 * gx + dy0 * gy) : gx;
         gx1[j] = in ? gy - dt * (dx1 * gx + dy1 * gy) : gy;
-        base0[j] = in ? i0 : -1;
-        base1[j] = i1;
     }
 }
 
