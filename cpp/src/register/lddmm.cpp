@@ -75,7 +75,7 @@ void LddmmProblem::Impl::each_component_fft(const double* field, Spectrum spectr
     };
     const R2CPlan& r2c = R2CPlan::get(fshape);
     const C2RPlan& c2r = C2RPlan::get(fshape);
-    parallel_for(items, threads, [&] { return Bufs{RealBuffer(std::size_t(nV)), ComplexBuffer(std::size_t(nhalf))}; },
+    for_each(items, [&] { return Bufs{RealBuffer(std::size_t(nV)), ComplexBuffer(std::size_t(nhalf))}; },
                  [&](Bufs& b, std::size_t item) {
         const std::size_t t = item / std::size_t(d), k = item % std::size_t(d);
         const std::size_t base = t * std::size_t(nV) * d + k;

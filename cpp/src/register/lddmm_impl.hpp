@@ -4,8 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <vector>
 
+#include "core/parallel.hpp"
+#include "core/team.hpp"
 #include "lddmm_common.hpp"
 
 namespace spectralign_fast::reg {
@@ -29,6 +33,7 @@ struct LddmmProblem::Impl {
     std::int64_t np = 0, nJ = 0, nV = 0;
     std::vector<double> X;  // positions, planar: X[(t * d + a) * nJ + i], t = 0 .. nt
     std::vector<double> AI, fAI, coeffs, grad_v, smooth_v;
+    std::vector<double> GI;  // 2-D: the source's gradient at X_0, (cI, d, nJ), from forward(true)
     double grad_A[16] = {};
     bool fixed_coeffs = false;
     std::vector<LddmmChunk> chunks;
@@ -38,6 +43,32 @@ struct LddmmProblem::Impl {
     std::vector<int> fshape;
     std::int64_t nhalf = 0;
 
+    // The contrast-mapped source f_c(AI) at target point i (the residual pass's expression).
+    double contrast_at(int c, std::int64_t i) const {
+        double f = coeffs[std::size_t(c)];
+        for (int k = 0; k < cI; ++k)
+            f += coeffs[std::size_t((k + 1) * cJ + c)] * AI[std::size_t(k) * std::size_t(nJ) + std::size_t(i)];
+        return f;
+    }
+    // During step() and update_weights(): one team of helper threads for all their passes
+    // (starting threads for every pass cost a good part of a small image's iteration).
+    std::unique_ptr<Team> team;
+    // for_each(n, make_state, body): body(state, item) for every item, on the team when there is
+    // one (one state per member, made when it takes its first item), else by parallel_for.
+    template <class MakeState, class Body>
+    void for_each(std::size_t n, MakeState make_state, Body body) {
+        if (!team || team->size() == 1 || n < 2) {
+            parallel_for(n, team ? 1 : threads, make_state, body);
+            return;
+        }
+        std::vector<std::optional<decltype(make_state())>> states(std::size_t(team->size()));
+        team->run(int(n), [&](int member, int item) {
+            auto& st = states[std::size_t(member)];
+            if (!st) st.emplace(make_state());
+            body(*st, std::size_t(item));
+        });
+    }
+    struct TeamScope;  // a team for one call (lddmm_state.cpp)
     void setup_spectrum();
     void fit_contrast();
     double regularization(bool want_gradient, double* grad);  // grad += dER/dv when asked

@@ -87,7 +87,8 @@ void LddmmProblem::Impl::forward(bool bbox) {
     const Cell2 cv = cell_of(gV), ci2 = cell_of(gI);
     const Cell3 ci3 = D == 3 ? cell3_of(gI) : Cell3{};
     const std::int64_t npI = gi.points();
-    parallel_for(chunks.size(), threads, [] { return 0; }, [&](int&, std::size_t ci) {
+    const bool local_ends = D == 2 && blocks2d;  // X_0 and X_nt not stored (residual's rule too)
+    for_each(chunks.size(), [] { return 0; }, [&](int&, std::size_t ci) {
         LddmmChunk& ch = chunks[ci];
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
         std::int64_t* boxlo = ch.box_lo.data();
@@ -104,28 +105,44 @@ void LddmmProblem::Impl::forward(bool bbox) {
             }
         };
         Stencil<D> st;
-        double xs[D][block], u[D], sample[block];
+        double u[D];
         int b0[block], b1[block];
         double bbl[64] = {}, bjl[64] = {};  // nb <= 8, cJ <= 8: the sums stay in locals
         std::int64_t at[D];
         gj.index_of(lo, at);
+        // Position t of this block's points, axis a (the kernels write X in place: no copies).
+        // In 2-D the gradient pass needs neither X_0 (the gradient is in GI) nor X_nt (A^-1 y,
+        // made again there): those stay in this block's buffers and out of memory.
+        double ends[2][D][block];
+        auto Xt = [&](int t, int a, std::int64_t s0) -> double* {
+            if (local_ends && (t == 0 || t == nt)) return ends[t == 0 ? 0 : 1][a];
+            return X.data() + (std::size_t(t * D + a) * std::size_t(nJ) + std::size_t(s0));
+        };
         for (std::int64_t s0 = lo; s0 < hi; s0 += block) {
             const int nbk = int(std::min<std::int64_t>(block, hi - s0));
-            for (int j = 0; j < nbk; ++j, gj.next(at)) {
-                double y[D];
-                for (int a = 0; a < D; ++a) y[a] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
-                for (int r = 0; r < D; ++r) {
-                    double acc = Ai(r, D);
-                    for (int c = 0; c < D; ++c) acc += Ai(r, c) * y[c];
-                    xs[r][j] = acc;
+            {
+                double* xn[D];
+                for (int a = 0; a < D; ++a) xn[a] = Xt(nt, a, s0);
+                for (int j = 0; j < nbk; ++j, gj.next(at)) {
+                    double y[D];
+                    for (int a = 0; a < D; ++a) y[a] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
+                    for (int r = 0; r < D; ++r) {
+                        double acc = Ai(r, D);
+                        for (int c = 0; c < D; ++c) acc += Ai(r, c) * y[c];
+                        xn[r][j] = acc;
+                    }
                 }
             }
-            for (int a = 0; a < D; ++a)
-                std::copy(xs[a], xs[a] + nbk, X.data() + (std::size_t(nt * D + a) * std::size_t(nJ) + std::size_t(s0)));
             for (int t = nt - 1; t >= 0; --t) {
                 const double* vt = v.data() + t * vstep;
+                const double* xin[D];
+                double* xout[D];
+                for (int a = 0; a < D; ++a) {
+                    xin[a] = Xt(t + 1, a, s0);
+                    xout[a] = Xt(t, a, s0);
+                }
                 if constexpr (D == 2) {
-                    if (blocks2d) flow_step_2d(vt, cv, xs[0], xs[1], nbk, -dt, b0, b1);
+                    if (blocks2d) flow_step_2d(vt, cv, xin[0], xin[1], xout[0], xout[1], nbk, -dt, b0, b1);
                 }
                 bool edges = true;
                 if (D == 2 && blocks2d) {
@@ -149,31 +166,35 @@ void LddmmProblem::Impl::forward(bool bbox) {
                 for (int j = 0; j < nbk && edges; ++j) {
                     if (D == 2 && blocks2d && b0[j] >= 0) continue;
                     double x[D];
-                    for (int a = 0; a < D; ++a) x[a] = xs[a][j];
+                    for (int a = 0; a < D; ++a) x[a] = xin[a][j];
                     stencil_zeros<D, false>(gv, x, st);
                     gather<D>(st, vt, D, u);
                     if (bbox && st.any) grow(t, st.base);
-                    for (int a = 0; a < D; ++a) xs[a][j] = x[a] - dt * u[a];
+                    for (int a = 0; a < D; ++a) xout[a][j] = x[a] - dt * u[a];
                 }
-                for (int a = 0; a < D; ++a)
-                    std::copy(xs[a], xs[a] + nbk, X.data() + (std::size_t(t * D + a) * std::size_t(nJ) + std::size_t(s0)));
             }
+            const double* x0[D];
+            for (int a = 0; a < D; ++a) x0[a] = Xt(0, a, s0);
             for (int c = 0; c < cI; ++c) {
                 const double* img = I.data() + c * npI;
                 double* out = AI.data() + std::size_t(c) * std::size_t(nJ) + std::size_t(s0);
                 if (D == 2 && blocks2d) {
-                    sample_border_2d(img, ci2, xs[0], xs[1], nbk, sample);
-                    std::copy(sample, sample + nbk, out);
+                    // With the gradient pass ahead: the image gradient from the same stencil.
+                    if (bbox) {
+                        double* g0 = GI.data() + (std::size_t(c * D) * std::size_t(nJ) + std::size_t(s0));
+                        sample_grad_border_2d(img, ci2, x0[0], x0[D - 1], nbk, out, g0, g0 + nJ);
+                    } else {
+                        sample_border_2d(img, ci2, x0[0], x0[D - 1], nbk, out);
+                    }
                     continue;
                 }
                 if (D == 3 && image3d) {
-                    sample_border_3d(img, ci3, xs[0], xs[D > 1 ? 1 : 0], xs[D - 1], nbk, sample);
-                    std::copy(sample, sample + nbk, out);
+                    sample_border_3d(img, ci3, x0[0], x0[D > 1 ? 1 : 0], x0[D - 1], nbk, out);
                     continue;
                 }
                 for (int j = 0; j < nbk; ++j) {
                     double x[D];
-                    for (int a = 0; a < D; ++a) x[a] = xs[a][j];
+                    for (int a = 0; a < D; ++a) x[a] = x0[a][j];
                     stencil_border<D, false>(gi, x, st);
                     double acc = 0.0;
 #pragma GCC unroll 8
@@ -213,7 +234,12 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
     const bool image3d = D == 3 && fits_int32(gI, 1);
     const Cell2 cv = cell_of(gV), ci2 = cell_of(gI);
     const Cell3 ci3 = D == 3 ? cell3_of(gI) : Cell3{};
-    parallel_for(chunks.size(), threads, [] { return 0; }, [&](int&, std::size_t ci) {
+    const bool local_ends = D == 2 && blocks2d;  // forward() kept X_0 and X_nt in its block buffers
+    Eigen::Matrix<double, D + 1, D + 1, Eigen::RowMajor> Am;
+    for (int r = 0; r <= D; ++r)
+        for (int c = 0; c <= D; ++c) Am(r, c) = A[std::size_t(r * (D + 1) + c)];
+    const Eigen::Matrix<double, D + 1, D + 1, Eigen::RowMajor> Ai = Am.inverse();  // as in forward()
+    for_each(chunks.size(), [] { return 0; }, [&](int&, std::size_t ci) {
         LddmmChunk& ch = chunks[ci];
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
         if (want_gradient) {
@@ -228,7 +254,8 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
             }
         }
         Stencil<D> st;
-        double gxs[D][block], ys[D][block], wk[8][block], res[8][block], jac[D * D], gAi[12] = {};
+        static_assert(block <= contrast_block, "contrast_residual takes at most contrast_block points");
+        double gxs[D][block], ys[D][block], xend[D][block], wk[8][block], epts[block], jac[D * D], gAi[12] = {};
         double splat[8 * block];
         int b0[block], b1[block];
         double em = 0.0;
@@ -236,44 +263,36 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
         gj.index_of(lo, at);
         for (std::int64_t s0 = lo; s0 < hi; s0 += block) {
             const int nbk = int(std::min<std::int64_t>(block, hi - s0));
-            // The contrast-mapped source, its residual and, per source channel, dE/dAI_k;
-            // channel-major loops over the block (vectorised).
+            // The contrast-mapped source's residual and, per source channel, dE/dAI_k (wk).
             const double* w = WM.data() + s0;
-            for (int c = 0; c < cJ; ++c) {
-                double* f = fAI.data() + std::size_t(c) * std::size_t(nJ) + std::size_t(s0);
-                const double* Jc = J.data() + std::size_t(c) * std::size_t(nJ) + std::size_t(s0);
-                const double c0 = coeffs[std::size_t(c)];
-                for (int j = 0; j < nbk; ++j) f[j] = c0;
-                for (int k = 0; k < cI; ++k) {
-                    const double ck = coeffs[std::size_t((k + 1) * cJ + c)];
-                    const double* Ak = AI.data() + std::size_t(k) * std::size_t(nJ) + std::size_t(s0);
-                    for (int j = 0; j < nbk; ++j) f[j] += ck * Ak[j];
-                }
-                for (int j = 0; j < nbk; ++j) res[c][j] = f[j] - Jc[j];
-            }
-            for (int j = 0; j < nbk; ++j) {
-                double e = 0.0;
-                for (int c = 0; c < cJ; ++c) e += res[c][j] * res[c][j];
-                em += w[j] * e;
-            }
-            if (want_gradient)
-                for (int k = 0; k < cI; ++k) {
-                    for (int j = 0; j < nbk; ++j) wk[k][j] = 0.0;
-                    for (int c = 0; c < cJ; ++c) {
-                        const double ck = coeffs[std::size_t((k + 1) * cJ + c)];
-                        for (int j = 0; j < nbk; ++j) wk[k][j] += res[c][j] * ck;
-                    }
-                    for (int j = 0; j < nbk; ++j) wk[k][j] *= w[j] * inv_sm2;
-                }
+            contrast_residual(AI.data() + s0, J.data() + s0, nJ, coeffs.data(), cI, cJ, w, inv_sm2, nbk, epts,
+                              want_gradient ? wk[0] : nullptr, block);
+            for (int j = 0; j < nbk; ++j) em += w[j] * epts[j];
             if (!want_gradient) continue;
+            // The block's target points y and, when forward() did not store it, X_nt = A^-1 y
+            // (its expression: the same bits).
+            for (int j = 0; j < nbk; ++j, gj.next(at)) {
+                for (int a = 0; a < D; ++a) ys[a][j] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
+                if (!local_ends) continue;
+                for (int r = 0; r < D; ++r) {
+                    double acc = Ai(r, D);
+                    for (int c = 0; c < D; ++c) acc += Ai(r, c) * ys[c][j];
+                    xend[r][j] = acc;
+                }
+            }
             // dE/dX_0 = sum_k dE/dAI_k grad(I_k)(X_0)
             for (int a = 0; a < D; ++a) std::fill(gxs[a], gxs[a] + nbk, 0.0);
             const double* X0[D];
             for (int a = 0; a < D; ++a) X0[a] = X.data() + std::size_t(a) * std::size_t(nJ) + std::size_t(s0);
             for (int k = 0; k < cI; ++k) {
                 const double* img = I.data() + k * npI;
-                if (D == 2 && blocks2d) {
-                    gradient_border_2d(img, ci2, X0[0], X0[D - 1], wk[k], nbk, gxs[0], gxs[D - 1]);
+                if (D == 2 && blocks2d) {  // the gradient forward() left in GI
+                    const double* g0 = GI.data() + (std::size_t(k * D) * std::size_t(nJ) + std::size_t(s0));
+                    const double* g1 = g0 + nJ;
+                    for (int j = 0; j < nbk; ++j) {
+                        gxs[0][j] += wk[k][j] * g0[j];
+                        gxs[D - 1][j] += wk[k][j] * g1[j];
+                    }
                     continue;
                 }
                 if (D == 3 && image3d) {
@@ -298,7 +317,9 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                 const double* vt = v.data() + t * vstep;
                 const double* Xn[D];
                 for (int a = 0; a < D; ++a)
-                    Xn[a] = X.data() + std::size_t((t + 1) * D + a) * std::size_t(nJ) + std::size_t(s0);
+                    Xn[a] = local_ends && t + 1 == nt
+                                ? xend[a]
+                                : X.data() + std::size_t((t + 1) * D + a) * std::size_t(nJ) + std::size_t(s0);
                 double* buf = ch.splat[std::size_t(t)].data();
                 const std::int64_t* blo = ch.box_lo.data() + t * D;
                 const std::int64_t* bst = ch.box_stride.data() + t * D;
@@ -308,7 +329,15 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                     for (int a = 0; a < D; ++a) corner[q] += ((q >> (D - 1 - a)) & 1) * bst[a];
                 }
                 if constexpr (D == 2) {
-                    if (blocks2d) adjoint_step_2d(vt, cv, Xn[0], Xn[1], gxs[0], gxs[1], nbk, dt, b0, b1, splat);
+                    if (blocks2d) {
+                        adjoint_step_2d(vt, cv, Xn[0], Xn[1], gxs[0], gxs[1], nbk, dt, b0, b1, splat);
+                        int outside = 0;
+                        for (int j = 0; j < nbk; ++j) outside += b0[j] < 0 ? 1 : 0;
+                        if (outside == 0) {  // the common case: every point's cell inside
+                            splat_runs_2d(b0, b1, splat, nbk, int(blo[0]), int(blo[D - 1]), bst[0], buf);
+                            continue;
+                        }
+                    }
                 }
                 // Neighbouring points mostly share a velocity cell: their splats are summed
                 // while the cell stays the same and added to the buffer once per run.
@@ -362,8 +391,6 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                 flush();
             }
             // dE/dA^-1 += sum_j gx_j (y_j, 1)^T
-            for (int j = 0; j < nbk; ++j, gj.next(at))
-                for (int a = 0; a < D; ++a) ys[a][j] = gJ.origin[a] + double(at[a]) * gJ.spacing[a];
             for (int rr = 0; rr < D; ++rr) {
                 for (int c = 0; c < D; ++c) gAi[rr * (D + 1) + c] += weighted_dot(gxs[rr], ys[c], nullptr, nbk);
                 gAi[rr * (D + 1) + D] += weighted_dot(gxs[rr], nullptr, nullptr, nbk);

@@ -8,14 +8,17 @@
 #include "lddmm_simd.hpp"
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "core/simd_clones.hpp"
 
 namespace spectralign_fast::reg::lddmmkit {
 
 SPECTRALIGN_CLONES
-void flow_step_2d(const double* __restrict v, const Cell2& g, double* __restrict x0, double* __restrict x1,
-                  int count, double sdt, int* __restrict base0, int* __restrict base1) {
+void flow_step_2d(const double* __restrict v, const Cell2& g, const double* __restrict x0,
+                  const double* __restrict x1, double* __restrict y0, double* __restrict y1, int count, double sdt,
+                  int* __restrict base0, int* __restrict base1) {
     const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
     const int n1 = g.n1, row = 2 * g.n1;
     const double o0 = g.o0, o1 = g.o1, inv0 = g.inv0, inv1 = g.inv1;
@@ -30,8 +33,8 @@ void flow_step_2d(const double* __restrict v, const Cell2& g, double* __restrict
         const double w00 = (1.0 - a0) * (1.0 - a1), w01 = (1.0 - a0) * a1, w10 = a0 * (1.0 - a1), w11 = a0 * a1;
         const double ux = ((w00 * v[k] + w01 * v[k + 2]) + w10 * v[k2]) + w11 * v[k2 + 2];
         const double uy = ((w00 * v[k + 1] + w01 * v[k + 3]) + w10 * v[k2 + 1]) + w11 * v[k2 + 3];
-        x0[j] = in ? x0[j] + sdt * ux : x0[j];
-        x1[j] = in ? x1[j] + sdt * uy : x1[j];
+        y0[j] = in ? x0[j] + sdt * ux : x0[j];
+        y1[j] = in ? x1[j] + sdt * uy : x1[j];
         base0[j] = in ? i0 : -1;
         base1[j] = i1;
     }
@@ -44,6 +47,27 @@ void adjoint_step_2d(const double* __restrict v, const Cell2& g, const double* _
     const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
     const int n1 = g.n1, row = 2 * g.n1;
     const double o0 = g.o0, o1 = g.o1, inv0 = g.inv0, inv1 = g.inv1;
+    // Two loops over the block: the splats (no velocity loads), then the Jacobian's update of
+    // g; one loop with both kept too many values live (the vector registers spilled).
+    for (int j = 0; j < count; ++j) {
+        const double u0 = (x0[j] - o0) * inv0, u1 = (x1[j] - o1) * inv1;
+        const bool in = (u0 >= 0.0) & (u0 < hi0) & (u1 >= 0.0) & (u1 < hi1);
+        const double c0 = in ? u0 : 0.0, c1 = in ? u1 : 0.0;
+        const double f0 = std::floor(c0), f1 = std::floor(c1);
+        const double a0 = c0 - f0, a1 = c1 - f1, b0 = 1.0 - a0, b1 = 1.0 - a1;
+        const double gx = gx0[j], gy = gx1[j];
+        const double s = -dt;
+        splat[8 * j + 0] = in ? s * b0 * b1 * gx : 0.0;
+        splat[8 * j + 1] = in ? s * b0 * b1 * gy : 0.0;
+        splat[8 * j + 2] = in ? s * b0 * a1 * gx : 0.0;
+        splat[8 * j + 3] = in ? s * b0 * a1 * gy : 0.0;
+        splat[8 * j + 4] = in ? s * a0 * b1 * gx : 0.0;
+        splat[8 * j + 5] = in ? s * a0 * b1 * gy : 0.0;
+        splat[8 * j + 6] = in ? s * a0 * a1 * gx : 0.0;
+        splat[8 * j + 7] = in ? s * a0 * a1 * gy : 0.0;
+        base0[j] = in ? int(f0) : -1;
+        base1[j] = int(f1);
+    }
     for (int j = 0; j < count; ++j) {
         const double u0 = (x0[j] - o0) * inv0, u1 = (x1[j] - o1) * inv1;
         const bool in = (u0 >= 0.0) & (u0 < hi0) & (u1 >= 0.0) & (u1 < hi1);
@@ -60,19 +84,8 @@ void adjoint_step_2d(const double* __restrict v, const Cell2& g, const double* _
         const double dy0 = ((p10y - p00y) * b1 + (p11y - p01y) * a1) * inv0;
         const double dy1 = ((p01y - p00y) * b0 + (p11y - p10y) * a0) * inv1;
         const double gx = gx0[j], gy = gx1[j];
-        const double s = -dt;
-        splat[8 * j + 0] = in ? s * b0 * b1 * gx : 0.0;
-        splat[8 * j + 1] = in ? s * b0 * b1 * gy : 0.0;
-        splat[8 * j + 2] = in ? s * b0 * a1 * gx : 0.0;
-        splat[8 * j + 3] = in ? s * b0 * a1 * gy : 0.0;
-        splat[8 * j + 4] = in ? s * a0 * b1 * gx : 0.0;
-        splat[8 * j + 5] = in ? s * a0 * b1 * gy : 0.0;
-        splat[8 * j + 6] = in ? s * a0 * a1 * gx : 0.0;
-        splat[8 * j + 7] = in ? s * a0 * a1 * gy : 0.0;
         gx0[j] = in ? gx - dt * (dx0 * gx + dy0 * gy) : gx;
         gx1[j] = in ? gy - dt * (dx1 * gx + dy1 * gy) : gy;
-        base0[j] = in ? i0 : -1;
-        base1[j] = i1;
     }
 }
 
@@ -92,6 +105,31 @@ void sample_border_2d(const double* __restrict img, const Cell2& g, const double
         const double a0 = u0 - f0, a1 = u1 - f1;
         out[j] = (((1.0 - a0) * (1.0 - a1)) * img[k] + ((1.0 - a0) * a1) * img[k + 1]) +
                  ((a0 * (1.0 - a1)) * img[k2] + (a0 * a1) * img[k2 + 1]);
+    }
+}
+
+SPECTRALIGN_CLONES
+void sample_grad_border_2d(const double* __restrict img, const Cell2& g, const double* __restrict x0,
+                           const double* __restrict x1, int count, double* __restrict out, double* __restrict gr0,
+                           double* __restrict gr1) {
+    const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
+    const int n1 = g.n1;
+    const double o0 = g.o0, o1 = g.o1, inv0 = g.inv0, inv1 = g.inv1;
+    for (int j = 0; j < count; ++j) {
+        const double r0 = (x0[j] - o0) * inv0, r1 = (x1[j] - o1) * inv1;
+        const double d0 = (r0 >= 0.0) & (r0 <= hi0) ? inv0 : 0.0;
+        const double d1 = (r1 >= 0.0) & (r1 <= hi1) ? inv1 : 0.0;
+        const double u0 = r0 > 0.0 ? (r0 < hi0 ? r0 : hi0) : 0.0;  // NaN -> 0
+        const double u1 = r1 > 0.0 ? (r1 < hi1 ? r1 : hi1) : 0.0;
+        const double fl0 = std::floor(u0), fl1 = std::floor(u1);
+        const double f0 = fl0 < hi0 - 1.0 ? fl0 : hi0 - 1.0, f1 = fl1 < hi1 - 1.0 ? fl1 : hi1 - 1.0;
+        const int k = int(f0) * n1 + int(f1), k2 = k + n1;
+        const double a0 = u0 - f0, a1 = u1 - f1;
+        const double p00 = img[k], p01 = img[k + 1], p10 = img[k2], p11 = img[k2 + 1];
+        // The same expressions as sample_border_2d and gradient_border_2d (identical bits).
+        out[j] = (((1.0 - a0) * (1.0 - a1)) * p00 + ((1.0 - a0) * a1) * p01) + ((a0 * (1.0 - a1)) * p10 + (a0 * a1) * p11);
+        gr0[j] = ((p10 - p00) * (1.0 - a1) + (p11 - p01) * a1) * d0;
+        gr1[j] = ((p01 - p00) * (1.0 - a0) + (p11 - p10) * a0) * d1;
     }
 }
 
@@ -117,6 +155,78 @@ void gradient_border_2d(const double* __restrict img, const Cell2& g, const doub
         const double w = weight[j];
         gx0[j] += w * (((p10 - p00) * (1.0 - a1) + (p11 - p01) * a1) * d0);
         gx1[j] += w * (((p01 - p00) * (1.0 - a0) + (p11 - p10) * a0) * d1);
+    }
+}
+
+SPECTRALIGN_CLONES
+void contrast_residual(const double* __restrict ai, const double* __restrict jt, std::int64_t plane,
+                       const double* __restrict coeffs, int cI, int cJ, const double* __restrict w, double inv_sm2,
+                       int count, double* __restrict e, double* __restrict wk, int stride) {
+    double res[8][contrast_block];
+    for (int c = 0; c < cJ; ++c) {
+        const double c0 = coeffs[c];
+        double* r = res[c];
+        for (int j = 0; j < count; ++j) r[j] = c0;
+        for (int k = 0; k < cI; ++k) {
+            const double ck = coeffs[(k + 1) * cJ + c];
+            const double* ak = ai + k * plane;
+            for (int j = 0; j < count; ++j) r[j] += ck * ak[j];
+        }
+        const double* jc = jt + c * plane;
+        for (int j = 0; j < count; ++j) r[j] = r[j] - jc[j];
+    }
+    for (int j = 0; j < count; ++j) {
+        double acc = 0.0;
+        for (int c = 0; c < cJ; ++c) acc += res[c][j] * res[c][j];
+        e[j] = acc;
+    }
+    if (!wk) return;
+    for (int k = 0; k < cI; ++k) {
+        double* o = wk + k * stride;
+        for (int j = 0; j < count; ++j) o[j] = 0.0;
+        for (int c = 0; c < cJ; ++c) {
+            const double ck = coeffs[(k + 1) * cJ + c];
+            for (int j = 0; j < count; ++j) o[j] += res[c][j] * ck;
+        }
+        for (int j = 0; j < count; ++j) o[j] *= w[j] * inv_sm2;
+    }
+}
+
+namespace {
+// Eight doubles as one value: one AVX-512 register in the x86-64-v4 clone
+// (used only inside the kernel: no vector crosses a call).
+typedef double v8d __attribute__((vector_size(64)));
+typedef double v4d __attribute__((vector_size(32)));
+}  // namespace
+
+SPECTRALIGN_CLONES
+void splat_runs_2d(const int* __restrict base0, const int* __restrict base1, const double* __restrict splat,
+                   int count, int lo0, int lo1, std::int64_t row, double* __restrict buf) {
+    std::int64_t cell = -1;
+    v8d run = {};
+    for (int j = 0; j <= count; ++j) {
+        const std::int64_t local = j < count ? std::int64_t(base0[j] - lo0) * row + (base1[j] - lo1) : -1;
+        if (local == cell) {
+            v8d sp;
+            std::memcpy(&sp, splat + 8 * j, sizeof sp);
+            run += sp;
+            continue;
+        }
+        if (cell >= 0) {
+            // Corners 00 and 01 are neighbours in the buffer, and so are 10 and 11.
+            v4d lo, hi;
+            double* p0 = buf + cell * 2;
+            double* p1 = buf + (cell + row) * 2;
+            std::memcpy(&lo, p0, sizeof lo);
+            std::memcpy(&hi, p1, sizeof hi);
+            lo += v4d{run[0], run[1], run[2], run[3]};
+            hi += v4d{run[4], run[5], run[6], run[7]};
+            std::memcpy(p0, &lo, sizeof lo);
+            std::memcpy(p1, &hi, sizeof hi);
+        }
+        if (j == count) break;
+        cell = local;
+        std::memcpy(&run, splat + 8 * j, sizeof run);
     }
 }
 

@@ -1,6 +1,8 @@
 // Vectorised 2-D LDDMM block kernels (lddmm_simd.cpp).
 #pragma once
 
+#include <cstdint>
+
 namespace spectralign_fast::reg::lddmmkit {
 
 // A 2-D grid for the block kernels: n0 x n1 points, index = (x - o) * inv.
@@ -9,10 +11,10 @@ struct Cell2 {
     double o0 = 0.0, o1 = 0.0, inv0 = 1.0, inv1 = 1.0;
 };
 
-// x += sdt * v(x) for points whose bilinear cell lies inside the grid; their
-// cell in base0/base1; base0 = -1 marks the others (left unchanged).
-void flow_step_2d(const double* v, const Cell2& g, double* x0, double* x1, int count, double sdt, int* base0,
-                  int* base1);
+// y = x + sdt * v(x) for points whose bilinear cell lies inside the grid; their
+// cell in base0/base1; base0 = -1 marks the others (y = x).
+void flow_step_2d(const double* v, const Cell2& g, const double* x0, const double* x1, double* y0, double* y1,
+                  int count, double sdt, int* base0, int* base1);
 
 // The adjoint of x' = x - dt v(x) at x: the splat of -dt w_q g onto the four
 // corners (8 values per point: corners 00, 01, 10, 11, two components each)
@@ -23,6 +25,24 @@ void adjoint_step_2d(const double* v, const Cell2& g, const double* x0, const do
 // One channel sampled with the border rule; and weight * its gradient added to (gx0, gx1).
 void sample_border_2d(const double* img, const Cell2& g, const double* x0, const double* x1, int count,
                       double* out);
+// Both at once from one stencil: the sample, and the gradient (no weight) in gr0, gr1.
+void sample_grad_border_2d(const double* img, const Cell2& g, const double* x0, const double* x1, int count,
+                           double* out, double* gr0, double* gr1);
+// The contrast map's residual over a block of at most contrast_block points:
+// r_c = coeffs(0, c) + sum_k coeffs(k + 1, c) ai_k - jt_c (channel planes
+// `plane` apart, cI <= 7, cJ <= 8), e[j] = sum_c r_c^2 and, when wk is not
+// null, wk[k * stride + j] = w inv_sm2 sum_c r_c coeffs(k + 1, c).
+inline constexpr int contrast_block = 256;
+void contrast_residual(const double* ai, const double* jt, std::int64_t plane, const double* coeffs, int cI, int cJ,
+                       const double* w, double inv_sm2, int count, double* e, double* wk, int stride);
+
+// adjoint_step_2d's splats (every point inside: base0 >= 0) added to a box
+// buffer (two values per node, `row` nodes per row, first node (lo0, lo1)):
+// neighbouring points mostly share a cell, so a cell's run of points is
+// summed first and added once.
+void splat_runs_2d(const int* base0, const int* base1, const double* splat, int count, int lo0, int lo1,
+                   std::int64_t row, double* buf);
+
 void gradient_border_2d(const double* img, const Cell2& g, const double* x0, const double* x1,
                         const double* weight, int count, double* gx0, double* gx1);
 

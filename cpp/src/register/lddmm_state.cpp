@@ -13,6 +13,25 @@ namespace spectralign_fast::reg {
 
 using namespace lddmmkit;
 
+// A team of resolve_threads(threads) (at most one per chunk) for the length of one call, unless
+// an outer call already made one; joined when the call returns or throws.
+struct LddmmProblem::Impl::TeamScope {
+    Impl& m;
+    bool own = false;
+    explicit TeamScope(Impl& impl) : m(impl) {
+        if (m.team) return;
+        const int size = int(std::min<std::size_t>(std::size_t(resolve_threads(m.threads)), m.chunks.size()));
+        if (size < 2) return;
+        m.team = std::make_unique<Team>(size);
+        own = true;
+    }
+    ~TeamScope() {
+        if (own) m.team.reset();
+    }
+    TeamScope(const TeamScope&) = delete;
+    TeamScope& operator=(const TeamScope&) = delete;
+};
+
 LddmmProblem::LddmmProblem(const double* I, int channelsI, const PhysGrid& gridI, const double* J, int channelsJ,
                            const PhysGrid& gridJ, const PhysGrid& gridV, const LddmmSettings& settings,
                            const double* pointsI, const double* pointsJ, std::int64_t npoints, int threads)
@@ -71,6 +90,7 @@ LddmmProblem::LddmmProblem(const double* I, int channelsI, const PhysGrid& gridI
     }
     m.X.assign(std::size_t(m.nt + 1) * std::size_t(m.nJ) * d, 0.0);
     m.AI.assign(std::size_t(m.nJ) * channelsI, 0.0);
+    if (d == 2) m.GI.assign(std::size_t(m.nJ) * channelsI * 2, 0.0);
     m.fAI.assign(std::size_t(m.nJ) * channelsJ, 0.0);
     m.coeffs.assign(std::size_t(channelsI + 1) * channelsJ, 0.0);
     const std::size_t nchunks = std::size_t((m.nJ + chunk_points - 1) / chunk_points);
@@ -102,7 +122,13 @@ double* LddmmProblem::weight_background() { return impl_->WB.data(); }
 double* LddmmProblem::mean_artifact() { return impl_->muA.data(); }
 double* LddmmProblem::mean_background() { return impl_->muB.data(); }
 const std::vector<double>& LddmmProblem::deformed_source() const { return impl_->AI; }
-const std::vector<double>& LddmmProblem::contrast_source() const { return impl_->fAI; }
+const std::vector<double>& LddmmProblem::contrast_source() const {
+    Impl& m = *impl_;
+    // Made on demand (the iterations do not need it): f(AI) from the last evaluation.
+    for (int c = 0; c < m.cJ; ++c)
+        for (std::int64_t i = 0; i < m.nJ; ++i) m.fAI[std::size_t(c * m.nJ + i)] = m.contrast_at(c, i);
+    return m.fAI;
+}
 const std::vector<double>& LddmmProblem::contrast_coefficients() const { return impl_->coeffs; }
 
 void LddmmProblem::fix_contrast(const double* coefficients) {
@@ -111,10 +137,14 @@ void LddmmProblem::fix_contrast(const double* coefficients) {
     if (coefficients) m.coeffs.assign(coefficients, coefficients + m.coeffs.size());
 }
 
-LddmmEnergy LddmmProblem::evaluate() { return impl_->run(false); }
+LddmmEnergy LddmmProblem::evaluate() {
+    Impl::TeamScope scope(*impl_);
+    return impl_->run(false);
+}
 
 LddmmEnergy LddmmProblem::gradient(double* grad_v, double* grad_A) {
     Impl& m = *impl_;
+    Impl::TeamScope scope(m);
     const LddmmEnergy e = m.run(true);
     m.regularization(true, m.grad_v.data());
     std::copy(m.grad_v.begin(), m.grad_v.end(), grad_v);
@@ -127,6 +157,7 @@ LddmmEnergy LddmmProblem::step(double epL, double epT, double epV) {
     Impl& m = *impl_;
     if (!std::isfinite(epL) || !std::isfinite(epT) || !std::isfinite(epV))
         throw std::invalid_argument("the step sizes must be finite");
+    Impl::TeamScope scope(m);
     const LddmmEnergy e = m.run(true);
     if (!std::isfinite(e.total))
         throw std::invalid_argument("the energy is not finite (the step sizes are too large or the inputs too extreme)");
@@ -144,11 +175,12 @@ LddmmEnergy LddmmProblem::step(double epL, double epT, double epV) {
 
 void LddmmProblem::update_weights(bool estimate_muA, bool estimate_muB, bool e_step) {
     Impl& m = *impl_;
+    Impl::TeamScope scope(m);
     const int cJ = m.cJ;
     const std::int64_t nJ = m.nJ;
     // Per chunk: sum WM, WA, WB, then sum WA J_c, sum WB J_c.
     auto reduce = [&] {
-        parallel_for(m.chunks.size(), m.threads, [] { return 0; }, [&](int&, std::size_t ci) {
+        m.for_each(m.chunks.size(), [] { return 0; }, [&](int&, std::size_t ci) {
             LddmmChunk& ch = m.chunks[ci];
             std::fill(ch.sums.begin(), ch.sums.end(), 0.0);
             const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
@@ -186,7 +218,7 @@ void LddmmProblem::update_weights(bool estimate_muA, bool estimate_muB, bool e_s
     const double nA = pi[1] / std::pow(std::sqrt(twopi * sA * sA), cJ);
     const double nB = pi[2] / std::pow(std::sqrt(twopi * sB * sB), cJ);
     std::vector<double> chunk_max(m.chunks.size(), 0.0);
-    parallel_for(m.chunks.size(), m.threads, [] { return 0; }, [&](int&, std::size_t ci) {
+    m.for_each(m.chunks.size(), [] { return 0; }, [&](int&, std::size_t ci) {
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
         double mx = 0.0;
         for (std::int64_t i = lo; i < hi; ++i) {
@@ -195,7 +227,8 @@ void LddmmProblem::update_weights(bool estimate_muA, bool estimate_muB, bool e_s
             for (int c = 0; c < cJ; ++c) {
                 const std::size_t at = std::size_t(c) * std::size_t(nJ) + u;
                 const double j = m.J[at];
-                rM += (m.fAI[at] - j) * (m.fAI[at] - j);
+                const double f = m.contrast_at(c, i);
+                rM += (f - j) * (f - j);
                 rA += (m.muA[std::size_t(c)] - j) * (m.muA[std::size_t(c)] - j);
                 rB += (m.muB[std::size_t(c)] - j) * (m.muB[std::size_t(c)] - j);
             }
@@ -209,7 +242,7 @@ void LddmmProblem::update_weights(bool estimate_muA, bool estimate_muB, bool e_s
     double mx = 0.0;
     for (double x : chunk_max) mx = std::max(mx, x);
     const double floor_ws = mx * 1e-6;
-    parallel_for(m.chunks.size(), m.threads, [] { return 0; }, [&](int&, std::size_t ci) {
+    m.for_each(m.chunks.size(), [] { return 0; }, [&](int&, std::size_t ci) {
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
         for (std::int64_t i = lo; i < hi; ++i) {
             const std::size_t u = std::size_t(i);
