@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -106,9 +107,10 @@ void smooth_field_components(float* field, const FieldShape& s, double sigma, in
     const int d = s.ndim;
     const std::int64_t total = s.voxels() * d;
     const std::vector<float> w = kernel(sigma);
-    std::vector<float> work(static_cast<std::size_t>(total));
+    // Every pass writes all of its output: no zero fill of the work buffer.
+    const std::unique_ptr<float[]> work(new float[static_cast<std::size_t>(total)]);
     float* cur = field;
-    float* next = work.data();
+    float* next = work.get();
     for (int a = 0; a < d - 1; ++a) {
         std::int64_t outer = 1, inner = d;
         for (int b = 0; b < a; ++b) outer *= s.shape[b];

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -263,10 +264,12 @@ int invert_impl(const float* d, const FieldShape& s, const double* W, const doub
                 double tol, float* p, double* final_error, int threads) {
     const Grid<D> g(s);
     const std::int64_t N = g.voxels(), rows = g.rows(), nlast = g.n[D - 1];
-    std::vector<float> q(static_cast<std::size_t>(N * D));
+    // Every pass writes all of q before it is read: no zero fill (a full pass over memory).
+    const std::unique_ptr<float[]> q_buf(new float[static_cast<std::size_t>(N * D)]);
+    float* q = q_buf.get();
     RowSums<D> acc(rows);
     if (fits_row_kernels(g, g))
-        return invert_rows<D>(d, g, W, spacing, max_iter, tol, p, final_error, threads, q.data(), acc.sum, acc.max);
+        return invert_rows<D>(d, g, W, spacing, max_iter, tol, p, final_error, threads, q, acc.sum, acc.max);
     std::vector<double> norms(static_cast<std::size_t>(N));
     double identity[(D + 1) * (D + 1)] = {};
     for (int k = 0; k <= D; ++k) identity[k * (D + 1) + k] = 1.0;
@@ -275,7 +278,7 @@ int invert_impl(const float* d, const FieldShape& s, const double* W, const doub
     // DIPY's 3-D inversion also stops once the largest residual is below 0.1.
     while (iter < max_iter && tol < error && (D == 2 || 0.1 < difmag)) {
         const double eps = iter == 0 ? 0.75 : 0.5;
-        compose_impl<D>(p, s, d, s, identity, W, 1.0, q.data(), threads, &acc, spacing, norms.data());
+        compose_impl<D>(p, s, d, s, identity, W, 1.0, q, threads, &acc, spacing, norms.data());
         difmag = 0.0;
         error = 0.0;
         for (std::int64_t r = 0; r < rows; ++r) {
