@@ -9,6 +9,7 @@
 // are bit-identical for any `threads`.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -155,19 +156,22 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
         // 2 r + 2 slabs' plane sums and a running sum over its slabs' windows.
         const std::int64_t ring_size = 2 * r0 + 2;
         const std::int64_t chunks = (n0 + kSlabChunk - 1) / kSlabChunk;
+        // rowbox and every ring slot are written before they are read: no zero fill.
         struct ChunkState {
-            std::vector<double> rowbox, ring, sums;
+            std::unique_ptr<double[]> rowbox, ring;
+            std::vector<double> sums;
         };
         parallel_for(static_cast<std::size_t>(chunks), threads,
                      [&] {
-                         return ChunkState{std::vector<double>(static_cast<std::size_t>(plane * C)),
-                                           std::vector<double>(static_cast<std::size_t>(ring_size * plane * C)),
+                         return ChunkState{std::unique_ptr<double[]>(new double[static_cast<std::size_t>(plane * C)]),
+                                           std::unique_ptr<double[]>(
+                                               new double[static_cast<std::size_t>(ring_size * plane * C)]),
                                            std::vector<double>(static_cast<std::size_t>(plane * C))};
                      },
                      [&](ChunkState& st, std::size_t chunk) {
                          const std::int64_t s0 = std::int64_t(chunk) * kSlabChunk;
                          const std::int64_t s1 = std::min(n0, s0 + kSlabChunk);
-                         auto slot = [&](std::int64_t k) { return st.ring.data() + (k % ring_size) * plane * C; };
+                         auto slot = [&](std::int64_t k) { return st.ring.get() + (k % ring_size) * plane * C; };
                          std::fill(st.sums.begin(), st.sums.end(), 0.0);
                          std::int64_t lo = std::max<std::int64_t>(0, s0 - r0), hi = lo - 1;
                          for (std::int64_t s = s0; s < s1; ++s) {
@@ -176,7 +180,7 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
                              while (hi < want_hi) {
                                  ++hi;
                                  double* dst = slot(hi);
-                                 slab_box_sums(I + hi * plane, J + hi * plane, n1, n2, r, st.rowbox.data(), dst, 1);
+                                 slab_box_sums(I + hi * plane, J + hi * plane, n1, n2, r, st.rowbox.get(), dst, 1);
                                  for (std::int64_t e = 0; e < plane * C; ++e) st.sums[std::size_t(e)] += dst[e];
                              }
                              while (lo < want_lo) {

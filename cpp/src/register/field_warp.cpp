@@ -7,8 +7,12 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include <algorithm>
+#include <type_traits>
+
 #include "core/parallel.hpp"
 #include "field_common.hpp"
+#include "field_rows.hpp"
 
 namespace spectralign_fast::reg {
 
@@ -39,31 +43,72 @@ void warp_impl(const T* image, const FieldShape& is, const float* field, const F
     bool direct = is_identity(A, D);
     for (int a = 0; a < D; ++a) direct = direct && fs.shape[a] == os.shape[a];
     const std::int64_t rows = go.rows(), nlast = go.n[D - 1];
+    // Output voxel v (index idx) the scalar way.
+    auto voxel = [&](std::int64_t* idx, std::int64_t v) {
+        double fi[D], u[D], wu[D], base[D], x[D];
+        for (int a = 0; a < D; ++a) fi[a] = double(idx[a]);
+        if (direct) {
+            for (int k = 0; k < D; ++k) u[k] = field[v * D + k];
+        } else {
+            double at[D];
+            apply<D>(A, fi, 1.0, at);
+            interpolate<D>(field, gf, D, at, u);
+        }
+        apply<D>(W, u, 0.0, wu);
+        apply<D>(B, fi, 1.0, base);
+        for (int a = 0; a < D; ++a) x[a] = wu[a] + base[a];
+        if (interp == FieldInterp::Nearest) {
+            out[v] = nearest<D, T>(image, gi, x);
+        } else {
+            double val;
+            interpolate<D>(image, gi, 1, x, &val);
+            out[v] = static_cast<T>(val);
+        }
+    };
+    if constexpr (std::is_same_v<T, float>) {
+        const std::int64_t lim = std::int64_t(1) << 30;
+        // 32-bit indices, and a 2^D cell at offset 0 read for points outside (2 voxels on every axis).
+        bool fits = gi.voxels() < lim && gf.voxels() * D < lim;
+        for (int a = 0; a < D; ++a) fits = fits && gi.n[a] >= 2;
+        if (direct && interp == FieldInterp::Linear && fits) {
+            // The row kernel where every corner exists; edge points the scalar way.
+            WarpGrid3 wg;
+            wg.img = image;
+            wg.n0 = int(gi.n[0]);
+            wg.n1 = int(gi.n[1]);
+            wg.n2 = D == 3 ? int(gi.n[D - 1]) : 1;
+            for (int r = 0; r < D; ++r) {
+                for (int c = 0; c < D; ++c) wg.W[r * D + c] = W[r * (D + 1) + c];
+                wg.zW[r] = W[r * (D + 1) + D] * 0.0;
+                for (int c = 0; c <= D; ++c) wg.B[r * (D + 1) + c] = B[r * (D + 1) + c];
+            }
+            parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+                std::int64_t idx[D];
+                go.row_index(std::int64_t(row), idx);
+                int status[kRowChunk];
+                for (std::int64_t j0 = 0; j0 < nlast; j0 += kRowChunk) {
+                    const int n = int(std::min<std::int64_t>(kRowChunk, nlast - j0));
+                    const std::int64_t v0 = std::int64_t(row) * nlast + j0;
+                    if constexpr (D == 3)
+                        warp_chunk3(wg, field + v0 * 3, n, double(idx[0]), double(idx[1]), int(j0), out + v0, status);
+                    else
+                        warp_chunk2(wg, field + v0 * 2, n, double(idx[0]), int(j0), out + v0, status);
+                    for (int j = 0; j < n; ++j)
+                        if (status[j] == 2) {
+                            idx[D - 1] = j0 + j;
+                            voxel(idx, v0 + j);
+                        }
+                }
+            });
+            return;
+        }
+    }
     parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         go.row_index(std::int64_t(row), idx);
         for (std::int64_t j = 0; j < nlast; ++j) {
             idx[D - 1] = j;
-            const std::int64_t v = std::int64_t(row) * nlast + j;
-            double fi[D], u[D], wu[D], base[D], x[D];
-            for (int a = 0; a < D; ++a) fi[a] = double(idx[a]);
-            if (direct) {
-                for (int k = 0; k < D; ++k) u[k] = field[v * D + k];
-            } else {
-                double at[D];
-                apply<D>(A, fi, 1.0, at);
-                interpolate<D>(field, gf, D, at, u);
-            }
-            apply<D>(W, u, 0.0, wu);
-            apply<D>(B, fi, 1.0, base);
-            for (int a = 0; a < D; ++a) x[a] = wu[a] + base[a];
-            if (interp == FieldInterp::Nearest) {
-                out[v] = nearest<D, T>(image, gi, x);
-            } else {
-                double val;
-                interpolate<D>(image, gi, 1, x, &val);
-                out[v] = static_cast<T>(val);
-            }
+            voxel(idx, std::int64_t(row) * nlast + j);
         }
     });
 }

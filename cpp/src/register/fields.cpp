@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
 #include "core/parallel.hpp"
 #include "field_common.hpp"
+#include "field_rows.hpp"
 
 namespace spectralign_fast::reg {
 
@@ -27,6 +29,147 @@ struct RowSums {
           count(static_cast<std::size_t>(rows), 0) {}
 };
 
+template <int D>
+CompositionStats reduce_stats(const RowSums<D>& acc, std::int64_t rows);
+
+// The row kernels index with 32 bits, and read a 2^D cell at offset 0 for
+// points outside, which needs 2 voxels on every axis.
+template <int D>
+bool fits_row_kernels(const Grid<D>& a, const Grid<D>& b) {
+    const std::int64_t lim = std::int64_t(1) << 30;
+    bool ok = a.voxels() * D < lim && b.voxels() * D < lim;
+    for (int k = 0; k < D; ++k) ok = ok && b.n[k] >= 2;
+    return ok;
+}
+
+template <int D>
+ComposeGrid3 compose_grid(const float* d2, const Grid<D>& g2, const double* B, double t) {
+    ComposeGrid3 cg;
+    cg.d = d2;
+    cg.n0 = int(g2.n[0]);
+    cg.n1 = int(g2.n[1]);
+    cg.n2 = D == 3 ? int(g2.n[D - 1]) : 1;
+    for (int r = 0; r < D; ++r) {
+        for (int c = 0; c < D; ++c) cg.B[r * D + c] = B[r * (D + 1) + c];
+        cg.z[r] = B[r * (D + 1) + D] * 0.0;
+    }
+    cg.t = t;
+    return cg;
+}
+
+// One chunk of a row (first index idx, last-axis start j0) through the D-dimensional kernel;
+// with eps > 0, the inversion's damped update of u first.
+template <int D>
+void compose_chunk(const ComposeGrid3& cg, float* u, int n, const std::int64_t* idx, std::int64_t j0,
+                   const double* spacing, float* comp, double* mag, int* inside, double eps, double maxlen) {
+    if constexpr (D == 3) {
+        if (eps > 0.0)
+            update_compose_chunk3(cg, u, n, double(idx[0]), double(idx[1]), int(j0), spacing, comp, mag, inside, eps,
+                                  maxlen);
+        else
+            compose_chunk3(cg, u, n, double(idx[0]), double(idx[1]), int(j0), spacing, comp, mag, inside);
+    } else {
+        if (eps > 0.0)
+            update_compose_chunk2(cg, u, n, double(idx[0]), int(j0), spacing, comp, mag, inside, eps, maxlen);
+        else
+            compose_chunk2(cg, u, n, double(idx[0]), int(j0), spacing, comp, mag, inside);
+    }
+}
+
+// compose_impl's pass with A = identity through the row kernels: the same
+// values and per-row sums (added in voxel order) as the scalar loop.
+template <int D>
+void compose_rows(const float* d1, const Grid<D>& g1, const float* d2, const Grid<D>& g2, const double* B, double t,
+                  float* comp, int threads, RowSums<D>& acc) {
+    const ComposeGrid3 cg = compose_grid<D>(d2, g2, B, t);
+    const std::int64_t rows = g1.rows(), nlast = g1.n[D - 1];
+    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+        std::int64_t idx[D];
+        g1.row_index(std::int64_t(row), idx);
+        double mag[kRowChunk];
+        int inside[kRowChunk];
+        double sum = 0.0, sum2 = 0.0, mx = 0.0;
+        std::int64_t cnt = 0;
+        for (std::int64_t j0 = 0; j0 < nlast; j0 += kRowChunk) {
+            const int n = int(std::min<std::int64_t>(kRowChunk, nlast - j0));
+            const std::int64_t v0 = std::int64_t(row) * nlast + j0;
+            // Without the update d1 is only read (it may be comp: the kernel copies a chunk in first).
+            compose_chunk<D>(cg, const_cast<float*>(d1) + v0 * D, n, idx, j0, nullptr, comp + v0 * D, mag, inside,
+                             0.0, 0.0);
+            for (int j = 0; j < n; ++j) {  // voxel order, as the scalar loop (0 where outside adds nothing)
+                const double nn = mag[j];
+                sum += nn;
+                sum2 += nn * nn;
+                mx = std::max(mx, nn);
+                cnt += inside[j];
+            }
+        }
+        acc.sum[row] = sum;
+        acc.sum2[row] = sum2;
+        acc.max[row] = mx;
+        acc.count[row] = cnt;
+    });
+}
+
+// DIPY's fixed-point inversion with each iteration's damped update fused
+// into the next iteration's composition (one pass over the field per
+// iteration): a voxel's composition reads p only at that voxel, so updating
+// it just before gives invert_impl's values. q holds the last composition.
+template <int D>
+int invert_rows(const float* d, const Grid<D>& g, const double* W, const double* spacing, int max_iter, double tol,
+                float* p, double* final_error, int threads, float* q, std::vector<double>& row_sum,
+                std::vector<double>& row_max) {
+    const ComposeGrid3 cg = compose_grid<D>(d, g, W, 1.0);
+    const std::int64_t N = g.voxels(), rows = g.rows(), nlast = g.n[D - 1];
+    int iter = 0;
+    double error = 1.0 + tol, difmag = 1.0, eps_prev = 0.0, maxlen_prev = 0.0;
+    // DIPY's 3-D inversion also stops once the largest residual is below 0.1.
+    while (iter < max_iter && tol < error && (D == 2 || 0.1 < difmag)) {
+        const double eps = iter == 0 ? 0.75 : 0.5;
+        parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+            std::int64_t idx[D];
+            g.row_index(std::int64_t(row), idx);
+            int inside[kRowChunk];
+            double mag[kRowChunk];
+            double sum = 0.0, mx = 0.0;
+            for (std::int64_t j0 = 0; j0 < nlast; j0 += kRowChunk) {
+                const int n = int(std::min<std::int64_t>(kRowChunk, nlast - j0));
+                const std::int64_t v0 = std::int64_t(row) * nlast + j0;
+                compose_chunk<D>(cg, p + v0 * D, n, idx, j0, spacing, q + v0 * D, mag, inside, eps_prev,
+                                 maxlen_prev);
+                for (int j = 0; j < n; ++j) {  // voxel order, as the scalar pass (0 where outside adds nothing)
+                    sum += mag[j];
+                    mx = std::max(mx, mag[j]);
+                }
+            }
+            row_sum[row] = sum;
+            row_max[row] = mx;
+        });
+        difmag = 0.0;
+        error = 0.0;
+        for (std::int64_t r = 0; r < rows; ++r) {
+            error += row_sum[static_cast<std::size_t>(r)];
+            difmag = std::max(difmag, row_max[static_cast<std::size_t>(r)]);
+        }
+        eps_prev = eps;
+        maxlen_prev = difmag * eps;
+        error /= double(N);
+        ++iter;
+    }
+    if (iter > 0) {  // the last iteration's update
+        const std::int64_t block = 16384, blocks = (N + block - 1) / block;
+        parallel_for(static_cast<std::size_t>(blocks), threads, [] { return 0; }, [&](int&, std::size_t b) {
+            const std::int64_t v0 = std::int64_t(b) * block, n = std::min(N, v0 + block) - v0;
+            if constexpr (D == 3)
+                damped_update3(p + v0 * 3, q + v0 * 3, spacing, n, eps_prev, maxlen_prev);
+            else
+                damped_update2(p + v0 * 2, q + v0 * 2, spacing, n, eps_prev, maxlen_prev);
+        });
+    }
+    if (final_error) *final_error = error;
+    return iter;
+}
+
 // With `norms`, the pass also stores each voxel's |comp / spacing| there and
 // the row sums and maxima are of those magnitudes (the inversion's needs).
 template <int D>
@@ -39,6 +182,10 @@ CompositionStats compose_impl(const float* d1, const FieldShape& s1, const float
     RowSums<D> local(rows_out ? 0 : rows);
     RowSums<D>& acc = rows_out ? *rows_out : local;
     const bool index_identity = is_identity(A, D);
+    if (index_identity && !norms && fits_row_kernels(g1, g2)) {
+        compose_rows<D>(d1, g1, d2, g2, B, t, comp, threads, acc);
+        return reduce_stats(acc, rows);
+    }
     parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         g1.row_index(std::int64_t(row), idx);
@@ -90,6 +237,11 @@ CompositionStats compose_impl(const float* d1, const FieldShape& s1, const float
         acc.max[row] = mx;
         acc.count[row] = cnt;
     });
+    return reduce_stats(acc, rows);
+}
+
+template <int D>
+CompositionStats reduce_stats(const RowSums<D>& acc, std::int64_t rows) {
     CompositionStats st;
     double sum = 0.0, sum2 = 0.0, mx = 0.0;
     for (std::int64_t r = 0; r < rows; ++r) {
@@ -112,9 +264,13 @@ int invert_impl(const float* d, const FieldShape& s, const double* W, const doub
                 double tol, float* p, double* final_error, int threads) {
     const Grid<D> g(s);
     const std::int64_t N = g.voxels(), rows = g.rows(), nlast = g.n[D - 1];
-    std::vector<float> q(static_cast<std::size_t>(N * D));
-    std::vector<double> norms(static_cast<std::size_t>(N));
+    // Every pass writes all of q before it is read: no zero fill (a full pass over memory).
+    const std::unique_ptr<float[]> q_buf(new float[static_cast<std::size_t>(N * D)]);
+    float* q = q_buf.get();
     RowSums<D> acc(rows);
+    if (fits_row_kernels(g, g))
+        return invert_rows<D>(d, g, W, spacing, max_iter, tol, p, final_error, threads, q, acc.sum, acc.max);
+    std::vector<double> norms(static_cast<std::size_t>(N));
     double identity[(D + 1) * (D + 1)] = {};
     for (int k = 0; k <= D; ++k) identity[k * (D + 1) + k] = 1.0;
     int iter = 0;
@@ -122,7 +278,7 @@ int invert_impl(const float* d, const FieldShape& s, const double* W, const doub
     // DIPY's 3-D inversion also stops once the largest residual is below 0.1.
     while (iter < max_iter && tol < error && (D == 2 || 0.1 < difmag)) {
         const double eps = iter == 0 ? 0.75 : 0.5;
-        compose_impl<D>(p, s, d, s, identity, W, 1.0, q.data(), threads, &acc, spacing, norms.data());
+        compose_impl<D>(p, s, d, s, identity, W, 1.0, q, threads, &acc, spacing, norms.data());
         difmag = 0.0;
         error = 0.0;
         for (std::int64_t r = 0; r < rows; ++r) {
@@ -193,18 +349,18 @@ double normalize_impl(float* step, const FieldShape& s, const double* spacing, i
         for (int a = 0; a < D - 1; ++a) face = face || idx[a] == 0 || idx[a] == g.n[a] - 1;
         double mx = 0.0;
         float* r = step + std::int64_t(row) * nlast * D;
-        for (std::int64_t j = 0; j < nlast; ++j) {
-            float* v = r + j * D;
-            if (face || j == 0 || j == nlast - 1) {
-                for (int k = 0; k < D; ++k) v[k] = 0.0f;
-                continue;
+        if (face || nlast < 3) {
+            std::fill(r, r + nlast * D, 0.0f);
+        } else {
+            // The boundary voxels are zeroed; the others' squared norms in chunks.
+            std::fill(r, r + D, 0.0f);
+            std::fill(r + (nlast - 1) * D, r + nlast * D, 0.0f);
+            double sq[kRowChunk];
+            for (std::int64_t j0 = 1; j0 < nlast - 1; j0 += kRowChunk) {
+                const std::int64_t n = std::min<std::int64_t>(kRowChunk, nlast - 1 - j0);
+                squared_norms(r + j0 * D, n, D, spacing, sq);
+                for (std::int64_t j = 0; j < n; ++j) mx = std::max(mx, sq[j]);
             }
-            double m = 0.0;
-            for (int k = 0; k < D; ++k) {
-                const double c = double(v[k]) / spacing[k];
-                m += c * c;
-            }
-            mx = std::max(mx, m);
         }
         row_max[row] = mx;
     });
@@ -213,8 +369,7 @@ double normalize_impl(float* step, const FieldShape& s, const double* spacing, i
     nrm = std::sqrt(nrm);
     if (nrm > 0.0) {
         parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
-            float* r = step + std::int64_t(row) * nlast * D;
-            for (std::int64_t j = 0; j < nlast * D; ++j) r[j] = static_cast<float>(double(r[j]) / nrm);
+            divide_all(step + std::int64_t(row) * nlast * D, nlast * D, nrm);
         });
     }
     return nrm;

@@ -1,0 +1,461 @@
+// The field algebra's vectorised row kernels (see field_rows.hpp). Every
+// expression keeps the scalar code's order (field_common.hpp interpolate(),
+// fields.cpp compose_impl / invert_impl) and the file is built with
+// -ffp-contract=off, so results match the scalar path to the last bit on
+// every clone.
+#include "field_rows.hpp"
+
+#include <cmath>
+
+#include "core/simd_clones.hpp"
+
+namespace spectralign_fast::reg::fieldkit {
+
+namespace {
+
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SPECTRALIGN_PAIR_LOADS 1
+// Two consecutive floats as one 8-byte load (first float in the low half).
+typedef std::uint64_t PairWord __attribute__((may_alias, aligned(4)));
+inline std::uint64_t load_pair(const float* p) { return *reinterpret_cast<const PairWord*>(p); }
+inline double lo(std::uint64_t x) { return double(__builtin_bit_cast(float, std::uint32_t(x))); }
+inline double hi(std::uint64_t x) { return double(__builtin_bit_cast(float, std::uint32_t(x >> 32))); }
+#else
+#define SPECTRALIGN_PAIR_LOADS 0
+#endif
+
+// The gather loop: every voxel's values computed (cell 0 where the cell is
+// not inside, so every load is in bounds) and the inside mask kept apart;
+// the selects come in a second loop, which keeps GCC from turning the
+// corner loads into masked gathers it cannot emit.
+__attribute__((always_inline)) inline void compose_body(const ComposeGrid3& g, const double* __restrict u0,
+                                                        const double* __restrict u1, const double* __restrict u2,
+                                                        int count, double i0, double i1, int j0,
+                                                        float* __restrict c0out, float* __restrict c1out,
+                                                        float* __restrict c2out, double* __restrict keep) {
+    const float* __restrict d = g.d;
+    const int s1 = 3 * g.n2, s0 = 3 * g.n1 * g.n2;
+    // Every corner exists (interpolate()'s interior: floor >= 0 and floor + 1 < n) iff 0 <= x < n - 1.
+    const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1), hi2 = double(g.n2 - 1);
+    const double B0 = g.B[0], B1 = g.B[1], B2 = g.B[2], B3 = g.B[3], B4 = g.B[4], B5 = g.B[5], B6 = g.B[6],
+                 B7 = g.B[7], B8 = g.B[8];
+    const double z0 = g.z[0], z1 = g.z[1], z2 = g.z[2], t = g.t;
+    for (int j = 0; j < count; ++j) {
+        const double ua = u0[j], ub = u1[j], uc = u2[j];
+        // apply<3>(B, u, 0.0): ((B_r3 * 0 + B_r0 u0) + B_r1 u1) + B_r2 u2, then the index added.
+        const double x0 = i0 + (((z0 + B0 * ua) + B1 * ub) + B2 * uc);
+        const double x1 = i1 + (((z1 + B3 * ua) + B4 * ub) + B5 * uc);
+        const double x2 = double(j0 + j) + (((z2 + B6 * ua) + B7 * ub) + B8 * uc);
+        const bool in = (x0 >= 0.0) & (x0 < hi0) & (x1 >= 0.0) & (x1 < hi1) & (x2 >= 0.0) & (x2 < hi2);
+        const double c0 = in ? x0 : 0.0, c1 = in ? x1 : 0.0, c2 = in ? x2 : 0.0;
+        const double f0 = std::floor(c0), f1 = std::floor(c1), f2 = std::floor(c2);
+        const int k = int(f0) * s0 + int(f1) * s1 + 3 * int(f2);
+        const double fr0 = c0 - f0, fr1 = c1 - f1, fr2 = c2 - f2;
+        const double a0 = 1.0 - fr0, a1 = 1.0 - fr1, a2 = 1.0 - fr2;
+        const double w0 = a0 * a1 * a2, w1 = a0 * a1 * fr2, w2 = a0 * fr1 * a2, w3 = a0 * fr1 * fr2;
+        const double w4 = fr0 * a1 * a2, w5 = fr0 * a1 * fr2, w6 = fr0 * fr1 * a2, w7 = fr0 * fr1 * fr2;
+        const int o1 = k + 3, o2 = k + s1, o3 = k + s1 + 3, o4 = k + s0, o5 = k + s0 + 3, o6 = k + s0 + s1,
+                  o7 = k + s0 + s1 + 3;
+#if SPECTRALIGN_PAIR_LOADS
+        // A corner pair along the last axis is 6 consecutive floats: three
+        // 8-byte loads (half the gathered elements of six 4-byte ones).
+        const std::uint64_t pA0 = load_pair(d + k), pA1 = load_pair(d + k + 2), pA2 = load_pair(d + k + 4);
+        const std::uint64_t pB0 = load_pair(d + o2), pB1 = load_pair(d + o2 + 2), pB2 = load_pair(d + o2 + 4);
+        const std::uint64_t pC0 = load_pair(d + o4), pC1 = load_pair(d + o4 + 2), pC2 = load_pair(d + o4 + 4);
+        const std::uint64_t pD0 = load_pair(d + o6), pD1 = load_pair(d + o6 + 2), pD2 = load_pair(d + o6 + 4);
+        // The corners' products summed in interpolate()'s tree.
+        const double v0 = ((w0 * lo(pA0) + w1 * hi(pA1)) + (w2 * lo(pB0) + w3 * hi(pB1))) +
+                          ((w4 * lo(pC0) + w5 * hi(pC1)) + (w6 * lo(pD0) + w7 * hi(pD1)));
+        const double v1 = ((w0 * hi(pA0) + w1 * lo(pA2)) + (w2 * hi(pB0) + w3 * lo(pB2))) +
+                          ((w4 * hi(pC0) + w5 * lo(pC2)) + (w6 * hi(pD0) + w7 * lo(pD2)));
+        const double v2 = ((w0 * lo(pA1) + w1 * hi(pA2)) + (w2 * lo(pB1) + w3 * hi(pB2))) +
+                          ((w4 * lo(pC1) + w5 * hi(pC2)) + (w6 * lo(pD1) + w7 * hi(pD2)));
+        (void)o1, (void)o3, (void)o5, (void)o7;
+#else
+        // The corners' products summed in interpolate()'s tree.
+        const double v0 = ((w0 * double(d[k]) + w1 * double(d[o1])) + (w2 * double(d[o2]) + w3 * double(d[o3]))) +
+                          ((w4 * double(d[o4]) + w5 * double(d[o5])) + (w6 * double(d[o6]) + w7 * double(d[o7])));
+        const double v1 = ((w0 * double(d[k + 1]) + w1 * double(d[o1 + 1])) +
+                           (w2 * double(d[o2 + 1]) + w3 * double(d[o3 + 1]))) +
+                          ((w4 * double(d[o4 + 1]) + w5 * double(d[o5 + 1])) +
+                           (w6 * double(d[o6 + 1]) + w7 * double(d[o7 + 1])));
+        const double v2 = ((w0 * double(d[k + 2]) + w1 * double(d[o1 + 2])) +
+                           (w2 * double(d[o2 + 2]) + w3 * double(d[o3 + 2]))) +
+                          ((w4 * double(d[o4 + 2]) + w5 * double(d[o5 + 2])) +
+                           (w6 * double(d[o6 + 2]) + w7 * double(d[o7 + 2])));
+#endif
+        c0out[j] = static_cast<float>(t * v0 + ua);
+        c1out[j] = static_cast<float>(t * v1 + ub);
+        c2out[j] = static_cast<float>(t * v2 + uc);
+        keep[j] = in ? 1.0 : 0.0;
+    }
+}
+
+// The selects and magnitudes: comp 0 where not inside; mag |comp / spacing|
+// (Scaled) or |comp|^2, 0 where not inside.
+template <bool Scaled>
+__attribute__((always_inline)) inline void finish_body(float* __restrict c0, float* __restrict c1,
+                                                       float* __restrict c2, const double* __restrict keep,
+                                                       int count, const double* spacing, double* __restrict mag,
+                                                       int* __restrict inside) {
+    const double sp0 = Scaled ? spacing[0] : 1.0, sp1 = Scaled ? spacing[1] : 1.0, sp2 = Scaled ? spacing[2] : 1.0;
+    for (int j = 0; j < count; ++j) {
+        const bool in = keep[j] != 0.0;
+        const float r0 = in ? c0[j] : 0.0f, r1 = in ? c1[j] : 0.0f, r2 = in ? c2[j] : 0.0f;
+        c0[j] = r0;
+        c1[j] = r1;
+        c2[j] = r2;
+        double m;
+        if constexpr (Scaled) {
+            const double q0 = double(r0) / sp0, q1 = double(r1) / sp1, q2 = double(r2) / sp2;
+            m = std::sqrt((q0 * q0 + q1 * q1) + q2 * q2);
+        } else {
+            m = (double(r0) * double(r0) + double(r1) * double(r1)) + double(r2) * double(r2);
+        }
+        mag[j] = m;
+        inside[j] = in ? 1 : 0;
+    }
+}
+
+// One chunk: u (AoS) read into SoA doubles (after the inversion's damped
+// update of it, with Update), the kernel, and the SoA result written back
+// AoS. u is copied before comp is written, so they may be the same array.
+template <bool Scaled, bool Update>
+__attribute__((always_inline)) inline void compose_chunk(const ComposeGrid3& g, float* u, int count, double i0,
+                                                         double i1, int j0, const double* spacing, float* comp,
+                                                         double* mag, int* __restrict inside, double eps,
+                                                         double maxlen) {
+    double u0[kRowChunk], u1[kRowChunk], u2[kRowChunk];
+    float c0[kRowChunk], c1[kRowChunk], c2[kRowChunk];
+    for (int j = 0; j < count; ++j) {
+        float a = u[3 * j], b = u[3 * j + 1], c = u[3 * j + 2];
+        if constexpr (Update) {
+            // invert_impl's p -= factor q (comp holds q; its norm recomputed as finish_body made it).
+            const double q0 = double(comp[3 * j]) / spacing[0], q1 = double(comp[3 * j + 1]) / spacing[1],
+                         q2 = double(comp[3 * j + 2]) / spacing[2];
+            const double m = std::sqrt((q0 * q0 + q1 * q1) + q2 * q2);
+            const double factor = m > maxlen ? eps * maxlen / m : eps;
+            a = static_cast<float>(double(a) - factor * double(comp[3 * j]));
+            b = static_cast<float>(double(b) - factor * double(comp[3 * j + 1]));
+            c = static_cast<float>(double(c) - factor * double(comp[3 * j + 2]));
+            u[3 * j] = a;
+            u[3 * j + 1] = b;
+            u[3 * j + 2] = c;
+        }
+        u0[j] = a;
+        u1[j] = b;
+        u2[j] = c;
+    }
+    double keep[kRowChunk];
+    compose_body(g, u0, u1, u2, count, i0, i1, j0, c0, c1, c2, keep);
+    finish_body<Scaled>(c0, c1, c2, keep, count, spacing, mag, inside);
+    for (int j = 0; j < count; ++j) {
+        comp[3 * j] = c0[j];
+        comp[3 * j + 1] = c1[j];
+        comp[3 * j + 2] = c2[j];
+    }
+}
+
+SPECTRALIGN_CLONES
+void chunk_plain(const ComposeGrid3& g, float* u, int count, double i0, double i1, int j0, float* comp, double* mag,
+                 int* inside) {
+    compose_chunk<false, false>(g, u, count, i0, i1, j0, nullptr, comp, mag, inside, 0.0, 0.0);
+}
+
+SPECTRALIGN_CLONES
+void chunk_scaled(const ComposeGrid3& g, float* u, int count, double i0, double i1, int j0, const double* spacing,
+                  float* comp, double* mag, int* inside) {
+    compose_chunk<true, false>(g, u, count, i0, i1, j0, spacing, comp, mag, inside, 0.0, 0.0);
+}
+
+SPECTRALIGN_CLONES
+void chunk_update(const ComposeGrid3& g, float* u, int count, double i0, double i1, int j0, const double* spacing,
+                  float* comp, double* mag, int* inside, double eps, double maxlen) {
+    compose_chunk<true, true>(g, u, count, i0, i1, j0, spacing, comp, mag, inside, eps, maxlen);
+}
+
+SPECTRALIGN_CLONES
+void warp_kernel(const WarpGrid3& g, const float* __restrict u, int count, double i0, double i1, int j0,
+                 float* __restrict out, int* __restrict status) {
+    double u0[kRowChunk], u1[kRowChunk], u2[kRowChunk], val[kRowChunk], keep[kRowChunk], edge[kRowChunk];
+    for (int j = 0; j < count; ++j) {
+        u0[j] = u[3 * j];
+        u1[j] = u[3 * j + 1];
+        u2[j] = u[3 * j + 2];
+    }
+    const float* __restrict img = g.img;
+    const int s1 = g.n2, s0 = g.n1 * g.n2;
+    const double lo0 = double(g.n0 - 1), lo1 = double(g.n1 - 1), lo2 = double(g.n2 - 1);
+    const double n0 = double(g.n0), n1 = double(g.n1), n2 = double(g.n2);
+    const double W0 = g.W[0], W1 = g.W[1], W2 = g.W[2], W3 = g.W[3], W4 = g.W[4], W5 = g.W[5], W6 = g.W[6],
+                 W7 = g.W[7], W8 = g.W[8];
+    const double z0 = g.zW[0], z1 = g.zW[1], z2 = g.zW[2];
+    // apply<3>(B, (i0, i1, j), 1.0)'s first three terms, the same for the whole chunk.
+    const double b0 = (g.B[3] * 1.0 + g.B[0] * i0) + g.B[1] * i1, b1 = (g.B[7] * 1.0 + g.B[4] * i0) + g.B[5] * i1,
+                 b2 = (g.B[11] * 1.0 + g.B[8] * i0) + g.B[9] * i1;
+    const double B2 = g.B[2], B6 = g.B[6], B10 = g.B[10];
+    for (int j = 0; j < count; ++j) {
+        const double ua = u0[j], ub = u1[j], uc = u2[j], jd = double(j0 + j);
+        const double x0 = (((z0 + W0 * ua) + W1 * ub) + W2 * uc) + (b0 + B2 * jd);
+        const double x1 = (((z1 + W3 * ua) + W4 * ub) + W5 * uc) + (b1 + B6 * jd);
+        const double x2 = (((z2 + W6 * ua) + W7 * ub) + W8 * uc) + (b2 + B10 * jd);
+        const bool in = (x0 >= 0.0) & (x0 < lo0) & (x1 >= 0.0) & (x1 < lo1) & (x2 >= 0.0) & (x2 < lo2);
+        const bool near = (x0 > -1.0) & (x0 < n0) & (x1 > -1.0) & (x1 < n1) & (x2 > -1.0) & (x2 < n2);
+        const double c0 = in ? x0 : 0.0, c1 = in ? x1 : 0.0, c2 = in ? x2 : 0.0;
+        const double f0 = std::floor(c0), f1 = std::floor(c1), f2 = std::floor(c2);
+        const int k = int(f0) * s0 + int(f1) * s1 + int(f2);
+        const double fr0 = c0 - f0, fr1 = c1 - f1, fr2 = c2 - f2;
+        const double a0 = 1.0 - fr0, a1 = 1.0 - fr1, a2 = 1.0 - fr2;
+        const double w0 = a0 * a1 * a2, w1 = a0 * a1 * fr2, w2 = a0 * fr1 * a2, w3 = a0 * fr1 * fr2;
+        const double w4 = fr0 * a1 * a2, w5 = fr0 * a1 * fr2, w6 = fr0 * fr1 * a2, w7 = fr0 * fr1 * fr2;
+#if SPECTRALIGN_PAIR_LOADS
+        // Each corner pair along the last axis as one 8-byte load.
+        const std::uint64_t pA = load_pair(img + k), pB = load_pair(img + k + s1), pC = load_pair(img + k + s0),
+                            pD = load_pair(img + k + s0 + s1);
+        val[j] = ((w0 * lo(pA) + w1 * hi(pA)) + (w2 * lo(pB) + w3 * hi(pB))) +
+                 ((w4 * lo(pC) + w5 * hi(pC)) + (w6 * lo(pD) + w7 * hi(pD)));
+#else
+        val[j] = ((w0 * double(img[k]) + w1 * double(img[k + 1])) +
+                  (w2 * double(img[k + s1]) + w3 * double(img[k + s1 + 1]))) +
+                 ((w4 * double(img[k + s0]) + w5 * double(img[k + s0 + 1])) +
+                  (w6 * double(img[k + s0 + s1]) + w7 * double(img[k + s0 + s1 + 1])));
+#endif
+        keep[j] = in ? 1.0 : 0.0;
+        edge[j] = near ? 1.0 : 0.0;
+    }
+    for (int j = 0; j < count; ++j) {
+        const bool in = keep[j] != 0.0;
+        out[j] = in ? static_cast<float>(val[j]) : 0.0f;
+        status[j] = in ? 1 : (edge[j] != 0.0 ? 2 : 0);
+    }
+}
+
+// ---- 2-D: the same, with interpolate()'s 2-D interior sum.
+
+__attribute__((always_inline)) inline void compose_body2(const ComposeGrid3& g, const double* __restrict u0,
+                                                         const double* __restrict u1, int count, double i0, int j0,
+                                                         float* __restrict c0out, float* __restrict c1out,
+                                                         double* __restrict keep) {
+    const float* __restrict d = g.d;
+    const int s0 = 2 * g.n1;
+    const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
+    const double B0 = g.B[0], B1 = g.B[1], B2 = g.B[2], B3 = g.B[3];
+    const double z0 = g.z[0], z1 = g.z[1], t = g.t;
+    for (int j = 0; j < count; ++j) {
+        const double ua = u0[j], ub = u1[j];
+        const double x0 = i0 + ((z0 + B0 * ua) + B1 * ub);
+        const double x1 = double(j0 + j) + ((z1 + B2 * ua) + B3 * ub);
+        const bool in = (x0 >= 0.0) & (x0 < hi0) & (x1 >= 0.0) & (x1 < hi1);
+        const double c0 = in ? x0 : 0.0, c1 = in ? x1 : 0.0;
+        const double f0 = std::floor(c0), f1 = std::floor(c1);
+        const int k = int(f0) * s0 + 2 * int(f1);
+        const double fr0 = c0 - f0, fr1 = c1 - f1;
+        const double w00 = (1.0 - fr0) * (1.0 - fr1), w01 = (1.0 - fr0) * fr1, w10 = fr0 * (1.0 - fr1),
+                     w11 = fr0 * fr1;
+        const double v0 = (w00 * double(d[k]) + w01 * double(d[k + 2])) +
+                          (w10 * double(d[k + s0]) + w11 * double(d[k + s0 + 2]));
+        const double v1 = (w00 * double(d[k + 1]) + w01 * double(d[k + 3])) +
+                          (w10 * double(d[k + s0 + 1]) + w11 * double(d[k + s0 + 3]));
+        c0out[j] = static_cast<float>(t * v0 + ua);
+        c1out[j] = static_cast<float>(t * v1 + ub);
+        keep[j] = in ? 1.0 : 0.0;
+    }
+}
+
+template <bool Scaled, bool Update>
+__attribute__((always_inline)) inline void compose_chunk_2d(const ComposeGrid3& g, float* u, int count, double i0,
+                                                            int j0, const double* spacing, float* comp, double* mag,
+                                                            int* __restrict inside, double eps, double maxlen) {
+    double u0[kRowChunk], u1[kRowChunk], keep[kRowChunk];
+    float c0[kRowChunk], c1[kRowChunk];
+    for (int j = 0; j < count; ++j) {
+        float a = u[2 * j], b = u[2 * j + 1];
+        if constexpr (Update) {
+            const double q0 = double(comp[2 * j]) / spacing[0], q1 = double(comp[2 * j + 1]) / spacing[1];
+            const double m = std::sqrt(q0 * q0 + q1 * q1);
+            const double factor = m > maxlen ? eps * maxlen / m : eps;
+            a = static_cast<float>(double(a) - factor * double(comp[2 * j]));
+            b = static_cast<float>(double(b) - factor * double(comp[2 * j + 1]));
+            u[2 * j] = a;
+            u[2 * j + 1] = b;
+        }
+        u0[j] = a;
+        u1[j] = b;
+    }
+    compose_body2(g, u0, u1, count, i0, j0, c0, c1, keep);
+    const double sp0 = Scaled ? spacing[0] : 1.0, sp1 = Scaled ? spacing[1] : 1.0;
+    for (int j = 0; j < count; ++j) {
+        const bool in = keep[j] != 0.0;
+        const float r0 = in ? c0[j] : 0.0f, r1 = in ? c1[j] : 0.0f;
+        comp[2 * j] = r0;
+        comp[2 * j + 1] = r1;
+        double m;
+        if constexpr (Scaled) {
+            const double q0 = double(r0) / sp0, q1 = double(r1) / sp1;
+            m = std::sqrt(q0 * q0 + q1 * q1);
+        } else {
+            m = double(r0) * double(r0) + double(r1) * double(r1);
+        }
+        mag[j] = m;
+        inside[j] = in ? 1 : 0;
+    }
+}
+
+SPECTRALIGN_CLONES
+void chunk2_plain(const ComposeGrid3& g, float* u, int count, double i0, int j0, float* comp, double* mag,
+                  int* inside) {
+    compose_chunk_2d<false, false>(g, u, count, i0, j0, nullptr, comp, mag, inside, 0.0, 0.0);
+}
+
+SPECTRALIGN_CLONES
+void chunk2_scaled(const ComposeGrid3& g, float* u, int count, double i0, int j0, const double* spacing,
+                   float* comp, double* mag, int* inside) {
+    compose_chunk_2d<true, false>(g, u, count, i0, j0, spacing, comp, mag, inside, 0.0, 0.0);
+}
+
+SPECTRALIGN_CLONES
+void chunk2_update(const ComposeGrid3& g, float* u, int count, double i0, int j0, const double* spacing,
+                   float* comp, double* mag, int* inside, double eps, double maxlen) {
+    compose_chunk_2d<true, true>(g, u, count, i0, j0, spacing, comp, mag, inside, eps, maxlen);
+}
+
+SPECTRALIGN_CLONES
+void warp_kernel2(const WarpGrid3& g, const float* __restrict u, int count, double i0, int j0,
+                  float* __restrict out, int* __restrict status) {
+    double u0[kRowChunk], u1[kRowChunk], val[kRowChunk], keep[kRowChunk], edge[kRowChunk];
+    for (int j = 0; j < count; ++j) {
+        u0[j] = u[2 * j];
+        u1[j] = u[2 * j + 1];
+    }
+    const float* __restrict img = g.img;
+    const int s0 = g.n1;
+    const double lo0 = double(g.n0 - 1), lo1 = double(g.n1 - 1), n0 = double(g.n0), n1 = double(g.n1);
+    const double W0 = g.W[0], W1 = g.W[1], W2 = g.W[2], W3 = g.W[3];
+    const double z0 = g.zW[0], z1 = g.zW[1];
+    // apply<2>(B, (i0, j), 1.0)'s first two terms (B's rows of 3).
+    const double b0 = g.B[2] * 1.0 + g.B[0] * i0, b1 = g.B[5] * 1.0 + g.B[3] * i0;
+    const double Bj0 = g.B[1], Bj1 = g.B[4];
+    for (int j = 0; j < count; ++j) {
+        const double ua = u0[j], ub = u1[j], jd = double(j0 + j);
+        const double x0 = ((z0 + W0 * ua) + W1 * ub) + (b0 + Bj0 * jd);
+        const double x1 = ((z1 + W2 * ua) + W3 * ub) + (b1 + Bj1 * jd);
+        const bool in = (x0 >= 0.0) & (x0 < lo0) & (x1 >= 0.0) & (x1 < lo1);
+        const bool near = (x0 > -1.0) & (x0 < n0) & (x1 > -1.0) & (x1 < n1);
+        const double c0 = in ? x0 : 0.0, c1 = in ? x1 : 0.0;
+        const double f0 = std::floor(c0), f1 = std::floor(c1);
+        const int k = int(f0) * s0 + int(f1);
+        const double fr0 = c0 - f0, fr1 = c1 - f1;
+        const double w00 = (1.0 - fr0) * (1.0 - fr1), w01 = (1.0 - fr0) * fr1, w10 = fr0 * (1.0 - fr1),
+                     w11 = fr0 * fr1;
+        val[j] = (w00 * double(img[k]) + w01 * double(img[k + 1])) +
+                 (w10 * double(img[k + s0]) + w11 * double(img[k + s0 + 1]));
+        keep[j] = in ? 1.0 : 0.0;
+        edge[j] = near ? 1.0 : 0.0;
+    }
+    for (int j = 0; j < count; ++j) {
+        const bool in = keep[j] != 0.0;
+        out[j] = in ? static_cast<float>(val[j]) : 0.0f;
+        status[j] = in ? 1 : (edge[j] != 0.0 ? 2 : 0);
+    }
+}
+
+SPECTRALIGN_CLONES
+void damped2(float* __restrict p, const float* __restrict q, const double* spacing, std::int64_t count, double eps,
+             double maxlen) {
+    const double sp0 = spacing[0], sp1 = spacing[1];
+    for (std::int64_t v = 0; v < count; ++v) {
+        const double q0 = double(q[2 * v]) / sp0, q1 = double(q[2 * v + 1]) / sp1;
+        const double m = std::sqrt(q0 * q0 + q1 * q1);
+        const double factor = m > maxlen ? eps * maxlen / m : eps;
+        for (int k = 0; k < 2; ++k) p[2 * v + k] = static_cast<float>(double(p[2 * v + k]) - factor * double(q[2 * v + k]));
+    }
+}
+
+}  // namespace
+
+void compose_chunk2(const ComposeGrid3& g, const float* u, int count, double i0, int j0, const double* spacing,
+                    float* comp, double* mag, int* inside) {
+    float* uu = const_cast<float*>(u);  // only read without the update
+    if (spacing)
+        chunk2_scaled(g, uu, count, i0, j0, spacing, comp, mag, inside);
+    else
+        chunk2_plain(g, uu, count, i0, j0, comp, mag, inside);
+}
+
+void update_compose_chunk2(const ComposeGrid3& g, float* p, int count, double i0, int j0, const double* spacing,
+                           float* q, double* mag, int* inside, double eps, double maxlen) {
+    chunk2_update(g, p, count, i0, j0, spacing, q, mag, inside, eps, maxlen);
+}
+
+void damped_update2(float* p, const float* q, const double* spacing, std::int64_t count, double eps,
+                    double maxlen) {
+    damped2(p, q, spacing, count, eps, maxlen);
+}
+
+void warp_chunk2(const WarpGrid3& g, const float* u, int count, double i0, int j0, float* out, int* status) {
+    warp_kernel2(g, u, count, i0, j0, out, status);
+}
+
+void warp_chunk3(const WarpGrid3& g, const float* u, int count, double i0, double i1, int j0, float* out,
+                 int* status) {
+    warp_kernel(g, u, count, i0, i1, j0, out, status);
+}
+
+void compose_chunk3(const ComposeGrid3& g, const float* u, int count, double i0, double i1, int j0,
+                    const double* spacing, float* comp, double* mag, int* inside) {
+    // Without Update u is only read.
+    float* uu = const_cast<float*>(u);
+    if (spacing)
+        chunk_scaled(g, uu, count, i0, i1, j0, spacing, comp, mag, inside);
+    else
+        chunk_plain(g, uu, count, i0, i1, j0, comp, mag, inside);
+}
+
+void update_compose_chunk3(const ComposeGrid3& g, float* p, int count, double i0, double i1, int j0,
+                           const double* spacing, float* q, double* mag, int* inside, double eps, double maxlen) {
+    chunk_update(g, p, count, i0, i1, j0, spacing, q, mag, inside, eps, maxlen);
+}
+
+SPECTRALIGN_CLONES
+void damped_update3(float* __restrict p, const float* __restrict q, const double* spacing, std::int64_t count,
+                    double eps, double maxlen) {
+    const double sp0 = spacing[0], sp1 = spacing[1], sp2 = spacing[2];
+    for (std::int64_t v = 0; v < count; ++v) {
+        const double q0 = double(q[3 * v]) / sp0, q1 = double(q[3 * v + 1]) / sp1, q2 = double(q[3 * v + 2]) / sp2;
+        const double m = std::sqrt((q0 * q0 + q1 * q1) + q2 * q2);
+        const double factor = m > maxlen ? eps * maxlen / m : eps;
+        for (int k = 0; k < 3; ++k) p[3 * v + k] = static_cast<float>(double(p[3 * v + k]) - factor * double(q[3 * v + k]));
+    }
+}
+
+SPECTRALIGN_CLONES
+void squared_norms3(const float* __restrict v, std::int64_t count, const double* spacing, double* __restrict sq) {
+    const double sp0 = spacing[0], sp1 = spacing[1], sp2 = spacing[2];
+    for (std::int64_t j = 0; j < count; ++j) {
+        const double c0 = double(v[3 * j]) / sp0, c1 = double(v[3 * j + 1]) / sp1, c2 = double(v[3 * j + 2]) / sp2;
+        sq[j] = (c0 * c0 + c1 * c1) + c2 * c2;
+    }
+}
+
+SPECTRALIGN_CLONES
+void squared_norms2(const float* __restrict v, std::int64_t count, const double* spacing, double* __restrict sq) {
+    const double sp0 = spacing[0], sp1 = spacing[1];
+    for (std::int64_t j = 0; j < count; ++j) {
+        const double c0 = double(v[2 * j]) / sp0, c1 = double(v[2 * j + 1]) / sp1;
+        sq[j] = c0 * c0 + c1 * c1;
+    }
+}
+
+void squared_norms(const float* v, std::int64_t count, int D, const double* spacing, double* sq) {
+    if (D == 3)
+        squared_norms3(v, count, spacing, sq);
+    else
+        squared_norms2(v, count, spacing, sq);
+}
+
+SPECTRALIGN_CLONES
+void divide_all(float* v, std::int64_t count, double nrm) {
+    for (std::int64_t j = 0; j < count; ++j) v[j] = static_cast<float>(double(v[j]) / nrm);
+}
+
+}  // namespace spectralign_fast::reg::fieldkit
