@@ -335,15 +335,12 @@ struct MetricEngine::Impl {
             weights(bb);
             const float* grad0 = gradient.data() + bb.first;
             const std::size_t stride = static_cast<std::size_t>(points);
-            if (d == 2) {
-                metrickit::point_terms_2d(mv, bb.x[0], bb.x[1], bb.count, bb.w[0], bb.w[1], grad0, grad0 + stride,
-                                          bb.grad[0], bb.grad[1]);
-                metrickit::accumulate_2d(bb.grad[0], bb.grad[1], bb.x[0], bb.x[1], bb.count, g);
-            } else {
-                metrickit::point_terms_3d(mv, bb.x[0], bb.x[1], bb.x[2], bb.count, bb.w[0], bb.w[1], grad0,
-                                          grad0 + stride, grad0 + 2 * stride, bb.grad[0], bb.grad[1], bb.grad[2]);
-                metrickit::accumulate_3d(bb.grad[0], bb.grad[1], bb.grad[2], bb.x[0], bb.x[1], bb.x[2], bb.count, g);
-            }
+            if (d == 2)
+                metrickit::gradient_terms_2d(mv, bb.x[0], bb.x[1], bb.count, bb.w[0], bb.w[1], grad0, grad0 + stride,
+                                             g);
+            else
+                metrickit::gradient_terms_3d(mv, bb.x[0], bb.x[1], bb.x[2], bb.count, bb.w[0], bb.w[1], grad0,
+                                             grad0 + stride, grad0 + 2 * stride, g);
         });
     }
 

@@ -96,48 +96,6 @@ void sample_3d(const MovingView& mv, const double* __restrict x0, const double* 
     }
 }
 
-SPECTRALIGN_CLONES
-void point_terms_2d(const MovingView& mv, const double* __restrict x0, const double* __restrict x1, int count,
-                    const double* __restrict dv, const double* __restrict edge, const float* __restrict g0,
-                    const float* __restrict g1, double* __restrict a0, double* __restrict a1) {
-    const double m00 = mv.m[0][0], m01 = mv.m[0][1], m02 = mv.m[0][2];
-    const double m10 = mv.m[1][0], m11 = mv.m[1][1], m12 = mv.m[1][2];
-    const double hi0 = double(mv.n[0] - 1), hi1 = double(mv.n[1] - 1);
-    for (int j = 0; j < count; ++j) {
-        const double y0 = m00 * x0[j] + m01 * x1[j] + m02;
-        const double y1 = m10 * x0[j] + m11 * x1[j] + m12;
-        double s0, s1;
-        const double r0 = edge_ramp(y0, hi0, s0), r1 = edge_ramp(y1, hi1, s1);
-        // Points not taken have dv = edge = 0 and may carry NaN gradients.
-        const double main = dv[j] * r0 * r1;
-        a0[j] = (main != 0.0 ? main * double(g0[j]) : 0.0) + edge[j] * s0 * r1;
-        a1[j] = (main != 0.0 ? main * double(g1[j]) : 0.0) + edge[j] * r0 * s1;
-    }
-}
-
-SPECTRALIGN_CLONES
-void point_terms_3d(const MovingView& mv, const double* __restrict x0, const double* __restrict x1,
-                    const double* __restrict x2, int count, const double* __restrict dv,
-                    const double* __restrict edge, const float* __restrict g0, const float* __restrict g1,
-                    const float* __restrict g2, double* __restrict a0, double* __restrict a1,
-                    double* __restrict a2) {
-    const double m00 = mv.m[0][0], m01 = mv.m[0][1], m02 = mv.m[0][2], m03 = mv.m[0][3];
-    const double m10 = mv.m[1][0], m11 = mv.m[1][1], m12 = mv.m[1][2], m13 = mv.m[1][3];
-    const double m20 = mv.m[2][0], m21 = mv.m[2][1], m22 = mv.m[2][2], m23 = mv.m[2][3];
-    const double hi0 = double(mv.n[0] - 1), hi1 = double(mv.n[1] - 1), hi2 = double(mv.n[2] - 1);
-    for (int j = 0; j < count; ++j) {
-        const double y0 = m00 * x0[j] + m01 * x1[j] + m02 * x2[j] + m03;
-        const double y1 = m10 * x0[j] + m11 * x1[j] + m12 * x2[j] + m13;
-        const double y2 = m20 * x0[j] + m21 * x1[j] + m22 * x2[j] + m23;
-        double s0, s1, s2;
-        const double r0 = edge_ramp(y0, hi0, s0), r1 = edge_ramp(y1, hi1, s1), r2 = edge_ramp(y2, hi2, s2);
-        const double main = dv[j] * r0 * r1 * r2;
-        a0[j] = (main != 0.0 ? main * double(g0[j]) : 0.0) + edge[j] * s0 * r1 * r2;
-        a1[j] = (main != 0.0 ? main * double(g1[j]) : 0.0) + edge[j] * r0 * s1 * r2;
-        a2[j] = (main != 0.0 ? main * double(g2[j]) : 0.0) + edge[j] * r0 * r1 * s2;
-    }
-}
-
 }  // namespace spectralign_fast::reg::metrickit
 
 namespace spectralign_fast::reg::metrickit {
@@ -147,6 +105,79 @@ namespace {
 constexpr int kLanes = 8;
 
 }  // namespace
+
+SPECTRALIGN_CLONES
+void gradient_terms_2d(const MovingView& mv, const double* __restrict x0, const double* __restrict x1, int count,
+                       const double* __restrict dv, const double* __restrict edge, const float* __restrict g0,
+                       const float* __restrict g1, double* acc) {
+    const double m00 = mv.m[0][0], m01 = mv.m[0][1], m02 = mv.m[0][2];
+    const double m10 = mv.m[1][0], m11 = mv.m[1][1], m12 = mv.m[1][2];
+    const double hi0 = double(mv.n[0] - 1), hi1 = double(mv.n[1] - 1);
+    double part[6][kLanes] = {};
+    const int whole = count - count % kLanes;
+    auto add = [&](int j, int l) {
+        const double y0 = m00 * x0[j] + m01 * x1[j] + m02;
+        const double y1 = m10 * x0[j] + m11 * x1[j] + m12;
+        double s0, s1;
+        const double r0 = edge_ramp(y0, hi0, s0), r1 = edge_ramp(y1, hi1, s1);
+        // Points not taken have dv = edge = 0 and may carry NaN gradients.
+        const double main = dv[j] * r0 * r1;
+        const double a = (main != 0.0 ? main * double(g0[j]) : 0.0) + edge[j] * s0 * r1;
+        const double b = (main != 0.0 ? main * double(g1[j]) : 0.0) + edge[j] * r0 * s1;
+        part[0][l] += a * x0[j];
+        part[1][l] += a * x1[j];
+        part[2][l] += a;
+        part[3][l] += b * x0[j];
+        part[4][l] += b * x1[j];
+        part[5][l] += b;
+    };
+    for (int j = 0; j < whole; j += kLanes)
+        for (int l = 0; l < kLanes; ++l) add(j + l, l);
+    for (int j = whole; j < count; ++j) add(j, j - whole);
+    for (int k = 0; k < 6; ++k)
+        for (int l = 0; l < kLanes; ++l) acc[k] += part[k][l];
+}
+
+SPECTRALIGN_CLONES
+void gradient_terms_3d(const MovingView& mv, const double* __restrict x0, const double* __restrict x1,
+                       const double* __restrict x2, int count, const double* __restrict dv,
+                       const double* __restrict edge, const float* __restrict g0, const float* __restrict g1,
+                       const float* __restrict g2, double* acc) {
+    const double m00 = mv.m[0][0], m01 = mv.m[0][1], m02 = mv.m[0][2], m03 = mv.m[0][3];
+    const double m10 = mv.m[1][0], m11 = mv.m[1][1], m12 = mv.m[1][2], m13 = mv.m[1][3];
+    const double m20 = mv.m[2][0], m21 = mv.m[2][1], m22 = mv.m[2][2], m23 = mv.m[2][3];
+    const double hi0 = double(mv.n[0] - 1), hi1 = double(mv.n[1] - 1), hi2 = double(mv.n[2] - 1);
+    double part[12][kLanes] = {};
+    const int whole = count - count % kLanes;
+    auto add = [&](int j, int l) {
+        const double y0 = m00 * x0[j] + m01 * x1[j] + m02 * x2[j] + m03;
+        const double y1 = m10 * x0[j] + m11 * x1[j] + m12 * x2[j] + m13;
+        const double y2 = m20 * x0[j] + m21 * x1[j] + m22 * x2[j] + m23;
+        double s0, s1, s2;
+        const double r0 = edge_ramp(y0, hi0, s0), r1 = edge_ramp(y1, hi1, s1), r2 = edge_ramp(y2, hi2, s2);
+        const double main = dv[j] * r0 * r1 * r2;
+        const double a = (main != 0.0 ? main * double(g0[j]) : 0.0) + edge[j] * s0 * r1 * r2;
+        const double b = (main != 0.0 ? main * double(g1[j]) : 0.0) + edge[j] * r0 * s1 * r2;
+        const double c = (main != 0.0 ? main * double(g2[j]) : 0.0) + edge[j] * r0 * r1 * s2;
+        part[0][l] += a * x0[j];
+        part[1][l] += a * x1[j];
+        part[2][l] += a * x2[j];
+        part[3][l] += a;
+        part[4][l] += b * x0[j];
+        part[5][l] += b * x1[j];
+        part[6][l] += b * x2[j];
+        part[7][l] += b;
+        part[8][l] += c * x0[j];
+        part[9][l] += c * x1[j];
+        part[10][l] += c * x2[j];
+        part[11][l] += c;
+    };
+    for (int j = 0; j < whole; j += kLanes)
+        for (int l = 0; l < kLanes; ++l) add(j + l, l);
+    for (int j = whole; j < count; ++j) add(j, j - whole);
+    for (int k = 0; k < 12; ++k)
+        for (int l = 0; l < kLanes; ++l) acc[k] += part[k][l];
+}
 
 SPECTRALIGN_CLONES
 void mi_windows(const double* __restrict value, const double* __restrict weight,
@@ -206,55 +237,6 @@ void mi_weights(const float* __restrict value, const std::int16_t* __restrict fi
         dv[j] = ok ? s : 0.0;
         edge[j] = ok ? (level - mi) * inv_scale : 0.0;
     }
-}
-
-SPECTRALIGN_CLONES
-void accumulate_2d(const double* __restrict a0, const double* __restrict a1, const double* __restrict x0,
-                   const double* __restrict x1, int count, double* acc) {
-    double part[6][kLanes] = {};
-    const int whole = count - count % kLanes;
-    auto add = [&](int j, int l) {
-        const double a = a0[j], b = a1[j];
-        part[0][l] += a * x0[j];
-        part[1][l] += a * x1[j];
-        part[2][l] += a;
-        part[3][l] += b * x0[j];
-        part[4][l] += b * x1[j];
-        part[5][l] += b;
-    };
-    for (int j = 0; j < whole; j += kLanes)
-        for (int l = 0; l < kLanes; ++l) add(j + l, l);
-    for (int j = whole; j < count; ++j) add(j, j - whole);
-    for (int k = 0; k < 6; ++k)
-        for (int l = 0; l < kLanes; ++l) acc[k] += part[k][l];
-}
-
-SPECTRALIGN_CLONES
-void accumulate_3d(const double* __restrict a0, const double* __restrict a1, const double* __restrict a2,
-                   const double* __restrict x0, const double* __restrict x1, const double* __restrict x2,
-                   int count, double* acc) {
-    double part[12][kLanes] = {};
-    const int whole = count - count % kLanes;
-    auto add = [&](int j, int l) {
-        const double a = a0[j], b = a1[j], c = a2[j];
-        part[0][l] += a * x0[j];
-        part[1][l] += a * x1[j];
-        part[2][l] += a * x2[j];
-        part[3][l] += a;
-        part[4][l] += b * x0[j];
-        part[5][l] += b * x1[j];
-        part[6][l] += b * x2[j];
-        part[7][l] += b;
-        part[8][l] += c * x0[j];
-        part[9][l] += c * x1[j];
-        part[10][l] += c * x2[j];
-        part[11][l] += c;
-    };
-    for (int j = 0; j < whole; j += kLanes)
-        for (int l = 0; l < kLanes; ++l) add(j + l, l);
-    for (int j = whole; j < count; ++j) add(j, j - whole);
-    for (int k = 0; k < 12; ++k)
-        for (int l = 0; l < kLanes; ++l) acc[k] += part[k][l];
 }
 
 }  // namespace spectralign_fast::reg::metrickit

@@ -72,15 +72,6 @@ void sample_2d(const MovingView& mv, const double* x0, const double* x1, int cou
 void sample_3d(const MovingView& mv, const double* x0, const double* x1, const double* x2, int count,
                double* value, double* g0, double* g1, double* g2, double* weight);
 
-// The gradient pass's per-point terms: a_r[j] = weight[j] * dv[j] * g_r[j] +
-// edge[j] * d(weight)/dy_r at point j, where weight is recomputed as
-// sample_2d/3d computes it and g_r is the kept moving gradient.
-void point_terms_2d(const MovingView& mv, const double* x0, const double* x1, int count, const double* dv,
-                    const double* edge, const float* g0, const float* g1, double* a0, double* a1);
-void point_terms_3d(const MovingView& mv, const double* x0, const double* x1, const double* x2, int count,
-                    const double* dv, const double* edge, const float* g0, const float* g1, const float* g2,
-                    double* a0, double* a1, double* a2);
-
 }  // namespace spectralign_fast::reg::metrickit
 
 namespace spectralign_fast::reg::metrickit {
@@ -112,10 +103,14 @@ void keep_samples(const double* value, const double* const* grad, int d, const d
 void mi_weights(const float* value, const std::int16_t* fixed_bin, int count, const BinMap& bins,
                 const double* log_ratio, double mi, double* dv, double* edge);
 
-// acc[r * (d + 1) + c] += sum_j a_r[j] * x_c[j] (x_d = 1), in eight
-// interleaved partial sums added in a fixed order.
-void accumulate_2d(const double* a0, const double* a1, const double* x0, const double* x1, int count, double* acc);
-void accumulate_3d(const double* a0, const double* a1, const double* a2, const double* x0, const double* x1,
-                   const double* x2, int count, double* acc);
+// The gradient pass: acc[r * (d + 1) + c] += sum_j a_r[j] * x_c[j] (x_d = 1)
+// with a_r[j] = weight[j] * dv[j] * g_r[j] + edge[j] * d(weight)/dy_r at point
+// j, the weight recomputed as sample_2d/3d computes it and g_r the kept moving
+// gradient; in eight interleaved partial sums added in a fixed order.
+void gradient_terms_2d(const MovingView& mv, const double* x0, const double* x1, int count, const double* dv,
+                       const double* edge, const float* g0, const float* g1, double* acc);
+void gradient_terms_3d(const MovingView& mv, const double* x0, const double* x1, const double* x2, int count,
+                       const double* dv, const double* edge, const float* g0, const float* g1, const float* g2,
+                       double* acc);
 
 }  // namespace spectralign_fast::reg::metrickit
