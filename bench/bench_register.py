@@ -121,22 +121,34 @@ def _case_2d(name: str, angle: float, scale: tuple[float, float], shift: tuple[f
             f"shift ({shift[0]:g}, {shift[1]:g}) px", build)
 
 
-def _case_mni(res: int, cross: bool):
+def _case_mni(res: int, cross: str = "", warped: bool = True):
+    """cross: "" (mono), "gm" (the grey-matter template x 100 as moving) or "remap" (the
+    template through 1 - x^2 on [0, 1], as the 2-D cross cases: an exact truth). warped=False
+    registers the unwarped pair, truth the identity: how far each tool's optimum lies from
+    the construction's truth before any transform has to be recovered."""
     def build():
         from nilearn import datasets
         t1 = datasets.load_mni152_template(resolution=res)
         static = np.asarray(t1.get_fdata(), dtype=np.float64)
         g2w = np.asarray(t1.affine, dtype=np.float64)
-        if cross:
+        if cross == "gm":
             gm = datasets.load_mni152_gm_template(resolution=res)
             src = np.asarray(gm.get_fdata(), dtype=np.float64) * 100.0
             assert src.shape == static.shape and np.allclose(gm.affine, g2w)
+        elif cross == "remap":
+            src = 1.0 - (static / static.max()) ** 2
         else:
             src = static
+        if not warped:
+            return static.astype(np.float32), src.astype(np.float32), g2w, g2w.copy(), np.eye(4)
         b = _rotation_3d((8.0, -5.0, 10.0)) @ np.diag([1.04, 0.97, 1.0])
-        moving, truth = _warp(src, b, np.array([6.0, -8.0, 4.0]), "constant")
+        # The remapped copy's background is 1: fill with it as a scanner would show it.
+        moving, truth = _warp(src, b, np.array([6.0, -8.0, 4.0]), "nearest" if cross == "remap" else "constant")
         return static.astype(np.float32), moving.astype(np.float32), g2w, g2w.copy(), truth
-    kind = "cross (grey-matter template x 100 as moving)" if cross else "mono"
+    kind = {"": "mono", "gm": "cross (grey-matter template x 100 as moving)",
+            "remap": "cross (the template through 1 - x^2 as moving)"}[cross]
+    if not warped:
+        return f"3-D MNI152 {res} mm, {kind}, NOT warped (truth: identity)", build
     return (f"3-D MNI152 {res} mm, {kind}, rotation (8, -5, 10)°, scale 1.04/0.97/1, "
             f"shift (6, -8, 4) voxels", build)
 
@@ -146,10 +158,13 @@ CASES = {
     "camera-x": _case_2d("camera", 10.0, (1.05, 0.95), (18.0, -22.0), True),
     "astronaut": _case_2d("astronaut", -9.0, (0.92, 1.08), (-20.0, 15.0), False),
     "astronaut-x": _case_2d("astronaut", -9.0, (0.92, 1.08), (-20.0, 15.0), True),
-    "mni2": _case_mni(2, False),
-    "mni2-x": _case_mni(2, True),
-    "mni1": _case_mni(1, False),
-    "mni1-x": _case_mni(1, True),
+    "mni2": _case_mni(2),
+    "mni2-x": _case_mni(2, "gm"),
+    "mni2-x0": _case_mni(2, "gm", warped=False),
+    "mni2-r": _case_mni(2, "remap"),
+    "mni1": _case_mni(1),
+    "mni1-x": _case_mni(1, "gm"),
+    "mni1-r": _case_mni(1, "remap"),
 }
 
 
