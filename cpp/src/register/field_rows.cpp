@@ -174,6 +174,20 @@ void chunk_update(const ComposeGrid3& g, float* u, int count, double i0, double 
     compose_chunk<true, true>(g, u, count, i0, i1, j0, spacing, comp, mag, inside, eps, maxlen);
 }
 
+// A warp kernel's select for one voxel, made in a loop of its own after the
+// gather loop (as finish_body after compose_body): out the value where every
+// corner exists, else 0; status 1 there, 2 on the edge (left to the caller's
+// scalar interpolation), 0 outside. The loop stays in each kernel: over its
+// own local arrays GCC knows the val and edge loads stay in bounds and
+// vectorises them as plain loads; a helper holding the loop makes GCC 12 mask
+// them.
+__attribute__((always_inline)) inline void warp_select(double keep, double edge, double val, float& out,
+                                                       int& status) {
+    const bool in = keep != 0.0;
+    out = in ? static_cast<float>(val) : 0.0f;
+    status = in ? 1 : (edge != 0.0 ? 2 : 0);
+}
+
 SPECTRALIGN_CLONES
 void warp_kernel(const WarpGrid3& g, const float* __restrict u, int count, double i0, double i1, int j0,
                  float* __restrict out, int* __restrict status) {
@@ -223,11 +237,7 @@ void warp_kernel(const WarpGrid3& g, const float* __restrict u, int count, doubl
         keep[j] = in ? 1.0 : 0.0;
         edge[j] = near ? 1.0 : 0.0;
     }
-    for (int j = 0; j < count; ++j) {
-        const bool in = keep[j] != 0.0;
-        out[j] = in ? static_cast<float>(val[j]) : 0.0f;
-        status[j] = in ? 1 : (edge[j] != 0.0 ? 2 : 0);
-    }
+    for (int j = 0; j < count; ++j) warp_select(keep[j], edge[j], val[j], out[j], status[j]);
 }
 
 // ---- 2-D: the same, with interpolate()'s 2-D interior sum.
@@ -352,11 +362,7 @@ void warp_kernel2(const WarpGrid3& g, const float* __restrict u, int count, doub
         keep[j] = in ? 1.0 : 0.0;
         edge[j] = near ? 1.0 : 0.0;
     }
-    for (int j = 0; j < count; ++j) {
-        const bool in = keep[j] != 0.0;
-        out[j] = in ? static_cast<float>(val[j]) : 0.0f;
-        status[j] = in ? 1 : (edge[j] != 0.0 ? 2 : 0);
-    }
+    for (int j = 0; j < count; ++j) warp_select(keep[j], edge[j], val[j], out[j], status[j]);
 }
 
 SPECTRALIGN_CLONES

@@ -15,6 +15,45 @@
 
 namespace spectralign_fast::reg::lddmmkit {
 
+namespace {
+
+// A point's bilinear cell: its first corner (i0, i1), that corner's node
+// i0 n1 + i1, the fractions a along each axis and the four corners' weights
+// (00, 01, 10, 11), as every kernel below reads them.
+struct Cell2d {
+    bool in;
+    int i0, i1, node;
+    double a0, a1, w00, w01, w10, w11;
+};
+
+__attribute__((always_inline)) inline Cell2d make_cell(bool in, double f0, double f1, double a0, double a1,
+                                                       int n1) {
+    const int i0 = int(f0), i1 = int(f1);
+    return {in, i0, i1, i0 * n1 + i1, a0, a1, (1.0 - a0) * (1.0 - a1), (1.0 - a0) * a1, a0 * (1.0 - a1), a0 * a1};
+}
+
+// The cell at index coordinates (r0, r1) where all four corners exist (in:
+// 0 <= r < n - 1 on both axes); elsewhere cell 0, so that every load stays in
+// bounds, and in false.
+__attribute__((always_inline)) inline Cell2d cell_2d(double r0, double r1, double hi0, double hi1, int n1) {
+    const bool in = (r0 >= 0.0) & (r0 < hi0) & (r1 >= 0.0) & (r1 < hi1);
+    const double c0 = in ? r0 : 0.0, c1 = in ? r1 : 0.0;
+    const double f0 = std::floor(c0), f1 = std::floor(c1);
+    return make_cell(in, f0, f1, c0 - f0, c1 - f1, n1);
+}
+
+// The border rule's cell: (r0, r1) clamped into [0, hi] (NaN -> 0), the
+// last cell on an axis taking its upper edge.
+__attribute__((always_inline)) inline Cell2d border_cell_2d(double r0, double r1, double hi0, double hi1, int n1) {
+    const double u0 = r0 > 0.0 ? (r0 < hi0 ? r0 : hi0) : 0.0;
+    const double u1 = r1 > 0.0 ? (r1 < hi1 ? r1 : hi1) : 0.0;
+    const double fl0 = std::floor(u0), fl1 = std::floor(u1);
+    const double f0 = fl0 < hi0 - 1.0 ? fl0 : hi0 - 1.0, f1 = fl1 < hi1 - 1.0 ? fl1 : hi1 - 1.0;
+    return make_cell(true, f0, f1, u0 - f0, u1 - f1, n1);
+}
+
+}  // namespace
+
 SPECTRALIGN_CLONES
 void flow_step_2d(const double* __restrict v, const Cell2& g, const double* __restrict x0,
                   const double* __restrict x1, double* __restrict y0, double* __restrict y1, int count, double sdt,
@@ -23,20 +62,14 @@ void flow_step_2d(const double* __restrict v, const Cell2& g, const double* __re
     const int n1 = g.n1, row = 2 * g.n1;
     const double o0 = g.o0, o1 = g.o1, inv0 = g.inv0, inv1 = g.inv1;
     for (int j = 0; j < count; ++j) {
-        const double u0 = (x0[j] - o0) * inv0, u1 = (x1[j] - o1) * inv1;
-        const bool in = (u0 >= 0.0) & (u0 < hi0) & (u1 >= 0.0) & (u1 < hi1);
-        const double c0 = in ? u0 : 0.0, c1 = in ? u1 : 0.0;
-        const double f0 = std::floor(c0), f1 = std::floor(c1);
-        const int i0 = int(f0), i1 = int(f1);
-        const int k = 2 * (i0 * n1 + i1), k2 = k + row;
-        const double a0 = c0 - f0, a1 = c1 - f1;
-        const double w00 = (1.0 - a0) * (1.0 - a1), w01 = (1.0 - a0) * a1, w10 = a0 * (1.0 - a1), w11 = a0 * a1;
-        const double ux = ((w00 * v[k] + w01 * v[k + 2]) + w10 * v[k2]) + w11 * v[k2 + 2];
-        const double uy = ((w00 * v[k + 1] + w01 * v[k + 3]) + w10 * v[k2 + 1]) + w11 * v[k2 + 3];
-        y0[j] = in ? x0[j] + sdt * ux : x0[j];
-        y1[j] = in ? x1[j] + sdt * uy : x1[j];
-        base0[j] = in ? i0 : -1;
-        base1[j] = i1;
+        const Cell2d c = cell_2d((x0[j] - o0) * inv0, (x1[j] - o1) * inv1, hi0, hi1, n1);
+        const int k = 2 * c.node, k2 = k + row;
+        const double ux = ((c.w00 * v[k] + c.w01 * v[k + 2]) + c.w10 * v[k2]) + c.w11 * v[k2 + 2];
+        const double uy = ((c.w00 * v[k + 1] + c.w01 * v[k + 3]) + c.w10 * v[k2 + 1]) + c.w11 * v[k2 + 3];
+        y0[j] = c.in ? x0[j] + sdt * ux : x0[j];
+        y1[j] = c.in ? x1[j] + sdt * uy : x1[j];
+        base0[j] = c.in ? c.i0 : -1;
+        base1[j] = c.i1;
     }
 }
 
@@ -50,11 +83,9 @@ void adjoint_step_2d(const double* __restrict v, const Cell2& g, const double* _
     // Two loops over the block: the splats (no velocity loads), then the Jacobian's update of
     // g; one loop with both kept too many values live (the vector registers spilled).
     for (int j = 0; j < count; ++j) {
-        const double u0 = (x0[j] - o0) * inv0, u1 = (x1[j] - o1) * inv1;
-        const bool in = (u0 >= 0.0) & (u0 < hi0) & (u1 >= 0.0) & (u1 < hi1);
-        const double c0 = in ? u0 : 0.0, c1 = in ? u1 : 0.0;
-        const double f0 = std::floor(c0), f1 = std::floor(c1);
-        const double a0 = c0 - f0, a1 = c1 - f1, b0 = 1.0 - a0, b1 = 1.0 - a1;
+        const Cell2d c = cell_2d((x0[j] - o0) * inv0, (x1[j] - o1) * inv1, hi0, hi1, n1);
+        const bool in = c.in;
+        const double a0 = c.a0, a1 = c.a1, b0 = 1.0 - a0, b1 = 1.0 - a1;
         const double gx = gx0[j], gy = gx1[j];
         const double s = -dt;
         splat[8 * j + 0] = in ? s * b0 * b1 * gx : 0.0;
@@ -65,17 +96,13 @@ void adjoint_step_2d(const double* __restrict v, const Cell2& g, const double* _
         splat[8 * j + 5] = in ? s * a0 * b1 * gy : 0.0;
         splat[8 * j + 6] = in ? s * a0 * a1 * gx : 0.0;
         splat[8 * j + 7] = in ? s * a0 * a1 * gy : 0.0;
-        base0[j] = in ? int(f0) : -1;
-        base1[j] = int(f1);
+        base0[j] = in ? c.i0 : -1;
+        base1[j] = c.i1;
     }
     for (int j = 0; j < count; ++j) {
-        const double u0 = (x0[j] - o0) * inv0, u1 = (x1[j] - o1) * inv1;
-        const bool in = (u0 >= 0.0) & (u0 < hi0) & (u1 >= 0.0) & (u1 < hi1);
-        const double c0 = in ? u0 : 0.0, c1 = in ? u1 : 0.0;
-        const double f0 = std::floor(c0), f1 = std::floor(c1);
-        const int i0 = int(f0), i1 = int(f1);
-        const int k = 2 * (i0 * n1 + i1), k2 = k + row;
-        const double a0 = c0 - f0, a1 = c1 - f1, b0 = 1.0 - a0, b1 = 1.0 - a1;
+        const Cell2d c = cell_2d((x0[j] - o0) * inv0, (x1[j] - o1) * inv1, hi0, hi1, n1);
+        const int k = 2 * c.node, k2 = k + row;
+        const double a0 = c.a0, a1 = c.a1, b0 = 1.0 - a0, b1 = 1.0 - a1;
         // d v_k / d x_a from the four corners.
         const double p00x = v[k], p00y = v[k + 1], p01x = v[k + 2], p01y = v[k + 3];
         const double p10x = v[k2], p10y = v[k2 + 1], p11x = v[k2 + 2], p11y = v[k2 + 3];
@@ -84,8 +111,8 @@ void adjoint_step_2d(const double* __restrict v, const Cell2& g, const double* _
         const double dy0 = ((p10y - p00y) * b1 + (p11y - p01y) * a1) * inv0;
         const double dy1 = ((p01y - p00y) * b0 + (p11y - p10y) * a0) * inv1;
         const double gx = gx0[j], gy = gx1[j];
-        gx0[j] = in ? gx - dt * (dx0 * gx + dy0 * gy) : gx;
-        gx1[j] = in ? gy - dt * (dx1 * gx + dy1 * gy) : gy;
+        gx0[j] = c.in ? gx - dt * (dx0 * gx + dy0 * gy) : gx;
+        gx1[j] = c.in ? gy - dt * (dx1 * gx + dy1 * gy) : gy;
     }
 }
 
@@ -96,15 +123,9 @@ void sample_border_2d(const double* __restrict img, const Cell2& g, const double
     const int n1 = g.n1;
     const double o0 = g.o0, o1 = g.o1, inv0 = g.inv0, inv1 = g.inv1;
     for (int j = 0; j < count; ++j) {
-        double u0 = (x0[j] - o0) * inv0, u1 = (x1[j] - o1) * inv1;
-        u0 = u0 > 0.0 ? (u0 < hi0 ? u0 : hi0) : 0.0;  // NaN -> 0
-        u1 = u1 > 0.0 ? (u1 < hi1 ? u1 : hi1) : 0.0;
-        const double fl0 = std::floor(u0), fl1 = std::floor(u1);
-        const double f0 = fl0 < hi0 - 1.0 ? fl0 : hi0 - 1.0, f1 = fl1 < hi1 - 1.0 ? fl1 : hi1 - 1.0;
-        const int k = int(f0) * n1 + int(f1), k2 = k + n1;
-        const double a0 = u0 - f0, a1 = u1 - f1;
-        out[j] = (((1.0 - a0) * (1.0 - a1)) * img[k] + ((1.0 - a0) * a1) * img[k + 1]) +
-                 ((a0 * (1.0 - a1)) * img[k2] + (a0 * a1) * img[k2 + 1]);
+        const Cell2d c = border_cell_2d((x0[j] - o0) * inv0, (x1[j] - o1) * inv1, hi0, hi1, n1);
+        const int k = c.node, k2 = k + n1;
+        out[j] = (c.w00 * img[k] + c.w01 * img[k + 1]) + (c.w10 * img[k2] + c.w11 * img[k2 + 1]);
     }
 }
 
@@ -119,15 +140,12 @@ void sample_grad_border_2d(const double* __restrict img, const Cell2& g, const d
         const double r0 = (x0[j] - o0) * inv0, r1 = (x1[j] - o1) * inv1;
         const double d0 = (r0 >= 0.0) & (r0 <= hi0) ? inv0 : 0.0;
         const double d1 = (r1 >= 0.0) & (r1 <= hi1) ? inv1 : 0.0;
-        const double u0 = r0 > 0.0 ? (r0 < hi0 ? r0 : hi0) : 0.0;  // NaN -> 0
-        const double u1 = r1 > 0.0 ? (r1 < hi1 ? r1 : hi1) : 0.0;
-        const double fl0 = std::floor(u0), fl1 = std::floor(u1);
-        const double f0 = fl0 < hi0 - 1.0 ? fl0 : hi0 - 1.0, f1 = fl1 < hi1 - 1.0 ? fl1 : hi1 - 1.0;
-        const int k = int(f0) * n1 + int(f1), k2 = k + n1;
-        const double a0 = u0 - f0, a1 = u1 - f1;
+        const Cell2d c = border_cell_2d(r0, r1, hi0, hi1, n1);
+        const int k = c.node, k2 = k + n1;
+        const double a0 = c.a0, a1 = c.a1;
         const double p00 = img[k], p01 = img[k + 1], p10 = img[k2], p11 = img[k2 + 1];
         // The same expressions as sample_border_2d and gradient_border_2d (identical bits).
-        out[j] = (((1.0 - a0) * (1.0 - a1)) * p00 + ((1.0 - a0) * a1) * p01) + ((a0 * (1.0 - a1)) * p10 + (a0 * a1) * p11);
+        out[j] = (c.w00 * p00 + c.w01 * p01) + (c.w10 * p10 + c.w11 * p11);
         gr0[j] = ((p10 - p00) * (1.0 - a1) + (p11 - p01) * a1) * d0;
         gr1[j] = ((p01 - p00) * (1.0 - a0) + (p11 - p10) * a0) * d1;
     }
@@ -145,12 +163,9 @@ void gradient_border_2d(const double* __restrict img, const Cell2& g, const doub
         // A clamped axis has no derivative (torch's border rule); exactly on an edge it has.
         const double d0 = (r0 >= 0.0) & (r0 <= hi0) ? inv0 : 0.0;
         const double d1 = (r1 >= 0.0) & (r1 <= hi1) ? inv1 : 0.0;
-        const double u0 = r0 > 0.0 ? (r0 < hi0 ? r0 : hi0) : 0.0;
-        const double u1 = r1 > 0.0 ? (r1 < hi1 ? r1 : hi1) : 0.0;
-        const double fl0 = std::floor(u0), fl1 = std::floor(u1);
-        const double f0 = fl0 < hi0 - 1.0 ? fl0 : hi0 - 1.0, f1 = fl1 < hi1 - 1.0 ? fl1 : hi1 - 1.0;
-        const int k = int(f0) * n1 + int(f1), k2 = k + n1;
-        const double a0 = u0 - f0, a1 = u1 - f1;
+        const Cell2d c = border_cell_2d(r0, r1, hi0, hi1, n1);
+        const int k = c.node, k2 = k + n1;
+        const double a0 = c.a0, a1 = c.a1;
         const double p00 = img[k], p01 = img[k + 1], p10 = img[k2], p11 = img[k2 + 1];
         const double w = weight[j];
         gx0[j] += w * (((p10 - p00) * (1.0 - a1) + (p11 - p01) * a1) * d0);
