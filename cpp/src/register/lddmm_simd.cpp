@@ -144,32 +144,10 @@ void sample_grad_border_2d(const double* __restrict img, const Cell2& g, const d
         const int k = c.node, k2 = k + n1;
         const double a0 = c.a0, a1 = c.a1;
         const double p00 = img[k], p01 = img[k + 1], p10 = img[k2], p11 = img[k2 + 1];
-        // The same expressions as sample_border_2d and gradient_border_2d (identical bits).
+        // The same expressions as sample_border_2d (identical bits).
         out[j] = (c.w00 * p00 + c.w01 * p01) + (c.w10 * p10 + c.w11 * p11);
         gr0[j] = ((p10 - p00) * (1.0 - a1) + (p11 - p01) * a1) * d0;
         gr1[j] = ((p01 - p00) * (1.0 - a0) + (p11 - p10) * a0) * d1;
-    }
-}
-
-SPECTRALIGN_CLONES
-void gradient_border_2d(const double* __restrict img, const Cell2& g, const double* __restrict x0,
-                        const double* __restrict x1, const double* __restrict weight, int count,
-                        double* __restrict gx0, double* __restrict gx1) {
-    const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
-    const int n1 = g.n1;
-    const double o0 = g.o0, o1 = g.o1, inv0 = g.inv0, inv1 = g.inv1;
-    for (int j = 0; j < count; ++j) {
-        const double r0 = (x0[j] - o0) * inv0, r1 = (x1[j] - o1) * inv1;
-        // A clamped axis has no derivative (torch's border rule); exactly on an edge it has.
-        const double d0 = (r0 >= 0.0) & (r0 <= hi0) ? inv0 : 0.0;
-        const double d1 = (r1 >= 0.0) & (r1 <= hi1) ? inv1 : 0.0;
-        const Cell2d c = border_cell_2d(r0, r1, hi0, hi1, n1);
-        const int k = c.node, k2 = k + n1;
-        const double a0 = c.a0, a1 = c.a1;
-        const double p00 = img[k], p01 = img[k + 1], p10 = img[k2], p11 = img[k2 + 1];
-        const double w = weight[j];
-        gx0[j] += w * (((p10 - p00) * (1.0 - a1) + (p11 - p01) * a1) * d0);
-        gx1[j] += w * (((p01 - p00) * (1.0 - a0) + (p11 - p10) * a0) * d1);
     }
 }
 

@@ -43,9 +43,6 @@ void contrast_residual(const double* ai, const double* jt, std::int64_t plane, c
 void splat_runs_2d(const int* base0, const int* base1, const double* splat, int count, int lo0, int lo1,
                    std::int64_t row, double* buf);
 
-void gradient_border_2d(const double* img, const Cell2& g, const double* x0, const double* x1,
-                        const double* weight, int count, double* gx0, double* gx1);
-
 }  // namespace spectralign_fast::reg::lddmmkit
 
 namespace spectralign_fast::reg::lddmmkit {
