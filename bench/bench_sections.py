@@ -13,8 +13,9 @@ output pixel, over the brain (tests/sections_truth.py). SOFIMA (``--sofima``, in
 bench/install_sofima.sh into bench/.venv-sofima) runs its flow + mesh relaxation of the EM
 alignment notebook on the same sections, in the same run (bench/sofima_peer.py; the sections'
 empty background masked, which also makes its flow the normalised masked cross-correlation),
-twice: with the notebook's spring constants (k0 0.01, k 0.1) and with k 0.01, the best of
-k 0.1-0.001 on slices 60-64 (a stiff mesh cannot follow these 3 px warps on a 200 px section).
+twice: with the notebook's spring constants (k0 0.01, k 0.1) and with k 0.01, chosen on slices
+60-64 from k 0.1-0.001 (best for cycles 0.5-1.5, 0.05 px off k 0.003's best for 1-2): at stride 8
+the notebook's mesh is too stiff to follow these 3 px warps on a 200 px section.
 *Solve scaling*: the mesh solve alone on synthetic matches (4 per cell per pair of sections),
 each size in its own process (peak RSS is that process's).
 *End to end*: sections made from scikit-image's retina photograph scaled to ``--size``, each
@@ -77,7 +78,7 @@ def accuracy(first: int, n: int, cycles: tuple, sofima: bool, spacing: float) ->
     return row
 
 
-SOFIMA_K = (0.1, 0.01)  # the EM notebook's in-plane spring constant; the best on slices 60-64 (k0 0.01 both)
+SOFIMA_K = (0.1, 0.01)  # the EM notebook's in-plane spring constant; the one chosen on slices 60-64 (k0 0.01)
 
 
 def _sofima(ss, res, q, keep, k: float) -> dict:

@@ -20,6 +20,12 @@ here the empty background (``< --mask-below``), which switches the flow to the
 normalised correlation (every patch of that shift then gives exactly (3, -2)).
 ``--mask-below`` < 0 reproduces the unmasked (raw correlation) run.
 
+``--min-patch`` >= 0 adds the notebook's second flow, computed on the sections
+downsampled 2x by area averaging, upsampled with ``map_utils.resample_map`` and
+used to fill the 1x flow's gaps (``flow_utils.reconcile_flows``). Off by default:
+on slices 60-64 it helped the notebook's stiff mesh (k 0.1: 0.92 -> 0.80 px) and
+hurt the softer one (k 0.01: 0.51 -> 0.55 px; its vectors are whole 2x pixels).
+
 Conventions (checked against a known shift): ``flow_field(pre, post)`` gives at
 post's patch centre p the offset to the matching point of pre (post -> pre, x
 then y); with the flow padded by patch/2/stride entries, entry (i, j) lies at
@@ -47,6 +53,9 @@ def main() -> None:
     ap.add_argument("--k", type=float, default=0.1)
     ap.add_argument("--mask-below", type=float, default=0.05,
                     help="mask pixels below this as invalid (empty background); < 0: no masks (raw correlation)")
+    ap.add_argument("--min-patch", type=int, default=-1,
+                    help=">= 0: also the notebook's 2x-downsampled flow, filling the 1x flow's gaps "
+                         "(reconcile_flows with this min_patch_size); < 0: the 1x flow alone")
     a = ap.parse_args()
 
     import jax.numpy as jnp
@@ -59,14 +68,29 @@ def main() -> None:
     stride = a.stride
     t0 = time.perf_counter()
     mfc = flow_field.JAXMaskedXCorrWithStatsCalculator()
-    masks = [None] * n if a.mask_below < 0 else [s < a.mask_below for s in sections]
-    flows = [mfc.flow_field(sections[z - 1], sections[z], (a.patch, a.patch), (stride, stride), masks[z - 1],
-                            masks[z], batch_size=256) for z in range(1, n)]
-    pad = a.patch // 2 // stride
-    flows = np.pad(np.array(flows), [[0, 0], [0, 0], [pad, pad], [pad, pad]], constant_values=np.nan)
-    flows = np.transpose(flows, [1, 0, 2, 3])  # [channels, z, y, x]
-    clean = flow_utils.clean_flow(flows, min_peak_ratio=1.6, min_peak_sharpness=1.6, max_magnitude=40,
-                                  max_deviation=5)
+
+    def cleaned_flow(images):
+        masks = [None] * n if a.mask_below < 0 else [s < a.mask_below for s in images]
+        flows = [mfc.flow_field(images[z - 1], images[z], (a.patch, a.patch), (stride, stride), masks[z - 1],
+                                masks[z], batch_size=256) for z in range(1, n)]
+        pad = a.patch // 2 // stride
+        flows = np.pad(np.array(flows), [[0, 0], [0, 0], [pad, pad], [pad, pad]], constant_values=np.nan)
+        flows = np.transpose(flows, [1, 0, 2, 3])  # [channels, z, y, x]
+        return flow_utils.clean_flow(flows, min_peak_ratio=1.6, min_peak_sharpness=1.6, max_magnitude=40,
+                                     max_deviation=5)
+
+    clean = cleaned_flow(sections)
+    if a.min_patch >= 0:  # the notebook's 2x flow (area-averaged sections), upsampled onto the 1x grid
+        h2, w2 = sections.shape[1] // 2, sections.shape[2] // 2
+        half = sections[:, :2 * h2, :2 * w2].reshape(n, h2, 2, w2, 2).mean(axis=(2, 4))
+        f2 = cleaned_flow(half)
+        box1 = map_utils.bounding_box.BoundingBox(start=(0, 0, 0), size=(clean.shape[-1], clean.shape[-2], 1))
+        box2 = map_utils.bounding_box.BoundingBox(start=(0, 0, 0), size=(f2.shape[-1], f2.shape[-2], 1))
+        f2_hires = np.zeros_like(clean)
+        for z in range(f2.shape[1]):
+            f2_hires[:, z:z + 1] = map_utils.resample_map(f2[:, z:z + 1], box2, box1, 2, 1) * 2
+        clean = flow_utils.reconcile_flows((clean, f2_hires), max_gradient=0, max_deviation=5,
+                                           min_patch_size=a.min_patch)
     t_flow = time.perf_counter() - t0
 
     t0 = time.perf_counter()
