@@ -9,7 +9,7 @@ import spectralign_fast as sf
 from spectralign_fast import Placement, _core
 from spectralign_fast.place.regularize import (DEFAULT_REGULARIZE, MONTAGE_PRIOR, PRIOR_WEIGHTS, central_tile,
                                                prior_transforms, similarity_test)
-from spectralign_fast.synthetic import grid_tiles, photograph
+from spectralign_fast.synthetic import grid_tiles, photograph, registration_error
 
 from placement_oracle import dense_regularized_affine
 
@@ -241,6 +241,18 @@ def test_montage_passes_regularize(monkeypatch):
     assert priors == [MONTAGE_PRIOR] * 4
     with pytest.raises(ValueError, match="regularize"):
         sf.montage(tiles, overlap=0.2, regularize=-1, progress=False, render=False)
+
+
+def test_montage_passes_prior(monkeypatch):
+    """montage(prior=) reaches both passes' placement; the default is MONTAGE_PRIOR; a wrong name
+    fails before any matching, with the names to choose from."""
+    tiles, truth = grid_tiles(photograph("retina"), 2, 2, overlap=0.2, jitter=10, seed=3)
+    seen = _spy(monkeypatch)
+    res = sf.montage(tiles, overlap=0.2, regularize=1e-3, prior="rigid-centres", progress=False, render=False)
+    assert seen == [1e-3] * 2 and priors == ["rigid-centres"] * 2
+    assert registration_error(res.transforms, truth, res.tile_sizes)["rms"] < 0.5
+    with pytest.raises(ValueError, match="rigid-centres"):
+        sf.montage(tiles, overlap=0.2, prior="rigid_centres", progress=False, render=False)
 
 
 def test_align_stack_passes_regularize(monkeypatch):

@@ -29,6 +29,7 @@ from ..io.slides import Slide, SlidePlane, read_slide
 from ..io.tileconfig import TileEntry, write_tile_configuration
 from ..io.tiles import LRUCache
 from ..match.layout import position_pairs
+from ..place.regularize import MONTAGE_PRIOR
 from ..render.overview import overview
 from ..render.renderer import Renderer
 from ..report import montage_report, slide_report
@@ -133,10 +134,10 @@ def _finite(v: float) -> Optional[float]:
 
 def montage_slide(sources: Any, *, align_channel: Any = 0, flatfield: Any = None, darkfield: Any = None,
                   flip_x: bool = False, flip_y: bool = False, grid: Optional[Tuple[int, int]] = None,
-                  overlap: float = 0.1, model: str = "affine", regularize: float, coarse_size: Any = None,
-                  fine_size: int = 128, fine_step: float = 100, iters: int = 3, min_snr: float = 8.0,
-                  whiten: float = -0.65, peak_radius: int = 3, diagonals: bool = False, threads: int = 0,
-                  progress: bool = True, render: bool = True, output: str | os.PathLike | None = None,
+                  overlap: float = 0.1, model: str = "affine", regularize: float, prior: str = MONTAGE_PRIOR,
+                  coarse_size: Any = None, fine_size: int = 128, fine_step: float = 100, iters: int = 3,
+                  min_snr: float = 8.0, whiten: float = -0.65, peak_radius: int = 3, diagonals: bool = False,
+                  threads: int = 0, progress: bool = True, render: bool = True, output: str | os.PathLike | None = None,
                   overwrite: bool = False, blend: float = 10, interpolation: str = "linear",
                   chunk: int = 1024) -> SlideMontage:
     """``montage`` of one multi-position file or of one file per imaging cycle (see ``montage``)."""
@@ -159,9 +160,9 @@ def montage_slide(sources: Any, *, align_channel: Any = 0, flatfield: Any = None
         clock.lap("illumination")
     first = slides[0]
     ref = stitch(first.tiles(align[0]), positions=first.positions, overlap=overlap, model=model,
-                 regularize=regularize, coarse_size=coarse_size, fine_size=fine_size, fine_step=fine_step,
-                 iters=iters, min_snr=min_snr, whiten=whiten, peak_radius=peak_radius, diagonals=diagonals,
-                 threads=threads, progress=progress, render=False)
+                 regularize=regularize, prior=prior, coarse_size=coarse_size, fine_size=fine_size,
+                 fine_step=fine_step, iters=iters, min_snr=min_snr, whiten=whiten, peak_radius=peak_radius,
+                 diagonals=diagonals, threads=threads, progress=progress, render=False)
     clock.laps.update({f"cycle 1 {k}": v for k, v in ref.timings.items()})
     clock.lap("cycle 1")
     cycles = [CycleResult(first, ref)]

@@ -17,7 +17,7 @@ from ..execute import executor_for
 from ..io.tiles import output_dtype
 from ..match.layout import check_positions, position_pairs
 from ..match.pairs import PairJob, neighbour_pairs
-from ..place.regularize import MONTAGE_PRIOR, check_regularize
+from ..place.regularize import MONTAGE_PRIOR, PRIORS, check_regularize
 from ..transforms.affine import Affine
 from .common import (Clock, NominalLayout, check_grid, check_render_options, check_settings, grid_hint,
                      solve_placed)
@@ -44,10 +44,10 @@ def _fixed_tile(keys: List[TileKey], positions: Optional[Mapping[TileKey, np.nda
 
 
 def stitch(tiles: Mapping[Any, Any], *, positions: Optional[Mapping[Any, Any]] = None, overlap: float = 0.1,
-           model: str = "affine", regularize: float, coarse_size: Any = None, fine_size: int = 128,
-           fine_step: float = 100, iters: int = 3, min_snr: float = 8.0, whiten: float = -0.65,
-           peak_radius: int = 3, diagonals: bool = False, threads: int = 0, progress: bool = True,
-           render: bool = True, output: str | os.PathLike | None = None, overwrite: bool = False,
+           model: str = "affine", regularize: float, prior: str = MONTAGE_PRIOR, coarse_size: Any = None,
+           fine_size: int = 128, fine_step: float = 100, iters: int = 3, min_snr: float = 8.0,
+           whiten: float = -0.65, peak_radius: int = 3, diagonals: bool = False, threads: int = 0,
+           progress: bool = True, render: bool = True, output: str | os.PathLike | None = None, overwrite: bool = False,
            blend: float = 10, interpolation: str = "linear", chunk: int = 1024,
            client: Any = None) -> MontageResult:
     """``montage`` of a dict of tiles (see ``montage`` for every option).
@@ -60,6 +60,9 @@ def stitch(tiles: Mapping[Any, Any], *, positions: Optional[Mapping[Any, Any]] =
     positions' frame: the tile nearest (0, 0) keeps its nominal place.
     """
     lam = check_regularize(regularize)
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS} (what regularize pulls each tile's affine toward), "
+                         f"got {prior!r}")
     check_render_options(blend=blend, interpolation=interpolation, chunk=chunk)
     settings = check_settings(overlap=overlap, model=model, coarse_size=coarse_size, fine_size=fine_size,
                               fine_step=fine_step, iters=iters, min_snr=min_snr, threads=threads, whiten=whiten,
@@ -89,13 +92,13 @@ def stitch(tiles: Mapping[Any, Any], *, positions: Optional[Mapping[Any, Any]] =
     dtype = output_dtype({t: ex.dtypes[t] for t in keys})  # mixed dtypes fail before any work on the output
     clock.lap("match")
     transforms, residuals, model = solve_placed(keys, matches, model, fix, grid_hint(settings), lam,
-                                                MONTAGE_PRIOR, nominal=nominal)
+                                                prior, nominal=nominal)
     clock.lap("place")
     if model != "rigid" and len(keys) > 1:
         matches = ex.rematch([(pm, settings) for pm in matches], transforms, progress=progress)
         clock.lap("match (pass 2)")
         transforms, residuals, model = solve_placed(keys, matches, model, fix, grid_hint(settings), lam,
-                                                    MONTAGE_PRIOR, nominal=nominal)
+                                                    prior, nominal=nominal)
         clock.lap("place (pass 2)")
     if nominal_xy is not None:
         # Keep the layout's frame: the fixed tile at its nominal position.
