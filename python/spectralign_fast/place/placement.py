@@ -18,8 +18,8 @@ from .._validate import as_float, as_int, as_point, as_points
 from ..transforms.affine import Affine
 from .diagnostics import (PlacementResiduals, check_graph, reject_round, residual_vectors, summarise_residuals,
                           underdetermined_indices)
-from .regularize import (PRIOR_WEIGHTS, PRIORS, central_tile, check_regularize, prior_transforms, similarity_test,
-                         tested_pull)
+from .regularize import (PRIOR_WEIGHTS, central_tile, check_prior, check_regularize, prior_transforms,
+                         similarity_test, tested_pull)
 
 Match = namedtuple("Match", ("tile1", "tile2", "p1", "p2", "weight"))
 Match.__doc__ = """One pair of matching points: point ``p1`` = (x, y) of ``tile1`` and
@@ -360,8 +360,7 @@ class Placement:
         if lam > 0 and components != "error":
             raise ValueError("regularize needs a connected match graph: leave components='error' (the similarity "
                              "placement it pulls toward is solved for the whole graph)")
-        if prior not in PRIORS:
-            raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+        check_prior(prior)
         params = self._solve(True, fix, reject, components, solver, tol, maxiter, lam, prior)
         views = params.view(np.ndarray)
         return {t: views[i].view(Affine) for i, t in enumerate(self._tiles)}

@@ -102,6 +102,14 @@ TEST_POWER = 8
 _TEST_FLOOR = 1e-6
 
 
+def check_prior(value: Any) -> str:
+    """``prior`` as one of ``PRIORS`` (plain-language ValueError otherwise)."""
+    if value not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS} (what regularize pulls each tile's affine toward), "
+                         f"got {value!r}")
+    return str(value)
+
+
 def similarity_test(n: int, t1: np.ndarray, t2: np.ndarray, P1: np.ndarray, P2: np.ndarray,
                     w: np.ndarray) -> float:
     """How much better an affine than a similarity maps one tile's matched points onto its
@@ -160,8 +168,7 @@ def prior_transforms(n: int, t1: np.ndarray, t2: np.ndarray, P1: np.ndarray, P2:
     3.5 % at the far corner, 68 px RMS off at the tile corners; fixed in the middle:
     2 px). The gauge of the regularised solution is set afterwards, whatever this is."""
     fix = central_tile(n, t1, t2)
-    if kind not in PRIORS:
-        raise ValueError(f"prior must be one of {PRIORS}, got {kind!r}")
+    check_prior(kind)
     try:
         if kind not in ("similarity", "similarity-tested"):
             raise ValueError("the rigid prior asked for")

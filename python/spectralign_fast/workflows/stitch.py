@@ -17,7 +17,7 @@ from ..execute import executor_for
 from ..io.tiles import output_dtype
 from ..match.layout import check_positions, position_pairs
 from ..match.pairs import PairJob, neighbour_pairs
-from ..place.regularize import MONTAGE_PRIOR, PRIORS, check_regularize
+from ..place.regularize import MONTAGE_PRIOR, check_prior, check_regularize
 from ..transforms.affine import Affine
 from .common import (Clock, NominalLayout, check_grid, check_render_options, check_settings, grid_hint,
                      solve_placed)
@@ -60,9 +60,7 @@ def stitch(tiles: Mapping[Any, Any], *, positions: Optional[Mapping[Any, Any]] =
     positions' frame: the tile nearest (0, 0) keeps its nominal place.
     """
     lam = check_regularize(regularize)
-    if prior not in PRIORS:
-        raise ValueError(f"prior must be one of {PRIORS} (what regularize pulls each tile's affine toward), "
-                         f"got {prior!r}")
+    check_prior(prior)
     check_render_options(blend=blend, interpolation=interpolation, chunk=chunk)
     settings = check_settings(overlap=overlap, model=model, coarse_size=coarse_size, fine_size=fine_size,
                               fine_step=fine_step, iters=iters, min_snr=min_snr, threads=threads, whiten=whiten,
