@@ -26,6 +26,9 @@ __all__ = ["register_syn", "SynResult", "SYN_METRICS"]
 
 SYN_METRICS = ("cc", "mi", "ssd", "em")
 
+# register_syn's scale-space factor (DIPY's class keeps its 0.2; see register_syn's docstring).
+SYN_SCALE_SPACE_FACTOR = 0.5
+
 
 @dataclass(frozen=True)
 class SynResult:
@@ -65,7 +68,8 @@ def syn_metric(name: Any, dim: int) -> SimilarityMetric:
 
 def register_syn(static: Any, moving: Any, *, metric: Any = "cc", static_grid2world: Any = None,
                  moving_grid2world: Any = None, prealign: Any = "affine", affine_metric: str = "mi",
-                 level_iters: Any = None, step_length: float = 0.25, threads: int = 0,
+                 level_iters: Any = None, step_length: float = 0.25,
+                 ss_sigma_factor: float = SYN_SCALE_SPACE_FACTOR, threads: int = 0,
                  progress: bool = False) -> SynResult:
     """Register ``moving`` to ``static``: an affine first, then SyN.
 
@@ -87,6 +91,13 @@ def register_syn(static: Any, moving: Any, *, metric: Any = "cc", static_grid2wo
         SyN iterations per level, coarsest first (default ``[100, 100, 25]``).
     step_length : float
         SyN's step length in world units (default 0.25).
+    ss_sigma_factor : float
+        SyN's scale-space smoothing: level ``i`` is blurred by ``ss_sigma_factor * (2**i - 1)``
+        voxels (default 0.5; DIPY's class defaults to 0.2). The coarse levels then see the
+        image's shapes rather than its aliased detail: on 18 photograph cases with known
+        deformations (6 scikit-image pictures x 3 bump fields of 4-8 px) the median RMS error
+        went from 0.46 px at 0.2 to 0.34 px at 0.5, and on the 2 mm MNI template from 0.185 to
+        0.177 voxel, in fewer iterations (``bench/RESULTS.md``, SyN).
     threads : int
         Threads (0: all cores).
     progress : bool
@@ -101,7 +112,7 @@ def register_syn(static: Any, moving: Any, *, metric: Any = "cc", static_grid2wo
     dim = s.ndim
     threads = as_int(threads, "threads", minimum=0, maximum=4096)
     syn = SymmetricDiffeomorphicRegistration(syn_metric(metric, dim), level_iters, step_length,
-                                             threads=threads)
+                                             ss_sigma_factor, threads=threads)
     affine_result: Optional[AffineResult] = None
     if isinstance(prealign, str):
         if prealign != "affine":
