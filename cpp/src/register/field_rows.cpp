@@ -1,8 +1,8 @@
-// The field algebra's vectorised row kernels (see field_rows.hpp). Every
-// expression keeps the scalar code's order (field_common.hpp interpolate(),
-// fields.cpp compose_impl / invert_impl) and the file is built with
-// -ffp-contract=off, so results match the scalar path to the last bit on
-// every clone.
+// The field algebra's vectorised row kernels (see field_rows.hpp). The
+// warps keep the scalar code's order (field_common.hpp interpolate()) and
+// match it to the last bit; the compositions blend whole corner rows in
+// float (within a few ulp of it). The file is built with -ffp-contract=off,
+// so every clone gives the same bits.
 #include "field_rows.hpp"
 
 #include <cmath>
@@ -24,136 +24,106 @@ inline double hi(std::uint64_t x) { return double(__builtin_bit_cast(float, std:
 #define SPECTRALIGN_PAIR_LOADS 0
 #endif
 
-// The gather loop: every voxel's values computed (cell 0 where the cell is
-// not inside, so every load is in bounds) and the inside mask kept apart;
-// the selects come in a second loop, which keeps GCC from turning the
-// corner loads into masked gathers it cannot emit.
-__attribute__((always_inline)) inline void compose_body(const ComposeGrid3& g, const double* __restrict u0,
-                                                        const double* __restrict u1, const double* __restrict u2,
-                                                        int count, double i0, double i1, int j0,
-                                                        float* __restrict c0out, float* __restrict c1out,
-                                                        float* __restrict c2out, double* __restrict keep) {
-    const float* __restrict d = g.d;
-    const int s1 = 3 * g.n2, s0 = 3 * g.n1 * g.n2;
-    // Every corner exists (interpolate()'s interior: floor >= 0 and floor + 1 < n) iff 0 <= x < n - 1.
+// Eight / four floats as one vector (GCC / Clang vector extensions: AVX in
+// the AVX clones, SSE pairs in the baseline one).
+typedef float Float8 __attribute__((vector_size(32)));
+typedef float Float4 __attribute__((vector_size(16)));
+
+// The inversion's damped update of a chunk of p, p -= factor q (invert_impl's
+// rule: factor from |q / spacing|, capped at maxlen), D components a voxel.
+template <int D>
+__attribute__((always_inline)) inline void damped_chunk(float* __restrict p, const float* __restrict q, int count,
+                                                        const double* spacing, double eps, double maxlen) {
+    for (int j = 0; j < count; ++j) {
+        double m2 = 0.0;
+        for (int c = 0; c < D; ++c) {
+            const double qc = double(q[D * j + c]) / spacing[c];
+            m2 += qc * qc;
+        }
+        const double m = std::sqrt(m2);
+        const double factor = m > maxlen ? eps * maxlen / m : eps;
+        for (int c = 0; c < D; ++c)
+            p[D * j + c] = static_cast<float>(double(p[D * j + c]) - factor * double(q[D * j + c]));
+    }
+}
+
+// A composition chunk in three loops. First, across voxels (vectorised):
+// each voxel's position i + B u (double, so the fractions are exact at any
+// index), whether every corner of its cell exists (interpolate()'s interior:
+// 0 <= x < n - 1 on every axis), the offset of its first corner and its
+// fractions. Then one voxel at a time, with no gathers: a corner pair along
+// the last axis is 2 x D consecutive floats, read as one vector per corner
+// row and blended in float (within a few ulp of the double scalar sum; the
+// same bits for every clone and thread count). Last, across voxels again,
+// the magnitudes. u is read before comp is written, so they may be one array.
+template <bool Scaled>
+__attribute__((always_inline)) inline void compose3(const ComposeGrid3& g, const float* u, int count, double i0,
+                                                    double i1, int j0, const double* spacing, float* comp,
+                                                    double* __restrict mag, int* __restrict inside) {
+    const std::int64_t s1 = 3 * std::int64_t(g.n2), s0 = s1 * g.n1, total = s0 * g.n0;
+    // The far corner row's 8-float load runs 2 floats past the field for the last cells: those read 6.
+    const std::int64_t full_loads = total - 8 - s0 - s1;
     const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1), hi2 = double(g.n2 - 1);
     const double B0 = g.B[0], B1 = g.B[1], B2 = g.B[2], B3 = g.B[3], B4 = g.B[4], B5 = g.B[5], B6 = g.B[6],
                  B7 = g.B[7], B8 = g.B[8];
-    const double z0 = g.z[0], z1 = g.z[1], z2 = g.z[2], t = g.t;
+    std::int64_t cell[kRowChunk];
+    float fr0[kRowChunk], fr1[kRowChunk], fr2[kRowChunk];
     for (int j = 0; j < count; ++j) {
-        const double ua = u0[j], ub = u1[j], uc = u2[j];
-        // apply<3>(B, u, 0.0): ((B_r3 * 0 + B_r0 u0) + B_r1 u1) + B_r2 u2, then the index added.
-        const double x0 = i0 + (((z0 + B0 * ua) + B1 * ub) + B2 * uc);
-        const double x1 = i1 + (((z1 + B3 * ua) + B4 * ub) + B5 * uc);
-        const double x2 = double(j0 + j) + (((z2 + B6 * ua) + B7 * ub) + B8 * uc);
+        const double ua = u[3 * j], ub = u[3 * j + 1], uc = u[3 * j + 2];
+        const double x0 = i0 + ((B0 * ua + B1 * ub) + B2 * uc);
+        const double x1 = i1 + ((B3 * ua + B4 * ub) + B5 * uc);
+        const double x2 = double(j0 + j) + ((B6 * ua + B7 * ub) + B8 * uc);
         const bool in = (x0 >= 0.0) & (x0 < hi0) & (x1 >= 0.0) & (x1 < hi1) & (x2 >= 0.0) & (x2 < hi2);
         const double c0 = in ? x0 : 0.0, c1 = in ? x1 : 0.0, c2 = in ? x2 : 0.0;
         const double f0 = std::floor(c0), f1 = std::floor(c1), f2 = std::floor(c2);
-        const int k = int(f0) * s0 + int(f1) * s1 + 3 * int(f2);
-        const double fr0 = c0 - f0, fr1 = c1 - f1, fr2 = c2 - f2;
-        const double a0 = 1.0 - fr0, a1 = 1.0 - fr1, a2 = 1.0 - fr2;
-        const double w0 = a0 * a1 * a2, w1 = a0 * a1 * fr2, w2 = a0 * fr1 * a2, w3 = a0 * fr1 * fr2;
-        const double w4 = fr0 * a1 * a2, w5 = fr0 * a1 * fr2, w6 = fr0 * fr1 * a2, w7 = fr0 * fr1 * fr2;
-        const int o1 = k + 3, o2 = k + s1, o3 = k + s1 + 3, o4 = k + s0, o5 = k + s0 + 3, o6 = k + s0 + s1,
-                  o7 = k + s0 + s1 + 3;
-#if SPECTRALIGN_PAIR_LOADS
-        // A corner pair along the last axis is 6 consecutive floats: three
-        // 8-byte loads (half the gathered elements of six 4-byte ones).
-        const std::uint64_t pA0 = load_pair(d + k), pA1 = load_pair(d + k + 2), pA2 = load_pair(d + k + 4);
-        const std::uint64_t pB0 = load_pair(d + o2), pB1 = load_pair(d + o2 + 2), pB2 = load_pair(d + o2 + 4);
-        const std::uint64_t pC0 = load_pair(d + o4), pC1 = load_pair(d + o4 + 2), pC2 = load_pair(d + o4 + 4);
-        const std::uint64_t pD0 = load_pair(d + o6), pD1 = load_pair(d + o6 + 2), pD2 = load_pair(d + o6 + 4);
-        // The corners' products summed in interpolate()'s tree.
-        const double v0 = ((w0 * lo(pA0) + w1 * hi(pA1)) + (w2 * lo(pB0) + w3 * hi(pB1))) +
-                          ((w4 * lo(pC0) + w5 * hi(pC1)) + (w6 * lo(pD0) + w7 * hi(pD1)));
-        const double v1 = ((w0 * hi(pA0) + w1 * lo(pA2)) + (w2 * hi(pB0) + w3 * lo(pB2))) +
-                          ((w4 * hi(pC0) + w5 * lo(pC2)) + (w6 * hi(pD0) + w7 * lo(pD2)));
-        const double v2 = ((w0 * lo(pA1) + w1 * hi(pA2)) + (w2 * lo(pB1) + w3 * hi(pB2))) +
-                          ((w4 * lo(pC1) + w5 * hi(pC2)) + (w6 * lo(pD1) + w7 * hi(pD2)));
-        (void)o1, (void)o3, (void)o5, (void)o7;
-#else
-        // The corners' products summed in interpolate()'s tree.
-        const double v0 = ((w0 * double(d[k]) + w1 * double(d[o1])) + (w2 * double(d[o2]) + w3 * double(d[o3]))) +
-                          ((w4 * double(d[o4]) + w5 * double(d[o5])) + (w6 * double(d[o6]) + w7 * double(d[o7])));
-        const double v1 = ((w0 * double(d[k + 1]) + w1 * double(d[o1 + 1])) +
-                           (w2 * double(d[o2 + 1]) + w3 * double(d[o3 + 1]))) +
-                          ((w4 * double(d[o4 + 1]) + w5 * double(d[o5 + 1])) +
-                           (w6 * double(d[o6 + 1]) + w7 * double(d[o7 + 1])));
-        const double v2 = ((w0 * double(d[k + 2]) + w1 * double(d[o1 + 2])) +
-                           (w2 * double(d[o2 + 2]) + w3 * double(d[o3 + 2]))) +
-                          ((w4 * double(d[o4 + 2]) + w5 * double(d[o5 + 2])) +
-                           (w6 * double(d[o6 + 2]) + w7 * double(d[o7 + 2])));
-#endif
-        c0out[j] = static_cast<float>(t * v0 + ua);
-        c1out[j] = static_cast<float>(t * v1 + ub);
-        c2out[j] = static_cast<float>(t * v2 + uc);
-        keep[j] = in ? 1.0 : 0.0;
-    }
-}
-
-// The selects and magnitudes: comp 0 where not inside; mag |comp / spacing|
-// (Scaled) or |comp|^2, 0 where not inside.
-template <bool Scaled>
-__attribute__((always_inline)) inline void finish_body(float* __restrict c0, float* __restrict c1,
-                                                       float* __restrict c2, const double* __restrict keep,
-                                                       int count, const double* spacing, double* __restrict mag,
-                                                       int* __restrict inside) {
-    const double sp0 = Scaled ? spacing[0] : 1.0, sp1 = Scaled ? spacing[1] : 1.0, sp2 = Scaled ? spacing[2] : 1.0;
-    for (int j = 0; j < count; ++j) {
-        const bool in = keep[j] != 0.0;
-        const float r0 = in ? c0[j] : 0.0f, r1 = in ? c1[j] : 0.0f, r2 = in ? c2[j] : 0.0f;
-        c0[j] = r0;
-        c1[j] = r1;
-        c2[j] = r2;
-        double m;
-        if constexpr (Scaled) {
-            const double q0 = double(r0) / sp0, q1 = double(r1) / sp1, q2 = double(r2) / sp2;
-            m = std::sqrt((q0 * q0 + q1 * q1) + q2 * q2);
-        } else {
-            m = (double(r0) * double(r0) + double(r1) * double(r1)) + double(r2) * double(r2);
-        }
-        mag[j] = m;
+        cell[j] = std::int64_t(f0) * s0 + std::int64_t(f1) * s1 + 3 * std::int64_t(f2);
+        fr0[j] = static_cast<float>(c0 - f0);
+        fr1[j] = static_cast<float>(c1 - f1);
+        fr2[j] = static_cast<float>(c2 - f2);
         inside[j] = in ? 1 : 0;
     }
+    const float* __restrict d = g.d;
+    const double t = g.t;
+    for (int j = 0; j < count; ++j) {
+        float* o = comp + 3 * j;
+        if (!inside[j]) {
+            o[0] = o[1] = o[2] = 0.0f;
+            continue;
+        }
+        const std::int64_t k = cell[j];
+        const float r0 = fr0[j], r1 = fr1[j], r2 = fr2[j];
+        const float a0 = 1.0f - r0, a1 = 1.0f - r1;
+        Float8 A, B, C, D = {};
+        __builtin_memcpy(&A, d + k, sizeof A);
+        __builtin_memcpy(&B, d + k + s1, sizeof B);
+        __builtin_memcpy(&C, d + k + s0, sizeof C);
+        if (k <= full_loads)
+            __builtin_memcpy(&D, d + k + s0 + s1, sizeof D);
+        else
+            __builtin_memcpy(&D, d + k + s0 + s1, 6 * sizeof(float));
+        const Float8 R = (A * (a0 * a1) + B * (a0 * r1)) + (C * (r0 * a1) + D * (r0 * r1));
+        const Float8 V = R * (1.0f - r2) + __builtin_shufflevector(R, R, 3, 4, 5, 6, 7, 0, 1, 2) * r2;
+        const float ua = u[3 * j], ub = u[3 * j + 1], uc = u[3 * j + 2];
+        o[0] = static_cast<float>(t * double(V[0]) + double(ua));
+        o[1] = static_cast<float>(t * double(V[1]) + double(ub));
+        o[2] = static_cast<float>(t * double(V[2]) + double(uc));
+    }
+    const double sp0 = Scaled ? spacing[0] : 1.0, sp1 = Scaled ? spacing[1] : 1.0, sp2 = Scaled ? spacing[2] : 1.0;
+    for (int j = 0; j < count; ++j) {  // 0 where not inside: comp is 0 there
+        const double q0 = double(comp[3 * j]) / sp0, q1 = double(comp[3 * j + 1]) / sp1,
+                     q2 = double(comp[3 * j + 2]) / sp2;
+        const double m2 = (q0 * q0 + q1 * q1) + q2 * q2;
+        mag[j] = Scaled ? std::sqrt(m2) : m2;
+    }
 }
 
-// One chunk: u (AoS) read into SoA doubles (after the inversion's damped
-// update of it, with Update), the kernel, and the SoA result written back
-// AoS. u is copied before comp is written, so they may be the same array.
+// One chunk, with the inversion's damped update of u first (Update).
 template <bool Scaled, bool Update>
 __attribute__((always_inline)) inline void compose_chunk(const ComposeGrid3& g, float* u, int count, double i0,
                                                          double i1, int j0, const double* spacing, float* comp,
-                                                         double* mag, int* __restrict inside, double eps,
-                                                         double maxlen) {
-    double u0[kRowChunk], u1[kRowChunk], u2[kRowChunk];
-    float c0[kRowChunk], c1[kRowChunk], c2[kRowChunk];
-    for (int j = 0; j < count; ++j) {
-        float a = u[3 * j], b = u[3 * j + 1], c = u[3 * j + 2];
-        if constexpr (Update) {
-            // invert_impl's p -= factor q (comp holds q; its norm recomputed as finish_body made it).
-            const double q0 = double(comp[3 * j]) / spacing[0], q1 = double(comp[3 * j + 1]) / spacing[1],
-                         q2 = double(comp[3 * j + 2]) / spacing[2];
-            const double m = std::sqrt((q0 * q0 + q1 * q1) + q2 * q2);
-            const double factor = m > maxlen ? eps * maxlen / m : eps;
-            a = static_cast<float>(double(a) - factor * double(comp[3 * j]));
-            b = static_cast<float>(double(b) - factor * double(comp[3 * j + 1]));
-            c = static_cast<float>(double(c) - factor * double(comp[3 * j + 2]));
-            u[3 * j] = a;
-            u[3 * j + 1] = b;
-            u[3 * j + 2] = c;
-        }
-        u0[j] = a;
-        u1[j] = b;
-        u2[j] = c;
-    }
-    double keep[kRowChunk];
-    compose_body(g, u0, u1, u2, count, i0, i1, j0, c0, c1, c2, keep);
-    finish_body<Scaled>(c0, c1, c2, keep, count, spacing, mag, inside);
-    for (int j = 0; j < count; ++j) {
-        comp[3 * j] = c0[j];
-        comp[3 * j + 1] = c1[j];
-        comp[3 * j + 2] = c2[j];
-    }
+                                                         double* mag, int* inside, double eps, double maxlen) {
+    if constexpr (Update) damped_chunk<3>(u, comp, count, spacing, eps, maxlen);
+    compose3<Scaled>(g, u, count, i0, i1, j0, spacing, comp, mag, inside);
 }
 
 SPECTRALIGN_CLONES
@@ -175,8 +145,7 @@ void chunk_update(const ComposeGrid3& g, float* u, int count, double i0, double 
 }
 
 // A warp kernel's select for one voxel, made in a loop of its own after the
-// gather loop (as finish_body after compose_body): out the value where every
-// corner exists, else 0; status 1 there, 2 on the edge (left to the caller's
+// gather loop: out the value where every corner exists, else 0; status 1 there, 2 on the edge (left to the caller's
 // scalar interpolation), 0 outside. The loop stays in each kernel: over its
 // own local arrays GCC knows the val and edge loads stay in bounds and
 // vectorises them as plain loads; a helper holding the loop makes GCC 12 mask
@@ -242,72 +211,55 @@ void warp_kernel(const WarpGrid3& g, const float* __restrict u, int count, doubl
 
 // ---- 2-D: the same, with interpolate()'s 2-D interior sum.
 
-__attribute__((always_inline)) inline void compose_body2(const ComposeGrid3& g, const double* __restrict u0,
-                                                         const double* __restrict u1, int count, double i0, int j0,
-                                                         float* __restrict c0out, float* __restrict c1out,
-                                                         double* __restrict keep) {
-    const float* __restrict d = g.d;
-    const int s0 = 2 * g.n1;
+// The 2-D counterpart of compose3: a corner pair along the last axis is 4
+// consecutive floats, one 4-float vector per row (no load past the field).
+template <bool Scaled, bool Update>
+__attribute__((always_inline)) inline void compose_chunk_2d(const ComposeGrid3& g, float* u, int count, double i0,
+                                                            int j0, const double* spacing, float* comp,
+                                                            double* __restrict mag, int* __restrict inside,
+                                                            double eps, double maxlen) {
+    if constexpr (Update) damped_chunk<2>(u, comp, count, spacing, eps, maxlen);
+    const std::int64_t s0 = 2 * std::int64_t(g.n1);
     const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
     const double B0 = g.B[0], B1 = g.B[1], B2 = g.B[2], B3 = g.B[3];
-    const double z0 = g.z[0], z1 = g.z[1], t = g.t;
+    std::int64_t cell[kRowChunk];
+    float fr0[kRowChunk], fr1[kRowChunk];
     for (int j = 0; j < count; ++j) {
-        const double ua = u0[j], ub = u1[j];
-        const double x0 = i0 + ((z0 + B0 * ua) + B1 * ub);
-        const double x1 = double(j0 + j) + ((z1 + B2 * ua) + B3 * ub);
+        const double ua = u[2 * j], ub = u[2 * j + 1];
+        const double x0 = i0 + (B0 * ua + B1 * ub);
+        const double x1 = double(j0 + j) + (B2 * ua + B3 * ub);
         const bool in = (x0 >= 0.0) & (x0 < hi0) & (x1 >= 0.0) & (x1 < hi1);
         const double c0 = in ? x0 : 0.0, c1 = in ? x1 : 0.0;
         const double f0 = std::floor(c0), f1 = std::floor(c1);
-        const int k = int(f0) * s0 + 2 * int(f1);
-        const double fr0 = c0 - f0, fr1 = c1 - f1;
-        const double w00 = (1.0 - fr0) * (1.0 - fr1), w01 = (1.0 - fr0) * fr1, w10 = fr0 * (1.0 - fr1),
-                     w11 = fr0 * fr1;
-        const double v0 = (w00 * double(d[k]) + w01 * double(d[k + 2])) +
-                          (w10 * double(d[k + s0]) + w11 * double(d[k + s0 + 2]));
-        const double v1 = (w00 * double(d[k + 1]) + w01 * double(d[k + 3])) +
-                          (w10 * double(d[k + s0 + 1]) + w11 * double(d[k + s0 + 3]));
-        c0out[j] = static_cast<float>(t * v0 + ua);
-        c1out[j] = static_cast<float>(t * v1 + ub);
-        keep[j] = in ? 1.0 : 0.0;
+        cell[j] = std::int64_t(f0) * s0 + 2 * std::int64_t(f1);
+        fr0[j] = static_cast<float>(c0 - f0);
+        fr1[j] = static_cast<float>(c1 - f1);
+        inside[j] = in ? 1 : 0;
     }
-}
-
-template <bool Scaled, bool Update>
-__attribute__((always_inline)) inline void compose_chunk_2d(const ComposeGrid3& g, float* u, int count, double i0,
-                                                            int j0, const double* spacing, float* comp, double* mag,
-                                                            int* __restrict inside, double eps, double maxlen) {
-    double u0[kRowChunk], u1[kRowChunk], keep[kRowChunk];
-    float c0[kRowChunk], c1[kRowChunk];
+    const float* __restrict d = g.d;
+    const double t = g.t;
     for (int j = 0; j < count; ++j) {
-        float a = u[2 * j], b = u[2 * j + 1];
-        if constexpr (Update) {
-            const double q0 = double(comp[2 * j]) / spacing[0], q1 = double(comp[2 * j + 1]) / spacing[1];
-            const double m = std::sqrt(q0 * q0 + q1 * q1);
-            const double factor = m > maxlen ? eps * maxlen / m : eps;
-            a = static_cast<float>(double(a) - factor * double(comp[2 * j]));
-            b = static_cast<float>(double(b) - factor * double(comp[2 * j + 1]));
-            u[2 * j] = a;
-            u[2 * j + 1] = b;
+        float* o = comp + 2 * j;
+        if (!inside[j]) {
+            o[0] = o[1] = 0.0f;
+            continue;
         }
-        u0[j] = a;
-        u1[j] = b;
+        const std::int64_t k = cell[j];
+        const float r0 = fr0[j], r1 = fr1[j];
+        Float4 A, B;
+        __builtin_memcpy(&A, d + k, sizeof A);
+        __builtin_memcpy(&B, d + k + s0, sizeof B);
+        const Float4 R = A * (1.0f - r0) + B * r0;
+        const Float4 V = R * (1.0f - r1) + __builtin_shufflevector(R, R, 2, 3, 0, 1) * r1;
+        const float ua = u[2 * j], ub = u[2 * j + 1];
+        o[0] = static_cast<float>(t * double(V[0]) + double(ua));
+        o[1] = static_cast<float>(t * double(V[1]) + double(ub));
     }
-    compose_body2(g, u0, u1, count, i0, j0, c0, c1, keep);
     const double sp0 = Scaled ? spacing[0] : 1.0, sp1 = Scaled ? spacing[1] : 1.0;
     for (int j = 0; j < count; ++j) {
-        const bool in = keep[j] != 0.0;
-        const float r0 = in ? c0[j] : 0.0f, r1 = in ? c1[j] : 0.0f;
-        comp[2 * j] = r0;
-        comp[2 * j + 1] = r1;
-        double m;
-        if constexpr (Scaled) {
-            const double q0 = double(r0) / sp0, q1 = double(r1) / sp1;
-            m = std::sqrt(q0 * q0 + q1 * q1);
-        } else {
-            m = double(r0) * double(r0) + double(r1) * double(r1);
-        }
-        mag[j] = m;
-        inside[j] = in ? 1 : 0;
+        const double q0 = double(comp[2 * j]) / sp0, q1 = double(comp[2 * j + 1]) / sp1;
+        const double m2 = q0 * q0 + q1 * q1;
+        mag[j] = Scaled ? std::sqrt(m2) : m2;
     }
 }
 

@@ -1,9 +1,10 @@
-// Vectorised row kernels of the displacement-field algebra (field_rows.cpp):
-// the same arithmetic, in the same order, as field_common.hpp's scalar
-// interpolate()'s interior path, written as branch-free loops over a chunk
-// of one row so that GCC vectorises them (gathers; AVX-512 / AVX2 / baseline
-// clones chosen at load time). Built without FMA contraction, so every clone
-// gives the scalar code's bits. Indices are 32-bit: callers use these only
+// Vectorised row kernels of the displacement-field algebra (field_rows.cpp),
+// over a chunk of one row, with AVX-512 / AVX2 / baseline clones chosen at
+// load time. The warps are field_common.hpp's scalar interpolate()'s
+// interior path in the same order (gathers; the scalar code's bits). The
+// compositions read each corner row of the field as one vector and blend in
+// float, within a few ulp of the scalar double sum. Built without FMA
+// contraction, so every clone gives the same bits. Callers use these only
 // for fields under 2^31 values.
 #pragma once
 
@@ -19,7 +20,6 @@ struct ComposeGrid3 {
     const float* d = nullptr;
     int n0 = 0, n1 = 0, n2 = 0;
     double B[9] = {};   // the linear part applied to d1's vectors
-    double z[3] = {};   // B's translation times 0.0 (apply()'s h = 0 term, kept for its bits)
     double t = 1.0;     // time scaling of d2's values
 };
 

@@ -49,10 +49,8 @@ ComposeGrid3 compose_grid(const float* d2, const Grid<D>& g2, const double* B, d
     cg.n0 = int(g2.n[0]);
     cg.n1 = int(g2.n[1]);
     cg.n2 = D == 3 ? int(g2.n[D - 1]) : 1;
-    for (int r = 0; r < D; ++r) {
+    for (int r = 0; r < D; ++r)
         for (int c = 0; c < D; ++c) cg.B[r * D + c] = B[r * (D + 1) + c];
-        cg.z[r] = B[r * (D + 1) + D] * 0.0;
-    }
     cg.t = t;
     return cg;
 }
