@@ -10,6 +10,9 @@ Cases (known truth: the moving image is the static one deformed by a sum of Gaus
 Tools, all with local cross-correlation of radius 4 and 3 levels of 100, 100, 25 iterations:
 
 * ours:  ``SymmetricDiffeomorphicRegistration(CCMetric(d), level_iters=[100, 100, 25], threads=n)``
+         (the DIPY-compatible class with DIPY's defaults: the same algorithm as DIPY's);
+* api:   ``register_syn(static, moving, prealign=None, level_iters=[100, 100, 25], threads=n)``,
+         our own function with its own defaults (scale-space factor 0.5 where DIPY has 0.2);
 * DIPY:  the same class from ``dipy.align.imwarp`` (no thread option: run once, as "1 thread");
 * ANTs:  ``ants.registration(type_of_transform="SyNOnly", syn_metric="CC", syn_sampling=4,
          reg_iterations=(100, 100, 25))`` (identity initial transform), threads via
@@ -23,6 +26,7 @@ the RSS before it started (so ``peak - base`` is what the registration added), a
 
     pip install -e '.[bench]'
     OPENBLAS_NUM_THREADS=1 python bench/bench_syn.py [--cases ihc512 mni2] [--tools ours dipy ants]
+    OPENBLAS_NUM_THREADS=1 python bench/bench_syn.py --scale-space 0.2 0.5 1.0   # the factor's sweep
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 from bench_register import _peak_mb, _rss_mb  # noqa: E402
 
-TOOLS = ("ours", "dipy", "ants")
+TOOLS = ("ours", "api", "dipy", "ants")
 LEVEL_ITERS = [100, 100, 25]
 RADIUS = 4
 
@@ -126,7 +130,14 @@ def run_ants(static, moving, g2w, threads):
     return field / np.array(sp), []
 
 
-RUNNERS = {"ours": run_ours, "dipy": run_dipy, "ants": run_ants}
+def run_api(static, moving, g2w, threads):
+    from spectralign_fast.register import register_syn
+    result = register_syn(static, moving, static_grid2world=g2w, moving_grid2world=g2w, prealign=None,
+                          level_iters=LEVEL_ITERS, threads=threads)
+    return result.mapping.get_forward_field() / np.diag(g2w)[:-1], [lv.seconds for lv in result.levels]
+
+
+RUNNERS = {"ours": run_ours, "api": run_api, "dipy": run_dipy, "ants": run_ants}
 
 
 def worker(args) -> None:
@@ -183,6 +194,42 @@ def table(results: list[dict]) -> list[str]:
     return rows
 
 
+PHOTOS = ("camera", "astronaut", "brick", "moon", "immunohistochemistry", "coffee")
+PHOTO_FIELDS = ((1, 6.0), (2, 4.0), (5, 8.0))  # (seed, largest displacement in px), 6 bumps each
+
+
+def scale_space_sweep(factors: list[float], threads: int) -> list[str]:
+    """Our SyN (CC radius 4, DIPY's other defaults) on scikit-image photographs (grey, up to
+    512 x 512, scaled to [0, 1]) under known bump fields, for each scale-space factor: the RMS
+    error (px) per case, and the median, mean and worst over the cases."""
+    import deformation_oracle as oracle
+    from skimage import color, data
+    from spectralign_fast.register import CCMetric, SymmetricDiffeomorphicRegistration
+    rows = ["| photograph | seed | largest px | " + " | ".join(f"factor {f:g}" for f in factors) + " |",
+            "|---|---|---|" + "---|" * len(factors)]
+    errors: dict[float, list[float]] = {f: [] for f in factors}
+    for name in PHOTOS:
+        img = getattr(data, name)()
+        img = color.rgb2gray(img) if img.ndim == 3 else img
+        img = np.asarray(img, np.float64)[:512, :512]
+        img = (img / img.max()).astype(np.float32)
+        for seed, largest in PHOTO_FIELDS:
+            moving, truth = oracle.deformed_pair(img, max_displacement=largest, bumps=6, seed=seed)
+            cells = []
+            for f in factors:
+                sdr = SymmetricDiffeomorphicRegistration(CCMetric(2, radius=RADIUS), ss_sigma_factor=f,
+                                                         threads=threads)
+                found = sdr.optimize(img, moving.astype(np.float32)).get_forward_field()
+                e = error(found, truth.astype(np.float32), img)
+                errors[f].append(e)
+                cells.append(f"{e:.3f}")
+            rows.append(f"| {name} | {seed} | {largest:g} | " + " | ".join(cells) + " |")
+            print(rows[-1], flush=True)
+    for label, fn in (("median", np.median), ("mean", np.mean), ("worst", np.max)):
+        rows.append(f"| **{label}** | | | " + " | ".join(f"**{fn(errors[f]):.3f}**" for f in factors) + " |")
+    return rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", nargs="+", default=["ihc512", "mni2", "mni1"], choices=["ihc512", "mni2", "mni1"])
@@ -191,6 +238,8 @@ def main(argv=None) -> None:
     ap.add_argument("--skip-dipy-1mm", action="store_true", help="DIPY on the 1 mm volume takes many minutes")
     ap.add_argument("--timeout", type=float, default=3600.0)
     ap.add_argument("--out", help="also write the markdown table here")
+    ap.add_argument("--scale-space", nargs="+", type=float, metavar="FACTOR",
+                    help="instead: our SyN on 6 photographs x 3 known fields for each scale-space factor")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tool", help=argparse.SUPPRESS)
     ap.add_argument("--case", help=argparse.SUPPRESS)
@@ -199,6 +248,13 @@ def main(argv=None) -> None:
     if args.worker:
         args.threads = args.threads[0]
         worker(args)
+        return
+    if args.scale_space:
+        lines = scale_space_sweep(args.scale_space, args.threads[-1])
+        print("\n".join(lines))
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write("\n".join(lines) + "\n")
         return
     results = []
     with tempfile.TemporaryDirectory() as cache:
