@@ -26,33 +26,39 @@ constexpr int C = 5;  // I, J, I^2, J^2, IJ
 constexpr std::int64_t kColumnBlock = 64;
 // Slabs per unit of parallel work in 3-D (fixed: the results must not depend on the thread count).
 constexpr std::int64_t kSlabChunk = 12;
+// Rows per unit of parallel work in 2-D (fixed, as kSlabChunk).
+constexpr std::int64_t kBandRows = 32;
 
 inline std::int64_t window_count(std::int64_t x, std::int64_t n, std::int64_t r) {
     return std::min(n - 1, x + r) - std::max<std::int64_t>(0, x - r) + 1;
+}
+
+// One row's window sums along it (the last axis): the five sums of every
+// voxel's window, interleaved, into out (n2 x C).
+inline void row_box_sums(const float* a, const float* b, std::int64_t n2, std::int64_t r, double* o) {
+    double s[C] = {0, 0, 0, 0, 0};
+    auto add = [&](std::int64_t j, double sign) {
+        const double x = a[j], y = b[j];
+        s[0] += sign * x;
+        s[1] += sign * y;
+        s[2] += sign * x * x;
+        s[3] += sign * y * y;
+        s[4] += sign * x * y;
+    };
+    for (std::int64_t j = 0; j < std::min(r, n2); ++j) add(j, 1.0);
+    for (std::int64_t j = 0; j < n2; ++j) {
+        if (j + r < n2) add(j + r, 1.0);
+        if (j - r - 1 >= 0) add(j - r - 1, -1.0);
+        for (int c = 0; c < C; ++c) o[j * C + c] = s[c];
+    }
 }
 
 // Window sums of one slab (n1 x n2 plane) along both in-plane axes.
 void slab_box_sums(const float* I, const float* J, std::int64_t n1, std::int64_t n2, std::int64_t r,
                    double* rowbox, double* out, int threads) {
     parallel_for(static_cast<std::size_t>(n1), threads, [] { return 0; }, [&](int&, std::size_t row) {
-        const float* a = I + std::int64_t(row) * n2;
-        const float* b = J + std::int64_t(row) * n2;
-        double* o = rowbox + std::int64_t(row) * n2 * C;
-        double s[C] = {0, 0, 0, 0, 0};
-        auto add = [&](std::int64_t j, double sign) {
-            const double x = a[j], y = b[j];
-            s[0] += sign * x;
-            s[1] += sign * y;
-            s[2] += sign * x * x;
-            s[3] += sign * y * y;
-            s[4] += sign * x * y;
-        };
-        for (std::int64_t j = 0; j < std::min(r, n2); ++j) add(j, 1.0);
-        for (std::int64_t j = 0; j < n2; ++j) {
-            if (j + r < n2) add(j + r, 1.0);
-            if (j - r - 1 >= 0) add(j - r - 1, -1.0);
-            for (int c = 0; c < C; ++c) o[j * C + c] = s[c];
-        }
+        const std::int64_t off = std::int64_t(row) * n2;
+        row_box_sums(I + off, J + off, n2, r, rowbox + off * C);
     });
     const std::int64_t width = n2 * C;
     const std::int64_t blocks = (width + kColumnBlock - 1) / kColumnBlock;
@@ -97,11 +103,14 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
 
     std::vector<double> row_energy(static_cast<std::size_t>(n0 * n1), 0.0);
     // One slab's steps from its window sums (rows in parallel with `inner_threads`).
-    auto slab_steps = [&](std::int64_t s, const double* sums, int inner_threads) {
+    // Rows [row_begin, row_end) of slab s; sums starts at row_begin's.
+    auto slab_steps = [&](std::int64_t s, std::int64_t row_begin, std::int64_t row_end, const double* sums,
+                          int inner_threads) {
         const bool slab_inside = s >= r0 && s < n0 - r0;
         const std::int64_t cnt0 = window_count(s, n0, r0);
-        parallel_for(static_cast<std::size_t>(n1), inner_threads, [] { return 0; }, [&](int&, std::size_t row) {
-            const std::int64_t i = std::int64_t(row);
+        parallel_for(static_cast<std::size_t>(row_end - row_begin), inner_threads, [] { return 0; },
+                     [&](int&, std::size_t row) {
+            const std::int64_t i = row_begin + std::int64_t(row);
             std::int64_t idx[D];
             if constexpr (D == 3) {
                 idx[0] = s;
@@ -118,7 +127,7 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
                 float* b = bwd + v * D;
                 for (int k = 0; k < D; ++k) f[k] = b[k] = 0.0f;
                 if (!row_inside || j < r || j >= n2 - r) continue;
-                const double* sm = sums + (i * n2 + j) * C;
+                const double* sm = sums + ((i - row_begin) * n2 + j) * C;
                 const double cnt = double(cnt01 * window_count(j, n2, r));
                 const double Imean = sm[0] / cnt, Jmean = sm[1] / cnt;
                 const double Ii = double(I[v]) - Imean, Ji = double(J[v]) - Jmean;
@@ -146,10 +155,48 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
         });
     };
     if (n0 == 1) {
-        // One plane: its box sums and steps run in parallel inside it.
-        std::vector<double> rowbox(static_cast<std::size_t>(plane * C)), sums(static_cast<std::size_t>(plane * C));
-        slab_box_sums(I, J, n1, n2, r, rowbox.data(), sums.data(), threads);
-        slab_steps(0, sums.data(), threads);
+        // An image: fixed bands of rows (the same for every thread count) in parallel, each with
+        // the row sums of its rows and r rows either side and a running sum down the band, so
+        // the extra memory is O((band + 2 r) * n2), not O(image).
+        const std::int64_t bands = (n1 + kBandRows - 1) / kBandRows, width = n2 * C;
+        struct BandState {
+            std::unique_ptr<double[]> rowbox, sums;
+        };
+        // Every value is written before it is read: no zero fill.
+        parallel_for(static_cast<std::size_t>(bands), threads,
+                     [&] {
+                         return BandState{std::unique_ptr<double[]>(
+                                              new double[static_cast<std::size_t>((kBandRows + 2 * r) * width)]),
+                                          std::unique_ptr<double[]>(
+                                              new double[static_cast<std::size_t>(kBandRows * width)])};
+                     },
+                     [&](BandState& st, std::size_t band) {
+                         const std::int64_t b0 = std::int64_t(band) * kBandRows, b1 = std::min(n1, b0 + kBandRows);
+                         const std::int64_t lo = std::max<std::int64_t>(0, b0 - r), hi = std::min(n1, b1 + r);
+                         for (std::int64_t row = lo; row < hi; ++row)
+                             row_box_sums(I + row * n2, J + row * n2, n2, r, st.rowbox.get() + (row - lo) * width);
+                         auto rows_at = [&](std::int64_t row) { return st.rowbox.get() + (row - lo) * width; };
+                         double* out = st.sums.get();
+                         std::fill(out, out + width, 0.0);
+                         for (std::int64_t row = lo; row <= std::min(n1 - 1, b0 + r); ++row) {
+                             const double* src = rows_at(row);
+                             for (std::int64_t e = 0; e < width; ++e) out[e] += src[e];
+                         }
+                         for (std::int64_t i = b0 + 1; i < b1; ++i) {
+                             double* cur = out + (i - b0) * width;
+                             const double* prev = cur - width;
+                             const bool add = i + r < n1, drop = i - r - 1 >= 0;
+                             const double* in_row = add ? rows_at(i + r) : nullptr;
+                             const double* out_row = drop ? rows_at(i - r - 1) : nullptr;
+                             for (std::int64_t e = 0; e < width; ++e) {
+                                 double v = prev[e];
+                                 if (add) v += in_row[e];
+                                 if (drop) v -= out_row[e];
+                                 cur[e] = v;
+                             }
+                         }
+                         slab_steps(0, b0, b1, out, 1);
+                     });
     } else {
         // Volumes: fixed chunks of slabs (the same for every thread count, so the running sums
         // and thus the bits do not depend on it) in parallel, each with its own ring of the
@@ -188,7 +235,7 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
                                  for (std::int64_t e = 0; e < plane * C; ++e) st.sums[std::size_t(e)] -= src[e];
                                  ++lo;
                              }
-                             slab_steps(s, st.sums.data(), 1);
+                             slab_steps(s, 0, n1, st.sums.data(), 1);
                          }
                      });
     }
