@@ -60,13 +60,14 @@ template <bool Scaled>
 __attribute__((always_inline)) inline void compose3(const ComposeGrid3& g, const float* u, int count, double i0,
                                                     double i1, int j0, const double* spacing, float* comp,
                                                     double* __restrict mag, int* __restrict inside) {
-    const std::int64_t s1 = 3 * std::int64_t(g.n2), s0 = s1 * g.n1, total = s0 * g.n0;
+    // Offsets are 32-bit (fields under 2^31 values), which lets AVX2 convert them in vectors too.
+    const int s1 = 3 * g.n2, s0 = s1 * g.n1;
     // The far corner row's 8-float load runs 2 floats past the field for the last cells: those read 6.
-    const std::int64_t full_loads = total - 8 - s0 - s1;
+    const std::int64_t full_loads = std::int64_t(s0) * g.n0 - 8 - s0 - s1;
     const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1), hi2 = double(g.n2 - 1);
     const double B0 = g.B[0], B1 = g.B[1], B2 = g.B[2], B3 = g.B[3], B4 = g.B[4], B5 = g.B[5], B6 = g.B[6],
                  B7 = g.B[7], B8 = g.B[8];
-    std::int64_t cell[kRowChunk];
+    int cell[kRowChunk];
     float fr0[kRowChunk], fr1[kRowChunk], fr2[kRowChunk];
     for (int j = 0; j < count; ++j) {
         const double ua = u[3 * j], ub = u[3 * j + 1], uc = u[3 * j + 2];
@@ -76,7 +77,7 @@ __attribute__((always_inline)) inline void compose3(const ComposeGrid3& g, const
         const bool in = (x0 >= 0.0) & (x0 < hi0) & (x1 >= 0.0) & (x1 < hi1) & (x2 >= 0.0) & (x2 < hi2);
         const double c0 = in ? x0 : 0.0, c1 = in ? x1 : 0.0, c2 = in ? x2 : 0.0;
         const double f0 = std::floor(c0), f1 = std::floor(c1), f2 = std::floor(c2);
-        cell[j] = std::int64_t(f0) * s0 + std::int64_t(f1) * s1 + 3 * std::int64_t(f2);
+        cell[j] = int(f0) * s0 + int(f1) * s1 + 3 * int(f2);
         fr0[j] = static_cast<float>(c0 - f0);
         fr1[j] = static_cast<float>(c1 - f1);
         fr2[j] = static_cast<float>(c2 - f2);
@@ -219,10 +220,10 @@ __attribute__((always_inline)) inline void compose_chunk_2d(const ComposeGrid3& 
                                                             double* __restrict mag, int* __restrict inside,
                                                             double eps, double maxlen) {
     if constexpr (Update) damped_chunk<2>(u, comp, count, spacing, eps, maxlen);
-    const std::int64_t s0 = 2 * std::int64_t(g.n1);
+    const int s0 = 2 * g.n1;
     const double hi0 = double(g.n0 - 1), hi1 = double(g.n1 - 1);
     const double B0 = g.B[0], B1 = g.B[1], B2 = g.B[2], B3 = g.B[3];
-    std::int64_t cell[kRowChunk];
+    int cell[kRowChunk];
     float fr0[kRowChunk], fr1[kRowChunk];
     for (int j = 0; j < count; ++j) {
         const double ua = u[2 * j], ub = u[2 * j + 1];
@@ -231,7 +232,7 @@ __attribute__((always_inline)) inline void compose_chunk_2d(const ComposeGrid3& 
         const bool in = (x0 >= 0.0) & (x0 < hi0) & (x1 >= 0.0) & (x1 < hi1);
         const double c0 = in ? x0 : 0.0, c1 = in ? x1 : 0.0;
         const double f0 = std::floor(c0), f1 = std::floor(c1);
-        cell[j] = std::int64_t(f0) * s0 + 2 * std::int64_t(f1);
+        cell[j] = int(f0) * s0 + 2 * int(f1);
         fr0[j] = static_cast<float>(c0 - f0);
         fr1[j] = static_cast<float>(c1 - f1);
         inside[j] = in ? 1 : 0;
