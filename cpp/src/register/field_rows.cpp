@@ -29,12 +29,15 @@ inline double hi(std::uint64_t x) { return double(__builtin_bit_cast(float, std:
 typedef float Float8 __attribute__((vector_size(32)));
 typedef float Float4 __attribute__((vector_size(16)));
 
-// The inversion's damped update of a chunk of p, p -= factor q (invert_impl's
-// rule: factor from |q / spacing|, capped at maxlen), D components a voxel.
+// The inversion's damped update of count voxels of p, p -= factor q
+// (invert_impl's rule: factor from |q / spacing|, capped at maxlen), D
+// components a voxel: before each composition chunk and, as damped_update2/3,
+// after the last one.
 template <int D>
-__attribute__((always_inline)) inline void damped_chunk(float* __restrict p, const float* __restrict q, int count,
-                                                        const double* spacing, double eps, double maxlen) {
-    for (int j = 0; j < count; ++j) {
+__attribute__((always_inline)) inline void damped_chunk(float* __restrict p, const float* __restrict q,
+                                                        std::int64_t count, const double* spacing, double eps,
+                                                        double maxlen) {
+    for (std::int64_t j = 0; j < count; ++j) {
         double m2 = 0.0;
         for (int c = 0; c < D; ++c) {
             const double qc = double(q[D * j + c]) / spacing[c];
@@ -319,15 +322,8 @@ void warp_kernel2(const WarpGrid3& g, const float* __restrict u, int count, doub
 }
 
 SPECTRALIGN_CLONES
-void damped2(float* __restrict p, const float* __restrict q, const double* spacing, std::int64_t count, double eps,
-             double maxlen) {
-    const double sp0 = spacing[0], sp1 = spacing[1];
-    for (std::int64_t v = 0; v < count; ++v) {
-        const double q0 = double(q[2 * v]) / sp0, q1 = double(q[2 * v + 1]) / sp1;
-        const double m = std::sqrt(q0 * q0 + q1 * q1);
-        const double factor = m > maxlen ? eps * maxlen / m : eps;
-        for (int k = 0; k < 2; ++k) p[2 * v + k] = static_cast<float>(double(p[2 * v + k]) - factor * double(q[2 * v + k]));
-    }
+void damped2(float* p, const float* q, const double* spacing, std::int64_t count, double eps, double maxlen) {
+    damped_chunk<2>(p, q, count, spacing, eps, maxlen);
 }
 
 }  // namespace
@@ -376,15 +372,9 @@ void update_compose_chunk3(const ComposeGrid3& g, float* p, int count, double i0
 }
 
 SPECTRALIGN_CLONES
-void damped_update3(float* __restrict p, const float* __restrict q, const double* spacing, std::int64_t count,
-                    double eps, double maxlen) {
-    const double sp0 = spacing[0], sp1 = spacing[1], sp2 = spacing[2];
-    for (std::int64_t v = 0; v < count; ++v) {
-        const double q0 = double(q[3 * v]) / sp0, q1 = double(q[3 * v + 1]) / sp1, q2 = double(q[3 * v + 2]) / sp2;
-        const double m = std::sqrt((q0 * q0 + q1 * q1) + q2 * q2);
-        const double factor = m > maxlen ? eps * maxlen / m : eps;
-        for (int k = 0; k < 3; ++k) p[3 * v + k] = static_cast<float>(double(p[3 * v + k]) - factor * double(q[3 * v + k]));
-    }
+void damped_update3(float* p, const float* q, const double* spacing, std::int64_t count, double eps,
+                    double maxlen) {
+    damped_chunk<3>(p, q, count, spacing, eps, maxlen);
 }
 
 SPECTRALIGN_CLONES
