@@ -156,46 +156,25 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
     };
     if (n0 == 1) {
         // An image: fixed bands of rows (the same for every thread count) in parallel, each with
-        // the row sums of its rows and r rows either side and a running sum down the band, so
-        // the extra memory is O((band + 2 r) * n2), not O(image).
+        // the window sums of its rows and r rows either side (slab_box_sums over those rows: the
+        // band's windows lie inside them, or end where the image does), so the extra memory is
+        // O((band + 2 r) * n2), not O(image).
         const std::int64_t bands = (n1 + kBandRows - 1) / kBandRows, width = n2 * C;
+        const std::size_t band_values = static_cast<std::size_t>((kBandRows + 2 * r) * width);
         struct BandState {
             std::unique_ptr<double[]> rowbox, sums;
         };
         // Every value is written before it is read: no zero fill.
         parallel_for(static_cast<std::size_t>(bands), threads,
                      [&] {
-                         return BandState{std::unique_ptr<double[]>(
-                                              new double[static_cast<std::size_t>((kBandRows + 2 * r) * width)]),
-                                          std::unique_ptr<double[]>(
-                                              new double[static_cast<std::size_t>(kBandRows * width)])};
+                         return BandState{std::unique_ptr<double[]>(new double[band_values]),
+                                          std::unique_ptr<double[]>(new double[band_values])};
                      },
                      [&](BandState& st, std::size_t band) {
                          const std::int64_t b0 = std::int64_t(band) * kBandRows, b1 = std::min(n1, b0 + kBandRows);
                          const std::int64_t lo = std::max<std::int64_t>(0, b0 - r), hi = std::min(n1, b1 + r);
-                         for (std::int64_t row = lo; row < hi; ++row)
-                             row_box_sums(I + row * n2, J + row * n2, n2, r, st.rowbox.get() + (row - lo) * width);
-                         auto rows_at = [&](std::int64_t row) { return st.rowbox.get() + (row - lo) * width; };
-                         double* out = st.sums.get();
-                         std::fill(out, out + width, 0.0);
-                         for (std::int64_t row = lo; row <= std::min(n1 - 1, b0 + r); ++row) {
-                             const double* src = rows_at(row);
-                             for (std::int64_t e = 0; e < width; ++e) out[e] += src[e];
-                         }
-                         for (std::int64_t i = b0 + 1; i < b1; ++i) {
-                             double* cur = out + (i - b0) * width;
-                             const double* prev = cur - width;
-                             const bool add = i + r < n1, drop = i - r - 1 >= 0;
-                             const double* in_row = add ? rows_at(i + r) : nullptr;
-                             const double* out_row = drop ? rows_at(i - r - 1) : nullptr;
-                             for (std::int64_t e = 0; e < width; ++e) {
-                                 double v = prev[e];
-                                 if (add) v += in_row[e];
-                                 if (drop) v -= out_row[e];
-                                 cur[e] = v;
-                             }
-                         }
-                         slab_steps(0, b0, b1, out, 1);
+                         slab_box_sums(I + lo * n2, J + lo * n2, hi - lo, n2, r, st.rowbox.get(), st.sums.get(), 1);
+                         slab_steps(0, b0, b1, st.sums.get() + (b0 - lo) * width, 1);
                      });
     } else {
         // Volumes: fixed chunks of slabs (the same for every thread count, so the running sums
