@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from peak_memory import peak_rss_mb
 
 
 def make_tiles(folder: Path, grid: int, tile: int, overlap: float, seed: int = 1) -> None:
@@ -75,7 +76,7 @@ def run_once(folder: Path, threads: int, model: str) -> dict:
         size = sum(f.stat().st_size for f in (Path(tmp) / "montage.ome.zarr").rglob("*") if f.is_file())
     err = registration_error(res.transforms, truth, res.tile_sizes)
     return {"threads": threads, "model": model, "total": total, "timings": res.timings,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": peak_rss_mb(),
             "matches": res.n_matches, "residual_rms": res.residuals.rms, "error_rms": err["rms"],
             "error_max": err["max"], "canvas": list(res.canvas), "store_mb": size / 1e6}
 

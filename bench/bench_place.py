@@ -9,7 +9,10 @@ per tile, sd 2e-3), affine and affine-reg (truth: every entry of A_t off the
 identity by sd 2e-3; affine-reg is ``affine(regularize=DEFAULT_REGULARIZE,
 prior=MONTAGE_PRIOR)``, montage's default, its time including the similarity
 solve of its prior and the similarity test; affine-rc is ``affine(regularize=1e-3,
-prior="rigid-centres")``, its time including the rigid solve of its prior).
+prior="rigid-centres")``, its time including the rigid solve of its prior). affine-rc-lens solves
+as affine-rc, on a truth whose tiles share one lens distortion (``LENS`` off the identity, as a
+microscope's optics give every tile) plus a per-tile part of sd 2e-4: the drift case of issue 19,
+which independent sd 2e-3 affines cannot pin below about 2 px even for the Bayes estimate.
 
     python bench/bench_place.py                 # the full table (Markdown)
     python bench/bench_place.py --sizes 30 100  # a subset
@@ -42,13 +45,19 @@ NOISE = 0.2
 RC_REGULARIZE = 1e-3
 
 
-MODES = ("rigid", "similarity", "affine", "affine-reg", "affine-rc")
+# affine-rc-lens: every tile's linear part is I + LENS + a per-tile part of sd LENS_SD.
+LENS = np.array([[1e-3, 5e-4], [-3e-4, -1e-3]])
+LENS_SD = 2e-4
+
+
+MODES = ("rigid", "similarity", "affine", "affine-reg", "affine-rc", "affine-rc-lens")
 
 
 def make_grid(rows: int, cols: int, *, affine: Any, noise: float = NOISE, per_edge: int = PER_EDGE,
               seed: int = 0, tile: float = TILE, pitch: float = PITCH):
     """Vectorised synthetic grid: (truth (N,2,3), t1, t2, P1, P2) with integer tile ids.
-    ``affine``: True (random A_t), "similarity" (random rotation and scale) or False."""
+    ``affine``: True (random A_t), "similarity" (random rotation and scale), "lens" (LENS shared
+    by every tile plus a random part of sd LENS_SD) or False."""
     rng = np.random.default_rng(seed)
     n = rows * cols
     ids = np.arange(n, dtype=np.int64).reshape(rows, cols)
@@ -57,6 +66,8 @@ def make_grid(rows: int, cols: int, *, affine: Any, noise: float = NOISE, per_ed
     if affine == "similarity":
         ab = rng.normal(0.0, 2e-3, (n, 2))
         truth[:, :, :2] += np.stack([np.stack([ab[:, 0], -ab[:, 1]], 1), np.stack([ab[:, 1], ab[:, 0]], 1)], 1)
+    elif affine == "lens":
+        truth[:, :, :2] += LENS + rng.normal(0.0, LENS_SD, (n, 2, 2))
     elif affine:
         truth[:, :, :2] += rng.normal(0.0, 2e-3, (n, 2, 2))
     truth[:, 0, 2] = (ids % cols).ravel() * pitch + rng.normal(0.0, 5.0, n)
@@ -149,8 +160,8 @@ def corner_errors(sol: np.ndarray, truth: np.ndarray, tile: float = TILE) -> Tup
 
 
 def run_case(size: int, mode: str, method: str, solver: str, noise: float = NOISE) -> dict:
-    affine = mode in ("affine", "affine-reg", "affine-rc")
-    truth_kind: Any = "similarity" if mode == "similarity" else affine
+    affine = mode in ("affine", "affine-reg", "affine-rc", "affine-rc-lens")
+    truth_kind: Any = {"similarity": "similarity", "affine-rc-lens": "lens"}.get(mode, affine)
     t0 = time.perf_counter()
     truth, t1, t2, P1, P2 = make_grid(size, size, affine=truth_kind, noise=noise)
     t_gen = time.perf_counter() - t0
@@ -190,8 +201,9 @@ def run_case(size: int, mode: str, method: str, solver: str, noise: float = NOIS
         if mode == "similarity":
             res = plc.similarity()
         elif affine:
-            lam = {"affine-reg": DEFAULT_REGULARIZE, "affine-rc": RC_REGULARIZE}.get(mode, 0.0)
-            prior = "rigid-centres" if mode == "affine-rc" else MONTAGE_PRIOR
+            lam = {"affine-reg": DEFAULT_REGULARIZE, "affine-rc": RC_REGULARIZE,
+                   "affine-rc-lens": RC_REGULARIZE}.get(mode, 0.0)
+            prior = "rigid-centres" if mode.startswith("affine-rc") else MONTAGE_PRIOR
             res = plc.affine(solver=solver, regularize=lam, prior=prior)
             out["regularize"] = lam
         else:
@@ -342,7 +354,7 @@ def main() -> None:
                 cases.append((s, mode, "sparse", solver))
             if a.norefine:
                 cases.append((s, mode, "norefine", "auto"))
-    weight = {"rigid": 1, "similarity": 4, "affine": 6, "affine-reg": 10, "affine-rc": 8}
+    weight = {"rigid": 1, "similarity": 4, "affine": 6, "affine-reg": 10, "affine-rc": 8, "affine-rc-lens": 8}
     cases.sort(key=lambda c: (c[0] ** 2 * weight[c[1]] * (40 if c[2] == "dense" else 1)))
     print(f"Hardware: {hardware()}\n")
     print("| grid | tiles | matches | noise px | mode | method | solver | build+add s | solve s | peak RSS MB "

@@ -27,7 +27,7 @@ table says so:
 
 Every (tool, case, threads) runs in its own subprocess (inputs cached as .npy files), which
 times ``--repeats`` registrations in a row and reports the median, its own peak RSS (VmHWM;
-not ``ru_maxrss``, see ``_peak_mb``) and the RSS just before the first registration, and
+not ``ru_maxrss``, see ``peak_memory.py``) and the RSS just before the first registration, and
 the recovered map converted to the truth's convention: static ARRAY INDEX -> moving ARRAY
 INDEX (see ``_index_map_*``). Accuracy is the RMS over every static voxel of the distance between
 the recovered and the true map (px / voxels). Each conversion is also checked by resampling
@@ -53,6 +53,8 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from peak_memory import peak_rss_mb as _peak_mb  # noqa: E402  (VmHWM, not ru_maxrss)
 TOOLS = ("ours", "dipy", "sitk", "ants")
 LEVEL_ITERS = [10000, 1000, 100]
 SIGMAS = [3.0, 1.0, 0.0]
@@ -408,20 +410,6 @@ def _cpu_seconds() -> float:
     a = resource.getrusage(resource.RUSAGE_SELF)
     b = resource.getrusage(resource.RUSAGE_CHILDREN)
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
-
-
-def _peak_mb() -> float:
-    """This process's peak RSS: VmHWM of /proc/self/status. Not getrusage's ru_maxrss: on
-    Linux that carries the parent's high-water mark over fork + exec, so every worker would
-    report at least the driver's peak (which includes preparing the inputs)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _rss_mb() -> float:

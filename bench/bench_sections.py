@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from peak_memory import peak_rss_mb
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -127,7 +128,7 @@ def solve_case(ns: int, ny: int, nx: int, solver: str) -> dict:
     wall = time.perf_counter() - t0
     return {"sections": ns, "mesh": f"{ny}x{nx}", "nodes": ns * ny * nx, "matches": len(za), "solver": s.solver,
             "cg_iterations": s.cg_iterations, "wall_s": wall, "assemble_s": s.assemble_s, "factor_s": s.factor_s,
-            "solve_s": s.solve_s, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "solve_s": s.solve_s, "peak_mb": peak_rss_mb()}
 
 
 def _child(args: list) -> dict:
@@ -166,7 +167,7 @@ def end_to_end_child(folder: str, spacing: float, out: str) -> dict:
     return {"wall_s": time.perf_counter() - t0, "timings": res.timings, "elastic_timings": res.elastic.timings,
             "solve": res.elastic.solve, "inverted": int(res.elastic.inverted.sum()),
             "flow_rms_px": [float(np.nanmean(res.elastic.affine_rms)), float(np.nanmean(res.elastic.residual_rms))],
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_mb": peak_rss_mb()}
 
 
 def main() -> None:

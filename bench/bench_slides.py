@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from peak_memory import peak_rss_mb
 
 HERE = Path(__file__).resolve().parent
 ASHLAR_PY = HERE / ".venv-ashlar" / "bin" / "python"
@@ -88,7 +89,7 @@ def run_ours(folder: Path, threads: int, write: bool) -> dict:
     return {"total": total, "timings": res.timings,
             "transforms": [{str(t): np.asarray(tf).tolist() for t, tf in c.montage.transforms.items()}
                            for c in res.cycles],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def run_ashlar(folder: Path, grid: int, overlap: float, write: bool) -> dict:
