@@ -1,12 +1,17 @@
 // A work-sharing loop over [0, n): each of `threads` workers (0 = all cores;
 // the calling thread is one of them) makes its own state once, then takes the
 // next index from a shared counter until none are left. The first exception
-// stops the others and is rethrown after every worker has joined. If threads
-// cannot be started, the ones running (at least the caller) do all the work.
-// Shared by matching, stack registration and rendering. Every worker calls
-// check_interrupt() between items (the calling thread polls for Ctrl-C, see
-// core/interrupt.hpp); bodies may call it inside long items too. A failure
-// sets the loop's stop flag, so the others stop at their next check.
+// stops the others and is rethrown after every worker has finished. The
+// helpers come from one process-wide pool of threads started on first need
+// and kept (parallel.cpp): starting threads for every call cost about 40 us,
+// which at SyN's coarse levels was a third of an iteration. A loop never waits
+// for a helper to become free: the caller works through the items itself and
+// waits only for helpers that took a share, so loops may nest and run from
+// several threads at once. Shared by matching, registration, stack
+// registration and rendering. Every worker calls check_interrupt() between
+// items (the calling thread polls for Ctrl-C, see core/interrupt.hpp); bodies
+// may call it inside long items too. A failure sets the loop's stop flag, so
+// the others stop at their next check.
 #pragma once
 
 #include <algorithm>
@@ -14,13 +19,38 @@
 #include <cstddef>
 #include <exception>
 #include <mutex>
-#include <thread>
-#include <vector>
 
 #include "spectralign_fast/core/interrupt.hpp"
 #include "spectralign_fast/core/threads.hpp"
 
 namespace spectralign_fast {
+
+namespace pool {
+
+// One loop offered to the pool's helpers. `slots` and `retired` are guarded
+// by the pool's mutex; `active` (helpers inside run) is changed under it and
+// read without it by the waiting caller.
+struct Job {
+    void (*run)(void* context) = nullptr;  // a helper's share of the loop
+    void* context = nullptr;
+    int slots = 0;                         // helpers still wanted
+    bool retired = false;
+    std::atomic<int> active{0};
+};
+
+// Offers `job` to up to job.slots helpers (starting threads as needed) and
+// returns at once; a helper that takes a slot calls job.run(job.context).
+void offer(Job& job);
+
+// Withdraws the offer and returns once no helper is inside job.run.
+void retire(Job& job);
+
+template <class Worker>
+void run_helper(void* worker) {
+    (*static_cast<Worker*>(worker))(false);
+}
+
+}  // namespace pool
 
 template <class MakeState, class Body>
 void parallel_for(std::size_t n, int threads, MakeState make_state, Body body) {
@@ -45,17 +75,17 @@ void parallel_for(std::size_t n, int threads, MakeState make_state, Body body) {
             stop.store(true, std::memory_order_relaxed);  // also inside their items (check_interrupt)
         }
     };
-    std::vector<std::thread> pool;
     if (nthreads > 1) {
-        pool.reserve(static_cast<std::size_t>(nthreads - 1));
-        try {
-            for (int t = 1; t < nthreads; ++t) pool.emplace_back(worker, false);
-        } catch (...) {
-            // Could not start every thread: the running ones finish the work.
-        }
+        pool::Job job;
+        job.run = &pool::run_helper<decltype(worker)>;
+        job.context = &worker;
+        job.slots = nthreads - 1;
+        pool::offer(job);
+        worker(true);
+        pool::retire(job);
+    } else {
+        worker(true);
     }
-    worker(true);
-    for (auto& t : pool) t.join();
     if (failure) std::rethrow_exception(failure);
 }
 
