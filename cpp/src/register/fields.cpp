@@ -32,6 +32,42 @@ struct RowSums {
 template <int D>
 CompositionStats reduce_stats(const RowSums<D>& acc, std::int64_t rows);
 
+// A row's sums and maximum of the row kernels' magnitudes in 8 interleaved
+// lanes (voxel j in lane j % 8; chunks are whole multiples of 8), the lanes
+// added in a fixed order at the row's end: one running sum was a chain of
+// dependent additions that took a tenth of every inversion step. The order
+// is fixed per row, so the results are the same for any thread count.
+struct LaneSums {
+    static_assert(kRowChunk % 8 == 0, "a chunk must not shift the lanes");
+    double sum[8] = {}, sum2[8] = {}, max[8] = {};
+    std::int64_t count = 0;
+
+    template <bool Squares>
+    void add(const double* mag, const int* inside, int n) {
+        int j = 0;
+        for (; j + 8 <= n; j += 8)
+            for (int l = 0; l < 8; ++l) {
+                const double m = mag[j + l];
+                sum[l] += m;
+                if constexpr (Squares) sum2[l] += m * m;
+                max[l] = std::max(max[l], m);
+            }
+        for (; j < n; ++j) {
+            const double m = mag[j];
+            sum[j & 7] += m;
+            if constexpr (Squares) sum2[j & 7] += m * m;
+            max[j & 7] = std::max(max[j & 7], m);
+        }
+        for (int k = 0; k < n; ++k) count += inside[k];
+    }
+    static double total(const double* a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+    double largest() const {
+        double m = max[0];
+        for (int l = 1; l < 8; ++l) m = std::max(m, max[l]);
+        return m;
+    }
+};
+
 // The row kernels index with 32 bits, and read a 2^D cell at offset 0 for
 // points outside, which needs 2 voxels on every axis.
 template <int D>
@@ -75,7 +111,8 @@ void compose_chunk(const ComposeGrid3& cg, float* u, int n, const std::int64_t* 
 }
 
 // compose_impl's pass with A = identity through the row kernels: the same
-// values and per-row sums (added in voxel order) as the scalar loop.
+// values as the scalar loop; the per-row sums in lanes (LaneSums), so their
+// last bits may differ from the scalar loop's voxel order.
 template <int D>
 void compose_rows(const float* d1, const Grid<D>& g1, const float* d2, const Grid<D>& g2, const double* B, double t,
                   float* comp, int threads, RowSums<D>& acc) {
@@ -86,26 +123,19 @@ void compose_rows(const float* d1, const Grid<D>& g1, const float* d2, const Gri
         g1.row_index(std::int64_t(row), idx);
         double mag[kRowChunk];
         int inside[kRowChunk];
-        double sum = 0.0, sum2 = 0.0, mx = 0.0;
-        std::int64_t cnt = 0;
+        LaneSums lanes;
         for (std::int64_t j0 = 0; j0 < nlast; j0 += kRowChunk) {
             const int n = int(std::min<std::int64_t>(kRowChunk, nlast - j0));
             const std::int64_t v0 = std::int64_t(row) * nlast + j0;
             // Without the update d1 is only read (it may be comp: the kernel copies a chunk in first).
             compose_chunk<D>(cg, const_cast<float*>(d1) + v0 * D, n, idx, j0, nullptr, comp + v0 * D, mag, inside,
                              0.0, 0.0);
-            for (int j = 0; j < n; ++j) {  // voxel order, as the scalar loop (0 where outside adds nothing)
-                const double nn = mag[j];
-                sum += nn;
-                sum2 += nn * nn;
-                mx = std::max(mx, nn);
-                cnt += inside[j];
-            }
+            lanes.add<true>(mag, inside, n);  // 0 where outside adds nothing
         }
-        acc.sum[row] = sum;
-        acc.sum2[row] = sum2;
-        acc.max[row] = mx;
-        acc.count[row] = cnt;
+        acc.sum[row] = LaneSums::total(lanes.sum);
+        acc.sum2[row] = LaneSums::total(lanes.sum2);
+        acc.max[row] = lanes.largest();
+        acc.count[row] = lanes.count;
     });
 }
 
@@ -129,19 +159,16 @@ int invert_rows(const float* d, const Grid<D>& g, const double* W, const double*
             g.row_index(std::int64_t(row), idx);
             int inside[kRowChunk];
             double mag[kRowChunk];
-            double sum = 0.0, mx = 0.0;
+            LaneSums lanes;
             for (std::int64_t j0 = 0; j0 < nlast; j0 += kRowChunk) {
                 const int n = int(std::min<std::int64_t>(kRowChunk, nlast - j0));
                 const std::int64_t v0 = std::int64_t(row) * nlast + j0;
                 compose_chunk<D>(cg, p + v0 * D, n, idx, j0, spacing, q + v0 * D, mag, inside, eps_prev,
                                  maxlen_prev);
-                for (int j = 0; j < n; ++j) {  // voxel order, as the scalar pass (0 where outside adds nothing)
-                    sum += mag[j];
-                    mx = std::max(mx, mag[j]);
-                }
+                lanes.add<false>(mag, inside, n);  // 0 where outside adds nothing
             }
-            row_sum[row] = sum;
-            row_max[row] = mx;
+            row_sum[row] = LaneSums::total(lanes.sum);
+            row_max[row] = lanes.largest();
         });
         difmag = 0.0;
         error = 0.0;
@@ -354,11 +381,16 @@ double normalize_impl(float* step, const FieldShape& s, const double* spacing, i
             std::fill(r, r + D, 0.0f);
             std::fill(r + (nlast - 1) * D, r + nlast * D, 0.0f);
             double sq[kRowChunk];
+            double lane_max[8] = {};  // max is exact in any order: 8 lanes, no chain of dependent steps
             for (std::int64_t j0 = 1; j0 < nlast - 1; j0 += kRowChunk) {
                 const std::int64_t n = std::min<std::int64_t>(kRowChunk, nlast - 1 - j0);
                 squared_norms(r + j0 * D, n, D, spacing, sq);
-                for (std::int64_t j = 0; j < n; ++j) mx = std::max(mx, sq[j]);
+                std::int64_t j = 0;
+                for (; j + 8 <= n; j += 8)
+                    for (int l = 0; l < 8; ++l) lane_max[l] = std::max(lane_max[l], sq[j + l]);
+                for (; j < n; ++j) mx = std::max(mx, sq[j]);
             }
+            for (double m : lane_max) mx = std::max(mx, m);
         }
         row_max[row] = mx;
     });
