@@ -63,7 +63,7 @@ SANITIZE_TESTS := tests/test_bad_input.py tests/test_properties.py tests/test_re
 	tests/test_output_state.py tests/test_distributed.py tests/test_matcher.py tests/test_registration.py \
 	tests/test_render.py tests/test_placement.py tests/test_reliability_render.py tests/test_register_metric.py \
 	tests/test_register_fields.py tests/test_displacement_fields.py tests/test_lddmm_core.py \
-	tests/test_mesh_core.py tests/test_zdrift.py tests/test_nonrigid.py
+	tests/test_mesh_core.py tests/test_zdrift.py tests/test_nonrigid.py tests/test_thread_pool.py
 sanitize: install
 	rm -rf $(ASAN_SITE)
 	$(PIP) install -q --disable-pip-version-check --no-build-isolation --no-deps $(DEV_TOOLS) --target $(ASAN_SITE) \
