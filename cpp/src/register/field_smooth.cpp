@@ -96,9 +96,16 @@ void smooth_last_axis(const float* in, float* out, std::int64_t lines, std::int6
                  [&](std::pair<std::vector<float>, std::vector<const float*>>& st, std::size_t o) {
                      std::vector<float>& line = st.first;
                      const float* src = in + std::int64_t(o) * n * comps;
-                     for (std::int64_t i = -radius; i < n + radius; ++i)
-                         std::copy(src + reflect_index(i, n) * comps, src + reflect_index(i, n) * comps + comps,
-                                   line.data() + (i + radius) * comps);
+                     // The line itself in one copy; only the reflected ends voxel by voxel (a copy
+                     // call per voxel of 2-3 floats was 8 % of cc_steps).
+                     std::copy(src, src + n * comps, line.data() + std::int64_t(radius) * comps);
+                     const auto reflect = [&](std::int64_t i) {
+                         const float* from = src + reflect_index(i, n) * comps;
+                         float* to = line.data() + (i + radius) * comps;
+                         for (int c = 0; c < comps; ++c) to[c] = from[c];
+                     };
+                     for (std::int64_t i = -radius; i < 0; ++i) reflect(i);
+                     for (std::int64_t i = n; i < n + radius; ++i) reflect(i);
                      for (std::size_t k = 0; k < w.size(); ++k) st.second[k] = line.data() + std::int64_t(k) * comps;
                      taps(out + std::int64_t(o) * n * comps, st.second.data(), w.data(), int(w.size()), n * comps);
                  });
