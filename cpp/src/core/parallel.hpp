@@ -4,7 +4,7 @@
 // stops the others and is rethrown after every worker has finished. The
 // helpers come from one process-wide pool of threads started on first need
 // and kept (parallel.cpp): starting threads for every call cost about 40 us,
-// which at SyN's coarse levels was a third of an iteration. A loop never waits
+// and at SyN's 256^2 level a second thread then gained nothing. A loop never waits
 // for a helper to become free: the caller works through the items itself and
 // waits only for helpers that took a share, so loops may nest and run from
 // several threads at once. Shared by matching, registration, stack

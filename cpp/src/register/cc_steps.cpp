@@ -33,32 +33,28 @@ inline std::int64_t window_count(std::int64_t x, std::int64_t n, std::int64_t r)
     return std::min(n - 1, x + r) - std::max<std::int64_t>(0, x - r) + 1;
 }
 
-// One row's window sums along it (the last axis): the five sums of every
-// voxel's window, interleaved, into out (n2 x C).
-inline void row_box_sums(const float* a, const float* b, std::int64_t n2, std::int64_t r, double* o) {
-    double s[C] = {0, 0, 0, 0, 0};
-    auto add = [&](std::int64_t j, double sign) {
-        const double x = a[j], y = b[j];
-        s[0] += sign * x;
-        s[1] += sign * y;
-        s[2] += sign * x * x;
-        s[3] += sign * y * y;
-        s[4] += sign * x * y;
-    };
-    for (std::int64_t j = 0; j < std::min(r, n2); ++j) add(j, 1.0);
-    for (std::int64_t j = 0; j < n2; ++j) {
-        if (j + r < n2) add(j + r, 1.0);
-        if (j - r - 1 >= 0) add(j - r - 1, -1.0);
-        for (int c = 0; c < C; ++c) o[j * C + c] = s[c];
-    }
-}
-
 // Window sums of one slab (n1 x n2 plane) along both in-plane axes.
 void slab_box_sums(const float* I, const float* J, std::int64_t n1, std::int64_t n2, std::int64_t r,
                    double* rowbox, double* out, int threads) {
     parallel_for(static_cast<std::size_t>(n1), threads, [] { return 0; }, [&](int&, std::size_t row) {
-        const std::int64_t off = std::int64_t(row) * n2;
-        row_box_sums(I + off, J + off, n2, r, rowbox + off * C);
+        const float* a = I + std::int64_t(row) * n2;
+        const float* b = J + std::int64_t(row) * n2;
+        double* o = rowbox + std::int64_t(row) * n2 * C;
+        double s[C] = {0, 0, 0, 0, 0};
+        auto add = [&](std::int64_t j, double sign) {
+            const double x = a[j], y = b[j];
+            s[0] += sign * x;
+            s[1] += sign * y;
+            s[2] += sign * x * x;
+            s[3] += sign * y * y;
+            s[4] += sign * x * y;
+        };
+        for (std::int64_t j = 0; j < std::min(r, n2); ++j) add(j, 1.0);
+        for (std::int64_t j = 0; j < n2; ++j) {
+            if (j + r < n2) add(j + r, 1.0);
+            if (j - r - 1 >= 0) add(j - r - 1, -1.0);
+            for (int c = 0; c < C; ++c) o[j * C + c] = s[c];
+        }
     });
     const std::int64_t width = n2 * C;
     const std::int64_t blocks = (width + kColumnBlock - 1) / kColumnBlock;
