@@ -203,15 +203,25 @@ def test_bad_input():
         core.warp_image(img.astype(np.int8), f, np.eye(3), np.eye(3), np.eye(3), [10, 12], interpolation="nearest")
 
 
-def test_step_smoothing_is_scipys_gaussian_per_component():
-    img = synthetic.photograph("immunohistochemistry")[:60, :70].copy()
-    moving = np.roll(img, 1, axis=1).copy()
-    raw = core.cc_steps(img, moving, 3, np.ones(2), np.eye(2), 0.0)
-    smooth = core.cc_steps(img, moving, 3, np.ones(2), np.eye(2), 1.5)
-    expected = np.stack([ndimage.gaussian_filter(raw.forward[..., k].astype(np.float64), 1.5)
-                         for k in range(2)], -1)
-    scale = np.abs(expected).max()
-    np.testing.assert_allclose(smooth.forward, expected, atol=1e-5 * scale)
+@pytest.mark.parametrize("shape, sigma", [((60, 70), 1.5), ((61, 70), 5.0), ((7, 45), 3.0),
+                                          ((23, 31, 19), 2.0), ((14, 9, 22), 5.0)])
+def test_step_smoothing_is_scipys_gaussian_per_component(shape, sigma):
+    # Line counts that are and are not multiples of the four lines smoothed together, lines
+    # shorter than the kernel (reflected more than once), 2-D and 3-D.
+    photo = synthetic.photograph("immunohistochemistry")
+    if len(shape) == 2:
+        img = photo[:shape[0], :shape[1]].copy()
+    else:
+        img = np.stack([photo[3 * z:3 * z + shape[1], 2 * z:2 * z + shape[2]] for z in range(shape[0])])
+    d = img.ndim
+    moving = np.roll(img, 1, axis=-1).copy()
+    raw = core.cc_steps(img, moving, 3, np.ones(d), np.eye(d), 0.0)
+    smooth = core.cc_steps(img, moving, 3, np.ones(d), np.eye(d), sigma)
+    for got, step in ((smooth.forward, raw.forward), (smooth.backward, raw.backward)):
+        expected = np.stack([ndimage.gaussian_filter(step[..., k].astype(np.float64), sigma)
+                             for k in range(d)], -1)
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(got, expected, atol=1e-5 * scale)
 
 
 def test_buffers_given_to_the_core_are_filled_in_place():

@@ -56,6 +56,64 @@ SPECTRALIGN_CLONES void taps(float* dst, const float* const* src, const float* w
     }
 }
 
+// Outputs `Rows` lines of an outer-axis pass at once (lines i .. i + Rows - 1
+// of a column block), sharing each source line's loads: source line j
+// (0 <= j < ntaps + Rows - 1) is tap j - q of output line q. Each output
+// still adds its taps in order from 0, so the bits are taps()'s; the loads
+// per output fall from ntaps to (ntaps + Rows - 1) / Rows (the smoothing was
+// bound by them, not by its multiply-adds).
+template <int Rows>
+__attribute__((always_inline)) inline void taps_rows_body(float* const* dst, const float* const* src, const float* w,
+                                                          int ntaps, std::int64_t n) {
+    std::int64_t c = 0;
+    for (; c + 32 <= n; c += 32) {
+        F16 acc[Rows][2] = {};
+        for (int j = 0; j < ntaps + Rows - 1; ++j) {
+            const F16 s0 = *reinterpret_cast<const F16*>(src[j] + c);
+            const F16 s1 = *reinterpret_cast<const F16*>(src[j] + c + 16);
+#pragma GCC unroll 8
+            for (int q = 0; q < Rows; ++q) {
+                const int k = j - q;
+                if (k >= 0 && k < ntaps) {
+                    acc[q][0] += w[k] * s0;
+                    acc[q][1] += w[k] * s1;
+                }
+            }
+        }
+#pragma GCC unroll 8
+        for (int q = 0; q < Rows; ++q) {
+            *reinterpret_cast<F16*>(dst[q] + c) = acc[q][0];
+            *reinterpret_cast<F16*>(dst[q] + c + 16) = acc[q][1];
+        }
+    }
+    for (; c + 16 <= n; c += 16) {
+        F16 acc[Rows] = {};
+        for (int j = 0; j < ntaps + Rows - 1; ++j) {
+            const F16 s0 = *reinterpret_cast<const F16*>(src[j] + c);
+#pragma GCC unroll 8
+            for (int q = 0; q < Rows; ++q) {
+                const int k = j - q;
+                if (k >= 0 && k < ntaps) acc[q] += w[k] * s0;
+            }
+        }
+#pragma GCC unroll 8
+        for (int q = 0; q < Rows; ++q) *reinterpret_cast<F16*>(dst[q] + c) = acc[q];
+    }
+    for (; c < n; ++c)
+        for (int q = 0; q < Rows; ++q) {
+            float a = 0.0f;
+            for (int k = 0; k < ntaps; ++k) a += w[k] * src[k + q][c];
+            dst[q][c] = a;
+        }
+}
+
+constexpr int kSmoothRows = 4;
+
+SPECTRALIGN_CLONES void taps_rows(float* const* dst, const float* const* src, const float* w, int ntaps,
+                                  std::int64_t n) {
+    taps_rows_body<kSmoothRows>(dst, src, w, ntaps, n);
+}
+
 std::vector<float> kernel(double sigma) {
     const std::vector<double> w = gaussian_kernel(sigma);
     return std::vector<float>(w.begin(), w.end());
@@ -71,12 +129,21 @@ void smooth_outer_axis(const float* in, float* out, std::int64_t outer, std::int
                        const std::vector<float>& w, int threads) {
     const int radius = static_cast<int>(w.size() / 2);
     const std::int64_t blocks = (inner + kSmoothBlock - 1) / kSmoothBlock;
-    parallel_for(static_cast<std::size_t>(outer * blocks), threads, [&] { return std::vector<const float*>(w.size()); },
+    parallel_for(static_cast<std::size_t>(outer * blocks), threads,
+                 [&] { return std::vector<const float*>(w.size() + kSmoothRows - 1); },
                  [&](std::vector<const float*>& src, std::size_t unit) {
         const std::int64_t o = std::int64_t(unit) / blocks, c0 = (std::int64_t(unit) % blocks) * kSmoothBlock;
         const std::int64_t width = std::min(kSmoothBlock, inner - c0);
         const float* slab = in + o * n * inner + c0;
-        for (std::int64_t i = 0; i < n; ++i) {
+        float* dst[kSmoothRows];
+        std::int64_t i = 0;
+        for (; i + kSmoothRows <= n; i += kSmoothRows) {
+            for (int j = -radius; j < radius + kSmoothRows; ++j)
+                src[std::size_t(j + radius)] = slab + reflect_index(i + j, n) * inner;
+            for (int q = 0; q < kSmoothRows; ++q) dst[q] = out + (o * n + i + q) * inner + c0;
+            taps_rows(dst, src.data(), w.data(), int(w.size()), width);
+        }
+        for (; i < n; ++i) {
             for (int k = -radius; k <= radius; ++k) src[std::size_t(k + radius)] = slab + reflect_index(i + k, n) * inner;
             taps(out + (o * n + i) * inner + c0, src.data(), w.data(), int(w.size()), width);
         }
