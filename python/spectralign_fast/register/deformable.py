@@ -75,10 +75,12 @@ def syn_metric(name: Any, dim: int, sigma_diff: Optional[float] = None) -> Simil
         raise ValueError(f"metric must be one of {SYN_METRICS} or a SimilarityMetric, got {name!r}")
     if sigma_diff is None:
         return makers[name](dim)
-    if name not in ("cc", "mi"):
-        raise ValueError(f"sigma_diff applies to the 'cc' and 'mi' metrics, not {name!r} (its smoothing is "
-                         f"set on {makers[name].__name__})")
-    return makers[name](dim, sigma_diff=sigma_diff)
+    if name == "cc":
+        return CCMetric(dim, sigma_diff=sigma_diff)
+    if name == "mi":
+        return ParzenMIMetric(dim, sigma_diff=sigma_diff)
+    raise ValueError(f"sigma_diff applies to the 'cc' and 'mi' metrics, not {name!r} (its smoothing is "
+                     f"set on {makers[name].__name__})")
 
 
 def register_syn(static: Any, moving: Any, *, metric: Any = "cc", static_grid2world: Any = None,
