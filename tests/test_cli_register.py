@@ -70,3 +70,31 @@ def test_register_syn_writes_image_fields_and_report(tmp_path):
     warp = read_displacement_field(tmp_path / "reg_1Warp.nii.gz")
     assert warp.field.shape == static.shape + (2,)
     assert np.sqrt(((warp.field - truth)[inner] ** 2).sum(-1).mean()) < 1.0
+
+
+def test_register_syn_options_reach_register_syn_and_bad_ones_are_refused(tmp_path, capsys, monkeypatch):
+    import spectralign_fast.cli.register as cli_register
+
+    img = np.zeros((48, 48), np.float32)
+    img[12:36, 10:30] = 1.0
+    tifffile.imwrite(tmp_path / "s.tif", img)
+    tifffile.imwrite(tmp_path / "m.tif", img)
+    base = ["register", str(tmp_path / "s.tif"), str(tmp_path / "m.tif"), "-o", str(tmp_path / "o.tif"), "--quiet"]
+    for extra, message in ((["--syn-step", "0.2"], "need --model syn"),
+                           (["--model", "syn", "--syn-metric", "ssd", "--syn-sigma-diff", "2"], "cc or mi")):
+        assert main(base + extra) == 2
+        assert message in capsys.readouterr().err
+    seen = {}
+
+    def fake(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(cli_register, "register_syn", fake)
+    with pytest.raises(RuntimeError, match="stop here"):
+        main(base + ["--model", "syn", "--syn-sigma-diff", "2", "--syn-step", "0.25"])
+    assert seen["sigma_diff"] == 2.0 and seen["step_length"] == 0.25
+    seen.clear()
+    with pytest.raises(RuntimeError, match="stop here"):
+        main(base + ["--model", "syn"])
+    assert "sigma_diff" not in seen and "step_length" not in seen   # register_syn's own defaults

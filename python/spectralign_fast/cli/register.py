@@ -51,6 +51,10 @@ def add_parser(sub: Any, usage_error: type[Exception]) -> None:
                         "(different modalities), ssd, em")
     p.add_argument("--level-iters", type=lambda v: [int(x) for x in v.split(",")], default=None,
                    help="SyN iterations per level, coarsest first (default 100,100,25)")
+    p.add_argument("--syn-sigma-diff", type=float, default=None, metavar="S",
+                   help="SyN step smoothing in voxels for --syn-metric cc or mi (default 5; DIPY's is 2)")
+    p.add_argument("--syn-step", type=float, default=None, metavar="L",
+                   help="SyN step, in voxels of each level (default 0.15; DIPY's is 0.25)")
     p.add_argument("--warp", metavar="PREFIX",
                    help="with --model syn: write ANTs-style PREFIX0GenericAffine.mat, PREFIX1Warp.nii.gz, "
                         "PREFIX1InverseWarp.nii.gz")
@@ -66,8 +70,11 @@ def add_parser(sub: Any, usage_error: type[Exception]) -> None:
 def cmd_register(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     """Run the ``register`` subcommand."""
     syn = args.model == "syn"
-    if not syn and (args.warp or args.report or args.level_iters):
-        raise usage_error("--warp, --report and --level-iters need --model syn")
+    if not syn and (args.warp or args.report or args.level_iters or args.syn_sigma_diff is not None
+                    or args.syn_step is not None):
+        raise usage_error("--warp, --report, --level-iters, --syn-sigma-diff and --syn-step need --model syn")
+    if args.syn_sigma_diff is not None and args.syn_metric not in ("cc", "mi"):
+        raise usage_error("--syn-sigma-diff applies to --syn-metric cc or mi")
     if args.output is None and args.transform is None and args.warp is None:
         raise usage_error("nothing to write: give -o/--output, --transform and/or --warp")
     if args.level_iters is not None and (not args.level_iters or min(args.level_iters) < 0):
@@ -109,7 +116,9 @@ def _run_syn(args: argparse.Namespace, static: np.ndarray, static_g2w: np.ndarra
              moving_g2w: np.ndarray, t0: float) -> int:
     result = register_syn(static, moving, metric=args.syn_metric, static_grid2world=static_g2w,
                           moving_grid2world=moving_g2w, affine_metric=args.metric,
-                          level_iters=args.level_iters, threads=args.threads, progress=not args.quiet)
+                          level_iters=args.level_iters, threads=args.threads, progress=not args.quiet,
+                          **({} if args.syn_step is None else {"step_length": args.syn_step}),
+                          **({} if args.syn_sigma_diff is None else {"sigma_diff": args.syn_sigma_diff}))
     mapping = result.mapping
     if args.transform is not None:
         write_affine(args.transform, result.affine, overwrite=args.overwrite)
