@@ -123,9 +123,10 @@ def register_syn(static: Any, moving: Any, *, metric: Any = "cc", static_grid2wo
         as DIPY). With 5 and a step of 0.15 (against 2 and 0.25, both at the factor 0.5) on 36
         photograph cases with known deformations (bumps 5-60 px wide, 1-8 px long), the median
         RMS error fell from 0.35 to 0.09 px (wide bumps) and from 0.06 to 0.04 px (narrow ones),
-        the 2 mm MNI template from 0.177 to 0.079 voxel and the 1 mm one from 0.227 to 0.088, at
-        about the same time (the stopping rule ends the finest level sooner). A larger value smooths more: it suits smooth
-        deformations (brains, tissue sections) and loses detail finer than a few sigma.
+        the 2 mm MNI template from 0.177 to 0.079 voxel and the 1 mm one from 0.227 to 0.088, in
+        less time (2 mm, two threads: 3.7 -> 2.5 s; the stopping rule ends the finest level
+        sooner). A larger value smooths more: it suits smooth deformations (brains, tissue
+        sections) and loses detail finer than a few sigma.
     threads : int
         Threads (0: all cores).
     progress : bool
