@@ -56,15 +56,17 @@ SPECTRALIGN_CLONES void taps(float* dst, const float* const* src, const float* w
     }
 }
 
-// Outputs `Rows` lines of an outer-axis pass at once (lines i .. i + Rows - 1
+// Outputs kSmoothRows lines of an outer-axis pass at once (lines i .. i + Rows - 1
 // of a column block), sharing each source line's loads: source line j
 // (0 <= j < ntaps + Rows - 1) is tap j - q of output line q. Each output
 // still adds its taps in order from 0, so the bits are taps()'s; the loads
 // per output fall from ntaps to (ntaps + Rows - 1) / Rows (the smoothing was
 // bound by them, not by its multiply-adds).
-template <int Rows>
-__attribute__((always_inline)) inline void taps_rows_body(float* const* dst, const float* const* src, const float* w,
-                                                          int ntaps, std::int64_t n) {
+constexpr int kSmoothRows = 4;
+
+SPECTRALIGN_CLONES void taps_rows(float* const* dst, const float* const* src, const float* w, int ntaps,
+                                  std::int64_t n) {
+    constexpr int Rows = kSmoothRows;
     std::int64_t c = 0;
     for (; c + 32 <= n; c += 32) {
         F16 acc[Rows][2] = {};
@@ -105,13 +107,6 @@ __attribute__((always_inline)) inline void taps_rows_body(float* const* dst, con
             for (int k = 0; k < ntaps; ++k) a += w[k] * src[k + q][c];
             dst[q][c] = a;
         }
-}
-
-constexpr int kSmoothRows = 4;
-
-SPECTRALIGN_CLONES void taps_rows(float* const* dst, const float* const* src, const float* w, int ntaps,
-                                  std::int64_t n) {
-    taps_rows_body<kSmoothRows>(dst, src, w, ntaps, n);
 }
 
 std::vector<float> kernel(double sigma) {

@@ -28,7 +28,7 @@ import numpy as np
 from ..io.displacement_fields import write_ants_transforms
 from ..io.transform_files import write_affine
 from ..io.volumes import read_image, write_image
-from ..register.deformable import SYN_METRICS, register_syn
+from ..register.deformable import SMOOTHED_STEP_METRICS, SYN_METRICS, register_syn
 from ..register.figures import deformation_report
 from ..register.pipeline import METRICS, MODELS, register_affine
 
@@ -73,7 +73,7 @@ def cmd_register(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     if not syn and (args.warp or args.report or args.level_iters or args.syn_sigma_diff is not None
                     or args.syn_step is not None):
         raise usage_error("--warp, --report, --level-iters, --syn-sigma-diff and --syn-step need --model syn")
-    if args.syn_sigma_diff is not None and args.syn_metric not in ("cc", "mi"):
+    if args.syn_sigma_diff is not None and args.syn_metric not in SMOOTHED_STEP_METRICS:
         raise usage_error("--syn-sigma-diff applies to --syn-metric cc or mi")
     if args.output is None and args.transform is None and args.warp is None:
         raise usage_error("nothing to write: give -o/--output, --transform and/or --warp")

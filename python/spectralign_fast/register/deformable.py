@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -25,6 +25,9 @@ from .syn_metrics import CCMetric, EMMetric, ParzenMIMetric, SimilarityMetric, S
 __all__ = ["register_syn", "SynResult", "SYN_METRICS"]
 
 SYN_METRICS = ("cc", "mi", "ssd", "em")
+# The named metrics whose steps a Gaussian of sigma_diff smooths.
+SMOOTHED_STEP_METRICS: dict[str, Union[type[CCMetric], type[ParzenMIMetric]]] = {"cc": CCMetric,
+                                                                                   "mi": ParzenMIMetric}
 
 # register_syn's defaults where DIPY's class keeps DIPY's (scale space 0.2, step 0.25, step
 # smoothing 2 voxels): measured on photographs and the MNI template with known deformations
@@ -75,12 +78,10 @@ def syn_metric(name: Any, dim: int, sigma_diff: Optional[float] = None) -> Simil
         raise ValueError(f"metric must be one of {SYN_METRICS} or a SimilarityMetric, got {name!r}")
     if sigma_diff is None:
         return makers[name](dim)
-    if name == "cc":
-        return CCMetric(dim, sigma_diff=sigma_diff)
-    if name == "mi":
-        return ParzenMIMetric(dim, sigma_diff=sigma_diff)
-    raise ValueError(f"sigma_diff applies to the 'cc' and 'mi' metrics, not {name!r} (its smoothing is "
-                     f"set on {makers[name].__name__})")
+    if name not in SMOOTHED_STEP_METRICS:
+        raise ValueError(f"sigma_diff applies to the 'cc' and 'mi' metrics, not {name!r} (its smoothing is "
+                         f"set on {makers[name].__name__})")
+    return SMOOTHED_STEP_METRICS[name](dim, sigma_diff=sigma_diff)
 
 
 def register_syn(static: Any, moving: Any, *, metric: Any = "cc", static_grid2world: Any = None,
@@ -143,7 +144,7 @@ def register_syn(static: Any, moving: Any, *, metric: Any = "cc", static_grid2wo
     if isinstance(sigma_diff, str):
         if sigma_diff != "auto":
             raise ValueError(f"sigma_diff must be a number, 'auto' or None, got {sigma_diff!r}")
-        sigma_diff = SYN_SIGMA_DIFF if isinstance(metric, str) and metric in ("cc", "mi") else None
+        sigma_diff = SYN_SIGMA_DIFF if isinstance(metric, str) and metric in SMOOTHED_STEP_METRICS else None
     syn = SymmetricDiffeomorphicRegistration(syn_metric(metric, dim, sigma_diff), level_iters, step_length,
                                              ss_sigma_factor, threads=threads)
     affine_result: Optional[AffineResult] = None
