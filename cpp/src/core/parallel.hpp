@@ -1,6 +1,6 @@
 // A work-sharing loop over [0, n): each of `threads` workers (0 = all cores;
-// the calling thread is one of them) makes its own state once, then takes the
-// next index from a shared counter until none are left. The first exception
+// the calling thread is one of them) makes its own state once, then takes runs
+// of consecutive indices from a shared counter until none are left. The first exception
 // stops the others and is rethrown after every worker has finished. The
 // helpers come from one process-wide pool of threads started on first need
 // and kept (parallel.cpp): starting threads for every call cost about 40 us,
@@ -60,13 +60,33 @@ void parallel_for(std::size_t n, int threads, MakeState make_state, Body body) {
     std::atomic<bool> stop{false};
     std::exception_ptr failure;
     std::mutex failure_mutex;
+    // Guided self-scheduling: a worker takes a run of remaining / (4 threads) items (at least
+    // one), so that neighbouring items (rows of an image, say) stay with one thread. One item at
+    // a time, two threads alternated along memory: the counter's cache line moved between the
+    // cores on every row, and each thread's prefetcher saw a strided stream (a 2 mm field's
+    // normalisation ran no faster on two threads than on one).
+    auto grab = [&](std::size_t& begin, std::size_t& end) {
+        std::size_t cur = next.load(std::memory_order_relaxed);
+        while (cur < n) {
+            const std::size_t take = std::max<std::size_t>(1, (n - cur) / (4 * std::size_t(nthreads)));
+            if (next.compare_exchange_weak(cur, cur + take, std::memory_order_relaxed)) {
+                begin = cur;
+                end = cur + take;
+                return true;
+            }
+        }
+        return false;
+    };
     auto worker = [&](bool caller) {
         InterruptScope scope(&stop, !caller);
         try {
             auto state = make_state();
-            for (std::size_t k = next++; k < n; k = next++) {
-                check_interrupt();
-                body(state, k);
+            std::size_t begin = 0, end = 0;
+            while (grab(begin, end)) {
+                for (std::size_t k = begin; k < end; ++k) {
+                    check_interrupt();
+                    body(state, k);
+                }
             }
         } catch (...) {
             std::lock_guard<std::mutex> lock(failure_mutex);
