@@ -1,6 +1,7 @@
 // A work-sharing loop over [0, n): each of `threads` workers (0 = all cores;
-// the calling thread is one of them) makes its own state once, then takes runs
-// of consecutive indices from a shared counter until none are left. The first exception
+// the calling thread is one of them) makes its own state once, then takes the
+// next index (parallel_for) or a short run of them (parallel_for_runs) from a
+// shared counter until none are left. The first exception
 // stops the others and is rethrown after every worker has finished. The
 // helpers come from one process-wide pool of threads started on first need
 // and kept (parallel.cpp): starting threads for every call cost about 40 us,
@@ -52,23 +53,23 @@ void run_helper(void* worker) {
 
 }  // namespace pool
 
+namespace detail {
+
+// The loop of parallel_for / parallel_for_runs: a worker takes up to max_run
+// consecutive items at a time (remaining / (4 threads), at least one).
 template <class MakeState, class Body>
-void parallel_for(std::size_t n, int threads, MakeState make_state, Body body) {
+void parallel_loop(std::size_t n, int threads, std::size_t max_run, MakeState& make_state, Body& body) {
     if (n == 0) return;
     const int nthreads = static_cast<int>(std::min<std::size_t>(resolve_threads(threads), n));
     std::atomic<std::size_t> next{0};
     std::atomic<bool> stop{false};
     std::exception_ptr failure;
     std::mutex failure_mutex;
-    // Guided self-scheduling: a worker takes a run of remaining / (4 threads) items (at least
-    // one), so that neighbouring items (rows of an image, say) stay with one thread. One item at
-    // a time, two threads alternated along memory: the counter's cache line moved between the
-    // cores on every row, and each thread's prefetcher saw a strided stream (a 2 mm field's
-    // normalisation ran no faster on two threads than on one).
     auto grab = [&](std::size_t& begin, std::size_t& end) {
         std::size_t cur = next.load(std::memory_order_relaxed);
         while (cur < n) {
-            const std::size_t take = std::max<std::size_t>(1, (n - cur) / (4 * std::size_t(nthreads)));
+            const std::size_t guided = std::max<std::size_t>(1, (n - cur) / (4 * std::size_t(nthreads)));
+            const std::size_t take = std::min(max_run, guided);
             if (next.compare_exchange_weak(cur, cur + take, std::memory_order_relaxed)) {
                 begin = cur;
                 end = cur + take;
@@ -107,6 +108,27 @@ void parallel_for(std::size_t n, int threads, MakeState make_state, Body body) {
         worker(true);
     }
     if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace detail
+
+// One item per take: for items of a millisecond or more (tile pairs, frames,
+// bands), where a thread the machine pauses holds back only the item it has.
+template <class MakeState, class Body>
+void parallel_for(std::size_t n, int threads, MakeState make_state, Body body) {
+    detail::parallel_loop(n, threads, 1, make_state, body);
+}
+
+// Runs of up to kParallelRun consecutive items per take: for fine items such
+// as the rows of an image or a field. Taken one at a time, two threads
+// alternated along memory: the counter's cache line moved between the cores
+// on every row and each thread's prefetcher saw a strided stream (a 2 mm
+// field's step normalisation ran no faster on two threads than on one).
+inline constexpr std::size_t kParallelRun = 32;
+
+template <class MakeState, class Body>
+void parallel_for_runs(std::size_t n, int threads, MakeState make_state, Body body) {
+    detail::parallel_loop(n, threads, kParallelRun, make_state, body);
 }
 
 }  // namespace spectralign_fast

@@ -36,7 +36,7 @@ inline std::int64_t window_count(std::int64_t x, std::int64_t n, std::int64_t r)
 // Window sums of one slab (n1 x n2 plane) along both in-plane axes.
 void slab_box_sums(const float* I, const float* J, std::int64_t n1, std::int64_t n2, std::int64_t r,
                    double* rowbox, double* out, int threads) {
-    parallel_for(static_cast<std::size_t>(n1), threads, [] { return 0; }, [&](int&, std::size_t row) {
+    parallel_for_runs(static_cast<std::size_t>(n1), threads, [] { return 0; }, [&](int&, std::size_t row) {
         const float* a = I + std::int64_t(row) * n2;
         const float* b = J + std::int64_t(row) * n2;
         double* o = rowbox + std::int64_t(row) * n2 * C;
@@ -104,8 +104,8 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
                           int inner_threads) {
         const bool slab_inside = s >= r0 && s < n0 - r0;
         const std::int64_t cnt0 = window_count(s, n0, r0);
-        parallel_for(static_cast<std::size_t>(row_end - row_begin), inner_threads, [] { return 0; },
-                     [&](int&, std::size_t row) {
+        parallel_for_runs(static_cast<std::size_t>(row_end - row_begin), inner_threads, [] { return 0; },
+                          [&](int&, std::size_t row) {
             const std::int64_t i = row_begin + std::int64_t(row);
             std::int64_t idx[D];
             if constexpr (D == 3) {

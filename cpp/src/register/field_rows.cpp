@@ -28,6 +28,9 @@ inline double hi(std::uint64_t x) { return double(__builtin_bit_cast(float, std:
 // the AVX clones, SSE pairs in the baseline one).
 typedef float Float8 __attribute__((vector_size(32)));
 typedef float Float4 __attribute__((vector_size(16)));
+typedef int Int4 __attribute__((vector_size(16)));
+typedef int Int8 __attribute__((vector_size(32)));
+typedef double Double8 __attribute__((vector_size(64)));
 
 // The inversion's damped update of count voxels of p, p -= factor q
 // (invert_impl's rule: factor from |q / spacing|, capped at maxlen), D
@@ -37,10 +40,14 @@ template <int D>
 __attribute__((always_inline)) inline void damped_chunk(float* __restrict p, const float* __restrict q,
                                                         std::int64_t count, const double* spacing, double eps,
                                                         double maxlen) {
+    // Reciprocals: a division per value cost about a sixth of an inversion (the same bits where
+    // the spacing is a power of two, within an ulp elsewhere).
+    double inv_sp[D];
+    for (int c = 0; c < D; ++c) inv_sp[c] = 1.0 / spacing[c];
     for (std::int64_t j = 0; j < count; ++j) {
         double m2 = 0.0;
         for (int c = 0; c < D; ++c) {
-            const double qc = double(q[D * j + c]) / spacing[c];
+            const double qc = double(q[D * j + c]) * inv_sp[c];
             m2 += qc * qc;
         }
         const double m = std::sqrt(m2);
@@ -71,7 +78,9 @@ __attribute__((always_inline)) inline void compose3(const ComposeGrid3& g, const
     const double B0 = g.B[0], B1 = g.B[1], B2 = g.B[2], B3 = g.B[3], B4 = g.B[4], B5 = g.B[5], B6 = g.B[6],
                  B7 = g.B[7], B8 = g.B[8];
     int cell[kRowChunk];
-    float fr0[kRowChunk], fr1[kRowChunk], fr2[kRowChunk];
+    // The corner rows' weights, (1 - r0)(1 - r1), (1 - r0) r1, r0 (1 - r1), r0 r1, and the last
+    // axis' pair, made across voxels in float as the blend uses them.
+    float wA[kRowChunk], wB[kRowChunk], wC[kRowChunk], wD[kRowChunk], a2[kRowChunk], fr2[kRowChunk];
     for (int j = 0; j < count; ++j) {
         const double ua = u[3 * j], ub = u[3 * j + 1], uc = u[3 * j + 2];
         const double x0 = i0 + ((B0 * ua + B1 * ub) + B2 * uc);
@@ -81,22 +90,31 @@ __attribute__((always_inline)) inline void compose3(const ComposeGrid3& g, const
         const double c0 = in ? x0 : 0.0, c1 = in ? x1 : 0.0, c2 = in ? x2 : 0.0;
         const double f0 = std::floor(c0), f1 = std::floor(c1), f2 = std::floor(c2);
         cell[j] = int(f0) * s0 + int(f1) * s1 + 3 * int(f2);
-        fr0[j] = static_cast<float>(c0 - f0);
-        fr1[j] = static_cast<float>(c1 - f1);
-        fr2[j] = static_cast<float>(c2 - f2);
+        const float r0 = static_cast<float>(c0 - f0), r1 = static_cast<float>(c1 - f1);
+        const float r2 = static_cast<float>(c2 - f2);
+        const float q0 = 1.0f - r0, q1 = 1.0f - r1;
+        wA[j] = q0 * q1;
+        wB[j] = q0 * r1;
+        wC[j] = r0 * q1;
+        wD[j] = r0 * r1;
+        fr2[j] = r2;
+        a2[j] = 1.0f - r2;
         inside[j] = in ? 1 : 0;
     }
+    // One voxel at a time: the blended corner pair's first three floats go to vals[3 j ..] (an
+    // 8-float store that the next voxel overwrites), the mask of its three values to keep[3 j ..].
+    float vals[3 * kRowChunk + 8];
+    int keep[3 * kRowChunk + 8];
     const float* __restrict d = g.d;
-    const double t = g.t;
     for (int j = 0; j < count; ++j) {
-        float* o = comp + 3 * j;
-        if (!inside[j]) {
-            o[0] = o[1] = o[2] = 0.0f;
+        if (!inside[j]) {  // no loads: a cell outside may not exist
+            const Float8 Z = {};
+            const Int4 M = {};
+            __builtin_memcpy(vals + 3 * j, &Z, sizeof Z);
+            __builtin_memcpy(keep + 3 * j, &M, sizeof M);
             continue;
         }
         const std::int64_t k = cell[j];
-        const float r0 = fr0[j], r1 = fr1[j], r2 = fr2[j];
-        const float a0 = 1.0f - r0, a1 = 1.0f - r1;
         Float8 A, B, C, D = {};
         __builtin_memcpy(&A, d + k, sizeof A);
         __builtin_memcpy(&B, d + k + s1, sizeof B);
@@ -105,17 +123,33 @@ __attribute__((always_inline)) inline void compose3(const ComposeGrid3& g, const
             __builtin_memcpy(&D, d + k + s0 + s1, sizeof D);
         else
             __builtin_memcpy(&D, d + k + s0 + s1, 6 * sizeof(float));
-        const Float8 R = (A * (a0 * a1) + B * (a0 * r1)) + (C * (r0 * a1) + D * (r0 * r1));
-        const Float8 V = R * (1.0f - r2) + __builtin_shufflevector(R, R, 3, 4, 5, 6, 7, 0, 1, 2) * r2;
-        const float ua = u[3 * j], ub = u[3 * j + 1], uc = u[3 * j + 2];
-        o[0] = static_cast<float>(t * double(V[0]) + double(ua));
-        o[1] = static_cast<float>(t * double(V[1]) + double(ub));
-        o[2] = static_cast<float>(t * double(V[2]) + double(uc));
+        const Float8 R = (A * wA[j] + B * wB[j]) + (C * wC[j] + D * wD[j]);
+        const Float8 V = R * a2[j] + __builtin_shufflevector(R, R, 3, 4, 5, 6, 7, 0, 1, 2) * fr2[j];
+        __builtin_memcpy(vals + 3 * j, &V, sizeof V);
+        const Int4 M = {-1, -1, -1, -1};
+        __builtin_memcpy(keep + 3 * j, &M, sizeof M);
     }
-    const double sp0 = Scaled ? spacing[0] : 1.0, sp1 = Scaled ? spacing[1] : 1.0, sp2 = Scaled ? spacing[2] : 1.0;
+    // comp = float(t value + u) where inside, else 0: across the 3 count floats in vectors (the
+    // same operations per value as one voxel at a time; u may be comp, read before written).
+    const double t = g.t;
+    const int nf = 3 * count;
+    int i = 0;
+    for (; i + 8 <= nf; i += 8) {
+        Float8 v, uu;
+        Int8 m;
+        __builtin_memcpy(&v, vals + i, sizeof v);
+        __builtin_memcpy(&uu, u + i, sizeof uu);
+        __builtin_memcpy(&m, keep + i, sizeof m);
+        const Double8 r = __builtin_convertvector(v, Double8) * t + __builtin_convertvector(uu, Double8);
+        const Int8 bits = reinterpret_cast<Int8>(__builtin_convertvector(r, Float8)) & m;
+        __builtin_memcpy(comp + i, &bits, sizeof bits);
+    }
+    for (; i < nf; ++i) comp[i] = keep[i] ? static_cast<float>(t * double(vals[i]) + double(u[i])) : 0.0f;
+    const double rs0 = Scaled ? 1.0 / spacing[0] : 1.0, rs1 = Scaled ? 1.0 / spacing[1] : 1.0,
+                 rs2 = Scaled ? 1.0 / spacing[2] : 1.0;  // reciprocals, as damped_chunk
     for (int j = 0; j < count; ++j) {  // 0 where not inside: comp is 0 there
-        const double q0 = double(comp[3 * j]) / sp0, q1 = double(comp[3 * j + 1]) / sp1,
-                     q2 = double(comp[3 * j + 2]) / sp2;
+        const double q0 = double(comp[3 * j]) * rs0, q1 = double(comp[3 * j + 1]) * rs1,
+                     q2 = double(comp[3 * j + 2]) * rs2;
         const double m2 = (q0 * q0 + q1 * q1) + q2 * q2;
         mag[j] = Scaled ? std::sqrt(m2) : m2;
     }
@@ -259,9 +293,9 @@ __attribute__((always_inline)) inline void compose_chunk_2d(const ComposeGrid3& 
         o[0] = static_cast<float>(t * double(V[0]) + double(ua));
         o[1] = static_cast<float>(t * double(V[1]) + double(ub));
     }
-    const double sp0 = Scaled ? spacing[0] : 1.0, sp1 = Scaled ? spacing[1] : 1.0;
+    const double rs0 = Scaled ? 1.0 / spacing[0] : 1.0, rs1 = Scaled ? 1.0 / spacing[1] : 1.0;
     for (int j = 0; j < count; ++j) {
-        const double q0 = double(comp[2 * j]) / sp0, q1 = double(comp[2 * j + 1]) / sp1;
+        const double q0 = double(comp[2 * j]) * rs0, q1 = double(comp[2 * j + 1]) * rs1;
         const double m2 = q0 * q0 + q1 * q1;
         mag[j] = Scaled ? std::sqrt(m2) : m2;
     }

@@ -124,9 +124,9 @@ void smooth_outer_axis(const float* in, float* out, std::int64_t outer, std::int
                        const std::vector<float>& w, int threads) {
     const int radius = static_cast<int>(w.size() / 2);
     const std::int64_t blocks = (inner + kSmoothBlock - 1) / kSmoothBlock;
-    parallel_for(static_cast<std::size_t>(outer * blocks), threads,
-                 [&] { return std::vector<const float*>(w.size() + kSmoothRows - 1); },
-                 [&](std::vector<const float*>& src, std::size_t unit) {
+    parallel_for_runs(static_cast<std::size_t>(outer * blocks), threads,
+                      [&] { return std::vector<const float*>(w.size() + kSmoothRows - 1); },
+                      [&](std::vector<const float*>& src, std::size_t unit) {
         const std::int64_t o = std::int64_t(unit) / blocks, c0 = (std::int64_t(unit) % blocks) * kSmoothBlock;
         const std::int64_t width = std::min(kSmoothBlock, inner - c0);
         const float* slab = in + o * n * inner + c0;
@@ -150,27 +150,29 @@ void smooth_outer_axis(const float* in, float* out, std::int64_t outer, std::int
 void smooth_last_axis(const float* in, float* out, std::int64_t lines, std::int64_t n, int comps,
                       const std::vector<float>& w, int threads) {
     const int radius = static_cast<int>(w.size() / 2);
-    parallel_for(static_cast<std::size_t>(lines), threads,
-                 [&] {
-                     return std::make_pair(std::vector<float>(static_cast<std::size_t>((n + 2 * radius) * comps)),
-                                           std::vector<const float*>(w.size()));
-                 },
-                 [&](std::pair<std::vector<float>, std::vector<const float*>>& st, std::size_t o) {
-                     std::vector<float>& line = st.first;
-                     const float* src = in + std::int64_t(o) * n * comps;
-                     // The line itself in one copy; only the reflected ends voxel by voxel (a copy
-                     // call per voxel of 2-3 floats was 8 % of cc_steps).
-                     std::copy(src, src + n * comps, line.data() + std::int64_t(radius) * comps);
-                     const auto reflect = [&](std::int64_t i) {
-                         const float* from = src + reflect_index(i, n) * comps;
-                         float* to = line.data() + (i + radius) * comps;
-                         for (int c = 0; c < comps; ++c) to[c] = from[c];
-                     };
-                     for (std::int64_t i = -radius; i < 0; ++i) reflect(i);
-                     for (std::int64_t i = n; i < n + radius; ++i) reflect(i);
-                     for (std::size_t k = 0; k < w.size(); ++k) st.second[k] = line.data() + std::int64_t(k) * comps;
-                     taps(out + std::int64_t(o) * n * comps, st.second.data(), w.data(), int(w.size()), n * comps);
-                 });
+    parallel_for_runs(static_cast<std::size_t>(lines), threads,
+                      [&] {
+                          const auto padded = static_cast<std::size_t>((n + 2 * radius) * comps);
+                          return std::make_pair(std::vector<float>(padded), std::vector<const float*>(w.size()));
+                      },
+                      [&](std::pair<std::vector<float>, std::vector<const float*>>& st, std::size_t o) {
+                          std::vector<float>& line = st.first;
+                          const float* src = in + std::int64_t(o) * n * comps;
+                          // The line itself in one copy; only the reflected ends voxel by voxel (a copy
+                          // call per voxel of 2-3 floats was 8 % of cc_steps).
+                          std::copy(src, src + n * comps, line.data() + std::int64_t(radius) * comps);
+                          const auto reflect = [&](std::int64_t i) {
+                              const float* from = src + reflect_index(i, n) * comps;
+                              float* to = line.data() + (i + radius) * comps;
+                              for (int c = 0; c < comps; ++c) to[c] = from[c];
+                          };
+                          for (std::int64_t i = -radius; i < 0; ++i) reflect(i);
+                          for (std::int64_t i = n; i < n + radius; ++i) reflect(i);
+                          for (std::size_t k = 0; k < w.size(); ++k)
+                              st.second[k] = line.data() + std::int64_t(k) * comps;
+                          taps(out + std::int64_t(o) * n * comps, st.second.data(), w.data(), int(w.size()),
+                               n * comps);
+                      });
 }
 
 }  // namespace

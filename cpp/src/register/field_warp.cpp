@@ -82,7 +82,7 @@ void warp_impl(const T* image, const FieldShape& is, const float* field, const F
                 wg.zW[r] = W[r * (D + 1) + D] * 0.0;
                 for (int c = 0; c <= D; ++c) wg.B[r * (D + 1) + c] = B[r * (D + 1) + c];
             }
-            parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+            parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
                 std::int64_t idx[D];
                 go.row_index(std::int64_t(row), idx);
                 int status[kRowChunk];
@@ -103,7 +103,7 @@ void warp_impl(const T* image, const FieldShape& is, const float* field, const F
             return;
         }
     }
-    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+    parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         go.row_index(std::int64_t(row), idx);
         for (std::int64_t j = 0; j < nlast; ++j) {

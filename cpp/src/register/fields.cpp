@@ -118,7 +118,7 @@ void compose_rows(const float* d1, const Grid<D>& g1, const float* d2, const Gri
                   float* comp, int threads, RowSums<D>& acc) {
     const ComposeGrid3 cg = compose_grid<D>(d2, g2, B, t);
     const std::int64_t rows = g1.rows(), nlast = g1.n[D - 1];
-    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+    parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         g1.row_index(std::int64_t(row), idx);
         double mag[kRowChunk];
@@ -154,7 +154,7 @@ int invert_rows(const float* d, const Grid<D>& g, const double* W, const double*
     // DIPY's 3-D inversion also stops once the largest residual is below 0.1.
     while (iter < max_iter && tol < error && (D == 2 || 0.1 < difmag)) {
         const double eps = iter == 0 ? 0.75 : 0.5;
-        parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+        parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
             std::int64_t idx[D];
             g.row_index(std::int64_t(row), idx);
             int inside[kRowChunk];
@@ -207,11 +207,14 @@ CompositionStats compose_impl(const float* d1, const FieldShape& s1, const float
     RowSums<D> local(rows_out ? 0 : rows);
     RowSums<D>& acc = rows_out ? *rows_out : local;
     const bool index_identity = is_identity(A, D);
+    double inv_spacing[D] = {};  // the row kernels' reciprocals (field_rows.cpp)
+    if (norms)
+        for (int k = 0; k < D; ++k) inv_spacing[k] = 1.0 / spacing[k];
     if (index_identity && !norms && fits_row_kernels(g1, g2)) {
         compose_rows<D>(d1, g1, d2, g2, B, t, comp, threads, acc);
         return reduce_stats(acc, rows);
     }
-    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+    parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         g1.row_index(std::int64_t(row), idx);
         double sum = 0.0, sum2 = 0.0, mx = 0.0;
@@ -237,7 +240,7 @@ CompositionStats compose_impl(const float* d1, const FieldShape& s1, const float
                     comp[v * D + k] = c;
                     nn += double(c) * double(c);
                     if (norms) {
-                        const double q = double(c) / spacing[k];
+                        const double q = double(c) * inv_spacing[k];
                         scaled += q * q;
                     }
                 }
@@ -311,7 +314,7 @@ int invert_impl(const float* d, const FieldShape& s, const double* W, const doub
             difmag = std::max(difmag, acc.max[static_cast<std::size_t>(r)]);
         }
         const double maxlen = difmag * eps;
-        parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+        parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
             for (std::int64_t j = 0; j < nlast; ++j) {
                 const std::int64_t v = std::int64_t(row) * nlast + j;
                 const double m = norms[static_cast<std::size_t>(v)];
@@ -332,7 +335,7 @@ void resample_impl(const float* field, const FieldShape& s, const double* factor
                    float* out, int threads) {
     const Grid<D> g(s), go(os);
     const std::int64_t rows = go.rows(), nlast = go.n[D - 1];
-    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+    parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         go.row_index(std::int64_t(row), idx);
         for (std::int64_t j = 0; j < nlast; ++j) {
@@ -367,7 +370,7 @@ double normalize_impl(float* step, const FieldShape& s, const double* spacing, i
     const Grid<D> g(s);
     const std::int64_t rows = g.rows(), nlast = g.n[D - 1];
     std::vector<double> row_max(static_cast<std::size_t>(rows));
-    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+    parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         g.row_index(std::int64_t(row), idx);
         bool face = false;
@@ -398,7 +401,7 @@ double normalize_impl(float* step, const FieldShape& s, const double* spacing, i
     for (double m : row_max) nrm = std::max(nrm, m);
     nrm = std::sqrt(nrm);
     if (nrm > 0.0) {
-        parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+        parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
             divide_all(step + std::int64_t(row) * nlast * D, nlast * D, nrm);
         });
     }
@@ -438,7 +441,7 @@ void jacobian_impl(const float* field, const FieldShape& s, const double* grid2w
             }
     }
     const std::int64_t rows = g.rows(), nlast = g.n[D - 1];
-    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+    parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         g.row_index(std::int64_t(row), idx);
         for (std::int64_t j = 0; j < nlast; ++j) {

@@ -53,7 +53,7 @@ void sweep(const Level<D>& L, float* disp, int threads) {
     const Grid<D>& g = L.g;
     const std::int64_t rows = g.rows(), nlast = g.n[D - 1];
     for (int colour = 0; colour < 2; ++colour) {
-        parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+        parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
             std::int64_t idx[D];
             g.row_index(std::int64_t(row), idx);
             std::int64_t parity = 0;
@@ -98,7 +98,7 @@ template <int D>
 void residual(const Level<D>& L, const float* disp, float* out, int threads) {
     const Grid<D>& g = L.g;
     const std::int64_t rows = g.rows(), nlast = g.n[D - 1];
-    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+    parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         g.row_index(std::int64_t(row), idx);
         for (std::int64_t j = 0; j < nlast; ++j) {
@@ -127,7 +127,7 @@ void residual(const Level<D>& L, const float* disp, float* out, int threads) {
 template <int D>
 void downsample(const float* in, const Grid<D>& g, int comps, float* out, const Grid<D>& h, int threads) {
     const std::int64_t rows = h.rows(), nlast = h.n[D - 1];
-    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+    parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         h.row_index(std::int64_t(row), idx);
         for (std::int64_t j = 0; j < nlast; ++j) {

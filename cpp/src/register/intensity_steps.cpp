@@ -46,7 +46,7 @@ StepResult ssd_impl(const float* I, const float* J, const FieldShape& shape, con
     const bool turn = !direction_is_identity(direction, D);
     const double sx2 = mean_square_spacing(spacing, D);
     std::vector<double> row_energy(static_cast<std::size_t>(rows));
-    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+    parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         g.row_index(std::int64_t(row), idx);
         double energy = 0.0;
@@ -83,7 +83,7 @@ std::vector<float> gradient_field(const float* img, const Grid<D>& g, const doub
                                   bool turn, int threads) {
     std::vector<float> out(static_cast<std::size_t>(g.voxels() * D));
     const std::int64_t rows = g.rows(), nlast = g.n[D - 1];
-    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+    parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         g.row_index(std::int64_t(row), idx);
         for (std::int64_t j = 0; j < nlast; ++j) {
@@ -235,7 +235,7 @@ StepResult em_impl(const float* I, const float* J, const std::int32_t* smask, co
         std::vector<float> gm = gradient_field<D>(J, g, spacing, direction, turn, threads);
         if (double_gradient) {
             const std::int64_t rows_ = g.rows(), nl = g.n[D - 1];
-            parallel_for(static_cast<std::size_t>(rows_), threads, [] { return 0; }, [&](int&, std::size_t row) {
+            parallel_for_runs(static_cast<std::size_t>(rows_), threads, [] { return 0; }, [&](int&, std::size_t row) {
                 std::int64_t idx[D];
                 g.row_index(std::int64_t(row), idx);
                 for (std::int64_t j = 0; j < nl; ++j) {
@@ -268,7 +268,7 @@ StepResult em_impl(const float* I, const float* J, const std::int32_t* smask, co
         return res;
     }
     std::vector<double> row_fe(static_cast<std::size_t>(rows)), row_be(static_cast<std::size_t>(rows));
-    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+    parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         g.row_index(std::int64_t(row), idx);
         double fe = 0.0, be = 0.0;
@@ -403,7 +403,7 @@ StepResult mi_impl(const float* I, const float* J, const FieldShape& shape, int 
                 mi += p * l;
             }
         }
-    parallel_for(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
+    parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
         g.row_index(std::int64_t(row), idx);
         for (std::int64_t j = 0; j < nlast; ++j) {

@@ -25,9 +25,9 @@ void smooth_axis(const float* in, float* out, const std::int64_t* shape, int ndi
     const std::int64_t n = shape[axis];
     const int radius = static_cast<int>(w.size() / 2);
     if (inner == 1) {
-        parallel_for(static_cast<std::size_t>(outer), threads,
-                     [&] { return std::vector<double>(static_cast<std::size_t>(n + 2 * radius)); },
-                     [&](std::vector<double>& line, std::size_t o) {
+        parallel_for_runs(static_cast<std::size_t>(outer), threads,
+                          [&] { return std::vector<double>(static_cast<std::size_t>(n + 2 * radius)); },
+                          [&](std::vector<double>& line, std::size_t o) {
                          const float* src = in + std::int64_t(o) * n;
                          for (std::int64_t i = -radius; i < n + radius; ++i)
                              line[std::size_t(i + radius)] = src[reflect_index(i, n)];
@@ -41,9 +41,9 @@ void smooth_axis(const float* in, float* out, const std::int64_t* shape, int ndi
                      });
         return;
     }
-    parallel_for(static_cast<std::size_t>(outer * n), threads,
-                 [&] { return std::vector<double>(static_cast<std::size_t>(inner)); },
-                 [&](std::vector<double>& acc, std::size_t unit) {
+    parallel_for_runs(static_cast<std::size_t>(outer * n), threads,
+                      [&] { return std::vector<double>(static_cast<std::size_t>(inner)); },
+                      [&](std::vector<double>& acc, std::size_t unit) {
                      const std::int64_t o = std::int64_t(unit) / n, i = std::int64_t(unit) % n;
                      std::fill(acc.begin(), acc.end(), 0.0);
                      const float* slab0 = in + o * n * inner;
