@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/parallel.hpp"
+#include "core/simd_clones.hpp"
 #include "step_common.hpp"
 
 namespace spectralign_fast::reg {
@@ -74,6 +75,75 @@ void slab_box_sums(const float* I, const float* J, std::int64_t n1, std::int64_t
     });
 }
 
+// The steps of one interior run of a row (every voxel's window inside the
+// image, the direction the identity): voxels j in [j0, j1) at flat index
+// v0 + j, window sums at sums[j * C], a window of cnt voxels. The scalar
+// loop's operations in its order, in three loops that vectorise: the CC
+// terms across voxels (divisions included), then the gradients and the
+// steps, then the energy summed voxel by voxel as before; the same bits.
+// `stride` holds each axis' index stride.
+template <int D>
+__attribute__((always_inline)) inline double cc_interior_run(const float* __restrict I, const float* __restrict J,
+                                                             std::int64_t v0, std::int64_t j0, std::int64_t j1,
+                                                             const double* __restrict sums, double cnt, double flat,
+                                                             const std::int64_t* stride, const double* spacing,
+                                                             float* __restrict fwd, float* __restrict bwd) {
+    constexpr int kRun = 64;
+    double tf[kRun], tb[kRun], local[kRun];
+    int valid[kRun];
+    double energy = 0.0;
+    for (std::int64_t a = j0; a < j1; a += kRun) {
+        const int n = int(std::min<std::int64_t>(kRun, j1 - a));
+#pragma omp simd
+        for (int q = 0; q < n; ++q) {
+            const std::int64_t j = a + q, v = v0 + j;
+            const double* sm = sums + j * C;
+            const double Imean = sm[0] / cnt, Jmean = sm[1] / cnt;
+            const double Ii = double(I[v]) - Imean, Ji = double(J[v]) - Jmean;
+            const double sfm = sm[4] - Jmean * sm[0] - Imean * sm[1] + cnt * Jmean * Imean;
+            double sff = sm[2] - Imean * sm[0] - Imean * sm[0] + cnt * Imean * Imean;
+            double smm = sm[3] - Jmean * sm[1] - Jmean * sm[1] + cnt * Jmean * Jmean;
+            sff = sff <= flat * cnt ? 0.0 : sff;
+            smm = smm <= flat * cnt ? 0.0 : smm;
+            const bool ok = sff != 0.0 && smm != 0.0;
+            const double lc = sff * smm > 1e-5 ? sfm * sfm / (sff * smm) : 0.0;
+            local[q] = ok && lc < 1.0 ? lc : 0.0;
+            valid[q] = ok ? 1 : 0;
+            tf[q] = 2.0 * sfm / (sff * smm) * (Ji - sfm / sff * Ii);
+            tb[q] = 2.0 * sfm / (sff * smm) * (Ii - sfm / smm * Ji);
+        }
+        for (int q = 0; q < n; ++q) {
+            const std::int64_t j = a + q, v = v0 + j;
+            float* f = fwd + v * D;
+            float* b = bwd + v * D;
+            for (int k = 0; k < D; ++k) {
+                // np_gradient's interior difference, divided by the spacing and kept in float.
+                const std::int64_t st = stride[k];
+                const float gI = static_cast<float>(double((I[v + st] - I[v - st]) / 2.0f) / spacing[k]);
+                const float gJ = static_cast<float>(double((J[v + st] - J[v - st]) / 2.0f) / spacing[k]);
+                f[k] = valid[q] ? static_cast<float>(-tf[q] * double(gI)) : 0.0f;
+                b[k] = valid[q] ? static_cast<float>(-tb[q] * double(gJ)) : 0.0f;
+            }
+        }
+        for (int q = 0; q < n; ++q) energy -= local[q];
+    }
+    return energy;
+}
+
+SPECTRALIGN_CLONES
+double cc_interior_run3(const float* I, const float* J, std::int64_t v0, std::int64_t j0, std::int64_t j1,
+                        const double* sums, double cnt, double flat, const std::int64_t* stride,
+                        const double* spacing, float* fwd, float* bwd) {
+    return cc_interior_run<3>(I, J, v0, j0, j1, sums, cnt, flat, stride, spacing, fwd, bwd);
+}
+
+SPECTRALIGN_CLONES
+double cc_interior_run2(const float* I, const float* J, std::int64_t v0, std::int64_t j0, std::int64_t j1,
+                        const double* sums, double cnt, double flat, const std::int64_t* stride,
+                        const double* spacing, float* fwd, float* bwd) {
+    return cc_interior_run<2>(I, J, v0, j0, j1, sums, cnt, flat, stride, spacing, fwd, bwd);
+}
+
 template <int D>
 StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int radius, const double* spacing,
                    const double* direction, double sigma, float* fwd, float* bwd, int threads) {
@@ -117,6 +187,22 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
             const bool row_inside = slab_inside && i >= r && i < n1 - r;
             const std::int64_t cnt01 = cnt0 * window_count(i, n1, r);
             double energy = 0.0;
+            if (!turn && row_inside && n2 > 2 * r) {
+                // Zero outside the interior run, which the vectorised kernel does.
+                const std::int64_t v0 = s * plane + i * n2;
+                std::fill(fwd + v0 * D, fwd + (v0 + r) * D, 0.0f);
+                std::fill(bwd + v0 * D, bwd + (v0 + r) * D, 0.0f);
+                std::fill(fwd + (v0 + n2 - r) * D, fwd + (v0 + n2) * D, 0.0f);
+                std::fill(bwd + (v0 + n2 - r) * D, bwd + (v0 + n2) * D, 0.0f);
+                const double* row_sums = sums + (i - row_begin) * n2 * C;
+                const double cnt = double(cnt01 * (2 * r + 1));
+                std::int64_t stride[D];
+                for (int a = 0; a < D; ++a) stride[a] = g.stride[a];
+                row_energy[std::size_t(s * n1 + i)] =
+                    D == 3 ? cc_interior_run3(I, J, v0, r, n2 - r, row_sums, cnt, flat, stride, spacing, fwd, bwd)
+                           : cc_interior_run2(I, J, v0, r, n2 - r, row_sums, cnt, flat, stride, spacing, fwd, bwd);
+                return;
+            }
             for (std::int64_t j = 0; j < n2; ++j) {
                 const std::int64_t v = s * plane + i * n2 + j;
                 float* f = fwd + v * D;
