@@ -57,15 +57,16 @@ __attribute__((always_inline)) inline void damped_chunk(float* __restrict p, con
     }
 }
 
-// A composition chunk in three loops. First, across voxels (vectorised):
+// A composition chunk in four loops. First, across voxels (vectorised):
 // each voxel's position i + B u (double, so the fractions are exact at any
 // index), whether every corner of its cell exists (interpolate()'s interior:
-// 0 <= x < n - 1 on every axis), the offset of its first corner and its
-// fractions. Then one voxel at a time, with no gathers: a corner pair along
-// the last axis is 2 x D consecutive floats, read as one vector per corner
-// row and blended in float (within a few ulp of the double scalar sum; the
-// same bits for every clone and thread count). Last, across voxels again,
-// the magnitudes. u is read before comp is written, so they may be one array.
+// 0 <= x < n - 1 on every axis), the offset of its first corner and the
+// corner rows' float weights. Then one voxel at a time, with no gathers: a
+// corner pair along the last axis is 2 x D consecutive floats, read as one
+// vector per corner row and blended in float (within a few ulp of the double
+// scalar sum; the same bits for every clone and thread count) into a buffer.
+// Then float(t v + u) across the chunk's values, and last the magnitudes.
+// u is read before comp is written, so they may be one array.
 template <bool Scaled>
 __attribute__((always_inline)) inline void compose3(const ComposeGrid3& g, const float* u, int count, double i0,
                                                     double i1, int j0, const double* spacing, float* comp,
