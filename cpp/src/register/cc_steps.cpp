@@ -75,6 +75,32 @@ void slab_box_sums(const float* I, const float* J, std::int64_t n1, std::int64_t
     });
 }
 
+// DIPY's CC terms at one voxel from its window sums sm (C values over cnt
+// voxels) and its two values: ok (neither window flat), the energy share
+// (0 unless ok and below 1) and the step factors tf, tb (meaningful when ok).
+struct CcTerms {
+    bool ok;
+    double local, tf, tb;
+};
+
+__attribute__((always_inline)) inline CcTerms cc_terms(const double* sm, double cnt, double flat, float Iv,
+                                                        float Jv) {
+    const double Imean = sm[0] / cnt, Jmean = sm[1] / cnt;
+    const double Ii = double(Iv) - Imean, Ji = double(Jv) - Jmean;
+    const double sfm = sm[4] - Jmean * sm[0] - Imean * sm[1] + cnt * Jmean * Imean;
+    double sff = sm[2] - Imean * sm[0] - Imean * sm[0] + cnt * Imean * Imean;
+    double smm = sm[3] - Jmean * sm[1] - Jmean * sm[1] + cnt * Jmean * Jmean;
+    sff = sff <= flat * cnt ? 0.0 : sff;
+    smm = smm <= flat * cnt ? 0.0 : smm;
+    CcTerms c;
+    c.ok = sff != 0.0 && smm != 0.0;
+    const double lc = sff * smm > 1e-5 ? sfm * sfm / (sff * smm) : 0.0;
+    c.local = c.ok && lc < 1.0 ? lc : 0.0;
+    c.tf = 2.0 * sfm / (sff * smm) * (Ji - sfm / sff * Ii);
+    c.tb = 2.0 * sfm / (sff * smm) * (Ii - sfm / smm * Ji);
+    return c;
+}
+
 // The steps of one interior run of a row (every voxel's window inside the
 // image, the direction the identity): voxels j in [j0, j1) at flat index
 // v0 + j, window sums at sums[j * C], a window of cnt voxels. The scalar
@@ -97,20 +123,11 @@ __attribute__((always_inline)) inline double cc_interior_run(const float* __rest
 #pragma omp simd
         for (int q = 0; q < n; ++q) {
             const std::int64_t j = a + q, v = v0 + j;
-            const double* sm = sums + j * C;
-            const double Imean = sm[0] / cnt, Jmean = sm[1] / cnt;
-            const double Ii = double(I[v]) - Imean, Ji = double(J[v]) - Jmean;
-            const double sfm = sm[4] - Jmean * sm[0] - Imean * sm[1] + cnt * Jmean * Imean;
-            double sff = sm[2] - Imean * sm[0] - Imean * sm[0] + cnt * Imean * Imean;
-            double smm = sm[3] - Jmean * sm[1] - Jmean * sm[1] + cnt * Jmean * Jmean;
-            sff = sff <= flat * cnt ? 0.0 : sff;
-            smm = smm <= flat * cnt ? 0.0 : smm;
-            const bool ok = sff != 0.0 && smm != 0.0;
-            const double lc = sff * smm > 1e-5 ? sfm * sfm / (sff * smm) : 0.0;
-            local[q] = ok && lc < 1.0 ? lc : 0.0;
-            valid[q] = ok ? 1 : 0;
-            tf[q] = 2.0 * sfm / (sff * smm) * (Ji - sfm / sff * Ii);
-            tb[q] = 2.0 * sfm / (sff * smm) * (Ii - sfm / smm * Ji);
+            const CcTerms c = cc_terms(sums + j * C, cnt, flat, I[v], J[v]);
+            local[q] = c.local;
+            valid[q] = c.ok ? 1 : 0;
+            tf[q] = c.tf;
+            tb[q] = c.tb;
         }
         for (int q = 0; q < n; ++q) {
             const std::int64_t j = a + q, v = v0 + j;
@@ -118,9 +135,8 @@ __attribute__((always_inline)) inline double cc_interior_run(const float* __rest
             float* b = bwd + v * D;
             for (int k = 0; k < D; ++k) {
                 // np_gradient's interior difference, divided by the spacing and kept in float.
-                const std::int64_t st = stride[k];
-                const float gI = static_cast<float>(double((I[v + st] - I[v - st]) / 2.0f) / spacing[k]);
-                const float gJ = static_cast<float>(double((J[v + st] - J[v - st]) / 2.0f) / spacing[k]);
+                const float gI = static_cast<float>(double(np_central(I, v, stride[k])) / spacing[k]);
+                const float gJ = static_cast<float>(double(np_central(J, v, stride[k])) / spacing[k]);
                 f[k] = valid[q] ? static_cast<float>(-tf[q] * double(gI)) : 0.0f;
                 b[k] = valid[q] ? static_cast<float>(-tb[q] * double(gJ)) : 0.0f;
             }
@@ -196,11 +212,9 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
                 std::fill(bwd + (v0 + n2 - r) * D, bwd + (v0 + n2) * D, 0.0f);
                 const double* row_sums = sums + (i - row_begin) * n2 * C;
                 const double cnt = double(cnt01 * (2 * r + 1));
-                std::int64_t stride[D];
-                for (int a = 0; a < D; ++a) stride[a] = g.stride[a];
                 row_energy[std::size_t(s * n1 + i)] =
-                    D == 3 ? cc_interior_run3(I, J, v0, r, n2 - r, row_sums, cnt, flat, stride, spacing, fwd, bwd)
-                           : cc_interior_run2(I, J, v0, r, n2 - r, row_sums, cnt, flat, stride, spacing, fwd, bwd);
+                    D == 3 ? cc_interior_run3(I, J, v0, r, n2 - r, row_sums, cnt, flat, g.stride, spacing, fwd, bwd)
+                           : cc_interior_run2(I, J, v0, r, n2 - r, row_sums, cnt, flat, g.stride, spacing, fwd, bwd);
                 return;
             }
             for (std::int64_t j = 0; j < n2; ++j) {
@@ -211,26 +225,16 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
                 if (!row_inside || j < r || j >= n2 - r) continue;
                 const double* sm = sums + ((i - row_begin) * n2 + j) * C;
                 const double cnt = double(cnt01 * window_count(j, n2, r));
-                const double Imean = sm[0] / cnt, Jmean = sm[1] / cnt;
-                const double Ii = double(I[v]) - Imean, Ji = double(J[v]) - Jmean;
-                const double sfm = sm[4] - Jmean * sm[0] - Imean * sm[1] + cnt * Jmean * Imean;
-                double sff = sm[2] - Imean * sm[0] - Imean * sm[0] + cnt * Imean * Imean;
-                double smm = sm[3] - Jmean * sm[1] - Jmean * sm[1] + cnt * Jmean * Jmean;
-                if (sff <= flat * cnt) sff = 0.0;
-                if (smm <= flat * cnt) smm = 0.0;
-                if (sff == 0.0 || smm == 0.0) continue;
-                double local = 0.0;
-                if (sff * smm > 1e-5) local = sfm * sfm / (sff * smm);
-                if (local < 1.0) energy -= local;
+                const CcTerms c = cc_terms(sm, cnt, flat, I[v], J[v]);
+                if (!c.ok) continue;
+                energy -= c.local;
                 idx[D - 1] = j;
                 double gs[D], gm[D];
                 image_gradient<D>(I, g, idx, v, spacing, direction, turn, gs);
                 image_gradient<D>(J, g, idx, v, spacing, direction, turn, gm);
-                const double tf = 2.0 * sfm / (sff * smm) * (Ji - sfm / sff * Ii);
-                const double tb = 2.0 * sfm / (sff * smm) * (Ii - sfm / smm * Ji);
                 for (int k = 0; k < D; ++k) {
-                    f[k] = static_cast<float>(-tf * gs[k]);
-                    b[k] = static_cast<float>(-tb * gm[k]);
+                    f[k] = static_cast<float>(-c.tf * gs[k]);
+                    b[k] = static_cast<float>(-c.tb * gm[k]);
                 }
             }
             row_energy[std::size_t(s * n1 + i)] = energy;

@@ -150,6 +150,11 @@ inline void check_spacing(const double* spacing, int d) {
             throw std::invalid_argument("spacing must be finite and positive");
 }
 
+// numpy.gradient's central difference at an interior sample i.
+inline float np_central(const float* img, std::int64_t i, std::int64_t stride) {
+    return (img[i + stride] - img[i - stride]) / 2.0f;
+}
+
 // numpy.gradient of a float32 image along `axis` at flat index `i` (index
 // `ia` on that axis): central difference / 2 inside, one-sided at the edges,
 // 0 for an axis of length 1; float32 arithmetic as numpy does.
@@ -157,7 +162,7 @@ inline float np_gradient(const float* img, std::int64_t i, std::int64_t ia, std:
     if (n < 2) return 0.0f;
     if (ia == 0) return img[i + stride] - img[i];
     if (ia == n - 1) return img[i] - img[i - stride];
-    return (img[i + stride] - img[i - stride]) / 2.0f;
+    return np_central(img, i, stride);
 }
 
 template <class F>
