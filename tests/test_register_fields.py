@@ -203,11 +203,12 @@ def test_bad_input():
         core.warp_image(img.astype(np.int8), f, np.eye(3), np.eye(3), np.eye(3), [10, 12], interpolation="nearest")
 
 
-@pytest.mark.parametrize("shape, sigma", [((60, 70), 1.5), ((61, 70), 5.0), ((7, 45), 3.0),
-                                          ((23, 31, 19), 2.0), ((14, 9, 22), 5.0)])
+@pytest.mark.parametrize("shape, sigma", [((60, 70), 1.5), ((61, 70), 5.0), ((7, 45), 3.0), ((12, 7), 2.0),
+                                          ((23, 31, 19), 2.0), ((14, 9, 22), 5.0), ((9, 11, 7), 1.0)])
 def test_step_smoothing_is_scipys_gaussian_per_component(shape, sigma):
     # Line counts that are and are not multiples of the four lines smoothed together, lines
-    # shorter than the kernel (reflected more than once), 2-D and 3-D.
+    # shorter than the kernel (reflected more than once), lines of values in whole groups of 16,
+    # with a partial last group and of under 16 values; 2-D and 3-D.
     photo = synthetic.photograph("immunohistochemistry")
     if len(shape) == 2:
         img = photo[:shape[0], :shape[1]].copy()

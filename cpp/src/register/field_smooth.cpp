@@ -43,13 +43,16 @@ SPECTRALIGN_CLONES void taps(float* dst, const float* const* src, const float* w
         *reinterpret_cast<F16*>(dst + c + 32) = a2;
         *reinterpret_cast<F16*>(dst + c + 48) = a3;
     }
-    // The rest 16 at a time, then one by one (a 3-D line of 91 voxels x 3 components leaves 17).
-    for (; c + 16 <= n; c += 16) {
+    // The rest 16 at a time; a last partial group as the 16 outputs ending at n (the ones
+    // already made are made again, to the same bits: a 3-D line of 95 voxels x 3 components
+    // would leave 13 outputs of scalar sums, as costly as the rest of the line).
+    for (; c < n && n >= 16; c += 16) {
+        c = std::min(c, n - 16);
         F16 a0 = {};
         for (int k = 0; k < ntaps; ++k) a0 += w[k] * *reinterpret_cast<const F16*>(src[k] + c);
         *reinterpret_cast<F16*>(dst + c) = a0;
     }
-    for (; c < n; ++c) {
+    for (; c < n; ++c) {  // lines of under 16 values
         float a = 0.0f;
         for (int k = 0; k < ntaps; ++k) a += w[k] * src[k][c];
         dst[c] = a;
@@ -88,7 +91,8 @@ SPECTRALIGN_CLONES void taps_rows(float* const* dst, const float* const* src, co
             *reinterpret_cast<F16*>(dst[q] + c + 16) = acc[q][1];
         }
     }
-    for (; c + 16 <= n; c += 16) {
+    for (; c < n && n >= 16; c += 16) {  // the last group ends at n, as in taps()
+        c = std::min(c, n - 16);
         F16 acc[Rows] = {};
         for (int j = 0; j < ntaps + Rows - 1; ++j) {
             const F16 s0 = *reinterpret_cast<const F16*>(src[j] + c);
