@@ -125,11 +125,18 @@ def _cc_oracle(static, moving, radius):
 
 
 # 2-D images run in bands of 32 rows: whole bands, a short last band, one band shorter than the window.
-@pytest.mark.parametrize("shape", [(96, 112), (75, 60), (9, 40)])
+# Rows' interior runs are done eight voxels at a time: runs of a multiple of eight (104), of eight
+# and some (52, 13), and of under eight (6); a volume as well.
+@pytest.mark.parametrize("shape", [(96, 112), (75, 60), (9, 40), (20, 14), (12, 15, 21)])
 def test_cc_step_matches_the_window_sum_oracle(shape):
-    img = synthetic.photograph("immunohistochemistry")[:shape[0], :shape[1]].copy()
-    moving = np.roll(img, 2, axis=1).copy()
-    res = core.cc_steps(img, moving, 4, np.ones(2), np.eye(2), 0.0, threads=2)
+    photo = synthetic.photograph("immunohistochemistry")
+    if len(shape) == 2:
+        img = photo[:shape[0], :shape[1]].copy()
+    else:
+        img = np.stack([photo[3 * z:3 * z + shape[1], 2 * z:2 * z + shape[2]] for z in range(shape[0])])
+    d = img.ndim
+    moving = np.roll(img, 2, axis=-1).copy()
+    res = core.cc_steps(img, moving, 4, np.ones(d), np.eye(d), 0.0, threads=2)
     np.testing.assert_allclose(res.forward, _cc_oracle(img, moving, 4), rtol=1e-4, atol=1e-6)
     assert res.forward_energy < 0
 

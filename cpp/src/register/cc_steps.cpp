@@ -34,7 +34,9 @@ inline std::int64_t window_count(std::int64_t x, std::int64_t n, std::int64_t r)
     return std::min(n - 1, x + r) - std::max<std::int64_t>(0, x - r) + 1;
 }
 
-// Window sums of one slab (n1 x n2 plane) along both in-plane axes.
+// Window sums of one slab (n1 x n2 plane) along both in-plane axes. Each
+// row holds its C sums as C arrays of n2 (sum c of voxel j at c * n2 + j),
+// so the interior run reads them in vectors.
 void slab_box_sums(const float* I, const float* J, std::int64_t n1, std::int64_t n2, std::int64_t r,
                    double* rowbox, double* out, int threads) {
     parallel_for_runs(static_cast<std::size_t>(n1), threads, [] { return 0; }, [&](int&, std::size_t row) {
@@ -54,7 +56,7 @@ void slab_box_sums(const float* I, const float* J, std::int64_t n1, std::int64_t
         for (std::int64_t j = 0; j < n2; ++j) {
             if (j + r < n2) add(j + r, 1.0);
             if (j - r - 1 >= 0) add(j - r - 1, -1.0);
-            for (int c = 0; c < C; ++c) o[j * C + c] = s[c];
+            for (int c = 0; c < C; ++c) o[c * n2 + j] = s[c];
         }
     });
     const std::int64_t width = n2 * C;
@@ -75,39 +77,44 @@ void slab_box_sums(const float* I, const float* J, std::int64_t n1, std::int64_t
     });
 }
 
-// DIPY's CC terms at one voxel from its window sums sm (C values over cnt
-// voxels) and its two values: ok (neither window flat), the energy share
-// (0 unless ok and below 1) and the step factors tf, tb (meaningful when ok).
-struct CcTerms {
-    bool ok;
-    double local, tf, tb;
-};
+// Eight doubles, their lane masks and eight floats as one vector each (GCC
+// vector extensions: one register in the AVX-512 clone, two or four elsewhere).
+typedef double Double8 __attribute__((vector_size(64), aligned(8)));
+typedef std::int64_t Mask8 __attribute__((vector_size(64), aligned(8)));
+typedef float Float8 __attribute__((vector_size(32), aligned(4)));
 
-__attribute__((always_inline)) inline CcTerms cc_terms(const double* sm, double cnt, double flat, float Iv,
-                                                        float Jv) {
-    const double Imean = sm[0] / cnt, Jmean = sm[1] / cnt;
-    const double Ii = double(Iv) - Imean, Ji = double(Jv) - Jmean;
-    const double sfm = sm[4] - Jmean * sm[0] - Imean * sm[1] + cnt * Jmean * Imean;
-    double sff = sm[2] - Imean * sm[0] - Imean * sm[0] + cnt * Imean * Imean;
-    double smm = sm[3] - Jmean * sm[1] - Jmean * sm[1] + cnt * Jmean * Jmean;
-    sff = sff <= flat * cnt ? 0.0 : sff;
-    smm = smm <= flat * cnt ? 0.0 : smm;
-    CcTerms c;
-    c.ok = sff != 0.0 && smm != 0.0;
-    const double lc = sff * smm > 1e-5 ? sfm * sfm / (sff * smm) : 0.0;
-    c.local = c.ok && lc < 1.0 ? lc : 0.0;
-    c.tf = 2.0 * sfm / (sff * smm) * (Ji - sfm / sff * Ii);
-    c.tb = 2.0 * sfm / (sff * smm) * (Ii - sfm / smm * Ji);
-    return c;
+// DIPY's CC terms from a voxel's five window sums s0..s4 (I, J, I^2, J^2, IJ
+// over cnt voxels) and its two values Iv, Jv: the energy share (0 unless
+// the voxel is valid and the share below 1) and the step factors tf, tb
+// (meaningful where valid), and where valid: neither window flat. T is
+// double (one voxel, M bool) or Double8 (eight, M Mask8; the same operations
+// per lane). By reference: a vector passed by value would warn of the ABI.
+template <class T, class M>
+__attribute__((always_inline)) inline void cc_terms(const T& s0, const T& s1, const T& s2, const T& s3, const T& s4,
+                                                    const T& Iv, const T& Jv, double cnt, double flat, T& local,
+                                                    T& tf, T& tb, M& valid) {
+    const T Imean = s0 / cnt, Jmean = s1 / cnt;
+    const T Ii = Iv - Imean, Ji = Jv - Jmean;
+    const T sfm = s4 - Jmean * s0 - Imean * s1 + cnt * Jmean * Imean;
+    const T sff = s2 - Imean * s0 - Imean * s0 + cnt * Imean * Imean;
+    const T smm = s3 - Jmean * s1 - Jmean * s1 + cnt * Jmean * Jmean;
+    // A variance at or below flat * cnt is rounding residue (DIPY's sff == 0).
+    valid = (sff > flat * cnt) & (smm > flat * cnt);
+    const T zero = T{} * 0.0;
+    const T lc = sff * smm > 1e-5 ? sfm * sfm / (sff * smm) : zero;
+    local = valid & (lc < 1.0) ? lc : zero;
+    tf = 2.0 * sfm / (sff * smm) * (Ji - sfm / sff * Ii);
+    tb = 2.0 * sfm / (sff * smm) * (Ii - sfm / smm * Ji);
 }
 
 // The steps of one interior run of a row (every voxel's window inside the
 // image, the direction the identity): voxels j in [j0, j1) at flat index
-// v0 + j, window sums at sums[j * C], a window of cnt voxels. The scalar
-// loop's operations in its order, in three loops that vectorise: the CC
-// terms across voxels (divisions included), then the gradients and the
-// steps, then the energy summed voxel by voxel as before; the same bits.
-// `stride` holds each axis' index stride.
+// v0 + j, the row's window sums at sums (sum c of voxel j at sums[c * n2 +
+// j]), a window of cnt voxels. The scalar loop's operations in its order:
+// the CC terms eight voxels at a time in vectors (divisions included), then
+// the gradients and the steps in a loop that vectorises, then the energy
+// summed voxel by voxel as before; the same bits. `stride` holds each
+// axis' index stride.
 template <int D>
 __attribute__((always_inline)) inline double cc_interior_run(const float* __restrict I, const float* __restrict J,
                                                              std::int64_t v0, std::int64_t j0, std::int64_t j1,
@@ -115,21 +122,40 @@ __attribute__((always_inline)) inline double cc_interior_run(const float* __rest
                                                              const std::int64_t* stride, const double* spacing,
                                                              float* __restrict fwd, float* __restrict bwd) {
     constexpr int kRun = 64;
+    const std::int64_t n2 = stride[D - 2];  // the row's length
     double tf[kRun], tb[kRun], local[kRun];
-    int valid[kRun];
+    std::int64_t valid[kRun];
     double energy = 0.0;
     for (std::int64_t a = j0; a < j1; a += kRun) {
         const int n = int(std::min<std::int64_t>(kRun, j1 - a));
-#pragma omp simd
-        for (int q = 0; q < n; ++q) {
+        int q = 0;
+        // Eight at a time, the last eight ending at n (those made twice get the same values).
+        for (; q < n && n >= 8; q += 8) {
+            q = std::min(q, n - 8);
             const std::int64_t j = a + q, v = v0 + j;
-            const CcTerms c = cc_terms(sums + j * C, cnt, flat, I[v], J[v]);
-            local[q] = c.local;
-            valid[q] = c.ok ? 1 : 0;
-            tf[q] = c.tf;
-            tb[q] = c.tb;
+            Double8 s[C];
+            for (int c = 0; c < C; ++c) __builtin_memcpy(&s[c], sums + c * n2 + j, sizeof(Double8));
+            Float8 iv, jv;
+            __builtin_memcpy(&iv, I + v, sizeof iv);
+            __builtin_memcpy(&jv, J + v, sizeof jv);
+            const Double8 iv8 = __builtin_convertvector(iv, Double8), jv8 = __builtin_convertvector(jv, Double8);
+            Double8 lo, f, b;
+            Mask8 ok;
+            cc_terms(s[0], s[1], s[2], s[3], s[4], iv8, jv8, cnt, flat, lo, f, b, ok);
+            __builtin_memcpy(local + q, &lo, sizeof lo);
+            __builtin_memcpy(tf + q, &f, sizeof f);
+            __builtin_memcpy(tb + q, &b, sizeof b);
+            __builtin_memcpy(valid + q, &ok, sizeof ok);
         }
-        for (int q = 0; q < n; ++q) {
+        for (; q < n; ++q) {  // runs of under eight
+            const std::int64_t j = a + q, v = v0 + j;
+            const double* sm = sums + j;
+            bool ok;
+            cc_terms(sm[0], sm[n2], sm[2 * n2], sm[3 * n2], sm[4 * n2], double(I[v]), double(J[v]), cnt, flat,
+                     local[q], tf[q], tb[q], ok);
+            valid[q] = ok ? -1 : 0;
+        }
+        for (q = 0; q < n; ++q) {
             const std::int64_t j = a + q, v = v0 + j;
             float* f = fwd + v * D;
             float* b = bwd + v * D;
@@ -141,7 +167,7 @@ __attribute__((always_inline)) inline double cc_interior_run(const float* __rest
                 b[k] = valid[q] ? static_cast<float>(-tb[q] * double(gJ)) : 0.0f;
             }
         }
-        for (int q = 0; q < n; ++q) energy -= local[q];
+        for (q = 0; q < n; ++q) energy -= local[q];
     }
     return energy;
 }
@@ -223,18 +249,21 @@ StepResult cc_impl(const float* I, const float* J, const FieldShape& shape, int 
                 float* b = bwd + v * D;
                 for (int k = 0; k < D; ++k) f[k] = b[k] = 0.0f;
                 if (!row_inside || j < r || j >= n2 - r) continue;
-                const double* sm = sums + ((i - row_begin) * n2 + j) * C;
+                const double* sm = sums + (i - row_begin) * n2 * C + j;
                 const double cnt = double(cnt01 * window_count(j, n2, r));
-                const CcTerms c = cc_terms(sm, cnt, flat, I[v], J[v]);
-                if (!c.ok) continue;
-                energy -= c.local;
+                double local, tf, tb;
+                bool ok;
+                cc_terms(sm[0], sm[n2], sm[2 * n2], sm[3 * n2], sm[4 * n2], double(I[v]), double(J[v]), cnt, flat,
+                         local, tf, tb, ok);
+                if (!ok) continue;
+                energy -= local;
                 idx[D - 1] = j;
                 double gs[D], gm[D];
                 image_gradient<D>(I, g, idx, v, spacing, direction, turn, gs);
                 image_gradient<D>(J, g, idx, v, spacing, direction, turn, gm);
                 for (int k = 0; k < D; ++k) {
-                    f[k] = static_cast<float>(-c.tf * gs[k]);
-                    b[k] = static_cast<float>(-c.tb * gm[k]);
+                    f[k] = static_cast<float>(-tf * gs[k]);
+                    b[k] = static_cast<float>(-tb * gm[k]);
                 }
             }
             row_energy[std::size_t(s * n1 + i)] = energy;

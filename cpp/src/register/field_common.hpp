@@ -151,7 +151,7 @@ inline void check_spacing(const double* spacing, int d) {
 }
 
 // numpy.gradient's central difference at an interior sample i.
-inline float np_central(const float* img, std::int64_t i, std::int64_t stride) {
+__attribute__((always_inline)) inline float np_central(const float* img, std::int64_t i, std::int64_t stride) {
     return (img[i + stride] - img[i - stride]) / 2.0f;
 }
 
