@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -73,18 +74,28 @@ SPECTRALIGN_CLONES void taps_rows(float* const* dst, const float* const* src, co
     std::int64_t c = 0;
     for (; c + 32 <= n; c += 32) {
         F16 acc[Rows][2] = {};
-        for (int j = 0; j < ntaps + Rows - 1; ++j) {
+        // Source line j feeds outputs q with 0 <= j - q < ntaps: some of them in the first and
+        // last Rows - 1 lines, all of them (no tests) in between.
+        const auto line = [&](int j, auto every) {
             const F16 s0 = *reinterpret_cast<const F16*>(src[j] + c);
             const F16 s1 = *reinterpret_cast<const F16*>(src[j] + c + 16);
+            // The hardware streams 2 r + Rows lines at once; the next block's start is fetched ahead.
+            __builtin_prefetch(src[j] + c + 64);
+            __builtin_prefetch(src[j] + c + 80);
 #pragma GCC unroll 8
             for (int q = 0; q < Rows; ++q) {
                 const int k = j - q;
-                if (k >= 0 && k < ntaps) {
+                if (decltype(every)::value || (k >= 0 && k < ntaps)) {
                     acc[q][0] += w[k] * s0;
                     acc[q][1] += w[k] * s1;
                 }
             }
-        }
+        };
+        const int steady_end = std::max(ntaps, Rows - 1);
+        int j = 0;
+        for (; j < Rows - 1; ++j) line(j, std::false_type{});
+        for (; j < steady_end; ++j) line(j, std::true_type{});
+        for (; j < ntaps + Rows - 1; ++j) line(j, std::false_type{});
 #pragma GCC unroll 8
         for (int q = 0; q < Rows; ++q) {
             *reinterpret_cast<F16*>(dst[q] + c) = acc[q][0];
