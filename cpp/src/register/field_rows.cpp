@@ -32,18 +32,31 @@ typedef int Int4 __attribute__((vector_size(16)));
 typedef int Int8 __attribute__((vector_size(32)));
 typedef double Double8 __attribute__((vector_size(64)));
 
+// The largest m2 whose rounded square root is at most maxlen: sqrt is
+// correctly rounded and monotonic, so sqrt(m2) > maxlen exactly when
+// m2 > cap_threshold(maxlen), and the root is needed only there.
+inline double cap_threshold(double maxlen) {
+    double t = maxlen * maxlen;
+    if (!(t < HUGE_VAL)) return t;  // inf or NaN: no m2 exceeds it, as no m exceeds maxlen
+    while (t > 0.0 && std::sqrt(t) > maxlen) t = std::nextafter(t, 0.0);
+    for (;;) {
+        const double up = std::nextafter(t, HUGE_VAL);
+        if (std::sqrt(up) > maxlen) return t;
+        t = up;
+    }
+}
+
 // The inversion's damped update of count voxels of p, p -= factor q
-// (invert_impl's rule: factor from |q / spacing|, capped at maxlen), D
-// components a voxel: before each composition chunk and, as damped_update2/3,
-// after the last one.
+// (invert_impl's rule: factor from m = |q / spacing|, eps * maxlen / m where
+// m > maxlen, else eps), D components a voxel: before each composition chunk
+// and, as damped_update2/3, after the last one. In 3-D, eight voxels at a
+// time: their m^2 in vectors and, where none exceeds the cap (the usual
+// case), p -= eps q on the interleaved values with no root or division;
+// else those eight one by one. The same operations, so the same bits.
 template <int D>
-__attribute__((always_inline)) inline void damped_chunk(float* __restrict p, const float* __restrict q,
-                                                        std::int64_t count, const double* spacing, double eps,
-                                                        double maxlen) {
-    // Reciprocals: a division per value cost about a sixth of an inversion (the same bits where
-    // the spacing is a power of two, within an ulp elsewhere).
-    double inv_sp[D];
-    for (int c = 0; c < D; ++c) inv_sp[c] = 1.0 / spacing[c];
+__attribute__((always_inline)) inline void damped_voxels(float* __restrict p, const float* __restrict q,
+                                                         std::int64_t count, const double* inv_sp, double eps,
+                                                         double maxlen) {
     for (std::int64_t j = 0; j < count; ++j) {
         double m2 = 0.0;
         for (int c = 0; c < D; ++c) {
@@ -55,6 +68,60 @@ __attribute__((always_inline)) inline void damped_chunk(float* __restrict p, con
         for (int c = 0; c < D; ++c)
             p[D * j + c] = static_cast<float>(double(p[D * j + c]) - factor * double(q[D * j + c]));
     }
+}
+
+template <int D>
+__attribute__((always_inline)) inline void damped_chunk(float* __restrict p, const float* __restrict q,
+                                                        std::int64_t count, const double* spacing, double eps,
+                                                        double maxlen) {
+    // Reciprocals: a division per value cost about a sixth of an inversion (the same bits where
+    // the spacing is a power of two, within an ulp elsewhere).
+    double inv_sp[D];
+    for (int c = 0; c < D; ++c) inv_sp[c] = 1.0 / spacing[c];
+    std::int64_t j = 0;
+    if constexpr (D == 3) {
+        typedef std::int64_t Long8 __attribute__((vector_size(64)));
+        const double cap2 = cap_threshold(maxlen);
+        const double r0 = inv_sp[0], r1 = inv_sp[1], r2 = inv_sp[2];
+        // Value 3 v + k of the 24 holds component k: the reciprocals in the three vectors' lanes.
+        const Double8 s0 = {r0, r1, r2, r0, r1, r2, r0, r1}, s1 = {r2, r0, r1, r2, r0, r1, r2, r0},
+                      s2 = {r1, r2, r0, r1, r2, r0, r1, r2};
+        for (; j + 8 <= count; j += 8) {
+            const float* qj = q + 3 * j;
+            float* pj = p + 3 * j;
+            Float8 qa, qb, qc;
+            __builtin_memcpy(&qa, qj, sizeof qa);
+            __builtin_memcpy(&qb, qj + 8, sizeof qb);
+            __builtin_memcpy(&qc, qj + 16, sizeof qc);
+            const Double8 A = __builtin_convertvector(qa, Double8), B = __builtin_convertvector(qb, Double8),
+                          C = __builtin_convertvector(qc, Double8);
+            const Double8 As = A * s0, Bs = B * s1, Cs = C * s2;
+            const Double8 X = __builtin_shufflevector(__builtin_shufflevector(As, Bs, 0, 3, 6, 9, 12, 15, 0, 0), Cs,
+                                                      0, 1, 2, 3, 4, 5, 10, 13);
+            const Double8 Y = __builtin_shufflevector(__builtin_shufflevector(As, Bs, 1, 4, 7, 10, 13, 0, 0, 0), Cs,
+                                                      0, 1, 2, 3, 4, 8, 11, 14);
+            const Double8 Z = __builtin_shufflevector(__builtin_shufflevector(As, Bs, 2, 5, 8, 11, 14, 0, 0, 0), Cs,
+                                                      0, 1, 2, 3, 4, 9, 12, 15);
+            const Long8 over = (X * X + Y * Y) + Z * Z > cap2;
+            std::int64_t any = 0;
+            for (int l = 0; l < 8; ++l) any |= over[l];
+            if (any) {
+                damped_voxels<3>(pj, qj, 8, inv_sp, eps, maxlen);
+                continue;
+            }
+            Float8 pa, pb, pc;
+            __builtin_memcpy(&pa, pj, sizeof pa);
+            __builtin_memcpy(&pb, pj + 8, sizeof pb);
+            __builtin_memcpy(&pc, pj + 16, sizeof pc);
+            pa = __builtin_convertvector(__builtin_convertvector(pa, Double8) - eps * A, Float8);
+            pb = __builtin_convertvector(__builtin_convertvector(pb, Double8) - eps * B, Float8);
+            pc = __builtin_convertvector(__builtin_convertvector(pc, Double8) - eps * C, Float8);
+            __builtin_memcpy(pj, &pa, sizeof pa);
+            __builtin_memcpy(pj + 8, &pb, sizeof pb);
+            __builtin_memcpy(pj + 16, &pc, sizeof pc);
+        }
+    }
+    damped_voxels<D>(p + D * j, q + D * j, count - j, inv_sp, eps, maxlen);
 }
 
 // A composition chunk in four loops. First, across voxels (vectorised):
