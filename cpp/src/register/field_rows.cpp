@@ -32,6 +32,17 @@ typedef int Int4 __attribute__((vector_size(16)));
 typedef int Int8 __attribute__((vector_size(32)));
 typedef double Double8 __attribute__((vector_size(64)));
 
+// Whether every spacing is a power of two (a normal double), so that dividing
+// by it and multiplying by its reciprocal give the same bits.
+inline bool exact_reciprocals(const double* spacing, int D) {
+    for (int k = 0; k < D; ++k) {
+        int e = 0;
+        if (!(std::isnormal(spacing[k]) && std::frexp(spacing[k], &e) == 0.5 && std::isnormal(1.0 / spacing[k])))
+            return false;
+    }
+    return true;
+}
+
 // The largest m2 whose rounded square root is at most maxlen: sqrt is
 // correctly rounded and monotonic, so sqrt(m2) > maxlen exactly when
 // m2 > cap_threshold(maxlen), and the root is needed only there.
@@ -482,6 +493,14 @@ void damped_update3(float* p, const float* q, const double* spacing, std::int64_
 SPECTRALIGN_CLONES
 void squared_norms3(const float* __restrict v, std::int64_t count, const double* spacing, double* __restrict sq) {
     const double sp0 = spacing[0], sp1 = spacing[1], sp2 = spacing[2];
+    if (exact_reciprocals(spacing, 3)) {  // x / 2^k is x * 2^-k to the last bit
+        const double r0 = 1.0 / sp0, r1 = 1.0 / sp1, r2 = 1.0 / sp2;
+        for (std::int64_t j = 0; j < count; ++j) {
+            const double c0 = double(v[3 * j]) * r0, c1 = double(v[3 * j + 1]) * r1, c2 = double(v[3 * j + 2]) * r2;
+            sq[j] = (c0 * c0 + c1 * c1) + c2 * c2;
+        }
+        return;
+    }
     for (std::int64_t j = 0; j < count; ++j) {
         const double c0 = double(v[3 * j]) / sp0, c1 = double(v[3 * j + 1]) / sp1, c2 = double(v[3 * j + 2]) / sp2;
         sq[j] = (c0 * c0 + c1 * c1) + c2 * c2;
