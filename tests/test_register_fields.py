@@ -103,6 +103,20 @@ def test_resample_jacobian_and_normalize():
     np.testing.assert_allclose(step, inner / expected, rtol=1e-6, atol=1e-7)
 
 
+# 3-D steps: spacings that are all powers of two (multiplied by their reciprocals) and not.
+@pytest.mark.parametrize("spacing", [(1.0, 2.0, 0.5), (1.0, 3.0, 0.7)])
+def test_normalize_step_3d_matches_numpy(spacing):
+    rng = np.random.default_rng(7)
+    field = rng.standard_normal((9, 11, 13, 3)).astype(np.float32)
+    step = field.copy()
+    nrm = core.normalize_step(step, np.array(spacing), threads=2)
+    inner = np.zeros_like(field)
+    inner[1:-1, 1:-1, 1:-1] = field[1:-1, 1:-1, 1:-1]
+    expected = np.sqrt(((inner.astype(np.float64) / np.array(spacing)) ** 2).sum(-1)).max()
+    assert nrm == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(step, inner / expected, rtol=1e-6, atol=1e-7)
+
+
 def _cc_oracle(static, moving, radius):
     """DIPY's CC step (before smoothing) with explicit window sums."""
     size = 2 * radius + 1
