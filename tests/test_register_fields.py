@@ -56,10 +56,13 @@ def test_compose_matches_the_oracle(shape):
     np.testing.assert_allclose(comp, expected, atol=2e-6)
     norms = np.sqrt((expected[inside] ** 2).sum(-1))
     assert stats[0] == pytest.approx(norms.max(), rel=1e-5)
-    # In place (out=d1) gives the same numbers.
+    # In place (out=d1) gives the same numbers, and so does a composition without its statistics.
     same = d1.copy()
     core.compose_fields(same, d2, np.eye(d + 1), W, 0.7, out=same)
     np.testing.assert_array_equal(same, comp)
+    bare, none = core.compose_fields(d1, d2, np.eye(d + 1), W, 0.7, stats=False, threads=2)
+    assert none is None
+    np.testing.assert_array_equal(bare, comp)
 
 
 @pytest.mark.parametrize("shape", [(48, 40), (20, 24, 18)])

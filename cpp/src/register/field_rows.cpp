@@ -145,7 +145,7 @@ __attribute__((always_inline)) inline void damped_chunk(float* __restrict p, con
 // scalar sum; the same bits for every clone and thread count) into a buffer.
 // Then float(t v + u) across the chunk's values, and last the magnitudes.
 // u is read before comp is written, so they may be one array.
-template <bool Scaled>
+template <bool Scaled, bool Magnitudes = true>
 __attribute__((always_inline)) inline void compose3(const ComposeGrid3& g, const float* u, int count, double i0,
                                                     double i1, int j0, const double* spacing, float* comp,
                                                     double* __restrict mag, int* __restrict inside) {
@@ -224,6 +224,7 @@ __attribute__((always_inline)) inline void compose3(const ComposeGrid3& g, const
         __builtin_memcpy(comp + i, &bits, sizeof bits);
     }
     for (; i < nf; ++i) comp[i] = keep[i] ? static_cast<float>(t * double(vals[i]) + double(u[i])) : 0.0f;
+    if constexpr (!Magnitudes) return;
     const double rs0 = Scaled ? 1.0 / spacing[0] : 1.0, rs1 = Scaled ? 1.0 / spacing[1] : 1.0,
                  rs2 = Scaled ? 1.0 / spacing[2] : 1.0;  // reciprocals, as damped_chunk
     for (int j = 0; j < count; ++j) {  // 0 where not inside: comp is 0 there
@@ -247,6 +248,12 @@ SPECTRALIGN_CLONES
 void chunk_plain(const ComposeGrid3& g, float* u, int count, double i0, double i1, int j0, float* comp, double* mag,
                  int* inside) {
     compose_chunk<false, false>(g, u, count, i0, i1, j0, nullptr, comp, mag, inside, 0.0, 0.0);
+}
+
+SPECTRALIGN_CLONES
+void chunk_bare(const ComposeGrid3& g, float* u, int count, double i0, double i1, int j0, float* comp,
+                int* inside) {
+    compose3<false, false>(g, u, count, i0, i1, j0, nullptr, comp, nullptr, inside);
 }
 
 SPECTRALIGN_CLONES
@@ -330,7 +337,7 @@ void warp_kernel(const WarpGrid3& g, const float* __restrict u, int count, doubl
 
 // The 2-D counterpart of compose3: a corner pair along the last axis is 4
 // consecutive floats, one 4-float vector per row (no load past the field).
-template <bool Scaled, bool Update>
+template <bool Scaled, bool Update, bool Magnitudes = true>
 __attribute__((always_inline)) inline void compose_chunk_2d(const ComposeGrid3& g, float* u, int count, double i0,
                                                             int j0, const double* spacing, float* comp,
                                                             double* __restrict mag, int* __restrict inside,
@@ -372,6 +379,7 @@ __attribute__((always_inline)) inline void compose_chunk_2d(const ComposeGrid3& 
         o[0] = static_cast<float>(t * double(V[0]) + double(ua));
         o[1] = static_cast<float>(t * double(V[1]) + double(ub));
     }
+    if constexpr (!Magnitudes) return;
     const double rs0 = Scaled ? 1.0 / spacing[0] : 1.0, rs1 = Scaled ? 1.0 / spacing[1] : 1.0;
     for (int j = 0; j < count; ++j) {
         const double q0 = double(comp[2 * j]) * rs0, q1 = double(comp[2 * j + 1]) * rs1;
@@ -384,6 +392,11 @@ SPECTRALIGN_CLONES
 void chunk2_plain(const ComposeGrid3& g, float* u, int count, double i0, int j0, float* comp, double* mag,
                   int* inside) {
     compose_chunk_2d<false, false>(g, u, count, i0, j0, nullptr, comp, mag, inside, 0.0, 0.0);
+}
+
+SPECTRALIGN_CLONES
+void chunk2_bare(const ComposeGrid3& g, float* u, int count, double i0, int j0, float* comp, int* inside) {
+    compose_chunk_2d<false, false, false>(g, u, count, i0, j0, nullptr, comp, nullptr, inside, 0.0, 0.0);
 }
 
 SPECTRALIGN_CLONES
@@ -446,8 +459,10 @@ void compose_chunk2(const ComposeGrid3& g, const float* u, int count, double i0,
     float* uu = const_cast<float*>(u);  // only read without the update
     if (spacing)
         chunk2_scaled(g, uu, count, i0, j0, spacing, comp, mag, inside);
-    else
+    else if (mag)
         chunk2_plain(g, uu, count, i0, j0, comp, mag, inside);
+    else
+        chunk2_bare(g, uu, count, i0, j0, comp, inside);
 }
 
 void update_compose_chunk2(const ComposeGrid3& g, float* p, int count, double i0, int j0, const double* spacing,
@@ -475,8 +490,10 @@ void compose_chunk3(const ComposeGrid3& g, const float* u, int count, double i0,
     float* uu = const_cast<float*>(u);
     if (spacing)
         chunk_scaled(g, uu, count, i0, i1, j0, spacing, comp, mag, inside);
-    else
+    else if (mag)
         chunk_plain(g, uu, count, i0, i1, j0, comp, mag, inside);
+    else
+        chunk_bare(g, uu, count, i0, i1, j0, comp, inside);
 }
 
 void update_compose_chunk3(const ComposeGrid3& g, float* p, int count, double i0, double i1, int j0,

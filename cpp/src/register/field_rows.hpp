@@ -26,7 +26,8 @@ struct ComposeGrid3 {
 // comp[j] = float(t d2(i + B u[j]) + u[j]) for j in [0, count) at index
 // (i0, i1, j0 + j), where every corner of d2's cell exists (DIPY's "inside"),
 // else 0; inside[j] says which. mag[j]: |comp / spacing| when spacing is not
-// null, else |comp|^2 (0 where not inside). u may be comp (in place).
+// null, else |comp|^2 (0 where not inside); with neither spacing nor mag, no
+// magnitudes. u may be comp (in place).
 void compose_chunk3(const ComposeGrid3& g, const float* u, int count, double i0, double i1, int j0,
                     const double* spacing, float* comp, double* mag, int* inside);
 

@@ -115,7 +115,7 @@ void compose_chunk(const ComposeGrid3& cg, float* u, int n, const std::int64_t* 
 // last bits may differ from the scalar loop's voxel order.
 template <int D>
 void compose_rows(const float* d1, const Grid<D>& g1, const float* d2, const Grid<D>& g2, const double* B, double t,
-                  float* comp, int threads, RowSums<D>& acc) {
+                  float* comp, int threads, RowSums<D>& acc, bool with_stats) {
     const ComposeGrid3 cg = compose_grid<D>(d2, g2, B, t);
     const std::int64_t rows = g1.rows(), nlast = g1.n[D - 1];
     parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
@@ -128,9 +128,9 @@ void compose_rows(const float* d1, const Grid<D>& g1, const float* d2, const Gri
             const int n = int(std::min<std::int64_t>(kRowChunk, nlast - j0));
             const std::int64_t v0 = std::int64_t(row) * nlast + j0;
             // Without the update d1 is only read (it may be comp: the kernel copies a chunk in first).
-            compose_chunk<D>(cg, const_cast<float*>(d1) + v0 * D, n, idx, j0, nullptr, comp + v0 * D, mag, inside,
-                             0.0, 0.0);
-            lanes.add<true>(mag, inside, n);  // 0 where outside adds nothing
+            compose_chunk<D>(cg, const_cast<float*>(d1) + v0 * D, n, idx, j0, nullptr, comp + v0 * D,
+                             with_stats ? mag : nullptr, inside, 0.0, 0.0);
+            if (with_stats) lanes.add<true>(mag, inside, n);  // 0 where outside adds nothing
         }
         acc.sum[row] = LaneSums::total(lanes.sum);
         acc.sum2[row] = LaneSums::total(lanes.sum2);
@@ -201,7 +201,7 @@ template <int D>
 CompositionStats compose_impl(const float* d1, const FieldShape& s1, const float* d2, const FieldShape& s2,
                               const double* A, const double* B, double t, float* comp, int threads,
                               RowSums<D>* rows_out = nullptr, const double* spacing = nullptr,
-                              double* norms = nullptr) {
+                              double* norms = nullptr, bool with_stats = true) {
     const Grid<D> g1(s1), g2(s2);
     const std::int64_t rows = g1.rows(), nlast = g1.n[D - 1];
     RowSums<D> local(rows_out ? 0 : rows);
@@ -211,8 +211,8 @@ CompositionStats compose_impl(const float* d1, const FieldShape& s1, const float
     if (norms)
         for (int k = 0; k < D; ++k) inv_spacing[k] = 1.0 / spacing[k];
     if (index_identity && !norms && fits_row_kernels(g1, g2)) {
-        compose_rows<D>(d1, g1, d2, g2, B, t, comp, threads, acc);
-        return reduce_stats(acc, rows);
+        compose_rows<D>(d1, g1, d2, g2, B, t, comp, threads, acc, with_stats);
+        return with_stats ? reduce_stats(acc, rows) : CompositionStats{};
     }
     parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
         std::int64_t idx[D];
@@ -265,7 +265,7 @@ CompositionStats compose_impl(const float* d1, const FieldShape& s1, const float
         acc.max[row] = mx;
         acc.count[row] = cnt;
     });
-    return reduce_stats(acc, rows);
+    return with_stats ? reduce_stats(acc, rows) : CompositionStats{};
 }
 
 template <int D>
@@ -479,7 +479,7 @@ void jacobian_impl(const float* field, const FieldShape& s, const double* grid2w
 
 CompositionStats compose_fields(const float* d1, const FieldShape& s1, const float* d2, const FieldShape& s2,
                                 const double* premult_index, const double* premult_disp, double t, float* comp,
-                                int threads) {
+                                int threads, bool with_stats) {
     check_shape(s1, "d1");
     check_shape(s2, "d2");
     if (s1.ndim != s2.ndim) throw std::invalid_argument("d1 and d2 must have the same dimension");
@@ -488,7 +488,8 @@ CompositionStats compose_fields(const float* d1, const FieldShape& s1, const flo
     check_matrix(premult_disp, s1.ndim, "premult_disp");
     if (!std::isfinite(t)) throw std::invalid_argument("time_scaling must be finite");
     return with_dim(s1.ndim, [&](auto dim) {
-        return compose_impl<decltype(dim)::value>(d1, s1, d2, s2, premult_index, premult_disp, t, comp, threads);
+        return compose_impl<decltype(dim)::value>(d1, s1, d2, s2, premult_index, premult_disp, t, comp, threads,
+                                                  nullptr, nullptr, nullptr, with_stats);
     });
 }
 

@@ -1,4 +1,6 @@
 """Intensity metrics with analytic gradients and Gaussian smoothing; ``spectralign_fast.register`` is the public face."""
+from typing import Literal, overload
+
 import numpy as np
 import numpy.typing as npt
 
@@ -29,9 +31,14 @@ class SynSteps:
     @property
     def backward_energy(self) -> float: ...
 
+@overload
 def compose_fields(d1: npt.ArrayLike, d2: npt.ArrayLike, premult_index: npt.ArrayLike, premult_disp: npt.ArrayLike,
-                   time_scaling: float, *, out: npt.NDArray[np.float32] | None = ..., threads: int = ...
-                   ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]: ...
+                   time_scaling: float, *, out: npt.NDArray[np.float32] | None = ..., stats: Literal[True] = ...,
+                   threads: int = ...) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]: ...
+@overload
+def compose_fields(d1: npt.ArrayLike, d2: npt.ArrayLike, premult_index: npt.ArrayLike, premult_disp: npt.ArrayLike,
+                   time_scaling: float, *, out: npt.NDArray[np.float32] | None = ..., stats: Literal[False],
+                   threads: int = ...) -> tuple[npt.NDArray[np.float32], None]: ...
 def invert_field(field: npt.ArrayLike, world2grid: npt.ArrayLike, spacing: npt.ArrayLike, max_iter: int,
                  tolerance: float, *, start: npt.ArrayLike | None = ...,
                  out: npt.NDArray[np.float32] | None = ..., threads: int = ...) -> npt.NDArray[np.float32]: ...

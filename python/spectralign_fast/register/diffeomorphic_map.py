@@ -344,9 +344,9 @@ class DiffeomorphicMap:
         d = self.dim
         premult = _eye_if_none(self.disp_world2grid, d)
         forward, _ = _core.compose_fields(self.get_forward_field(), phi.get_forward_field(), np.eye(d + 1),
-                                          premult, 1.0, threads=self.threads)
+                                          premult, 1.0, stats=False, threads=self.threads)
         backward, _ = _core.compose_fields(phi.get_backward_field(), self.get_backward_field(),
-                                           np.eye(d + 1), premult, 1.0, threads=self.threads)
+                                           np.eye(d + 1), premult, 1.0, stats=False, threads=self.threads)
         out = self.shallow_copy()
         out.is_inverse = False
         out.forward = forward

@@ -193,8 +193,9 @@ class SymmetricDiffeomorphicRegistration:
             step = step.copy()
         _core.normalize_step(step, np.ascontiguousarray(spacing, dtype=np.float64), threads=self.threads)
         assert model.forward is not None
+        # DIPY's update reads no statistics of the composition: not made (a sixth of the pass).
         _core.compose_fields(model.forward, step, np.eye(self.dim + 1), world2grid, self.step_length,
-                             out=model.forward, threads=self.threads)
+                             out=model.forward, stats=False, threads=self.threads)
 
     def _invert(self, model: DiffeomorphicMap, world2grid: np.ndarray, spacing: np.ndarray) -> None:
         """backward <- inverse of forward, in place (the current backward is the start)."""

@@ -40,9 +40,11 @@ struct CompositionStats {
 // comp[i] = d1[i] + t * d2(A (i, 1) + B (d1[i], 0)) where d2 is inside,
 // else 0 (DIPY's compose_vector_fields). comp may be d1 (in place) but not
 // d2. A = premult_index, B = premult_disp (homogeneous, (d+1)^2 each).
+// Without with_stats the stats are not made and come back as zeros (the
+// row kernels then skip the norms: SyN's update does not read them).
 CompositionStats compose_fields(const float* d1, const FieldShape& s1, const float* d2, const FieldShape& s2,
                                 const double* premult_index, const double* premult_disp, double t, float* comp,
-                                int threads);
+                                int threads, bool with_stats = true);
 
 // DIPY's fixed-point inversion (Chen et al. 2008): p <- p - eps * (p o d)
 // with DIPY's step limiting and stopping rules (2-D: iterations and mean
