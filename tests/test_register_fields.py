@@ -141,16 +141,20 @@ def _cc_oracle(static, moving, radius):
     return out
 
 
+def _photo_crop(shape):
+    """A crop of the IHC photograph of this 2-D shape, or a volume of shifted crops for a 3-D one."""
+    photo = synthetic.photograph("immunohistochemistry")
+    if len(shape) == 2:
+        return photo[:shape[0], :shape[1]].copy()
+    return np.stack([photo[3 * z:3 * z + shape[1], 2 * z:2 * z + shape[2]] for z in range(shape[0])])
+
+
 # 2-D images run in bands of 32 rows: whole bands, a short last band, one band shorter than the window.
 # Rows' interior runs are done eight voxels at a time: runs of a multiple of eight (104), of eight
 # and some (52, 13), and of under eight (6); a volume as well.
 @pytest.mark.parametrize("shape", [(96, 112), (75, 60), (9, 40), (20, 14), (12, 15, 21)])
 def test_cc_step_matches_the_window_sum_oracle(shape):
-    photo = synthetic.photograph("immunohistochemistry")
-    if len(shape) == 2:
-        img = photo[:shape[0], :shape[1]].copy()
-    else:
-        img = np.stack([photo[3 * z:3 * z + shape[1], 2 * z:2 * z + shape[2]] for z in range(shape[0])])
+    img = _photo_crop(shape)
     d = img.ndim
     moving = np.roll(img, 2, axis=-1).copy()
     res = core.cc_steps(img, moving, 4, np.ones(d), np.eye(d), 0.0, threads=2)
@@ -233,11 +237,7 @@ def test_step_smoothing_is_scipys_gaussian_per_component(shape, sigma):
     # Line counts that are and are not multiples of the four lines smoothed together, lines
     # shorter than the kernel (reflected more than once), lines of values in whole groups of 16,
     # with a partial last group and of under 16 values; 2-D and 3-D.
-    photo = synthetic.photograph("immunohistochemistry")
-    if len(shape) == 2:
-        img = photo[:shape[0], :shape[1]].copy()
-    else:
-        img = np.stack([photo[3 * z:3 * z + shape[1], 2 * z:2 * z + shape[2]] for z in range(shape[0])])
+    img = _photo_crop(shape)
     d = img.ndim
     moving = np.roll(img, 1, axis=-1).copy()
     raw = core.cc_steps(img, moving, 3, np.ones(d), np.eye(d), 0.0)
