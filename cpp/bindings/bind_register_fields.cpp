@@ -155,6 +155,39 @@ py::array_t<float> invert(const FloatImage& d, const DoubleArray& world2grid, co
     return p;
 }
 
+// An `out` of the expected shape (written in place) or a new field.
+py::array_t<float> field_out(const py::object& out, const FieldShape& expected, const char* what) {
+    if (out.is_none()) return new_field(expected);
+    py::array_t<float> o = writable_field(out, "out");
+    if (!same_shape(field_shape(o, "out"), expected))
+        throw std::invalid_argument(std::string("out must have the ") + what + " shape");
+    return o;
+}
+
+py::array_t<float> restrict_step(const FloatImage& field, int factor, double sigma, const py::object& out,
+                                 int threads) {
+    const FieldShape s = field_shape(field, "field");
+    FieldShape cs = s;
+    for (int a = 0; a < s.ndim; ++a) cs.shape[a] = reg::coarse_extent(s.shape[a], factor);
+    py::array_t<float> o = field_out(out, cs, "coarse grid's");
+    if (o.data() == field.data()) throw std::invalid_argument("out cannot be the field itself");
+    py::gil_scoped_release release;
+    reg::restrict_field(field.data(), s, factor, sigma, o.mutable_data(), threads);
+    return o;
+}
+
+py::array_t<float> upsample(const FloatImage& field, int factor, const std::vector<std::int64_t>& shape,
+                            const py::object& out, int threads) {
+    const FieldShape cs = field_shape(field, "field");
+    const FieldShape os = shape_of(shape, "shape");
+    if (os.ndim != cs.ndim) throw std::invalid_argument("shape must have the field's dimension");
+    py::array_t<float> o = field_out(out, os, "image grid's");
+    if (o.data() == field.data()) throw std::invalid_argument("out cannot be the field itself");
+    py::gil_scoped_release release;
+    reg::upsample_field(field.data(), cs, factor, os, o.mutable_data(), threads);
+    return o;
+}
+
 py::array_t<float> resample(const FloatImage& field, const DoubleArray& factors, const std::vector<std::int64_t>& shape,
                             int threads) {
     const FieldShape s = field_shape(field, "field");
@@ -386,6 +419,13 @@ void bind_register_fields(py::module_ m) {
           "default), or in place in `out` (which holds the start).");
     m.def("resample_field", &resample, py::arg("field"), py::arg("factors"), py::arg("shape"), py::kw_only(),
           py::arg("threads") = 0, "out[i] = field(diag(factors) i) on a grid of `shape`.");
+    m.def("restrict_field", &restrict_step, py::arg("field"), py::arg("factor"), py::arg("sigma"), py::kw_only(),
+          py::arg("out") = py::none(), py::arg("threads") = 0,
+          "A step on an image grid brought to every factor-th voxel (ceil((n - 1) / factor) + 1 "
+          "nodes per axis): tent average, then the rest of a Gaussian of sigma voxels there.");
+    m.def("upsample_field", &upsample, py::arg("field"), py::arg("factor"), py::arg("shape"), py::kw_only(),
+          py::arg("out") = py::none(), py::arg("threads") = 0,
+          "A field on every factor-th voxel brought to the image grid `shape` (d-linear, float32).");
     m.def("interpolate_field", &interpolate, py::arg("field"), py::arg("points"), py::kw_only(),
           py::arg("threads") = 0, "The field at (n, d) grid coordinates (zero-padded d-linear), float64.");
     m.def("normalize_step", &normalize, py::arg("step"), py::arg("spacing"), py::kw_only(), py::arg("threads") = 0,

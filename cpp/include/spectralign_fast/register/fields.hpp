@@ -57,6 +57,25 @@ int invert_field(const float* d, const FieldShape& s, const double* world2grid, 
 void resample_field(const float* field, const FieldShape& s, const double* factors, const FieldShape& out_shape,
                     float* out, int threads);
 
+// Fields on every factor-th voxel of an image grid of n voxels along an
+// axis have coarse_extent(n, factor) = ceil((n - 1) / factor) + 1 nodes
+// (node i at voxel factor i; the last node at or past voxel n - 1).
+std::int64_t coarse_extent(std::int64_t n, int factor);
+
+// A step on the image grid brought to its coarse grid (coarse_extent per
+// axis; out holds that many voxels x d): per axis a tent average of the
+// 2 factor - 1 voxels around voxel factor i (weights (factor - |k|) /
+// factor^2, scipy's 'reflect' edge), then smooth_field_components on the
+// coarse grid with the rest of a Gaussian of `sigma` voxels (the tent holds
+// (factor^2 - 1) / 6 voxels^2 of its variance). Approximates smoothing at
+// full resolution and taking every factor-th voxel.
+void restrict_field(const float* field, const FieldShape& s, int factor, double sigma, float* out, int threads);
+
+// out[i] = coarse(i / factor), d-linear, float32, on out_shape (whose
+// coarse_extent must be the coarse field's shape).
+void upsample_field(const float* coarse, const FieldShape& coarse_shape, int factor, const FieldShape& out_shape,
+                    float* out, int threads);
+
 // The field at n points given in grid coordinates (n x d, row major).
 void interpolate_field(const float* field, const FieldShape& s, const double* points, std::int64_t n,
                        double* out, int threads);
