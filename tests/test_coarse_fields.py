@@ -12,6 +12,7 @@ from spectralign_fast import synthetic
 from spectralign_fast._core import register as core
 from spectralign_fast.register import (CCMetric, ParzenMIMetric, SSDMetric, SymmetricDiffeomorphicRegistration,
                                        register_syn)
+from spectralign_fast.register.deformable import auto_field_spacing
 
 
 def _noise_field(shape, seed, smooth=0.0):
@@ -174,6 +175,15 @@ def test_auto_field_spacing_follows_the_step_smoothing(slide_case, slide_results
     dipy_smoothing = register_syn(static, moving, prealign=None, level_iters=[5, 5, 2], sigma_diff=None)
     fine = register_syn(static, moving, prealign=None, level_iters=[5, 5, 2], sigma_diff=None, field_spacing=1)
     np.testing.assert_array_equal(dipy_smoothing.mapping.forward, fine.mapping.forward)
+    # Mutual information keeps the image grid unless asked (it lost accuracy on the 2 mm brain).
+    crop = (slice(0, 128), slice(0, 128))
+    mi_auto = register_syn(static[crop], moving[crop], metric="mi", prealign=None, level_iters=[3, 2])
+    mi_fine = register_syn(static[crop], moving[crop], metric="mi", prealign=None, level_iters=[3, 2],
+                           field_spacing=1)
+    np.testing.assert_array_equal(mi_auto.mapping.forward, mi_fine.mapping.forward)
+    assert auto_field_spacing(CCMetric(2, sigma_diff=4.0)) == 2
+    assert auto_field_spacing(CCMetric(2, sigma_diff=3.9)) == 1
+    assert auto_field_spacing(ParzenMIMetric(2, sigma_diff=5.0)) == 1
 
 
 def test_coarse_fields_threads_give_identical_bits(slide_case):
