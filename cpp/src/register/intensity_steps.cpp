@@ -373,10 +373,13 @@ StepResult mi_impl(const float* I, const float* J, const FieldShape& shape, int 
         for (std::int64_t v = ch.begin(std::int64_t(c)) * nlast; v < ch.end(std::int64_t(c)) * nlast; ++v) {
             const double ps = bs.position(I[v]), pm = bm.position(J[v]);
             const int a0 = int(std::floor(ps)) - 1, b0 = int(std::floor(pm)) - 1;
+            const int b_lo = std::max(0, b0), b_hi = std::min(nbins, b0 + 4);
+            double wb[4];  // the moving value's window, made once (not once per a)
+            for (int b = b_lo; b < b_hi; ++b) wb[b - b0] = bspline3(double(b) - pm);
             for (int a = std::max(0, a0); a < std::min(nbins, a0 + 4); ++a) {
                 const double wa = bspline3(double(a) - ps);
-                for (int b = std::max(0, b0); b < std::min(nbins, b0 + 4); ++b)
-                    h[std::size_t(a) * std::size_t(nbins) + std::size_t(b)] += wa * bspline3(double(b) - pm);
+                double* hrow = h + std::size_t(a) * std::size_t(nbins);
+                for (int b = b_lo; b < b_hi; ++b) hrow[b] += wa * wb[b - b0];
             }
         }
     });
@@ -412,13 +415,19 @@ StepResult mi_impl(const float* I, const float* J, const FieldShape& shape, int 
             const double ps = bs.position(I[v]), pm = bm.position(J[v]);
             const int a0 = int(std::floor(ps)) - 1, b0 = int(std::floor(pm)) - 1;
             double ds = 0.0, dm = 0.0;  // dMI / d(value) (times the voxel count)
+            const int b_lo = std::max(0, b0), b_hi = std::min(nbins, b0 + 4);
+            double wb[4], db[4];  // the moving value's window and its derivative, made once
+            for (int b = b_lo; b < b_hi; ++b) {
+                wb[b - b0] = bspline3(double(b) - pm);
+                db[b - b0] = -bspline3_derivative(double(b) - pm) * bm.scale;
+            }
             for (int a = std::max(0, a0); a < std::min(nbins, a0 + 4); ++a) {
                 const double wa = bspline3(double(a) - ps), da = -bspline3_derivative(double(a) - ps) * bs.scale;
-                for (int b = std::max(0, b0); b < std::min(nbins, b0 + 4); ++b) {
-                    const double l = L[std::size_t(a * nbins + b)];
-                    const double wb = bspline3(double(b) - pm), db = -bspline3_derivative(double(b) - pm) * bm.scale;
-                    ds += da * wb * l;
-                    dm += wa * db * l;
+                const double* lrow = L.data() + std::size_t(a * nbins);
+                for (int b = b_lo; b < b_hi; ++b) {
+                    const double l = lrow[b];
+                    ds += da * wb[b - b0] * l;
+                    dm += wa * db[b - b0] * l;
                 }
             }
             double gs[D], gm[D];
