@@ -88,6 +88,36 @@ def test_upsample_matches_scipy_linear(shape, f):
                                   coarse[tuple(slice(0, -(-n // f)) for n in shape)])
 
 
+@pytest.mark.parametrize("shape, f", [((64, 51), 2), ((23, 30, 19), 2), ((13, 16, 22), 3)])
+def test_warp_through_a_coarse_field_is_warp_through_its_upsampling(shape, f):
+    # A reading the field on every f-th voxel (SyN's coarse fields): the core up-samples each
+    # field row as upsample_field does, so the result is the same to the last bit, with an
+    # affine on the output side too (the moving image's pre-alignment); a matrix off by 1e-13
+    # (products of inverses) takes the same path.
+    d = len(shape)
+    img = synthetic.photograph("immunohistochemistry")[:shape[-2], :shape[-1]].astype(np.float32)
+    if d == 3:
+        img = np.stack([np.roll(img, 3 * k, axis=1) for k in range(shape[0])])
+    coarse = 3.0 * _noise_field(tuple(_coarse_extent(n, f) for n in shape), 4, smooth=1.5)
+    dense = core.upsample_field(coarse, f, list(shape))
+    A = np.diag([1.0 / f] * d + [1.0])
+    B = np.eye(d + 1)
+    B[:d, d] = 0.75
+    B[0, 1] = 0.02
+    W = np.eye(d + 1)
+    W[:d, :d] *= 0.9
+    for idx_out, disp in ((np.eye(d + 1), np.eye(d + 1)), (B, W)):
+        expected = core.warp_image(img, dense, np.eye(d + 1), idx_out, disp, list(shape))
+        np.testing.assert_array_equal(core.warp_image(img, coarse, A, idx_out, disp, list(shape)), expected)
+        np.testing.assert_array_equal(core.warp_image(img, coarse, A + 1e-13, idx_out, disp, list(shape)), expected)
+    # Not every f-th voxel (another offset): d-linear interpolation per voxel, close but its own.
+    shifted = A.copy()
+    shifted[0, d] = 0.25
+    other = core.warp_image(img, coarse, shifted, np.eye(d + 1), np.eye(d + 1), list(shape))
+    assert not np.array_equal(other, core.warp_image(img, dense, np.eye(d + 1), np.eye(d + 1), np.eye(d + 1),
+                                                     list(shape)))
+
+
 @pytest.mark.parametrize("shape", [(70, 91), (21, 30, 26)])
 def test_threads_give_identical_bits(shape):
     field = _noise_field(shape, 1)

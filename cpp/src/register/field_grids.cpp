@@ -11,6 +11,7 @@
 
 #include "core/parallel.hpp"
 #include "field_common.hpp"
+#include "field_grids.hpp"
 
 namespace spectralign_fast::reg {
 
@@ -74,41 +75,14 @@ void restrict_impl(const float* field, const FieldShape& s, int f, const FieldSh
 template <int D>
 void upsample_impl(const float* coarse, const FieldShape& cs, int f, const FieldShape& os, float* out, int threads) {
     const Grid<D> gc(cs), go(os);
-    const std::int64_t rows = go.rows(), nlast = go.n[D - 1], clast = gc.n[D - 1], row_len = clast * D;
-    const float inv_f = 1.0f / float(f);
-    // Node and fraction along an axis of nc nodes: the last node takes weight 1 alone.
-    auto split = [&](std::int64_t i, std::int64_t nc, std::int64_t& c0, std::int64_t& c1, float& r) {
-        c0 = i / f;
-        r = float(i % f) * inv_f;
-        c1 = std::min(c0 + 1, nc - 1);
-    };
+    const std::int64_t rows = go.rows(), nlast = go.n[D - 1];
     parallel_for_runs(
-        static_cast<std::size_t>(rows), threads, [&] { return std::vector<float>(static_cast<std::size_t>(row_len)); },
-        [&](std::vector<float>& line, std::size_t row) {
+        static_cast<std::size_t>(rows), threads,
+        [&] { return std::vector<float>(static_cast<std::size_t>(gc.n[D - 1] * D)); },
+        [&](std::vector<float>& blend, std::size_t row) {
             std::int64_t idx[D];
             go.row_index(std::int64_t(row), idx);
-            // The coarse row under this output row: its 2^(D-1) neighbours blended.
-            std::int64_t a0, a1, b0 = 0, b1 = 0;
-            float ra, rb = 0.0f;
-            split(idx[0], gc.n[0], a0, a1, ra);
-            if constexpr (D == 3) split(idx[1], gc.n[1], b0, b1, rb);
-            const std::int64_t s0 = gc.stride[0] * D, s1 = D == 3 ? gc.stride[1] * D : 0;
-            const float* p00 = coarse + a0 * s0 + b0 * s1;
-            const float* p01 = coarse + a0 * s0 + b1 * s1;
-            const float* p10 = coarse + a1 * s0 + b0 * s1;
-            const float* p11 = coarse + a1 * s0 + b1 * s1;
-            const float qa = 1.0f - ra, qb = 1.0f - rb;
-            float* L = line.data();
-            for (std::int64_t k = 0; k < row_len; ++k)
-                L[k] = qa * (qb * p00[k] + rb * p01[k]) + ra * (qb * p10[k] + rb * p11[k]);
-            float* dst = out + std::int64_t(row) * nlast * D;
-            for (std::int64_t j = 0; j < nlast; ++j) {
-                std::int64_t c0, c1;
-                float r;
-                split(j, clast, c0, c1, r);
-                const float q = 1.0f - r;
-                for (int k = 0; k < D; ++k) dst[j * D + k] = q * L[c0 * D + k] + r * L[c1 * D + k];
-            }
+            upsample_row<D>(coarse, gc, f, idx, nlast, blend.data(), out + std::int64_t(row) * nlast * D);
         });
 }
 

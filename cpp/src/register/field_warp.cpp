@@ -9,9 +9,11 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "core/parallel.hpp"
 #include "field_common.hpp"
+#include "field_grids.hpp"
 #include "field_rows.hpp"
 
 namespace spectralign_fast::reg {
@@ -36,19 +38,42 @@ inline T nearest(const T* img, const Grid<D>& g, const double* x) {
     return img[off];
 }
 
+// f >= 2 when A reads the field on every f-th voxel of the output grid (A's
+// linear part diag(1 / f) and no offset, to 1e-9: SyN's matrices come out of
+// products of inverses; the field coarse_extent(n, f) long on every axis):
+// the warp then up-samples each field row as upsample_field does (the same
+// bits as up-sampling first) instead of interpolating per voxel. Else 0.
+template <int D>
+int coarse_field_factor(const double* A, const FieldShape& fs, const FieldShape& os) {
+    if (!(A[0] > 0.0) || !(A[0] < 1.0)) return 0;
+    const int f = int(1.0 / A[0] + 0.5);
+    if (f < 2 || f > 16) return 0;
+    const double s = 1.0 / double(f), tol = 1e-9;
+    for (int r = 0; r <= D; ++r)
+        for (int c = 0; c <= D; ++c) {
+            const double expect = r == c ? (r == D ? 1.0 : s) : 0.0;
+            if (!(std::abs(A[r * (D + 1) + c] - expect) <= tol)) return 0;
+        }
+    for (int a = 0; a < D; ++a)
+        if (fs.shape[a] != (os.shape[a] - 1 + f - 1) / f + 1) return 0;
+    return f;
+}
+
 template <int D, class T>
 void warp_impl(const T* image, const FieldShape& is, const float* field, const FieldShape& fs, const double* A,
                const double* B, const double* W, const FieldShape& os, FieldInterp interp, T* out, int threads) {
     const Grid<D> gi(is), gf(fs), go(os);
     bool direct = is_identity(A, D);
     for (int a = 0; a < D; ++a) direct = direct && fs.shape[a] == os.shape[a];
+    const int coarse = direct ? 0 : coarse_field_factor<D>(A, fs, os);
     const std::int64_t rows = go.rows(), nlast = go.n[D - 1];
-    // Output voxel v (index idx) the scalar way.
-    auto voxel = [&](std::int64_t* idx, std::int64_t v) {
+    // Output voxel v (index idx) the scalar way; fv: its field values where known (else the
+    // field is interpolated at A (idx, 1)).
+    auto voxel = [&](std::int64_t* idx, std::int64_t v, const float* fv) {
         double fi[D], u[D], wu[D], base[D], x[D];
         for (int a = 0; a < D; ++a) fi[a] = double(idx[a]);
-        if (direct) {
-            for (int k = 0; k < D; ++k) u[k] = field[v * D + k];
+        if (fv) {
+            for (int k = 0; k < D; ++k) u[k] = fv[k];
         } else {
             double at[D];
             apply<D>(A, fi, 1.0, at);
@@ -70,7 +95,7 @@ void warp_impl(const T* image, const FieldShape& is, const float* field, const F
         // 32-bit indices, and a 2^D cell at offset 0 read for points outside (2 voxels on every axis).
         bool fits = gi.voxels() < lim && gf.voxels() * D < lim;
         for (int a = 0; a < D; ++a) fits = fits && gi.n[a] >= 2;
-        if (direct && interp == FieldInterp::Linear && fits) {
+        if ((direct || coarse) && interp == FieldInterp::Linear && fits) {
             // The row kernel where every corner exists; edge points the scalar way.
             WarpGrid3 wg;
             wg.img = image;
@@ -82,24 +107,45 @@ void warp_impl(const T* image, const FieldShape& is, const float* field, const F
                 wg.zW[r] = W[r * (D + 1) + D] * 0.0;
                 for (int c = 0; c <= D; ++c) wg.B[r * (D + 1) + c] = B[r * (D + 1) + c];
             }
-            parallel_for_runs(static_cast<std::size_t>(rows), threads, [] { return 0; }, [&](int&, std::size_t row) {
-                std::int64_t idx[D];
-                go.row_index(std::int64_t(row), idx);
-                int status[kRowChunk];
-                for (std::int64_t j0 = 0; j0 < nlast; j0 += kRowChunk) {
-                    const int n = int(std::min<std::int64_t>(kRowChunk, nlast - j0));
-                    const std::int64_t v0 = std::int64_t(row) * nlast + j0;
-                    if constexpr (D == 3)
-                        warp_chunk3(wg, field + v0 * 3, n, double(idx[0]), double(idx[1]), int(j0), out + v0, status);
-                    else
-                        warp_chunk2(wg, field + v0 * 2, n, double(idx[0]), int(j0), out + v0, status);
-                    for (int j = 0; j < n; ++j)
-                        if (status[j] == 2) {
-                            idx[D - 1] = j0 + j;
-                            voxel(idx, v0 + j);
-                        }
-                }
-            });
+            // A coarse field: each thread's row of up-sampled values and the blend buffer.
+            struct Rows {
+                std::vector<float> line, blend;
+            };
+            const Grid<D>& gcoarse = gf;
+            parallel_for_runs(
+                static_cast<std::size_t>(rows), threads,
+                [&] {
+                    Rows r;
+                    if (coarse) {
+                        r.line.resize(static_cast<std::size_t>(nlast * D));
+                        r.blend.resize(static_cast<std::size_t>(gcoarse.n[D - 1] * D));
+                    }
+                    return r;
+                },
+                [&](Rows& scratch, std::size_t row) {
+                    std::int64_t idx[D];
+                    go.row_index(std::int64_t(row), idx);
+                    const float* frow = field + std::int64_t(row) * nlast * D;
+                    if (coarse) {
+                        upsample_row<D>(field, gcoarse, coarse, idx, nlast, scratch.blend.data(), scratch.line.data());
+                        frow = scratch.line.data();
+                    }
+                    int status[kRowChunk];
+                    for (std::int64_t j0 = 0; j0 < nlast; j0 += kRowChunk) {
+                        const int n = int(std::min<std::int64_t>(kRowChunk, nlast - j0));
+                        const std::int64_t v0 = std::int64_t(row) * nlast + j0;
+                        if constexpr (D == 3)
+                            warp_chunk3(wg, frow + j0 * 3, n, double(idx[0]), double(idx[1]), int(j0), out + v0,
+                                        status);
+                        else
+                            warp_chunk2(wg, frow + j0 * 2, n, double(idx[0]), int(j0), out + v0, status);
+                        for (int j = 0; j < n; ++j)
+                            if (status[j] == 2) {
+                                idx[D - 1] = j0 + j;
+                                voxel(idx, v0 + j, frow + (j0 + j) * D);
+                            }
+                    }
+                });
             return;
         }
     }
@@ -108,7 +154,8 @@ void warp_impl(const T* image, const FieldShape& is, const float* field, const F
         go.row_index(std::int64_t(row), idx);
         for (std::int64_t j = 0; j < nlast; ++j) {
             idx[D - 1] = j;
-            voxel(idx, std::int64_t(row) * nlast + j);
+            const std::int64_t v = std::int64_t(row) * nlast + j;
+            voxel(idx, v, direct ? field + v * D : nullptr);
         }
     });
 }

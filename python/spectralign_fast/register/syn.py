@@ -108,8 +108,8 @@ class SymmetricDiffeomorphicRegistration:
         loses little (``register_syn``'s default) while the composition, the four inversions
         and the step normalisation of every iteration work on an eighth of the voxels (3-D):
         the step is restricted to the coarse grid and smoothed there
-        (``SimilarityMetric.set_field_grid``), each warp reads its field up-sampled to the
-        level's grid, and after the finest level both maps come back to the static grid (the
+        (``SimilarityMetric.set_field_grid``), each warp up-samples its field row by row as it
+        reads it, and after the finest level both maps come back to the static grid (the
         backward fields re-inverted there), so the result has the same layout as with 1.
 
     Notes
@@ -153,7 +153,6 @@ class SymmetricDiffeomorphicRegistration:
         self.dim = metric.dim
         self.verbosity = 1
         self._warped: Optional[tuple[np.ndarray, np.ndarray]] = None
-        self._dense: Optional[np.ndarray] = None  # a half map's backward field on the level's grid
 
     def set_level_iters(self, level_iters: Any) -> None:
         """Iterations per level, coarsest first; the list's length sets the number of levels."""
@@ -220,23 +219,6 @@ class SymmetricDiffeomorphicRegistration:
             return np.eye(self.dim + 1) if w2g is None else w2g
         return np.linalg.inv(self._field_grid(level)[1])
 
-    def _on_level_grid(self, model: DiffeomorphicMap, shape: tuple[int, ...], g2w: np.ndarray) -> DiffeomorphicMap:
-        """``model`` for warping onto the level's grid: itself, or (coarse fields) a view whose
-        backward field is up-sampled to that grid, into one buffer reused by every warp."""
-        if self.field_spacing == 1:
-            return model
-        dense_shape = shape + (self.dim,)
-        if self._dense is None or self._dense.shape != dense_shape:
-            self._dense = np.empty(dense_shape, np.float32)
-        _core.upsample_field(model._field("backward"), self.field_spacing, list(shape), out=self._dense,
-                             threads=self.threads)
-        view = model.shallow_copy()
-        view.backward = self._dense
-        view.disp_shape = shape
-        view.disp_grid2world = g2w
-        view.disp_world2grid = np.linalg.inv(g2w)
-        return view
-
     def _to_static_grid(self) -> None:
         """Coarse fields (``field_spacing`` > 1) back on the finest level's grid: the forward
         fields up-sampled, each backward field its inverse (warm-started from its own
@@ -290,12 +272,12 @@ class SymmetricDiffeomorphicRegistration:
         # The two warped images go into buffers kept for the level (no new arrays per iteration).
         if self._warped is None or self._warped[0].shape != tuple(shape):
             self._warped = (np.empty(tuple(shape), np.float32), np.empty(tuple(shape), np.float32))
-        level_g2w = np.eye(self.dim + 1) if g2w is None else np.asarray(g2w, dtype=np.float64)
-        grid = tuple(int(n) for n in shape)
-        wstatic = self._on_level_grid(self.static_to_ref, grid, level_g2w).transform_inverse(
-            current_static, "linear", None, shape, g2w, out=self._warped[0])
-        wmoving = self._on_level_grid(self.moving_to_ref, grid, level_g2w).transform_inverse(
-            current_moving, "linear", None, shape, g2w, out=self._warped[1])
+        # With coarse fields (field_spacing > 1) the core's warp up-samples each field row as it
+        # goes (upsample_field's values, no full-grid field in memory).
+        wstatic = self.static_to_ref.transform_inverse(current_static, "linear", None, shape, g2w,
+                                                       out=self._warped[0])
+        wmoving = self.moving_to_ref.transform_inverse(current_moving, "linear", None, shape, g2w,
+                                                       out=self._warped[1])
         metric = self.metric
         metric.set_moving_image(wmoving, g2w, spacing, self.static_direction)
         metric.use_moving_image_dynamics(current_moving, self.moving_to_ref.inverse())
@@ -351,7 +333,7 @@ class SymmetricDiffeomorphicRegistration:
                          report.iterations, report.seconds, report.energy)
             self._stage(RegistrationStages.SCALE_END)
         # The loop's buffers go before the fields come back to the full grid (peak memory).
-        self._warped = self._dense = None
+        self._warped = None
         self.metric._buffers = self.metric._coarse_buffers = None
         self._to_static_grid()
         self.static_to_moving = self.moving_to_ref.warp_endomorphism(self.static_to_ref.inverse()).inverse()
@@ -401,7 +383,6 @@ class SymmetricDiffeomorphicRegistration:
             self.metric._buffers = None
             self.metric.set_field_grid(1)
             self._warped = None
-            self._dense = None
             del self.moving_ss
             del self.static_ss
         return self.static_to_moving
