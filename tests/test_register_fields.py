@@ -272,3 +272,12 @@ def test_buffers_given_to_the_core_are_filled_in_place():
         core.warp_image(img, field, np.eye(3), np.eye(3), np.eye(3), list(img.shape), out=np.empty((3, 3), np.float32))
     with pytest.raises(ValueError, match="start or out"):
         core.invert_field(field, np.eye(3), np.ones(2), 5, 1e-3, start=field, out=inv)
+    # A work buffer for the residual (SyN reuses one): the same bits, and it must be its own.
+    work = np.full_like(field, np.nan)
+    inv2 = np.zeros_like(field)
+    core.invert_field(field + 0.5, np.eye(3), np.ones(2), 10, 1e-4, out=inv2, work=work)
+    np.testing.assert_array_equal(inv2, inv)
+    with pytest.raises(ValueError, match="buffer of its own"):
+        core.invert_field(field + 0.5, np.eye(3), np.ones(2), 10, 1e-4, out=inv2, work=inv2)
+    with pytest.raises(ValueError, match="work must have"):
+        core.invert_field(field + 0.5, np.eye(3), np.ones(2), 10, 1e-4, out=inv2, work=work[1:])

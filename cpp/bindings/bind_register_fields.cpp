@@ -127,7 +127,8 @@ py::tuple compose(const FloatImage& d1, const FloatImage& d2, const DoubleArray&
 }
 
 py::array_t<float> invert(const FloatImage& d, const DoubleArray& world2grid, const DoubleArray& spacing, int max_iter,
-                          double tolerance, std::optional<FloatImage> start, const py::object& out, int threads) {
+                          double tolerance, std::optional<FloatImage> start, const py::object& out,
+                          const py::object& work, int threads) {
     const FieldShape s = field_shape(d, "field");
     const double* W = matrix(world2grid, s.ndim, "world2grid");
     const double* sp = vector_of(spacing, s.ndim, "spacing");
@@ -148,9 +149,18 @@ py::array_t<float> invert(const FloatImage& d, const DoubleArray& world2grid, co
             std::fill(p.mutable_data(), p.mutable_data() + p.size(), 0.0f);
         }
     }
+    float* scratch = nullptr;
+    py::array_t<float> work_arr;
+    if (!work.is_none()) {
+        work_arr = writable_field(work, "work");
+        if (!same_shape(field_shape(work_arr, "work"), s)) throw std::invalid_argument("work must have the field's shape");
+        if (work_arr.data() == d.data() || work_arr.data() == p.data())
+            throw std::invalid_argument("work must be a buffer of its own, not the field or the inverse");
+        scratch = work_arr.mutable_data();
+    }
     {
         py::gil_scoped_release release;
-        reg::invert_field(d.data(), s, W, sp, max_iter, tolerance, p.mutable_data(), nullptr, threads);
+        reg::invert_field(d.data(), s, W, sp, max_iter, tolerance, p.mutable_data(), nullptr, threads, scratch);
     }
     return p;
 }
@@ -414,7 +424,7 @@ void bind_register_fields(py::module_ m) {
           "saves about a sixth of the pass). out may be d1 (in place).");
     m.def("invert_field", &invert, py::arg("field"), py::arg("world2grid"), py::arg("spacing"), py::arg("max_iter"),
           py::arg("tolerance"), py::kw_only(), py::arg("start") = py::none(), py::arg("out") = py::none(),
-          py::arg("threads") = 0,
+          py::arg("work") = py::none(), py::arg("threads") = 0,
           "DIPY's fixed-point inverse of a displacement field: a new array from `start` (zeros by "
           "default), or in place in `out` (which holds the start).");
     m.def("resample_field", &resample, py::arg("field"), py::arg("factors"), py::arg("shape"), py::kw_only(),

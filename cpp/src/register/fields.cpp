@@ -289,12 +289,14 @@ CompositionStats reduce_stats(const RowSums<D>& acc, std::int64_t rows) {
 
 template <int D>
 int invert_impl(const float* d, const FieldShape& s, const double* W, const double* spacing, int max_iter,
-                double tol, float* p, double* final_error, int threads) {
+                double tol, float* p, double* final_error, int threads, float* work) {
     const Grid<D> g(s);
     const std::int64_t N = g.voxels(), rows = g.rows(), nlast = g.n[D - 1];
     // Every pass writes all of q before it is read: no zero fill (a full pass over memory).
-    const std::unique_ptr<float[]> q_buf(new float[static_cast<std::size_t>(N * D)]);
-    float* q = q_buf.get();
+    // The caller's work buffer when given (SyN reuses one across iterations).
+    std::unique_ptr<float[]> q_buf;
+    if (!work) q_buf.reset(new float[static_cast<std::size_t>(N * D)]);
+    float* q = work ? work : q_buf.get();
     RowSums<D> acc(rows);
     if (fits_row_kernels(g, g))
         return invert_rows<D>(d, g, W, spacing, max_iter, tol, p, final_error, threads, q, acc.sum, acc.max);
@@ -494,16 +496,17 @@ CompositionStats compose_fields(const float* d1, const FieldShape& s1, const flo
 }
 
 int invert_field(const float* d, const FieldShape& s, const double* world2grid, const double* spacing, int max_iter,
-                 double tolerance, float* p, double* final_error, int threads) {
+                 double tolerance, float* p, double* final_error, int threads, float* work) {
     check_shape(s, "field");
     check_matrix(world2grid, s.ndim, "world2grid");
     check_spacing(spacing, s.ndim);
     if (max_iter < 0) throw std::invalid_argument("max_iter must be >= 0");
     if (!(tolerance >= 0.0)) throw std::invalid_argument("tolerance must be >= 0");
     if (p == d) throw std::invalid_argument("the inverse cannot be written over the field being inverted");
+    if (work && (work == d || work == p)) throw std::invalid_argument("work must be a buffer of its own");
     return with_dim(s.ndim, [&](auto dim) {
         return invert_impl<decltype(dim)::value>(d, s, world2grid, spacing, max_iter, tolerance, p, final_error,
-                                                 threads);
+                                                 threads, work);
     });
 }
 

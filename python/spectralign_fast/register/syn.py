@@ -153,6 +153,7 @@ class SymmetricDiffeomorphicRegistration:
         self.dim = metric.dim
         self.verbosity = 1
         self._warped: Optional[tuple[np.ndarray, np.ndarray]] = None
+        self._inv_work: Optional[np.ndarray] = None  # the inversions' residual, reused
 
     def set_level_iters(self, level_iters: Any) -> None:
         """Iterations per level, coarsest first; the list's length sets the number of levels."""
@@ -248,17 +249,25 @@ class SymmetricDiffeomorphicRegistration:
         _core.compose_fields(model.forward, step, np.eye(self.dim + 1), world2grid, self.step_length,
                              out=model.forward, stats=False, threads=self.threads)
 
+    def _inversion_work(self, field: np.ndarray) -> np.ndarray:
+        """The inversions' residual buffer, kept while the field grid stays the same."""
+        if self._inv_work is None or self._inv_work.shape != field.shape:
+            self._inv_work = np.empty(field.shape, np.float32)
+        return self._inv_work
+
     def _invert(self, model: DiffeomorphicMap, world2grid: np.ndarray, spacing: np.ndarray) -> None:
         """backward <- inverse of forward, in place (the current backward is the start)."""
         sp = np.ascontiguousarray(spacing, dtype=np.float64)
-        _core.invert_field(model._field("forward"), world2grid, sp, self.inv_iter, self.inv_tol,
-                           out=model._field("backward"), threads=self.threads)
+        forward = model._field("forward")
+        _core.invert_field(forward, world2grid, sp, self.inv_iter, self.inv_tol, out=model._field("backward"),
+                           work=self._inversion_work(forward), threads=self.threads)
 
     def _invert_back(self, model: DiffeomorphicMap, world2grid: np.ndarray, spacing: np.ndarray) -> None:
         """forward <- inverse of backward, in place."""
         sp = np.ascontiguousarray(spacing, dtype=np.float64)
-        _core.invert_field(model._field("backward"), world2grid, sp, self.inv_iter, self.inv_tol,
-                           out=model._field("forward"), threads=self.threads)
+        backward = model._field("backward")
+        _core.invert_field(backward, world2grid, sp, self.inv_iter, self.inv_tol, out=model._field("forward"),
+                           work=self._inversion_work(backward), threads=self.threads)
 
     def _iterate(self) -> float:
         lev = self.current_level
@@ -333,7 +342,7 @@ class SymmetricDiffeomorphicRegistration:
                          report.iterations, report.seconds, report.energy)
             self._stage(RegistrationStages.SCALE_END)
         # The loop's buffers go before the fields come back to the full grid (peak memory).
-        self._warped = None
+        self._warped = self._inv_work = None
         self.metric._buffers = self.metric._coarse_buffers = None
         self._to_static_grid()
         self.static_to_moving = self.moving_to_ref.warp_endomorphism(self.static_to_ref.inverse()).inverse()
@@ -382,7 +391,7 @@ class SymmetricDiffeomorphicRegistration:
             self.metric._reuse_buffers = False
             self.metric._buffers = None
             self.metric.set_field_grid(1)
-            self._warped = None
+            self._warped = self._inv_work = None
             del self.moving_ss
             del self.static_ss
         return self.static_to_moving

@@ -50,8 +50,11 @@ CompositionStats compose_fields(const float* d1, const FieldShape& s1, const flo
 // with DIPY's step limiting and stopping rules (2-D: iterations and mean
 // error; 3-D: also the largest residual below 0.1). `p` holds the start on
 // entry (zeros for none) and the inverse on return. Returns iterations run.
+// `work` (optional, voxels x d floats, neither d nor p): scratch for the
+// residual, else one is allocated per call.
 int invert_field(const float* d, const FieldShape& s, const double* world2grid, const double* spacing,
-                 int max_iter, double tolerance, float* p, double* final_error, int threads);
+                 int max_iter, double tolerance, float* p, double* final_error, int threads,
+                 float* work = nullptr);
 
 // out[i] = field(diag(factors) i) (zero-padded d-linear), out_shape grid.
 void resample_field(const float* field, const FieldShape& s, const double* factors, const FieldShape& out_shape,
