@@ -24,7 +24,7 @@ def _noise_field(shape, seed, smooth=0.0):
     return f.astype(np.float32)
 
 
-def _coarse_extent(n, f):
+def _coarse_extent(n, f):  # written independently of the library's coarse_grid_shape
     return -(-(n - 1) // f) + 1
 
 

@@ -55,7 +55,7 @@ int coarse_field_factor(const double* A, const FieldShape& fs, const FieldShape&
             if (!(std::abs(A[r * (D + 1) + c] - expect) <= tol)) return 0;
         }
     for (int a = 0; a < D; ++a)
-        if (fs.shape[a] != (os.shape[a] - 1 + f - 1) / f + 1) return 0;
+        if (fs.shape[a] != coarse_extent(os.shape[a], f)) return 0;
     return f;
 }
 

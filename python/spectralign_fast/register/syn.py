@@ -30,7 +30,7 @@ from .._validate import as_float, as_int
 from . import _checks
 from .diffeomorphic_map import DiffeomorphicMap, get_direction_and_spacings
 from .scalespace import ScaleSpace
-from .syn_metrics import SimilarityMetric
+from .syn_metrics import SimilarityMetric, coarse_grid_shape
 
 __all__ = ["SymmetricDiffeomorphicRegistration", "RegistrationStages", "SynLevelReport"]
 
@@ -203,15 +203,19 @@ class SymmetricDiffeomorphicRegistration:
         self.metric.threads = self.threads
         self.metric.set_field_grid(self.field_spacing)
 
-    def _field_grid(self, level: int) -> tuple[tuple[int, ...], np.ndarray]:
-        """(shape, grid2world) of the fields at ``level``: every ``field_spacing``-th voxel."""
+    def _level_grid(self, level: int) -> tuple[tuple[int, ...], np.ndarray]:
+        """(shape, grid2world) of the static image's grid at ``level``."""
         shape = tuple(int(n) for n in self.static_ss.get_domain_shape(level))
         g2w = self.static_ss.get_affine(level)
-        g2w = np.eye(self.dim + 1) if g2w is None else np.asarray(g2w, dtype=np.float64)
+        return shape, np.eye(self.dim + 1) if g2w is None else np.asarray(g2w, dtype=np.float64)
+
+    def _field_grid(self, level: int) -> tuple[tuple[int, ...], np.ndarray]:
+        """(shape, grid2world) of the fields at ``level``: every ``field_spacing``-th voxel."""
+        shape, g2w = self._level_grid(level)
         f = self.field_spacing
         if f == 1:
             return shape, g2w
-        return tuple((n - 1 + f - 1) // f + 1 for n in shape), g2w @ np.diag([float(f)] * self.dim + [1.0])
+        return coarse_grid_shape(shape, f), g2w @ np.diag([float(f)] * self.dim + [1.0])
 
     def _field_world2grid(self, level: int) -> np.ndarray:
         """The fields' world-to-grid at ``level`` (the scale space's own inverse on the grid)."""
@@ -226,12 +230,11 @@ class SymmetricDiffeomorphicRegistration:
         up-sampled self)."""
         if self.field_spacing == 1:
             return
-        shape, g2w = tuple(int(n) for n in self.static_ss.get_domain_shape(0)), self.static_ss.get_affine(0)
-        g2w = np.eye(self.dim + 1) if g2w is None else np.asarray(g2w, dtype=np.float64)
+        shape, g2w = self._level_grid(0)
         w2g = np.linalg.inv(g2w)
         sp = np.ascontiguousarray(self.static_ss.get_spacing(0), dtype=np.float64)
+        f = self.field_spacing
         for m in (self.static_to_ref, self.moving_to_ref):
-            f = self.field_spacing
             forward = _core.upsample_field(m._field("forward"), f, list(shape), threads=self.threads)
             backward = _core.upsample_field(m._field("backward"), f, list(shape), threads=self.threads)
             _core.invert_field(forward, w2g, sp, self.inv_iter, self.inv_tol, out=backward, threads=self.threads)

@@ -24,6 +24,12 @@ from .._validate import as_float, as_int
 __all__ = ["SimilarityMetric", "CCMetric", "SSDMetric", "EMMetric", "ParzenMIMetric"]
 
 
+def coarse_grid_shape(shape: Any, factor: int) -> tuple[int, ...]:
+    """The grid of every ``factor``-th voxel of ``shape``: ``ceil((n - 1) / factor) + 1`` nodes
+    per axis (the core's ``coarse_extent``; the last node at or past the last voxel)."""
+    return tuple((int(n) - 1 + factor - 1) // factor + 1 for n in shape)
+
+
 def _dim(dim: Any) -> int:
     if isinstance(dim, bool) or dim not in (2, 3):
         raise ValueError(f"dim must be 2 or 3, got {dim!r}")
@@ -166,7 +172,7 @@ class SimilarityMetric:
         if self.field_factor == 1 or self._forward is None or self._backward is None:
             return
         f = self.field_factor
-        shape = tuple((n - 1 + f - 1) // f + 1 for n in self._forward.shape[:-1]) + (self.dim,)
+        shape = coarse_grid_shape(self._forward.shape[:-1], f) + (self.dim,)
         if not self._reuse_buffers:
             self._coarse_buffers = None
         elif self._coarse_buffers is None or self._coarse_buffers[0].shape != shape:
