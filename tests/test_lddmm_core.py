@@ -4,6 +4,11 @@ flows and sampler against scipy.ndimage, the rasterizer against STalign's own lo
 threads=1 vs threads=N bit-identity."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -16,7 +21,7 @@ def _smooth(rng: np.random.Generator, shape: tuple, channels: int) -> np.ndarray
     return np.stack([ndimage.gaussian_filter(rng.random(shape), 2.0) for _ in range(channels)])
 
 
-def _problem(d: int, *, sigmaR: float = 1e8, threads: int = 1, seed: int = 0):
+def _problem(d: int, *, sigmaR: float = 1e8, threads: int = 1, seed: int = 0, trim: int = 10):
     rng = np.random.default_rng(seed)
     shape = (30, 34) if d == 2 else (12, 14, 13)
     I, J = _smooth(rng, shape, 2), _smooth(rng, shape, 3)
@@ -25,7 +30,7 @@ def _problem(d: int, *, sigmaR: float = 1e8, threads: int = 1, seed: int = 0):
     pJ = pI + rng.normal(size=(4, d))
     # The target sits inside the source, so that no sample point reaches the border clamp
     # (where the energy has a kink and finite differences mean nothing).
-    tshape = tuple(s - 10 for s in shape)
+    tshape = tuple(s - trim for s in shape)
     Jc = np.ascontiguousarray(J[(slice(None),) + tuple(slice(5, 5 + t) for t in tshape)])
     P = core.LddmmProblem(I, np.zeros(d), np.ones(d), Jc, np.full(d, 5.0), np.ones(d), vshape,
                           np.full(d, -6.0), np.full(d, 3.0), nt=3, a=4.0, p=2.0, sigmaM=0.5,
@@ -39,9 +44,10 @@ def _problem(d: int, *, sigmaR: float = 1e8, threads: int = 1, seed: int = 0):
     return P, v, A
 
 
-@pytest.mark.parametrize("d", [2, 3])
-def test_gradients_match_finite_differences(d):
-    P, v, A = _problem(d)
+@pytest.mark.parametrize("d, trim", [(2, 10), (2, 11), (3, 10)])
+def test_gradients_match_finite_differences(d, trim):
+    # trim 11: a 2-D target of 19 x 23 points, so the kernels' last group of eight is partial.
+    P, v, A = _problem(d, trim=trim)
     P.evaluate()
     P.fix_contrast(P.contrast_coefficients)  # STalign differentiates with the fit held fixed
     e, gv, gA = P.gradient()
@@ -169,6 +175,63 @@ def test_flow_matches_numpy_euler():
     for t in reversed(range(nt)):
         r = r - vel(t, r) / nt
     assert np.allclose(core.lddmm_flow_points(v, origin, spacing, pts, matrix=b, forward=False), r, atol=1e-10)
+
+
+@pytest.mark.parametrize("tshape", [(19, 23), (16, 16)])
+def test_deformed_source_matches_numpy_oracle(tshape):
+    """The problem's own pass (the vectorised 2-D kernels, eight points at a time, a partial
+    last group when the target's size is not a multiple of 8, and the general path for points
+    whose velocity cell leaves the grid) against Euler steps and sampling done with scipy."""
+    rng = np.random.default_rng(6)
+    I, J = _smooth(rng, (30, 34), 2), _smooth(rng, tshape, 3)
+    nt, vorigin, vspacing, vshape = 3, np.array([0.0, 2.0]), np.array([2.5, 2.5]), (8, 8)
+    P = core.LddmmProblem(I, np.zeros(2), np.ones(2), J, np.full(2, 5.0), np.ones(2), list(vshape), vorigin,
+                          vspacing, nt=nt, a=4.0, p=2.0, sigmaM=0.5, sigmaB=1.0, sigmaA=1.0, sigmaR=1e8,
+                          sigmaP=3.0, threads=2)
+    v = rng.normal(size=(nt,) + vshape + (2,)) * 0.8
+    A = np.array([[1.05, 0.04, -0.7], [-0.03, 0.97, 0.4], [0.0, 0.0, 1.0]])
+    P.velocity, P.affine = v, A
+    P.evaluate()
+
+    def vel(t, q):
+        idx = ((q - vorigin) / vspacing).T + 1
+        return np.stack([ndimage.map_coordinates(np.pad(v[t][..., k], 1), idx, order=1, mode="constant")
+                         for k in range(2)], -1)
+
+    y = np.stack(np.meshgrid(*[5.0 + np.arange(n) for n in tshape], indexing="ij"), -1).reshape(-1, 2)
+    b = np.linalg.inv(A)
+    x = y @ b[:2, :2].T + b[:2, 2]
+    edge = ((x - vorigin) / vspacing >= np.array(vshape) - 1).any(axis=1)
+    assert 0 < edge.sum() < len(x)  # both paths are taken
+    for t in reversed(range(nt)):
+        x = x - vel(t, x) / nt
+    idx = np.stack([np.clip(x[:, 0], 0, 29), np.clip(x[:, 1], 0, 33)])
+    expected = np.stack([ndimage.map_coordinates(I[c], idx, order=1) for c in range(2)]).reshape((2,) + tshape)
+    assert np.allclose(np.asarray(P.deformed_source), expected, rtol=0, atol=1e-12)
+
+
+def test_kernels_with_and_without_avx512_agree():
+    """The Euler-step kernels have an AVX-512 variant (the packed velocity) and one for every
+    other CPU, picked at load time; a fresh process with SPECTRALIGN_NO_AVX512=1 runs the
+    other, whose energy, gradients and sampled source agree with this process's to rounding
+    (on a CPU without AVX-512 both processes run the same one)."""
+    script = (
+        "import json, sys, numpy as np\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "import test_lddmm_core as t\n"
+        "P, _, _ = t._problem(2, trim=11, sigmaR=20.0)\n"
+        "e, gv, gA = P.gradient()\n"
+        "print(json.dumps([e.total, gv.tolist(), gA.tolist(), np.asarray(P.deformed_source).tolist()]))\n")
+    env = dict(os.environ, SPECTRALIGN_NO_AVX512="1")
+    out = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__)], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    total, gv, gA, src = json.loads(out)
+    P, _, _ = _problem(2, trim=11, sigmaR=20.0)
+    e, gv0, gA0 = P.gradient()
+    assert total == pytest.approx(e.total, rel=1e-12)
+    assert np.allclose(gv, gv0, rtol=1e-9, atol=1e-12 * np.abs(gv0).max())
+    assert np.allclose(gA, gA0, rtol=1e-9, atol=1e-12 * np.abs(gA0).max())
+    assert np.allclose(src, np.asarray(P.deformed_source), rtol=0, atol=1e-12)
 
 
 def test_rasterize_matches_stalign_loop():

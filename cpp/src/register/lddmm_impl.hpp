@@ -34,6 +34,15 @@ struct LddmmProblem::Impl {
     std::vector<double> X;  // positions, planar: X[(t * d + a) * nJ + i], t = 0 .. nt
     std::vector<double> AI, fAI, coeffs, grad_v, smooth_v;
     std::vector<double> GI;  // 2-D: the source's gradient at X_0, (cI, d, nJ), from forward(true)
+    // 2-D: each time step's velocity packed by cell (pack_velocity_2d), made by forward() for
+    // both passes; 64-byte aligned through packed_velocity().
+    std::vector<double> vpack;
+    double* packed_velocity(int t) {
+        const std::size_t need = std::size_t(nt) * std::size_t(nV) * 8 + 8;
+        if (vpack.size() < need) vpack.assign(need, 0.0);
+        const std::uintptr_t p = (reinterpret_cast<std::uintptr_t>(vpack.data()) + 63) & ~std::uintptr_t(63);
+        return reinterpret_cast<double*>(p) + std::size_t(t) * std::size_t(nV) * 8;
+    }
     double grad_A[16] = {};
     bool fixed_coeffs = false;
     std::vector<LddmmChunk> chunks;

@@ -88,6 +88,8 @@ void LddmmProblem::Impl::forward(bool bbox) {
     const Cell3 ci3 = D == 3 ? cell3_of(gI) : Cell3{};
     const std::int64_t npI = gi.points();
     const bool local_ends = D == 2 && blocks2d;  // X_0 and X_nt not stored (residual's rule too)
+    if (blocks2d)
+        for (int t = 0; t < nt; ++t) pack_velocity_2d(v.data() + t * vstep, cv.n0, cv.n1, packed_velocity(t));
     for_each(chunks.size(), [] { return 0; }, [&](int&, std::size_t ci) {
         LddmmChunk& ch = chunks[ci];
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
@@ -142,7 +144,7 @@ void LddmmProblem::Impl::forward(bool bbox) {
                     xout[a] = Xt(t, a, s0);
                 }
                 if constexpr (D == 2) {
-                    if (blocks2d) flow_step_2d(vt, cv, xin[0], xin[1], xout[0], xout[1], nbk, -dt, b0, b1);
+                    if (blocks2d) flow_step_2d(vt, packed_velocity(t), cv, xin[0], xin[1], xout[0], xout[1], nbk, -dt, b0, b1);
                 }
                 bool edges = true;
                 if (D == 2 && blocks2d) {
@@ -330,7 +332,7 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                 }
                 if constexpr (D == 2) {
                     if (blocks2d) {
-                        adjoint_step_2d(vt, cv, Xn[0], Xn[1], gxs[0], gxs[1], nbk, dt, b0, b1, splat);
+                        adjoint_step_2d(vt, packed_velocity(t), cv, Xn[0], Xn[1], gxs[0], gxs[1], nbk, dt, b0, b1, splat);
                         int outside = 0;
                         for (int j = 0; j < nbk; ++j) outside += b0[j] < 0 ? 1 : 0;
                         if (outside == 0) {  // the common case: every point's cell inside

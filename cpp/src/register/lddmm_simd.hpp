@@ -11,15 +11,22 @@ struct Cell2 {
     double o0 = 0.0, o1 = 0.0, inv0 = 1.0, inv1 = 1.0;
 };
 
+// The velocity of one time step (n0 x n1 nodes, (x, y) per node) packed by cell:
+// 8 values per node (i0, i1), the corners 00, 01, 10, 11 of the cell it starts,
+// two components each; zeros where the cell would leave the grid. The kernels
+// below read one cell with one 64-byte load.
+void pack_velocity_2d(const double* v, int n0, int n1, double* pack);
+
 // y = x + sdt * v(x) for points whose bilinear cell lies inside the grid; their
-// cell in base0/base1; base0 = -1 marks the others (y = x).
-void flow_step_2d(const double* v, const Cell2& g, const double* x0, const double* x1, double* y0, double* y1,
+// cell in base0/base1; base0 = -1 marks the others (y = x). v: the step's
+// velocity, pack: its pack_velocity_2d (what the AVX-512 kernel reads).
+void flow_step_2d(const double* v, const double* pack, const Cell2& g, const double* x0, const double* x1, double* y0, double* y1,
                   int count, double sdt, int* base0, int* base1);
 
 // The adjoint of x' = x - dt v(x) at x: the splat of -dt w_q g onto the four
 // corners (8 values per point: corners 00, 01, 10, 11, two components each)
 // and g <- g - dt Dv(x)^T g; base0 = -1 marks points left to the caller.
-void adjoint_step_2d(const double* v, const Cell2& g, const double* x0, const double* x1, double* gx0,
+void adjoint_step_2d(const double* v, const double* pack, const Cell2& g, const double* x0, const double* x1, double* gx0,
                      double* gx1, int count, double dt, int* base0, int* base1, double* splat);
 
 // One channel sampled with the border rule; and weight * its gradient added to (gx0, gx1).
@@ -35,6 +42,9 @@ void sample_grad_border_2d(const double* img, const Cell2& g, const double* x0, 
 inline constexpr int contrast_block = 256;
 void contrast_residual(const double* ai, const double* jt, std::int64_t plane, const double* coeffs, int cI, int cJ,
                        const double* w, double inv_sm2, int count, double* e, double* wk, int stride);
+
+// out[j] = scale * exp(arg[j]) (glibc's vector exp where the build found libmvec).
+void scaled_exp(const double* arg, double scale, int count, double* out);
 
 // adjoint_step_2d's splats (every point inside: base0 >= 0) added to a box
 // buffer (two values per node, `row` nodes per row, first node (lo0, lo1)):

@@ -8,6 +8,7 @@
 
 #include "core/parallel.hpp"
 #include "lddmm_impl.hpp"
+#include "lddmm_simd.hpp"
 
 namespace spectralign_fast::reg {
 
@@ -221,21 +222,31 @@ void LddmmProblem::update_weights(bool estimate_muA, bool estimate_muB, bool e_s
     m.for_each(m.chunks.size(), [] { return 0; }, [&](int&, std::size_t ci) {
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);
         double mx = 0.0;
-        for (std::int64_t i = lo; i < hi; ++i) {
-            const std::size_t u = std::size_t(i);
-            double rM = 0.0, rA = 0.0, rB = 0.0;
-            for (int c = 0; c < cJ; ++c) {
-                const std::size_t at = std::size_t(c) * std::size_t(nJ) + u;
-                const double j = m.J[at];
-                const double f = m.contrast_at(c, i);
-                rM += (f - j) * (f - j);
-                rA += (m.muA[std::size_t(c)] - j) * (m.muA[std::size_t(c)] - j);
-                rB += (m.muB[std::size_t(c)] - j) * (m.muB[std::size_t(c)] - j);
+        constexpr int blk = 256;
+        double arg[3][blk];
+        for (std::int64_t b = lo; b < hi; b += blk) {
+            const int n = int(std::min<std::int64_t>(blk, hi - b));
+            for (int j = 0; j < n; ++j) {
+                const std::int64_t i = b + j;
+                double rM = 0.0, rA = 0.0, rB = 0.0;
+                for (int c = 0; c < cJ; ++c) {
+                    const double jv = m.J[std::size_t(c) * std::size_t(nJ) + std::size_t(i)];
+                    const double f = m.contrast_at(c, i);
+                    rM += (f - jv) * (f - jv);
+                    rA += (m.muA[std::size_t(c)] - jv) * (m.muA[std::size_t(c)] - jv);
+                    rB += (m.muB[std::size_t(c)] - jv) * (m.muB[std::size_t(c)] - jv);
+                }
+                arg[0][j] = -rM / (2.0 * sM * sM);
+                arg[1][j] = -rA / (2.0 * sA * sA);
+                arg[2][j] = -rB / (2.0 * sB * sB);
             }
-            m.WM[u] = nM * std::exp(-rM / (2.0 * sM * sM));
-            m.WA[u] = nA * std::exp(-rA / (2.0 * sA * sA));
-            m.WB[u] = nB * std::exp(-rB / (2.0 * sB * sB));
-            mx = std::max(mx, m.WM[u] + m.WB[u] + m.WA[u]);
+            double* wm = m.WM.data() + b;
+            double* wa = m.WA.data() + b;
+            double* wb = m.WB.data() + b;
+            scaled_exp(arg[0], nM, n, wm);
+            scaled_exp(arg[1], nA, n, wa);
+            scaled_exp(arg[2], nB, n, wb);
+            for (int j = 0; j < n; ++j) mx = std::max(mx, wm[j] + wb[j] + wa[j]);
         }
         chunk_max[ci] = mx;
     });
