@@ -34,12 +34,16 @@ struct LddmmProblem::Impl {
     std::vector<double> X;  // positions, planar: X[(t * d + a) * nJ + i], t = 0 .. nt
     std::vector<double> AI, fAI, coeffs, grad_v, smooth_v;
     std::vector<double> GI;  // 2-D: the source's gradient at X_0, (cI, d, nJ), from forward(true)
-    // 2-D: each time step's velocity packed by cell (pack_velocity_2d), made by forward() for
-    // both passes; 64-byte aligned through packed_velocity().
+    // 2-D with the AVX-512 kernels: each time step's velocity packed by cell
+    // (pack_velocity_2d), sized and made by forward() before its threads start, read by both
+    // passes; 64-byte aligned through packed_velocity().
     std::vector<double> vpack;
-    double* packed_velocity(int t) {
+    void size_velocity_pack() {
         const std::size_t need = std::size_t(nt) * std::size_t(nV) * 8 + 8;
         if (vpack.size() < need) vpack.assign(need, 0.0);
+    }
+    double* packed_velocity(int t) {
+        if (vpack.empty()) return nullptr;  // the gather kernels ignore it
         const std::uintptr_t p = (reinterpret_cast<std::uintptr_t>(vpack.data()) + 63) & ~std::uintptr_t(63);
         return reinterpret_cast<double*>(p) + std::size_t(t) * std::size_t(nV) * 8;
     }

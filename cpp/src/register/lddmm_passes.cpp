@@ -88,8 +88,10 @@ void LddmmProblem::Impl::forward(bool bbox) {
     const Cell3 ci3 = D == 3 ? cell3_of(gI) : Cell3{};
     const std::int64_t npI = gi.points();
     const bool local_ends = D == 2 && blocks2d;  // X_0 and X_nt not stored (residual's rule too)
-    if (blocks2d)
+    if (blocks2d && packed_steps()) {
+        size_velocity_pack();
         for (int t = 0; t < nt; ++t) pack_velocity_2d(v.data() + t * vstep, cv.n0, cv.n1, packed_velocity(t));
+    }
     for_each(chunks.size(), [] { return 0; }, [&](int&, std::size_t ci) {
         LddmmChunk& ch = chunks[ci];
         const std::int64_t lo = std::int64_t(ci) * chunk_points, hi = std::min(nJ, lo + chunk_points);

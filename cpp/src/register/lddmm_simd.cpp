@@ -164,10 +164,6 @@ namespace steps_v4 {
 }  // namespace steps_v4
 #endif
 
-namespace {
-
-// Whether this CPU runs the AVX-512 kernels; SPECTRALIGN_NO_AVX512=1 in the environment says no
-// (the tests compare both).
 bool packed_steps() {
 #if SPECTRALIGN_HAVE_CLONES
     static const bool yes = [] {
@@ -179,8 +175,6 @@ bool packed_steps() {
     return false;
 #endif
 }
-
-}  // namespace
 
 void flow_step_2d(const double* v, const double* pack, const Cell2& g, const double* x0, const double* x1,
                   double* y0, double* y1, int count, double sdt, int* base0, int* base1) {

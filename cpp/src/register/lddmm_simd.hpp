@@ -11,6 +11,10 @@ struct Cell2 {
     double o0 = 0.0, o1 = 0.0, inv0 = 1.0, inv1 = 1.0;
 };
 
+// Whether flow_step_2d and adjoint_step_2d read the pack (the AVX-512 kernels, on CPUs that
+// have it, unless SPECTRALIGN_NO_AVX512=1 is in the environment; the tests compare both).
+bool packed_steps();
+
 // The velocity of one time step (n0 x n1 nodes, (x, y) per node) packed by cell:
 // 8 values per node (i0, i1), the corners 00, 01, 10, 11 of the cell it starts,
 // two components each; zeros where the cell would leave the grid. The kernels
