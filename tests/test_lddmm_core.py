@@ -210,23 +210,24 @@ def test_deformed_source_matches_numpy_oracle(tshape):
     assert np.allclose(np.asarray(P.deformed_source), expected, rtol=0, atol=1e-12)
 
 
-def test_kernels_with_and_without_avx512_agree():
-    """The Euler-step kernels have an AVX-512 variant (the packed velocity) and one for every
-    other CPU, picked at load time; a fresh process with SPECTRALIGN_NO_AVX512=1 runs the
+@pytest.mark.parametrize("d, trim", [(2, 11), (3, 9)])
+def test_kernels_with_and_without_avx512_agree(d, trim):
+    """The Euler-step kernels have an AVX-512 variant (the packed velocity; in 3-D the other
+    CPUs take the general path) and one for every other CPU, picked at load time; a fresh process with SPECTRALIGN_NO_AVX512=1 runs the
     other, whose energy, gradients and sampled source agree with this process's to rounding
     (on a CPU without AVX-512 both processes run the same one)."""
     script = (
         "import json, sys, numpy as np\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "import test_lddmm_core as t\n"
-        "P, _, _ = t._problem(2, trim=11, sigmaR=20.0)\n"
+        f"P, _, _ = t._problem({d}, trim={trim}, sigmaR=20.0)\n"
         "e, gv, gA = P.gradient()\n"
         "print(json.dumps([e.total, gv.tolist(), gA.tolist(), np.asarray(P.deformed_source).tolist()]))\n")
     env = dict(os.environ, SPECTRALIGN_NO_AVX512="1")
     out = subprocess.run([sys.executable, "-c", script, os.path.dirname(__file__)], env=env,
                          capture_output=True, text=True, check=True).stdout
     total, gv, gA, src = json.loads(out)
-    P, _, _ = _problem(2, trim=11, sigmaR=20.0)
+    P, _, _ = _problem(d, trim=trim, sigmaR=20.0)
     e, gv0, gA0 = P.gradient()
     assert total == pytest.approx(e.total, rel=1e-12)
     assert np.allclose(gv, gv0, rtol=1e-9, atol=1e-12 * np.abs(gv0).max())

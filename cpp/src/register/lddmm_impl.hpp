@@ -37,15 +37,18 @@ struct LddmmProblem::Impl {
     // 2-D with the AVX-512 kernels: each time step's velocity packed by cell
     // (pack_velocity_2d), sized and made by forward() before its threads start, read by both
     // passes; 64-byte aligned through packed_velocity().
+    // (3-D: 24 values per node, pack_velocity_3d.)
     std::vector<double> vpack;
-    void size_velocity_pack() {
-        const std::size_t need = std::size_t(nt) * std::size_t(nV) * 8 + 8;
+    int pack_per_node = 0;
+    void size_velocity_pack(int per_node) {
+        pack_per_node = per_node;
+        const std::size_t need = std::size_t(nt) * std::size_t(nV) * std::size_t(per_node) + 8;
         if (vpack.size() < need) vpack.assign(need, 0.0);
     }
     double* packed_velocity(int t) {
         if (vpack.empty()) return nullptr;  // the gather kernels ignore it
         const std::uintptr_t p = (reinterpret_cast<std::uintptr_t>(vpack.data()) + 63) & ~std::uintptr_t(63);
-        return reinterpret_cast<double*>(p) + std::size_t(t) * std::size_t(nV) * 8;
+        return reinterpret_cast<double*>(p) + std::size_t(t) * std::size_t(nV) * std::size_t(pack_per_node);
     }
     double grad_A[16] = {};
     bool fixed_coeffs = false;

@@ -69,6 +69,12 @@ double weighted_dot(const double* w, const double* a, const double* b, int n) {
 // The block kernels index with 32-bit integers.
 bool fits_int32(const PhysGrid& g, int comps) { return g.points() * comps < (std::int64_t(1) << 30); }
 
+// 3-D: the AVX-512 kernels, when the velocity's pack (24 doubles per node and time step) stays
+// under 128 MB; larger grids take the general path.
+bool packs_3d(const PhysGrid& gV, int nt) {
+    return packed_steps() && fits_int32(gV, 3) && double(gV.points()) * nt * 24 * 8 <= 128.0 * (1 << 20);
+}
+
 }  // namespace
 
 template <int D>
@@ -88,9 +94,17 @@ void LddmmProblem::Impl::forward(bool bbox) {
     const Cell3 ci3 = D == 3 ? cell3_of(gI) : Cell3{};
     const std::int64_t npI = gi.points();
     const bool local_ends = D == 2 && blocks2d;  // X_0 and X_nt not stored (residual's rule too)
+    const bool blocks3d = D == 3 && packs_3d(gV, nt);
+    const bool blocks = blocks2d || blocks3d;  // the block kernels' path (base0 = -1: the general one)
+    const Cell3 cv3 = D == 3 ? cell3_of(gV) : Cell3{};
     if (blocks2d && packed_steps()) {
-        size_velocity_pack();
+        size_velocity_pack(8);
         for (int t = 0; t < nt; ++t) pack_velocity_2d(v.data() + t * vstep, cv.n0, cv.n1, packed_velocity(t));
+    }
+    if (blocks3d) {
+        size_velocity_pack(24);
+        for (int t = 0; t < nt; ++t)
+            pack_velocity_3d(v.data() + t * vstep, cv3.n0, cv3.n1, cv3.n2, packed_velocity(t));
     }
     for_each(chunks.size(), [] { return 0; }, [&](int&, std::size_t ci) {
         LddmmChunk& ch = chunks[ci];
@@ -110,7 +124,7 @@ void LddmmProblem::Impl::forward(bool bbox) {
         };
         Stencil<D> st;
         double u[D];
-        int b0[block], b1[block];
+        int b0[block], b1[block], b2[block];
         double bbl[64] = {}, bjl[64] = {};  // nb <= 8, cJ <= 8: the sums stay in locals
         std::int64_t at[D];
         gj.index_of(lo, at);
@@ -148,10 +162,15 @@ void LddmmProblem::Impl::forward(bool bbox) {
                 if constexpr (D == 2) {
                     if (blocks2d) flow_step_2d(vt, packed_velocity(t), cv, xin[0], xin[1], xout[0], xout[1], nbk, -dt, b0, b1);
                 }
+                if constexpr (D == 3) {
+                    if (blocks3d)
+                        flow_step_3d(packed_velocity(t), cv3, xin[0], xin[1], xin[2], xout[0], xout[1], xout[2], nbk,
+                                     -dt, b0, b1, b2);
+                }
                 bool edges = true;
-                if (D == 2 && blocks2d) {
+                if (blocks) {
                     // The interior points' cells (a vectorised min / max), then the rest.
-                    int lo0 = INT32_MAX, hi0 = -1, lo1 = INT32_MAX, hi1 = -1, outside = 0;
+                    int lo0 = INT32_MAX, hi0 = -1, lo1 = INT32_MAX, hi1 = -1, lo2 = INT32_MAX, hi2 = -1, outside = 0;
                     for (int j = 0; j < nbk; ++j) {
                         const bool in = b0[j] >= 0;
                         lo0 = std::min(lo0, in ? b0[j] : INT32_MAX);
@@ -160,15 +179,21 @@ void LddmmProblem::Impl::forward(bool bbox) {
                         hi1 = std::max(hi1, in ? b1[j] : -1);
                         outside += in ? 0 : 1;
                     }
+                    if (D == 3)
+                        for (int j = 0; j < nbk; ++j) {
+                            const bool in = b0[j] >= 0;
+                            lo2 = std::min(lo2, in ? b2[j] : INT32_MAX);
+                            hi2 = std::max(hi2, in ? b2[j] : -1);
+                        }
                     if (bbox && hi0 >= 0) {
-                        const std::int64_t lo_b[2] = {lo0, lo1}, hi_b[2] = {hi0, hi1};
+                        const std::int64_t lo_b[3] = {lo0, lo1, lo2}, hi_b[3] = {hi0, hi1, hi2};
                         grow(t, lo_b);
                         grow(t, hi_b);
                     }
                     edges = outside > 0;
                 }
                 for (int j = 0; j < nbk && edges; ++j) {
-                    if (D == 2 && blocks2d && b0[j] >= 0) continue;
+                    if (blocks && b0[j] >= 0) continue;
                     double x[D];
                     for (int a = 0; a < D; ++a) x[a] = xin[a][j];
                     stencil_zeros<D, false>(gv, x, st);
@@ -236,9 +261,11 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
     const std::int64_t npI = gi.points();
     const bool blocks2d = D == 2 && fits_int32(gV, 2) && fits_int32(gI, 1);
     const bool image3d = D == 3 && fits_int32(gI, 1);
-    const Cell2 cv = cell_of(gV), ci2 = cell_of(gI);
+    const Cell2 cv = cell_of(gV);
     const Cell3 ci3 = D == 3 ? cell3_of(gI) : Cell3{};
     const bool local_ends = D == 2 && blocks2d;  // forward() kept X_0 and X_nt in its block buffers
+    const bool blocks3d = D == 3 && packs_3d(gV, nt);  // forward()'s rule: it made the pack
+    const Cell3 cv3 = D == 3 ? cell3_of(gV) : Cell3{};
     Eigen::Matrix<double, D + 1, D + 1, Eigen::RowMajor> Am;
     for (int r = 0; r <= D; ++r)
         for (int c = 0; c <= D; ++c) Am(r, c) = A[std::size_t(r * (D + 1) + c)];
@@ -260,8 +287,8 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
         Stencil<D> st;
         static_assert(block <= contrast_block, "contrast_residual takes at most contrast_block points");
         double gxs[D][block], ys[D][block], xend[D][block], wk[8][block], epts[block], jac[D * D], gAi[12] = {};
-        double splat[8 * block];
-        int b0[block], b1[block];
+        double splat[(D == 3 ? 24 : 8) * block];
+        int b0[block], b1[block], b2[block];
         double em = 0.0;
         std::int64_t at[D];
         gj.index_of(lo, at);
@@ -343,6 +370,17 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                         }
                     }
                 }
+                if constexpr (D == 3) {
+                    if (blocks3d) {
+                        adjoint_step_3d(packed_velocity(t), cv3, Xn[0], Xn[1], Xn[2], gxs[0], gxs[1], gxs[2], nbk, dt,
+                                        b0, b1, b2, splat);
+                        // The interior points' splats (the others: the general path below).
+                        splat_runs_3d(b0, b1, b2, splat, nbk, blo, bst, buf);
+                        int outside = 0;
+                        for (int j = 0; j < nbk; ++j) outside += b0[j] < 0 ? 1 : 0;
+                        if (outside == 0) continue;
+                    }
+                }
                 // Neighbouring points mostly share a velocity cell: their splats are summed
                 // while the cell stays the same and added to the buffer once per run.
                 std::int64_t run_cell = -1;
@@ -369,6 +407,7 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                         }
                         continue;
                     }
+                    if (D == 3 && blocks3d && b0[j] >= 0) continue;  // done by the kernel and splat_runs_3d
                     double x[D];
                     for (int a = 0; a < D; ++a) x[a] = Xn[a][j];
                     stencil_zeros<D>(gv, x, st);

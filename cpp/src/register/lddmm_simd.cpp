@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 
 #include "core/simd_clones.hpp"
 
@@ -192,6 +193,75 @@ void adjoint_step_2d(const double* v, const double* pack, const Cell2& g, const 
 #endif
     (void)pack;
     adjoint_step_any(v, g, x0, x1, gx0, gx1, count, dt, base0, base1, splat);
+}
+
+void pack_velocity_3d(const double* v, int n0, int n1, int n2, double* pack) {
+    for (int i0 = 0; i0 < n0; ++i0)
+        for (int i1 = 0; i1 < n1; ++i1)
+            for (int i2 = 0; i2 < n2; ++i2) {
+                double* o = pack + 24 * ((std::int64_t(i0) * n1 + i1) * n2 + i2);
+                if (i0 + 1 >= n0 || i1 + 1 >= n1 || i2 + 1 >= n2) {
+                    for (int k = 0; k < 24; ++k) o[k] = 0.0;
+                    continue;
+                }
+                for (int q = 0; q < 8; ++q) {
+                    const std::int64_t node =
+                        (std::int64_t(i0 + ((q >> 2) & 1)) * n1 + (i1 + ((q >> 1) & 1))) * n2 + (i2 + (q & 1));
+                    for (int k = 0; k < 3; ++k) o[3 * q + k] = v[3 * node + k];
+                }
+            }
+}
+
+void flow_step_3d(const double* pack, const Cell3& g, const double* x0, const double* x1, const double* x2,
+                  double* y0, double* y1, double* y2, int count, double sdt, int* base0, int* base1, int* base2) {
+#if SPECTRALIGN_HAVE_CLONES
+    if (packed_steps()) return steps_v4::flow_step3(pack, g, x0, x1, x2, y0, y1, y2, count, sdt, base0, base1, base2);
+#endif
+    (void)pack, (void)g, (void)x0, (void)x1, (void)x2, (void)y0, (void)y1, (void)y2, (void)count, (void)sdt;
+    (void)base0, (void)base1, (void)base2;
+    throw std::logic_error("flow_step_3d needs the AVX-512 kernels (packed_steps())");
+}
+
+void adjoint_step_3d(const double* pack, const Cell3& g, const double* x0, const double* x1, const double* x2,
+                     double* gx0, double* gx1, double* gx2, int count, double dt, int* base0, int* base1,
+                     int* base2, double* splat) {
+#if SPECTRALIGN_HAVE_CLONES
+    if (packed_steps())
+        return steps_v4::adjoint_step3(pack, g, x0, x1, x2, gx0, gx1, gx2, count, dt, base0, base1, base2, splat);
+#endif
+    (void)pack, (void)g, (void)x0, (void)x1, (void)x2, (void)gx0, (void)gx1, (void)gx2, (void)count, (void)dt;
+    (void)base0, (void)base1, (void)base2, (void)splat;
+    throw std::logic_error("adjoint_step_3d needs the AVX-512 kernels (packed_steps())");
+}
+
+SPECTRALIGN_CLONES
+void splat_runs_3d(const int* __restrict base0, const int* __restrict base1, const int* __restrict base2,
+                   const double* __restrict splat, int count, const std::int64_t* lo, const std::int64_t* stride,
+                   double* __restrict buf) {
+    std::int64_t corner[8];
+    for (int q = 0; q < 8; ++q)
+        corner[q] = ((q >> 2) & 1) * stride[0] + ((q >> 1) & 1) * stride[1] + (q & 1) * stride[2];
+    std::int64_t cell = -1;
+    double run[24] = {};
+    for (int j = 0; j <= count; ++j) {
+        const std::int64_t local =
+            j < count ? (base0[j] - lo[0]) * stride[0] + (base1[j] - lo[1]) * stride[1] + (base2[j] - lo[2]) * stride[2]
+                      : -1;
+        if (j < count && base0[j] < 0) continue;  // left to the caller's general path
+        const double* sp = splat + 24 * std::size_t(j < count ? j : 0);
+        if (local == cell) {
+            for (int k = 0; k < 24; ++k) run[k] += sp[k];
+            continue;
+        }
+        if (cell >= 0)
+            for (int q = 0; q < 8; ++q) {
+                double* node = buf + (cell + corner[q]) * 3;
+                for (int k = 0; k < 3; ++k) node[k] += run[3 * q + k];
+            }
+        if (j == count) break;
+        cell = local;
+        for (int k = 0; k < 24; ++k) run[k] = sp[k];
+    }
 }
 
 SPECTRALIGN_CLONES

@@ -67,6 +67,22 @@ struct Cell3 {
     double o0 = 0.0, o1 = 0.0, o2 = 0.0, inv0 = 1.0, inv1 = 1.0, inv2 = 1.0;
 };
 
+// The 3-D Euler step and its adjoint, as the 2-D ones, from a velocity of three components
+// packed 24 values per node (pack_velocity_3d: corner q = 4 b0 + 2 b1 + b2 of the cell starting
+// at the node, three components each; zeros where the cell leaves the grid); the splats are 24
+// values per point. Only where packed_steps() (the AVX-512 kernels; elsewhere the caller's
+// general path does the work).
+void pack_velocity_3d(const double* v, int n0, int n1, int n2, double* pack);
+void flow_step_3d(const double* pack, const Cell3& g, const double* x0, const double* x1, const double* x2,
+                  double* y0, double* y1, double* y2, int count, double sdt, int* base0, int* base1, int* base2);
+void adjoint_step_3d(const double* pack, const Cell3& g, const double* x0, const double* x1, const double* x2,
+                     double* gx0, double* gx1, double* gx2, int count, double dt, int* base0, int* base1,
+                     int* base2, double* splat);
+// adjoint_step_3d's splats (points with base0 < 0 skipped: the caller's) added to a box buffer (three values per node,
+// box origin lo and strides stride per axis), summed along runs of points in one cell.
+void splat_runs_3d(const int* base0, const int* base1, const int* base2, const double* splat, int count,
+                   const std::int64_t* lo, const std::int64_t* stride, double* buf);
+
 // One channel of a 3-D image sampled with the border rule; and weight * its gradient added.
 void sample_border_3d(const double* img, const Cell3& g, const double* x0, const double* x1, const double* x2,
                       int count, double* out);
