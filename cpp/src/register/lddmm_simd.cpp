@@ -9,6 +9,7 @@
 // caller uses these only for grids under 2^30 values.
 #include "lddmm_simd.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -196,20 +197,22 @@ void adjoint_step_2d(const double* v, const double* pack, const Cell2& g, const 
 }
 
 void pack_velocity_3d(const double* v, int n0, int n1, int n2, double* pack) {
-    for (int i0 = 0; i0 < n0; ++i0)
-        for (int i1 = 0; i1 < n1; ++i1)
-            for (int i2 = 0; i2 < n2; ++i2) {
-                double* o = pack + 24 * ((std::int64_t(i0) * n1 + i1) * n2 + i2);
-                if (i0 + 1 >= n0 || i1 + 1 >= n1 || i2 + 1 >= n2) {
-                    for (int k = 0; k < 24; ++k) o[k] = 0.0;
-                    continue;
-                }
+    std::fill(pack, pack + 24 * std::int64_t(n0) * n1 * n2, 0.0);
+    for (int i0 = 0; i0 + 1 < n0; ++i0)
+        for (int i1 = 0; i1 + 1 < n1; ++i1) {
+            // The four rows of nodes the cells of this row of cells touch: (b0, b1) = 00, 01, 10, 11.
+            const double* row[4];
+            for (int r = 0; r < 4; ++r)
+                row[r] = v + 3 * ((std::int64_t(i0 + (r >> 1)) * n1 + (i1 + (r & 1))) * n2);
+            double* o = pack + 24 * ((std::int64_t(i0) * n1 + i1) * n2);
+            for (int i2 = 0; i2 + 1 < n2; ++i2, o += 24)
                 for (int q = 0; q < 8; ++q) {
-                    const std::int64_t node =
-                        (std::int64_t(i0 + ((q >> 2) & 1)) * n1 + (i1 + ((q >> 1) & 1))) * n2 + (i2 + (q & 1));
-                    for (int k = 0; k < 3; ++k) o[3 * q + k] = v[3 * node + k];
+                    const double* src = row[q >> 1] + 3 * (i2 + (q & 1));
+                    o[3 * q] = src[0];
+                    o[3 * q + 1] = src[1];
+                    o[3 * q + 2] = src[2];
                 }
-            }
+        }
 }
 
 void flow_step_3d(const double* pack, const Cell3& g, const double* x0, const double* x1, const double* x2,

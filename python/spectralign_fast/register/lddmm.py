@@ -62,7 +62,8 @@ class LDDMM:
     p : float
         Power of the operator ``(I - a^2 Laplacian)^p``.
     expand : float
-        The velocity grid covers the source's extent widened this many times.
+        The velocity grid covers the source's extent widened this many times (at least: each
+        axis is then widened to a length with small prime factors, on which FFTs are fast).
     nt : int
         Time steps of the flow.
     sigmaM, sigmaB, sigmaA : float, optional
@@ -157,7 +158,7 @@ class LDDMM:
             if pI.shape != pJ.shape:
                 raise ValueError("points_I and points_J must have the same number of points")
         A0 = self._initial_affine(A, pI, pJ, d)
-        xv = velocity_grid(xI, a, self.expand)
+        xv = velocity_grid(xI, a, self.expand, fast_sizes=True)
         if self.sigmaR is not None:
             sigmaR = self.sigmaR
         else:
