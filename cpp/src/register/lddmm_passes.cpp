@@ -160,7 +160,8 @@ void LddmmProblem::Impl::forward(bool bbox) {
                     xout[a] = Xt(t, a, s0);
                 }
                 if constexpr (D == 2) {
-                    if (blocks2d) flow_step_2d(vt, packed_velocity(t), cv, xin[0], xin[1], xout[0], xout[1], nbk, -dt, b0, b1);
+                    if (blocks2d)
+                        flow_step_2d(vt, packed_velocity(t), cv, xin[0], xin[1], xout[0], xout[1], nbk, -dt, b0, b1);
                 }
                 if constexpr (D == 3) {
                     if (blocks3d)
@@ -361,7 +362,8 @@ void LddmmProblem::Impl::residual(bool want_gradient) {
                 }
                 if constexpr (D == 2) {
                     if (blocks2d) {
-                        adjoint_step_2d(vt, packed_velocity(t), cv, Xn[0], Xn[1], gxs[0], gxs[1], nbk, dt, b0, b1, splat);
+                        adjoint_step_2d(vt, packed_velocity(t), cv, Xn[0], Xn[1], gxs[0], gxs[1], nbk, dt, b0, b1,
+                                        splat);
                         int outside = 0;
                         for (int j = 0; j < nbk; ++j) outside += b0[j] < 0 ? 1 : 0;
                         if (outside == 0) {  // the common case: every point's cell inside

@@ -343,6 +343,8 @@ void scaled_exp(const double* __restrict arg, double scale, int count, double* _
 }
 
 namespace {
+// Eight doubles as one value for splat_runs_2d: one AVX-512 register in its x86-64-v4 clone
+// (used only inside the kernel: no vector crosses a call).
 typedef double v8d __attribute__((vector_size(64)));
 typedef double v4d __attribute__((vector_size(32)));
 }  // namespace

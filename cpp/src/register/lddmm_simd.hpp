@@ -24,14 +24,14 @@ void pack_velocity_2d(const double* v, int n0, int n1, double* pack);
 // y = x + sdt * v(x) for points whose bilinear cell lies inside the grid; their
 // cell in base0/base1; base0 = -1 marks the others (y = x). v: the step's
 // velocity, pack: its pack_velocity_2d (what the AVX-512 kernel reads).
-void flow_step_2d(const double* v, const double* pack, const Cell2& g, const double* x0, const double* x1, double* y0, double* y1,
-                  int count, double sdt, int* base0, int* base1);
+void flow_step_2d(const double* v, const double* pack, const Cell2& g, const double* x0, const double* x1,
+                  double* y0, double* y1, int count, double sdt, int* base0, int* base1);
 
 // The adjoint of x' = x - dt v(x) at x: the splat of -dt w_q g onto the four
 // corners (8 values per point: corners 00, 01, 10, 11, two components each)
 // and g <- g - dt Dv(x)^T g; base0 = -1 marks points left to the caller.
-void adjoint_step_2d(const double* v, const double* pack, const Cell2& g, const double* x0, const double* x1, double* gx0,
-                     double* gx1, int count, double dt, int* base0, int* base1, double* splat);
+void adjoint_step_2d(const double* v, const double* pack, const Cell2& g, const double* x0, const double* x1,
+                     double* gx0, double* gx1, int count, double dt, int* base0, int* base1, double* splat);
 
 // One channel sampled with the border rule; and weight * its gradient added to (gx0, gx1).
 void sample_border_2d(const double* img, const Cell2& g, const double* x0, const double* x1, int count,
@@ -78,8 +78,9 @@ void flow_step_3d(const double* pack, const Cell3& g, const double* x0, const do
 void adjoint_step_3d(const double* pack, const Cell3& g, const double* x0, const double* x1, const double* x2,
                      double* gx0, double* gx1, double* gx2, int count, double dt, int* base0, int* base1,
                      int* base2, double* splat);
-// adjoint_step_3d's splats (points with base0 < 0 skipped: the caller's) added to a box buffer (three values per node,
-// box origin lo and strides stride per axis), summed along runs of points in one cell.
+// adjoint_step_3d's splats (points with base0 < 0 skipped: the caller's) added to a box
+// buffer (three values per node, box origin lo and strides stride per axis), summed along
+// runs of points in one cell.
 void splat_runs_3d(const int* base0, const int* base1, const int* base2, const double* splat, int count,
                    const std::int64_t* lo, const std::int64_t* stride, double* buf);
 
